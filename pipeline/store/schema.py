@@ -1,0 +1,143 @@
+"""The store-directory contract: which JSONL file holds which resources, and the fields read from each.
+
+Every source (demo, jsonl, shopify) produces this shape; the ingest is its one reader. A raw
+column is (name, JSON path, DuckDB type). Values are checked against the type at ingest, so the
+raw Parquet is typed and staging only renames, derives and deduplicates.
+"""
+
+from dataclasses import dataclass
+
+GID = "GID"  # a Shopify global id such as gid://shopify/Customer/123; kept as text in raw
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    path: tuple[str, ...]
+    type: str | list | dict  # a DuckDB scalar type, GID, or a from_json shape kept as it is
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One raw table: the lines of `file` that are parents (child_of is None) or children."""
+
+    name: str
+    file: str
+    typename: str
+    columns: tuple[Column, ...]
+    child_of: str | None = None  # the parent resource, for lines that carry __parentId
+
+    @property
+    def key_column(self) -> Column | None:
+        return next((c for c in self.columns if c.required), None)
+
+
+def col(name: str, path: str, type_: str | list | dict = "VARCHAR", required: bool = False) -> Column:
+    return Column(name, tuple(path.split(".")), type_, required)
+
+
+MONEY = "DECIMAL(18,4)"  # exact; four places hold every ISO 4217 currency's minor unit
+TS = "TIMESTAMPTZ"
+
+TAGS = ["VARCHAR"]
+ADDRESSES = [{"countryCodeV2": "VARCHAR", "provinceCode": "VARCHAR", "city": "VARCHAR", "zip": "VARCHAR"}]
+
+RESOURCES: tuple[Resource, ...] = (
+    Resource("shop", "shop.jsonl", "Shop", (
+        col("name", "name"),
+        col("iana_timezone", "ianaTimezone"),
+        col("currency_code", "currencyCode"),
+    )),
+    Resource("customers", "customers.jsonl", "Customer", (
+        col("id", "id", GID, required=True),
+        col("first_name", "firstName"),
+        col("last_name", "lastName"),
+        col("created_at", "createdAt", TS),
+        col("updated_at", "updatedAt", TS),
+        col("state", "state"),
+        col("locale", "locale"),
+        col("tags", "tags", TAGS),
+        col("email", "defaultEmailAddress.emailAddress"),
+        col("email_marketing_state", "defaultEmailAddress.marketingState"),
+        col("phone", "defaultPhoneNumber.phoneNumber"),
+        col("sms_marketing_state", "defaultPhoneNumber.marketingState"),
+        col("sms_marketing_opt_in_level", "defaultPhoneNumber.marketingOptInLevel"),
+        col("sms_marketing_updated_at", "defaultPhoneNumber.marketingUpdatedAt", TS),
+        col("default_country", "defaultAddress.countryCodeV2"),
+        col("default_province", "defaultAddress.provinceCode"),
+        col("default_city", "defaultAddress.city"),
+        col("default_zip", "defaultAddress.zip"),
+        col("addresses", "addresses", ADDRESSES),
+    )),
+    Resource("orders", "orders.jsonl", "Order", (
+        col("id", "id", GID, required=True),
+        col("name", "name"),
+        col("customer_id", "customer.id", GID),
+        col("created_at", "createdAt", TS),
+        col("processed_at", "processedAt", TS),
+        col("updated_at", "updatedAt", TS),
+        col("cancelled_at", "cancelledAt", TS),
+        col("test", "test", "BOOLEAN"),
+        col("financial_status", "displayFinancialStatus"),
+        col("currency_code", "currencyCode"),
+        col("total_price", "totalPriceSet.shopMoney.amount", MONEY),
+        col("total_price_currency", "totalPriceSet.shopMoney.currencyCode"),
+        col("current_total_price", "currentTotalPriceSet.shopMoney.amount", MONEY),
+    )),
+    Resource("order_lines", "orders.jsonl", "LineItem", (
+        col("id", "id", GID, required=True),
+        col("product_id", "product.id", GID),
+        col("variant_id", "variant.id", GID),
+        col("sku", "sku"),
+        col("title", "title"),
+        col("quantity", "quantity", "INTEGER"),
+        col("original_total", "originalTotalSet.shopMoney.amount", MONEY),
+    ), child_of="orders"),
+    Resource("products", "products.jsonl", "Product", (
+        col("id", "id", GID, required=True),
+        col("title", "title"),
+        col("handle", "handle"),
+        col("product_type", "productType"),
+        col("vendor", "vendor"),
+        col("tags", "tags", TAGS),
+        col("updated_at", "updatedAt", TS),
+    )),
+    Resource("product_collections", "products.jsonl", "Collection", (
+        col("id", "id", GID, required=True),
+        col("handle", "handle"),
+        col("title", "title"),
+    ), child_of="products"),
+    Resource("abandoned_checkouts", "abandoned_checkouts.jsonl", "AbandonedCheckout", (
+        col("id", "id", GID, required=True),
+        col("created_at", "createdAt", TS),
+        col("updated_at", "updatedAt", TS),
+        col("completed_at", "completedAt", TS),
+        col("abandoned_checkout_url", "abandonedCheckoutUrl"),
+        col("customer_id", "customer.id", GID),
+        col("total_price", "totalPriceSet.shopMoney.amount", MONEY),
+    )),
+    Resource("sms_events", "sms_events.jsonl", "SmsEvent", (
+        col("phone", "phone", required=True),
+        col("type", "type"),
+        col("campaign", "campaign"),
+        col("occurred_at", "occurredAt", TS),
+    )),
+    Resource("redactions", "redactions.jsonl", "CustomerRedaction", (
+        col("customer_id", "customer.id", GID, required=True),
+        col("requested_at", "requestedAt", TS),
+    )),
+)
+
+REQUIRED_FILES = ("shop.jsonl", "customers.jsonl", "orders.jsonl", "products.jsonl",
+                  "abandoned_checkouts.jsonl")
+OPTIONAL_FILES = ("sms_events.jsonl", "redactions.jsonl")
+STORE_FILES = REQUIRED_FILES + OPTIONAL_FILES
+
+
+def resources_in(file: str) -> tuple[Resource, ...]:
+    return tuple(r for r in RESOURCES if r.file == file)
+
+
+def resource(name: str) -> Resource:
+    return next(r for r in RESOURCES if r.name == name)

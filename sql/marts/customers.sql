@@ -1,0 +1,197 @@
+-- One row per customer known on the evaluation date, with every attribute of the segment
+-- language. Redacted customers stay as anonymous rows: id, orders and money, no PII.
+with customers as (
+    select * from staging.stg_customers
+),
+
+orders as (
+    select * from marts.orders
+),
+
+checkouts as (
+    select * from staging.stg_abandoned_checkouts
+),
+
+phone_numbers as (
+    select * from staging.stg_phone_numbers
+),
+
+redactions as (
+    select * from staging.stg_redactions
+),
+
+order_stats as (
+    select
+        customer_id,
+        sum(amount) as amount_spent,
+        count(*) as number_of_orders,
+        min(order_date) as first_order_date,
+        max(order_date) as last_order_date
+    from orders
+    where customer_id is not null
+    group by customer_id
+),
+
+-- The latest checkout created by the evaluation date and still not completed at its end.
+abandoned as (
+    select
+        customer_id,
+        created_date as abandoned_checkout_date,
+        abandoned_checkout_url
+    from checkouts
+    where
+        customer_id is not null
+        and created_date <= getvariable('as_of')
+        and (completed_date is null or completed_date > getvariable('as_of'))
+    qualify row_number() over (
+        partition by customer_id order by created_at desc, checkout_id desc
+    ) = 1
+),
+
+-- RFM: R from the last order date, FM from the mean of the frequency and monetary scores.
+-- Each score is ceil(5 * cume_dist) over customers with counted orders, so ties share a score.
+rfm_scores as (
+    select
+        customer_id,
+        ceil(5 * cume_dist() over (order by last_order_date)) as r_score,
+        ceil(5 * cume_dist() over (order by number_of_orders)) as f_score,
+        ceil(5 * cume_dist() over (order by amount_spent)) as m_score
+    from order_stats
+),
+
+-- The documented R x FM grid (README, "RFM groups"): rows are R 5..1, columns FM 1..5.
+rfm_grid as (
+    select * from (values
+        (5, 1, 'NEW'), (5, 2, 'PROMISING'), (5, 3, 'ACTIVE'), (5, 4, 'LOYAL'), (5, 5, 'CHAMPIONS'),
+        (4, 1, 'PROMISING'), (4, 2, 'PROMISING'), (4, 3, 'ACTIVE'), (4, 4, 'LOYAL'), (4, 5, 'CHAMPIONS'),
+        (3, 1, 'NEEDS_ATTENTION'), (3, 2, 'NEEDS_ATTENTION'), (3, 3, 'NEEDS_ATTENTION'), (3, 4, 'LOYAL'),
+        (3, 5, 'LOYAL'),
+        (2, 1, 'ALMOST_LOST'), (2, 2, 'ALMOST_LOST'), (2, 3, 'AT_RISK'), (2, 4, 'AT_RISK'),
+        (2, 5, 'PREVIOUSLY_LOYAL'),
+        (1, 1, 'DORMANT'), (1, 2, 'DORMANT'), (1, 3, 'ALMOST_LOST'), (1, 4, 'PREVIOUSLY_LOYAL'),
+        (1, 5, 'PREVIOUSLY_LOYAL')
+    ) as grid (r_score, fm_score, rfm_group)
+),
+
+rfm as (
+    select
+        rfm_scores.customer_id,
+        rfm_grid.rfm_group
+    from rfm_scores
+    inner join rfm_grid
+        on rfm_scores.r_score = rfm_grid.r_score
+        and (rfm_scores.f_score + rfm_scores.m_score) // 2 = rfm_grid.fm_score
+),
+
+addresses as (
+    select
+        customer_id,
+        list_filter(
+            [{'country': default_country, 'province': default_province, 'city': default_city}]
+            || list_transform(addresses, lambda a: {
+                'country': upper(nullif(trim(a.countryCodeV2), '')),
+                'province': upper(nullif(trim(a.provinceCode), '')),
+                'city': nullif(trim(a.city), '')
+            }),
+            lambda a: a.country is not null
+        ) as places
+    from customers
+),
+
+places as (
+    select
+        customer_id,
+        list_sort(list_distinct(list_transform(places, lambda p: p.country))) as customer_countries,
+        list_sort(list_distinct(list_filter(
+            list_transform(places, lambda p: p.country || '-' || p.province), lambda r: r is not null
+        ))) as customer_regions,
+        list_sort(list_distinct(list_filter(
+            list_transform(places, lambda p: case
+                when p.city is not null then concat_ws('-', p.country, p.province, replace(p.city, ' ', ''))
+            end),
+            lambda c: c is not null
+        ))) as customer_cities
+    from addresses
+),
+
+-- A number with no + is read in the customer's default address country.
+phones as (
+    select
+        customers.customer_id,
+        phone_numbers.phone_e164
+    from customers
+    inner join phone_numbers
+        on customers.phone = phone_numbers.phone
+        and customers.default_country is not distinct from phone_numbers.region
+),
+
+joined as (
+    select
+        customers.*,
+        redactions.customer_id is not null as is_redacted,
+        coalesce(order_stats.amount_spent, 0) as amount_spent,
+        coalesce(order_stats.number_of_orders, 0) as number_of_orders,
+        order_stats.first_order_date,
+        order_stats.last_order_date,
+        abandoned.abandoned_checkout_date,
+        abandoned.abandoned_checkout_url,
+        places.customer_countries,
+        places.customer_regions,
+        places.customer_cities,
+        phones.phone_e164,
+        coalesce(rfm.rfm_group, 'PROSPECTS') as rfm_group
+    from customers
+    left join redactions on customers.customer_id = redactions.customer_id
+    left join order_stats on customers.customer_id = order_stats.customer_id
+    left join abandoned on customers.customer_id = abandoned.customer_id
+    left join places on customers.customer_id = places.customer_id
+    left join phones on customers.customer_id = phones.customer_id
+    left join rfm on customers.customer_id = rfm.customer_id
+    where customers.created_date <= getvariable('as_of')
+)
+
+select
+    customer_id,
+    case when not is_redacted then first_name end as first_name,
+    case when not is_redacted then last_name end as last_name,
+    case when not is_redacted then email end as email,
+    case when not is_redacted then phone end as phone,
+    case when not is_redacted then phone_e164 end as phone_e164,
+    case
+        when is_redacted then 'REDACTED'
+        when phone is null then 'NOT_SUBSCRIBED'
+        when sms_marketing_state in ('SUBSCRIBED', 'NOT_SUBSCRIBED', 'PENDING', 'UNSUBSCRIBED', 'REDACTED')
+            then sms_marketing_state
+        else 'NOT_SUBSCRIBED'
+    end as sms_subscription_status,
+    case
+        when is_redacted then 'REDACTED'
+        when email is null then 'NOT_SUBSCRIBED'
+        when email_marketing_state in ('SUBSCRIBED', 'NOT_SUBSCRIBED', 'PENDING', 'UNSUBSCRIBED', 'REDACTED')
+            then email_marketing_state
+        else 'NOT_SUBSCRIBED'
+    end as email_subscription_status,
+    account_state as customer_account_status,
+    locale as customer_language,
+    case when not is_redacted then lower(nullif(split_part(email, '@', -1), email)) end as customer_email_domain,
+    created_date as customer_added_date,
+    amount_spent,
+    number_of_orders,
+    -- exact: integer units of 1/10000, rounded half up, never through a float
+    case
+        when number_of_orders > 0 then cast(
+            cast((cast(amount_spent * 10000 as hugeint) * 2 + number_of_orders) // (2 * number_of_orders)
+                as decimal(38, 0)) * 0.0001 as decimal(18, 4))
+    end as average_order_value,
+    first_order_date,
+    last_order_date,
+    abandoned_checkout_date,
+    case when not is_redacted then abandoned_checkout_url end as abandoned_checkout_url,
+    case when is_redacted then [] else tags end as customer_tags,
+    case when is_redacted then [] else coalesce(customer_countries, []) end as customer_countries,
+    case when is_redacted then [] else coalesce(customer_regions, []) end as customer_regions,
+    case when is_redacted then [] else coalesce(customer_cities, []) end as customer_cities,
+    rfm_group,
+    is_redacted,
+    getvariable('as_of') as as_of
+from joined

@@ -1,0 +1,34 @@
+-- One row per order: the version with the latest updatedAt. Its batch is kept so that its line
+-- items are taken from the same extraction.
+with orders as (
+    select * from raw.orders
+),
+
+shop as (
+    select shop_timezone from staging.stg_shop
+),
+
+latest as (
+    select *
+    from orders
+    qualify row_number() over (
+        partition by id order by updated_at desc nulls last, _batch desc, _line desc
+    ) = 1
+)
+
+select
+    cast(split_part(latest.id, '/', 5) as bigint) as order_id,
+    latest.id as order_gid,
+    latest._batch as source_batch,
+    latest.name as order_name,
+    cast(split_part(latest.customer_id, '/', 5) as bigint) as customer_id,
+    coalesce(latest.processed_at, latest.created_at) as processed_at,
+    latest.cancelled_at,
+    coalesce(latest.test, false) as is_test,
+    latest.financial_status,
+    latest.currency_code,
+    coalesce(latest.current_total_price, latest.total_price) as order_total,
+    cast(timezone(shop.shop_timezone, coalesce(latest.processed_at, latest.created_at)) as date) as order_date,
+    cast(timezone(shop.shop_timezone, latest.cancelled_at) as date) as cancelled_date
+from latest
+cross join shop
