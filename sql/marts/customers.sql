@@ -20,6 +20,11 @@ redactions as (
     select * from staging.stg_redactions
 ),
 
+known_customers as (
+    select * from customers
+    where created_date <= getvariable('as_of')
+),
+
 order_stats as (
     select
         customer_id,
@@ -28,7 +33,7 @@ order_stats as (
         min(order_date) as first_order_date,
         max(order_date) as last_order_date
     from orders
-    where customer_id is not null
+    where customer_id in (select customer_id from known_customers)
     group by customer_id
 ),
 
@@ -49,13 +54,14 @@ abandoned as (
 ),
 
 -- RFM: R from the last order date, FM from the mean of the frequency and monetary scores.
--- Each score is ceil(5 * cume_dist) over customers with counted orders, so ties share a score.
+-- Each score is ceil(5 * share of customers with a value at or below this one), in integers,
+-- over the customers with counted orders, so ties share a score.
 rfm_scores as (
     select
         customer_id,
-        ceil(5 * cume_dist() over (order by last_order_date)) as r_score,
-        ceil(5 * cume_dist() over (order by number_of_orders)) as f_score,
-        ceil(5 * cume_dist() over (order by amount_spent)) as m_score
+        (5 * count(*) over (order by last_order_date) + count(*) over () - 1) // count(*) over () as r_score,
+        (5 * count(*) over (order by number_of_orders) + count(*) over () - 1) // count(*) over () as f_score,
+        (5 * count(*) over (order by amount_spent) + count(*) over () - 1) // count(*) over () as m_score
     from order_stats
 ),
 
@@ -140,14 +146,13 @@ joined as (
         places.customer_cities,
         phones.phone_e164,
         coalesce(rfm.rfm_group, 'PROSPECTS') as rfm_group
-    from customers
+    from known_customers as customers
     left join redactions on customers.customer_id = redactions.customer_id
     left join order_stats on customers.customer_id = order_stats.customer_id
     left join abandoned on customers.customer_id = abandoned.customer_id
     left join places on customers.customer_id = places.customer_id
     left join phones on customers.customer_id = phones.customer_id
     left join rfm on customers.customer_id = rfm.customer_id
-    where customers.created_date <= getvariable('as_of')
 )
 
 select

@@ -1,0 +1,68 @@
+"""Run settings: flags, then environment variables, then defaults; every bad value named.
+
+Tokens are not settings: the Shopify and gateway clients read them from the environment
+themselves, so they never pass through run config, logs or the Dagster UI.
+"""
+
+import datetime as dt
+import os
+import zoneinfo
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+SOURCES = ("demo", "jsonl:DIR", "shopify")
+GATEWAYS = ("file", "http")
+
+
+class SettingsError(ValueError):
+    """A setting with a value we cannot use; the message names the flag or variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    source: str = "demo"
+    data_dir: Path = PROJECT_DIR / "data"
+    segments_dir: Path = PROJECT_DIR / "segment_defs"
+    gateway: str = "file"
+    as_of: dt.date | None = None  # None: today in the shop's time zone, decided when the run starts
+    dry_run: bool = False
+
+    @classmethod
+    def resolve(cls, *, source: str | None = None, data_dir: str | None = None, segments_dir: str | None = None,
+                gateway: str | None = None, as_of: str | None = None, dry_run: bool = False,
+                env: dict[str, str] | None = None) -> "Settings":
+        """Settings from flags (the keyword arguments), then the environment, then the defaults."""
+        env = os.environ if env is None else env
+        source = source or env.get("SMSSEG_SOURCE") or cls.source
+        gateway = gateway or env.get("SMSSEG_GATEWAY") or cls.gateway
+        if not (source in ("demo", "shopify") or (source.startswith("jsonl:") and len(source) > 6)):
+            raise SettingsError(f"source {source!r} (--source or SMSSEG_SOURCE): expected one of "
+                                f"{', '.join(SOURCES)}, e.g. jsonl:/path/to/store")
+        if source.startswith("jsonl:") and not Path(source[6:]).is_dir():
+            raise SettingsError(f"source {source!r}: {source[6:]} is not a directory. "
+                                "Point jsonl: at a store directory holding customers.jsonl, orders.jsonl, ...")
+        if gateway not in GATEWAYS:
+            raise SettingsError(f"gateway {gateway!r} (--gateway or SMSSEG_GATEWAY): expected file or http")
+        return cls(
+            source=source,
+            data_dir=Path(data_dir or env.get("SMSSEG_DATA_DIR") or cls.data_dir).resolve(),
+            segments_dir=Path(segments_dir or env.get("SMSSEG_SEGMENTS_DIR") or cls.segments_dir).resolve(),
+            gateway=gateway,
+            as_of=parse_as_of(as_of or env.get("SMSSEG_AS_OF")),
+            dry_run=dry_run,
+        )
+
+
+def parse_as_of(value: str | None) -> dt.date | None:
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise SettingsError(f"as-of {value!r} (--as-of or SMSSEG_AS_OF): expected a date such as 2026-10-31") from None
+
+
+def today_in(timezone: str) -> dt.date:
+    """The evaluation date when none is given: today where the shop is."""
+    return dt.datetime.now(zoneinfo.ZoneInfo(timezone)).date()

@@ -1,0 +1,145 @@
+"""marts.customers against the independent oracle, on hand-made stores full of traps."""
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from tests.fixtures.stores import (
+    Store,
+    address,
+    checkout,
+    collection,
+    customer,
+    line,
+    order,
+    product,
+    redaction,
+    sms_event,
+)
+from tests.oracle import Oracle
+
+AS_OF = dt.date(2026, 10, 31)
+
+
+def trap_store() -> Store:
+    """Every rule the spec says a reader must honour, each in one or two records."""
+    return Store(
+        timezone="Europe/Rome",
+        customers=[
+            customer(1, tags=["VIP", "newsletter"]),
+            # listed twice: the later updatedAt wins (new tag, unsubscribed)
+            customer(2, phone="347 123 4568", tags=["old"], updated="2026-01-01T00:00:00Z"),
+            customer(3, phone="+1 (212) 555-0142", country="US", province="NY", city="New York City",
+                     addresses=[address("US", "NY", "New York City"), address("CA", "ON", "Toronto"),
+                                address("GB", None, "London")]),
+            customer(4, phone="12345", sms_state="PENDING", email="no-at-sign"),
+            customer(5, phone=None, email=None, country=None),
+            customer(6, created="2026-11-05T10:00:00Z"),  # created after the evaluation date
+            customer(7, sms_state="WEIRD", email_state="INVALID"),
+            customer(8, phone="+393471234567"),  # shares customer 1's number
+            customer(9),  # redacted
+            customer(2, phone="347 123 4568", tags=["new"], sms_state="UNSUBSCRIBED", updated="2026-03-01T00:00:00Z"),
+        ],
+        orders=[
+            line(5001, 100, 42, quantity=2, amount="59.90"),  # the child comes before its parent
+            order(100, 1, total="59.90", processed="2026-10-01T21:30:00Z"),
+            # 23:30 UTC on Oct 31 is Nov 1 in Rome: after the evaluation date
+            order(101, 1, total="10.00", processed="2026-10-31T23:30:00Z"),
+            # 23:15 UTC on Oct 30 is 00:15 on Oct 31 in Rome (UTC+1 since the DST change of Oct 25)
+            order(102, 2, total="0.10", processed="2026-10-30T23:15:00Z"),
+            # 22:30 UTC on Mar 28 is Mar 28 23:30 in Rome, before the spring DST change
+            order(103, 2, total="0.20", processed="2026-03-28T22:30:00Z"),
+            order(104, 3, total="100.00", test=True),
+            order(105, 3, total="100.00", cancelled="2026-10-02T10:00:00Z"),
+            order(106, 3, total="33.33", cancelled="2026-11-03T10:00:00Z"),  # cancelled after: still counted
+            order(107, 3, total="80.00", current="70.005"),  # refunded: the current total counts
+            order(108, 3, total="80.00", current=None),  # no current total: falls back to the total
+            order(109, None, total="5.00"),  # a guest order
+            order(110, 7, total="20.00", updated="2026-10-01T10:00:00Z"),
+            order(110, 7, total="20.00", updated="2026-10-05T10:00:00Z", cancelled="2026-10-05T10:00:00Z"),
+            line(5002, 110, 43),
+            order(111, 9, total="12.00"),
+            order(112, 99, total="7.00"),  # a customer we never heard of
+        ],
+        products=[product(42, tags=["Cotton"]), collection(1, 42, "summer"), collection(2, 43, "winter"),
+                  product(43)],
+        abandoned_checkouts=[
+            checkout(1, 1, created="2026-10-20T10:00:00Z"),
+            checkout(2, 1, created="2026-10-25T10:00:00Z", completed="2026-10-26T10:00:00Z"),
+            checkout(3, 2, created="2026-10-29T10:00:00Z", completed="2026-11-02T10:00:00Z"),
+            checkout(4, 3, created="2026-11-01T10:00:00Z"),
+        ],
+        sms_events=[sms_event("+393471234567", "clicked", "2026-10-15T10:00:00Z")],
+        redactions=[redaction(9)],
+    )
+
+
+def marts_customers(path: Path) -> pl.DataFrame:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.sql("select * from marts.customers order by customer_id").pl()
+
+
+def assert_same_customers(ours: pl.DataFrame, oracle: pl.DataFrame) -> None:
+    assert ours.columns[: len(oracle.columns)] == oracle.columns or set(oracle.columns) <= set(ours.columns)
+    ours = ours.select(oracle.columns)
+    for column in oracle.columns:
+        mine, theirs = ours[column].to_list(), oracle[column].to_list()
+        assert mine == theirs, f"marts.customers.{column} differs from the oracle"
+
+
+def test_trap_store_matches_the_oracle(tmp_path: Path, warehouse) -> None:
+    store_dir = trap_store().write(tmp_path / "store")
+    ours = marts_customers(warehouse(store_dir, AS_OF))
+    assert_same_customers(ours, Oracle(store_dir, AS_OF).customers)
+
+
+def test_trap_store_rules_hold(tmp_path: Path, warehouse) -> None:
+    """The oracle could share a misreading with the models: pin the spec's rules by hand too."""
+    store_dir = trap_store().write(tmp_path / "store")
+    rows = {r["customer_id"]: r for r in marts_customers(warehouse(store_dir, AS_OF)).to_dicts()}
+    assert 6 not in rows and 99 not in rows
+    assert rows[1]["amount_spent"] == Decimal("59.90") and rows[1]["number_of_orders"] == 1
+    assert rows[1]["first_order_date"] == dt.date(2026, 10, 1)  # 21:30 UTC is 23:30 in Rome
+    assert rows[2]["customer_tags"] == ["new"] and rows[2]["sms_subscription_status"] == "UNSUBSCRIBED"
+    assert rows[2]["last_order_date"] == dt.date(2026, 10, 31) and rows[2]["amount_spent"] == Decimal("0.30")
+    assert rows[2]["phone_e164"] == "+393471234568"
+    assert rows[3]["amount_spent"] == Decimal("33.33") + Decimal("70.005") + Decimal("80.00")
+    assert rows[3]["customer_countries"] == ["CA", "GB", "US"]
+    assert rows[3]["customer_cities"] == ["CA-ON-Toronto", "GB-London", "US-NY-NewYorkCity"]
+    assert rows[3]["abandoned_checkout_date"] is None  # created after the evaluation date
+    assert rows[1]["abandoned_checkout_date"] == dt.date(2026, 10, 20)
+    assert rows[2]["abandoned_checkout_date"] == dt.date(2026, 10, 29)  # completed only after
+    assert rows[4]["phone_e164"] is None and rows[4]["customer_email_domain"] is None
+    assert rows[5]["sms_subscription_status"] == "NOT_SUBSCRIBED" and rows[5]["customer_countries"] == []
+    assert rows[7]["sms_subscription_status"] == "NOT_SUBSCRIBED" and rows[7]["number_of_orders"] == 0
+    assert rows[9]["first_name"] is None and rows[9]["sms_subscription_status"] == "REDACTED"
+    assert rows[9]["amount_spent"] == Decimal("12.00") and rows[9]["customer_tags"] == []
+    assert rows[5]["rfm_group"] == "PROSPECTS"
+
+
+def test_order_lines_carry_collections_and_lowercase_tags(tmp_path: Path, warehouse) -> None:
+    path = warehouse(trap_store(), AS_OF)
+    with duckdb.connect(str(path), read_only=True) as con:
+        lines = con.sql("select line_id, customer_id, quantity, product_tags, collection_handles "
+                        "from marts.order_lines order by line_id").fetchall()
+    # line 5002 belongs to an order cancelled before the evaluation date: not a counted order
+    assert lines == [(5001, 1, 2, ["cotton"], ["summer"])]
+
+
+@pytest.mark.parametrize("as_of", [dt.date(2025, 6, 30), dt.date(2026, 3, 28), dt.date(2026, 11, 10)])
+def test_other_evaluation_dates_match_the_oracle(tmp_path: Path, warehouse, as_of: dt.date) -> None:
+    store_dir = trap_store().write(tmp_path / "store")
+    assert_same_customers(marts_customers(warehouse(store_dir, as_of)), Oracle(store_dir, as_of).customers)
+
+
+def test_demo_store_matches_the_oracle(tmp_path: Path, warehouse) -> None:
+    from pipeline.store.demo import generate_store
+
+    store_dir = tmp_path / "demo"
+    generate_store(store_dir, customers=1500, seed=7)
+    as_of = dt.date(2026, 11, 1)
+    assert_same_customers(marts_customers(warehouse(store_dir, as_of)), Oracle(store_dir, as_of).customers)
