@@ -1,0 +1,126 @@
+"""The `smsseg` command: parses flags into settings, then runs the nightly job or a tool."""
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.settings import Settings, SettingsError
+
+console = Console(stderr=False)
+INSTANCE_YAML = """\
+# Written by smsseg: the Dagster instance shared by `smsseg run` and `dagster dev`.
+telemetry:
+  enabled: false            # nothing about a shop leaves the machine
+concurrency:
+  pools:
+    default_limit: 1        # DuckDB has one writer: the duckdb pool runs one asset at a time
+"""
+
+
+def dagster_home(data_dir: Path) -> Path:
+    """DAGSTER_HOME (default data/dagster), with the instance settings written on first use."""
+    home = Path(os.environ.get("DAGSTER_HOME") or data_dir / "dagster")
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(INSTANCE_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = Settings.resolve(source=args.source, data_dir=args.data_dir, segments_dir=args.segments_dir,
+                                gateway=args.gateway, as_of=args.as_of, dry_run=args.dry_run)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    dagster_home(settings.data_dir)
+
+    import dagster as dg
+
+    from pipeline.definitions import NIGHTLY, build_definitions
+
+    defs = build_definitions(settings)
+    run_options = {"dry_run": settings.dry_run}
+    if settings.as_of:
+        run_options["as_of"] = settings.as_of.isoformat()
+    log_level = "INFO" if args.verbose else "ERROR"
+    run_config = {"resources": {"run": {"config": run_options}},
+                  "loggers": {"console": {"config": {"log_level": log_level}}}}
+    with dg.DagsterInstance.get() as instance, console.status("running the nightly job…"):
+        result = defs.resolve_job_def(NIGHTLY).execute_in_process(
+            run_config=run_config, instance=instance, raise_on_error=False,
+            tags={"smsseg/source": settings.source, "smsseg/launched_by": "cli"})
+    print_summary(result)
+    failures = [e for e in result.all_events if e.is_step_failure]
+    for event in failures:
+        error = event.event_specific_data.error
+        console.print(f"[red]failed:[/red] {event.step_key}: {error.message.strip() if error else ''}")
+    skipped = [e.step_key for e in result.all_events if e.is_step_skipped]
+    if skipped:
+        console.print(f"[yellow]skipped (upstream failed):[/yellow] {', '.join(skipped)}")
+    console.print(f"run {result.run_id} " + ("[green]succeeded[/green]" if result.success else "[red]failed[/red]"))
+    return 0 if result.success else 1
+
+
+def print_summary(result) -> None:
+    """One table of what a person checks after a night: sizes and what changed at the gateway."""
+    table = Table(title="smsseg nightly run")
+    table.add_column("asset")
+    table.add_column("figures")
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        figures = {k: v.value for k, v in materialization.metadata.items()
+                   if isinstance(v.value, int | float) and not isinstance(v.value, bool)}
+        if figures:
+            table.add_row(materialization.asset_key.to_user_string(),
+                          ", ".join(f"{k} {v:,}" for k, v in figures.items()))
+    console.print(table)
+
+
+def cmd_demo_generate(args: argparse.Namespace) -> int:
+    from pipeline.store.demo import generate_store
+
+    counts = generate_store(Path(args.out), customers=args.customers, seed=args.seed)
+    console.print(", ".join(f"{k} {v:,}" for k, v in counts.items()) + f" written to {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="smsseg", description="Shopify SMS audience segmentation, nightly.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the nightly job once, in-process, through Dagster")
+    run.add_argument("--source", help="demo | jsonl:DIR | shopify (env SMSSEG_SOURCE; default demo)")
+    run.add_argument("--as-of", help="evaluation date YYYY-MM-DD (default: today in the shop's time zone)")
+    run.add_argument("--segments-dir", help="segment definitions (env SMSSEG_SEGMENTS_DIR; default segment_defs/)")
+    run.add_argument("--data-dir", help="where everything is written (env SMSSEG_DATA_DIR; default data/)")
+    run.add_argument("--gateway", help="file | http (env SMSSEG_GATEWAY; default file)")
+    run.add_argument("--dry-run", action="store_true", help="compute and print each export's diff; change nothing")
+    run.add_argument("--verbose", action="store_true", help="show Dagster's log as it runs")
+    run.set_defaults(func=cmd_run)
+
+    demo = commands.add_parser("demo", help="the demo store").add_subparsers(dest="demo_command", required=True)
+    generate = demo.add_parser("generate", help="write a realistic, deterministic store directory")
+    generate.add_argument("--customers", type=int, required=True)
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--out", required=True)
+    generate.set_defaults(func=cmd_demo_generate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
+    try:
+        return args.func(args)
+    except SettingsError as e:
+        console.print(f"[red]setting:[/red] {e}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Assembles the Dagster definitions; the work lives in pipeline/defs/ and the packages it calls.
+
+`dagster dev` loads `defs` (settings from the environment); `smsseg run` builds its own with the
+flags it was given. Both record runs in the same instance (DAGSTER_HOME).
+"""
+
+import dagster as dg
+
+from pipeline.defs.extract import extract_assets
+from pipeline.defs.resources import PipelineSettings, RunOptions
+from pipeline.defs.warehouse import MARTS_KEYS, model_assets, phone_numbers, published_warehouse_asset
+from pipeline.settings import Settings
+
+NIGHTLY = "nightly"
+
+
+def nightly_schedule(job: dg.JobDefinition, timezone: str) -> dg.ScheduleDefinition:
+    @dg.schedule(job=job, cron_schedule="0 2 * * *", execution_timezone=timezone, name="nightly_at_2am",
+                 default_status=dg.DefaultScheduleStatus.STOPPED)
+    def _nightly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        """02:00 in the shop's time zone, evaluated as of that day."""
+        as_of = context.scheduled_execution_time.date().isoformat()
+        return dg.RunRequest(run_key=as_of, run_config={"resources": {"run": {"config": {"as_of": as_of}}}},
+                             tags={"smsseg/as_of": as_of})
+
+    return _nightly
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    pipeline_settings = PipelineSettings(data_dir=str(settings.data_dir), segments_dir=str(settings.segments_dir),
+                                         source=settings.source)
+    publish = published_warehouse_asset(deps=MARTS_KEYS)
+    assets = [*extract_assets, *model_assets, phone_numbers, publish]
+    job = dg.define_asset_job(NIGHTLY, selection=dg.AssetSelection.all(),
+                              description="Extract, build the warehouse, evaluate segments, sync audiences.")
+    return dg.Definitions(
+        assets=assets,
+        jobs=[job],
+        schedules=[nightly_schedule(job, pipeline_settings.shop_timezone())],
+        resources={"settings": pipeline_settings, "run": RunOptions()},
+    )
+
+
+defs = build_definitions(Settings.resolve())

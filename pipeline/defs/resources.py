@@ -1,0 +1,48 @@
+"""What every asset is given: the pipeline's fixed settings and the options of this run."""
+
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pyarrow.parquet as pq
+
+from pipeline.settings import parse_as_of
+from pipeline.warehouse.build import raw_dir
+
+
+class PipelineSettings(dg.ConfigurableResource):
+    """Where the data lives and where it comes from; fixed when the definitions are built."""
+
+    data_dir: str
+    segments_dir: str
+    source: str = "demo"
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    def shop_timezone(self) -> str:
+        """The shop's time zone from the latest extracted shop line; UTC before any extraction."""
+        files = sorted((raw_dir(self.data_path) / "shop").glob("*.parquet"))
+        if not files:
+            return "UTC"
+        rows = pq.read_table(files[-1], columns=["iana_timezone"]).to_pylist()
+        return (rows[-1]["iana_timezone"] if rows else None) or "UTC"
+
+
+class RunOptions(dg.ConfigurableResource):
+    """Per-run options, set in the launchpad, by the schedule or by `smsseg run` as run config."""
+
+    as_of: str = ""  # YYYY-MM-DD; empty: today in the shop's time zone when the run was created
+    dry_run: bool = False  # exports compute and report the diff but change nothing
+
+    def as_of_date(self, context: dg.AssetExecutionContext, settings: PipelineSettings) -> dt.date:
+        """The evaluation date, the same for every asset of a run even when it crosses midnight."""
+        if self.as_of:
+            return parse_as_of(self.as_of)
+        record = context.instance.get_run_record_by_id(context.run_id)
+        created = record.create_timestamp if record else dt.datetime.now(dt.UTC)
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=dt.UTC)
+        return created.astimezone(ZoneInfo(settings.shop_timezone())).date()

@@ -1,0 +1,100 @@
+"""Warehouse assets: one per sql/ model, the phone step, and the publish that swaps the warehouse in."""
+
+import hashlib
+from collections.abc import Callable, Sequence
+
+import dagster as dg
+import duckdb
+
+from pipeline.audience.phones import refresh_phone_table
+from pipeline.defs.extract import resource_asset_key
+from pipeline.defs.resources import PipelineSettings, RunOptions
+from pipeline.warehouse.build import attach_state, create_raw_views, open_build, publish, run_model
+from pipeline.warehouse.models import PYTHON_TABLES, Model, load_models
+
+POOL = "duckdb"  # DuckDB has one writer: every asset that writes the build warehouse shares this pool
+PHONE_TABLE = PYTHON_TABLES[0]
+
+
+def table_asset_key(table: str) -> dg.AssetKey:
+    """The asset that makes a warehouse table: raw.* come from extraction, the rest from models."""
+    schema, name = table.split(".")
+    return resource_asset_key(name) if schema == "raw" else dg.AssetKey([schema, name])
+
+
+def with_build(context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions,
+               work: Callable[[duckdb.DuckDBPyConnection], dg.MaterializeResult]) -> dg.MaterializeResult:
+    """Runs `work` on the build warehouse, as of this run's date, with state.duckdb attached."""
+    as_of = run.as_of_date(context, settings)
+    with open_build(settings.data_path, as_of) as con:
+        attach_state(con, settings.data_path)
+        return work(con)
+
+
+def model_asset(model: Model) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=table_asset_key(model.table),
+        deps=[table_asset_key(d) for d in model.deps],
+        group_name="warehouse",
+        kinds={"duckdb", "sql"},
+        pool=POOL,
+        description=model.description,
+        code_version=hashlib.sha256(model.sql.encode()).hexdigest()[:12],
+    )
+    def _model(context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions) -> dg.MaterializeResult:
+        def work(con: duckdb.DuckDBPyConnection) -> dg.MaterializeResult:
+            if model.schema == "staging":
+                create_raw_views(con, settings.data_path)
+            rows = run_model(con, model)
+            return dg.MaterializeResult(metadata={
+                "rows": dg.MetadataValue.int(rows),
+                "sql": dg.MetadataValue.md(f"```sql\n{model.sql}\n```"),
+                "path": dg.MetadataValue.path(str(model.path)),
+            })
+        return with_build(context, settings, run, work)
+
+    return _model
+
+
+@dg.asset(
+    key=table_asset_key(PHONE_TABLE),
+    deps=[table_asset_key("staging.stg_customers")],
+    group_name="warehouse",
+    kinds={"duckdb", "python"},
+    pool=POOL,
+)
+def phone_numbers(context: dg.AssetExecutionContext, settings: PipelineSettings,
+                  run: RunOptions) -> dg.MaterializeResult:
+    """Every customer's phone number in E.164 (NULL when invalid), each distinct number parsed once ever."""
+    def work(con: duckdb.DuckDBPyConnection) -> dg.MaterializeResult:
+        counts = refresh_phone_table(con)
+        context.log.info(f"phone numbers: {counts}")
+        return dg.MaterializeResult(metadata={k: dg.MetadataValue.int(v) for k, v in counts.items()})
+    return with_build(context, settings, run, work)
+
+
+def published_warehouse_asset(deps: Sequence[dg.AssetKey],
+                              before_publish: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+                              ) -> dg.AssetsDefinition:
+    """The live warehouse.duckdb: the build, copied in with one rename once everything upstream is done."""
+    @dg.asset(key="warehouse", deps=list(deps), group_name="warehouse", kinds={"duckdb"}, pool=POOL)
+    def _publish(context: dg.AssetExecutionContext, settings: PipelineSettings,
+                 run: RunOptions) -> dg.MaterializeResult:
+        """data/warehouse.duckdb, swapped in atomically: readers keep the snapshot they opened."""
+        def work(con: duckdb.DuckDBPyConnection) -> dg.MaterializeResult:
+            if before_publish is not None:
+                before_publish(con)
+            customers = con.execute("select count(*) from marts.customers").fetchall()[0][0]
+            orders = con.execute("select count(*) from marts.orders").fetchall()[0][0]
+            return dg.MaterializeResult(metadata={"customers": dg.MetadataValue.int(customers),
+                                                  "counted_orders": dg.MetadataValue.int(orders)})
+        result = with_build(context, settings, run, work)
+        path = publish(settings.data_path)
+        context.log.info(f"published {path}")
+        return dg.MaterializeResult(metadata={**result.metadata, "path": dg.MetadataValue.path(str(path))})
+
+    return _publish
+
+
+model_assets = [model_asset(m) for m in load_models()]
+MARTS_KEYS = [table_asset_key(m.table) for m in load_models() if m.schema == "marts"]
