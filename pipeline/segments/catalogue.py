@@ -1,0 +1,181 @@
+"""The one place that ties the language to the warehouse: each attribute's type and marts.customers
+column, each function's table and parameters. The checker, the compiler, error hints and the README's
+docs table all read it.
+"""
+
+from dataclasses import dataclass
+
+CUSTOMERS = "marts.customers"
+
+# What each value type accepts, as said in type errors ("amount_spent expects a number such as 100").
+EXAMPLES = {
+    "number": "a number such as 100 or 59.90",
+    "integer": "a whole number such as 3",
+    "date": "a date such as 2026-01-31 or -30d",
+    "enum": "one of its values in single quotes",
+    "string": "a string in single quotes such as 'it'",
+    "list": "a string in single quotes such as 'vip'",
+    "product_id": "a product id such as 42 or 'gid://shopify/Product/42'",
+    "segment": "the name of another segment in single quotes such as 'vip'",
+}
+
+COMPARE = ("=", "!=", ">", ">=", "<", "<=")
+EQUALITY = ("=", "!=")
+
+SUBSCRIPTION_STATES = ("SUBSCRIBED", "NOT_SUBSCRIBED", "PENDING", "UNSUBSCRIBED", "REDACTED")
+
+
+@dataclass(frozen=True)
+class Attribute:
+    name: str
+    type: str  # number, integer, date, enum, string, list
+    column: str | None  # in marts.customers; None for `segments`, which reads the segments schema
+    meaning: str
+    values: tuple[str, ...] = ()  # allowed values of an enum
+    element: str = "string"  # what a list holds: string, or segment (names of segments)
+
+    @property
+    def operators(self) -> tuple[str, ...]:
+        """The comparison operators that make sense for the type (BETWEEN goes with ordering)."""
+        return COMPARE if self.type in ("number", "integer", "date") else EQUALITY
+
+
+ATTRIBUTES = {a.name: a for a in (
+    Attribute("amount_spent", "number", "amount_spent", "sum of order totals of the customer's counted orders"),
+    Attribute("number_of_orders", "integer", "number_of_orders", "count of counted orders"),
+    Attribute("average_order_value", "number", "average_order_value",
+              "amount_spent / number_of_orders, NULL without orders"),
+    Attribute("first_order_date", "date", "first_order_date", "first counted order, NULL without orders"),
+    Attribute("last_order_date", "date", "last_order_date", "last counted order, NULL without orders"),
+    Attribute("customer_added_date", "date", "customer_added_date", "customer createdAt"),
+    Attribute("abandoned_checkout_date", "date", "abandoned_checkout_date",
+              "latest checkout created on or before the evaluation date and not completed by its end"),
+    Attribute("sms_subscription_status", "enum", "sms_subscription_status",
+              "SMS consent; NOT_SUBSCRIBED when there is no phone", SUBSCRIPTION_STATES),
+    Attribute("email_subscription_status", "enum", "email_subscription_status",
+              "email consent; NOT_SUBSCRIBED when there is no email", SUBSCRIPTION_STATES),
+    Attribute("customer_account_status", "enum", "customer_account_status", "account state",
+              ("ENABLED", "DISABLED", "INVITED", "DECLINED")),
+    Attribute("customer_email_domain", "string", "customer_email_domain", "part after @, lowercase"),
+    Attribute("customer_language", "string", "customer_language", "locale, e.g. 'it' or 'en-US'"),
+    Attribute("customer_tags", "list", "customer_tags", "customer tags"),
+    Attribute("customer_countries", "list", "customer_countries", "ISO country codes of the addresses, e.g. 'IT'"),
+    Attribute("customer_regions", "list", "customer_regions", "country-province, e.g. 'IT-MI', 'US-NY'"),
+    Attribute("customer_cities", "list", "customer_cities",
+              "country-province-city without spaces, e.g. 'US-NY-NewYorkCity'"),
+    Attribute("rfm_group", "enum", "rfm_group", "recency x frequency-monetary group",
+              ("CHAMPIONS", "LOYAL", "ACTIVE", "NEW", "PROMISING", "NEEDS_ATTENTION", "AT_RISK", "ALMOST_LOST",
+               "PREVIOUSLY_LOYAL", "DORMANT", "PROSPECTS")),
+    Attribute("segments", "list", None, "names of the other segments the customer belongs to", element="segment"),
+)}
+
+
+@dataclass(frozen=True)
+class Param:
+    """A parameter of a function: a filter on the function's rows, or an aggregate over the rows
+    that pass the filters.
+
+    `kind` says how `column` is read: `scalar` compares the column, `list` tests membership in a
+    list column, `sum` compares the sum of the column, `count` the number of distinct values of the
+    column (of rows, when column is None).
+    """
+
+    name: str
+    type: str  # number, integer, date, enum, string, product_id
+    column: str | None
+    kind: str  # scalar, list, sum, count
+    meaning: str
+    values: tuple[str, ...] = ()
+    lowercase: bool = False  # the column already holds lowercase text: only the value is lowered
+
+    @property
+    def aggregate(self) -> bool:
+        return self.kind in ("sum", "count")
+
+    @property
+    def operators(self) -> tuple[str, ...]:
+        if self.type == "product_id":
+            return ("=",)
+        return COMPARE if self.type in ("number", "integer", "date") else EQUALITY
+
+    @property
+    def takes_in(self) -> bool:
+        """Whether IN (...) and NOT IN (...) apply: lists of values, not ranges."""
+        return self.type not in ("date", "number") and not self.aggregate
+
+    @property
+    def takes_not_in(self) -> bool:
+        return self.takes_in and self.type != "product_id"
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    table: str
+    # How a row belongs to a customer: (column of the table, column of marts.customers).
+    join: tuple[str, str]
+    meaning: str
+    params: dict[str, Param]
+
+
+def _params(*params: Param) -> dict[str, Param]:
+    return {p.name: p for p in params}
+
+
+FUNCTIONS = {f.name: f for f in (
+    Function("products_purchased", "marts.order_lines", ("customer_id", "customer_id"),
+             "counted orders with line items that satisfy every parameter", _params(
+                 Param("id", "product_id", "product_id", "scalar", "product id, = or IN (...)"),
+                 Param("tag", "string", "product_tags", "list", "a product tag", lowercase=True),
+                 Param("collection", "string", "collection_handles", "list",
+                       "a collection handle the product belongs to", lowercase=True),
+                 Param("collection_id", "integer", "collection_ids", "list", "a collection id"),
+                 Param("date", "date", "order_date", "scalar", "local date of the order"),
+                 Param("quantity", "integer", "quantity", "sum", "total units of the matching line items"),
+                 Param("count", "integer", "order_id", "count", "number of distinct orders with a matching line"),
+             )),
+    Function("orders_placed", "marts.orders", ("customer_id", "customer_id"),
+             "counted orders filtered by date and amount", _params(
+                 Param("date", "date", "order_date", "scalar", "local date of the order"),
+                 Param("amount", "number", "amount", "scalar", "order total"),
+                 Param("count", "integer", "order_id", "count", "number of matching orders"),
+                 Param("sum_amount", "number", "amount", "sum", "summed total of the matching orders"),
+             )),
+    Function("sms_events", "marts.sms_events", ("phone_e164", "phone_e164"),
+             "SMS gateway events of the customer's phone number", _params(
+                 Param("type", "enum", "event_type", "scalar", "event type",
+                       ("sent", "delivered", "clicked", "converted", "opted_out")),
+                 Param("campaign", "string", "campaign", "scalar", "campaign name"),
+                 Param("date", "date", "event_date", "scalar", "local date of the event"),
+                 Param("count", "integer", None, "count", "number of matching events"),
+             )),
+)}
+
+# Columns of marts.customers a definition may send with each member (`sms.fields`).
+CUSTOMER_COLUMNS = (
+    "customer_id", "first_name", "last_name", "email", "phone", "phone_e164", "sms_subscription_status",
+    "email_subscription_status", "customer_account_status", "customer_language", "customer_email_domain",
+    "customer_added_date", "amount_spent", "number_of_orders", "average_order_value", "first_order_date",
+    "last_order_date", "abandoned_checkout_date", "abandoned_checkout_url", "customer_tags", "customer_countries",
+    "customer_regions", "customer_cities", "rfm_group",
+)
+
+# What every segment view holds: who the member is and what a message usually needs.
+VIEW_COLUMNS = ("customer_id", "first_name", "last_name", "email", "phone_e164", "sms_subscription_status",
+                "amount_spent", "number_of_orders", "last_order_date")
+
+
+def docs_table() -> str:
+    """The README's reference of attributes and functions, in Markdown."""
+    rows = ["| attribute | type | meaning |", "| --- | --- | --- |"]
+    for a in ATTRIBUTES.values():
+        kind = f"enum: {', '.join(a.values)}" if a.values else a.type
+        rows.append(f"| `{a.name}` | {kind} | {a.meaning} |")
+    rows += ["", "| function | parameter | type | operators | meaning |", "| --- | --- | --- | --- | --- |"]
+    for f in FUNCTIONS.values():
+        for p in f.params.values():
+            kind = f"enum: {', '.join(p.values)}" if p.values else p.type
+            ops = list(p.operators) + (["BETWEEN"] if p.type in ("number", "integer", "date") else [])
+            ops += (["IN"] if p.takes_in else []) + (["NOT IN"] if p.takes_not_in else [])
+            rows.append(f"| `{f.name}` | `{p.name}` | {kind} | {' '.join(ops)} | {p.meaning} |")
+    return "\n".join(rows) + "\n"

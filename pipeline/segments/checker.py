@@ -1,0 +1,204 @@
+"""Type checking of a parsed query against the catalogue: one error per problem, each with a hint."""
+
+import difflib
+import re
+
+from pipeline.segments import tree as t
+from pipeline.segments.catalogue import ATTRIBUTES, EXAMPLES, FUNCTIONS, Attribute, Param
+from pipeline.segments.errors import SegmentError, Source
+
+SEGMENT_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+PRODUCT_GID = re.compile(r"gid://shopify/Product/([0-9]{1,18})")
+# The farthest a relative date may reach, so that resolving it always gives a real date.
+RELATIVE_LIMITS = {"d": 366_000, "w": 52_000, "m": 12_000, "y": 1_000}
+
+
+def check(node: t.Node, source: Source) -> list[SegmentError]:
+    """Every type problem of the tree's conditions, in the order they appear."""
+    errors: list[SegmentError] = []
+    for condition in t.conditions(node):
+        errors.extend(_check_condition(condition, source))
+    return errors
+
+
+def segment_references(node: t.Node) -> list[t.String]:
+    """The segment names used in `segments CONTAINS 'name'` conditions."""
+    return [c.value for c in t.conditions(node) if isinstance(c, t.Contains) and c.attribute.text == "segments"
+            and isinstance(c.value, t.String)]
+
+
+def product_id(value: t.Value) -> int | None:
+    """The numeric id of a product given as 42 or 'gid://shopify/Product/42'; None if it is neither."""
+    if isinstance(value, t.Number) and value.value == value.value.to_integral_value() and value.value > 0:
+        return int(value.value)
+    if isinstance(value, t.String) and (m := PRODUCT_GID.fullmatch(value.value)):
+        return int(m.group(1))
+    return None
+
+
+def suggest(name: str, known: list[str]) -> str:
+    if name.lower() in known:
+        return f"names are lowercase: {name.lower()}"
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"did you mean {close[0]}?" if close else f"known names: {', '.join(known)}"
+
+
+def _check_condition(condition: t.Condition, source: Source) -> list[SegmentError]:
+    if isinstance(condition, t.Matches):
+        return _check_matches(condition, source)
+    name = condition.attribute
+    attribute = ATTRIBUTES.get(name.text)
+    if attribute is None:
+        if name.text in FUNCTIONS:
+            return [source.error(name.span.start, name.span.end, f"{name.text} is a function, not an attribute",
+                                 hint=f"write {name.text} MATCHES (param = value, ...)")]
+        return [source.error(name.span.start, name.span.end, f"unknown attribute {name.text!r}",
+                             hint=suggest(name.text, list(ATTRIBUTES)))]
+    span = condition.span
+    if isinstance(condition, t.Contains):
+        if attribute.type != "list":
+            return [source.error(span.start, span.end, f"CONTAINS needs a list attribute; {name.text} is "
+                                                       f"{_a(attribute.type)}", hint=_usage(attribute))]
+        return _check_value(source, name.text, "segment" if attribute.element == "segment" else "list",
+                            (), condition.value)
+    if attribute.type == "list":
+        operator = "IS NULL" if isinstance(condition, t.IsNull) else "BETWEEN" if isinstance(
+            condition, t.Between) else condition.op
+        return [source.error(span.start, span.end, f"{operator} does not apply to {name.text}, a list",
+                             hint=_usage(attribute))]
+    if isinstance(condition, t.IsNull):
+        return []
+    if isinstance(condition, t.Between):
+        if attribute.type not in ("number", "integer", "date"):
+            return [source.error(span.start, span.end, f"BETWEEN needs a number or a date; {name.text} is "
+                                                       f"{_a(attribute.type)}", hint=_usage(attribute))]
+        return [e for v in (condition.low, condition.high)
+                for e in _check_value(source, name.text, attribute.type, attribute.values, v)]
+    if condition.op not in attribute.operators:
+        return [source.error(span.start, span.end, f"{condition.op} does not apply to {name.text}, "
+                                                   f"{_a(attribute.type)}", hint=_usage(attribute))]
+    return _check_value(source, name.text, attribute.type, attribute.values, condition.value)
+
+
+def _check_matches(condition: t.Matches, source: Source) -> list[SegmentError]:
+    name = condition.function
+    function = FUNCTIONS.get(name.text)
+    if function is None:
+        if name.text in ATTRIBUTES:
+            return [source.error(name.span.start, name.span.end, f"{name.text} is an attribute, not a function",
+                                 hint=f"functions are {', '.join(FUNCTIONS)}; {_usage(ATTRIBUTES[name.text])}")]
+        return [source.error(name.span.start, name.span.end, f"unknown function {name.text!r}",
+                             hint=suggest(name.text, list(FUNCTIONS)))]
+    errors = []
+    for param in condition.params:
+        spec = function.params.get(param.name.text)
+        if spec is None:
+            errors.append(source.error(param.name.span.start, param.name.span.end,
+                                       f"unknown parameter {param.name.text!r} of {name.text}",
+                                       hint=suggest(param.name.text, list(function.params))))
+            continue
+        label = f"{name.text} {spec.name}"
+        if isinstance(param, t.ParamIn):
+            if not (spec.takes_not_in if param.negated else spec.takes_in):
+                errors.append(source.error(param.span.start, param.span.end,
+                                           f"{'NOT IN' if param.negated else 'IN'} does not apply to {label}",
+                                           hint=_param_usage(spec)))
+                continue
+            values = param.values
+        elif isinstance(param, t.ParamBetween):
+            if spec.type not in ("number", "integer", "date"):
+                errors.append(source.error(param.span.start, param.span.end, f"BETWEEN does not apply to {label}",
+                                           hint=_param_usage(spec)))
+                continue
+            values = (param.low, param.high)
+        else:
+            if param.op not in spec.operators:
+                errors.append(source.error(param.span.start, param.span.end,
+                                           f"{param.op} does not apply to {label}", hint=_param_usage(spec)))
+                continue
+            values = (param.value,)
+        for value in values:
+            errors.extend(_check_value(source, spec.name, spec.type, spec.values, value))
+    return errors
+
+
+def _check_value(source: Source, name: str, type_: str, allowed: tuple[str, ...],
+                 value: t.Value) -> list[SegmentError]:
+    span = value.span
+
+    def wrong(message: str | None = None, hint: str | None = None) -> list[SegmentError]:
+        return [source.error(span.start, span.end, message or f"{name} cannot be compared with {_describe(value)}",
+                             hint=hint or f"{name} expects {EXAMPLES[type_]}")]
+
+    if type_ == "number":
+        return [] if isinstance(value, t.Number) else wrong()
+    if type_ == "integer":
+        if not isinstance(value, t.Number):
+            return wrong()
+        return [] if value.value == value.value.to_integral_value() else wrong(f"{name} is a whole number")
+    if type_ == "date":
+        if isinstance(value, t.Date):
+            return []
+        if isinstance(value, t.RelativeDate):
+            limit = RELATIVE_LIMITS[value.unit]
+            if abs(value.amount) > limit:
+                return wrong(f"relative date {value.text} is too far away",
+                             hint=f"relative dates reach at most {limit} {_UNITS[value.unit]} (1000 years)")
+            return []
+        return wrong()
+    if type_ == "product_id":
+        return [] if product_id(value) is not None else wrong(f"{_describe(value)} is not a product id")
+    if not isinstance(value, t.String):
+        return wrong()
+    if type_ == "enum" and value.value not in allowed:
+        close = difflib.get_close_matches(value.value.upper() if allowed[0].isupper() else value.value.lower(),
+                                          allowed, n=1, cutoff=0.6)
+        return wrong(f"{_describe(value)} is not a value of {name}",
+                     hint=(f"did you mean '{close[0]}'? " if close else "")
+                     + f"{name} is one of {', '.join(allowed)}")
+    if type_ == "segment" and not SEGMENT_NAME.fullmatch(value.value):
+        return wrong(f"{_describe(value)} is not a segment name",
+                     hint="segment names are lowercase letters, digits and _, starting with a letter")
+    return []
+
+
+_UNITS = {"d": "days", "w": "weeks", "m": "months", "y": "years"}
+
+
+def _a(type_: str) -> str:
+    return {"integer": "an integer", "enum": "an enum"}.get(type_, f"a {type_}")
+
+
+def _describe(value: t.Value) -> str:
+    if isinstance(value, t.Number):
+        return f"the number {value.text}"
+    if isinstance(value, t.String):
+        shown = value.value if len(value.value) <= 40 else value.value[:37] + "..."
+        return f"the string {shown!r}"
+    if isinstance(value, t.Date):
+        return f"the date {value.value.isoformat()}"
+    return f"the date {value.text}"
+
+
+def _usage(attribute: Attribute) -> str:
+    if attribute.type == "list":
+        return f"{attribute.name} is a list: use {attribute.name} CONTAINS {_example(attribute)} or NOT CONTAINS"
+    if attribute.type == "enum":
+        return f"compare {attribute.name} with = or != to one of {', '.join(attribute.values)}"
+    if attribute.type == "string":
+        return f"compare {attribute.name} with = or != to {EXAMPLES['string']}"
+    return f"compare {attribute.name} with =, !=, >, >=, <, <= or BETWEEN to {EXAMPLES[attribute.type]}"
+
+
+def _example(attribute: Attribute) -> str:
+    return {"customer_countries": "'IT'", "customer_regions": "'IT-MI'", "customer_cities": "'IT-MI-Milano'"}.get(
+        attribute.name, "'vip'")
+
+
+def _param_usage(param: Param) -> str:
+    if param.type == "product_id":
+        return "write id = 42 or id IN (42, 'gid://shopify/Product/43')"
+    if param.aggregate or param.type in ("number", "date"):
+        return f"compare {param.name} with =, !=, >, >=, <, <= or BETWEEN to {EXAMPLES[param.type]}"
+    values = f" ({', '.join(param.values)})" if param.values else ""
+    return f"compare {param.name} with =, !=, IN (...) or NOT IN (...) to {EXAMPLES[param.type]}{values}"

@@ -1,0 +1,124 @@
+"""`smsseg segments check|sql|preview`: the language's tools for whoever writes definitions."""
+
+import argparse
+import datetime as dt
+import os
+from pathlib import Path
+
+import duckdb
+from sqlglot import exp
+
+from pipeline.segments.compiler import CUSTOMER, compile_query, render, segment_view
+from pipeline.segments.definitions import load_definitions
+from pipeline.segments.errors import SegmentErrors
+from pipeline.settings import PROJECT_DIR, SettingsError, parse_as_of
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    segments = subparsers.add_parser("segments", help="check, compile and preview segment definitions")
+    commands = segments.add_subparsers(dest="segments_command", required=True)
+
+    check = commands.add_parser("check", help="report every problem in the definitions; exit 1 if any")
+    check.add_argument("dir", nargs="?", help="definitions directory (env SMSSEG_SEGMENTS_DIR; default "
+                                              "segment_defs/)")
+    check.set_defaults(func=cmd_check)
+
+    sql = commands.add_parser("sql", help="print the SQL of a definition or of a query")
+    target = sql.add_mutually_exclusive_group(required=True)
+    target.add_argument("name", nargs="?", help="a definition's name")
+    target.add_argument("--query", help="a query, e.g. \"amount_spent > 100\"")
+    sql.add_argument("--dialect", default="duckdb", help="any sqlglot dialect (default duckdb)")
+    sql.add_argument("--as-of", help="evaluation date YYYY-MM-DD (default today)")
+    sql.add_argument("--segments-dir", help="definitions directory (env SMSSEG_SEGMENTS_DIR)")
+    sql.set_defaults(func=cmd_sql)
+
+    preview = commands.add_parser("preview", help="count and sample the customers a query matches")
+    preview.add_argument("--query", required=True)
+    preview.add_argument("--as-of", help="evaluation date YYYY-MM-DD (default: the warehouse's)")
+    preview.add_argument("--limit", type=int, default=10, help="sample size (default 10)")
+    preview.add_argument("--data-dir", help="holds warehouse.duckdb (env SMSSEG_DATA_DIR; default data/)")
+    preview.set_defaults(func=cmd_preview)
+
+
+def segments_dir(flag: str | None) -> Path:
+    return Path(flag or os.environ.get("SMSSEG_SEGMENTS_DIR") or PROJECT_DIR / "segment_defs")
+
+
+def data_dir(flag: str | None) -> Path:
+    return Path(flag or os.environ.get("SMSSEG_DATA_DIR") or PROJECT_DIR / "data")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    result = load_definitions(segments_dir(args.dir))
+    for error in result.errors:
+        print(f"{error}\n")
+    for name, defn in result.definitions.items():
+        export = " (exported)" if defn.export else ""
+        print(f"ok {name}{export}: {defn.path}")
+    if result.errors:
+        print(f"{len(result.errors)} error(s)")
+        return 1
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    as_of = _as_of(args.as_of) or dt.date.today()
+    try:
+        if args.query is not None:
+            expr = compile_query(args.query, as_of)
+        else:
+            result = load_definitions(segments_dir(args.segments_dir))
+            if args.name not in result.names:
+                print(f"no segment named {args.name!r}; known: {', '.join(sorted(result.names)) or 'none'}")
+                return 1
+            if args.name not in result.definitions:
+                for error in result.errors_for(args.name):
+                    print(f"{error}\n")
+                return 1
+            expr = segment_view(result.definitions[args.name], as_of)
+        print(render(expr, args.dialect, pretty=True))
+    except SegmentErrors as e:
+        print(e)
+        return 1
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    path = data_dir(args.data_dir) / "warehouse.duckdb"
+    if not path.exists():
+        print(f"{path}: no warehouse yet. Run `smsseg run` first.")
+        return 1
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        # The marts hold one evaluation date; by default the query is read as of the same one.
+        as_of = _as_of(args.as_of) or con.execute("select max(as_of) from marts.customers").fetchall()[0][0] \
+            or dt.date.today()
+        try:
+            members = compile_query(args.query, as_of).subquery("members")
+        except SegmentErrors as e:
+            print(e)
+            return 1
+        count = exp.select(exp.Count(this=exp.Star())).from_(members)
+        total = con.execute(render(count)).fetchall()[0][0]
+        columns = ("customer_id", "first_name", "last_name", "phone_e164", "sms_subscription_status", "amount_spent")
+        sample = (exp.select(*(exp.column(c, table=CUSTOMER) for c in columns))
+                  .from_(exp.to_table("marts.customers").as_(CUSTOMER))
+                  .where(exp.In(this=exp.column("customer_id", table=CUSTOMER),
+                                query=exp.select("customer_id").from_(members).subquery()))
+                  .order_by(exp.column("customer_id", table=CUSTOMER)).limit(max(args.limit, 0)))
+        rows = con.execute(render(sample)).fetchall()
+    finally:
+        con.close()
+    print(f"{total} customer(s) match as of {as_of}")
+    if rows:
+        print(" | ".join(columns))
+        for row in rows:
+            print(" | ".join("" if v is None else str(v) for v in row))
+    return 0
+
+
+def _as_of(value: str | None) -> dt.date | None:
+    try:
+        return parse_as_of(value)
+    except SettingsError as e:
+        raise SystemExit(str(e)) from None

@@ -1,0 +1,190 @@
+"""Checked tree → sqlglot expressions: a predicate over marts.customers, a query, a segment view.
+
+Values become sqlglot literals and names come only from the catalogue, so no text of a query is
+ever formatted into SQL. AND/OR chains are built as balanced binary trees: a thousand OR clauses
+are ten levels deep, which every renderer and DuckDB's binder handle.
+"""
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+
+import duckdb
+from sqlglot import exp
+
+from pipeline.segments import tree as t
+from pipeline.segments.catalogue import ATTRIBUTES, CUSTOMERS, FUNCTIONS, VIEW_COLUMNS, Function, Param
+from pipeline.segments.checker import check, product_id
+from pipeline.segments.errors import SegmentErrors, Source
+from pipeline.segments.parser import parse
+
+CUSTOMER = "customers"  # alias of marts.customers in compiled queries
+ITEM = "item"  # the lambda variable that lowercases list items
+
+_COMPARE: dict[str, Callable[..., exp.Expression]] = {
+    "=": exp.EQ, "!=": exp.NEQ, ">": exp.GT, ">=": exp.GTE, "<": exp.LT, "<=": exp.LTE,
+}
+
+
+def parse_checked(query: str, source: Source | None = None) -> t.Node:
+    """The tree of a query that parses and type-checks; raises SegmentErrors with every problem."""
+    source = source or Source.of_query(query)
+    node, errors = parse(source)
+    if node is not None:
+        errors += check(node, source)
+    if errors:
+        raise SegmentErrors(errors)
+    return node
+
+
+def compile_query(query: str, as_of: dt.date, *, source: str = "<query>") -> exp.Select:
+    """SELECT customer_id FROM marts.customers WHERE <the query>, as of a date."""
+    return select_members(parse_checked(query, Source.of_query(query, source)), as_of)
+
+
+def select_members(node: t.Node, as_of: dt.date) -> exp.Select:
+    return (exp.select(exp.column("customer_id", table=CUSTOMER))
+            .from_(exp.to_table(CUSTOMERS).as_(CUSTOMER))
+            .where(predicate(node, as_of)))
+
+
+def segment_view(defn, as_of: dt.date) -> exp.Create:
+    """CREATE OR REPLACE VIEW segments.<name>: the members, with the columns messages need and the
+    definition's `sms.fields`."""
+    members = compile_query(defn.query, as_of, source=str(defn.path))
+    columns = list(VIEW_COLUMNS) + [f for f in defn.fields if f not in VIEW_COLUMNS]
+    select = (exp.select(*(exp.column(c) for c in columns))
+              .from_(exp.to_table(CUSTOMERS))
+              .where(exp.In(this=exp.column("customer_id"), query=members.subquery())))
+    return exp.Create(this=segment_table(defn.name), kind="VIEW", replace=True, expression=select)
+
+
+def segment_table(name: str) -> exp.Table:
+    return exp.Table(this=exp.to_identifier(name), db=exp.to_identifier("segments"))
+
+
+def render(expr: exp.Expression, dialect: str = "duckdb", *, pretty: bool = False) -> str:
+    return expr.sql(dialect=dialect, pretty=pretty)
+
+
+def create_segment_view(con: duckdb.DuckDBPyConnection, defn, as_of: dt.date) -> int:
+    """Creates (or replaces) the view segments.<name>; returns how many customers it holds."""
+    con.execute("create schema if not exists segments")
+    con.execute(render(segment_view(defn, as_of)))
+    count = exp.select(exp.Count(this=exp.Star())).from_(segment_table(defn.name))
+    return con.execute(render(count)).fetchall()[0][0]
+
+
+def predicate(node: t.Node, as_of: dt.date) -> exp.Expression:
+    if isinstance(node, t.And):
+        return balanced(exp.And, [predicate(item, as_of) for item in node.items])
+    if isinstance(node, t.Or):
+        return balanced(exp.Or, [predicate(item, as_of) for item in node.items])
+    if isinstance(node, t.Matches):
+        return _matches(node, as_of)
+    return _attribute_condition(node, as_of)
+
+
+def balanced(kind: type[exp.Connector], items: Sequence[exp.Expression]) -> exp.Expression:
+    """items joined by AND or OR as a balanced tree; an OR inside an AND keeps its parentheses."""
+    level = [exp.Paren(this=i) if kind is exp.And and isinstance(i, exp.Or) else i for i in items]
+    while len(level) > 1:
+        level = [kind(this=level[i], expression=level[i + 1]) if i + 1 < len(level) else level[i]
+                 for i in range(0, len(level), 2)]
+    return level[0]
+
+
+def negate(expr: exp.Expression) -> exp.Expression:
+    return exp.Not(this=exp.Paren(this=expr) if isinstance(expr, exp.Connector) else expr)
+
+
+def _attribute_condition(condition: t.Condition, as_of: dt.date) -> exp.Expression:
+    attribute = ATTRIBUTES[condition.attribute.text]
+    if attribute.element == "segment":
+        members = exp.select(exp.column("customer_id")).from_(segment_table(condition.value.value))
+        found = exp.In(this=exp.column("customer_id", table=CUSTOMER), query=members.subquery())
+        return negate(found) if condition.negated else found
+    column = exp.column(attribute.column, table=CUSTOMER)
+    if isinstance(condition, t.Contains):
+        # Customer lists keep the merchant's case; lower every item and the value.
+        items = exp.Transform(this=column, expression=exp.Lambda(this=exp.Lower(this=exp.column(ITEM)),
+                                                                 expressions=[exp.to_identifier(ITEM)]))
+        found = exp.ArrayContains(this=items, expression=exp.Lower(this=_literal(condition.value, as_of)))
+        return negate(found) if condition.negated else found
+    if isinstance(condition, t.IsNull):
+        missing = exp.Is(this=column, expression=exp.Null())
+        return negate(missing) if condition.negated else missing
+    if attribute.type == "string":
+        column = exp.Lower(this=column)
+    if isinstance(condition, t.Between):
+        return exp.Between(this=column, low=_value(attribute.type, condition.low, as_of),
+                           high=_value(attribute.type, condition.high, as_of))
+    return _COMPARE[condition.op](this=column, expression=_value(attribute.type, condition.value, as_of))
+
+
+def _matches(condition: t.Matches, as_of: dt.date) -> exp.Expression:
+    """EXISTS over the function's rows of the customer that pass the filters; with aggregate
+    parameters the subquery aggregates those rows with no GROUP BY, so it yields one row even when
+    there are none, and HAVING tests the totals: count = 0 holds for customers without any row."""
+    function = FUNCTIONS[condition.function.text]
+    alias = function.table.split(".")[1]
+    row_column, customer_column = function.join
+    filters = [exp.EQ(this=exp.column(row_column, table=alias),
+                      expression=exp.column(customer_column, table=CUSTOMER))]
+    totals = []
+    for param in condition.params:
+        spec = function.params[param.name.text]
+        (totals if spec.aggregate else filters).append(_param(function, spec, param, alias, as_of))
+    rows = exp.select(exp.Literal.number(1)).from_(exp.to_table(function.table).as_(alias))
+    rows = rows.where(balanced(exp.And, filters))
+    if totals:
+        rows = rows.having(balanced(exp.And, totals))
+    found = exp.Exists(this=rows)
+    return negate(found) if condition.negated else found
+
+
+def _param(function: Function, spec: Param, param: t.Param, alias: str, as_of: dt.date) -> exp.Expression:
+    column = exp.column(spec.column, table=alias) if spec.column else None
+    if spec.kind == "count":
+        subject = exp.Count(this=exp.Distinct(expressions=[column]) if column else exp.Star())
+    elif spec.kind == "sum":
+        subject = exp.Coalesce(this=exp.Sum(this=column), expressions=[exp.Literal.number(0)])
+    elif spec.kind == "list":
+        return _list_param(spec, param, column, as_of)
+    elif spec.type == "string":
+        subject = exp.Lower(this=column)
+    else:
+        subject = column
+    if isinstance(param, t.ParamBetween):
+        return exp.Between(this=subject, low=_value(spec.type, param.low, as_of),
+                           high=_value(spec.type, param.high, as_of))
+    if isinstance(param, t.ParamIn):
+        found = exp.In(this=subject, expressions=[_value(spec.type, v, as_of) for v in param.values])
+        return negate(found) if param.negated else found
+    return _COMPARE[param.op](this=subject, expression=_value(spec.type, param.value, as_of))
+
+
+def _list_param(spec: Param, param: t.Param, column: exp.Expression, as_of: dt.date) -> exp.Expression:
+    """tag, collection, collection_id: the line's product is (=, IN) or is not (!=, NOT IN) in them."""
+    values = param.values if isinstance(param, t.ParamIn) else (param.value,)
+    found = balanced(exp.Or, [exp.ArrayContains(this=column, expression=_value(spec.type, v, as_of))
+                              for v in values])
+    negated = param.negated if isinstance(param, t.ParamIn) else param.op == "!="
+    return negate(found) if negated else found
+
+
+def _value(type_: str, value: t.Value, as_of: dt.date) -> exp.Expression:
+    if type_ == "product_id":
+        return exp.Literal.number(product_id(value))
+    literal = _literal(value, as_of)
+    # Strings compare case-insensitively; lowercase list columns are already lowered by the marts.
+    return exp.Lower(this=literal) if type_ == "string" else literal
+
+
+def _literal(value: t.Value, as_of: dt.date) -> exp.Expression:
+    if isinstance(value, t.Number):
+        # A number literal, so DuckDB reads it as an exact DECIMAL (59.90 is DECIMAL(4,2)).
+        return exp.Literal.number(str(value.value))
+    if isinstance(value, t.String):
+        return exp.Literal.string(value.value)
+    day = value.value if isinstance(value, t.Date) else value.resolve(as_of)
+    return exp.cast(exp.Literal.string(day.isoformat()), exp.DataType.build("date"))
