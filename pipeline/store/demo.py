@@ -6,9 +6,10 @@ real extraction has (children before parents, revised rows, bad phones) so the i
 """
 
 import datetime
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import polars as pl
@@ -20,7 +21,7 @@ DEFAULT_AS_OF = datetime.date(2026, 11, 1)  # fixed, not today, so the demo repr
 CHUNK_CUSTOMERS = 200_000
 HISTORY_DAYS = 3 * 365
 LATE_DAYS = 5  # extraction happens after as_of: a few rows fall after it so as-of filtering is exercised
-BLOCK_PARENTS = 2000  # parents written per block; their children follow the block, not each parent
+BLOCK_PARENTS = 10_000  # parents written per block; their children follow the block, not each parent
 SHOP_URL = "https://demo-store.myshopify.com"
 CURRENCY = "EUR"
 
@@ -66,7 +67,8 @@ COUNTRIES: tuple[Country, ...] = (
             ("gmail.com", "libero.it", "hotmail.it", "yahoo.it", "outlook.it", "virgilio.it")),
     Country("US", 0.15, "1", ("212", "415", "310", "312", "617", "646", "718", "202", "305", "512", "206"),
             10, "", (3, 3, 4), (3, 3, 4), ("en-US", "en", "en-US", "es"), "en",
-            (("New York City", "NY", "10001"), ("San Francisco", "CA", "94103"), ("Los Angeles", "CA", "90012"),
+            (("New York City", "NY", "10001"), ("San Francisco", "CA", "94103"),
+             ("Los Angeles", "CA", "90012"),
              ("Chicago", "IL", "60601"), ("Austin", "TX", "78701"), ("Boston", "MA", "02108"),
              ("Miami", "FL", "33101"), ("Seattle", "WA", "98101")),
             ("gmail.com", "yahoo.com", "outlook.com", "icloud.com", "aol.com")),
@@ -86,7 +88,7 @@ COUNTRIES: tuple[Country, ...] = (
             (("Paris", None, "75001"), ("Lyon", None, "69001"), ("Marseille", None, "13001"),
              ("Aix-en-Provence", None, "13100"), ("Saint-Étienne", None, "42000")),
             ("gmail.com", "orange.fr", "free.fr", "laposte.net")),
-    Country("ES", 0.07, "34", ("6", "71", "72", "73"),
+    Country("ES", 0.07, "34", ("60", "61", "62", "63", "64", "65", "66", "67", "68", "69", "71", "72", "73"),
             9, "", (3, 3, 3), (3, 2, 2, 2), ("es", "es", "ca", "en"), "es",
             (("Madrid", "M", "28013"), ("Barcelona", "B", "08001"), ("Valencia", "V", "46001"),
              ("Sevilla", "SE", "41001"), ("Palma de Mallorca", "PM", "07001")),
@@ -145,9 +147,11 @@ CUSTOMER_TAGS: tuple[tuple[float, tuple[str, ...]], ...] = (
 
 SMS_STATES = ("SUBSCRIBED", "NOT_SUBSCRIBED", "UNSUBSCRIBED", "PENDING", "REDACTED")
 SMS_STATE_WEIGHTS = (0.55, 0.24, 0.12, 0.06, 0.03)
-EMAIL_STATES = ("SUBSCRIBED", "NOT_SUBSCRIBED", "UNSUBSCRIBED", "PENDING", "INVALID", "REDACTED")
-EMAIL_STATE_WEIGHTS = (0.45, 0.34, 0.12, 0.03, 0.03, 0.03)
+EMAIL_STATES = ("SUBSCRIBED", "NOT_SUBSCRIBED", "UNSUBSCRIBED", "PENDING", "INVALID")  # REDACTED: see _people
+EMAIL_STATE_WEIGHTS = (0.46, 0.35, 0.13, 0.03, 0.03)
 OPT_IN_LEVELS = ("SINGLE_OPT_IN", "CONFIRMED_OPT_IN", "UNKNOWN")
+FINANCIAL_STATUSES = ("PAID", "PARTIALLY_REFUNDED", "REFUNDED", "PENDING", "AUTHORIZED", "VOIDED")
+PAID, PARTIALLY_REFUNDED, REFUNDED, PENDING, AUTHORIZED, VOIDED = range(len(FINANCIAL_STATUSES))
 ACCOUNT_STATES = ("DISABLED", "ENABLED", "INVITED", "DECLINED")
 ACCOUNT_STATE_WEIGHTS = (0.55, 0.38, 0.05, 0.02)
 
@@ -197,22 +201,56 @@ def generate_store(out_dir: Path, customers: int, seed: int = 0, *,
                                         tzinfo=datetime.UTC).timestamp())
     catalog = _Catalog.build(np.random.default_rng([seed, 0]), customers, end)
 
-    (out_dir / "shop.jsonl").write_text('{"name":"Demo Store","ianaTimezone":"Europe/Rome","currencyCode":"EUR"}\n')
+    shop = '{"name":"Demo Store","ianaTimezone":"Europe/Rome","currencyCode":"EUR"}\n'
+    (out_dir / "shop.jsonl").write_text(shop, encoding="utf-8")
     counts = {"customers": 0, "orders": 0, "line_items": 0, "products": catalog.products,
               "collections": len(COLLECTIONS), "abandoned_checkouts": 0, "sms_events": 0, "redactions": 0}
-    files = ("customers", "orders", "products", "abandoned_checkouts", "sms_events", "redactions")
-    handles = {name: open(out_dir / f"{name}.jsonl", "wb") for name in files}  # noqa: SIM115
-    try:
-        catalog.write(handles["products"], np.random.default_rng([seed, 1]))
+    with _Files(out_dir) as files:
+        catalog.write(files, np.random.default_rng([seed, 1]))
         for chunk_no, start in enumerate(range(0, customers, CHUNK_CUSTOMERS)):
             # One generator per chunk: the output depends only on the arguments, not on memory or timing.
             rng = np.random.default_rng([seed, 2, chunk_no])
             chunk = _Chunk(rng, start, min(CHUNK_CUSTOMERS, customers - start), end, catalog, counts)
-            chunk.write(handles)
-    finally:
-        for handle in handles.values():
-            handle.close()
+            chunk.write(files)
+            files.wait_for_previous_chunk()
     return counts
+
+
+class _Files:
+    """The store's JSONL files, appended to by one background thread.
+
+    Encoding and disk writes are most of the work; polars releases the GIL while it writes, so the
+    next chunk is generated meanwhile. One worker keeps every file's appends in submission order.
+    """
+
+    NAMES = ("customers", "orders", "products", "abandoned_checkouts", "sms_events", "redactions")
+
+    def __init__(self, out_dir: Path) -> None:
+        self._handles = {name: open(out_dir / f"{name}.jsonl", "wb") for name in self.NAMES}  # noqa: SIM115
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._current: list[Future] = []
+        self._previous: list[Future] = []
+
+    def append(self, name: str, frame: pl.DataFrame) -> None:
+        self._current.append(self._pool.submit(frame.write_ndjson, self._handles[name]))
+
+    def wait_for_previous_chunk(self) -> None:
+        """Bound memory to two chunks in flight: the one being written and the one just made."""
+        for future in self._previous:
+            future.result()
+        self._previous, self._current = self._current, []
+
+    def __enter__(self) -> "_Files":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            for future in self._previous + self._current:
+                future.result()
+        finally:
+            self._pool.shutdown(cancel_futures=True)
+            for handle in self._handles.values():
+                handle.close()
 
 
 def _gid(kind: str, number: pl.Expr) -> pl.Expr:
@@ -227,9 +265,21 @@ def _money(cents: pl.Expr) -> pl.Expr:
     return (cents // 100).cast(pl.String) + "." + (cents % 100).cast(pl.String).str.zfill(2)
 
 
-def _pick(rng: np.random.Generator, options: tuple, size: int, weights: tuple | None = None) -> np.ndarray:
+def _choose(rng: np.random.Generator, options: tuple, size: int, weights: tuple | None = None) -> np.ndarray:
     p = None if weights is None else np.asarray(weights) / np.sum(weights)
-    return np.asarray(options)[rng.choice(len(options), size=size, p=p)]
+    return rng.choice(len(options), size=size, p=p)
+
+
+def _pick(rng: np.random.Generator, options: tuple, size: int, weights: tuple | None = None) -> pl.Series:
+    # Gathering from a tiny Series is far cheaper than turning a numpy string array into one.
+    return pl.Series(options, dtype=pl.String).gather(_choose(rng, options, size, weights))
+
+
+def _pick_within(rng: np.random.Generator, group: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """For each row, a uniform index into the flattened options of its own group."""
+    sizes_ = np.asarray(sizes)
+    starts = np.concatenate([[0], np.cumsum(sizes_)[:-1]])
+    return starts[group] + (rng.random(len(group)) * sizes_[group]).astype(np.int64)
 
 
 def _times_of_day(rng: np.random.Generator, days: np.ndarray) -> np.ndarray:
@@ -237,7 +287,7 @@ def _times_of_day(rng: np.random.Generator, days: np.ndarray) -> np.ndarray:
     return days * DAY + hours * 3600 + rng.integers(0, 3600, len(days))
 
 
-def _write_blocks(handle: BinaryIO, parents: pl.DataFrame, parent_block: np.ndarray,
+def _write_blocks(files: _Files, name: str, parents: pl.DataFrame, parent_block: np.ndarray,
                   children: pl.DataFrame, child_slot: np.ndarray) -> None:
     """Write parent block b, then the children in slot b + 1; slot 0 comes before every parent.
 
@@ -250,9 +300,9 @@ def _write_blocks(handle: BinaryIO, parents: pl.DataFrame, parent_block: np.ndar
     blocks = int(parent_block.max(initial=-1)) + 1
     for slot in range(blocks + 1):
         if slot > 0 and (slot - 1,) in parent_parts:
-            parent_parts[(slot - 1,)].write_ndjson(handle)
+            files.append(name, parent_parts[(slot - 1,)])
         if (slot,) in child_parts:
-            child_parts[(slot,)].write_ndjson(handle)
+            files.append(name, child_parts[(slot,)])
 
 
 def _child_slots(rng: np.random.Generator, parent_block: np.ndarray, early_share: float) -> np.ndarray:
@@ -278,8 +328,8 @@ class _Catalog:
     product_collections: pl.DataFrame
     variants: np.ndarray  # variants per product
     price: np.ndarray  # cents per product
-    sku: np.ndarray
-    title: np.ndarray
+    sku: pl.Series
+    title: pl.Series
     popularity: np.ndarray  # probability of each product on a line item
 
     @classmethod
@@ -287,8 +337,8 @@ class _Catalog:
         # A shop's catalogue grows far slower than its customer base.
         n = 200 + int(60 * np.log2(max(customers, 2000) / 2000))
         kind = rng.integers(0, len(PRODUCT_KINDS), n)
-        adjective = _pick(rng, PRODUCT_ADJECTIVES, n)
-        colour = _pick(rng, PRODUCT_COLOURS, n)
+        adjective = np.array(PRODUCT_ADJECTIVES)[_choose(rng, PRODUCT_ADJECTIVES, n)]
+        colour = np.array(PRODUCT_COLOURS)[_choose(rng, PRODUCT_COLOURS, n)]
         noun = np.array([k[0] for k in PRODUCT_KINDS])[kind]
         title = np.char.add(np.char.add(np.char.add(adjective, " "), noun), np.char.add(" - ", colour))
         low = np.array([k[3][0] for k in PRODUCT_KINDS])[kind]
@@ -311,7 +361,8 @@ class _Catalog:
             # The product number keeps handles unique even when two products share a title.
             handle=pl.col("title").str.to_lowercase().str.replace_all(r"[^a-z0-9]+", "-") + "-"
             + pl.col("n").cast(pl.String),
-            productType=pl.col("kind").replace_strict(range(len(PRODUCT_KINDS)), [k[1] for k in PRODUCT_KINDS]),
+            productType=pl.col("kind").replace_strict(range(len(PRODUCT_KINDS)),
+                                                      [k[1] for k in PRODUCT_KINDS]),
             vendor=pl.col("vendor"),
             tags=pl.col("tags"),
             updatedAt=_ts(pl.col("updated")),
@@ -331,10 +382,10 @@ class _Catalog:
             __parentId=_gid("Product", pl.col("p") + PRODUCT_ID_BASE),
         )
         product_collections = product_collections.with_columns(_product=pl.Series(product_of))
-        return cls(n, frame, product_collections, rng.integers(1, len(SIZES) + 1, n), price, sku, title,
-                   popularity)
+        return cls(n, frame, product_collections, rng.integers(1, len(SIZES) + 1, n), price, pl.Series(sku),
+                   pl.Series(title), popularity)
 
-    def write(self, handle: BinaryIO, rng: np.random.Generator) -> None:
+    def write(self, files: _Files, rng: np.random.Generator) -> None:
         n = self.products
         # A few products were extracted twice: an older version with other tags, placed anywhere.
         revised = np.flatnonzero(rng.random(n) < 0.03)
@@ -348,7 +399,7 @@ class _Catalog:
         children = self.product_collections.drop("_product")
         product_block = np.arange(n) // 50
         child_slot = _child_slots(rng, product_block[self.product_collections["_product"].to_numpy()], 0.05)
-        _write_blocks(handle, frame[order], parent_block, children, child_slot)
+        _write_blocks(files, "products", frame[order], parent_block, children, child_slot)
 
 
 class _Chunk:
@@ -356,42 +407,364 @@ class _Chunk:
 
     def __init__(self, rng: np.random.Generator, start: int, size: int, end: int, catalog: _Catalog,
                  counts: dict[str, int]) -> None:
-        self.rng, self.start, self.size, self.end, self.catalog, self.counts = rng, start, size, end, catalog, counts
+        self.rng, self.start, self.size, self.end = rng, start, size, end
+        self.catalog, self.counts = catalog, counts
 
-    def write(self, handles: dict[str, BinaryIO]) -> None:
+    def write(self, files: _Files) -> None:
         people = self._people()
-        self._write_customers(handles["customers"], people)
-        self._write_orders(handles["orders"], people)
-        self._write_checkouts(handles["abandoned_checkouts"], people)
-        self._write_sms_events(handles["sms_events"], people)
-        self._write_redactions(handles["redactions"], people)
+        self._write_customers(files, people)
+        self._write_orders(files, people)
+        self._write_checkouts(files, people)
+        self._write_sms_events(files, people)
+        self._write_redactions(files, people)
 
-    def _people(self) -> dict[str, np.ndarray]:
+    def _people(self) -> pl.DataFrame:
+        """Everything about the chunk's customers, one row each, before it is shaped as JSON."""
         rng, n = self.rng, self.size
         weights = np.array([c.weight for c in COUNTRIES])
         country = rng.choice(len(COUNTRIES), size=n, p=weights / weights.sum())
-        prefix_len = np.array([len(c.mobile_prefixes[0]) for c in COUNTRIES])
-        nsn = np.empty(n, dtype="U11")
-        for k, c in enumerate(COUNTRIES):
-            rows = np.flatnonzero(country == k)
-            prefixes = _pick(rng, c.mobile_prefixes, len(rows))
-            rest_len = c.nsn_length - np.char.str_len(prefixes)
-            if c.calling_code == "1":  # NANP subscriber numbers cannot start with 0 or 1
-                rest = rng.integers(2_000_000, 10_000_000, len(rows)).astype(str)
-            else:
-                rest = np.char.zfill((rng.random(len(rows)) * 10.0 ** rest_len).astype(np.int64).astype(str),
-                                     rest_len.max(initial=prefix_len[k]))
-                rest = np.array([r[-w:] for r, w in zip(rest, rest_len, strict=True)]) if len(set(rest_len)) > 1 \
-                    else rest
-            nsn[rows] = np.char.add(prefixes, rest)
-        # Some people share a phone (a couple, a shop's landline): same number, maybe written differently.
+        prefix = _pick_within(rng, country, [len(c.mobile_prefixes) for c in COUNTRIES])
+        rest_len = np.array([c.nsn_length - len(c.mobile_prefixes[0]) for c in COUNTRIES])[country]
+        nanp = np.array([c.calling_code == "1" for c in COUNTRIES])[country]
+        # NANP subscriber numbers cannot start with 0 or 1.
+        rest = np.where(nanp, 2_000_000 + (rng.random(n) * 8_000_000).astype(np.int64),
+                        (rng.random(n) * 10.0**rest_len).astype(np.int64))
+        # Some people share a phone (a couple, a family): the same number, maybe written differently.
         shared = np.flatnonzero(rng.random(n) < 0.02)
-        source = rng.integers(0, n, len(shared))
-        country[shared], nsn[shared] = country[source], nsn[source]
-        created = self.end - DAY - (np.sqrt(rng.random(n)) * HISTORY_DAYS * DAY).astype(np.int64)[::-1] \
-            if n else np.zeros(0, dtype=np.int64)
-        created = rng.permutation(created) if n else created
-        return {"country": country, "nsn": nsn, "created": created,
-                "sms": _pick(rng, SMS_STATES, n, SMS_STATE_WEIGHTS),
-                "has_phone": rng.random(n) >= 0.12,
-                "phone_format": rng.choice(6, size=n, p=[0.30, 0.08, 0.08, 0.25, 0.23, 0.06])}
+        source = rng.integers(0, max(n, 1), len(shared))
+        for column in (country, prefix, rest, rest_len):
+            column[shared] = column[source]
+        prefixes = pl.Series([p for c in COUNTRIES for p in c.mobile_prefixes])
+        nsn = prefixes.gather(prefix) + pl.Series(rest).cast(pl.String).str.zfill(pl.Series(rest_len))
+
+        # The store grows: more customers joined recently than three years ago.
+        created = self.end - DAY - (HISTORY_DAYS * DAY * (1 - np.sqrt(rng.random(n)))).astype(np.int64)
+        created = created - rng.integers(0, DAY, n)
+        updated = created + (rng.random(n) ** 2 * (self.end - created)).astype(np.int64)
+
+        languages = list(FIRST_NAMES)
+        language = np.array([languages.index(c.language) for c in COUNTRIES])[country]
+        first = _pick_within(rng, language, [len(FIRST_NAMES[lang]) for lang in languages])
+        last = _pick_within(rng, language, [len(LAST_NAMES[lang]) for lang in languages])
+        first_names, first_slugs = zip(*(x for lang in languages for x in FIRST_NAMES[lang]), strict=True)
+        last_names, last_slugs = zip(*(x for lang in languages for x in LAST_NAMES[lang]), strict=True)
+        domain = _pick_within(rng, country, [len(c.email_domains) for c in COUNTRIES])
+        locale = _pick_within(rng, country, [len(c.locales) for c in COUNTRIES])
+
+        tags = [pl.when(pl.Series(rng.random(n) < p)).then(pl.Series(_pick(rng, spellings, n)))
+                for p, spellings in CUSTOMER_TAGS]
+        frame = pl.DataFrame({
+            "number": CUSTOMER_ID_BASE + self.start + np.arange(n),
+            "country": country, "nsn": nsn, "created": created, "updated": updated,
+            "first": pl.Series(first_names).gather(first), "last": pl.Series(last_names).gather(last),
+            "first_slug": pl.Series(first_slugs).gather(first),
+            "last_slug": pl.Series(last_slugs).gather(last),
+            "domain": pl.Series([d for c in COUNTRIES for d in c.email_domains]).gather(domain),
+            "locale": pl.Series([loc for c in COUNTRIES for loc in c.locales]).gather(locale),
+            "has_name": rng.random(n) >= 0.03,
+            "has_email": rng.random(n) >= 0.08,
+            "email_style": rng.integers(0, 4, n),
+            "email_state": _pick(rng, EMAIL_STATES, n, EMAIL_STATE_WEIGHTS),
+            "state": _pick(rng, ACCOUNT_STATES, n, ACCOUNT_STATE_WEIGHTS),
+            "has_phone": rng.random(n) >= 0.12,
+            "phone_format": rng.choice(6, size=n, p=[0.30, 0.08, 0.08, 0.25, 0.23, 0.06]),
+            "sms": _pick(rng, SMS_STATES, n, SMS_STATE_WEIGHTS),
+            "opt_in_level": _pick(rng, OPT_IN_LEVELS, n, (0.6, 0.3, 0.1)),
+            "sms_updated": created + (rng.random(n) * (updated - created)).astype(np.int64),
+            "addresses": self._addresses(country),
+        })
+        return frame.with_columns(
+            tags=pl.concat_list(tags).list.drop_nulls(),
+            # A customer whose SMS consent was redacted had the e-mail consent redacted with it.
+            email_state=pl.when(pl.col("sms") == "REDACTED").then(pl.lit("REDACTED"))
+            .otherwise(pl.col("email_state")),
+        )
+
+    def _addresses(self, country: np.ndarray) -> pl.Series:
+        rng, n = self.rng, len(country)
+        count = rng.choice(4, size=n, p=[0.08, 0.65, 0.20, 0.07])
+        owner = np.repeat(np.arange(n), count)
+        first = np.concatenate([[0], np.cumsum(count)])[:-1]
+        where = country[owner].copy()
+        # A second or third address is sometimes abroad (a holiday home, a gift to a friend).
+        abroad = rng.random(len(owner)) < 0.15
+        abroad[first[count > 0]] = False
+        where[abroad] = rng.integers(0, len(COUNTRIES), abroad.sum())
+        cities = [(k, *city) for k, c in enumerate(COUNTRIES) for city in c.cities]
+        city_start = np.cumsum([0] + [len(c.cities) for c in COUNTRIES])[:-1]
+        city_count = np.array([len(c.cities) for c in COUNTRIES])
+        city = city_start[where] + (rng.random(len(where)) * city_count[where]).astype(np.int64)
+        _, names, provinces, zips = zip(*cities, strict=True)
+        codes = np.array([c.code for c in COUNTRIES])
+        structs = pa.StructArray.from_arrays(
+            [pa.array(codes[where]), pa.array(np.array(provinces, dtype=object)[city]),
+             pa.array(np.array(names)[city]), pa.array(np.array(zips)[city])],
+            names=["countryCodeV2", "provinceCode", "city", "zip"])
+        offsets = np.concatenate([[0], np.cumsum(count)]).astype(np.int32)
+        return pl.Series("addresses", pa.ListArray.from_arrays(offsets, structs))
+
+    def _write_customers(self, files: _Files, people: pl.DataFrame) -> None:
+        rng, n = self.rng, self.size
+        self.counts["customers"] += n
+        # A few customers were extracted twice; the older copy still had an extra tag and, for the
+        # ones who later unsubscribed or confirmed, the consent state before that change.
+        long_lived = (people["updated"] - people["created"] > 2 * DAY).to_numpy()
+        revised = np.flatnonzero((rng.random(n) < 0.03) & long_lived)
+        stale = people[revised].with_columns(
+            updated=pl.col("created") + (pl.col("updated") - pl.col("created")) // 2,
+            tags=pl.col("tags").list.concat(pl.lit(["prospect"])),
+            sms=pl.col("sms").replace({"UNSUBSCRIBED": "SUBSCRIBED", "SUBSCRIBED": "PENDING"}),
+        ).with_columns(sms_updated=pl.min_horizontal("sms_updated", "updated"))
+        position = np.concatenate([np.arange(n) * 2, rng.integers(0, n, len(revised)) * 2 + 1])
+        rows = pl.concat([people, stale]).with_columns(_position=pl.Series(position)).sort("_position")
+        files.append("customers", rows.select(**_customer_fields()))
+
+    def _write_orders(self, files: _Files, people: pl.DataFrame) -> None:
+        rng, catalog = self.rng, self.catalog
+        created = people["created"].to_numpy()
+        # Negative binomial with mean 4: a third never ordered, a few ordered twenty times or more.
+        per_customer = rng.negative_binomial(0.5, 0.5 / 4.5, self.size)
+        owner = np.repeat(np.arange(self.size), per_customer)
+        guests = int(len(owner) * 0.05)
+        customer_number = np.concatenate([people["number"].to_numpy()[owner], np.full(guests, -1)])
+        since = np.concatenate([created[owner], np.full(guests, self.end - HISTORY_DAYS * DAY)])
+        n = len(customer_number)
+        moment = since + (rng.random(n) * (self.end - since)).astype(np.int64)
+        late = rng.random(n) < 0.015
+        moment[late] = self.end + rng.integers(0, LATE_DAYS * DAY, late.sum())
+        processed = np.maximum(_times_of_day(rng, moment // DAY), since + 60)
+
+        lines_per_order = 1 + rng.poisson(1.5, n)
+        order_of_line = np.repeat(np.arange(n), lines_per_order)
+        product = rng.choice(catalog.products, size=len(order_of_line), p=catalog.popularity)
+        variant = (rng.random(len(product)) * catalog.variants[product]).astype(np.int64)
+        quantity = rng.geometric(0.7, len(product))
+        line_total = catalog.price[product] * quantity
+        subtotal = np.bincount(order_of_line, weights=line_total, minlength=n).astype(np.int64)
+        discounted = rng.random(n) < 0.1
+        total = np.where(discounted, subtotal * 9 // 10, subtotal) + np.where(subtotal < 5000, 490, 0)
+
+        status = _choose(rng, FINANCIAL_STATUSES, n, (0.88, 0.04, 0.03, 0.03, 0.02, 0))
+        cancelled = rng.random(n) < 0.03
+        status[cancelled] = rng.choice([REFUNDED, VOIDED], cancelled.sum())
+        current = np.where(np.isin(status, (REFUNDED, VOIDED)), 0, total)
+        partial = status == PARTIALLY_REFUNDED
+        current[partial] = total[partial] - total[partial] * rng.integers(10, 60, partial.sum()) // 100
+        cancelled_at = np.where(cancelled, processed + rng.integers(3600, 3 * DAY, n), -1)
+        refund_delay = np.where(partial | (status == REFUNDED), rng.integers(DAY, 30 * DAY, n), 0)
+        updated = np.maximum(processed + rng.integers(60, 3 * DAY, n) + refund_delay, cancelled_at + 60)
+
+        number = self.counts["orders"] + np.arange(n)
+        orders = pl.DataFrame({
+            "number": number, "customer": customer_number, "processed": processed,
+            "created": processed + rng.integers(0, 5, n), "updated": updated, "cancelled_at": cancelled_at,
+            "test": rng.random(n) < 0.02, "status": pl.Series(FINANCIAL_STATUSES).gather(status),
+            "total": total, "current": current,
+            "current_known": rng.random(n) >= 0.01,
+        })
+        # Revised orders: the older copy was still paid (or pending) in full, before the cancellation
+        # or refund that the later copy records.
+        revised = np.flatnonzero(rng.random(n) < 0.02)
+        stale = orders[revised].with_columns(
+            updated=pl.col("processed") + (pl.col("updated") - pl.col("processed")) // 2,
+            cancelled_at=pl.lit(-1, dtype=pl.Int64),
+            current=pl.col("total"),
+            status=pl.when(pl.col("status") == "PAID").then(pl.lit("PENDING")).otherwise(pl.lit("PAID")),
+        )
+        block = np.arange(n) // BLOCK_PARENTS
+        parent_block = np.concatenate([block, rng.integers(0, block.max(initial=0) + 1, len(revised))])
+        order = np.argsort(parent_block, kind="stable")
+        parents = pl.concat([orders, stale])[order].select(**_order_fields())
+
+        first_line = self.counts["line_items"]
+        lines = pl.DataFrame({
+            "number": LINE_ITEM_ID_BASE + first_line + np.arange(len(product)),
+            "product": product, "variant": variant, "quantity": quantity, "total": line_total,
+            "sku": catalog.sku.gather(product) + "-" + pl.Series(SIZES).gather(variant),
+            "title": catalog.title.gather(product), "order": ORDER_ID_BASE + number[order_of_line],
+        }).select(
+            id=_gid("LineItem", pl.col("number")),
+            product=pl.struct(id=_gid("Product", pl.col("product") + PRODUCT_ID_BASE)),
+            variant=pl.struct(id=_gid("ProductVariant",
+                                      VARIANT_ID_BASE + pl.col("product") * 10 + pl.col("variant"))),
+            sku=pl.col("sku"),
+            title=pl.col("title"),
+            quantity=pl.col("quantity"),
+            originalTotalSet=pl.struct(shopMoney=pl.struct(amount=_money(pl.col("total")))),
+            __parentId=_gid("Order", pl.col("order")),
+        )
+        _write_blocks(files, "orders", parents, parent_block[order], lines,
+                      _child_slots(rng, block[order_of_line], 0.01))
+        self.counts["orders"] += n
+        self.counts["line_items"] += len(product)
+
+    def _write_checkouts(self, files: _Files, people: pl.DataFrame) -> None:
+        rng = self.rng
+        # About one customer in ten left a cart; some left two, and a few guests left one too.
+        owners = np.flatnonzero(rng.random(self.size) < 0.10)
+        owners = np.sort(np.concatenate([owners, owners[rng.random(len(owners)) < 0.15]]))
+        guests = int(self.size * 0.01)
+        customer = np.concatenate([people["number"].to_numpy()[owners], np.full(guests, -1)])
+        since = np.concatenate([people["created"].to_numpy()[owners],
+                                np.full(guests, self.end - HISTORY_DAYS * DAY)])
+        n = len(customer)
+        created = since + (rng.random(n) * (self.end - since)).astype(np.int64)
+        recent = rng.random(n) < 0.45  # abandoned-cart audiences look at the last few weeks
+        created[recent] = np.maximum(self.end - rng.integers(60, 30 * DAY, recent.sum()), since[recent] + 60)
+        late = rng.random(n) < 0.03
+        created[late] = self.end + rng.integers(0, LATE_DAYS * DAY, late.sum())
+        completed = np.where(rng.random(n) < 0.2, created + rng.integers(3600, 5 * DAY, n), -1)
+        number = CHECKOUT_ID_BASE + self.counts["abandoned_checkouts"] + np.arange(n)
+        files.append("abandoned_checkouts", pl.DataFrame({
+            "number": number, "customer": customer, "created": created, "completed": completed,
+            "updated": np.maximum(created + rng.integers(60, 3600, n), completed),
+            "token": _random_tokens(rng, n, 32), "total": rng.integers(19, 300, n) * 100 + 90,
+        }).select(
+            id=_gid("AbandonedCheckout", pl.col("number")),
+            createdAt=_ts(pl.col("created")),
+            updatedAt=_ts(pl.col("updated")),
+            completedAt=pl.when(pl.col("completed") >= 0).then(_ts(pl.col("completed"))),
+            abandonedCheckoutUrl=pl.lit(f"{SHOP_URL}/checkouts/") + pl.col("token") + "/recover",
+            customer=_customer_ref(),
+            totalPriceSet=pl.struct(shopMoney=pl.struct(amount=_money(pl.col("total")))),
+        ))
+        self.counts["abandoned_checkouts"] += n
+
+    def _write_sms_events(self, files: _Files, people: pl.DataFrame) -> None:
+        rng = self.rng
+        # The gateway only ever saw valid, subscribed numbers; shared numbers are one recipient.
+        reachable = pl.col("has_phone") & (pl.col("sms") == "SUBSCRIBED") & (pl.col("phone_format") < 5)
+        phones = people.filter(reachable).select(_e164()).unique(maintain_order=True).to_series().to_numpy()
+        phones = phones[rng.random(len(phones)) < 0.3]
+        reached = rng.random((len(phones), len(CAMPAIGNS))) < 0.4
+        phone_of, campaign_of = np.nonzero(reached)
+        sent = self.end - np.array([days for _, days in CAMPAIGNS])[campaign_of] * DAY + 10 * 3600 \
+            + rng.integers(0, 3600, len(phone_of))
+        delivered = rng.random(len(sent)) < 0.95
+        clicked = delivered & (rng.random(len(sent)) < 0.15)
+        converted = clicked & (rng.random(len(sent)) < 0.25)
+        opted_out = delivered & (rng.random(len(sent)) < 0.02)
+        steps = (("sent", np.ones(len(sent), dtype=bool), 0, 1), ("delivered", delivered, 1, 60),
+                 ("clicked", clicked, 60, 7200), ("converted", converted, 7200, DAY),
+                 ("opted_out", opted_out, 60, 3600))
+        kinds, rows, moments = [], [], []
+        for kind, happened, low, high in steps:
+            idx = np.flatnonzero(happened)
+            kinds.append(np.full(len(idx), kind))
+            rows.append(idx)
+            moments.append(sent[idx] + rng.integers(low, high, len(idx)))
+        row, moment = np.concatenate(rows), np.concatenate(moments)
+        order = np.lexsort((row, moment))
+        names = np.array([name for name, _ in CAMPAIGNS])
+        files.append("sms_events", pl.DataFrame({
+            "phone": phones[phone_of[row[order]]], "type": np.concatenate(kinds)[order],
+            "campaign": names[campaign_of[row[order]]], "occurredAt": moment[order],
+        }).with_columns(occurredAt=_ts(pl.col("occurredAt"))))
+        self.counts["sms_events"] += len(row)
+
+    def _write_redactions(self, files: _Files, people: pl.DataFrame) -> None:
+        rng = self.rng
+        # A few customers asked to be forgotten; some of them still carry their data in customers.jsonl.
+        asked = (rng.random(self.size) < 0.003) | ((people["sms"] == "REDACTED").to_numpy()
+                                                    & (rng.random(self.size) < 0.3))
+        rows = people.filter(pl.Series(asked))
+        requested = np.maximum(self.end - rng.integers(DAY, 300 * DAY, len(rows)),
+                               rows["created"].to_numpy() + DAY)
+        files.append("redactions", rows.select(customer=pl.struct(id=_gid("Customer", pl.col("number"))),
+                                               requestedAt=_ts(pl.Series(requested))))
+        self.counts["redactions"] += len(rows)
+
+
+def _customer_ref() -> pl.Expr:
+    """customer{id}, null for a guest (customer number -1)."""
+    return pl.when(pl.col("customer") >= 0).then(pl.struct(id=_gid("Customer", pl.col("customer"))))
+
+
+def _order_fields() -> dict[str, pl.Expr]:
+    return {
+        "id": _gid("Order", ORDER_ID_BASE + pl.col("number")),
+        "name": pl.lit("#") + (ORDER_NUMBER_START + pl.col("number")).cast(pl.String),
+        "customer": _customer_ref(),
+        "createdAt": _ts(pl.col("created")),
+        "processedAt": _ts(pl.col("processed")),
+        "updatedAt": _ts(pl.col("updated")),
+        "cancelledAt": pl.when(pl.col("cancelled_at") >= 0).then(_ts(pl.col("cancelled_at"))),
+        "test": pl.col("test"),
+        "displayFinancialStatus": pl.col("status"),
+        "currencyCode": pl.lit(CURRENCY),
+        "totalPriceSet": pl.struct(shopMoney=pl.struct(amount=_money(pl.col("total")),
+                                                       currencyCode=pl.lit(CURRENCY))),
+        "currentTotalPriceSet": pl.when(pl.col("current_known")).then(
+            pl.struct(shopMoney=pl.struct(amount=_money(pl.col("current")), currencyCode=pl.lit(CURRENCY)))),
+    }
+
+
+def _by_country(make: Callable[[Country], pl.Expr]) -> pl.Expr:
+    expr = pl.when(pl.col("country") == 0).then(make(COUNTRIES[0]))
+    for k, c in enumerate(COUNTRIES[1:], start=1):
+        expr = expr.when(pl.col("country") == k).then(make(c))
+    return expr
+
+
+def _grouped(digits: pl.Expr, groups: tuple[int, ...], separator: str) -> pl.Expr:
+    starts = np.cumsum((0, *groups))
+    return pl.concat_str([digits.str.slice(int(s), g) for s, g in zip(starts, groups, strict=False)],
+                         separator=separator)
+
+
+def _e164() -> pl.Expr:
+    return (_by_country(lambda c: pl.lit("+" + c.calling_code)) + pl.col("nsn")).alias("phone")
+
+
+def _phone_number() -> pl.Expr:
+    """The phone as a customer typed it: national or international, spaced or not, sometimes broken."""
+    national = _by_country(lambda c: pl.lit(c.trunk)) + pl.col("nsn")
+    us_style = pl.concat_str([pl.lit("("), pl.col("nsn").str.slice(0, 3), pl.lit(") "),
+                              pl.col("nsn").str.slice(3, 3), pl.lit("-"), pl.col("nsn").str.slice(6)])
+    spaced = _by_country(lambda c: us_style if c.calling_code == "1"
+                         else _grouped(pl.lit(c.trunk) + pl.col("nsn"), c.national_groups, " "))
+    dashed = _by_country(lambda c: _grouped(pl.lit(c.trunk) + pl.col("nsn"), c.national_groups, "-"))
+    international = _by_country(lambda c: pl.lit(f"+{c.calling_code} ")
+                                + _grouped(pl.col("nsn"), c.international_groups, " "))
+    # Too few digits for any plan: what a typo or a truncated form field leaves behind.
+    broken = _by_country(lambda c: pl.lit(f"+{c.calling_code} ")) + pl.col("nsn").str.slice(0, 5)
+    return (pl.when(pl.col("phone_format") == 0).then(spaced)
+            .when(pl.col("phone_format") == 1).then(national)
+            .when(pl.col("phone_format") == 2).then(dashed)
+            .when(pl.col("phone_format") == 3).then(international)
+            .when(pl.col("phone_format") == 4).then(_e164())
+            .otherwise(broken))
+
+
+def _email() -> pl.Expr:
+    first, last, number = pl.col("first_slug"), pl.col("last_slug"), pl.col("number") % 10_000_000
+    # The customer number keeps addresses unique, as Shopify requires, without looking generated.
+    local = (pl.when(pl.col("email_style") == 0).then(first + "." + last + number.cast(pl.String))
+             .when(pl.col("email_style") == 1).then(first + last + number.cast(pl.String))
+             .when(pl.col("email_style") == 2).then(first.str.slice(0, 1) + last + number.cast(pl.String))
+             .otherwise(first.str.to_titlecase() + "." + last.str.to_titlecase() + number.cast(pl.String)))
+    return local + "@" + pl.col("domain")
+
+
+def _customer_fields() -> dict[str, pl.Expr]:
+    subscribed_once = pl.col("sms") != "NOT_SUBSCRIBED"
+    return {
+        "id": _gid("Customer", pl.col("number")),
+        "firstName": pl.when(pl.col("has_name")).then(pl.col("first")),
+        "lastName": pl.when(pl.col("has_name")).then(pl.col("last")),
+        "createdAt": _ts(pl.col("created")),
+        "updatedAt": _ts(pl.col("updated")),
+        "state": pl.col("state"),
+        "locale": pl.col("locale"),
+        "tags": pl.col("tags"),
+        "defaultEmailAddress": pl.when(pl.col("has_email")).then(
+            pl.struct(emailAddress=_email(), marketingState=pl.col("email_state"))),
+        "defaultPhoneNumber": pl.when(pl.col("has_phone")).then(pl.struct(
+            phoneNumber=_phone_number(),
+            marketingState=pl.col("sms"),
+            marketingOptInLevel=pl.when(subscribed_once).then(pl.col("opt_in_level")),
+            marketingUpdatedAt=pl.when(subscribed_once).then(_ts(pl.col("sms_updated"))),
+        )),
+        "defaultAddress": pl.col("addresses").list.first(),
+        "addresses": pl.col("addresses"),
+    }

@@ -1,0 +1,276 @@
+"""The demo store honours the store-directory contract and carries the traps the ingest must handle."""
+
+import datetime
+import json
+import re
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import phonenumbers
+import pytest
+
+from pipeline.store.demo import DEMO_CUSTOMERS, generate_store
+
+AS_OF = datetime.date(2026, 11, 1)
+FILES = ("shop", "customers", "orders", "products", "abandoned_checkouts", "sms_events", "redactions")
+CUSTOMER_KEYS = {"id", "firstName", "lastName", "createdAt", "updatedAt", "state", "locale", "tags",
+                 "defaultEmailAddress", "defaultPhoneNumber", "defaultAddress", "addresses"}
+PHONE_KEYS = {"phoneNumber", "marketingState", "marketingOptInLevel", "marketingUpdatedAt"}
+ADDRESS_KEYS = {"countryCodeV2", "provinceCode", "city", "zip"}
+ORDER_KEYS = {"id", "name", "customer", "createdAt", "processedAt", "updatedAt", "cancelledAt", "test",
+              "displayFinancialStatus", "currencyCode", "totalPriceSet", "currentTotalPriceSet"}
+LINE_ITEM_KEYS = {"id", "product", "variant", "sku", "title", "quantity", "originalTotalSet", "__parentId"}
+PRODUCT_KEYS = {"id", "title", "handle", "productType", "vendor", "tags", "updatedAt"}
+COLLECTION_KEYS = {"id", "handle", "title", "__parentId"}
+CHECKOUT_KEYS = {"id", "createdAt", "updatedAt", "completedAt", "abandonedCheckoutUrl", "customer",
+                 "totalPriceSet"}
+MONEY = re.compile(r"^\d+\.\d{2}$")
+
+
+def gid(kind: str) -> re.Pattern[str]:
+    return re.compile(rf"^gid://shopify/{kind}/\d+$")
+
+
+def timestamp(value: str) -> datetime.datetime:
+    parsed = datetime.datetime.fromisoformat(value)
+    assert parsed.tzinfo is not None, value
+    return parsed
+
+
+def read(store: Path, name: str) -> list[dict]:
+    with open(store / f"{name}.jsonl", encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines]
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
+    store = tmp_path_factory.mktemp("store")
+    return store, generate_store(store, 3000, seed=7, as_of=AS_OF)
+
+
+@pytest.fixture(scope="module")
+def store(generated: tuple[Path, dict[str, int]]) -> dict[str, list[dict]]:
+    return {name: read(generated[0], name) for name in FILES}
+
+
+def split(lines: list[dict]) -> tuple[list[dict], list[dict]]:
+    return [x for x in lines if "__parentId" not in x], [x for x in lines if "__parentId" in x]
+
+
+def test_same_seed_gives_the_same_bytes_and_another_seed_does_not(tmp_path: Path) -> None:
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        generate_store(tmp_path / name, 500, seed)
+    for file in (f"{name}.jsonl" for name in FILES):
+        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes(), file
+    for file in ("customers.jsonl", "orders.jsonl"):
+        assert (tmp_path / "a" / file).read_bytes() != (tmp_path / "c" / file).read_bytes(), file
+
+
+def test_every_line_is_a_json_object(generated: tuple[Path, dict[str, int]]) -> None:
+    for name in FILES:
+        text = (generated[0] / f"{name}.jsonl").read_text(encoding="utf-8")
+        assert text.endswith("\n")
+        for number, line in enumerate(text.splitlines(), start=1):
+            assert isinstance(json.loads(line), dict), f"{name}.jsonl line {number}"
+
+
+def test_shop_is_one_line_in_rome_and_euro(store: dict[str, list[dict]]) -> None:
+    assert store["shop"] == [{"name": "Demo Store", "ianaTimezone": "Europe/Rome", "currencyCode": "EUR"}]
+
+
+def test_customers_have_the_spec_fields(store: dict[str, list[dict]]) -> None:
+    for customer in store["customers"]:
+        assert set(customer) == CUSTOMER_KEYS
+        assert gid("Customer").match(customer["id"])
+        assert timestamp(customer["createdAt"]) <= timestamp(customer["updatedAt"])
+        assert all(isinstance(tag, str) for tag in customer["tags"])
+        assert len(customer["addresses"]) <= 3
+        for address in customer["addresses"]:
+            assert set(address) == ADDRESS_KEYS
+        assert customer["defaultAddress"] == (customer["addresses"][0] if customer["addresses"] else None)
+        if customer["defaultEmailAddress"] is not None:
+            assert set(customer["defaultEmailAddress"]) == {"emailAddress", "marketingState"}
+        if customer["defaultPhoneNumber"] is not None:
+            assert set(customer["defaultPhoneNumber"]) == PHONE_KEYS
+
+
+def test_orders_and_line_items_have_the_spec_fields(store: dict[str, list[dict]]) -> None:
+    orders, line_items = split(store["orders"])
+    for order in orders:
+        assert set(order) == ORDER_KEYS
+        assert gid("Order").match(order["id"]) and order["name"].startswith("#")
+        assert order["customer"] is None or gid("Customer").match(order["customer"]["id"])
+        assert MONEY.match(order["totalPriceSet"]["shopMoney"]["amount"])
+        assert order["totalPriceSet"]["shopMoney"]["currencyCode"] == "EUR"
+        if order["currentTotalPriceSet"] is not None:
+            assert MONEY.match(order["currentTotalPriceSet"]["shopMoney"]["amount"])
+        assert timestamp(order["processedAt"]) <= timestamp(order["updatedAt"])
+        if order["cancelledAt"] is not None:
+            assert timestamp(order["cancelledAt"]) <= timestamp(order["updatedAt"])
+    for line in line_items:
+        assert set(line) == LINE_ITEM_KEYS
+        assert gid("LineItem").match(line["id"]) and gid("Order").match(line["__parentId"])
+        assert gid("Product").match(line["product"]["id"])
+        assert gid("ProductVariant").match(line["variant"]["id"])
+        assert MONEY.match(line["originalTotalSet"]["shopMoney"]["amount"]) and line["quantity"] >= 1
+
+
+def test_products_collections_checkouts_events_and_redactions_have_the_spec_fields(
+        store: dict[str, list[dict]]) -> None:
+    products, collections = split(store["products"])
+    assert all(set(p) == PRODUCT_KEYS and gid("Product").match(p["id"]) for p in products)
+    assert all(set(c) == COLLECTION_KEYS and gid("Collection").match(c["id"]) for c in collections)
+    for checkout in store["abandoned_checkouts"]:
+        assert set(checkout) == CHECKOUT_KEYS and gid("AbandonedCheckout").match(checkout["id"])
+        assert re.match(r"^https://demo-store\.myshopify\.com/checkouts/\w+/recover$",
+                        checkout["abandonedCheckoutUrl"])
+        assert MONEY.match(checkout["totalPriceSet"]["shopMoney"]["amount"])
+    for event in store["sms_events"]:
+        assert set(event) == {"phone", "type", "campaign", "occurredAt"}
+        timestamp(event["occurredAt"])
+    for redaction in store["redactions"]:
+        assert set(redaction) == {"customer", "requestedAt"}
+        assert gid("Customer").match(redaction["customer"]["id"])
+
+
+def test_counts_are_the_distinct_entities_written(generated: tuple[Path, dict[str, int]],
+                                                  store: dict[str, list[dict]]) -> None:
+    orders, line_items = split(store["orders"])
+    products, collections = split(store["products"])
+    distinct = {
+        "customers": len({c["id"] for c in store["customers"]}),
+        "orders": len({o["id"] for o in orders}), "line_items": len({li["id"] for li in line_items}),
+        "products": len({p["id"] for p in products}), "collections": len({c["id"] for c in collections}),
+        "abandoned_checkouts": len(store["abandoned_checkouts"]), "sms_events": len(store["sms_events"]),
+        "redactions": len(store["redactions"]),
+    }
+    assert generated[1] == distinct
+    assert distinct["customers"] == 3000
+    assert 3 < distinct["orders"] / 3000 < 5 and 2 < distinct["line_items"] / distinct["orders"] < 3
+    assert 150 <= distinct["products"] <= 400
+
+
+@pytest.mark.parametrize(("file", "parent_kind"), [("orders", "Order"), ("products", "Product")])
+def test_children_point_at_parents_and_some_come_first(store: dict[str, list[dict]], file: str,
+                                                       parent_kind: str) -> None:
+    seen: set[str] = set()
+    before_parent = 0
+    parents = {line["id"] for line in split(store[file])[0]}
+    for line in store[file]:
+        if "__parentId" in line:
+            assert line["__parentId"] in parents
+            before_parent += line["__parentId"] not in seen
+        else:
+            seen.add(line["id"])
+    assert before_parent > 0
+
+
+def test_ids_revised_later_appear_twice_with_different_content(store: dict[str, list[dict]]) -> None:
+    for lines in (store["customers"], split(store["orders"])[0]):
+        by_id: dict[str, list[dict]] = {}
+        for line in lines:
+            by_id.setdefault(line["id"], []).append(line)
+        revised = [versions for versions in by_id.values() if len(versions) > 1]
+        assert revised and all(len(versions) == 2 for versions in revised)
+        for older, newer in (sorted(v, key=lambda x: timestamp(x["updatedAt"])) for v in revised):
+            assert timestamp(older["updatedAt"]) < timestamp(newer["updatedAt"])
+            assert {**older, "updatedAt": None} != {**newer, "updatedAt": None}
+        # The older copy is not always the earlier line: "last line wins" would be wrong.
+        assert any(timestamp(v[0]["updatedAt"]) > timestamp(v[1]["updatedAt"]) for v in revised)
+
+
+def test_phones_are_mostly_valid_in_every_format(store: dict[str, list[dict]]) -> None:
+    valid, invalid, formats, e164 = 0, 0, Counter(), Counter()
+    for customer in store["customers"]:
+        phone = customer["defaultPhoneNumber"] and customer["defaultPhoneNumber"]["phoneNumber"]
+        if not phone:
+            continue
+        region = customer["defaultAddress"]["countryCodeV2"] if customer["defaultAddress"] else None
+        formats["international" if phone.startswith("+") else "national"] += 1
+        try:
+            number = phonenumbers.parse(phone, region)
+        except phonenumbers.NumberParseException:
+            invalid += 1
+            continue
+        if phonenumbers.is_valid_number(number):
+            valid += 1
+            e164[phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), customer["id"]] += 1
+        else:
+            invalid += 1
+    assert valid / (valid + invalid) > 0.85 and invalid > 0
+    assert formats["national"] > 0.3 * valid and formats["international"] > 0.3 * valid
+    phones = Counter(phone for phone, _ in e164)
+    assert any(count > 1 for count in phones.values()), "some customers share a phone number"
+    assert sum(c["defaultPhoneNumber"] is None for c in store["customers"]) > 0
+
+
+def test_every_consent_and_account_state_occurs(store: dict[str, list[dict]]) -> None:
+    customers = store["customers"]
+    sms = Counter(c["defaultPhoneNumber"]["marketingState"] for c in customers if c["defaultPhoneNumber"])
+    email = Counter(c["defaultEmailAddress"]["marketingState"] for c in customers if c["defaultEmailAddress"])
+    assert set(sms) == {"SUBSCRIBED", "NOT_SUBSCRIBED", "PENDING", "UNSUBSCRIBED", "REDACTED"}
+    assert sms.most_common(1)[0][0] == "SUBSCRIBED"
+    assert {"SUBSCRIBED", "NOT_SUBSCRIBED", "UNSUBSCRIBED", "REDACTED"} <= set(email)
+    assert {c["state"] for c in customers} == {"ENABLED", "DISABLED", "INVITED", "DECLINED"}
+    assert any(c["defaultEmailAddress"] is None for c in customers)
+    countries = {c["defaultAddress"]["countryCodeV2"] for c in customers if c["defaultAddress"]}
+    assert {"IT", "US", "GB", "DE", "FR", "ES", "CA", "AU"} <= countries
+    tags = {t for c in customers for t in c["tags"]}
+    assert {"VIP", "vip"} <= tags
+
+
+def test_orders_cover_the_awkward_cases(store: dict[str, list[dict]]) -> None:
+    orders = split(store["orders"])[0]
+    end = datetime.datetime.combine(AS_OF + datetime.timedelta(days=1), datetime.time(), tzinfo=datetime.UTC)
+
+    def share(predicate: Callable[[dict], bool]) -> float:
+        return sum(map(predicate, orders)) / len(orders)
+
+    assert 0.005 < share(lambda o: o["test"]) < 0.05
+    assert 0.01 < share(lambda o: o["cancelledAt"] is not None) < 0.08
+    assert share(lambda o: o["customer"] is None) > 0.01
+    assert share(lambda o: o["currentTotalPriceSet"] is None) > 0
+    assert share(lambda o: o["currentTotalPriceSet"] is not None
+                 and o["currentTotalPriceSet"]["shopMoney"] != o["totalPriceSet"]["shopMoney"]) > 0
+    assert share(lambda o: timestamp(o["processedAt"]).hour >= 22) > 0
+    assert 0 < share(lambda o: timestamp(o["processedAt"]) >= end) < 0.05
+    assert max(timestamp(o["processedAt"]) for o in orders) < end + datetime.timedelta(days=6)
+    assert min(timestamp(o["processedAt"]) for o in orders) > end - datetime.timedelta(days=3 * 366)
+    per_customer = Counter(o["customer"]["id"] for o in orders if o["customer"])
+    assert max(per_customer.values()) >= 20 and len(per_customer) < 3000
+
+
+def test_checkouts_and_events_look_like_a_live_shop(store: dict[str, list[dict]]) -> None:
+    checkouts = store["abandoned_checkouts"]
+    assert 0.07 < len(checkouts) / 3000 < 0.2
+    assert any(c["completedAt"] for c in checkouts) and any(c["completedAt"] is None for c in checkouts)
+    events = store["sms_events"]
+    assert {e["type"] for e in events} == {"sent", "delivered", "clicked", "converted", "opted_out"}
+    for event in events:
+        number = phonenumbers.parse(event["phone"])
+        assert phonenumbers.is_valid_number(number)
+        assert phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) == event["phone"]
+    assert store["redactions"]
+    collections = split(store["products"])[1]
+    assert {"summer", "winter-sale", "bestsellers"} <= {c["handle"] for c in collections}
+
+
+def test_as_of_moves_the_whole_history(tmp_path: Path) -> None:
+    as_of = datetime.date(2024, 3, 15)
+    generate_store(tmp_path, 300, as_of=as_of)
+    end = datetime.datetime.combine(as_of + datetime.timedelta(days=1), datetime.time(), tzinfo=datetime.UTC)
+    assert max(timestamp(c["createdAt"]) for c in read(tmp_path, "customers")) < end
+    processed = [timestamp(o["processedAt"]) for o in split(read(tmp_path, "orders"))[0]]
+    assert max(processed) < end + datetime.timedelta(days=6)
+    assert min(processed) > end - datetime.timedelta(days=3 * 366)
+
+
+def test_an_empty_store_still_has_a_catalogue(tmp_path: Path) -> None:
+    counts = generate_store(tmp_path, 0)
+    assert counts["customers"] == counts["orders"] == 0 and counts["products"] > 0
+    assert (tmp_path / "customers.jsonl").read_bytes() == b""
+
+
+def test_built_in_demo_size() -> None:
+    assert DEMO_CUSTOMERS == 2000
