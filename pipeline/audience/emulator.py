@@ -1,0 +1,257 @@
+"""A loopback SMS gateway for tests and demos: the sms-export.md API, audiences in memory, faults on demand.
+
+It honours Idempotency-Key (a replay gets the stored reply and changes nothing) and counts
+every add it applies per (audience, phone), so a test can prove no number was added twice.
+
+Faults are a script of steps cycled over successive API requests:
+  ok          apply and reply 200
+  429         reply 429 with Retry-After, apply nothing
+  500         reply 503, apply nothing
+  500_after   apply, then reply 500 (the client cannot know it landed)
+  drop        close the connection without a reply, apply nothing
+  drop_after  apply, then close the connection without a reply
+  slow        apply, then wait `slow_step_seconds` before replying (longer than a client timeout)
+
+    python -m pipeline.audience.emulator --port 0 --token T [--script 429,ok,500] [--slow 0.05]
+"""
+
+import argparse
+import hashlib
+import itertools
+import json
+import logging
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+
+log = logging.getLogger(__name__)
+
+STEPS = ("ok", "429", "500", "500_after", "drop", "drop_after", "slow")
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+AUDIENCE_PATH = re.compile(r"/audiences/([A-Za-z0-9_-]+)")
+MEMBERS_PATH = re.compile(r"/audiences/([A-Za-z0-9_-]+)/members")
+
+
+@dataclass
+class Faults:
+    script: list[str] = field(default_factory=list)  # steps cycled over API requests; empty: always ok
+    retry_after: str = "0"  # the Retry-After header of a 429, in seconds
+    slow_seconds: float = 0.0  # every API reply waits this long after applying
+    slow_step_seconds: float = 0.5
+    reject: dict[str, str] = field(default_factory=dict)  # phone -> reason the gateway gives
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.script if s not in STEPS]
+        if unknown:
+            raise ValueError(f"fault steps {unknown}: expected some of {', '.join(STEPS)}")
+
+
+class GatewayEmulator:
+    """The emulator on 127.0.0.1 at an ephemeral port (or `port`), serving from a daemon thread."""
+
+    def __init__(self, token: str, *, faults: Faults | None = None, port: int = 0):
+        self.token = token
+        self._lock = threading.Lock()
+        self._faults = faults or Faults()
+        self._steps = itertools.cycle(self._faults.script or ["ok"])
+        self.audiences: dict[str, dict] = {}  # segment -> {"name", "description", "members": {phone: member}}
+        self.add_counts: Counter[tuple[str, str]] = Counter()
+        self.received: Counter[str] = Counter()  # "PUT" / "POST" -> API requests received, replays included
+        self._replies: dict[str, tuple[str, int, dict]] = {}  # Idempotency-Key -> (body digest, status, reply)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "GatewayEmulator":
+        # a short poll interval: tests stop an emulator each, and shutdown waits one interval
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="gateway-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> "GatewayEmulator":
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def set_faults(self, faults: Faults) -> None:
+        with self._lock:
+            self._faults = faults
+            self._steps = itertools.cycle(faults.script or ["ok"])
+
+    def members(self, segment: str) -> dict[str, dict]:
+        with self._lock:
+            return dict(self.audiences.get(segment, {}).get("members", {}))
+
+    def adds_of(self, segment: str) -> dict[str, int]:
+        """phone -> how many times an add of it was applied to `segment`."""
+        with self._lock:
+            return {phone: n for (seg, phone), n in self.add_counts.items() if seg == segment}
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {
+                "audiences": json.loads(json.dumps(self.audiences)),
+                "add_counts": [[seg, phone, n] for (seg, phone), n in sorted(self.add_counts.items())],
+                "received": dict(self.received),
+                "faults": asdict(self._faults),
+            }
+
+    def _next_step(self) -> tuple[str, Faults]:
+        with self._lock:
+            return next(self._steps), self._faults
+
+    def _apply(self, method: str, path: str, key: str | None, body: dict, faults: Faults) -> tuple[int, dict]:
+        """Applies one API request once per Idempotency-Key; returns (status, reply)."""
+        digest = hashlib.sha256(json.dumps([method, path, body], sort_keys=True).encode()).hexdigest()
+        with self._lock:
+            if key and key in self._replies:
+                seen, status, reply = self._replies[key]
+                if seen != digest:
+                    return 422, {"error": f"Idempotency-Key {key} was used with a different request"}
+                return status, reply
+            status, reply = self._execute(method, path, body, faults)
+            if key and status < 500:
+                self._replies[key] = (digest, status, reply)
+            return status, reply
+
+    def _execute(self, method: str, path: str, body: dict, faults: Faults) -> tuple[int, dict]:
+        if method == "PUT" and (match := AUDIENCE_PATH.fullmatch(path)):
+            audience = self.audiences.setdefault(match[1], {"members": {}})
+            audience.update(name=body.get("name"), description=body.get("description"))
+            return 200, {"id": match[1], "members": len(audience["members"])}
+        if method == "POST" and (match := MEMBERS_PATH.fullmatch(path)):
+            audience = self.audiences.get(match[1])
+            if audience is None:
+                return 404, {"error": f"no audience {match[1]}; PUT /audiences/{match[1]} first"}
+            adds, removes = body.get("add", []), body.get("remove", [])
+            if not isinstance(adds, list) or not isinstance(removes, list):
+                return 400, {"error": "add and remove must be lists"}
+            rejected, added, removed = [], 0, 0
+            for member in adds:
+                phone = member.get("phone") if isinstance(member, dict) else None
+                reason = faults.reject.get(phone) if phone else "missing phone"
+                if reason is None and not E164.fullmatch(phone):
+                    reason = "not an E.164 number"
+                if reason:
+                    rejected.append({"phone": phone, "reason": reason})
+                    continue
+                audience["members"][phone] = member
+                self.add_counts[(match[1], phone)] += 1
+                added += 1
+            for phone in removes:
+                removed += audience["members"].pop(phone, None) is not None
+            return 200, {"added": added, "removed": removed, "rejected": rejected}
+        return 404, {"error": f"no such endpoint: {method} {path}"}
+
+
+def _handler(emulator: GatewayEmulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, like a real gateway behind a load balancer
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            self._handle("GET")
+
+        def do_PUT(self) -> None:  # noqa: N802
+            self._handle("PUT")
+
+        def do_POST(self) -> None:  # noqa: N802
+            self._handle("POST")
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            log.debug("emulator: " + format, *args)
+
+        def _handle(self, method: str) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            if self.headers.get("Authorization") != f"Bearer {emulator.token}":
+                return self._reply(401, {"error": "missing or wrong bearer token"})
+            try:
+                body = json.loads(raw) if raw else {}
+            except ValueError:
+                return self._reply(400, {"error": "body is not JSON"})
+            if self.path == "/_admin/faults" and method == "POST":
+                try:
+                    emulator.set_faults(Faults(**body))
+                except (TypeError, ValueError) as exc:
+                    return self._reply(400, {"error": str(exc)})
+                return self._reply(200, {"ok": True})
+            if self.path == "/_admin/state" and method == "GET":
+                return self._reply(200, emulator.snapshot())
+            with emulator._lock:
+                emulator.received[method] += 1
+            step, faults = emulator._next_step()
+            if step == "429":
+                return self._reply(429, {"error": "slow down"}, {"Retry-After": faults.retry_after})
+            if step == "500":
+                return self._reply(503, {"error": "temporarily unavailable"})
+            if step == "drop":
+                return self._drop()
+            status, reply = emulator._apply(method, self.path, self.headers.get("Idempotency-Key"), body, faults)
+            if step == "drop_after":
+                return self._drop()
+            time.sleep(faults.slow_seconds + (faults.slow_step_seconds if step == "slow" else 0))
+            if step == "500_after":
+                return self._reply(500, {"error": "internal error"})
+            return self._reply(status, reply)
+
+        def _reply(self, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
+            data = json.dumps(body).encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+            except OSError:  # the client gave up (timeout) while we were slow: nothing to tell it
+                self.close_connection = True
+
+        def _drop(self) -> None:
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                log.debug("emulator: connection already closed")
+
+    return Handler
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="A loopback SMS gateway emulator (sms-export.md API).")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--token", required=True, help="the bearer token clients must send")
+    parser.add_argument("--script", default="", help=f"comma-separated fault steps cycled: {','.join(STEPS)}")
+    parser.add_argument("--slow", type=float, default=0.0, help="seconds every reply waits")
+    parser.add_argument("--reject", action="append", default=[], metavar="PHONE=REASON",
+                        help="reject this number with this reason (repeatable)")
+    args = parser.parse_args(argv)
+    faults = Faults(script=[s for s in args.script.split(",") if s], slow_seconds=args.slow,
+                    reject=dict(r.split("=", 1) for r in args.reject))
+    emulator = GatewayEmulator(args.token, faults=faults, port=args.port).start()
+    print(emulator.url, flush=True)  # noqa: T201 - the one line a demo script reads
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        emulator.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""Where audiences go: one narrow interface, a file gateway (the default, no network) and the HTTP API.
+
+The sync only calls `upsert_audience`, `send_batch` and `finish`; a gateway confirms a batch by
+returning from `send_batch` and refuses it by raising GatewayError.
+"""
+
+import csv
+import datetime as dt
+import io
+import itertools
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+from dagster import ConfigurableResource
+from pydantic import Field, PrivateAttr
+
+log = logging.getLogger(__name__)
+
+CHANGE_COLUMNS = ("action", "phone", "customer_id")
+
+
+class GatewayError(RuntimeError):
+    """A batch the gateway did not accept. `retryable` is False when resending it cannot help."""
+
+    def __init__(self, message: str, *, retryable: bool):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    added: int
+    removed: int
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (phone, reason): not in the audience
+
+
+class AudienceGateway(ConfigurableResource):
+    """The interface every gateway implements; assets ask for this type and get whichever is configured."""
+
+    def upsert_audience(self, segment: str, name: str, description: str) -> None:
+        raise NotImplementedError
+
+    def send_batch(self, segment: str, adds: list[dict], removes: list[str], idempotency_key: str) -> BatchResult:
+        """Adds (or updates) the `adds` members and removes the `removes` numbers, as one request.
+
+        Sending the same idempotency_key again must not apply the batch twice.
+        """
+        raise NotImplementedError
+
+    def finish(self, segment: str, as_of: dt.date, members: pa.Table) -> None:
+        """Called once a sync of `segment` confirmed every batch, with the full eligible audience."""
+        raise NotImplementedError
+
+
+class FileGateway(AudienceGateway):
+    """Writes data/exports/<segment>/<as_of>.csv (the audience) and <as_of>.changes.csv (this run's diff).
+
+    Every batch is confirmed at once. Each is first kept under its Idempotency-Key in .pending/,
+    so a replayed batch overwrites itself and `finish` gathers a killed run's batches too.
+    """
+
+    data_dir: str
+
+    def upsert_audience(self, segment: str, name: str, description: str) -> None:
+        self._pending(segment).mkdir(parents=True, exist_ok=True)
+
+    def send_batch(self, segment: str, adds: list[dict], removes: list[str], idempotency_key: str) -> BatchResult:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerows(("add", m["phone"], m["customer_id"]) for m in adds)
+        writer.writerows(("remove", phone, "") for phone in removes)
+        pending = self._pending(segment)
+        pending.mkdir(parents=True, exist_ok=True)
+        _write_atomically(pending / (idempotency_key.replace(":", "_") + ".csv"), out.getvalue())
+        return BatchResult(added=len(adds), removed=len(removes))
+
+    def finish(self, segment: str, as_of: dt.date, members: pa.Table) -> None:
+        folder = Path(self.data_dir) / "exports" / segment
+        folder.mkdir(parents=True, exist_ok=True)
+        audience = folder / f"{as_of.isoformat()}.csv"
+        tmp = audience.with_name(f".{audience.name}.tmp")
+        pa_csv.write_csv(members.sort_by("phone"), tmp)
+        os.replace(tmp, audience)
+        pending = sorted(self._pending(segment).glob("*.csv"))
+        rows = sorted(row for p in pending for row in csv.reader(p.open(newline="")))
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(CHANGE_COLUMNS)
+        writer.writerows(rows)
+        _write_atomically(folder / f"{as_of.isoformat()}.changes.csv", out.getvalue())
+        for p in pending:
+            p.unlink()
+
+    def _pending(self, segment: str) -> Path:
+        return Path(self.data_dir) / "exports" / segment / ".pending"
+
+
+class HttpGateway(AudienceGateway):
+    """The gateway's JSON API (sms-export.md, "Gateways").
+
+    429 waits Retry-After; 5xx, timeouts and dropped connections back off exponentially with
+    jitter and resend under the same Idempotency-Key; any other 4xx fails the batch at once.
+    The token never reaches a log line, an error message or a repr.
+    """
+
+    url: str
+    token: str = Field(repr=False, description="Bearer token; pass EnvVar('SMS_GATEWAY_TOKEN')")
+    timeout_seconds: float = 10.0
+    max_attempts: int = 8
+    backoff_seconds: float = 0.5
+    max_backoff_seconds: float = 30.0
+    max_retry_after_seconds: float = 120.0
+    _sleep: Callable[[float], None] = PrivateAttr(default=time.sleep)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **options: float) -> "HttpGateway":
+        """A gateway from SMS_GATEWAY_URL and SMS_GATEWAY_TOKEN, outside Dagster (CLI tools, demos)."""
+        env = os.environ if env is None else env
+        missing = [name for name in ("SMS_GATEWAY_URL", "SMS_GATEWAY_TOKEN") if not env.get(name)]
+        if missing:
+            raise GatewayError(f"{' and '.join(missing)} not set: the http gateway needs the gateway's URL "
+                               "and token in the environment", retryable=False)
+        return cls(url=env["SMS_GATEWAY_URL"], token=env["SMS_GATEWAY_TOKEN"], **options)
+
+    def with_sleep(self, sleep: Callable[[float], None]) -> "HttpGateway":
+        """Uses `sleep` for every wait (tests pass a recorder instead of waiting)."""
+        self._sleep = sleep
+        return self
+
+    def upsert_audience(self, segment: str, name: str, description: str) -> None:
+        self._request("PUT", f"/audiences/{segment}", {"name": name, "description": description}, None)
+
+    def send_batch(self, segment: str, adds: list[dict], removes: list[str], idempotency_key: str) -> BatchResult:
+        body = self._request("POST", f"/audiences/{segment}/members", {"add": adds, "remove": removes},
+                             idempotency_key)
+        try:
+            rejected = [(r["phone"], r.get("reason") or "") for r in body.get("rejected", [])]
+            return BatchResult(added=int(body["added"]), removed=int(body["removed"]), rejected=rejected)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise GatewayError(f"batch {idempotency_key}: unexpected reply {str(body)[:200]!r}",
+                               retryable=False) from None
+
+    def finish(self, segment: str, as_of: dt.date, members: pa.Table) -> None:
+        """Nothing to do: the gateway already holds the audience."""
+
+    def _request(self, method: str, path: str, payload: dict, idempotency_key: str | None) -> dict:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        what = f"{method} {path}" + (f" (batch {idempotency_key})" if idempotency_key else "")
+        with httpx.Client(base_url=self.url, timeout=self.timeout_seconds) as client:
+            for attempt in itertools.count(1):
+                try:
+                    response = client.request(method, path, json=payload, headers=headers)
+                except httpx.TransportError as exc:  # timeouts, refused and dropped connections
+                    problem, wait = type(exc).__name__, self._backoff(attempt)
+                else:
+                    if response.status_code < 300:
+                        return response.json()
+                    if response.status_code == 429:
+                        problem, wait = "429 Too Many Requests", self._retry_after(response, attempt)
+                    elif response.status_code >= 500:
+                        problem, wait = f"{response.status_code} {_message(response)}", self._backoff(attempt)
+                    else:
+                        # the gateway's own words, minus the token should it ever echo a header back
+                        message = _message(response).replace(self.token, "***")
+                        raise GatewayError(f"{what}: the gateway refused it with {response.status_code}: {message}",
+                                           retryable=False)
+                if attempt >= self.max_attempts:
+                    raise GatewayError(f"{what}: gave up after {attempt} attempts, last: {problem}", retryable=True)
+                log.warning("%s: %s; attempt %d of %d, retrying in %.2fs",
+                            what, problem, attempt, self.max_attempts, wait)
+                self._sleep(wait)
+
+    def _backoff(self, attempt: int) -> float:
+        # full jitter: spreads the retries of many clients instead of bunching them on the same beat
+        return random.uniform(0, min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (attempt - 1)))  # noqa: S311
+
+    def _retry_after(self, response: httpx.Response, attempt: int) -> float:
+        try:
+            return min(max(float(response.headers.get("Retry-After", "")), 0.0), self.max_retry_after_seconds)
+        except ValueError:  # missing, or an HTTP date: fall back to our own backoff
+            return self._backoff(attempt)
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+        text = body.get("error") or body.get("message") or str(body)
+    except (ValueError, AttributeError):
+        text = response.text
+    return str(text)[:300] or response.reason_phrase
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
