@@ -32,7 +32,7 @@ def parse_checked(query: str, source: Source | None = None) -> t.Node:
     if node is not None:
         errors += check(node, source)
     if errors:
-        raise SegmentErrors(errors)
+        raise SegmentErrors(sorted(errors, key=lambda e: (e.line, e.column)))
     return node
 
 

@@ -46,8 +46,8 @@ class Token:
 class _Stop(Exception):
     """A syntax error in the current condition; the parser resumes at the next AND or OR."""
 
-    def __init__(self, error: SegmentError):
-        self.error = error
+    def __init__(self, error: SegmentError, offset: int):
+        self.error, self.offset = error, offset
 
 
 def tokenize(source: Source) -> tuple[list[Token], list[SegmentError]]:
@@ -155,6 +155,7 @@ def parse(source: Source) -> tuple[t.Node | None, list[SegmentError]]:
 class _Parser:
     def __init__(self, source: Source, tokens: list[Token]):
         self.source, self.tokens, self.pos, self.errors = source, tokens, 0, []
+        self.resumed_at: int | None = None
 
     @property
     def token(self) -> Token:
@@ -170,7 +171,7 @@ class _Parser:
         return self.token.kind == "keyword" and self.token.text in words
 
     def fail(self, token: Token, message: str, hint: str = "") -> _Stop:
-        return _Stop(self.source.error(token.start, max(token.end, token.start + 1), message, hint))
+        return _Stop(self.source.error(token.start, max(token.end, token.start + 1), message, hint), token.start)
 
     def parse(self) -> tuple[t.Node | None, list[SegmentError]]:
         if self.token.kind == "end":
@@ -192,11 +193,17 @@ class _Parser:
                         return None, self.errors
                     frames.append(([], [], self.advance()))
                     continue
+                start = self.pos
                 try:
                     frames[-1][1].append(self.condition())
                 except _Stop as stop:
-                    self.errors.append(stop.error)
+                    # A condition that fails on the very token a skip stopped after is the same
+                    # problem seen again (as in `x BETWEEN 1 OR 2`): one error is enough.
+                    if stop.offset != self.resumed_at:
+                        self.errors.append(stop.error)
+                    self.pos = start
                     self.skip_condition()
+                    self.resumed_at = self.tokens[self.pos + 1].start if self.is_keyword("and", "or") else None
                 expect_term = False
                 continue
             token = self.token
@@ -232,7 +239,8 @@ class _Parser:
                 self.skip_condition()
 
     def skip_condition(self) -> None:
-        """Skips to the next AND or OR outside parentheses opened here, or to a ')' closing a group."""
+        """Skips to the next AND or OR outside the parentheses opened from here (a MATCHES list), or
+        to a ')' closing the enclosing group."""
         depth = 0
         while self.token.kind != "end":
             if depth == 0 and (self.is_keyword("and", "or") or self.token.kind == ")"):

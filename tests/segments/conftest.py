@@ -1,0 +1,101 @@
+"""One varied hand-made store, built into a warehouse once for the whole segments test run."""
+
+import datetime as dt
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import build_warehouse
+from tests.fixtures.stores import (
+    Store,
+    address,
+    checkout,
+    collection,
+    customer,
+    line,
+    order,
+    product,
+    redaction,
+    sms_event,
+)
+from tests.oracle import Oracle
+
+AS_OF = dt.date(2026, 10, 15)
+PHONES = ["+393471234567", "+393471234568", "+393471234569", "3471234570", "+12125550123", None]
+TAGS = [[], ["VIP"], ["vip", "Wholesale"], ["Summer Fan"], ["wholesale"]]
+PLACES = [("IT", "MI", "Milano"), ("IT", "RM", "Roma"), ("US", "NY", "New York City"), ("FR", None, "Paris"),
+          (None, None, None)]
+AMOUNTS = ["59.90", "50.00", "100.00", "100.01", "999.99", "1000.00", "10.00", "0.00", "25.50"]
+DAYS = ["2025-12-31", "2026-01-15", "2026-06-30", "2026-07-15", "2026-09-30", "2026-10-01", "2026-10-08",
+        "2026-10-14", "2026-10-15", "2026-10-16"]
+
+
+@dataclass(frozen=True)
+class Built:
+    store_dir: Path
+    warehouse: Path
+    as_of: dt.date
+
+    def oracle(self) -> Oracle:
+        return Oracle(self.store_dir, self.as_of)
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        return duckdb.connect(str(self.warehouse), read_only=True)
+
+
+def varied_store() -> Store:
+    """~30 customers covering the edges: no orders, no phone, shared phones, redaction, cancelled,
+    test and future orders, orders at 23:30 UTC (the next day in Rome), lists in mixed case."""
+    rng = random.Random(20261015)
+    store = Store(timezone="Europe/Rome")
+    store.products = [product(42, tags=["Summer", "Sale"]), collection(7, 42, "Summer"),
+                      product(43, tags=["winter"]), collection(8, 43, "Winter"), collection(7, 43, "Summer"),
+                      product(44, tags=[])]
+    order_n = line_n = 0
+    for n in range(1, 31):
+        country, province, city = rng.choice(PLACES)
+        extra = [address("IT", "MI", "Milano")] if n % 7 == 0 else []
+        default = [] if country is None else [address(country, province, city)]
+        store.customers.append(customer(
+            n, created=f"2025-{rng.randint(1, 12):02d}-10T10:00:00Z" if n != 29 else "2026-10-20T10:00:00Z",
+            email=rng.choice([f"c{n}@Example.COM", f"c{n}@shop.it", None]),
+            email_state=rng.choice(["SUBSCRIBED", "UNSUBSCRIBED", "PENDING"]),
+            phone=PHONES[n % len(PHONES)], sms_state=rng.choice(["SUBSCRIBED", "UNSUBSCRIBED", "PENDING"]),
+            state=rng.choice(["ENABLED", "ENABLED", "DISABLED", "INVITED"]), locale=rng.choice(["it", "en-US", "fr"]),
+            tags=rng.choice(TAGS), country=country, province=province, city=city, addresses=default + extra))
+        for _ in range(rng.choice([0, 0, 1, 1, 2, 3, 5])):
+            order_n += 1
+            day = rng.choice(DAYS)
+            store.orders.append(order(
+                order_n, n, processed=f"{day}T{rng.choice(['10:00:00', '23:30:00'])}Z", total=rng.choice(AMOUNTS),
+                cancelled="2026-10-10T10:00:00Z" if rng.random() < 0.1 else None, test=rng.random() < 0.05))
+            for _ in range(rng.choice([1, 1, 2])):
+                line_n += 1
+                store.orders.append(line(line_n, order_n, rng.choice([42, 43, 44, None]),
+                                         quantity=rng.randint(1, 3)))
+        if rng.random() < 0.3:
+            store.abandoned_checkouts.append(checkout(
+                n, n, created=f"{rng.choice(DAYS)}T22:30:00Z",
+                completed="2026-10-15T12:00:00Z" if rng.random() < 0.3 else None))
+    # Customer 30 spent exactly 59.90 and 50 across orders; 23:30 UTC on 14 Oct is the 15th in Rome.
+    store.orders += [order(900, 30, processed="2026-10-14T23:30:00Z", total="59.90"), line(900, 900, 42, quantity=4)]
+    for phone in ("+393471234567", "+393471234568", "+12125550123"):
+        for type_, campaign, when in (("clicked", "Spring", "2026-10-01T10:00:00Z"), ("sent", "spring",
+                                                                                         "2026-09-01T10:00:00Z"),
+                                      ("delivered", "Autumn", "2026-10-14T23:30:00Z"),
+                                      ("clicked", "Autumn", "2026-10-16T10:00:00Z")):
+            if rng.random() < 0.7:
+                store.sms_events.append(sms_event(phone, type_, when, campaign))
+    store.sms_events.append(sms_event("+393471234569", "converted", "2026-10-10T10:00:00Z", "Spring"))
+    store.redactions.append(redaction(5))
+    return store
+
+
+@pytest.fixture(scope="session")
+def varied(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    root = tmp_path_factory.mktemp("varied")
+    store_dir = varied_store().write(root / "store")
+    return Built(store_dir, build_warehouse(store_dir, root / "data", AS_OF), AS_OF)

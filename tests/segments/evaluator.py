@@ -1,0 +1,157 @@
+"""An independent evaluator of the typed tree: plain Python over the oracle's frames.
+
+It restates the spec's semantics itself (it reads neither the compiler nor the catalogue's column
+mapping): each condition is the set of customers it holds for, AND is intersection, OR is union,
+NOT MATCHES is the complement over all customers.
+"""
+
+import calendar
+import datetime as dt
+from collections import defaultdict
+from decimal import Decimal
+
+from pipeline.segments import tree as t
+from tests.oracle import Oracle
+
+NUMBERS = {"amount_spent", "number_of_orders", "average_order_value"}
+DATES = {"first_order_date", "last_order_date", "customer_added_date", "abandoned_checkout_date"}
+ENUMS = {"sms_subscription_status", "email_subscription_status", "customer_account_status", "rfm_group"}
+TEXTS = {"customer_email_domain", "customer_language"}
+LISTS = {"customer_tags", "customer_countries", "customer_regions", "customer_cities"}
+
+
+def day_of(value: t.Value, as_of: dt.date) -> dt.date:
+    if isinstance(value, t.Date):
+        return value.value
+    text = value.text.lower()
+    if text in ("today", "yesterday"):
+        return as_of - dt.timedelta(days=text == "yesterday")
+    n, unit = int(text[:-1]), text[-1]
+    if unit in "dw":
+        return as_of + dt.timedelta(days=n * (7 if unit == "w" else 1))
+    month_index = as_of.month - 1 + n * (12 if unit == "y" else 1)
+    year = as_of.year + month_index // 12
+    month = month_index % 12 + 1
+    return dt.date(year, month, min(as_of.day, calendar.monthrange(year, month)[1]))
+
+
+def plain(value: t.Value, as_of: dt.date):
+    """The Python value a literal stands for."""
+    if isinstance(value, t.Number):
+        return Decimal(value.text)
+    if isinstance(value, t.String):
+        return value.value
+    return day_of(value, as_of)
+
+
+def holds(left, op: str, right) -> bool:
+    """A comparison; anything compared with a missing value is false, != included."""
+    if left is None or right is None:
+        return False
+    return {"=": left == right, "!=": left != right, ">": left > right, ">=": left >= right,
+            "<": left < right, "<=": left <= right}[op]
+
+
+def product_number(value) -> int:
+    return int(value) if isinstance(value, Decimal) else int(value.rsplit("/", 1)[1])
+
+
+class Evaluator:
+    def __init__(self, oracle: Oracle, as_of: dt.date, segments: dict[str, set[int]] | None = None):
+        self.as_of = as_of
+        self.segments = segments or {}
+        self.customers = {row["customer_id"]: row for row in oracle.customers.to_dicts()}
+        self.orders, self.lines, self.events = defaultdict(list), defaultdict(list), defaultdict(list)
+        for row in oracle.orders.to_dicts():
+            self.orders[row["customer_id"]].append(row)
+        for row in oracle.lines.to_dicts():
+            self.lines[row["customer_id"]].append(row)
+        for row in oracle.events.to_dicts():
+            self.events[row["phone_e164"]].append(row)
+
+    def members(self, node: t.Node) -> set[int]:
+        if isinstance(node, t.And):
+            result = set(self.customers)
+            for item in node.items:
+                result &= self.members(item)
+            return result
+        if isinstance(node, t.Or):
+            return set().union(*(self.members(item) for item in node.items))
+        if isinstance(node, t.Matches):
+            found = {cid for cid in self.customers if self.matches(node, cid)}
+            return set(self.customers) - found if node.negated else found
+        return {cid for cid, row in self.customers.items() if self.condition(node, cid, row)}
+
+    def condition(self, c: t.Condition, cid: int, row: dict) -> bool:
+        name = c.attribute.text
+        if name == "segments":
+            inside = cid in self.segments[c.value.value]
+            return not inside if c.negated else inside
+        if isinstance(c, t.IsNull):
+            return (row[name] is not None) if c.negated else (row[name] is None)
+        if name in LISTS:
+            inside = c.value.value.lower() in [x.lower() for x in row[name]]
+            return not inside if c.negated else inside
+        value = row[name].lower() if name in TEXTS and row[name] is not None else row[name]
+
+        def literal(v: t.Value):
+            return plain(v, self.as_of).lower() if name in TEXTS else plain(v, self.as_of)
+
+        if isinstance(c, t.Between):
+            return holds(value, ">=", literal(c.low)) and holds(value, "<=", literal(c.high))
+        return holds(value, c.op, literal(c.value))
+
+    def matches(self, m: t.Matches, cid: int) -> bool:
+        name = m.function.text
+        if name == "products_purchased":
+            rows, totals = self.lines[cid], {"count": lambda rs: len({r["order_id"] for r in rs}),
+                                             "quantity": lambda rs: sum(r["quantity"] for r in rs)}
+        elif name == "orders_placed":
+            rows, totals = self.orders[cid], {"count": len, "sum_amount": lambda rs: sum(
+                (r["amount"] for r in rs), Decimal(0))}
+        else:
+            phone = self.customers[cid]["phone_e164"]
+            rows, totals = (self.events[phone] if phone else []), {"count": len}
+        filters = [p for p in m.params if p.name.text not in totals]
+        kept = [r for r in rows if all(self.row_holds(name, p, r) for p in filters)]
+        aggregates = [p for p in m.params if p.name.text in totals]
+        if not aggregates:
+            return bool(kept)
+        return all(self.value_holds(totals[p.name.text](kept), p, lower=False) for p in aggregates)
+
+    def row_holds(self, function: str, p: t.Param, row: dict) -> bool:
+        param = p.name.text
+        if param == "date":
+            return self.value_holds(row["order_date" if function != "sms_events" else "event_date"], p, lower=False)
+        if param == "id":
+            wanted = {product_number(plain(v, self.as_of)) for v in (p.values if isinstance(p, t.ParamIn)
+                                                                     else (p.value,))}
+            return row["product_id"] is not None and row["product_id"] in wanted
+        if param in ("tag", "collection", "collection_id"):
+            items = row[{"tag": "product_tags", "collection": "collection_handles",
+                         "collection_id": "collection_ids"}[param]]
+            values = [plain(v, self.as_of) for v in (p.values if isinstance(p, t.ParamIn) else (p.value,))]
+            wanted = {int(v) for v in values} if param == "collection_id" else {v.lower() for v in values}
+            any_in = bool(wanted & {x.lower() if isinstance(x, str) else x for x in items})
+            negated = p.negated if isinstance(p, t.ParamIn) else p.op == "!="
+            return not any_in if negated else any_in
+        if param == "amount":
+            return self.value_holds(row["amount"], p, lower=False)
+        if param == "type":
+            return self.value_holds(row["event_type"], p, lower=False)
+        return self.value_holds(row["campaign"], p, lower=True)
+
+    def value_holds(self, value, p: t.Param, *, lower: bool) -> bool:
+        def lit(v: t.Value):
+            x = plain(v, self.as_of)
+            return x.lower() if lower else x
+
+        if value is None:
+            return False
+        value = value.lower() if lower else value
+        if isinstance(p, t.ParamBetween):
+            return lit(p.low) <= value <= lit(p.high)
+        if isinstance(p, t.ParamIn):
+            inside = value in {lit(v) for v in p.values}
+            return not inside if p.negated else inside
+        return holds(value, p.op, lit(p.value))

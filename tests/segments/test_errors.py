@@ -1,0 +1,257 @@
+"""Every kind of mistake gets one error with file, line:column, the line, a caret and a hint."""
+
+import datetime as dt
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pipeline.segments import SegmentErrors, compile_query, load_definitions
+
+AS_OF = dt.date(2026, 10, 15)
+
+
+def errors(query: str) -> list[str]:
+    with pytest.raises(SegmentErrors) as caught:
+        compile_query(query, AS_OF)
+    return [str(e) for e in caught.value.errors]
+
+
+def only(query: str) -> str:
+    found = errors(query)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_unknown_attribute_full_display() -> None:
+    assert only("amount_spend > 100") == textwrap.dedent("""\
+        <query>:1:1: unknown attribute 'amount_spend'
+         1 | amount_spend > 100
+           | ^^^^^^^^^^^^
+          hint: did you mean amount_spent?""")
+
+
+def test_wrong_value_type_says_what_is_expected() -> None:
+    assert only("number_of_orders > 1 AND last_order_date < 100") == textwrap.dedent("""\
+        <query>:1:44: last_order_date cannot be compared with the number 100
+         1 | number_of_orders > 1 AND last_order_date < 100
+           |                                            ^^^
+          hint: last_order_date expects a date such as 2026-01-31 or -30d""")
+
+
+@pytest.mark.parametrize(("query", "message", "hint"), [
+    ("sms_subscription_status = 'subscribed'",
+     "1:27: the string 'subscribed' is not a value of sms_subscription_status",
+     "did you mean 'SUBSCRIBED'? sms_subscription_status is one of SUBSCRIBED, NOT_SUBSCRIBED, PENDING, "
+     "UNSUBSCRIBED, REDACTED"),
+    ("rfm_group = 'VIP'", "1:13: the string 'VIP' is not a value of rfm_group", "rfm_group is one of CHAMPIONS, LOYAL"),
+    ("amount_spent > 'a lot'", "1:16: amount_spent cannot be compared with the string 'a lot'",
+     "amount_spent expects a number such as 100 or 59.90"),
+    ("number_of_orders > 2.5", "1:20: number_of_orders is a whole number", "a whole number such as 3"),
+    ("customer_language = 3", "1:21: customer_language cannot be compared with the number 3",
+     "customer_language expects a string in single quotes"),
+    ("customer_tags = 'vip'", "1:1: = does not apply to customer_tags, a list",
+     "customer_tags is a list: use customer_tags CONTAINS 'vip' or NOT CONTAINS"),
+    ("amount_spent CONTAINS 5", "1:1: CONTAINS needs a list attribute; amount_spent is a number",
+     "compare amount_spent with =, !=, >, >=, <, <= or BETWEEN"),
+    ("sms_subscription_status > 'SUBSCRIBED'", "1:1: > does not apply to sms_subscription_status, an enum",
+     "compare sms_subscription_status with = or !="),
+    ("customer_language BETWEEN 'a' AND 'b'", "1:1: BETWEEN needs a number or a date; customer_language is a string",
+     "compare customer_language with = or !="),
+    ("orders_placed > 3", "1:1: orders_placed is a function, not an attribute",
+     "write orders_placed MATCHES (param = value, ...)"),
+    ("amount_spent MATCHES (count = 1)", "1:1: amount_spent is an attribute, not a function",
+     "functions are products_purchased, orders_placed, sms_events"),
+    ("order_placed MATCHES (count = 1)", "1:1: unknown function 'order_placed'", "did you mean orders_placed?"),
+    ("orders_placed MATCHES (cont = 1)", "1:24: unknown parameter 'cont' of orders_placed", "did you mean count?"),
+    ("products_purchased MATCHES (id > 4)", "1:29: > does not apply to products_purchased id",
+     "write id = 42 or id IN (42, 'gid://shopify/Product/43')"),
+    ("products_purchased MATCHES (id = 'shirt')", "1:34: the string 'shirt' is not a product id",
+     "id expects a product id such as 42 or 'gid://shopify/Product/42'"),
+    ("orders_placed MATCHES (date IN (2026-01-01))", "1:24: IN does not apply to orders_placed date",
+     "compare date with =, !=, >, >=, <, <= or BETWEEN"),
+    ("orders_placed MATCHES (count IN (1, 2))", "1:24: IN does not apply to orders_placed count", "compare count"),
+    ("sms_events MATCHES (type = 'click')", "1:28: the string 'click' is not a value of type",
+     "did you mean 'clicked'? type is one of sent, delivered, clicked, converted, opted_out"),
+    ("sms_events MATCHES (campaign > 'a')", "1:21: > does not apply to sms_events campaign", "compare campaign with"),
+    ("segments CONTAINS 'Not A Name'", "1:19: the string 'Not A Name' is not a segment name",
+     "segment names are lowercase letters"),
+    ("Amount_Spent > 1", "1:1: unknown attribute 'Amount_Spent'", "names are lowercase: amount_spent"),
+    ("last_order_date > -999999d", "1:19: relative date -999999d is too far away", "at most 366000 days"),
+    ("customer_tags IS NULL", "1:1: IS NULL does not apply to customer_tags, a list", "NOT CONTAINS"),
+])
+def test_type_errors(query: str, message: str, hint: str) -> None:
+    text = only(query)
+    assert text.startswith(f"<query>:{message}\n"), text
+    assert hint in text.split("\n  hint: ")[1], text
+
+
+@pytest.mark.parametrize(("query", "message", "hint"), [
+    ("", "1:1: empty query", "write a condition such as amount_spent > 100"),
+    ("amount_spent >", "1:15: expected a value after amount_spent >, found the end of the query", "a value is"),
+    ("amount_spent > 100 AND", "1:23: expected an attribute or function name, found the end of the query",
+     "a condition starts with"),
+    ("sms_subscription_status = SUBSCRIBED", "1:27: expected a value after sms_subscription_status =, found "
+     "'SUBSCRIBED'", "strings are written in single quotes: 'SUBSCRIBED'"),
+    ("amount_spent = NULL", "1:16: expected a value after amount_spent =, found 'null'", "IS NULL or IS NOT NULL"),
+    ("amount_spent 100", "1:14: expected an operator after amount_spent, found '100'", "operators are =, !="),
+    ("amount_spent <> 100", "1:15: expected a value after amount_spent <, found '>'", "a value is"),
+    ("(amount_spent > 1", "1:1: '(' is never closed", "add the matching ')'"),
+    ("amount_spent > 1)", "1:17: ')' without a matching '('", "join conditions with AND or OR"),
+    ("amount_spent > 1 amount_spent < 5", "1:18: expected AND, OR or the end of the query, found 'amount_spent'",
+     "join conditions with AND or OR"),
+    ("customer_tags CONTAINS 'vip", "1:24: string not closed", "end the string with a single quote"),
+    (r"customer_tags CONTAINS 'a\nb'", "1:26: unknown escape \\n", "\\' is a quote and \\\\ a backslash"),
+    ('customer_tags CONTAINS "vip"', "1:24: strings are written in single quotes", "write 'like this'"),
+    ("last_order_date > 2026-02-30", "1:19: 2026-02-30 is not a date", "dates are YYYY-MM-DD"),
+    ("last_order_date > -30days", "1:19: '-30days' is not a number, date or relative date", "-30d, -2w"),
+    ("amount_spent > 1; drop table x", "1:17: unexpected character ';'", "a query is conditions"),
+    ("amount_spent > 1234567890123456789012", "1:16: number too long", "at most 18 digits"),
+    ("amount_spent BETWEEN 1 OR 2", "1:24: expected AND in amount_spent BETWEEN ... AND ..., found 'or'",
+     "BETWEEN takes two values"),
+    ("customer_tags NOT = 'x'", "1:19: expected CONTAINS or MATCHES after NOT, found '='", "NOT is only written"),
+    ("amount_spent IS 5", "1:17: expected NULL after IS, found '5'", "IS NULL or IS NOT NULL"),
+    ("orders_placed MATCHES count = 1", "1:23: expected '(' after orders_placed MATCHES, found 'count'",
+     "orders_placed MATCHES (param = value, ...)"),
+    ("orders_placed MATCHES (count = 1 date > -1d)", "1:34: expected ',' or ')' in the parameters of "
+     "orders_placed, found 'date'", "separate parameters with commas"),
+    ("products_purchased MATCHES (id IN 42)", "1:35: expected '(' after IN, found '42'", "write IN ('a', 'b')"),
+    ("(" * 60 + "amount_spent > 1" + ")" * 60, "1:51: parentheses nested too deep", "at most 50 levels"),
+])
+def test_syntax_errors(query: str, message: str, hint: str) -> None:
+    text = only(query)
+    assert text.startswith(f"<query>:{message}\n"), text
+    assert hint in text.split("\n  hint: ")[1], text
+
+
+def test_every_problem_in_a_query_is_reported_once() -> None:
+    found = errors("amount_spend > 1 AND last_order_date > 5 OR customer_tags CONTAINS AND rfm_group = 'X' "
+                   "AND sms_events MATCHES (typ = 'sent', campaign = 3)")
+    assert [e.split(": ")[0] for e in found] == ["<query>:1:1", "<query>:1:40", "<query>:1:68", "<query>:1:84",
+                                                 "<query>:1:112", "<query>:1:137"]
+
+
+def test_caret_spans_the_text_on_later_lines() -> None:
+    text = only("amount_spent > 1\n  AND customer_tags CONTAINS 'vip'\n  AND rfm_group = 'vip'")
+    assert text.splitlines()[:3] == ["<query>:3:19: the string 'vip' is not a value of rfm_group",
+                                     " 3 |   AND rfm_group = 'vip'", "   |                   ^^^^^"]
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_query_errors_point_into_the_yaml_file(tmp_path: Path) -> None:
+    write(tmp_path, "winback.yaml", """\
+        name: winback
+        description: folded block scalar
+        query: >
+          number_of_orders >= 2
+            AND last_order_date < 100
+        """)
+    write(tmp_path, "quoted.yaml", """\
+        name: quoted
+        query: "amount_spent > 1 and  amount_spnt > 2"
+        """)
+    write(tmp_path, "literal.yaml", """\
+        name: literal
+        query: |-
+            customer_tags CONTAINS 'x'
+            OR rfm_group = 'nope'
+        """)
+    result = load_definitions(tmp_path)
+    shown = [str(e) for e in result.errors]
+    assert shown[0] == textwrap.dedent(f"""\
+        {tmp_path}/literal.yaml:4:20: the string 'nope' is not a value of rfm_group
+         4 |     OR rfm_group = 'nope'
+           |                    ^^^^^^
+          hint: rfm_group is one of CHAMPIONS, LOYAL, ACTIVE, NEW, PROMISING, NEEDS_ATTENTION, AT_RISK, ALMOST_LOST, \
+PREVIOUSLY_LOYAL, DORMANT, PROSPECTS""")
+    assert shown[1].startswith(f"{tmp_path}/quoted.yaml:2:31: unknown attribute 'amount_spnt'\n"
+                               " 2 | query: \"amount_spent > 1 and  amount_spnt > 2\"\n"
+                               "   |                               ^^^^^^^^^^^\n")
+    assert shown[2].startswith(f"{tmp_path}/winback.yaml:5:27: last_order_date cannot be compared with the number "
+                               "100\n 5 |     AND last_order_date < 100\n   |                           ^^^\n")
+    assert result.definitions == {} and set(result.names) == {"winback", "quoted", "literal"}
+    assert [e.line for e in result.errors_for("winback")] == [5]
+
+
+def test_file_level_errors(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", """\
+        name: typo_keys
+        descripton: misspelt
+        query: amount_spent > 1
+        sms:
+          exprt: true
+          fields: [abandoned_checkout_url, amount_spnt, abandoned_checkout_url]
+        """)
+    write(tmp_path, "b.yaml", "name: Bad-Name\nquery: amount_spent > 1\n")
+    write(tmp_path, "c.yaml", "name: broken\nquery: [amount_spent\n")
+    write(tmp_path, "d.yaml", "name: no_query\n")
+    write(tmp_path, "e.yaml", "name: export_text\nquery: amount_spent > 1\nsms: {export: 'yes'}\nquery: x = 1\n")
+    write(tmp_path, "f.yaml", "- just\n- a list\n")
+    write(tmp_path, "g.yaml", "name: 12\nquery: 2026-01-01\n")
+    shown = [str(e) for e in load_definitions(tmp_path).errors]
+    firsts = [s.splitlines()[0].replace(f"{tmp_path}/", "") for s in shown]
+    assert firsts == [
+        "a.yaml:2:1: unknown key 'descripton' in the definition",
+        "a.yaml:5:3: unknown key 'exprt' in the sms",
+        "a.yaml:6:36: unknown sms.fields column 'amount_spnt'",
+        "a.yaml:6:49: abandoned_checkout_url is listed twice in sms.fields",
+        "b.yaml:1:7: 'Bad-Name' is not a valid segment name",
+        "c.yaml:3:1: YAML syntax error: expected ',' or ']', but got '<stream end>'",
+        "d.yaml:1:1: missing `query`",
+        "e.yaml:3:15: sms.export is true or false, not 'yes'",
+        "e.yaml:4:1: 'query' is given twice",
+        "f.yaml:1:1: a definition is a mapping with name, description, query and sms",
+        "g.yaml:1:7: name must be a non-empty string, not '12'",
+        "g.yaml:2:8: query must be a non-empty string, not '2026-01-01'",
+    ]
+    assert "hint: did you mean description? the keys are name, description, query, sms" in shown[0]
+    assert "hint: did you mean export?" in shown[1]
+    assert "hint: did you mean amount_spent?" in shown[2]
+    assert "hint: while parsing a flow sequence (line 2)" in shown[5]
+
+
+def test_segment_references_unknown_names_and_cycles(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", "name: a\nquery: segments CONTAINS 'b' AND amount_spent > 1\n")
+    write(tmp_path, "b.yaml", "name: b\nquery: segments NOT CONTAINS 'c'\n")
+    write(tmp_path, "c.yaml", "name: c\nquery: segments CONTAINS 'a'\n")
+    write(tmp_path, "d.yaml", "name: d\nquery: segments CONTAINS 'a'\n")
+    write(tmp_path, "e.yaml", "name: e\nquery: segments CONTAINS 'vipp' OR segments CONTAINS 'e'\n")
+    write(tmp_path, "f.yaml", "name: f\nquery: amount_spent > 1\n")
+    write(tmp_path, "g.yaml", "name: g\nquery: segments CONTAINS 'f'\n")
+    result = load_definitions(tmp_path)
+    shown = [str(e).replace(f"{tmp_path}/", "") for e in result.errors]
+    assert [s.splitlines()[0] for s in shown] == [
+        "a.yaml:2:26: segments form a cycle: a -> b -> c -> a",
+        "e.yaml:2:26: unknown segment 'vipp'",
+    ]
+    assert "hint: a segment cannot contain itself" in shown[0]
+    assert [str(e).splitlines()[0] for e in result.errors_for("c")] == [str(result.errors[0]).splitlines()[0]]
+    # e's self-reference is not reported as a cycle while e has another error: one problem at a time.
+    assert list(result.definitions) == ["f", "g", "d"]
+    assert result.definitions["g"].uses == ("f",) and result.definitions["d"].uses == ("a",)
+
+
+def test_self_reference_is_a_cycle(tmp_path: Path) -> None:
+    write(tmp_path, "me.yaml", "name: me\nquery: segments CONTAINS 'me'\n")
+    assert str(load_definitions(tmp_path).errors[0]).splitlines()[0].endswith("segments form a cycle: me -> me")
+
+
+def test_duplicate_names_fail_both_files(tmp_path: Path) -> None:
+    write(tmp_path, "one.yaml", "name: vip\nquery: amount_spent > 1\n")
+    write(tmp_path, "two.yaml", "name: vip\nquery: amount_spent > 2\n")
+    result = load_definitions(tmp_path)
+    assert [str(e).splitlines()[0].replace(f"{tmp_path}/", "") for e in result.errors] == [
+        "one.yaml:1:7: segment name 'vip' is also used by two.yaml",
+        "two.yaml:1:7: segment name 'vip' is also used by one.yaml"]
+    assert result.definitions == {} and len(result.errors_for("vip")) == 2
+
+
+def test_missing_directory(tmp_path: Path) -> None:
+    result = load_definitions(tmp_path / "nope")
+    assert result.errors[0].message == "segment definitions directory not found"
