@@ -58,7 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     failures = [e for e in result.all_events if e.is_step_failure]
     for event in failures:
         error = event.event_specific_data.error
-        console.print(f"[red]failed:[/red] {event.step_key}: {error.message.strip() if error else ''}")
+        console.print(f"[red]failed:[/red] {event.step_key}: {error.message.strip() if error else ''}", soft_wrap=True)
     skipped = [e.step_key for e in result.all_events if e.is_step_skipped]
     if skipped:
         console.print(f"[yellow]skipped (upstream failed):[/yellow] {', '.join(skipped)}")

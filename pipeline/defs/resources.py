@@ -41,7 +41,7 @@ class RunOptions(dg.ConfigurableResource):
         """The evaluation date, the same for every asset of a run even when it crosses midnight."""
         if self.as_of:
             return parse_as_of(self.as_of)
-        record = context.instance.get_run_record_by_id(context.run_id)
+        record = context.instance.get_run_record_by_id(context.run.run_id)
         created = record.create_timestamp if record else dt.datetime.now(dt.UTC)
         if created.tzinfo is None:
             created = created.replace(tzinfo=dt.UTC)

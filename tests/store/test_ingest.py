@@ -1,0 +1,117 @@
+"""The store-directory reader: every broken input names file, line and field, and publishes nothing."""
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.store.ingest import StoreError, ingest_file, ingest_store
+from tests.fixtures.stores import Store, customer, line, order
+
+
+def store_dir(tmp_path: Path) -> Path:
+    return Store(customers=[customer(1), customer(2)],
+                 orders=[line(10, 100, 42), order(100, 1), order(101, 2)]).write(tmp_path / "store")
+
+
+def raw_files(raw: Path) -> list[str]:
+    return sorted(str(p.relative_to(raw)) for p in raw.rglob("*") if p.is_file())
+
+
+def replace_line(path: Path, number: int, text: str) -> None:
+    lines = path.read_text().splitlines()
+    lines[number - 1] = text
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize(("file", "line_no", "text", "message"), [
+    ("orders.jsonl", 2, '{"id": "gid://shopify/Order/100", "name": ', "orders.jsonl:2: not valid JSON"),
+    ("customers.jsonl", 2, '{"firstName": "No Id", "updatedAt": "2026-01-01T00:00:00Z"}',
+     "customers.jsonl:2: Customer without id"),
+    ("orders.jsonl", 3, json.dumps({**order(101, 2), "totalPriceSet": {"shopMoney": {"amount": "12,50"}}}),
+     "orders.jsonl:3: totalPriceSet.shopMoney.amount is '12,50', which is not a decimal amount such as 59.90"),
+    ("orders.jsonl", 2, json.dumps({**order(100, 1), "processedAt": "yesterday"}),
+     "orders.jsonl:2: processedAt is 'yesterday', which is not an ISO-8601 timestamp"),
+    ("orders.jsonl", 1, json.dumps({**line(10, 100, 42), "quantity": "two"}),
+     "orders.jsonl:1: quantity is 'two', which is not a whole number"),
+    ("orders.jsonl", 2, json.dumps({**order(100, 1), "customer": {"id": "Customer-7"}}),
+     "orders.jsonl:2: customer.id is 'Customer-7', which is not a Shopify id"),
+    ("orders.jsonl", 1, json.dumps({**line(10, 100, 42), "__parentId": "Order/100"}),
+     "orders.jsonl:1: __parentId is not a Shopify id"),
+])
+def test_bad_line_names_file_line_and_field_and_publishes_nothing(tmp_path, file, line_no, text, message) -> None:
+    store, raw = store_dir(tmp_path), tmp_path / "raw"
+    replace_line(store / file, line_no, text)
+    with pytest.raises(StoreError) as error:
+        ingest_file(store, file, raw)
+    assert message in str(error.value)
+    assert str(store / file) in str(error.value)
+    assert raw_files(raw) == []  # no batch, and no temporary file left behind
+
+
+def test_unknown_time_zone_is_named(tmp_path: Path) -> None:
+    store = Store(timezone="Mars/Olympus_Mons").write(tmp_path / "store")
+    with pytest.raises(StoreError, match=r"shop.jsonl:1: ianaTimezone 'Mars/Olympus_Mons' is not an IANA time zone"):
+        ingest_file(store, "shop.jsonl", tmp_path / "raw")
+    assert raw_files(tmp_path / "raw") == []
+
+
+def test_not_utf8_is_named(tmp_path: Path) -> None:
+    store = store_dir(tmp_path)
+    with open(store / "customers.jsonl", "ab") as f:
+        f.write(b'{"id": "gid://shopify/Customer/3", "firstName": "\xff"}\n')
+    with pytest.raises(StoreError, match=r"customers.jsonl:3: not UTF-8"):
+        ingest_file(store, "customers.jsonl", tmp_path / "raw")
+
+
+def test_missing_required_file_is_named(tmp_path: Path) -> None:
+    store = store_dir(tmp_path)
+    (store / "orders.jsonl").unlink()
+    with pytest.raises(StoreError, match=r"orders.jsonl: missing"):
+        ingest_store(store, tmp_path / "raw")
+
+
+def test_missing_optional_file_is_an_empty_batch(tmp_path: Path) -> None:
+    store = store_dir(tmp_path)
+    (store / "sms_events.jsonl").unlink()
+    ingested = ingest_file(store, "sms_events.jsonl", tmp_path / "raw")
+    assert ingested.rows == {"sms_events": 0}
+    assert pq.read_table(next((tmp_path / "raw" / "sms_events").glob("*.parquet"))).num_rows == 0
+
+
+def test_children_split_unknown_types_and_extra_fields_ignored(tmp_path: Path) -> None:
+    store = store_dir(tmp_path)
+    with open(store / "orders.jsonl", "a") as f:
+        f.write(json.dumps({"__typename": "Refund", "id": "gid://shopify/Refund/1",
+                            "__parentId": "gid://shopify/Order/100"}) + "\n")
+        f.write(json.dumps({**order(102, 1), "someNewField": {"x": 1}}) + "\n\n")
+    ingested = ingest_file(store, "orders.jsonl", tmp_path / "raw")
+    assert ingested.rows == {"orders": 3, "order_lines": 1}
+    lines = pq.read_table(next((tmp_path / "raw" / "order_lines").glob("*.parquet"))).to_pylist()
+    assert [(r["_line"], r["_parent_id"], r["quantity"]) for r in lines] == [(1, "gid://shopify/Order/100", 1)]
+
+
+def test_same_content_twice_adds_no_batch(tmp_path: Path) -> None:
+    store, raw = store_dir(tmp_path), tmp_path / "raw"
+    first = ingest_file(store, "orders.jsonl", raw)
+    again = ingest_file(store, "orders.jsonl", raw)
+    assert again.skipped and again.batch == first.batch
+    assert len(list((raw / "orders").glob("*.parquet"))) == 1
+    with open(store / "orders.jsonl", "a") as f:
+        f.write(json.dumps(order(103, 2)) + "\n")
+    changed = ingest_file(store, "orders.jsonl", raw)
+    assert not changed.skipped and changed.batch > first.batch
+    assert len(list((raw / "orders").glob("*.parquet"))) == 2
+
+
+def test_large_file_is_read_in_chunks(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("pipeline.store.ingest.CHUNK_LINES", 7)
+    store = Store(customers=[customer(n) for n in range(1, 51)]).write(tmp_path / "store")
+    (store / "customers.jsonl").write_text((store / "customers.jsonl").read_text() + '{"id": 1}\n')
+    with pytest.raises(StoreError, match=r"customers.jsonl:51: id is '1', which is not a Shopify id"):
+        ingest_file(store, "customers.jsonl", tmp_path / "raw")
+    (store / "customers.jsonl").write_text("".join(json.dumps(customer(n)) + "\n" for n in range(1, 51)))
+    ingested = ingest_file(store, "customers.jsonl", tmp_path / "raw")
+    table = pq.read_table(next((tmp_path / "raw" / "customers").glob("*.parquet")))
+    assert ingested.rows == {"customers": 50} and table["_line"].to_pylist() == list(range(1, 51))
