@@ -67,7 +67,7 @@ class SyncResult:
 
 
 class SyncError(RuntimeError):
-    """A batch finally failed. What was confirmed before it stays confirmed; `result` says how far it got."""
+    """The gateway finally refused the audience or a batch. What was confirmed stays; `result` says how far it got."""
 
     def __init__(self, message: str, result: SyncResult):
         super().__init__(message)
@@ -81,7 +81,7 @@ def sync_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, segme
     """Syncs `segments.<segment>` to the gateway; `con` is the build warehouse with state.duckdb as `state`.
 
     dry_run computes the diff and returns it (counts and a sample) without writing state or
-    calling the gateway. Raises SyncError when a batch finally fails.
+    calling the gateway. Raises SyncError when the gateway finally refuses the audience or a batch.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size {batch_size}: must be at least 1")
@@ -98,7 +98,10 @@ def sync_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, segme
 
     ensure_state_tables(con)
     _save_suppressions(con)
-    gateway.upsert_audience(segment, name or segment, description)
+    try:
+        gateway.upsert_audience(segment, name or segment, description)
+    except GatewayError as exc:
+        raise SyncError(f"audience {segment}: {exc}", result) from exc
     for plan in _pending_batches(con, segment):
         # a killed run's batch: the gateway may have applied it, so only its own key may resend it
         _send(con, gateway, plan, run_id, as_of, result, replay=True)

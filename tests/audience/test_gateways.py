@@ -1,0 +1,138 @@
+"""The HTTP gateway's retry rules and secrecy, and the emulator's own contract, over real loopback HTTP."""
+
+import logging
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from pipeline.audience.emulator import Faults, GatewayEmulator
+from pipeline.audience.gateways import GatewayError, HttpGateway
+from pipeline.audience.sync import SyncError, sync_segment
+from pipeline.settings import PROJECT_DIR
+from tests.audience.conftest import AS_OF, SEGMENT, TOKEN, mobile
+from tests.fixtures.stores import Store, customer
+
+MEMBER = {"phone": mobile(1), "customer_id": 1, "first_name": "Ada", "last_name": "Rossi", "country": "IT"}
+
+
+def gateway(emulator: GatewayEmulator, waits: list[float], **options: float) -> HttpGateway:
+    return HttpGateway(url=emulator.url, token=TOKEN, **options).with_sleep(waits.append)
+
+
+def test_429_waits_retry_after_then_succeeds(emulator):
+    emulator.set_faults(Faults(script=["ok", "429", "429", "ok"], retry_after="7"))
+    waits = []
+    client = gateway(emulator, waits)
+    client.upsert_audience(SEGMENT, "All", "")
+    assert client.send_batch(SEGMENT, [MEMBER], [], "r:s:1").added == 1
+    assert waits == [7.0, 7.0]
+
+
+def test_server_errors_back_off_capped_with_jitter_and_give_up_after_bounded_attempts(emulator):
+    emulator.set_faults(Faults(script=["500"]))
+    waits = []
+    client = gateway(emulator, waits, max_attempts=6, backoff_seconds=1.0, max_backoff_seconds=4.0)
+    with pytest.raises(GatewayError, match="gave up after 6 attempts, last: 503") as failure:
+        client.upsert_audience(SEGMENT, "All", "")
+    assert failure.value.retryable
+    assert emulator.received["PUT"] == 6
+    assert len(waits) == 5
+    assert all(0 <= w <= cap for w, cap in zip(waits, [1, 2, 4, 4, 4], strict=True))
+
+
+def test_dropped_connections_and_timeouts_are_retried_with_the_same_key(emulator):
+    emulator.set_faults(Faults(script=["ok", "drop", "drop_after", "slow", "ok"], slow_step_seconds=0.5))
+    client = gateway(emulator, [], timeout_seconds=0.2)
+    client.upsert_audience(SEGMENT, "All", "")
+    result = client.send_batch(SEGMENT, [MEMBER], [], "r:s:1")
+    assert (result.added, emulator.adds_of(SEGMENT)) == (1, {mobile(1): 1})
+
+
+def test_other_4xx_fails_at_once_with_the_gateways_message(emulator):
+    waits = []
+    with pytest.raises(GatewayError, match="refused it with 404: no audience missing") as failure:
+        gateway(emulator, waits).send_batch("missing", [MEMBER], [], "r:missing:1")
+    assert not failure.value.retryable
+    assert (emulator.received["POST"], waits) == (1, [])
+
+
+def test_the_token_never_appears_in_logs_errors_or_reprs(audience_db, emulator, caplog):
+    caplog.set_level(logging.DEBUG)
+    for name in ("httpx", "httpcore", "pipeline", "dagster"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    emulator.set_faults(Faults(script=["429", "ok", "500", "drop", "ok", "drop_after", "ok"]))
+    con = audience_db(Store(customers=[customer(i, phone=mobile(i)) for i in range(1, 8)]))
+    client = gateway(emulator, [])
+    sync_segment(con, client, SEGMENT, as_of=AS_OF, run_id="r1", batch_size=2)
+    errors = []
+    for bad in (HttpGateway(url=emulator.url, token="not-" + TOKEN),
+                HttpGateway(url="http://127.0.0.1:9", token=TOKEN, max_attempts=2).with_sleep(lambda s: None)):
+        with pytest.raises(GatewayError) as failure:
+            bad.upsert_audience(SEGMENT, "All", "")
+        errors.append(failure.value)
+    emulator.set_faults(Faults(script=["ok", "500", "500"]))
+    con.execute("create view segments.again as select customer_id from marts.customers")
+    with pytest.raises(SyncError, match="batch 1 failed") as failure:
+        sync_segment(con, gateway(emulator, [], max_attempts=2), "again", as_of=AS_OF, run_id="r2")
+    errors.append(failure.value)
+
+    assert any("HTTP Request" in r.getMessage() for r in caplog.records), "httpx logged at DEBUG/INFO"
+    assert any(r.name.startswith("httpcore") for r in caplog.records), "httpcore logged at DEBUG"
+    assert TOKEN not in caplog.text
+    for error in errors:
+        assert TOKEN not in str(error) and TOKEN not in repr(error)
+    assert TOKEN not in repr(client) and TOKEN not in str(client)
+    ledger = con.execute("select string_agg(coalesce(reason, ''), ' ') from state.audience_changes").fetchall()
+    assert TOKEN not in ledger[0][0]
+
+
+def test_gateway_from_env_names_what_is_missing():
+    with pytest.raises(GatewayError, match="SMS_GATEWAY_TOKEN not set"):
+        HttpGateway.from_env({"SMS_GATEWAY_URL": "http://127.0.0.1:1"})
+    assert HttpGateway.from_env({"SMS_GATEWAY_URL": "http://x", "SMS_GATEWAY_TOKEN": "t"}).url == "http://x"
+
+
+def test_emulator_replays_a_key_without_applying_it_again(emulator):
+    headers = {"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": "k1"}
+    with httpx.Client(base_url=emulator.url) as client:
+        auth = {"Authorization": headers["Authorization"]}
+        assert client.put(f"/audiences/{SEGMENT}", json={"name": "All"}, headers=auth).status_code == 200
+        body = {"add": [MEMBER, {**MEMBER, "phone": "12345"}], "remove": []}
+        first = client.post(f"/audiences/{SEGMENT}/members", json=body, headers=headers)
+        replay = client.post(f"/audiences/{SEGMENT}/members", json=body, headers=headers)
+        other = client.post(f"/audiences/{SEGMENT}/members", json={"add": [], "remove": []}, headers=headers)
+        unauthorised = client.post(f"/audiences/{SEGMENT}/members", json=body, headers={"Idempotency-Key": "k2"})
+    assert first.json() == replay.json() == {"added": 1, "removed": 0,
+                                             "rejected": [{"phone": "12345", "reason": "not an E.164 number"}]}
+    assert emulator.adds_of(SEGMENT) == {mobile(1): 1}
+    assert other.status_code == 422
+    assert unauthorised.status_code == 401
+
+
+def test_emulator_faults_set_through_the_admin_endpoint(emulator):
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=emulator.url, headers=headers) as client:
+        assert client.post("/_admin/faults", json={"script": ["429"], "retry_after": "3"}).status_code == 200
+        limited = client.put(f"/audiences/{SEGMENT}", json={})
+        assert client.post("/_admin/faults", json={"script": ["boom"]}).status_code == 400
+        state = client.get("/_admin/state").json()
+    assert (limited.status_code, limited.headers["Retry-After"]) == (429, "3")
+    assert state["faults"]["script"] == ["429"]
+
+
+def test_emulator_command_prints_its_loopback_url():
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "pipeline.audience.emulator", "--port", "0", "--token", TOKEN],
+        cwd=PROJECT_DIR, stdout=subprocess.PIPE, text=True)
+    try:
+        url = process.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        response = httpx.put(f"{url}/audiences/demo", json={"name": "Demo"},
+                             headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+        assert response.json() == {"id": "demo", "members": 0}
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+        process.stdout.close()

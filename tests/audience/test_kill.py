@@ -1,0 +1,80 @@
+"""A sync killed mid-export (SIGKILL, real subprocess), then rerun: gateway equals the eligible set, no double add."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+
+from pipeline.audience.emulator import Faults
+from pipeline.audience.gateways import HttpGateway
+from pipeline.audience.sync import sync_segment
+from pipeline.settings import PROJECT_DIR
+from pipeline.warehouse.build import attach_state
+from tests.audience.conftest import AS_OF, SEGMENT, TOKEN, mobile
+from tests.fixtures.stores import Store, customer
+
+MEMBERS = 3000
+BATCH = 50
+
+CHILD = textwrap.dedent("""
+    import datetime as dt, sys
+    from pathlib import Path
+    import duckdb
+    from pipeline.audience.gateways import HttpGateway
+    from pipeline.audience.sync import sync_segment
+    from pipeline.warehouse.build import attach_state
+    con = duckdb.connect(sys.argv[1])
+    attach_state(con, Path(sys.argv[2]))
+    sync_segment(con, HttpGateway.from_env(), sys.argv[3], as_of=dt.date.fromisoformat(sys.argv[4]),
+                 run_id="killed", batch_size=int(sys.argv[5]))
+""")
+
+
+def test_killed_sync_then_rerun_converges_without_adding_any_number_twice(audience_db, emulator, tmp_path: Path):
+    store = Store(customers=[customer(i, phone=mobile(i), first=f"C{i}") for i in range(1, MEMBERS + 1)])
+    audience_db(store).close()
+    warehouse, data_dir = tmp_path / "segment-warehouse.duckdb", tmp_path / "data"
+    emulator.set_faults(Faults(slow_seconds=0.03))
+
+    env = {**os.environ, "SMS_GATEWAY_URL": emulator.url, "SMS_GATEWAY_TOKEN": TOKEN}
+    child = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-c", CHILD, str(warehouse), str(data_dir), SEGMENT, AS_OF.isoformat(), str(BATCH)],
+        env=env, cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while emulator.received["POST"] < 10 and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert child.poll() is None, f"the sync ended before it could be killed: {child.communicate()}"
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=10)
+    time.sleep(0.1)  # let the emulator finish the reply it was writing to the dead process
+
+    applied = len(emulator.members(SEGMENT))
+    assert 0 < applied < MEMBERS, "killed mid-export"
+    emulator.set_faults(Faults())
+    con = duckdb.connect(str(warehouse))
+    attach_state(con, data_dir)
+    try:
+        confirmed = con.execute("select count(*) from state.audience_sync_state").fetchall()[0][0]
+        assert confirmed < MEMBERS
+        gateway = HttpGateway(url=emulator.url, token=TOKEN).with_sleep(lambda seconds: None)
+        result = sync_segment(con, gateway, SEGMENT, as_of=AS_OF, run_id="rerun", batch_size=BATCH)
+        eligible = {row[0] for row in con.execute("select phone from audience_eligible").fetchall()}
+        synced = {row[0] for row in con.execute("select phone from state.audience_sync_state").fetchall()}
+    finally:
+        con.close()
+
+    assert len(eligible) == MEMBERS
+    assert set(emulator.members(SEGMENT)) == eligible == synced
+    assert set(emulator.adds_of(SEGMENT).values()) == {1}, "a number was added twice"
+    assert result.added == MEMBERS - confirmed
+    assert result.replayed_batches >= 1
