@@ -25,7 +25,7 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?![\w.])")
 _RELATIVE = re.compile(r"[+-](\d+)([dwmy])(?![\w.])")
 _NUMBER = re.compile(r"[+-]?(\d+)(?:\.(\d+))?(?![\w.])")
-_BAD_NUMBER = re.compile(r"[+-]?[\d.][\w.]*")
+_BAD_NUMBER = re.compile(r"[+-]?\.?\d[\w.]*")
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -57,7 +57,9 @@ def tokenize(source: Source) -> tuple[list[Token], list[SegmentError]]:
         line, column = source.locate(start)
         tokens.append(Token(kind, word if word is not None else text[start:end], value, start, end, line, column))
 
-    while True:
+    # Stop at the first bad character: what follows it is seldom meant as tokens, and reporting
+    # each fragment would give many errors for one problem.
+    while not errors:
         if m := _WHITESPACE.match(text, pos):
             pos = m.end()
         if pos >= len(text):
@@ -114,7 +116,7 @@ def tokenize(source: Source) -> tuple[list[Token], list[SegmentError]]:
             errors.append(source.error(pos, pos + 1, f"unexpected character {c!r}",
                                        hint="a query is conditions joined by AND and OR, such as "
                                             "amount_spent > 100 AND customer_tags CONTAINS 'vip'"))
-            pos += 1
+    return tokens, errors
 
 
 def _string(source: Source, start: int, add, errors: list[SegmentError]) -> int:

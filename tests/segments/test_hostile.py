@@ -1,0 +1,99 @@
+"""Hostile values are plain values or a clear error; a query never reaches outside its predicate."""
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+import sqlglot
+
+from pipeline.segments import SegmentErrors, compile_query, create_segment_view, render
+from pipeline.segments.definitions import SegmentDefinition
+from tests.segments.conftest import Built
+
+HOSTILE = [
+    "'); drop table marts.customers; --",
+    "x' OR 1=1 --",
+    "\\",
+    "back\\slash' and quote\\",
+    "semi;colon -- comment /* block */",
+    "ünïcödé ☀ 中文 \u200b",
+    '"double" `tick` $1 ? %s {0}',
+    "a" * 10_000,
+]
+
+
+@pytest.fixture(scope="module")
+def con(varied: Built):
+    con = varied.connect()
+    yield con
+    con.close()
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
+@pytest.mark.parametrize("template", [
+    "customer_tags CONTAINS '{}'", "customer_language = '{}'", "customer_email_domain != '{}'",
+    "products_purchased MATCHES (tag IN ('{}', 'x'))", "sms_events NOT MATCHES (campaign = '{}')",
+])
+def test_hostile_strings_are_plain_values(con, varied: Built, template: str, value: str) -> None:
+    query = template.format(value.replace("\\", "\\\\").replace("'", "\\'"))
+    for dialect in ("duckdb", "spark", "postgres", "snowflake"):
+        sqlglot.parse_one(render(compile_query(query, varied.as_of), dialect), read=dialect)
+    rows = con.execute(render(compile_query(query, varied.as_of))).fetchall()
+    everyone = con.execute("select count(*) from marts.customers").fetchall()[0][0]
+    # Positive conditions match no one, negated ones everyone that has the column or no rows.
+    assert len(rows) == (0 if "!=" not in template and "NOT" not in template else len(rows))
+    assert con.execute("select count(*) from marts.customers").fetchall()[0][0] == everyone
+
+
+def test_injection_leaves_the_warehouse_intact(varied: Built, tmp_path: Path) -> None:
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(varied.warehouse, copy)
+    con = duckdb.connect(str(copy))
+    try:
+        before = con.execute("select count(*) from marts.customers").fetchall()[0][0]
+        defn = SegmentDefinition(name="evil", description="", path=Path("evil.yaml"),
+                                 query=r"customer_tags CONTAINS '\'); drop table marts.customers; --'")
+        assert create_segment_view(con, defn, varied.as_of) == 0
+        assert con.execute("select count(*) from marts.customers").fetchall()[0][0] == before
+        assert [r[0] for r in con.execute("select table_name from information_schema.tables "
+                                          "where table_schema = 'segments'").fetchall()] == ["evil"]
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("amount_spent > 1; drop table marts.customers", "unexpected character ';'"),
+    ("amount_spent > 1 -- comment", "unexpected character '-'"),
+    ("amount_spent > (select 1)", "expected a value after amount_spent >, found '('"),
+    ("marts.customers.amount_spent > 1", "unexpected character '.'"),
+    ("lower(customer_language) = 'it'", "expected an operator after lower, found '('"),
+    ("customer_tags CONTAINS 'unterminated", "string not closed"),
+    ("amount_spent > 1e308", "'1e308' is not a number, date or relative date"),
+    ("amount_spent > " + "9" * 10_000, "number too long"),
+    ("segments CONTAINS 'x; drop'", "the string 'x; drop' is not a segment name"),
+])
+def test_anything_but_a_predicate_is_a_clear_error(query: str, message: str) -> None:
+    with pytest.raises(SegmentErrors) as caught:
+        compile_query(query, dt.date(2026, 10, 15))
+    assert message in caught.value.errors[0].message
+
+
+def test_a_thousand_or_clauses_compile_render_and_run(con, varied: Built) -> None:
+    query = " OR ".join(f"customer_tags CONTAINS 'tag{i}'" for i in range(999)) + " OR amount_spent = 59.90"
+    expr = compile_query(query, varied.as_of)
+    sqlglot.parse_one(render(expr, "spark"), read="spark")
+    assert con.execute(render(expr)).fetchall() == [(30,)]
+
+
+def test_a_thousand_and_clauses_run(con, varied: Built) -> None:
+    query = " AND ".join(f"amount_spent != {i}" for i in range(1000, 2000))
+    assert len(con.execute(render(compile_query(query, varied.as_of))).fetchall()) > 0
+
+
+def test_the_deepest_nesting_allowed_runs(con, varied: Built) -> None:
+    query = "amount_spent = 59.90"
+    for i in range(50):
+        query = f"({query} AND amount_spent != {i + 5000})" if i % 2 else f"({query} OR amount_spent = {i + 5000})"
+    assert con.execute(render(compile_query(query, varied.as_of))).fetchall() == [(30,)]
