@@ -14,6 +14,7 @@ from sqlglot import exp
 from pipeline.segments import tree as t
 from pipeline.segments.catalogue import ATTRIBUTES, CUSTOMERS, FUNCTIONS, VIEW_COLUMNS, Function, Param
 from pipeline.segments.checker import check, product_id
+from pipeline.segments.definitions import SegmentDefinition
 from pipeline.segments.errors import SegmentErrors, Source
 from pipeline.segments.parser import parse
 
@@ -47,7 +48,7 @@ def select_members(node: t.Node, as_of: dt.date) -> exp.Select:
             .where(predicate(node, as_of)))
 
 
-def segment_view(defn, as_of: dt.date) -> exp.Create:
+def segment_view(defn: SegmentDefinition, as_of: dt.date) -> exp.Create:
     """CREATE OR REPLACE VIEW segments.<name>: the members, with the columns messages need and the
     definition's `sms.fields`."""
     members = compile_query(defn.query, as_of, source=str(defn.path))
@@ -66,7 +67,7 @@ def render(expr: exp.Expression, dialect: str = "duckdb", *, pretty: bool = Fals
     return expr.sql(dialect=dialect, pretty=pretty)
 
 
-def create_segment_view(con: duckdb.DuckDBPyConnection, defn, as_of: dt.date) -> int:
+def create_segment_view(con: duckdb.DuckDBPyConnection, defn: SegmentDefinition, as_of: dt.date) -> int:
     """Creates (or replaces) the view segments.<name>; returns how many customers it holds."""
     con.execute("create schema if not exists segments")
     con.execute(render(segment_view(defn, as_of)))
