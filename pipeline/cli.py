@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry signed download URLs
     try:
         return args.func(args)
     except SettingsError as e:

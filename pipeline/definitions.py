@@ -4,12 +4,15 @@
 flags it was given. Both record runs in the same instance (DAGSTER_HOME).
 """
 
+import os
+
 import dagster as dg
 
 from pipeline.defs.extract import extract_assets
-from pipeline.defs.resources import PipelineSettings, RunOptions
+from pipeline.defs.resources import PipelineSettings, RunOptions, ShopifyResource
 from pipeline.defs.warehouse import MARTS_KEYS, model_assets, phone_numbers, published_warehouse_asset
 from pipeline.settings import Settings
+from pipeline.shopify.client import API_VERSION
 
 NIGHTLY = "nightly"
 
@@ -26,19 +29,29 @@ def nightly_schedule(job: dg.JobDefinition, timezone: str) -> dg.ScheduleDefinit
     return _nightly
 
 
-def build_definitions(settings: Settings) -> dg.Definitions:
+def build_definitions(settings: Settings, **resources: dg.ConfigurableResource) -> dg.Definitions:
+    """Everything Dagster shows, for these settings; `resources` replace the defaults (tests, demos)."""
     pipeline_settings = PipelineSettings(data_dir=str(settings.data_dir), segments_dir=str(settings.segments_dir),
                                          source=settings.source)
     publish = published_warehouse_asset(deps=MARTS_KEYS)
-    assets = [*extract_assets, *model_assets, phone_numbers, publish]
+    assets = [*extract_assets(settings.source), *model_assets, phone_numbers, publish]
     job = dg.define_asset_job(NIGHTLY, selection=dg.AssetSelection.all(),
                               description="Extract, build the warehouse, evaluate segments, sync audiences.")
     return dg.Definitions(
         assets=assets,
         jobs=[job],
         schedules=[nightly_schedule(job, pipeline_settings.shop_timezone())],
-        resources={"settings": pipeline_settings, "run": RunOptions()},
+        resources={"settings": pipeline_settings, "run": RunOptions(), **source_resources(settings.source),
+                   **resources},
     )
+
+
+def source_resources(source: str) -> dict[str, dg.ConfigurableResource]:
+    """The Shopify client, configured from the environment, when the source is a real shop."""
+    if source != "shopify":
+        return {}
+    return {"shopify": ShopifyResource(store=dg.EnvVar("SHOPIFY_STORE"), access_token=dg.EnvVar("SHOPIFY_ACCESS_TOKEN"),
+                                       api_version=os.environ.get("SHOPIFY_API_VERSION") or API_VERSION)}
 
 
 defs = build_definitions(Settings.resolve())

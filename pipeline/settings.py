@@ -42,6 +42,11 @@ class Settings:
         if source.startswith("jsonl:") and not Path(source[6:]).is_dir():
             raise SettingsError(f"source {source!r}: {source[6:]} is not a directory. "
                                 "Point jsonl: at a store directory holding customers.jsonl, orders.jsonl, ...")
+        if source == "shopify":
+            for variable in ("SHOPIFY_STORE", "SHOPIFY_ACCESS_TOKEN"):
+                if not env.get(variable):
+                    raise SettingsError(f"source shopify needs {variable} in the environment "
+                                        "(the shop, e.g. my-shop.myshopify.com, and its Admin API access token)")
         if gateway not in GATEWAYS:
             raise SettingsError(f"gateway {gateway!r} (--gateway or SMSSEG_GATEWAY): expected file or http")
         return cls(

@@ -5,10 +5,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipeline.defs.resources import PipelineSettings
+from pipeline.defs.resources import PipelineSettings, ShopifyResource
+from pipeline.shopify import downloads
+from pipeline.shopify.client import ShopifyError
 from pipeline.store.demo import DEMO_CUSTOMERS, generate_store
 from pipeline.store.ingest import StoreError, ingest_file
-from pipeline.store.schema import STORE_FILES, resources_in
+from pipeline.store.schema import OPTIONAL_FILES, STORE_FILES, resources_in
 from pipeline.warehouse.build import raw_dir
 
 DEMO_SEED = 0
@@ -24,13 +26,22 @@ def resource_asset_key(resource_name: str) -> dg.AssetKey:
     return raw_asset_key(file)
 
 
-def store_directory(settings: PipelineSettings) -> Path:
-    """The store directory this run reads: the built-in demo, a jsonl: directory, or a Shopify extract."""
+def store_directory(settings: PipelineSettings, file: str) -> Path:
+    """The store directory `file` is read from: the built-in demo, a jsonl: directory, or Shopify.
+
+    Shopify's bulk API carries neither GDPR redaction requests (webhooks) nor gateway events, so with
+    a real shop those optional files are read from data/inbox/, where their receivers drop them.
+    """
     if settings.source.startswith("jsonl:"):
         return Path(settings.source.removeprefix("jsonl:"))
     if settings.source == "demo":
         return demo_store(settings.data_path)
-    raise dg.Failure(f"source {settings.source!r} has no store directory here; use demo or jsonl:DIR")
+    if file in OPTIONAL_FILES:
+        return settings.data_path / "inbox"
+    latest = downloads.latest_download(settings.data_path)
+    if latest is None:
+        raise dg.Failure("no Shopify download yet: materialise raw/shopify_download first")
+    return latest
 
 
 def demo_store(data_dir: Path) -> Path:
@@ -44,20 +55,43 @@ def demo_store(data_dir: Path) -> Path:
     return target
 
 
-def extract_asset(file: str) -> dg.AssetsDefinition:
+SHOPIFY_DOWNLOAD = dg.AssetKey(["raw", "shopify_download"])
+
+
+@dg.asset(key=SHOPIFY_DOWNLOAD, group_name="extract", kinds={"shopify"})
+def shopify_download(context: dg.AssetExecutionContext, settings: PipelineSettings,
+                     shopify: ShopifyResource) -> dg.MaterializeResult:
+    """The shop's records changed since the bookmark, as a store directory, via bulk operations."""
+    try:
+        with shopify.client() as client:
+            folder, manifest = downloads.download(client, settings.data_path)
+    except ShopifyError as e:
+        raise dg.Failure(str(e)) from None
+    context.log.info(f"downloaded {manifest['rows']} since {manifest['since'] or 'the beginning'} into {folder}")
+    return dg.MaterializeResult(metadata={
+        "since": manifest["since"] or "full load",
+        "started_at": manifest["started_at"],
+        **{f"lines_{file.removesuffix('.jsonl')}": dg.MetadataValue.int(n) for file, n in manifest["rows"].items()},
+    })
+
+
+def extract_asset(file: str, source: str) -> dg.AssetsDefinition:
     resources = resources_in(file)
 
     @dg.asset(
         key=raw_asset_key(file),
+        deps=[SHOPIFY_DOWNLOAD] if source == "shopify" else [],
         group_name="extract",
         kinds={"parquet"},
         description=f"Raw Parquet batches of {file}: {', '.join(r.name for r in resources)}, typed and checked.",
     )
     def _extract(context: dg.AssetExecutionContext, settings: PipelineSettings) -> dg.MaterializeResult:
+        store = store_directory(settings, file)
         try:
-            ingested = ingest_file(store_directory(settings), file, raw_dir(settings.data_path))
+            ingested = ingest_file(store, file, raw_dir(settings.data_path))
         except StoreError as e:
             raise dg.Failure(str(e)) from None
+        downloads.mark_published(store, file)
         context.log.info(f"{file}: batch {ingested.batch}" + (" (unchanged, nothing new)" if ingested.skipped else ""))
         return dg.MaterializeResult(metadata={
             "batch": ingested.batch,
@@ -68,4 +102,7 @@ def extract_asset(file: str) -> dg.AssetsDefinition:
     return _extract
 
 
-extract_assets = [extract_asset(file) for file in STORE_FILES]
+def extract_assets(source: str) -> list[dg.AssetsDefinition]:
+    """One asset per store file, after the Shopify download when the source is a real shop."""
+    assets = [extract_asset(file, source) for file in STORE_FILES]
+    return [shopify_download, *assets] if source == "shopify" else assets

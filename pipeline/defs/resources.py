@@ -8,6 +8,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from pipeline.settings import parse_as_of
+from pipeline.shopify.client import API_VERSION, ShopifyClient
 from pipeline.warehouse.build import raw_dir
 
 
@@ -46,3 +47,15 @@ class RunOptions(dg.ConfigurableResource):
         if created.tzinfo is None:
             created = created.replace(tzinfo=dt.UTC)
         return created.astimezone(ZoneInfo(settings.shop_timezone())).date()
+
+
+class ShopifyResource(dg.ConfigurableResource):
+    """The Admin GraphQL API of one shop. The token comes from SHOPIFY_ACCESS_TOKEN and is never shown."""
+
+    store: str  # my-shop.myshopify.com, or a full URL such as the local emulator's
+    access_token: str
+    api_version: str = API_VERSION
+    poll_interval_s: float = 1.0  # first wait between bulk-operation polls; it doubles up to 30 s
+
+    def client(self) -> ShopifyClient:
+        return ShopifyClient(self.store, self.access_token, self.api_version, poll_interval_s=self.poll_interval_s)
