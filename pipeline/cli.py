@@ -59,9 +59,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     for event in failures:
         error = event.event_specific_data.error
         console.print(f"[red]failed:[/red] {event.step_key}: {error.message.strip() if error else ''}", soft_wrap=True)
-    skipped = [e.step_key for e in result.all_events if e.is_step_skipped]
-    if skipped:
-        console.print(f"[yellow]skipped (upstream failed):[/yellow] {', '.join(skipped)}")
+    started = {e.step_key for e in result.all_events if e.is_step_start}
+    not_run = [name for name in result.job_def.graph.node_names() if name not in started]
+    if not_run:
+        console.print(f"[yellow]not run (upstream failed):[/yellow] {', '.join(not_run)}", soft_wrap=True)
     console.print(f"run {result.run_id} " + ("[green]succeeded[/green]" if result.success else "[red]failed[/red]"))
     return 0 if result.success else 1
 
@@ -109,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--out", required=True)
     generate.set_defaults(func=cmd_demo_generate)
+
+    from pipeline.segments.commands import register as register_segments
+
+    register_segments(commands)
     return parser
 
 

@@ -10,6 +10,7 @@ import dagster as dg
 
 from pipeline.defs.extract import extract_assets
 from pipeline.defs.resources import PipelineSettings, RunOptions, ShopifyResource
+from pipeline.defs.segments import healthy_segments, segment_assets, segment_key
 from pipeline.defs.warehouse import MARTS_KEYS, model_assets, phone_numbers, published_warehouse_asset
 from pipeline.settings import Settings
 from pipeline.shopify.client import API_VERSION
@@ -33,8 +34,10 @@ def build_definitions(settings: Settings, **resources: dg.ConfigurableResource) 
     """Everything Dagster shows, for these settings; `resources` replace the defaults (tests, demos)."""
     pipeline_settings = PipelineSettings(data_dir=str(settings.data_dir), segments_dir=str(settings.segments_dir),
                                          source=settings.source)
-    publish = published_warehouse_asset(deps=MARTS_KEYS)
-    assets = [*extract_assets(settings.source), *model_assets, phone_numbers, publish]
+    segments, definitions = segment_assets(settings.segments_dir)
+    # a broken definition fails its own asset; the warehouse still publishes with every healthy segment
+    publish = published_warehouse_asset(deps=[*MARTS_KEYS, *(segment_key(n) for n in healthy_segments(definitions))])
+    assets = [*extract_assets(settings.source), *model_assets, phone_numbers, *segments, publish]
     job = dg.define_asset_job(NIGHTLY, selection=dg.AssetSelection.all(),
                               description="Extract, build the warehouse, evaluate segments, sync audiences.")
     return dg.Definitions(

@@ -1,0 +1,73 @@
+"""Segment assets: one per definition file, each a view segments.<name> in the build warehouse."""
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from pipeline.defs.resources import PipelineSettings, RunOptions
+from pipeline.defs.warehouse import MARTS_KEYS, POOL, with_build
+from pipeline.segments import DefinitionSet, create_segment_view, load_definitions, render, segment_view
+
+
+def segment_key(name: str) -> dg.AssetKey:
+    return dg.AssetKey(["segments", name])
+
+
+def healthy_segments(definitions: DefinitionSet) -> list[str]:
+    """Valid definitions whose every used segment is valid too, in dependency order."""
+    healthy: list[str] = []
+    for name, definition in definitions.definitions.items():  # dependency order: uses come first
+        if all(used in healthy for used in definition.uses):
+            healthy.append(name)
+    return healthy
+
+
+def previous_size(context: dg.AssetExecutionContext) -> int | None:
+    event = context.instance.get_latest_materialization_event(context.asset_key)
+    if event is None or event.asset_materialization is None:
+        return None
+    size = event.asset_materialization.metadata.get("size")
+    return size.value if size is not None else None
+
+
+def segment_asset(name: str, path: Path, definitions: DefinitionSet) -> dg.AssetsDefinition:
+    definition = definitions.definitions.get(name)
+    uses = definition.uses if definition else ()
+
+    @dg.asset(
+        key=segment_key(name),
+        deps=[*MARTS_KEYS, *(segment_key(u) for u in uses)],
+        group_name="segments",
+        kinds={"duckdb", "sql"},
+        pool=POOL,
+        description=(definition.description if definition else None) or f"Segment defined in {path.name}",
+        metadata={"definition": dg.MetadataValue.path(str(path))},
+    )
+    def _segment(context: dg.AssetExecutionContext, settings: PipelineSettings,
+                 run: RunOptions) -> dg.MaterializeResult:
+        if definition is None:
+            errors = "\n\n".join(str(e) for e in definitions.errors_for(name))
+            raise dg.Failure(f"{path}: the definition has errors; fix them (smsseg segments check):\n\n{errors}")
+        before = previous_size(context)
+
+        def work(con: duckdb.DuckDBPyConnection) -> dg.MaterializeResult:
+            as_of = run.as_of_date(context, settings)
+            size = create_segment_view(con, definition, as_of)
+            change = {"size_change": dg.MetadataValue.int(size - before)} if before is not None else {}
+            return dg.MaterializeResult(metadata={
+                "size": dg.MetadataValue.int(size),
+                **change,
+                "as_of": as_of.isoformat(),
+                "exported": definition.export,
+                "sql": dg.MetadataValue.md(f"```sql\n{render(segment_view(definition, as_of), pretty=True)}\n```"),
+            })
+
+        return with_build(context, settings, run, work)
+
+    return _segment
+
+
+def segment_assets(segments_dir: Path) -> tuple[list[dg.AssetsDefinition], DefinitionSet]:
+    definitions = load_definitions(segments_dir)
+    return [segment_asset(name, path, definitions) for name, path in definitions.names.items()], definitions
