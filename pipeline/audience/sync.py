@@ -144,17 +144,18 @@ def _load_current(con: duckdb.DuckDBPyConnection, segment: str, *, from_state: b
 
 
 def _diff(con: duckdb.DuckDBPyConnection, result: SyncResult, batch_size: int, sample_size: int) -> None:
-    """Temp table `audience_diff(seq, action, kind, phone, customer_id, fields_hash)`; counts into `result`.
+    """Temp table `audience_diff(seq, action, kind, phone, customer_id, ...member columns, fields_hash)`.
 
     A real run counts added/updated/removed as the gateway confirms them; a dry run reports the diff.
     """
+    # the adds carry every member column now, so a batch is then a cheap range read of seq
     con.execute(f"""
         create or replace temp table {DIFF_TABLE} as
         with adds as (
             select
                 'add' as action,
                 case when cur.phone is null then 'new' else 'update' end as kind,
-                e.phone, e.customer_id, e.fields_hash
+                e.*
             from {ELIGIBLE_TABLE} as e
             left join audience_current as cur on e.phone = cur.phone
             anti join audience_rejected_before as rej on e.phone = rej.phone
@@ -162,13 +163,14 @@ def _diff(con: duckdb.DuckDBPyConnection, result: SyncResult, batch_size: int, s
         ),
 
         removes as (
-            select 'remove' as action, 'remove' as kind, cur.phone, cur.customer_id, null as fields_hash
+            select 'remove' as action, 'remove' as kind, cur.phone, cur.customer_id
             from audience_current as cur
             anti join {ELIGIBLE_TABLE} as e on cur.phone = e.phone
         )
 
         select row_number() over (order by action, phone) as seq, *
-        from (select * from adds union all select * from removes)""")  # noqa: S608 - constant names
+        from (select * from adds union all by name select * from removes)
+        order by seq""")  # noqa: S608 - constant names
     counts = dict(con.execute(f"select kind, count(*) from {DIFF_TABLE} group by kind").fetchall())  # noqa: S608
     result.unchanged = con.execute(f"""
         select count(*) from {ELIGIBLE_TABLE} as e
@@ -191,13 +193,12 @@ def _diff(con: duckdb.DuckDBPyConnection, result: SyncResult, batch_size: int, s
 def _plan_batch(con: duckdb.DuckDBPyConnection, segment: str, run_id: str, as_of: dt.date, batch_no: int,
                 batch_size: int, audience: Eligibility) -> _Plan:
     """Reads batch `batch_no` of the diff and commits it to state.audience_batches before anything is sent."""
-    extra = "".join(f", e.{quote_identifier(f)}" for f in audience.fields)
+    extra = "".join(f", {quote_identifier(f)}" for f in audience.fields)
     rows = con.execute(f"""
-        select d.action, d.kind, d.phone, d.customer_id, d.fields_hash, e.first_name, e.last_name, e.country {extra}
-        from {DIFF_TABLE} as d
-        left join {ELIGIBLE_TABLE} as e on d.action = 'add' and d.phone = e.phone
-        where d.seq > ? and d.seq <= ?
-        order by d.seq""", [(batch_no - 1) * batch_size, batch_no * batch_size]).fetchall()  # noqa: S608
+        select action, kind, phone, customer_id, fields_hash, first_name, last_name, country {extra}
+        from {DIFF_TABLE}
+        where seq > ? and seq <= ?
+        order by seq""", [(batch_no - 1) * batch_size, batch_no * batch_size]).fetchall()  # noqa: S608
     adds, removes = [], []
     for action, kind, phone, customer_id, fields_hash, first_name, last_name, country, *values in rows:
         if action == "add":
@@ -237,7 +238,7 @@ def _send(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, plan: _Plan,
         rows = [("add", a["member"]["phone"], a["member"]["customer_id"], a["fields_hash"], "failed", str(exc))
                 for a in plan.adds]
         rows += [("remove", r["phone"], r["customer_id"], None, "failed", str(exc)) for r in plan.removes]
-        _record(con, plan, rows, run_id, as_of, status)
+        _record(con, plan, rows, run_id, as_of, status, replaces=False)
         result.failed += len(rows)
         raise SyncError(f"audience {plan.segment}: batch {plan.batch_no} failed: {exc}", result) from exc
     rejected = dict(sent.rejected)
@@ -246,7 +247,9 @@ def _send(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, plan: _Plan,
              "rejected" if a["member"]["phone"] in rejected else "sent",
              rejected.get(a["member"]["phone"], replayed)) for a in plan.adds]
     rows += [("remove", r["phone"], r["customer_id"], None, "sent", replayed) for r in plan.removes]
-    _record(con, plan, rows, run_id, as_of, "confirmed")
+    # new numbers of a fresh batch cannot be in the sync state yet: skip the delete, which scans it
+    replaces = replay or bool(plan.removes) or any(a["kind"] == "update" for a in plan.adds)
+    _record(con, plan, rows, run_id, as_of, "confirmed", replaces=replaces)
     result.rejected += len(rejected)
     for a in plan.adds:
         if a["member"]["phone"] not in rejected:
@@ -256,7 +259,7 @@ def _send(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, plan: _Plan,
 
 
 def _record(con: duckdb.DuckDBPyConnection, plan: _Plan, rows: list[tuple], run_id: str, as_of: dt.date,
-            status: str) -> None:
+            status: str, *, replaces: bool) -> None:
     """One transaction: the ledger rows, the sync state they imply, and the plan's new status."""
     columns = ("action", "phone", "customer_id", "fields_hash", "outcome", "reason")
     con.register("audience_batch_rows", pa.table(
@@ -267,8 +270,9 @@ def _record(con: duckdb.DuckDBPyConnection, plan: _Plan, rows: list[tuple], run_
         con.execute("insert into state.audience_changes "
                     "select ?, ?, ?, action, phone, customer_id, ?, outcome, reason, now() from audience_batch_rows",
                     [run_id, as_of, plan.segment, plan.batch_no])
-        con.execute("delete from state.audience_sync_state where segment = ? and phone in "
-                    "(select phone from audience_batch_rows where outcome = 'sent')", [plan.segment])
+        if replaces:
+            con.execute("delete from state.audience_sync_state where segment = ? and phone in "
+                        "(select phone from audience_batch_rows where outcome = 'sent')", [plan.segment])
         con.execute("insert into state.audience_sync_state "
                     "select ?, phone, customer_id, fields_hash, now(), ? from audience_batch_rows "
                     "where action = 'add' and outcome = 'sent'", [plan.segment, run_id])
