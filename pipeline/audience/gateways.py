@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,8 @@ class AudienceGateway(ConfigurableResource):
     def upsert_audience(self, segment: str, name: str, description: str) -> None:
         raise NotImplementedError
 
-    def send_batch(self, segment: str, adds: list[dict], removes: list[str], idempotency_key: str) -> BatchResult:
-        """Adds (or updates) the `adds` members and removes the `removes` numbers, as one request.
+    def send_batch(self, segment: str, adds: list[dict], removes: list[dict], idempotency_key: str) -> BatchResult:
+        """Adds (or updates) the `adds` members and removes the `removes` ({"phone", "customer_id"}), as one request.
 
         Sending the same idempotency_key again must not apply the batch twice.
         """
@@ -72,11 +72,11 @@ class FileGateway(AudienceGateway):
     def upsert_audience(self, segment: str, name: str, description: str) -> None:
         self._pending(segment).mkdir(parents=True, exist_ok=True)
 
-    def send_batch(self, segment: str, adds: list[dict], removes: list[str], idempotency_key: str) -> BatchResult:
+    def send_batch(self, segment: str, adds: list[dict], removes: list[dict], idempotency_key: str) -> BatchResult:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerows(("add", m["phone"], m["customer_id"]) for m in adds)
-        writer.writerows(("remove", phone, "") for phone in removes)
+        writer.writerows(("remove", r["phone"], r["customer_id"]) for r in removes)
         pending = self._pending(segment)
         pending.mkdir(parents=True, exist_ok=True)
         _write_atomically(pending / (idempotency_key.replace(":", "_") + ".csv"), out.getvalue())
@@ -119,6 +119,7 @@ class HttpGateway(AudienceGateway):
     max_backoff_seconds: float = 30.0
     max_retry_after_seconds: float = 120.0
     _sleep: Callable[[float], None] = PrivateAttr(default=time.sleep)
+    _client: httpx.Client | None = PrivateAttr(default=None)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **options: float) -> "HttpGateway":
@@ -135,12 +136,20 @@ class HttpGateway(AudienceGateway):
         self._sleep = sleep
         return self
 
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
     def upsert_audience(self, segment: str, name: str, description: str) -> None:
         self._request("PUT", f"/audiences/{segment}", {"name": name, "description": description}, None)
 
-    def send_batch(self, segment: str, adds: list[dict], removes: list[str], idempotency_key: str) -> BatchResult:
-        body = self._request("POST", f"/audiences/{segment}/members", {"add": adds, "remove": removes},
-                             idempotency_key)
+    def send_batch(self, segment: str, adds: list[dict], removes: list[dict], idempotency_key: str) -> BatchResult:
+        body = self._request("POST", f"/audiences/{segment}/members",
+                             {"add": adds, "remove": [r["phone"] for r in removes]}, idempotency_key)
         try:
             rejected = [(r["phone"], r.get("reason") or "") for r in body.get("rejected", [])]
             return BatchResult(added=int(body["added"]), removed=int(body["removed"]), rejected=rejected)
@@ -156,29 +165,33 @@ class HttpGateway(AudienceGateway):
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         what = f"{method} {path}" + (f" (batch {idempotency_key})" if idempotency_key else "")
-        with httpx.Client(base_url=self.url, timeout=self.timeout_seconds) as client:
-            for attempt in itertools.count(1):
-                try:
-                    response = client.request(method, path, json=payload, headers=headers)
-                except httpx.TransportError as exc:  # timeouts, refused and dropped connections
-                    problem, wait = type(exc).__name__, self._backoff(attempt)
+        if self._client is None:
+            # one client for the gateway's life: batches reuse its connections (and TLS sessions)
+            self._client = httpx.Client(base_url=self.url, timeout=self.timeout_seconds)
+        for attempt in itertools.count(1):
+            try:
+                response = self._client.request(method, path, json=payload, headers=headers)
+                if response.status_code < 300:
+                    return response.json()
+            except httpx.TransportError as exc:  # timeouts, refused and dropped connections
+                problem, wait = type(exc).__name__, self._backoff(attempt)
+            except ValueError:  # a 2xx that is not JSON: it may have landed, so only a replay is safe
+                raise GatewayError(f"{what}: the gateway replied {response.status_code} without JSON",
+                                   retryable=True) from None
+            else:
+                if response.status_code == 429:
+                    problem, wait = "429 Too Many Requests", self._retry_after(response, attempt)
+                elif response.status_code >= 500:
+                    problem, wait = f"{response.status_code} {_message(response)}", self._backoff(attempt)
                 else:
-                    if response.status_code < 300:
-                        return response.json()
-                    if response.status_code == 429:
-                        problem, wait = "429 Too Many Requests", self._retry_after(response, attempt)
-                    elif response.status_code >= 500:
-                        problem, wait = f"{response.status_code} {_message(response)}", self._backoff(attempt)
-                    else:
-                        # the gateway's own words, minus the token should it ever echo a header back
-                        message = _message(response).replace(self.token, "***")
-                        raise GatewayError(f"{what}: the gateway refused it with {response.status_code}: {message}",
-                                           retryable=False)
-                if attempt >= self.max_attempts:
-                    raise GatewayError(f"{what}: gave up after {attempt} attempts, last: {problem}", retryable=True)
-                log.warning("%s: %s; attempt %d of %d, retrying in %.2fs",
-                            what, problem, attempt, self.max_attempts, wait)
-                self._sleep(wait)
+                    # the gateway's own words, minus the token should it ever echo a header back
+                    message = _message(response).replace(self.token, "***")
+                    raise GatewayError(f"{what}: the gateway refused it with {response.status_code}: {message}",
+                                       retryable=False)
+            if attempt >= self.max_attempts:
+                raise GatewayError(f"{what}: gave up after {attempt} attempts, last: {problem}", retryable=True)
+            log.warning("%s: %s; attempt %d of %d, retrying in %.2fs", what, problem, attempt, self.max_attempts, wait)
+            self._sleep(wait)
 
     def _backoff(self, attempt: int) -> float:
         # full jitter: spreads the retries of many clients instead of bunching them on the same beat

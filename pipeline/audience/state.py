@@ -17,7 +17,8 @@ STATE_TABLES = {
         batch_no integer, outcome varchar, reason varchar, "at" timestamptz)""",
     "audience_suppressions": "(phone varchar, reason varchar, source varchar, since timestamptz)",
     # write-ahead plan: a batch is stored before it is sent, so a killed run can replay it with
-    # its original Idempotency-Key instead of sending its numbers again under a new one
+    # its original Idempotency-Key instead of sending its numbers again under a new one; the
+    # contents are dropped once the batch is settled (confirmed, or refused for good)
     "audience_batches": """(
         idempotency_key varchar, segment varchar, run_id varchar, batch_no integer, as_of date,
         contents varchar, status varchar, planned_at timestamptz, done_at timestamptz)""",

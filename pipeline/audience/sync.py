@@ -229,8 +229,7 @@ def _send(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, plan: _Plan,
           result: SyncResult, *, replay: bool) -> None:
     """Sends one planned batch and commits its outcome; on a final failure records it and raises SyncError."""
     try:
-        sent = gateway.send_batch(plan.segment, [a["member"] for a in plan.adds], [r["phone"] for r in plan.removes],
-                                  plan.key)
+        sent = gateway.send_batch(plan.segment, [a["member"] for a in plan.adds], plan.removes, plan.key)
     except GatewayError as exc:
         # A retryable failure may still have landed at the gateway: the plan stays pending and the
         # next run replays it under the same key. A refusal did not land: the next diff resends.
@@ -276,8 +275,10 @@ def _record(con: duckdb.DuckDBPyConnection, plan: _Plan, rows: list[tuple], run_
         con.execute("insert into state.audience_sync_state "
                     "select ?, phone, customer_id, fields_hash, now(), ? from audience_batch_rows "
                     "where action = 'add' and outcome = 'sent'", [plan.segment, run_id])
-        con.execute("update state.audience_batches set status = ?, done_at = now() where idempotency_key = ?",
-                    [status, plan.key])
+        # a settled batch is never resent: drop its contents (names and numbers) rather than keep them forever
+        con.execute("update state.audience_batches set status = ?, done_at = now(), "
+                    "contents = case when ? = 'planned' then contents end where idempotency_key = ?",
+                    [status, status, plan.key])
         con.execute("commit")
     except BaseException:
         con.execute("rollback")

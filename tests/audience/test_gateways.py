@@ -4,11 +4,12 @@ import logging
 import subprocess
 import sys
 
+import dagster as dg
 import httpx
 import pytest
 
 from pipeline.audience.emulator import Faults, GatewayEmulator
-from pipeline.audience.gateways import GatewayError, HttpGateway
+from pipeline.audience.gateways import AudienceGateway, FileGateway, GatewayError, HttpGateway
 from pipeline.audience.sync import SyncError, sync_segment
 from pipeline.settings import PROJECT_DIR
 from tests.audience.conftest import AS_OF, SEGMENT, TOKEN, mobile
@@ -136,3 +137,17 @@ def test_emulator_command_prints_its_loopback_url():
         process.kill()
         process.wait(timeout=10)
         process.stdout.close()
+
+
+def test_gateways_are_dagster_resources_with_the_token_from_env_var(emulator, monkeypatch, tmp_path):
+    monkeypatch.setenv("SMS_GATEWAY_TOKEN", TOKEN)
+
+    @dg.asset
+    def audience(gateway: AudienceGateway) -> None:
+        gateway.upsert_audience(SEGMENT, "All", "")
+
+    resources = {"gateway": HttpGateway(url=emulator.url, token=dg.EnvVar("SMS_GATEWAY_TOKEN"))}
+    assert dg.materialize([audience], resources=resources).success
+    assert SEGMENT in emulator.snapshot()["audiences"]
+    assert dg.materialize([audience], resources={"gateway": FileGateway(data_dir=str(tmp_path))}).success
+    assert (tmp_path / "exports" / SEGMENT / ".pending").is_dir()

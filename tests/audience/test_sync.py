@@ -165,7 +165,7 @@ def test_file_gateway_writes_the_audience_and_the_changes(audience_db, tmp_path:
                            checkouts=checkouts))
     sync_segment(con, gateway, SEGMENT, as_of=AS_OF, run_id="r2", fields=fields)
     assert read_csv(folder / "2026-10-31.changes.csv") == [["action", "phone", "customer_id"],
-                                                            ["remove", mobile(1), ""]]
+                                                            ["remove", mobile(1), "1"]]
     sync_segment(con, gateway, SEGMENT, as_of=AS_OF, run_id="r3", fields=fields)
     assert read_csv(folder / "2026-10-31.changes.csv") == [["action", "phone", "customer_id"]]
     assert sorted(p.name for p in folder.iterdir()) == [".pending", "2026-10-31.changes.csv", "2026-10-31.csv"]
