@@ -61,7 +61,7 @@ class SyncResult:
         """Flat numbers a person would plot, for a Dagster MaterializeResult."""
         counts = {name: getattr(self, name) for name in (
             "members", "eligible", "added", "updated", "removed", "rejected", "failed", "unchanged",
-            "rejected_before", "replayed_batches", "batches")}
+            "rejected_before", "replayed_batches", "pending_batches", "batches")}
         return {"segment": self.segment, "dry_run": self.dry_run, **counts,
                 **{f"excluded_{reason}": n for reason, n in self.excluded.items()}}
 
@@ -108,8 +108,11 @@ def sync_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, segme
         result.replayed_batches += 1
     _load_current(con, segment, from_state=True)
     _diff(con, result, batch_size, sample_size)
-    for batch_no in range(1, result.batches + 1):
-        plan = _plan_batch(con, segment, run_id, as_of, batch_no, batch_size, audience)
+    # a rerun under the same run_id numbers on, so no Idempotency-Key is ever used for two contents
+    numbered = con.execute("select coalesce(max(batch_no), 0) from state.audience_batches "
+                           "where run_id = ? and segment = ?", [run_id, segment]).fetchall()[0][0]
+    for part in range(1, result.batches + 1):
+        plan = _plan_batch(con, segment, run_id, as_of, numbered + part, part, batch_size, audience)
         _send(con, gateway, plan, run_id, as_of, result, replay=False)
     _save_members(con, segment, as_of, run_id, audience)
     gateway.finish(segment, as_of, _members_table(con, audience))
@@ -191,14 +194,14 @@ def _diff(con: duckdb.DuckDBPyConnection, result: SyncResult, batch_size: int, s
 
 
 def _plan_batch(con: duckdb.DuckDBPyConnection, segment: str, run_id: str, as_of: dt.date, batch_no: int,
-                batch_size: int, audience: Eligibility) -> _Plan:
-    """Reads batch `batch_no` of the diff and commits it to state.audience_batches before anything is sent."""
+                part: int, batch_size: int, audience: Eligibility) -> _Plan:
+    """Reads part `part` of the diff and commits it to state.audience_batches before anything is sent."""
     extra = "".join(f", {quote_identifier(f)}" for f in audience.fields)
     rows = con.execute(f"""
         select action, kind, phone, customer_id, fields_hash, first_name, last_name, country {extra}
         from {DIFF_TABLE}
         where seq > ? and seq <= ?
-        order by seq""", [(batch_no - 1) * batch_size, batch_no * batch_size]).fetchall()  # noqa: S608
+        order by seq""", [(part - 1) * batch_size, part * batch_size]).fetchall()  # noqa: S608
     adds, removes = [], []
     for action, kind, phone, customer_id, fields_hash, first_name, last_name, country, *values in rows:
         if action == "add":

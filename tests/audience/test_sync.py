@@ -41,6 +41,8 @@ def test_first_sync_adds_everyone_and_an_unchanged_rerun_sends_nothing(audience_
     con = audience_db(shop(30))
     first = sync_segment(con, http(emulator), SEGMENT, as_of=AS_OF, run_id="r1", batch_size=7)
     assert (first.added, first.removed, first.unchanged, first.batches) == (30, 0, 0, 5)
+    assert {k: first.metadata()[k] for k in ("eligible", "added", "excluded_no_consent")} == {
+        "eligible": 30, "added": 30, "excluded_no_consent": 0}
     assert set(emulator.members(SEGMENT)) == eligible_phones(con)
     posts = emulator.received["POST"]
     second = sync_segment(con, http(emulator), SEGMENT, as_of=AS_OF, run_id="r2", batch_size=7)
@@ -117,6 +119,16 @@ def test_dry_run_reports_exactly_what_the_real_run_then_sends_and_changes_nothin
     reported = {("add", m["phone"]) for m in dry.sample_adds} | {("remove", m["phone"]) for m in dry.sample_removes}
     assert reported == ledger(con, "r2")
     assert (real.added, real.updated, real.removed) == (dry.added, dry.updated, dry.removed)
+
+
+def test_a_rerun_under_the_same_run_id_never_reuses_a_key(audience_db, emulator):
+    con = audience_db(shop(3))
+    sync_segment(con, http(emulator), SEGMENT, as_of=AS_OF, run_id="same")
+    con = audience_db(shop(4))
+    result = sync_segment(con, http(emulator), SEGMENT, as_of=AS_OF, run_id="same")
+    assert result.added == 1
+    assert con.execute("select idempotency_key from state.audience_batches order by planned_at").fetchall() == [
+        (f"same:{SEGMENT}:1",), (f"same:{SEGMENT}:2",)]
 
 
 def test_dry_run_before_any_real_run_creates_no_state(audience_db, emulator):
