@@ -11,7 +11,9 @@ from rich.table import Table
 
 from pipeline.settings import Settings, SettingsError
 
-console = Console(stderr=False)
+console = Console()
+if not console.is_terminal:
+    console.width = 160  # logs and pipes: wide enough that segment names and figures are never cut
 INSTANCE_YAML = """\
 # Written by smsseg: the Dagster instance shared by `smsseg run` and `dagster dev`.
 telemetry:
@@ -68,18 +70,35 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def print_summary(result) -> None:
-    """One table of what a person checks after a night: sizes and what changed at the gateway."""
-    table = Table(title="smsseg nightly run")
-    table.add_column("asset")
-    table.add_column("figures")
+    """What a person checks after a night: how many customers, each segment's size, what changed."""
+    figures: dict[tuple[str, ...], dict] = {}
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
-        figures = {k: v.value for k, v in materialization.metadata.items()
-                   if isinstance(v.value, int | float) and not isinstance(v.value, bool)}
-        if figures:
-            table.add_row(materialization.asset_key.to_user_string(),
-                          ", ".join(f"{k} {v:,}" for k, v in figures.items()))
-    console.print(table)
+        figures[tuple(materialization.asset_key.path)] = {k: v.value for k, v in materialization.metadata.items()}
+    warehouse = figures.get(("warehouse",), {})
+    if warehouse:
+        console.print(f"customers {warehouse['customers']:,}, counted orders {warehouse['counted_orders']:,}"
+                      + ("" if warehouse.get("published", True) else " (dry run: warehouse not published)"))
+    table = Table(title="segments")
+    for column in ("segment", "size", "change", "eligible", "added", "updated", "removed", "rejected", "excluded"):
+        table.add_column(column, justify="left" if column in ("segment", "excluded") else "right")
+    for path, segment in sorted(figures.items()):
+        if path[0] != "segments":
+            continue
+        export = figures.get(("exports", path[1]))
+        excluded = ", ".join(f"{k.removeprefix('excluded_')} {v:,}" for k, v in (export or {}).items()
+                             if k.startswith("excluded_") and v)
+        counts = ("eligible", "added", "updated", "removed", "rejected")
+        cells = [f"{export[k]:,}" for k in counts] if export else [""] * len(counts)
+        change = segment.get("size_change")
+        table.add_row(path[1], f"{segment['size']:,}", "" if change is None else f"{change:+,}", *cells, excluded)
+    if table.row_count:
+        console.print(table)
+    for path, export in sorted(figures.items()):
+        if path[0] == "exports" and export.get("dry_run"):
+            console.print(f"dry run {path[1]}: would add {export['added']:,}, update {export['updated']:,}, "
+                          f"remove {export['removed']:,}; sample adds {export.get('sample_adds')}, "
+                          f"removes {export.get('sample_removes')}", soft_wrap=True)
 
 
 def cmd_demo_generate(args: argparse.Namespace) -> int:

@@ -8,6 +8,8 @@ import os
 
 import dagster as dg
 
+from pipeline.audience.state import copy_audience_tables
+from pipeline.defs.exports import export_asset, gateway_resource
 from pipeline.defs.extract import extract_assets
 from pipeline.defs.resources import PipelineSettings, RunOptions, ShopifyResource
 from pipeline.defs.segments import healthy_segments, segment_assets, segment_key
@@ -35,9 +37,14 @@ def build_definitions(settings: Settings, **resources: dg.ConfigurableResource) 
     pipeline_settings = PipelineSettings(data_dir=str(settings.data_dir), segments_dir=str(settings.segments_dir),
                                          source=settings.source)
     segments, definitions = segment_assets(settings.segments_dir)
+    healthy = healthy_segments(definitions)
+    exports = [export_asset(definitions.definitions[name]) for name in healthy
+               if definitions.definitions[name].export]
     # a broken definition fails its own asset; the warehouse still publishes with every healthy segment
-    publish = published_warehouse_asset(deps=[*MARTS_KEYS, *(segment_key(n) for n in healthy_segments(definitions))])
-    assets = [*extract_assets(settings.source), *model_assets, phone_numbers, *segments, publish]
+    publish = published_warehouse_asset(
+        deps=[*MARTS_KEYS, *(segment_key(n) for n in healthy), *(e.key for e in exports)],
+        before_publish=copy_audience_tables)
+    assets = [*extract_assets(settings.source), *model_assets, phone_numbers, *segments, *exports, publish]
     job = dg.define_asset_job(NIGHTLY, selection=dg.AssetSelection.all(),
                               description="Extract, build the warehouse, evaluate segments, sync audiences.")
     return dg.Definitions(
@@ -45,7 +52,7 @@ def build_definitions(settings: Settings, **resources: dg.ConfigurableResource) 
         jobs=[job],
         schedules=[nightly_schedule(job, pipeline_settings.shop_timezone())],
         resources={"settings": pipeline_settings, "run": RunOptions(), **source_resources(settings.source),
-                   **resources},
+                   "gateway": gateway_resource(settings.gateway, str(settings.data_dir)), **resources},
     )
 
 

@@ -49,6 +49,11 @@ class Settings:
                                         "(the shop, e.g. my-shop.myshopify.com, and its Admin API access token)")
         if gateway not in GATEWAYS:
             raise SettingsError(f"gateway {gateway!r} (--gateway or SMSSEG_GATEWAY): expected file or http")
+        if gateway == "http":
+            for variable in ("SMS_GATEWAY_URL", "SMS_GATEWAY_TOKEN"):
+                if not env.get(variable):
+                    raise SettingsError(f"gateway http needs {variable} in the environment "
+                                        "(the gateway's base URL and its bearer token)")
         return cls(
             source=source,
             data_dir=Path(data_dir or env.get("SMSSEG_DATA_DIR") or cls.data_dir).resolve(),

@@ -89,6 +89,9 @@ def published_warehouse_asset(deps: Sequence[dg.AssetKey],
             return dg.MaterializeResult(metadata={"customers": dg.MetadataValue.int(customers),
                                                   "counted_orders": dg.MetadataValue.int(orders)})
         result = with_build(context, settings, run, work)
+        if run.dry_run:
+            context.log.info("dry run: the warehouse was built but not published")
+            return dg.MaterializeResult(metadata={**result.metadata, "published": False})
         path = publish(settings.data_path)
         context.log.info(f"published {path}")
         return dg.MaterializeResult(metadata={**result.metadata, "path": dg.MetadataValue.path(str(path))})

@@ -1,0 +1,63 @@
+"""Export assets: one per exported segment, syncing its eligible audience to the SMS gateway."""
+
+import dagster as dg
+import duckdb
+
+from pipeline.audience.gateways import AudienceGateway, FileGateway, HttpGateway
+from pipeline.audience.sync import SyncError, SyncResult, sync_segment
+from pipeline.defs.resources import PipelineSettings, RunOptions
+from pipeline.defs.segments import segment_key
+from pipeline.defs.warehouse import POOL, with_build
+from pipeline.segments import SegmentDefinition
+
+
+def export_key(name: str) -> dg.AssetKey:
+    return dg.AssetKey(["exports", name])
+
+
+def gateway_resource(gateway: str, data_dir: str) -> AudienceGateway:
+    """The file gateway, or the HTTP one configured from SMS_GATEWAY_URL and SMS_GATEWAY_TOKEN."""
+    if gateway == "http":
+        return HttpGateway(url=dg.EnvVar("SMS_GATEWAY_URL"), token=dg.EnvVar("SMS_GATEWAY_TOKEN"))
+    return FileGateway(data_dir=data_dir)
+
+
+def sync_metadata(result: SyncResult) -> dict[str, dg.MetadataValue]:
+    metadata = {k: dg.MetadataValue.int(v) if isinstance(v, int) and not isinstance(v, bool) else v
+                for k, v in result.metadata().items()}
+    if result.dry_run:
+        metadata["sample_adds"] = dg.MetadataValue.json(result.sample_adds)
+        metadata["sample_removes"] = dg.MetadataValue.json(result.sample_removes)
+    return metadata
+
+
+def export_asset(definition: SegmentDefinition) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=export_key(definition.name),
+        deps=[segment_key(definition.name)],
+        group_name="exports",
+        kinds={"duckdb", "sms"},
+        pool=POOL,
+        description=f"The consenting, valid, deduplicated phone numbers of segments.{definition.name}, "
+                    "synced to the gateway as adds and removes.",
+    )
+    def _export(context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions,
+                gateway: AudienceGateway) -> dg.MaterializeResult:
+        def work(con: duckdb.DuckDBPyConnection) -> dg.MaterializeResult:
+            suppressions = settings.data_path / "suppressions.csv"
+            try:
+                result = sync_segment(
+                    con, gateway, definition.name, as_of=run.as_of_date(context, settings),
+                    run_id=context.run.run_id, fields=definition.fields, name=definition.name,
+                    description=definition.description or "", dry_run=run.dry_run,
+                    suppressions_csv=suppressions if suppressions.exists() else None)
+            except SyncError as e:
+                raise dg.Failure(str(e), metadata=sync_metadata(e.result)) from None
+            if result.dry_run:
+                context.log.info(f"dry run, nothing sent: +{result.added} ~{result.updated} -{result.removed}; "
+                                 f"sample adds {result.sample_adds}, removes {result.sample_removes}")
+            return dg.MaterializeResult(metadata=sync_metadata(result))
+
+        return with_build(context, settings, run, work)
+
+    return _export
