@@ -20,7 +20,9 @@ ELIGIBLE_TABLE = "audience_eligible"
 SUPPRESSED_TABLE = "audience_suppressed"
 BASE_COLUMNS = ("phone", "customer_id", "first_name", "last_name", "country")
 # The order decides the one reason a member is counted under when several apply.
-REASONS = ("no_consent", "bad_phone", "suppressed", "redacted", "duplicate")
+# Counted under the first that applies. A redaction comes first: it also sets the consent to
+# REDACTED, and "redacted" is the reason an operator looks for.
+REASONS = ("redacted", "no_consent", "bad_phone", "suppressed", "duplicate")
 SEGMENT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 
 
@@ -94,10 +96,10 @@ def eligible_audience(con: duckdb.DuckDBPyConnection, segment: str, *, fields: t
             select
                 *,
                 case
+                    when is_redacted then 'redacted'
                     when sms_subscription_status is distinct from 'SUBSCRIBED' then 'no_consent'
                     when phone is null then 'bad_phone'
                     when phone in (select phone from {SUPPRESSED_TABLE}) then 'suppressed'
-                    when is_redacted then 'redacted'
                 end as reason
             from candidates
         )

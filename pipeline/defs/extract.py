@@ -10,6 +10,7 @@ from pipeline.shopify import downloads
 from pipeline.shopify.client import ShopifyError
 from pipeline.store.demo import DEMO_CUSTOMERS, generate_store
 from pipeline.store.ingest import StoreError, ingest_file
+from pipeline.store.redact import scrub_redacted
 from pipeline.store.schema import OPTIONAL_FILES, STORE_FILES, resources_in
 from pipeline.warehouse.build import raw_dir
 
@@ -77,10 +78,13 @@ def shopify_download(context: dg.AssetExecutionContext, settings: PipelineSettin
 
 def extract_asset(file: str, source: str) -> dg.AssetsDefinition:
     resources = resources_in(file)
+    upstream = [SHOPIFY_DOWNLOAD] if source == "shopify" else []
+    if file == "customers.jsonl":  # redactions first, so a new request erases data already in raw
+        upstream.append(raw_asset_key("redactions.jsonl"))
 
     @dg.asset(
         key=raw_asset_key(file),
-        deps=[SHOPIFY_DOWNLOAD] if source == "shopify" else [],
+        deps=upstream,
         group_name="extract",
         kinds={"parquet"},
         description=f"Raw Parquet batches of {file}: {', '.join(r.name for r in resources)}, typed and checked.",
@@ -92,11 +96,15 @@ def extract_asset(file: str, source: str) -> dg.AssetsDefinition:
         except StoreError as e:
             raise dg.Failure(str(e)) from None
         downloads.mark_published(store, file)
+        scrubbed = {}
+        if file == "customers.jsonl":
+            scrubbed["pii_rows_scrubbed"] = dg.MetadataValue.int(scrub_redacted(raw_dir(settings.data_path)))
         context.log.info(f"{file}: batch {ingested.batch}" + (" (unchanged, nothing new)" if ingested.skipped else ""))
         return dg.MaterializeResult(metadata={
             "batch": ingested.batch,
             "unchanged": ingested.skipped,
             **{f"rows_{name}": dg.MetadataValue.int(n) for name, n in ingested.rows.items()},
+            **scrubbed,
         })
 
     return _extract

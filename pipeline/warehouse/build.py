@@ -69,10 +69,11 @@ def attach_state(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     con.execute(f"attach if not exists {path.sql(dialect='duckdb')} as state")
 
 
-def create_raw_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> dict[str, int]:
-    """raw.<resource> views over every Parquet batch; returns rows per resource."""
+def create_raw_views(con: duckdb.DuckDBPyConnection, data_dir: Path,
+                     names: tuple[str, ...] | None = None) -> dict[str, int]:
+    """raw.<resource> views over every Parquet batch (of `names`, or all); returns rows per resource."""
     counts = {}
-    for resource in RESOURCES:
+    for resource in (r for r in RESOURCES if names is None or r.name in names):
         folder = raw_dir(data_dir).resolve() / resource.name
         if not any(folder.glob("*.parquet")):
             raise WarehouseError(f"{folder}: no Parquet batch. Run the extract assets first.")

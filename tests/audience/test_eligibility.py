@@ -24,7 +24,7 @@ def test_each_exclusion_reason_counted_once_under_the_first(audience_db, tmp_pat
             customer(5, phone="12345", sms_state="UNSUBSCRIBED"),  # no_consent comes first
             customer(6, phone=mobile(6)),  # suppressed by an opted_out event
             customer(7, phone=mobile(7)),  # suppressed by the CSV, written in national format
-            customer(8, phone=mobile(8)),  # redacted: the mart marks it REDACTED, so no_consent
+            customer(8, phone=mobile(8)),  # redacted (the mart also marks its consent REDACTED)
             customer(9, phone=mobile(1)),  # duplicate of 1
             customer(10, phone=None),  # no phone at all: the mart says NOT_SUBSCRIBED
         ],
@@ -37,7 +37,7 @@ def test_each_exclusion_reason_counted_once_under_the_first(audience_db, tmp_pat
     con = audience_db(store)
     result = eligible_audience(con, SEGMENT, suppressions_csv=csv)
     assert result.members == 10
-    assert result.excluded == {"no_consent": 5, "bad_phone": 1, "suppressed": 2, "redacted": 0, "duplicate": 1}
+    assert result.excluded == {"redacted": 1, "no_consent": 4, "bad_phone": 1, "suppressed": 2, "duplicate": 1}
     assert result.eligible == 1
     assert eligible_rows(con) == [(mobile(1), 1, "Ada", "IT")]
 

@@ -155,3 +155,20 @@ def test_cli_rejects_a_bad_setting_naming_it(tmp_path: Path) -> None:
     done = subprocess.run([*smsseg[:2], "--source", "ftp://x", "--data-dir", str(tmp_path)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "source 'ftp://x' (--source or SMSSEG_SOURCE)" in done.stdout
+
+
+def test_a_redaction_erases_pii_from_raw_and_the_warehouse(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from tests.fixtures.stores import redaction
+
+    store = small_store(3)
+    assert run_nightly(tmp_path / "data", store.write(tmp_path / "store")).success
+    store.redactions.append(redaction(2))
+    assert run_nightly(tmp_path / "data", store.write(tmp_path / "store")).success
+    raw = [row for f in (tmp_path / "data" / "raw" / "customers").glob("*.parquet")
+           for row in pq.read_table(f).to_pylist() if row["id"] == "gid://shopify/Customer/2"]
+    assert raw and all(r["email"] is None and r["phone"] is None and r["first_name"] is None for r in raw)
+    with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as con:
+        assert con.sql("select email, phone, sms_subscription_status, amount_spent from marts.customers "
+                       "where customer_id = 2").fetchall()[0][:3] == (None, None, "REDACTED")
