@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline.segments.commands import register as register_segments
 
     register_segments(commands)
+    from pipeline.bench import register as register_bench
+
+    register_bench(commands)
     return parser
 
 
