@@ -7,6 +7,7 @@ flags it was given. Both record runs in the same instance (DAGSTER_HOME).
 import os
 
 import dagster as dg
+import duckdb
 
 from pipeline.audience.state import copy_audience_tables
 from pipeline.defs.exports import export_asset, gateway_resource
@@ -14,6 +15,7 @@ from pipeline.defs.extract import extract_assets
 from pipeline.defs.resources import PipelineSettings, RunOptions, ShopifyResource
 from pipeline.defs.segments import healthy_segments, segment_assets, segment_key
 from pipeline.defs.warehouse import MARTS_KEYS, model_assets, phone_numbers, published_warehouse_asset
+from pipeline.segments.history import copy_history
 from pipeline.settings import Settings
 from pipeline.shopify.client import API_VERSION
 
@@ -32,6 +34,12 @@ def nightly_schedule(job: dg.JobDefinition, timezone: str) -> dg.ScheduleDefinit
     return _nightly
 
 
+def copy_for_analysts(con: duckdb.DuckDBPyConnection) -> None:
+    """The pipeline's own records that analysts read, copied into the warehouse about to be published."""
+    copy_audience_tables(con)
+    copy_history(con)
+
+
 def build_definitions(settings: Settings, **resources: dg.ConfigurableResource) -> dg.Definitions:
     """Everything Dagster shows, for these settings; `resources` replace the defaults (tests, demos)."""
     pipeline_settings = PipelineSettings(data_dir=str(settings.data_dir), segments_dir=str(settings.segments_dir),
@@ -43,7 +51,7 @@ def build_definitions(settings: Settings, **resources: dg.ConfigurableResource) 
     # a broken definition fails its own asset; the warehouse still publishes with every healthy segment
     publish = published_warehouse_asset(
         deps=[*MARTS_KEYS, *(segment_key(n) for n in healthy), *(e.key for e in exports)],
-        before_publish=copy_audience_tables)
+        before_publish=copy_for_analysts)
     assets = [*extract_assets(settings.source), *model_assets, phone_numbers, *segments, *exports, publish]
     job = dg.define_asset_job(NIGHTLY, selection=dg.AssetSelection.all(),
                               description="Extract, build the warehouse, evaluate segments, sync audiences.")

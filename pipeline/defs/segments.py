@@ -8,6 +8,7 @@ import duckdb
 from pipeline.defs.resources import PipelineSettings, RunOptions
 from pipeline.defs.warehouse import MARTS_KEYS, POOL, with_build
 from pipeline.segments import DefinitionSet, create_segment_view, load_definitions, render, segment_view
+from pipeline.segments.history import record_membership
 
 
 def segment_key(name: str) -> dg.AssetKey:
@@ -55,6 +56,9 @@ def segment_asset(name: str, path: Path, definitions: DefinitionSet) -> dg.Asset
             as_of = run.as_of_date(context, settings)
             size = create_segment_view(con, definition, as_of)
             change = {"size_change": dg.MetadataValue.int(size - before)} if before is not None else {}
+            moves = None if run.dry_run else record_membership(con, name, as_of)
+            if moves is not None:
+                change |= {k: dg.MetadataValue.int(v) for k, v in moves.items()}
             return dg.MaterializeResult(metadata={
                 "size": dg.MetadataValue.int(size),
                 **change,

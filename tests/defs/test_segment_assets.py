@@ -42,3 +42,26 @@ def test_a_broken_definition_fails_its_own_asset_and_no_other(tmp_path: Path) ->
     with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as con:
         assert con.sql("select count(*) from segments.good").fetchall() == [(4,)]
         assert con.sql("select as_of from marts.customers limit 1").fetchall() == [(AS_OF,)]
+
+
+def test_membership_history_records_who_entered_and_left_each_day(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from tests.fixtures.stores import order
+
+    defs = write_defs(tmp_path / "defs", recent="last_order_date >= -7d")
+    store = small_store(3)  # orders on 2026-10-01
+    day1, day2, day3 = dt.date(2026, 10, 5), dt.date(2026, 10, 10), dt.date(2026, 10, 12)
+    assert run_nightly(tmp_path / "data", store.write(tmp_path / "store"), day1, segments_dir=defs).success
+    store.orders.append(order(200, 2, processed="2026-10-09T10:00:00Z"))
+    assert run_nightly(tmp_path / "data", store.write(tmp_path / "store"), day2, segments_dir=defs).success
+    assert run_nightly(tmp_path / "data", store.write(tmp_path / "store"), day2, segments_dir=defs).success
+    assert run_nightly(tmp_path / "data", store.write(tmp_path / "store"), day1, segments_dir=defs).success  # backfill
+    store.orders.append(order(201, 1, processed="2026-10-11T10:00:00Z"))  # customer 1 comes back
+    assert run_nightly(tmp_path / "data", store.write(tmp_path / "store"), day3, segments_dir=defs).success
+    with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as con:
+        stays = con.sql("select customer_id, entered_on, left_on from audience.segment_membership "
+                        "where segment = 'recent' order by 1, 2").fetchall()
+    # customer 2 stays throughout (ordered on Oct 9); 1 leaves on day 2 and comes back on day 3;
+    # the rerun of day 2 did not double anything and the backfill of day 1 changed nothing
+    assert stays == [(1, day1, day2), (1, day3, None), (2, day1, None), (3, day1, day2)]
