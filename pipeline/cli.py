@@ -46,7 +46,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.definitions import NIGHTLY, build_definitions
 
     defs = build_definitions(settings)
-    run_options = {"dry_run": settings.dry_run}
+    run_options = {"dry_run": settings.dry_run, "acknowledge_swings": args.ack_swing or []}
     if settings.as_of:
         run_options["as_of"] = settings.as_of.isoformat()
     log_level = "INFO" if args.verbose else "ERROR"
@@ -65,8 +65,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     not_run = [name for name in result.job_def.graph.node_names() if name not in started]
     if not_run:
         console.print(f"[yellow]not run (upstream failed):[/yellow] {', '.join(not_run)}", soft_wrap=True)
-    console.print(f"run {result.run_id} " + ("[green]succeeded[/green]" if result.success else "[red]failed[/red]"))
-    return 0 if result.success else 1
+    failed_checks = [c for c in result.get_asset_check_evaluations()
+                     if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR]
+    for check in failed_checks:
+        reason = check.metadata.get("swing") or check.metadata.get("violations")
+        console.print(f"[red]check failed:[/red] {check.asset_key.to_user_string()} {check.check_name}: "
+                      f"{reason.value if reason else ''}", soft_wrap=True)
+    ok = result.success and not failed_checks
+    console.print(f"run {result.run_id} " + ("[green]succeeded[/green]" if ok else "[red]failed[/red]"))
+    return 0 if ok else 1
 
 
 def print_summary(result) -> None:
@@ -89,7 +96,10 @@ def print_summary(result) -> None:
         excluded = ", ".join(f"{k.removeprefix('excluded_')} {v:,}" for k, v in (export or {}).items()
                              if k.startswith("excluded_") and v)
         counts = ("eligible", "added", "updated", "removed", "rejected")
-        cells = [f"{export[k]:,}" for k in counts] if export else [""] * len(counts)
+        if export and export.get("held"):
+            cells = ["held"] + [""] * (len(counts) - 1)
+        else:
+            cells = [f"{export[k]:,}" for k in counts] if export else [""] * len(counts)
         change = segment.get("size_change")
         table.add_row(path[1], f"{segment['size']:,}", "" if change is None else f"{change:+,}", *cells, excluded)
     if table.row_count:
@@ -120,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="where everything is written (env SMSSEG_DATA_DIR; default data/)")
     run.add_argument("--gateway", help="file | http (env SMSSEG_GATEWAY; default file)")
     run.add_argument("--dry-run", action="store_true", help="compute and print each export's diff; change nothing")
+    run.add_argument("--ack-swing", action="append", metavar="SEGMENT",
+                     help="export this segment although its size swung past the threshold (repeatable)")
     run.add_argument("--verbose", action="store_true", help="show Dagster's log as it runs")
     run.set_defaults(func=cmd_run)
 

@@ -10,6 +10,7 @@ import dagster as dg
 import duckdb
 
 from pipeline.audience.state import copy_audience_tables
+from pipeline.defs.checks import data_test_checks, swing_check
 from pipeline.defs.exports import export_asset, gateway_resource
 from pipeline.defs.extract import extract_assets
 from pipeline.defs.resources import PipelineSettings, RunOptions, ShopifyResource
@@ -43,7 +44,7 @@ def copy_for_analysts(con: duckdb.DuckDBPyConnection) -> None:
 def build_definitions(settings: Settings, **resources: dg.ConfigurableResource) -> dg.Definitions:
     """Everything Dagster shows, for these settings; `resources` replace the defaults (tests, demos)."""
     pipeline_settings = PipelineSettings(data_dir=str(settings.data_dir), segments_dir=str(settings.segments_dir),
-                                         source=settings.source)
+                                         source=settings.source, swing_threshold=settings.swing_threshold)
     segments, definitions = segment_assets(settings.segments_dir)
     healthy = healthy_segments(definitions)
     exports = [export_asset(definitions.definitions[name]) for name in healthy
@@ -57,6 +58,7 @@ def build_definitions(settings: Settings, **resources: dg.ConfigurableResource) 
                               description="Extract, build the warehouse, evaluate segments, sync audiences.")
     return dg.Definitions(
         assets=assets,
+        asset_checks=[*data_test_checks, *(swing_check(e.key.path[-1]) for e in exports)],
         jobs=[job],
         schedules=[nightly_schedule(job, pipeline_settings.shop_timezone())],
         resources={"settings": pipeline_settings, "run": RunOptions(), **source_resources(settings.source),

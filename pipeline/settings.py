@@ -27,6 +27,7 @@ class Settings:
     gateway: str = "file"
     as_of: dt.date | None = None  # None: today in the shop's time zone, decided when the run starts
     dry_run: bool = False
+    swing_threshold: float = 0.5
 
     @classmethod
     def resolve(cls, *, source: str | None = None, data_dir: str | None = None, segments_dir: str | None = None,
@@ -54,6 +55,14 @@ class Settings:
                 if not env.get(variable):
                     raise SettingsError(f"gateway http needs {variable} in the environment "
                                         "(the gateway's base URL and its bearer token)")
+        threshold = env.get("SMSSEG_SWING_THRESHOLD") or str(cls.swing_threshold)
+        try:
+            swing_threshold = float(threshold)
+        except ValueError:
+            swing_threshold = -1.0
+        if not swing_threshold > 0:
+            raise SettingsError(f"SMSSEG_SWING_THRESHOLD {threshold!r}: expected a share above 0, "
+                                "e.g. 0.5 to hold exports whose segment grows or shrinks by more than half")
         return cls(
             source=source,
             data_dir=Path(data_dir or env.get("SMSSEG_DATA_DIR") or cls.data_dir).resolve(),
@@ -61,6 +70,7 @@ class Settings:
             gateway=gateway,
             as_of=parse_as_of(as_of or env.get("SMSSEG_AS_OF")),
             dry_run=dry_run,
+            swing_threshold=swing_threshold,
         )
 
 

@@ -5,6 +5,7 @@ import duckdb
 
 from pipeline.audience.gateways import AudienceGateway, FileGateway, HttpGateway
 from pipeline.audience.sync import SyncError, SyncResult, sync_segment
+from pipeline.defs.checks import size_swing
 from pipeline.defs.resources import PipelineSettings, RunOptions
 from pipeline.defs.segments import segment_key
 from pipeline.defs.warehouse import POOL, with_build
@@ -43,6 +44,11 @@ def export_asset(definition: SegmentDefinition) -> dg.AssetsDefinition:
     )
     def _export(context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions,
                 gateway: AudienceGateway) -> dg.MaterializeResult:
+        swing = size_swing(context.instance, definition.name, settings.swing_threshold)
+        if swing is not None and definition.name not in run.acknowledge_swings:
+            context.log.warning(f"export held, nothing sent: {swing}")
+            return dg.MaterializeResult(metadata={"held": True, "reason": swing})
+
         def work(con: duckdb.DuckDBPyConnection) -> dg.MaterializeResult:
             suppressions = settings.data_path / "suppressions.csv"
             try:

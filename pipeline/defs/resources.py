@@ -18,6 +18,7 @@ class PipelineSettings(dg.ConfigurableResource):
     data_dir: str
     segments_dir: str
     source: str = "demo"
+    swing_threshold: float = 0.5  # an exported segment whose size moves by more than this share is held
 
     @property
     def data_path(self) -> Path:
@@ -37,6 +38,7 @@ class RunOptions(dg.ConfigurableResource):
 
     as_of: str = ""  # YYYY-MM-DD; empty: today in the shop's time zone when the run was created
     dry_run: bool = False  # exports compute and report the diff but change nothing
+    acknowledge_swings: list[str] = []  # segments whose size swing an operator has checked: export them
 
     def as_of_date(self, context: dg.AssetExecutionContext, settings: PipelineSettings) -> dt.date:
         """The evaluation date, the same for every asset of a run even when it crosses midnight."""

@@ -8,7 +8,7 @@ import duckdb
 from pipeline.defs.resources import PipelineSettings, RunOptions
 from pipeline.defs.warehouse import MARTS_KEYS, POOL, with_build
 from pipeline.segments import DefinitionSet, create_segment_view, load_definitions, render, segment_view
-from pipeline.segments.history import record_membership
+from pipeline.segments.history import previous_size, record_membership
 
 
 def segment_key(name: str) -> dg.AssetKey:
@@ -22,14 +22,6 @@ def healthy_segments(definitions: DefinitionSet) -> list[str]:
         if all(used in healthy for used in definition.uses):
             healthy.append(name)
     return healthy
-
-
-def previous_size(context: dg.AssetExecutionContext) -> int | None:
-    event = context.instance.get_latest_materialization_event(context.asset_key)
-    if event is None or event.asset_materialization is None:
-        return None
-    size = event.asset_materialization.metadata.get("size")
-    return size.value if size is not None else None
 
 
 def segment_asset(name: str, path: Path, definitions: DefinitionSet) -> dg.AssetsDefinition:
@@ -50,12 +42,12 @@ def segment_asset(name: str, path: Path, definitions: DefinitionSet) -> dg.Asset
         if definition is None:
             errors = "\n\n".join(str(e) for e in definitions.errors_for(name))
             raise dg.Failure(f"{path}: the definition has errors; fix them (smsseg segments check):\n\n{errors}")
-        before = previous_size(context)
-
         def work(con: duckdb.DuckDBPyConnection) -> dg.MaterializeResult:
             as_of = run.as_of_date(context, settings)
+            before = previous_size(con, name, as_of)
             size = create_segment_view(con, definition, as_of)
-            change = {"size_change": dg.MetadataValue.int(size - before)} if before is not None else {}
+            change = {} if before is None else {"previous_size": dg.MetadataValue.int(before),
+                                                "size_change": dg.MetadataValue.int(size - before)}
             moves = None if run.dry_run else record_membership(con, name, as_of)
             if moves is not None:
                 change |= {k: dg.MetadataValue.int(v) for k, v in moves.items()}

@@ -10,8 +10,8 @@ import datetime as dt
 import duckdb
 from sqlglot import exp
 
-HISTORY = "state.segment_membership"  # (segment, customer_id, entered_on, left_on): member while left_on is null
-LATEST = "state.segment_history_days"  # (segment, as_of): the latest day recorded per segment
+# state.segment_membership(segment, customer_id, entered_on, left_on): a member while left_on is null
+# state.segment_history_days(segment, first_as_of, as_of): the first and latest day recorded per segment
 
 
 def record_membership(con: duckdb.DuckDBPyConnection, segment: str, as_of: dt.date) -> dict[str, int] | None:
@@ -19,37 +19,63 @@ def record_membership(con: duckdb.DuckDBPyConnection, segment: str, as_of: dt.da
 
     `con` is the build warehouse, with the view, and state.duckdb attached as `state`.
     """
-    con.execute(f"create table if not exists {HISTORY} "
-                "(segment varchar, customer_id bigint, entered_on date, left_on date)")
-    con.execute(f"create table if not exists {LATEST} (segment varchar primary key, as_of date)")
-    latest = con.execute(f"select as_of from {LATEST} where segment = ?", [segment]).fetchall()  # noqa: S608
+    _ensure_tables(con)
+    latest = con.execute("select as_of from state.segment_history_days where segment = ?", [segment]).fetchall()
     if latest and as_of < latest[0][0]:
         return None
-    view = exp.table_(exp.to_identifier(segment, quoted=True), db="segments").sql(dialect="duckdb")
+    view = exp.table_(exp.to_identifier(segment, quoted=True), db="segments")
+    current = exp.Create(this=exp.to_table("current_members"), kind="TABLE", replace=True,
+                         properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+                         expression=exp.select("customer_id").distinct().from_(view))
     con.execute("begin")
     if latest and as_of == latest[0][0]:
-        con.execute(f"delete from {HISTORY} where segment = ? and entered_on = ?", [segment, as_of])  # noqa: S608
-        con.execute(f"update {HISTORY} set left_on = null where segment = ? and left_on = ?",  # noqa: S608
+        con.execute("delete from state.segment_membership where segment = ? and entered_on = ?", [segment, as_of])
+        con.execute("update state.segment_membership set left_on = null where segment = ? and left_on = ?",
                     [segment, as_of])
-    con.execute(f"create or replace temp table current_members as select distinct customer_id from {view}")  # noqa: S608
-    left = con.execute(f"""
-        update {HISTORY} set left_on = ?
+    con.execute(current.sql(dialect="duckdb"))
+    left = con.execute("""
+        update state.segment_membership set left_on = ?
         where segment = ? and left_on is null and customer_id not in (select customer_id from current_members)
-        """, [as_of, segment]).fetchall()[0][0]  # noqa: S608
-    entered = con.execute(f"""
-        insert into {HISTORY}
+        """, [as_of, segment]).fetchall()[0][0]
+    entered = con.execute("""
+        insert into state.segment_membership
         select ?, customer_id, ?, null from current_members
-        where customer_id not in (select customer_id from {HISTORY} where segment = ? and left_on is null)
-        """, [segment, as_of, segment]).fetchall()[0][0]  # noqa: S608
-    con.execute(f"insert or replace into {LATEST} values (?, ?)", [segment, as_of])  # noqa: S608
+        where customer_id not in (
+            select customer_id from state.segment_membership where segment = ? and left_on is null
+        )
+        """, [segment, as_of, segment]).fetchall()[0][0]
+    con.execute("insert into state.segment_history_days values (?, ?, ?) "
+                "on conflict (segment) do update set as_of = excluded.as_of", [segment, as_of, as_of])
     con.execute("commit")
     return {"entered": entered, "left": left}
 
 
+def previous_size(con: duckdb.DuckDBPyConnection, segment: str, as_of: dt.date) -> int | None:
+    """Members on the day before `as_of`, by the history; None when nothing was recorded before `as_of`.
+
+    Reruns of a day and backfills compare with the same day before, so their swing is the same.
+    """
+    _ensure_tables(con)
+    first = con.execute("select first_as_of from state.segment_history_days where segment = ?", [segment]).fetchall()
+    if not first or first[0][0] >= as_of:
+        return None
+    day = as_of - dt.timedelta(days=1)
+    return con.execute("""
+        select count(*) from state.segment_membership
+        where segment = ? and entered_on <= ? and (left_on is null or left_on > ?)
+        """, [segment, day, day]).fetchall()[0][0]
+
+
+def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create table if not exists state.segment_membership "
+                "(segment varchar, customer_id bigint, entered_on date, left_on date)")
+    con.execute("create table if not exists state.segment_history_days "
+                "(segment varchar primary key, first_as_of date, as_of date)")
+
+
 def copy_history(con: duckdb.DuckDBPyConnection) -> int:
     """Copies the history into the warehouse being built as audience.segment_membership; returns its rows."""
-    con.execute(f"create table if not exists {HISTORY} "
-                "(segment varchar, customer_id bigint, entered_on date, left_on date)")
+    _ensure_tables(con)
     con.execute("create schema if not exists audience")
-    con.execute(f"create or replace table audience.segment_membership as select * from {HISTORY}")  # noqa: S608
+    con.execute("create or replace table audience.segment_membership as select * from state.segment_membership")
     return con.execute("select count(*) from audience.segment_membership").fetchall()[0][0]
