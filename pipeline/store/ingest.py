@@ -1,7 +1,9 @@
 """The one reader of store directories: JSONL files into typed, append-only raw Parquet batches.
 
-Each file is read in chunks of lines, so memory does not grow with the shop. DuckDB parses and
-types each chunk; every value that does not fit its column is an error naming file, line and
+DuckDB's own JSON reader parses the whole file in parallel into a scratch database on disk, so
+memory does not grow with the shop; where it cannot (a line that is not JSON or not UTF-8, blank
+lines that would shift the line numbers) the file is read again in chunks of lines, which finds
+the line at fault. Every value that does not fit its column is an error naming file, line and
 field. A batch is written under a temporary name and renamed only when the whole file is good,
 so a bad line leaves every published batch as it was.
 """
@@ -22,6 +24,8 @@ import pyarrow.parquet as pq
 from pipeline.store.schema import GID, OPTIONAL_FILES, STORE_FILES, Column, Resource, resources_in
 
 CHUNK_LINES = 200_000
+# The scratch database spills to its file beyond this; the parsed orders of a big shop are gigabytes.
+SCRATCH_MEMORY = "1GB"
 GID_PATTERN = r"gid://shopify/[A-Za-z]+/[0-9]+"
 
 
@@ -55,8 +59,9 @@ def ingest_file(store_dir: Path, file: str, raw_dir: Path) -> IngestedFile:
             raise StoreError(f"{path}: missing. A store directory needs {file}; "
                              "check the --source directory or the extraction that wrote it.")
         digest = "absent"
+        lines = 0
     else:
-        digest = _digest(path)
+        digest, lines = _digest_and_lines(path)
     existing = _batch_with_digest(raw_dir, resources, digest)
     if existing:
         return IngestedFile(file, existing, {r.name: 0 for r in resources}, skipped=True)
@@ -64,7 +69,7 @@ def ingest_file(store_dir: Path, file: str, raw_dir: Path) -> IngestedFile:
     batch = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{digest}"
     tmp_paths = {r.name: raw_dir / r.name / f".{batch}.parquet.tmp" for r in resources}
     try:
-        rows = _write_batch(path if path.is_file() else None, resources, batch, tmp_paths)
+        rows = _write_batch(path if path.is_file() else None, lines, resources, batch, tmp_paths)
         if file == "shop.jsonl":
             _check_shop(tmp_paths["shop"])
         for r in resources:
@@ -75,12 +80,16 @@ def ingest_file(store_dir: Path, file: str, raw_dir: Path) -> IngestedFile:
     return IngestedFile(file, batch, rows, skipped=False)
 
 
-def _digest(path: Path) -> str:
+def _digest_and_lines(path: Path) -> tuple[str, int]:
+    """The content digest and the number of lines (a last line without a newline counts too)."""
     h = hashlib.sha256()
+    lines, last = 0, b"\n"
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()[:16]
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return h.hexdigest()[:16], lines + (last != b"\n")
 
 
 def _batch_with_digest(raw_dir: Path, resources: tuple[Resource, ...], digest: str) -> str | None:
@@ -93,8 +102,67 @@ def _batch_with_digest(raw_dir: Path, resources: tuple[Resource, ...], digest: s
     return None
 
 
-def _write_batch(path: Path | None, resources: tuple[Resource, ...], batch: str,
+def _write_batch(path: Path | None, lines: int, resources: tuple[Resource, ...], batch: str,
                  tmp_paths: dict[str, Path]) -> dict[str, int]:
+    if path is not None and lines:
+        rows = _write_whole_file(path, lines, resources, batch, tmp_paths)
+        if rows is not None:
+            return rows
+    return _write_chunks(path, resources, batch, tmp_paths)
+
+
+def _write_whole_file(path: Path, lines: int, resources: tuple[Resource, ...], batch: str,
+                      tmp_paths: dict[str, Path]) -> dict[str, int] | None:
+    """Parses the file with DuckDB's JSON reader and copies each resource to its Parquet file.
+
+    Returns None when the reader refuses the file or skipped blank lines: row numbers are line
+    numbers only when every line is one record, and only the chunked reader can say which line is bad.
+    """
+    scratch = tmp_paths[resources[0].name].parent.parent / f".{batch}.ingest.duckdb"
+    shape = _json_shape(resources)
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with duckdb.connect(str(scratch)) as con:
+            con.execute("set memory_limit = ?", [SCRATCH_MEMORY])
+            try:
+                con.execute("create table lines as select * from read_json(?, columns = ?, records = true, "
+                            "format = 'newline_delimited')",
+                            [str(path), {key: _duckdb_type(value) for key, value in shape.items()}])
+            except duckdb.InvalidInputException:  # not JSON, not UTF-8, not an object: the chunks name the line
+                return None
+            if con.execute("select count(*) from lines").fetchall()[0][0] != lines:
+                return None
+            # rowid is the insertion order, which is the file's order: one more is the line number.
+            fields = ", ".join(f"{_quoted(key)} := {_quoted(key)}" for key in shape)
+            con.execute(f"create temp view parsed as select rowid + 1 as line_no, struct_pack({fields}) as r "  # noqa: S608 (names from schema.py)
+                        "from lines")
+            rows = {}
+            for r in resources:
+                _typed_rows(con, path, r)
+                tmp_paths[r.name].parent.mkdir(parents=True, exist_ok=True)
+                rows[r.name] = con.execute(f"copy (select ?::varchar as _batch, {_output_columns(r)} from typed) "  # noqa: S608
+                                           "to ? (format parquet)", [batch, str(tmp_paths[r.name])]).fetchall()[0][0]
+            return rows
+    finally:
+        scratch.unlink(missing_ok=True)
+        scratch.with_name(scratch.name + ".wal").unlink(missing_ok=True)
+
+
+def _duckdb_type(node: str | list | dict) -> str:
+    """A from_json shape node as the type name read_json's `columns` takes."""
+    if isinstance(node, str):
+        return node
+    if isinstance(node, list):
+        return _duckdb_type(node[0]) + "[]"
+    return "STRUCT(" + ", ".join(f"{_quoted(key)} {_duckdb_type(value)}" for key, value in node.items()) + ")"
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _write_chunks(path: Path | None, resources: tuple[Resource, ...], batch: str,
+                  tmp_paths: dict[str, Path]) -> dict[str, int]:
     con = duckdb.connect()
     shape = json.dumps(_json_shape(resources))
     writers: dict[str, pq.ParquetWriter] = {}
@@ -113,7 +181,9 @@ def _write_batch(path: Path | None, resources: tuple[Resource, ...], batch: str,
                 raise StoreError(f"{path}:{bad}: not valid JSON. Each line must be one JSON object; "
                                  "fix or remove that line.")
             for r in resources:
-                table = _typed_rows(con, path, r, batch)
+                _typed_rows(con, path, r)
+                table = con.sql(f"select ?::varchar as _batch, {_output_columns(r)} from typed order by _line",  # noqa: S608
+                                params=[batch]).to_arrow_table()
                 rows[r.name] += table.num_rows
                 writer = writers.get(r.name)
                 if writer is None:
@@ -189,8 +259,9 @@ def _typed_expr(c: Column) -> str:
     return f"try_cast({raw} as {c.type})"
 
 
-def _typed_rows(con: duckdb.DuckDBPyConnection, path: Path | None, r: Resource, batch: str) -> pa.Table:
-    """This resource's lines of the chunk, typed; raises StoreError at the first value that doesn't fit."""
+def _typed_rows(con: duckdb.DuckDBPyConnection, path: Path | None, r: Resource) -> None:
+    """Temp table `typed`: this resource's lines of `parsed`, typed; raises StoreError at the first value
+    that doesn't fit."""
     is_child = "r['__parentId'] is not null" if r.child_of else "r['__parentId'] is null"
     of_type = f"coalesce(r['__typename'], '{r.typename}') = '{r.typename}'"
     columns = [f"{_typed_expr(c)} as {c.name}" for c in r.columns]
@@ -209,9 +280,11 @@ def _typed_rows(con: duckdb.DuckDBPyConnection, path: Path | None, r: Resource, 
     names, bad = [d[0] for d in result.description], result.fetchall()
     if bad:
         raise StoreError(_describe(path, r, dict(zip(names, bad[0], strict=True))))
-    names = ", ".join(["_line"] + (["_parent_id"] if r.child_of else []) + [c.name for c in r.columns])
-    table = con.sql(f"select ?::varchar as _batch, {names} from typed order by _line", params=[batch]).to_arrow_table()  # noqa: S608
-    return table
+
+
+def _output_columns(r: Resource) -> str:
+    """The raw table's columns after _batch, in order."""
+    return ", ".join(["_line"] + (["_parent_id"] if r.child_of else []) + [c.name for c in r.columns])
 
 
 def _describe(path: Path | None, r: Resource, row: dict) -> str:
