@@ -9,7 +9,7 @@ import os
 import dagster as dg
 import duckdb
 
-from pipeline.audience.state import copy_audience_tables
+from pipeline.audience.state import copy_audience_tables, forget_redacted
 from pipeline.defs.checks import data_test_checks, swing_check
 from pipeline.defs.exports import export_asset, gateway_resource
 from pipeline.defs.extract import extract_assets
@@ -37,6 +37,7 @@ def nightly_schedule(job: dg.JobDefinition, timezone: str) -> dg.ScheduleDefinit
 
 def copy_for_analysts(con: duckdb.DuckDBPyConnection) -> None:
     """The pipeline's own records that analysts read, copied into the warehouse about to be published."""
+    forget_redacted(con)
     copy_audience_tables(con)
     copy_history(con)
 

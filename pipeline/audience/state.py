@@ -14,7 +14,7 @@ STATE_TABLES = {
     # one row per add or remove sent, with its outcome: who joined or left an audience when
     "audience_changes": """(
         run_id varchar, as_of date, segment varchar, action varchar, phone varchar, customer_id bigint,
-        batch_no integer, outcome varchar, reason varchar, "at" timestamptz)""",
+        batch_no integer, outcome varchar, reason varchar, changed_at timestamptz)""",
     "audience_suppressions": "(phone varchar, reason varchar, source varchar, since timestamptz)",
     # write-ahead plan: a batch is stored before it is sent, so a killed run can replay it with
     # its original Idempotency-Key instead of sending its numbers again under a new one; the
@@ -61,3 +61,18 @@ def copy_audience_tables(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         con.execute(f"create or replace table {table} as select * from {source}")  # noqa: S608 - constant names
         counts[table] = con.execute(f"select count(*) from {table}").fetchall()[0][0]  # noqa: S608
     return counts
+
+
+def forget_redacted(con: duckdb.DuckDBPyConnection) -> int:
+    """Erases redacted customers' numbers from the ledger once no audience holds them; returns rows erased.
+
+    The ledger keeps the customer id and what happened (anonymous rows keep their id, as in the
+    marts); only sync_state needs the number, and only until the gateway confirms its removal.
+    """
+    ensure_state_tables(con)
+    return con.execute("""
+        update state.audience_changes set phone = null
+        where phone is not null
+            and customer_id in (select customer_id from staging.stg_redactions)
+            and customer_id not in (select customer_id from state.audience_sync_state)
+        """).fetchall()[0][0]

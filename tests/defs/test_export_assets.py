@@ -94,3 +94,22 @@ def test_http_gateway_converges_through_faults(tmp_path: Path) -> None:
         assert run(tmp_path, shop(unsubscribed=(1,)), gateway=gateway).success
         assert sorted(emulator.members("buyers")) == [f"+39347{n:07d}" for n in range(2, 9)]
         assert max(emulator.adds_of("buyers").values()) == 1
+
+
+def test_a_redacted_customer_leaves_every_audience_and_the_ledger_forgets_the_number(tmp_path: Path) -> None:
+    from tests.fixtures.stores import redaction
+
+    with GatewayEmulator(TOKEN) as emulator:
+        gateway = HttpGateway(url=emulator.url, token=TOKEN, backoff_seconds=0.01)
+        assert run(tmp_path, shop(), gateway=gateway).success
+        assert "+393470000003" in emulator.members("buyers")
+        redacted = shop()
+        redacted.redactions.append(redaction(3))
+        assert export_figures(run(tmp_path, redacted, gateway=gateway))["removed"] == 1
+        assert "+393470000003" not in emulator.members("buyers")
+    with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as con:
+        ledger = con.sql("select action, phone from audience.changes where customer_id = 3 order by changed_at").fetchall()
+        assert ledger == [("add", None), ("remove", None)]
+        assert con.sql("select count(*) from audience.members where customer_id = 3").fetchall() == [(0,)]
+    with duckdb.connect(str(tmp_path / "data" / "state.duckdb"), read_only=True) as state:
+        assert state.sql("select count(*) from phone_cache where phone = '+393470000003'").fetchall() == [(0,)]
