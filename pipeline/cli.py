@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pipeline.settings import Settings, SettingsError
@@ -44,22 +45,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from pipeline.definitions import NIGHTLY, build_definitions
+    from pipeline.progress import progress_logger
 
-    defs = build_definitions(settings)
+    # Dagster captures each step's stdout at the file-descriptor level for its compute logs; the bar
+    # draws on a duplicate of the terminal's descriptor, taken before any step runs.
+    terminal = Console(file=open(os.dup(sys.stdout.fileno()), "w", buffering=1),  # noqa: SIM115 (closed below)
+                       force_terminal=console.is_terminal)
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=terminal, transient=True)
+    loggers = {"progress": progress_logger(progress)}
+    if args.verbose:
+        loggers["console"] = dg.colored_console_logger
+    defs = build_definitions(settings, loggers=loggers)
+    job = defs.resolve_job_def(NIGHTLY)
     run_options = {"dry_run": settings.dry_run, "acknowledge_swings": args.ack_swing or []}
     if settings.as_of:
         run_options["as_of"] = settings.as_of.isoformat()
-    log_level = "INFO" if args.verbose else "ERROR"
     run_config = {"resources": {"run": {"config": run_options}},
-                  "loggers": {"console": {"config": {"log_level": log_level}}}}
-    with dg.DagsterInstance.get() as instance, console.status("running the nightly job…"):
-        result = defs.resolve_job_def(NIGHTLY).execute_in_process(
+                  "loggers": {name: {"config": {"log_level": "INFO"}} if name == "console" else {} for name in loggers}}
+    with dg.DagsterInstance.get() as instance, progress:
+        progress.add_task("starting", total=len(job.graph.node_names()))
+        result = job.execute_in_process(
             run_config=run_config, instance=instance, raise_on_error=False,
             tags={"smsseg/source": settings.source, "smsseg/launched_by": "cli"})
+    terminal.file.close()
     print_summary(result)
     failures = [e for e in result.all_events if e.is_step_failure]
     for event in failures:
         error = event.event_specific_data.error
+        while error is not None and error.cause is not None and "DagsterExecutionStepExecutionError" in error.cls_name:
+            error = error.cause  # Dagster's wrapper says only that the step failed: show what did
         console.print(f"[red]failed:[/red] {event.step_key}: {error.message.strip() if error else ''}", soft_wrap=True)
     started = {e.step_key for e in result.all_events if e.is_step_start}
     not_run = [name for name in result.job_def.graph.node_names() if name not in started]

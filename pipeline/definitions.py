@@ -42,7 +42,8 @@ def copy_for_analysts(con: duckdb.DuckDBPyConnection) -> None:
     copy_history(con)
 
 
-def build_definitions(settings: Settings, **resources: dg.ConfigurableResource) -> dg.Definitions:
+def build_definitions(settings: Settings, loggers: dict[str, dg.LoggerDefinition] | None = None,
+                      **resources: dg.ConfigurableResource) -> dg.Definitions:
     """Everything Dagster shows, for these settings; `resources` replace the defaults (tests, demos)."""
     pipeline_settings = PipelineSettings(data_dir=str(settings.data_dir), segments_dir=str(settings.segments_dir),
                                          source=settings.source, swing_threshold=settings.swing_threshold)
@@ -62,6 +63,7 @@ def build_definitions(settings: Settings, **resources: dg.ConfigurableResource) 
         asset_checks=[*data_test_checks, *(swing_check(e.key.path[-1]) for e in exports)],
         jobs=[job],
         schedules=[nightly_schedule(job, pipeline_settings.shop_timezone())],
+        loggers=loggers,
         resources={"settings": pipeline_settings, "run": RunOptions(), **source_resources(settings.source),
                    "gateway": gateway_resource(settings.gateway, str(settings.data_dir)), **resources},
     )
