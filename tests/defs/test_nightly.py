@@ -137,7 +137,7 @@ def test_cli_run_prints_a_summary_and_fails_naming_the_asset(tmp_path: Path) -> 
               "--data-dir", str(tmp_path / "data"), "--as-of", "2026-10-31"]
     done = subprocess.run(smsseg, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "marts/customers" in done.stdout and "succeeded" in done.stdout
+    assert "customers 3, counted orders 3" in done.stdout and "succeeded" in done.stdout
 
     (store / "customers.jsonl").write_text(json.dumps({"id": "oops"}) + "\n")
     done = subprocess.run(smsseg, env=env, capture_output=True, text=True, timeout=300)
