@@ -1,0 +1,62 @@
+"""`smsseg bench` on a small store: every figure of the report is there, and the memberships the
+pipeline computes equal the hand-written DuckDB baseline's. Speed is never asserted here."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.bench import SEGMENTS, STAGES, bench_segments, stage_of, write_segment_defs
+from pipeline.cli import main
+from pipeline.segments import load_definitions
+from pipeline.segments.catalogue import ATTRIBUTES, FUNCTIONS
+
+CUSTOMERS = 300
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    work = tmp_path_factory.mktemp("work")
+    assert main(["bench", "--customers", str(CUSTOMERS), "--out", str(out), "--work-dir", str(work)]) == 0
+    assert not work.exists()  # big data is deleted unless --keep
+    return json.loads(out.read_text())
+
+
+def test_report_has_every_figure(report: dict) -> None:
+    for key in ("customers", "orders", "line_items", "total_s", "warm_total_s", "baseline_s", "ratio",
+                "peak_rss_mb"):
+        assert isinstance(report[key], int | float), key
+    assert set(report["stages"]) == set(STAGES)
+    assert all(seconds >= 0 for seconds in report["stages"].values())
+    assert report["customers"] == CUSTOMERS and report["orders"] > 0 and report["line_items"] > report["orders"]
+    assert report["ratio"] == pytest.approx(report["warm_total_s"] / report["baseline_s"], abs=0.01)
+    assert report["peak_rss_mb"] > 0
+    assert report["night_two_changes"]["changed_customers"] > 0 and report["night_two_changes"]["new_orders"] > 0
+
+
+def test_memberships_equal_the_baseline(report: dict) -> None:
+    assert report["membership_mismatches"] == 0, report["mismatches_by_segment"]
+    assert len(report["segment_sizes"]) == len(SEGMENTS)
+    # Most segments have members even in a small store, so the comparison compares something.
+    assert sum(size > 0 for size in report["segment_sizes"].values()) >= len(SEGMENTS) * 3 // 4
+
+
+def test_bench_segments_are_valid_and_use_the_whole_language(tmp_path: Path) -> None:
+    write_segment_defs(tmp_path, bench_segments(len(SEGMENTS) * 2 + 3))
+    definitions = load_definitions(tmp_path)
+    assert definitions.errors == [] and len(definitions.definitions) == len(SEGMENTS) * 2 + 3
+    queries = " ".join(yaml.safe_load(p.read_text())["query"] for p in tmp_path.glob("*.yaml"))
+    for name in [*ATTRIBUTES, *FUNCTIONS, *(p for f in FUNCTIONS.values() for p in f.params)]:
+        assert name in queries, name
+    for operator in ("BETWEEN", "IS NULL", "IS NOT NULL", "NOT CONTAINS", "NOT MATCHES", " IN (", " OR ", "!="):
+        assert operator in queries, operator
+
+
+def test_steps_count_under_their_stage() -> None:
+    assert stage_of("raw__orders") == "ingest_s"
+    assert stage_of("staging__stg_phone_numbers") == "phones_s"
+    assert stage_of("staging__stg_orders") == stage_of("marts__customers") == stage_of("warehouse") == "warehouse_s"
+    assert stage_of("segments__vip_big_spenders") == "segments_s"
+    assert stage_of("exports__vip_big_spenders") == "export_s"
