@@ -16,6 +16,14 @@ product_collections as (
     select * from staging.stg_product_collections
 ),
 
+-- Tags lowered once per product, not once per line item: a catalogue is far smaller than its sales.
+product_tags as (
+    select
+        product_id,
+        list_sort(list_transform(tags, lambda t: lower(t))) as product_tags
+    from products
+),
+
 collections_per_product as (
     select
         product_id,
@@ -36,10 +44,10 @@ select
     order_lines.title,
     order_lines.quantity,
     order_lines.line_total,
-    coalesce(list_sort(list_transform(products.tags, lambda t: lower(t))), []) as product_tags,
+    coalesce(product_tags.product_tags, []) as product_tags,
     coalesce(collections_per_product.collection_handles, []) as collection_handles,
     coalesce(collections_per_product.collection_ids, []) as collection_ids
 from order_lines
 inner join orders on order_lines.order_id = orders.order_id
-left join products on order_lines.product_id = products.product_id
+left join product_tags on order_lines.product_id = product_tags.product_id
 left join collections_per_product on order_lines.product_id = collections_per_product.product_id
