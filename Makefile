@@ -24,7 +24,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check pipeline tests
 
 dev: $(STAMP)
-	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/data/dagster} $(BIN)/dagster dev -h 127.0.0.1
+	$(BIN)/smsseg ui
 
 bench: $(STAMP)
 	$(BIN)/smsseg bench --customers 100000 --out data/bench-100k.json

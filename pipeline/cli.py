@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipeline.settings import Settings, SettingsError
+from pipeline.settings import PROJECT_DIR, Settings, SettingsError
 
 console = Console()
 if not console.is_terminal:
@@ -126,6 +126,18 @@ def print_summary(result) -> None:
                           f"removes {export.get('sample_removes')}", soft_wrap=True)
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    """The Dagster UI on loopback, on the same instance (and settings) as `smsseg run`."""
+    settings = Settings.resolve(data_dir=args.data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    home = dagster_home(settings.data_dir)
+    os.environ["SMSSEG_DATA_DIR"] = str(settings.data_dir)
+    console.print(f"Dagster UI on http://127.0.0.1:{args.port} (instance {home}); Ctrl-C stops it")
+    dagster = Path(sys.executable).parent / "dagster"
+    os.chdir(PROJECT_DIR)  # where pyproject.toml names the code location
+    os.execv(dagster, [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(args.port)])
+
+
 def cmd_demo_generate(args: argparse.Namespace) -> int:
     from pipeline.store.demo import generate_store
 
@@ -149,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="export this segment although its size swung past the threshold (repeatable)")
     run.add_argument("--verbose", action="store_true", help="show Dagster's log as it runs")
     run.set_defaults(func=cmd_run)
+
+    ui = commands.add_parser("ui", help="serve the Dagster UI on 127.0.0.1, on the instance smsseg run uses")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--data-dir", help="as for run (env SMSSEG_DATA_DIR; default data/)")
+    ui.set_defaults(func=cmd_ui)
 
     demo = commands.add_parser("demo", help="the demo store").add_subparsers(dest="demo_command", required=True)
     generate = demo.add_parser("generate", help="write a realistic, deterministic store directory")
