@@ -26,8 +26,9 @@ import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
+
+from pipeline.loopback import LoopbackServer
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class Faults:
             raise ValueError(f"fault steps {unknown}: expected some of {', '.join(STEPS)}")
 
 
-class GatewayEmulator:
+class GatewayEmulator(LoopbackServer):
     """The emulator on 127.0.0.1 at an ephemeral port (or `port`), serving from a daemon thread."""
 
     def __init__(self, token: str, *, faults: Faults | None = None, port: int = 0):
@@ -63,32 +64,7 @@ class GatewayEmulator:
         self.add_counts: Counter[tuple[str, str]] = Counter()
         self.received: Counter[str] = Counter()  # "PUT" / "POST" -> API requests received, replays included
         self._replies: dict[str, tuple[str, int, dict]] = {}  # Idempotency-Key -> (body digest, status, reply)
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> "GatewayEmulator":
-        # a short poll interval: tests stop an emulator each, and shutdown waits one interval
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="gateway-emulator", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> "GatewayEmulator":
-        return self.start()
-
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+        super().__init__(_handler(self), port=port, name="gateway-emulator")
 
     def set_faults(self, faults: Faults) -> None:
         with self._lock:

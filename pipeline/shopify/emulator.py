@@ -17,11 +17,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from pipeline.loopback import LoopbackServer
 from pipeline.shopify.graphql_subset import Field, GraphQLSyntaxError, parse
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ class _BulkOperation:
         return f"gid://shopify/BulkOperation/{self.number}"
 
 
-class ShopifyEmulator:
+class ShopifyEmulator(LoopbackServer):
     """Serve `store_dir` as a shop on 127.0.0.1. Files are read at each bulk query, so a test can
     rewrite them between extractions."""
 
@@ -126,39 +127,11 @@ class ShopifyEmulator:
         self._operations: dict[int, _BulkOperation] = {}
         self._lock = threading.Lock()
         self._workdir = tempfile.TemporaryDirectory(prefix="shopify-emulator-")
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        super().__init__(_handler_for(self), port=port, name="shopify-emulator")
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> ShopifyEmulator:
-        self._thread = threading.Thread(
-            # A short poll interval keeps close() quick: shutdown waits for the loop's next turn.
-            target=self._server.serve_forever,
-            args=(0.05,),
-            name="shopify-emulator",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.server_close()
+    def stop(self) -> None:
+        super().stop()
         self._workdir.cleanup()
-
-    def __enter__(self) -> ShopifyEmulator:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"ShopifyEmulator(store_dir={str(self.store_dir)!r}, url={self.url!r})"
