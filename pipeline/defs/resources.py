@@ -5,11 +5,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
-import pyarrow.parquet as pq
 
 from pipeline.settings import parse_as_of
 from pipeline.shopify.client import API_VERSION, ShopifyClient
-from pipeline.warehouse.build import raw_dir
+from pipeline.warehouse.build import shop_timezone
 
 
 class PipelineSettings(dg.ConfigurableResource):
@@ -25,12 +24,7 @@ class PipelineSettings(dg.ConfigurableResource):
         return Path(self.data_dir)
 
     def shop_timezone(self) -> str:
-        """The shop's time zone from the latest extracted shop line; UTC before any extraction."""
-        files = sorted((raw_dir(self.data_path) / "shop").glob("*.parquet"))
-        if not files:
-            return "UTC"
-        rows = pq.read_table(files[-1], columns=["iana_timezone"]).to_pylist()
-        return (rows[-1]["iana_timezone"] if rows else None) or "UTC"
+        return shop_timezone(self.data_path)
 
 
 class RunOptions(dg.ConfigurableResource):

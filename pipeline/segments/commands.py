@@ -11,7 +11,8 @@ from sqlglot import exp
 from pipeline.segments.compiler import CUSTOMER, compile_query, render, segment_view
 from pipeline.segments.definitions import load_definitions
 from pipeline.segments.errors import SegmentErrors
-from pipeline.settings import PROJECT_DIR, SettingsError, parse_as_of
+from pipeline.settings import PROJECT_DIR, SettingsError, parse_as_of, today_in
+from pipeline.warehouse.build import shop_timezone
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     target.add_argument("name", nargs="?", help="a definition's name")
     target.add_argument("--query", help="a query, e.g. \"amount_spent > 100\"")
     sql.add_argument("--dialect", default="duckdb", help="any sqlglot dialect (default duckdb)")
-    sql.add_argument("--as-of", help="evaluation date YYYY-MM-DD (default today)")
+    sql.add_argument("--as-of", help="evaluation date YYYY-MM-DD (default today in the shop's time zone)")
     sql.add_argument("--segments-dir", help="definitions directory (env SMSSEG_SEGMENTS_DIR)")
     sql.set_defaults(func=cmd_sql)
 
@@ -62,7 +63,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    as_of = _as_of(args.as_of) or dt.date.today()
+    as_of = _as_of(args.as_of) or today_in(shop_timezone(data_dir(None)))
     try:
         if args.query is not None:
             expr = compile_query(args.query, as_of)
@@ -92,7 +93,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     try:
         # The marts hold one evaluation date; by default the query is read as of the same one.
         as_of = _as_of(args.as_of) or con.execute("select max(as_of) from marts.customers").fetchall()[0][0] \
-            or dt.date.today()
+            or today_in(shop_timezone(data_dir(args.data_dir)))
         try:
             members = compile_query(args.query, as_of).subquery("members")
         except SegmentErrors as e:

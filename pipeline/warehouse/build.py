@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 from sqlglot import exp
 
 from pipeline.store.schema import RESOURCES
@@ -39,6 +40,15 @@ def state_path(data_dir: Path) -> Path:
 
 def raw_dir(data_dir: Path) -> Path:
     return Path(data_dir) / "raw"
+
+
+def shop_timezone(data_dir: Path) -> str:
+    """The shop's time zone from the latest extracted shop line; UTC before any extraction."""
+    files = sorted((raw_dir(data_dir) / "shop").glob("*.parquet"))
+    if not files:
+        return "UTC"
+    rows = pq.read_table(files[-1], columns=["iana_timezone"]).to_pylist()
+    return (rows[-1]["iana_timezone"] if rows else None) or "UTC"
 
 
 @contextmanager
