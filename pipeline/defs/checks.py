@@ -5,6 +5,7 @@ line `-- blocking: ...` or `-- warning: ...`). A blocking one that finds rows st
 downstream of its asset, so bad data never reaches the gateway.
 """
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def data_test_check(test: DataTest) -> dg.AssetChecksDefinition:
                     description=test.description, pool=POOL)
     def _check(context: dg.AssetCheckExecutionContext, settings: PipelineSettings,
                run: RunOptions) -> dg.AssetCheckResult:
-        def work(con: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+        def work(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dg.AssetCheckResult:
             raw = tuple(t.split(".")[1] for t in referenced_tables(test.sql) if t.startswith("raw."))
             if raw:
                 create_raw_views(con, settings.data_path, raw)

@@ -1,5 +1,7 @@
 """Export assets: one per exported segment, syncing its eligible audience to the SMS gateway."""
 
+import datetime as dt
+
 import dagster as dg
 import duckdb
 
@@ -49,11 +51,11 @@ def export_asset(definition: SegmentDefinition) -> dg.AssetsDefinition:
             context.log.warning(f"export held, nothing sent: {swing}")
             return dg.MaterializeResult(metadata={"held": True, "reason": swing})
 
-        def work(con: duckdb.DuckDBPyConnection) -> dg.MaterializeResult:
+        def work(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dg.MaterializeResult:
             suppressions = settings.data_path / "suppressions.csv"
             try:
                 result = sync_segment(
-                    con, gateway, definition.name, as_of=run.as_of_date(context, settings),
+                    con, gateway, definition.name, as_of=as_of,
                     run_id=context.run.run_id, fields=definition.fields, name=definition.name,
                     description=definition.description or "", dry_run=run.dry_run,
                     suppressions_csv=suppressions if suppressions.exists() else None)

@@ -1,5 +1,6 @@
 """Segment assets: one per definition file, each a view segments.<name> in the build warehouse."""
 
+import datetime as dt
 from pathlib import Path
 
 import dagster as dg
@@ -42,8 +43,8 @@ def segment_asset(name: str, path: Path, definitions: DefinitionSet) -> dg.Asset
         if definition is None:
             errors = "\n\n".join(str(e) for e in definitions.errors_for(name))
             raise dg.Failure(f"{path}: the definition has errors; fix them (smsseg segments check):\n\n{errors}")
-        def work(con: duckdb.DuckDBPyConnection) -> dg.MaterializeResult:
-            as_of = run.as_of_date(context, settings)
+
+        def work(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dg.MaterializeResult:
             before = previous_size(con, name, as_of)
             size = create_segment_view(con, definition, as_of)
             change = {} if before is None else {"previous_size": dg.MetadataValue.int(before),

@@ -1,7 +1,9 @@
 """Warehouse assets: one per sql/ model, the phone step, and the publish that swaps the warehouse in."""
 
+import datetime as dt
 import hashlib
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import dagster as dg
 import duckdb
@@ -22,13 +24,16 @@ def table_asset_key(table: str) -> dg.AssetKey:
     return resource_asset_key(name) if schema == "raw" else dg.AssetKey([schema, name])
 
 
+Result = TypeVar("Result", dg.MaterializeResult, dg.AssetCheckResult)
+
+
 def with_build(context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions,
-               work: Callable[[duckdb.DuckDBPyConnection], dg.MaterializeResult]) -> dg.MaterializeResult:
-    """Runs `work` on the build warehouse, as of this run's date, with state.duckdb attached."""
+               work: Callable[[duckdb.DuckDBPyConnection, dt.date], Result]) -> Result:
+    """Runs `work(con, as_of)` on the build warehouse, as of this run's date, with state.duckdb attached."""
     as_of = run.as_of_date(context, settings)
     with open_build(settings.data_path, as_of) as con:
         attach_state(con, settings.data_path)
-        return work(con)
+        return work(con, as_of)
 
 
 def model_asset(model: Model) -> dg.AssetsDefinition:
@@ -42,7 +47,7 @@ def model_asset(model: Model) -> dg.AssetsDefinition:
         code_version=hashlib.sha256(model.sql.encode()).hexdigest()[:12],
     )
     def _model(context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions) -> dg.MaterializeResult:
-        def work(con: duckdb.DuckDBPyConnection) -> dg.MaterializeResult:
+        def work(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dg.MaterializeResult:
             raw = tuple(d.split(".")[1] for d in model.deps if d.startswith("raw."))
             if raw:
                 create_raw_views(con, settings.data_path, raw)
@@ -67,7 +72,7 @@ def model_asset(model: Model) -> dg.AssetsDefinition:
 def phone_numbers(context: dg.AssetExecutionContext, settings: PipelineSettings,
                   run: RunOptions) -> dg.MaterializeResult:
     """Every customer's phone number in E.164 (NULL when invalid), each distinct number parsed once ever."""
-    def work(con: duckdb.DuckDBPyConnection) -> dg.MaterializeResult:
+    def work(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dg.MaterializeResult:
         counts = refresh_phone_table(con)
         context.log.info(f"phone numbers: {counts}")
         return dg.MaterializeResult(metadata={k: dg.MetadataValue.int(v) for k, v in counts.items()})
@@ -82,7 +87,7 @@ def published_warehouse_asset(deps: Sequence[dg.AssetKey],
     def _publish(context: dg.AssetExecutionContext, settings: PipelineSettings,
                  run: RunOptions) -> dg.MaterializeResult:
         """data/warehouse.duckdb, swapped in atomically: readers keep the snapshot they opened."""
-        def work(con: duckdb.DuckDBPyConnection) -> dg.MaterializeResult:
+        def work(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dg.MaterializeResult:
             if before_publish is not None:
                 before_publish(con)
             customers = con.execute("select count(*) from marts.customers").fetchall()[0][0]
