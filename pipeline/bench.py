@@ -35,6 +35,7 @@ from pipeline.store.demo import (
     PRODUCT_ID_BASE,
     generate_store,
 )
+from pipeline.warehouse.build import MEMORY_LIMIT
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -631,6 +632,7 @@ def run_baseline(work: Path, stores: tuple[Path, Path], segments: list[BenchSegm
     night_one, night_two = stores
     phase: dict = {"file": str(folder / "baseline.duckdb")}
     with measured(phase), duckdb.connect(phase["file"]) as con:
+        con.execute("set memory_limit = ?", [MEMORY_LIMIT])  # the pipeline's bound, for a fair race
         con.execute("set file_search_path = ?", [str(folder)])
         for name, columns in JSON_COLUMNS.items():
             file = f"{name}.jsonl"

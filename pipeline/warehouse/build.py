@@ -20,6 +20,9 @@ from pipeline.store.schema import RESOURCES
 from pipeline.warehouse.models import Model
 
 SCHEMAS = ("raw", "staging", "marts", "segments", "audience")
+# DuckDB takes 80% of RAM by default; bounded, it spills joins and windows to disk instead, so the
+# nightly run of a million customers stays under 2 GB however big the machine is.
+MEMORY_LIMIT = "1GB"
 
 
 class WarehouseError(RuntimeError):
@@ -64,6 +67,7 @@ def open_build(data_dir: Path, as_of: dt.date) -> Iterator[duckdb.DuckDBPyConnec
         shutil.copyfile(live, build)
     con = duckdb.connect(str(build))
     try:
+        con.execute("set memory_limit = ?", [MEMORY_LIMIT])
         con.execute("set variable as_of = ?::date", [as_of])
         for schema in SCHEMAS:
             con.execute(f"create schema if not exists {schema}")
