@@ -42,8 +42,11 @@ lint: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/smsseg ui
 
+# The standard sizes; BENCHMARKS.md says how to read data/bench-*.json. 5M needs ~40 GB free in $TMPDIR:
+# make bench BENCH_SIZES=5000000
+BENCH_SIZES ?= 100000 1000000
 bench: $(STAMP)
-	$(BIN)/smsseg bench --customers 100000 --out data/bench-100k.json
+	for n in $(BENCH_SIZES); do $(BIN)/smsseg bench --customers $$n --out data/bench-$$n.json || exit 1; done
 
 # Re-pin after editing pyproject.toml: both locks carry hashes, never download addresses.
 lock: $(STAMP)
