@@ -29,7 +29,7 @@ chromium:
 			echo "installing chromium for tests/ui (apt-get)"; \
 			(export DEBIAN_FRONTEND=noninteractive; apt-get update -qq >/dev/null && \
 			 apt-get install -y -qq chromium >/dev/null) \
-			|| echo "chromium: apt-get install failed; tests/ui will be skipped" >&2; \
+			|| echo "chromium: apt-get install failed; tests/ui will be skipped (and fail under CI=true)" >&2; \
 		else \
 			echo "chromium: $(CHROMIUM) is missing and cannot be installed here (not root, or no apt-get);" \
 				"tests/ui will be skipped. Install it with: sudo apt-get install chromium" >&2; \
