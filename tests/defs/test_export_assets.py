@@ -108,7 +108,8 @@ def test_a_redacted_customer_leaves_every_audience_and_the_ledger_forgets_the_nu
         assert export_figures(run(tmp_path, redacted, gateway=gateway))["removed"] == 1
         assert "+393470000003" not in emulator.members("buyers")
     with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as con:
-        ledger = con.sql("select action, phone from audience.changes where customer_id = 3 order by changed_at").fetchall()
+        ledger = con.sql("select action, phone from audience.changes "
+                         "where customer_id = 3 order by changed_at").fetchall()
         assert ledger == [("add", None), ("remove", None)]
         assert con.sql("select count(*) from audience.members where customer_id = 3").fetchall() == [(0,)]
     with duckdb.connect(str(tmp_path / "data" / "state.duckdb"), read_only=True) as state:
