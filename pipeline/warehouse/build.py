@@ -116,6 +116,10 @@ def publish(data_dir: Path) -> Path:
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, live)
+    # A published file is a copy of a closed, checkpointed build: it has no WAL of its own. One at
+    # this path was left by a read-write connection to an earlier night, and would stop every
+    # reader from opening this one ("WAL checkpoint iteration does not match").
+    live.with_name(f"{live.name}.wal").unlink(missing_ok=True)
     return live
 
 

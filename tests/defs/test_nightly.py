@@ -172,3 +172,22 @@ def test_a_redaction_erases_pii_from_raw_and_the_warehouse(tmp_path: Path) -> No
     with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as con:
         assert con.sql("select email, phone, sms_subscription_status, amount_spent from marts.customers "
                        "where customer_id = 2").fetchall()[0][:3] == (None, None, "REDACTED")
+
+
+def test_an_analyst_who_wrote_to_the_warehouse_does_not_stop_the_next_night(tmp_path: Path) -> None:
+    store = small_store(3).write(tmp_path / "store")
+    assert run_nightly(tmp_path / "data", store).success
+    live = tmp_path / "data" / "warehouse.duckdb"
+    writer = subprocess.Popen(  # read-write, against the advice of docs/analysts.md, and writing
+        [sys.executable, "-c", "import duckdb, sys\n"
+         "con = duckdb.connect(sys.argv[1]); con.execute('create table scratch as select 1 as x')\n"
+         "print('wrote', flush=True); sys.stdin.readline()", str(live)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "wrote"
+        small_store(5).write(store)
+        assert run_nightly(tmp_path / "data", store).success
+        assert len(customers_in(live)) == 5  # a new reader opens the new night
+    finally:
+        writer.kill()
+        writer.wait(timeout=10)
