@@ -33,6 +33,7 @@ from pipeline.store.demo import (
     ORDER_ID_BASE,
     ORDER_NUMBER_START,
     PRODUCT_ID_BASE,
+    VARIANT_ID_BASE,
     generate_store,
 )
 from pipeline.warehouse.build import MEMORY_LIMIT
@@ -255,7 +256,7 @@ def _new_orders(target: Path, customers: int, orders: int, line_items: int,
                 lines.append({
                     "id": f"gid://shopify/LineItem/{LINE_ITEM_ID_BASE + line_items + lines_written}",
                     "product": {"id": f"gid://shopify/Product/{PRODUCT_ID_BASE + product}"},
-                    "variant": {"id": f"gid://shopify/ProductVariant/{45_000_000_000_000 + product * 10}"},
+                    "variant": {"id": f"gid://shopify/ProductVariant/{VARIANT_ID_BASE + product * 10}"},
                     "sku": f"BENCH-{product:04d}", "title": f"Product {product}", "quantity": quantity,
                     "originalTotalSet": {"shopMoney": {"amount": f"{cents // 100}.{cents % 100:02d}"}},
                     "__parentId": order_gid,
@@ -732,6 +733,10 @@ def _load() -> list[float]:
 def cmd_bench(args: argparse.Namespace) -> int:
     from pipeline.cli import console
 
+    if args.customers < 1 or args.segments < 1:
+        console.print(f"[red]bench:[/red] --customers {args.customers} and --segments {args.segments}: "
+                      "both need to be 1 or more")
+        return 2
     out = Path(args.out)
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="smsseg-bench-"))
     work.mkdir(parents=True, exist_ok=True)
