@@ -19,7 +19,7 @@ run: $(STAMP)
 	$(BIN)/smsseg run
 
 test: $(STAMP) lint chromium
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 # tests/ui drives Debian's chromium. CI runs as root on a fresh machine, so there it is installed;
 # anyone else gets a note here and the UI test is skipped, saying how to install it.
