@@ -11,6 +11,7 @@ so a bad line leaves every published batch as it was.
 import hashlib
 import json
 import os
+import shutil
 import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -146,6 +147,7 @@ def _write_whole_file(path: Path, lines: int, resources: tuple[Resource, ...], b
     finally:
         scratch.unlink(missing_ok=True)
         scratch.with_name(scratch.name + ".wal").unlink(missing_ok=True)
+        shutil.rmtree(scratch.with_name(scratch.name + ".tmp"), ignore_errors=True)  # where DuckDB spilled
 
 
 def _duckdb_type(node: str | list | dict) -> str:
