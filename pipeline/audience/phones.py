@@ -7,14 +7,16 @@ are spread over the cores.
 
 import multiprocessing
 import os
-from collections.abc import Iterable
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 
 import duckdb
 import phonenumbers
 import pyarrow as pa
 
 PARALLEL_FROM = 50_000  # below this, starting worker processes costs more than it saves
+PARSE_BATCH = 250_000  # pairs held in Python at once: about 100 MB with their results
 
 
 def to_e164(phone: str | None, region: str | None) -> str | None:
@@ -37,27 +39,33 @@ def _normalise_chunk(pairs: list[tuple[str, str | None]]) -> list[str | None]:
     return [to_e164(phone, region) for phone, region in pairs]
 
 
-def normalise_many(pairs: Iterable[tuple[str, str | None]]) -> list[tuple[str, str | None, str | None]]:
-    """(phone, region, e164) for each pair, in order, on every core for large inputs."""
-    pairs = list(pairs)
-    workers = os.cpu_count() or 1
-    if len(pairs) < PARALLEL_FROM or workers == 1:
-        results = _normalise_chunk(pairs)
-    else:
-        size = -(-len(pairs) // (workers * 4))
-        chunks = [pairs[i:i + size] for i in range(0, len(pairs), size)]
-        # spawn, not fork: the caller may hold DuckDB connections and their threads
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = [e164 for chunk in pool.map(_normalise_chunk, chunks) for e164 in chunk]
-    return [(phone, region, e164) for (phone, region), e164 in zip(pairs, results, strict=True)]
+@contextmanager
+def _workers(pairs: int) -> Iterator[ProcessPoolExecutor | None]:
+    """A pool of one process a core for `pairs` numbers, or None when parsing here is cheaper."""
+    cores = os.cpu_count() or 1
+    if pairs < PARALLEL_FROM or cores == 1:
+        yield None
+        return
+    # spawn, not fork: the caller holds DuckDB connections and their threads
+    with ProcessPoolExecutor(max_workers=cores, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
+
+
+def normalise_many(pairs: list[tuple[str, str | None]], pool: ProcessPoolExecutor | None = None) -> list[str | None]:
+    """The E.164 form of each (phone, region) pair, in order; spread over `pool` when there is one."""
+    if pool is None:
+        return _normalise_chunk(pairs)
+    size = -(-len(pairs) // ((os.cpu_count() or 1) * 4))
+    chunks = [pairs[i:i + size] for i in range(0, len(pairs), size)]
+    return [e164 for chunk in pool.map(_normalise_chunk, chunks) for e164 in chunk]
 
 
 def refresh_phone_table(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Builds staging.stg_phone_numbers(phone, region, phone_e164) for every customer's number.
 
     `con` is the build warehouse with state.duckdb attached as `state`: only pairs never seen in
-    an earlier run are parsed, and the cache keeps them for the next. Numbers no customer has any
-    more (changed, or erased by a GDPR redaction) leave the cache: it holds no one's number for long.
+    an earlier run are parsed, and the cache keeps them for the next. They are parsed PARSE_BATCH at
+    a time, each batch cached as soon as it is done, so memory stays flat however many there are.
     """
     con.execute("create table if not exists state.phone_cache "
                 "(phone varchar, region varchar, phone_e164 varchar)")
@@ -65,29 +73,28 @@ def refresh_phone_table(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         create or replace temp table wanted as
         select distinct phone, default_country as region
         from staging.stg_customers where phone is not null""")
-    new = con.execute("""
-        select phone, region from wanted
+    con.execute("""
+        create or replace temp table unseen as
+        select phone, region, row_number() over (order by phone, region) as n from wanted
         where not exists (
             select 1 from state.phone_cache cache
             where cache.phone = wanted.phone and cache.region is not distinct from wanted.region
-        )""").fetchall()
-    if new:
-        rows = normalise_many(new)
-        fresh = pa.table({"phone": [r[0] for r in rows], "region": [r[1] for r in rows],
-                          "phone_e164": [r[2] for r in rows]})
-        con.register("fresh", fresh)
-        con.execute("insert into state.phone_cache select phone, region, phone_e164 from fresh")
-        con.unregister("fresh")
+        )""")
+    new = con.execute("select count(*) from unseen").fetchall()[0][0]
+    with _workers(new) as pool:
+        for start in range(0, new, PARSE_BATCH):
+            pairs = con.execute("select phone, region from unseen where n > ? and n <= ? order by n",
+                                [start, start + PARSE_BATCH]).fetchall()
+            fresh = pa.table({"phone": [p[0] for p in pairs], "region": [p[1] for p in pairs],
+                              "phone_e164": normalise_many(pairs, pool)})
+            con.register("fresh", fresh)
+            con.execute("insert into state.phone_cache select phone, region, phone_e164 from fresh")
+            con.unregister("fresh")
     con.execute("""
         create or replace table staging.stg_phone_numbers as
         select cache.phone, cache.region, cache.phone_e164
         from state.phone_cache cache
         semi join wanted on cache.phone = wanted.phone and cache.region is not distinct from wanted.region""")
-    con.execute("""
-        delete from state.phone_cache cache
-        where not exists (
-            select 1 from wanted where cache.phone = wanted.phone and cache.region is not distinct from wanted.region
-        )""")
     valid = con.execute("select count(phone_e164) from staging.stg_phone_numbers").fetchall()[0][0]
     total = con.execute("select count(*) from wanted").fetchall()[0][0]
-    return {"numbers": total, "parsed_now": len(new), "valid": valid, "invalid": total - valid}
+    return {"numbers": total, "parsed_now": new, "valid": valid, "invalid": total - valid}
