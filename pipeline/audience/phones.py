@@ -66,6 +66,8 @@ def refresh_phone_table(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     `con` is the build warehouse with state.duckdb attached as `state`: only pairs never seen in
     an earlier run are parsed, and the cache keeps them for the next. They are parsed PARSE_BATCH at
     a time, each batch cached as soon as it is done, so memory stays flat however many there are.
+    Numbers no customer has any more (changed, or erased by a GDPR redaction) leave the cache: it
+    holds no one's number for long.
     """
     con.execute("create table if not exists state.phone_cache "
                 "(phone varchar, region varchar, phone_e164 varchar)")
@@ -95,6 +97,11 @@ def refresh_phone_table(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         select cache.phone, cache.region, cache.phone_e164
         from state.phone_cache cache
         semi join wanted on cache.phone = wanted.phone and cache.region is not distinct from wanted.region""")
+    con.execute("""
+        delete from state.phone_cache cache
+        where not exists (
+            select 1 from wanted where cache.phone = wanted.phone and cache.region is not distinct from wanted.region
+        )""")
     valid = con.execute("select count(phone_e164) from staging.stg_phone_numbers").fetchall()[0][0]
     total = con.execute("select count(*) from wanted").fetchall()[0][0]
     return {"numbers": total, "parsed_now": new, "valid": valid, "invalid": total - valid}
