@@ -5,9 +5,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipeline.definitions import NIGHTLY, build_definitions
 from pipeline.settings import Settings
 from tests.defs.test_export_assets import segment_defs
+from tests.fixtures.nightly import run_nightly_job
 from tests.fixtures.stores import Store, customer, line, order
 
 AS_OF = dt.date(2026, 10, 31)
@@ -17,11 +17,7 @@ def run(tmp_path: Path, store: Store, *, acknowledge: tuple[str, ...] = (), thre
         as_of: dt.date = AS_OF):
     settings = Settings(source=f"jsonl:{store.write(tmp_path / 'store')}", data_dir=tmp_path / "data",
                         segments_dir=segment_defs(tmp_path / "defs"), swing_threshold=threshold)
-    with dg.DagsterInstance.ephemeral() as instance:
-        return build_definitions(settings).resolve_job_def(NIGHTLY).execute_in_process(
-            run_config={"resources": {"run": {"config": {"as_of": as_of.isoformat(),
-                                                         "acknowledge_swings": list(acknowledge)}}}},
-            instance=instance, raise_on_error=False), instance
+    return run_nightly_job(settings, as_of=as_of, acknowledge_swings=list(acknowledge))
 
 
 def checks(result: dg.ExecuteInProcessResult) -> dict[str, tuple[bool, int | str]]:
@@ -37,7 +33,7 @@ def started(result: dg.ExecuteInProcessResult) -> set[str]:
 
 
 def test_a_clean_store_passes_every_check(tmp_path: Path) -> None:
-    result, _ = run(tmp_path, Store(customers=[customer(1)], orders=[order(10, 1), line(1, 10, 5)]))
+    result = run(tmp_path, Store(customers=[customer(1)], orders=[order(10, 1), line(1, 10, 5)]))
     assert result.success
     assert checks(result) == {
         "raw/orders:order_known": (True, 0), "marts/orders:customer_known": (True, 0),
@@ -47,7 +43,7 @@ def test_a_clean_store_passes_every_check(tmp_path: Path) -> None:
 
 def test_warnings_report_orphans_and_let_the_run_go_on(tmp_path: Path) -> None:
     store = Store(customers=[customer(1)], orders=[order(10, 1), order(11, 77), line(1, 10, 5), line(2, 999, 5)])
-    result, _ = run(tmp_path, store)
+    result = run(tmp_path, store)
     assert result.success
     found = checks(result)
     assert found["raw/orders:order_known"] == (False, 1) and found["marts/orders:customer_known"] == (False, 1)
@@ -57,7 +53,7 @@ def test_warnings_report_orphans_and_let_the_run_go_on(tmp_path: Path) -> None:
 def test_a_negative_total_blocks_everything_downstream(tmp_path: Path) -> None:
     store = Store(customers=[customer(1), customer(2)],
                   orders=[order(10, 1, total="-5.00", test=True), order(11, 2)])  # even a test order
-    result, _ = run(tmp_path, store)
+    result = run(tmp_path, store)
     assert not result.success
     assert checks(result)["staging/stg_orders:non_negative_total"] == (False, 1)
     assert not {"marts__orders", "exports__buyers", "warehouse"} & started(result)
@@ -69,10 +65,10 @@ def test_duplicate_customers_block_the_export(tmp_path: Path) -> None:
     import duckdb
 
     store = Store(customers=[customer(1), customer(2, phone="+393470000002")], orders=[order(10, 1), order(11, 2)])
-    assert run(tmp_path, store)[0].success
+    assert run(tmp_path, store).success
     with duckdb.connect(str(tmp_path / "data" / "state.duckdb")) as state:
         state.execute("insert into phone_cache select * from phone_cache where phone = '+393470000002'")
-    result, _ = run(tmp_path, store)
+    result = run(tmp_path, store)
     assert checks(result)["marts/customers:unique_customer_id"] == (False, 1)
     assert not {"segments__buyers", "exports__buyers", "warehouse"} & started(result)
 
@@ -80,12 +76,12 @@ def test_duplicate_customers_block_the_export(tmp_path: Path) -> None:
 def test_a_size_swing_holds_the_export_until_acknowledged(tmp_path: Path) -> None:
     small = Store(customers=[customer(n, phone=f"+39347{n:07d}") for n in range(1, 11)],
                   orders=[order(100 + n, n) for n in range(1, 3)])
-    result, _ = run(tmp_path, small)
+    result = run(tmp_path, small)
     assert result.success  # first run: nothing to compare with
     grown = Store(customers=small.customers, orders=[order(100 + n, n) for n in range(1, 11)])
 
     next_day = AS_OF + dt.timedelta(days=1)
-    held, _ = run(tmp_path, grown, as_of=next_day)
+    held = run(tmp_path, grown, as_of=next_day)
     swing = checks(held)["segments/buyers:size_swing"]
     assert swing[0] is False and "went from 2 to 10 members" in swing[1]
     export = next(e for e in held.get_asset_materialization_events()
@@ -94,7 +90,7 @@ def test_a_size_swing_holds_the_export_until_acknowledged(tmp_path: Path) -> Non
     assert sorted(p.name for p in (tmp_path / "data" / "exports" / "buyers").glob("*.csv")) == [
         f"{AS_OF}.changes.csv", f"{AS_OF}.csv"]  # the first night's only: nothing was sent
 
-    acknowledged, _ = run(tmp_path, grown, acknowledge=("buyers",), as_of=next_day)
+    acknowledged = run(tmp_path, grown, acknowledge=("buyers",), as_of=next_day)
     assert checks(acknowledged)["segments/buyers:size_swing"][0] is True
     export = next(e for e in acknowledged.get_asset_materialization_events()
                   if e.asset_key == dg.AssetKey(["exports", "buyers"])).event_specific_data.materialization
@@ -104,7 +100,7 @@ def test_a_size_swing_holds_the_export_until_acknowledged(tmp_path: Path) -> Non
 def test_raising_the_threshold_releases_the_export(tmp_path: Path) -> None:
     small = Store(customers=[customer(n, phone=f"+39347{n:07d}") for n in range(1, 11)],
                   orders=[order(101, 1)])
-    assert run(tmp_path, small)[0].success
+    assert run(tmp_path, small).success
     grown = Store(customers=small.customers, orders=[order(100 + n, n) for n in range(1, 3)])
-    result, _ = run(tmp_path, grown, threshold=1.5, as_of=AS_OF + dt.timedelta(days=1))
+    result = run(tmp_path, grown, threshold=1.5, as_of=AS_OF + dt.timedelta(days=1))
     assert checks(result)["segments/buyers:size_swing"][0] is True

@@ -8,9 +8,9 @@ import duckdb
 
 from pipeline.audience.emulator import Faults, GatewayEmulator
 from pipeline.audience.gateways import HttpGateway
-from pipeline.definitions import NIGHTLY, build_definitions
 from pipeline.settings import Settings
 from tests.defs.test_nightly import AS_OF
+from tests.fixtures.nightly import run_nightly_job
 from tests.fixtures.stores import Store, customer, order
 
 TOKEN = "gw-token-7d1e0c9b"
@@ -38,10 +38,7 @@ def run(tmp_path: Path, store: Store, *, dry_run: bool = False, **resources) -> 
     store_dir = store.write(tmp_path / "store")
     settings = Settings(source=f"jsonl:{store_dir}", data_dir=tmp_path / "data",
                         segments_dir=segment_defs(tmp_path / "defs"))
-    with dg.DagsterInstance.ephemeral() as instance:
-        return build_definitions(settings, **resources).resolve_job_def(NIGHTLY).execute_in_process(
-            run_config={"resources": {"run": {"config": {"as_of": AS_OF.isoformat(), "dry_run": dry_run}}}},
-            instance=instance, raise_on_error=False)
+    return run_nightly_job(settings, resources=resources, as_of=AS_OF, dry_run=dry_run)
 
 
 def export_figures(result: dg.ExecuteInProcessResult) -> dict:

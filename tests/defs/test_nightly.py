@@ -13,6 +13,7 @@ import pytest
 
 from pipeline.definitions import NIGHTLY, build_definitions
 from pipeline.settings import PROJECT_DIR, Settings
+from tests.fixtures.nightly import run_nightly_job
 from tests.fixtures.stores import Store, customer, order
 
 AS_OF = dt.date(2026, 10, 31)
@@ -27,10 +28,7 @@ def run_nightly(data_dir: Path, store_dir: Path, as_of: dt.date | None = AS_OF,
                 segments_dir: Path | None = None) -> dg.ExecuteInProcessResult:
     settings = Settings(source=f"jsonl:{store_dir}", data_dir=data_dir,
                         segments_dir=segments_dir or data_dir / "no-segments")
-    run = {"as_of": as_of.isoformat()} if as_of else {}
-    with dg.DagsterInstance.ephemeral() as instance:
-        return build_definitions(settings).resolve_job_def(NIGHTLY).execute_in_process(
-            run_config={"resources": {"run": {"config": run}}}, instance=instance, raise_on_error=False)
+    return run_nightly_job(settings, **({"as_of": as_of} if as_of else {}))
 
 
 def customers_in(path: Path) -> list[tuple]:

@@ -9,12 +9,12 @@ import dagster as dg
 import duckdb
 import pytest
 
-from pipeline.definitions import NIGHTLY, build_definitions
 from pipeline.defs.resources import ShopifyResource
 from pipeline.settings import Settings
 from pipeline.shopify import downloads
 from pipeline.shopify.emulator import ShopifyEmulator
 from pipeline.store.demo import generate_store
+from tests.fixtures.nightly import run_nightly_job
 
 TOKEN = "shpat_secret_never_logged_42"
 AS_OF = dt.date(2026, 11, 1)
@@ -29,11 +29,8 @@ def run(data_dir: Path, source: str, emulator: ShopifyEmulator | None = None) ->
     extra = {}
     if emulator is not None:
         extra["shopify"] = ShopifyResource(store=emulator.url, access_token=TOKEN, poll_interval_s=0.01)
-    with dg.DagsterInstance.ephemeral() as instance:
-        result = build_definitions(settings, **extra).resolve_job_def(NIGHTLY).execute_in_process(
-            run_config={"resources": {"run": {"config": {"as_of": AS_OF.isoformat()}}}},
-            instance=instance, raise_on_error=False)
-        logs = [e.user_message for e in instance.all_logs(result.run_id)]
+    logs: list[str] = []
+    result = run_nightly_job(settings, resources=extra, log_lines=logs, as_of=AS_OF)
     assert not any(TOKEN in line for line in logs), "the access token reached the run log"
     return result
 

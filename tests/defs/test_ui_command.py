@@ -2,13 +2,14 @@
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from tests.fixtures.processes import stop_process_group
 
 
 def free_port() -> int:
@@ -41,9 +42,4 @@ def test_ui_serves_our_assets_on_the_shared_instance(tmp_path: Path) -> None:
         config = (tmp_path / "data" / "dagster" / "dagster.yaml").read_text()
         assert "enabled: false" in config and "default_limit: 1" in config
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
+        stop_process_group(server)

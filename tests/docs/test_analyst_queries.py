@@ -7,12 +7,11 @@ then 2026-11-01), so the segment history and the audience ledger have a day to c
 import re
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 import pytest
 
-from pipeline.definitions import NIGHTLY, build_definitions
 from pipeline.settings import PROJECT_DIR, Settings
+from tests.fixtures.nightly import run_nightly_job
 
 DOC = PROJECT_DIR / "docs" / "analysts.md"
 NIGHTS = ("2026-10-31", "2026-11-01")
@@ -29,11 +28,9 @@ QUERIES = sql_blocks(DOC.read_text())
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data_dir = tmp_path_factory.mktemp("analysts") / "data"
-    defs = build_definitions(Settings(source="demo", data_dir=data_dir, segments_dir=PROJECT_DIR / "segment_defs"))
+    settings = Settings(source="demo", data_dir=data_dir, segments_dir=PROJECT_DIR / "segment_defs")
     for as_of in NIGHTS:
-        with dg.DagsterInstance.ephemeral() as instance:
-            result = defs.resolve_job_def(NIGHTLY).execute_in_process(
-                run_config={"resources": {"run": {"config": {"as_of": as_of}}}}, instance=instance)
+        result = run_nightly_job(settings, as_of=as_of)
         assert result.success, f"the nightly job failed for {as_of}"
     return data_dir / "warehouse.duckdb"
 

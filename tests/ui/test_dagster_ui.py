@@ -10,7 +10,6 @@ The run executes in one process (run config), as `smsseg run` does, instead of o
 """
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from playwright import sync_api
 from pipeline.definitions import NIGHTLY, build_definitions
 from pipeline.settings import PROJECT_DIR, Settings
 from pipeline.store.demo import generate_store
+from tests.fixtures.processes import stop_process_group
 
 CHROMIUM = Path(os.environ.get("SMSSEG_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -134,22 +134,7 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         wait_until(serving, SERVER_START_S, f"dagster-webserver serving on {base}")
         yield base, settings
     finally:
-        stop(server)
-
-
-def stop(server: subprocess.Popen) -> None:
-    """Stops the webserver and everything it started (code server, runs): its whole process group."""
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=5)
-    try:  # children that outlived the leader
-        os.killpg(server.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        stop_process_group(server)
 
 
 @pytest.fixture
