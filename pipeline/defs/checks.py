@@ -48,9 +48,7 @@ def data_test_check(test: DataTest) -> dg.AssetChecksDefinition:
     def _check(context: dg.AssetCheckExecutionContext, settings: PipelineSettings,
                run: RunOptions) -> dg.AssetCheckResult:
         def work(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dg.AssetCheckResult:
-            raw = tuple(t.split(".")[1] for t in referenced_tables(test.sql) if t.startswith("raw."))
-            if raw:
-                create_raw_views(con, settings.data_path, raw)
+            create_raw_views(con, settings.data_path, referenced_tables(test.sql))
             result = con.execute(test.sql)
             columns = [d[0] for d in result.description]
             rows = result.fetchall()

@@ -48,9 +48,7 @@ def model_asset(model: Model) -> dg.AssetsDefinition:
     )
     def _model(context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions) -> dg.MaterializeResult:
         def work(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dg.MaterializeResult:
-            raw = tuple(d.split(".")[1] for d in model.deps if d.startswith("raw."))
-            if raw:
-                create_raw_views(con, settings.data_path, raw)
+            create_raw_views(con, settings.data_path, model.deps)
             rows = run_model(con, model)
             return dg.MaterializeResult(metadata={
                 "rows": dg.MetadataValue.int(rows),

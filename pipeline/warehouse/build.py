@@ -8,7 +8,7 @@ rename. A reader holding the old file keeps its snapshot; a crash leaves the old
 import datetime as dt
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -83,11 +83,11 @@ def attach_state(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     con.execute(f"attach if not exists {path.sql(dialect='duckdb')} as state")
 
 
-def create_raw_views(con: duckdb.DuckDBPyConnection, data_dir: Path,
-                     names: tuple[str, ...] | None = None) -> dict[str, int]:
-    """raw.<resource> views over every Parquet batch (of `names`, or all); returns rows per resource."""
-    counts = {}
-    for resource in (r for r in RESOURCES if names is None or r.name in names):
+def create_raw_views(con: duckdb.DuckDBPyConnection, data_dir: Path, reads: Iterable[str] | None = None) -> None:
+    """raw.<resource> views over every Parquet batch: those among `reads` (schema-qualified tables a
+    query reads, e.g. a model's deps), or all of them."""
+    wanted = None if reads is None else {table.removeprefix("raw.") for table in reads if table.startswith("raw.")}
+    for resource in (r for r in RESOURCES if wanted is None or r.name in wanted):
         folder = raw_dir(data_dir).resolve() / resource.name
         if not any(folder.glob("*.parquet")):
             raise WarehouseError(f"{folder}: no Parquet batch. Run the extract assets first.")
@@ -96,8 +96,6 @@ def create_raw_views(con: duckdb.DuckDBPyConnection, data_dir: Path,
         view = exp.Create(this=exp.to_table(f"raw.{resource.name}"), kind="VIEW", replace=True,
                           expression=exp.select("*").from_(source))
         con.execute(view.sql(dialect="duckdb"))
-        counts[resource.name] = con.execute(f"select count(*) from raw.{resource.name}").fetchall()[0][0]  # noqa: S608
-    return counts
 
 
 def run_model(con: duckdb.DuckDBPyConnection, model: Model) -> int:
