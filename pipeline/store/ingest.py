@@ -1,11 +1,13 @@
 """The one reader of store directories: JSONL files into typed, append-only raw Parquet batches.
 
-DuckDB's own JSON reader parses the whole file in parallel into a scratch database on disk, so
-memory does not grow with the shop; where it cannot (a line that is not JSON or not UTF-8, blank
-lines that would shift the line numbers) the file is read again in chunks of lines, which finds
-the line at fault. Every value that does not fit its column is an error naming file, line and
-field. A batch is written under a temporary name and renamed only when the whole file is good,
-so a bad line leaves every published batch as it was.
+DuckDB's own JSON reader parses and types the whole file in one parallel pass, streamed to a
+scratch Parquet file, so memory does not grow with the shop; where it cannot (a line that is not
+JSON or not UTF-8, blank lines that would shift the line numbers, a value that does not fit) the
+file is read again in chunks of lines, which finds the line at fault. Both read a line with the
+same SQL (`_typed_columns`, `_problems`), so they accept and produce the same rows. Every value
+that does not fit its column is an error naming file, line and field. A batch is written under a
+temporary name and renamed only when the whole file is good, so a bad line leaves every published
+batch as it was.
 """
 
 import hashlib
@@ -25,7 +27,7 @@ import pyarrow.parquet as pq
 from pipeline.store.schema import GID, OPTIONAL_FILES, STORE_FILES, Column, Resource, resources_in
 
 CHUNK_LINES = 200_000
-# The scratch database spills to its file beyond this; the parsed orders of a big shop are gigabytes.
+# The typing pass spills to a scratch folder beyond this, so a big shop's orders stay within it.
 SCRATCH_MEMORY = "1GB"
 GID_PATTERN = r"gid://shopify/[A-Za-z]+/[0-9]+"
 
@@ -114,40 +116,53 @@ def _write_batch(path: Path | None, lines: int, resources: tuple[Resource, ...],
 
 def _write_whole_file(path: Path, lines: int, resources: tuple[Resource, ...], batch: str,
                       tmp_paths: dict[str, Path]) -> dict[str, int] | None:
-    """Parses the file with DuckDB's JSON reader and copies each resource to its Parquet file.
+    """Types the file in one pass of DuckDB's JSON reader, then splits it into each resource's Parquet file.
 
-    Returns None when the reader refuses the file or skipped blank lines: row numbers are line
-    numbers only when every line is one record, and only the chunked reader can say which line is bad.
+    The pass writes every line, typed and marked with its resource and whether it fits, to a scratch
+    Parquet file in the file's order, so a row's position there is its line; the split reads that
+    position back (`file_row_number`) as `_line`. Returns None when the reader refuses the file,
+    skipped blank lines or a value does not fit: the chunked reader then names the line at fault.
     """
-    scratch = tmp_paths[resources[0].name].parent.parent / f".{batch}.ingest.duckdb"
+    folder = tmp_paths[resources[0].name].parent.parent
+    scratch = folder / f".{batch}.lines.parquet"
+    spill = folder / f".{batch}.spill"
+    folder.mkdir(parents=True, exist_ok=True)
     shape = _json_shape(resources)
-    scratch.parent.mkdir(parents=True, exist_ok=True)
+    fields = ", ".join(f"{_quoted(key)} := {_quoted(key)}" for key in shape)
+    which = " ".join(f"when {_selects(r)} then {i}" for i, r in enumerate(resources))
+    bad = " ".join(f"when {i} then {_problems(r)}" for i, r in enumerate(resources))
+    typed = ", ".join(f"{expr} as {_quoted(f'{i}.{name}')}"
+                      for i, r in enumerate(resources) for name, expr in _typed_columns(r))
+    con = duckdb.connect()
     try:
-        with duckdb.connect(str(scratch)) as con:
-            con.execute("set memory_limit = ?", [SCRATCH_MEMORY])
-            try:
-                con.execute("create table lines as select * from read_json(?, columns = ?, records = true, "
-                            "format = 'newline_delimited')",
-                            [str(path), {key: _duckdb_type(value) for key, value in shape.items()}])
-            except duckdb.InvalidInputException:  # not JSON, not UTF-8, not an object: the chunks name the line
-                return None
-            if con.execute("select count(*) from lines").fetchall()[0][0] != lines:
-                return None
-            # rowid is the insertion order, which is the file's order: one more is the line number.
-            fields = ", ".join(f"{_quoted(key)} := {_quoted(key)}" for key in shape)
-            con.execute(f"create temp view parsed as select rowid + 1 as line_no, struct_pack({fields}) as r "  # noqa: S608 (names from schema.py)
-                        "from lines")
-            rows = {}
-            for r in resources:
-                _typed_rows(con, path, r)
-                tmp_paths[r.name].parent.mkdir(parents=True, exist_ok=True)
-                rows[r.name] = con.execute(f"copy (select ?::varchar as _batch, {_output_columns(r)} from typed) "  # noqa: S608
-                                           "to ? (format parquet)", [batch, str(tmp_paths[r.name])]).fetchall()[0][0]
-            return rows
+        con.execute("set memory_limit = ?", [SCRATCH_MEMORY])
+        con.execute("set temp_directory = ?", [str(spill)])
+        try:
+            con.execute(
+                f"copy (select _resource, coalesce(case _resource {bad} end, false) as _bad, {typed} "  # noqa: S608 (names from schema.py)
+                f"from (select case {which} end as _resource, r from (select struct_pack({fields}) as r "
+                "from read_json(?, columns = ?, records = true, format = 'newline_delimited')))) "
+                "to ? (format parquet, compression uncompressed)",
+                [str(path), {key: _duckdb_type(value) for key, value in shape.items()}, str(scratch)])
+        except duckdb.InvalidInputException:  # not JSON, not UTF-8, not an object: the chunks name the line
+            return None
+        count, any_bad = con.execute("select count(*), coalesce(bool_or(_bad), false) from read_parquet(?)",
+                                     [str(scratch)]).fetchall()[0]
+        if count != lines or any_bad:
+            return None
+        rows = {}
+        for i, r in enumerate(resources):
+            columns = ", ".join(f"{_quoted(f'{i}.{name}')} as {name}" for name, _ in _typed_columns(r))
+            tmp_paths[r.name].parent.mkdir(parents=True, exist_ok=True)
+            rows[r.name] = con.execute(
+                f"copy (select ?::varchar as _batch, file_row_number + 1 as _line, {columns} "  # noqa: S608
+                "from read_parquet(?, file_row_number = true) where _resource = ?) to ? (format parquet)",
+                [batch, str(scratch), i, str(tmp_paths[r.name])]).fetchall()[0][0]
+        return rows
     finally:
+        con.close()
         scratch.unlink(missing_ok=True)
-        scratch.with_name(scratch.name + ".wal").unlink(missing_ok=True)
-        shutil.rmtree(scratch.with_name(scratch.name + ".tmp"), ignore_errors=True)  # where DuckDB spilled
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 def _duckdb_type(node: str | list | dict) -> str:
@@ -261,24 +276,43 @@ def _typed_expr(c: Column) -> str:
     return f"try_cast({raw} as {c.type})"
 
 
+PARENT = Column("_parent_id", ("__parentId",), GID)
+
+
+def _selects(r: Resource) -> str:
+    """SQL over `r` (a parsed line) that is true when the line is one of resource r's."""
+    is_child = "r['__parentId'] is not null" if r.child_of else "r['__parentId'] is null"
+    return f"{is_child} and coalesce(r['__typename'], '{r.typename}') = '{r.typename}'"
+
+
+def _typed_columns(r: Resource) -> list[tuple[str, str]]:
+    """(name, SQL over `r`) of the raw table's columns after _batch and _line, in order."""
+    return [(c.name, _typed_expr(c)) for c in ((PARENT,) if r.child_of else ()) + r.columns]
+
+
+def _checked(r: Resource) -> list[Column]:
+    """The columns whose values are cast, so a value may not fit."""
+    return [c for c in r.columns if not isinstance(c.type, list | dict) and c.type != "VARCHAR"]
+
+
+def _problems(r: Resource) -> str:
+    """SQL over `r` that is true when a line of resource r does not fit its columns."""
+    problems = [f"({_raw_expr(c)} is not null and {_typed_expr(c)} is null)" for c in _checked(r)]
+    problems += [f"{_raw_expr(c)} is null" for c in r.columns if c.required]
+    if r.child_of:
+        problems.append(f"{_typed_expr(PARENT)} is null")
+    return "(" + " or ".join(problems) + ")" if problems else "false"
+
+
 def _typed_rows(con: duckdb.DuckDBPyConnection, path: Path | None, r: Resource) -> None:
     """Temp table `typed`: this resource's lines of `parsed`, typed; raises StoreError at the first value
     that doesn't fit."""
-    is_child = "r['__parentId'] is not null" if r.child_of else "r['__parentId'] is null"
-    of_type = f"coalesce(r['__typename'], '{r.typename}') = '{r.typename}'"
-    columns = [f"{_typed_expr(c)} as {c.name}" for c in r.columns]
-    parent = [f"{_typed_expr(Column('_parent_id', ('__parentId',), GID))} as _parent_id"] if r.child_of else []
-    checked = [c for c in r.columns if not isinstance(c.type, list | dict) and c.type != "VARCHAR"]
-    raws = [f"{_raw_expr(c)} as {c.name}__raw" for c in checked + [c for c in r.columns if c.required]]
+    columns = [f"{expr} as {name}" for name, expr in _typed_columns(r)]
+    raws = [f"{_raw_expr(c)} as {c.name}__raw" for c in _checked(r) + [c for c in r.columns if c.required]]
     con.execute(
-        f"create or replace temp table typed as select line_no as _line, {', '.join(parent + columns + raws)} "  # noqa: S608 (names from schema.py)
-        f"from parsed where {is_child} and {of_type}")
-    problems = [f"({c.name}__raw is not null and {c.name} is null)" for c in checked]
-    problems += [f"{c.name}__raw is null" for c in r.columns if c.required]
-    if r.child_of:
-        problems.append("_parent_id is null")
-    where = " or ".join(problems) or "false"
-    result = con.execute(f"select * from typed where {where} order by _line limit 1")  # noqa: S608
+        f"create or replace temp table typed as select line_no as _line, {', '.join(columns + raws)}, "  # noqa: S608 (names from schema.py)
+        f"{_problems(r)} as _bad from parsed where {_selects(r)}")
+    result = con.execute("select * from typed where _bad order by _line limit 1")
     names, bad = [d[0] for d in result.description], result.fetchall()
     if bad:
         raise StoreError(_describe(path, r, dict(zip(names, bad[0], strict=True))))
@@ -286,7 +320,7 @@ def _typed_rows(con: duckdb.DuckDBPyConnection, path: Path | None, r: Resource) 
 
 def _output_columns(r: Resource) -> str:
     """The raw table's columns after _batch, in order."""
-    return ", ".join(["_line"] + (["_parent_id"] if r.child_of else []) + [c.name for c in r.columns])
+    return ", ".join(["_line"] + [name for name, _ in _typed_columns(r)])
 
 
 def _describe(path: Path | None, r: Resource, row: dict) -> str:
