@@ -67,12 +67,22 @@ def render(expr: exp.Expression, dialect: str = "duckdb", *, pretty: bool = Fals
     return expr.sql(dialect=dialect, pretty=pretty)
 
 
+MEMBERS_TABLE = "segment_members"
+
+
 def create_segment_view(con: duckdb.DuckDBPyConnection, defn: SegmentDefinition, as_of: dt.date) -> int:
-    """Creates (or replaces) the view segments.<name>; returns how many customers it holds."""
+    """Creates (or replaces) the view segments.<name>; returns how many customers it holds.
+
+    Its customer ids are kept in the temp table segment_members, so the membership history reads
+    them without evaluating the segment a second time.
+    """
     con.execute("create schema if not exists segments")
     con.execute(render(segment_view(defn, as_of)))
-    count = exp.select(exp.Count(this=exp.Star())).from_(segment_table(defn.name))
-    return con.execute(render(count)).fetchall()[0][0]
+    members = exp.Create(this=exp.to_table(MEMBERS_TABLE), kind="TABLE", replace=True,
+                         properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+                         expression=exp.select("customer_id").from_(segment_table(defn.name)))
+    con.execute(render(members))
+    return con.execute(f"select count(*) from {MEMBERS_TABLE}").fetchall()[0][0]  # noqa: S608 (a constant)
 
 
 def predicate(node: t.Node, as_of: dt.date) -> exp.Expression:

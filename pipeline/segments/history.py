@@ -8,7 +8,8 @@ as it is, and a second run for the same day first undoes what the first recorded
 import datetime as dt
 
 import duckdb
-from sqlglot import exp
+
+from pipeline.segments.compiler import MEMBERS_TABLE
 
 # state.segment_membership(segment, customer_id, entered_on, left_on): a member while left_on is null
 # state.segment_history_days(segment, first_as_of, as_of): the first and latest day recorded per segment
@@ -17,33 +18,29 @@ from sqlglot import exp
 def record_membership(con: duckdb.DuckDBPyConnection, segment: str, as_of: dt.date) -> dict[str, int] | None:
     """Records who entered and left segments.<segment> on `as_of`; None when `as_of` is a backfill.
 
-    `con` is the build warehouse, with the view, and state.duckdb attached as `state`.
+    `con` is the build warehouse with state.duckdb attached as `state`, just after
+    create_segment_view filled the temp table segment_members with the segment's customer ids.
     """
     _ensure_tables(con)
     latest = con.execute("select as_of from state.segment_history_days where segment = ?", [segment]).fetchall()
     if latest and as_of < latest[0][0]:
         return None
-    view = exp.table_(exp.to_identifier(segment, quoted=True), db="segments")
-    current = exp.Create(this=exp.to_table("current_members"), kind="TABLE", replace=True,
-                         properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-                         expression=exp.select("customer_id").distinct().from_(view))
     con.execute("begin")
     if latest and as_of == latest[0][0]:
         con.execute("delete from state.segment_membership where segment = ? and entered_on = ?", [segment, as_of])
         con.execute("update state.segment_membership set left_on = null where segment = ? and left_on = ?",
                     [segment, as_of])
-    con.execute(current.sql(dialect="duckdb"))
-    left = con.execute("""
+    left = con.execute(f"""
         update state.segment_membership set left_on = ?
-        where segment = ? and left_on is null and customer_id not in (select customer_id from current_members)
-        """, [as_of, segment]).fetchall()[0][0]
-    entered = con.execute("""
+        where segment = ? and left_on is null and customer_id not in (select customer_id from {MEMBERS_TABLE})
+        """, [as_of, segment]).fetchall()[0][0]  # noqa: S608 (a constant)
+    entered = con.execute(f"""
         insert into state.segment_membership
-        select ?, customer_id, ?, null from current_members
+        select ?, customer_id, ?, null from {MEMBERS_TABLE}
         where customer_id not in (
             select customer_id from state.segment_membership where segment = ? and left_on is null
         )
-        """, [segment, as_of, segment]).fetchall()[0][0]
+        """, [segment, as_of, segment]).fetchall()[0][0]  # noqa: S608 (a constant)
     con.execute("insert into state.segment_history_days values (?, ?, ?) "
                 "on conflict (segment) do update set as_of = excluded.as_of", [segment, as_of, as_of])
     con.execute("commit")
