@@ -1,7 +1,8 @@
 """The export's durable record in state.duckdb, and the copy of it analysts read in the warehouse.
 
-state.duckdb is attached as `state` on the build connection. It is written batch by batch, in
-its own transactions, so a crash at any point leaves it consistent and the next run resumes.
+state.duckdb is attached as `state` on the build connection. It is written a group of batches at
+a time, in its own transactions, so a crash at any point leaves it consistent and the next run
+resumes.
 """
 
 import duckdb
@@ -17,8 +18,9 @@ STATE_TABLES = {
         batch_no integer, outcome varchar, reason varchar, changed_at timestamptz)""",
     "audience_suppressions": "(phone varchar, reason varchar, source varchar, since timestamptz)",
     # write-ahead plan: a batch is stored before it is sent, so a killed run can replay it with
-    # its original Idempotency-Key instead of sending its numbers again under a new one; the
-    # contents are dropped once the batch is settled (confirmed, or refused for good)
+    # its original Idempotency-Key instead of sending its numbers again under a new one. status:
+    # planned (maybe sent; the next run replays it), confirmed, failed (refused for good), unsent
+    # (a batch before it in its group finally failed). The contents are dropped once it is settled.
     "audience_batches": """(
         idempotency_key varchar, segment varchar, run_id varchar, batch_no integer, as_of date,
         contents varchar, status varchar, planned_at timestamptz, done_at timestamptz)""",

@@ -3,8 +3,15 @@
 A run: compute the eligible audience; replay any batch a killed run planned but never saw
 confirmed (same Idempotency-Key, so the gateway applies it at most once); diff the eligible
 set against what the gateway confirmed holding (state.audience_sync_state); then send the
-diff batch by batch. Each batch is written to state.audience_batches and committed before it
-is sent, and its outcome is committed as soon as the gateway confirms it.
+diff batch by batch. Batches go in groups of at most GROUP_BATCHES: the group's plans are
+written to state.audience_batches and committed before any of them is sent, then the group is
+sent batch by batch, and every outcome of the group is committed in one transaction.
+
+Why a group and not a batch: each commit flushes state.duckdb to disk, and two commits a batch
+were most of a first night's export. Why it is as safe: a plan is still committed before it is
+sent, so a run killed mid-group leaves every batch the gateway may hold pending, and the next run
+replays each under its own key (the gateway applies a key at most once); sync_state then lags the
+gateway by at most the one group in flight, never by a number sent twice.
 """
 
 import datetime as dt
@@ -19,6 +26,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from pipeline.audience.eligibility import (
+    BASE_COLUMNS,
     ELIGIBLE_TABLE,
     SUPPRESSED_TABLE,
     Eligibility,
@@ -31,7 +39,14 @@ from pipeline.audience.state import ensure_state_tables, state_tables_exist
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 500
+# Batches planned in one transaction and settled in one: the most a killed run leaves to replay.
+GROUP_BATCHES = 20
 DIFF_TABLE = "audience_diff"
+# what settling a batch reads back from its plan (contents also carry each member's fields)
+PLAN_TYPE = json.dumps({
+    "adds": [{"member": {"phone": "VARCHAR", "customer_id": "BIGINT"}, "fields_hash": "VARCHAR", "kind": "VARCHAR"}],
+    "removes": [{"phone": "VARCHAR", "customer_id": "BIGINT"}],
+})
 
 
 @dataclass
@@ -92,7 +107,8 @@ def sync_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, segme
     if dry_run:
         _load_current(con, segment, from_state=state_tables_exist(con))
         if state_tables_exist(con):
-            result.pending_batches = len(_pending_batches(con, segment))
+            result.pending_batches = con.execute("select count(*) from state.audience_batches "
+                                                 "where segment = ? and status = 'planned'", [segment]).fetchall()[0][0]
         _diff(con, result, batch_size, sample_size)
         return result
 
@@ -102,18 +118,19 @@ def sync_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, segme
         gateway.upsert_audience(segment, name or segment, description)
     except GatewayError as exc:
         raise SyncError(f"audience {segment}: {exc}", result) from exc
-    for plan in _pending_batches(con, segment):
-        # a killed run's batch: the gateway may have applied it, so only its own key may resend it
-        _send(con, gateway, plan, run_id, as_of, result, replay=True)
-        result.replayed_batches += 1
+    pending = _pending_batches(con, segment)
+    for start in range(0, len(pending), GROUP_BATCHES):
+        # a killed run's batches: the gateway may have applied them, so only their own keys may resend them
+        _send_group(con, gateway, pending[start:start + GROUP_BATCHES], run_id, as_of, result, replay=True)
     _load_current(con, segment, from_state=True)
     _diff(con, result, batch_size, sample_size)
     # a rerun under the same run_id numbers on, so no Idempotency-Key is ever used for two contents
     numbered = con.execute("select coalesce(max(batch_no), 0) from state.audience_batches "
                            "where run_id = ? and segment = ?", [run_id, segment]).fetchall()[0][0]
-    for part in range(1, result.batches + 1):
-        plan = _plan_batch(con, segment, run_id, as_of, numbered + part, part, batch_size, audience)
-        _send(con, gateway, plan, run_id, as_of, result, replay=False)
+    for first in range(1, result.batches + 1, GROUP_BATCHES):
+        parts = range(first, min(first + GROUP_BATCHES, result.batches + 1))
+        plans = _plan_group(con, segment, run_id, as_of, numbered, parts, batch_size, audience)
+        _send_group(con, gateway, plans, run_id, as_of, result, replay=False)
     _save_members(con, segment, as_of, run_id, audience)
     gateway.finish(segment, as_of, _members_table(con, audience))
     log.info("audience %s: %d eligible, %d added, %d updated, %d removed, %d rejected, %d unchanged",
@@ -127,8 +144,9 @@ class _Plan:
     key: str
     segment: str
     batch_no: int
-    adds: list[dict]  # {"member": what the gateway gets, "fields_hash": ..., "kind": new|update}
-    removes: list[dict]  # {"phone", "customer_id"}
+    # JSON {"adds": [{"member": what the gateway gets, "fields_hash", "kind": new|update}],
+    #       "removes": [{"phone", "customer_id"}]}, parsed only as it is sent
+    contents: str
 
 
 def _load_current(con: duckdb.DuckDBPyConnection, segment: str, *, from_state: bool) -> None:
@@ -193,101 +211,168 @@ def _diff(con: duckdb.DuckDBPyConnection, result: SyncResult, batch_size: int, s
         result.added, result.updated, result.removed = (counts.get(k, 0) for k in ("new", "update", "remove"))
 
 
-def _plan_batch(con: duckdb.DuckDBPyConnection, segment: str, run_id: str, as_of: dt.date, batch_no: int,
-                part: int, batch_size: int, audience: Eligibility) -> _Plan:
-    """Reads part `part` of the diff and commits it to state.audience_batches before anything is sent."""
-    extra = "".join(f", {quote_identifier(f)}" for f in audience.fields)
-    rows = con.execute(f"""
-        select action, kind, phone, customer_id, fields_hash, first_name, last_name, country {extra}
-        from {DIFF_TABLE}
-        where seq > ? and seq <= ?
-        order by seq""", [(part - 1) * batch_size, part * batch_size]).fetchall()  # noqa: S608
-    adds, removes = [], []
-    for action, kind, phone, customer_id, fields_hash, first_name, last_name, country, *values in rows:
-        if action == "add":
-            member = {"phone": phone, "customer_id": customer_id, "first_name": first_name,
-                      "last_name": last_name, "country": country, **dict(zip(audience.fields, values, strict=True))}
-            adds.append({"member": member, "fields_hash": fields_hash, "kind": kind})
-        else:
-            removes.append({"phone": phone, "customer_id": customer_id})
-    plan = _Plan(key=f"{run_id}:{segment}:{batch_no}", segment=segment, batch_no=batch_no, adds=adds,
-                 removes=removes)
-    con.execute("insert into state.audience_batches values (?, ?, ?, ?, ?, ?, 'planned', now(), null)",
-                [plan.key, segment, run_id, batch_no, as_of, json.dumps({"adds": adds, "removes": removes})])
-    return plan
+def _plan_group(con: duckdb.DuckDBPyConnection, segment: str, run_id: str, as_of: dt.date, numbered: int,
+                parts: range, batch_size: int, audience: Eligibility) -> list[_Plan]:
+    """Commits `parts` of the diff to state.audience_batches, as batch numbers `numbered` + part, before any is sent.
+
+    DuckDB builds each plan's JSON from the diff in one statement, which is then what is sent.
+    """
+    member = ", ".join(f"{quote_identifier(c)} := {quote_identifier(c)}" for c in (*BASE_COLUMNS, *audience.fields))
+    con.execute(f"""
+        insert into state.audience_batches
+        select
+            format('{{}}:{{}}:{{}}', ?, ?, ? + part), ?, ?, ? + part, ?,
+            to_json(struct_pack(adds := adds, removes := removes)), 'planned', now(), null
+        from (
+            select
+                (seq - 1) // ? + 1 as part,
+                coalesce(list(struct_pack(member := struct_pack({member}), fields_hash := fields_hash, kind := kind)
+                              order by seq) filter (where action = 'add'), []) as adds,
+                coalesce(list(struct_pack(phone := phone, customer_id := customer_id)
+                              order by seq) filter (where action = 'remove'), []) as removes
+            from {DIFF_TABLE}
+            where seq > ? and seq <= ?
+            group by part
+        )""",  # noqa: S608 - names quoted by sqlglot
+                [run_id, segment, numbered, segment, run_id, numbered, as_of, batch_size,
+                 (parts.start - 1) * batch_size, (parts.stop - 1) * batch_size])
+    rows = con.execute("select idempotency_key, batch_no, contents from state.audience_batches "
+                       "where segment = ? and run_id = ? and batch_no > ? and batch_no <= ? order by batch_no",
+                       [segment, run_id, numbered + parts.start - 1, numbered + parts.stop - 1]).fetchall()
+    return [_Plan(key, segment, batch_no, contents) for key, batch_no, contents in rows]
 
 
 def _pending_batches(con: duckdb.DuckDBPyConnection, segment: str) -> list[_Plan]:
     rows = con.execute("select idempotency_key, batch_no, contents from state.audience_batches "
                        "where segment = ? and status = 'planned' order by planned_at, batch_no",
                        [segment]).fetchall()
-    plans = []
-    for key, batch_no, contents in rows:
-        body = json.loads(contents)
-        plans.append(_Plan(key=key, segment=segment, batch_no=batch_no, adds=body["adds"], removes=body["removes"]))
-    return plans
+    return [_Plan(key, segment, batch_no, contents) for key, batch_no, contents in rows]
 
 
-def _send(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, plan: _Plan, run_id: str, as_of: dt.date,
-          result: SyncResult, *, replay: bool) -> None:
-    """Sends one planned batch and commits its outcome; on a final failure records it and raises SyncError."""
-    try:
-        sent = gateway.send_batch(plan.segment, [a["member"] for a in plan.adds], plan.removes, plan.key)
-    except GatewayError as exc:
-        # A retryable failure may still have landed at the gateway: the plan stays pending and the
-        # next run replays it under the same key. A refusal did not land: the next diff resends.
-        status = "planned" if exc.retryable else "failed"
-        rows = [("add", a["member"]["phone"], a["member"]["customer_id"], a["fields_hash"], "failed", str(exc))
-                for a in plan.adds]
-        rows += [("remove", r["phone"], r["customer_id"], None, "failed", str(exc)) for r in plan.removes]
-        _record(con, plan, rows, run_id, as_of, status, replaces=False)
-        result.failed += len(rows)
+def _send_group(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, plans: list[_Plan], run_id: str,
+                as_of: dt.date, result: SyncResult, *, replay: bool) -> None:
+    """Sends planned batches in order, then commits all their outcomes at once; raises SyncError on a final failure.
+
+    A final failure ends the group. A fresh plan after it was never sent: it is settled as
+    'unsent' and its numbers go out in the next run's diff. A replayed one after it stays pending,
+    since the killed run may have sent it.
+    """
+    outcomes: list[tuple[str, str, str | None]] = []  # (key, status, error)
+    rejections: list[tuple[str, str, str]] = []  # (key, phone, reason)
+    failure = None
+    for plan in plans:
+        # one plan's members at a time: a whole group's dicts alive at once would keep Python's GC busy
+        body = json.loads(plan.contents)
+        try:
+            sent = gateway.send_batch(plan.segment, [a["member"] for a in body["adds"]], body["removes"], plan.key)
+        except GatewayError as exc:
+            # A retryable failure may still have landed at the gateway: the plan stays pending and the
+            # next run replays it under the same key. A refusal did not land: the next diff resends.
+            outcomes.append((plan.key, "planned" if exc.retryable else "failed", str(exc)))
+            failure = plan, exc
+            break
+        outcomes.append((plan.key, "confirmed", None))
+        rejections.extend((plan.key, phone, reason) for phone, reason in dict(sent.rejected).items())
+    if not replay:
+        outcomes.extend((plan.key, "unsent", None) for plan in plans[len(outcomes):])
+    counts = _record(con, plans[0].segment, outcomes, rejections, run_id, as_of, replay=replay)
+    result.added += counts.get(("new", "sent"), 0)
+    result.updated += counts.get(("update", "sent"), 0)
+    result.removed += counts.get(("remove", "sent"), 0)
+    result.rejected += sum(n for (_, outcome), n in counts.items() if outcome == "rejected")
+    result.failed += sum(n for (_, outcome), n in counts.items() if outcome == "failed")
+    if replay:
+        result.replayed_batches += sum(status == "confirmed" for _, status, _ in outcomes)
+    if failure:
+        plan, exc = failure
         raise SyncError(f"audience {plan.segment}: batch {plan.batch_no} failed: {exc}", result) from exc
-    rejected = dict(sent.rejected)
-    replayed = f"replay of {plan.key}" if replay else None
-    rows = [("add", a["member"]["phone"], a["member"]["customer_id"], a["fields_hash"],
-             "rejected" if a["member"]["phone"] in rejected else "sent",
-             rejected.get(a["member"]["phone"], replayed)) for a in plan.adds]
-    rows += [("remove", r["phone"], r["customer_id"], None, "sent", replayed) for r in plan.removes]
-    # new numbers of a fresh batch cannot be in the sync state yet: skip the delete, which scans it
-    replaces = replay or bool(plan.removes) or any(a["kind"] == "update" for a in plan.adds)
-    _record(con, plan, rows, run_id, as_of, "confirmed", replaces=replaces)
-    result.rejected += len(rejected)
-    for a in plan.adds:
-        if a["member"]["phone"] not in rejected:
-            result.added += a["kind"] == "new"
-            result.updated += a["kind"] == "update"
-    result.removed += len(plan.removes)
 
 
-def _record(con: duckdb.DuckDBPyConnection, plan: _Plan, rows: list[tuple], run_id: str, as_of: dt.date,
-            status: str, *, replaces: bool) -> None:
-    """One transaction: the ledger rows, the sync state they imply, and the plan's new status."""
-    columns = ("action", "phone", "customer_id", "fields_hash", "outcome", "reason")
-    con.register("audience_batch_rows", pa.table(
-        {name: pa.array([row[i] for row in rows], pa.int64() if name == "customer_id" else pa.string())
-         for i, name in enumerate(columns)}))
+def _record(con: duckdb.DuckDBPyConnection, segment: str, outcomes: list[tuple[str, str, str | None]],
+            rejections: list[tuple[str, str, str]], run_id: str, as_of: dt.date,
+            *, replay: bool) -> dict[tuple[str, str], int]:
+    """One transaction: the ledger rows of the settled batches, the sync state they imply, and the plans' new status.
+
+    The rows are read back from the plans, so no member passes through Python. Returns rows by (kind, outcome).
+    """
+    _temp_table(con, "audience_outcomes", ("idempotency_key", "status", "error"), outcomes)
+    _temp_table(con, "audience_rejections", ("idempotency_key", "phone", "reason"), rejections)
+    con.execute("""
+        create or replace temp table audience_settled as
+        with plans as (
+            select o.idempotency_key, o.status, o.error, b.batch_no, from_json(b.contents, ?) as body
+            from audience_outcomes as o
+            inner join state.audience_batches as b on o.idempotency_key = b.idempotency_key
+            where o.status <> 'unsent'
+        ),
+
+        adds as (select *, unnest(body.adds) as a from plans),
+
+        removes as (select *, unnest(body.removes) as r from plans),
+
+        members as (
+            select idempotency_key, status, error, batch_no, 'add' as action, a.kind,
+                   a.member.phone as phone, a.member.customer_id as customer_id, a.fields_hash
+            from adds
+            union all
+            select idempotency_key, status, error, batch_no, 'remove', 'remove',
+                   r.phone, r.customer_id, null
+            from removes
+        )
+
+        select
+            m.*,
+            case
+                when m.status <> 'confirmed' then 'failed'
+                when rej.phone is not null then 'rejected'
+                else 'sent'
+            end as outcome,
+            case
+                when m.status <> 'confirmed' then m.error
+                when rej.phone is not null then rej.reason
+                when ? then 'replay of ' || m.idempotency_key
+            end as reason
+        from members as m
+        left join audience_rejections as rej
+            on m.action = 'add' and m.idempotency_key = rej.idempotency_key and m.phone = rej.phone""",
+                [PLAN_TYPE, replay])
+    counts = {(kind, outcome): n for kind, outcome, n in con.execute(
+        "select kind, outcome, count(*) from audience_settled group by all").fetchall()}
+    # a fresh group of new numbers cannot be in the sync state yet: skip the delete, which scans it
+    replaces = replay or any(kind != "new" and outcome == "sent" for kind, outcome in counts)
+    con.execute("begin transaction")
     try:
-        con.execute("begin transaction")
-        con.execute("insert into state.audience_changes "
-                    "select ?, ?, ?, action, phone, customer_id, ?, outcome, reason, now() from audience_batch_rows",
-                    [run_id, as_of, plan.segment, plan.batch_no])
+        con.execute("insert into state.audience_changes select ?, ?, ?, action, phone, customer_id, batch_no, "
+                    "outcome, reason, now() from audience_settled order by batch_no, action, phone",
+                    [run_id, as_of, segment])
         if replaces:
             con.execute("delete from state.audience_sync_state where segment = ? and phone in "
-                        "(select phone from audience_batch_rows where outcome = 'sent')", [plan.segment])
+                        "(select phone from audience_settled where outcome = 'sent')", [segment])
+        # pending plans all come from one diff, which names a number once: no two rows here share one
         con.execute("insert into state.audience_sync_state "
-                    "select ?, phone, customer_id, fields_hash, now(), ? from audience_batch_rows "
-                    "where action = 'add' and outcome = 'sent'", [plan.segment, run_id])
+                    "select ?, phone, customer_id, fields_hash, now(), ? from audience_settled "
+                    "where action = 'add' and outcome = 'sent'", [segment, run_id])
         # a settled batch is never resent: drop its contents (names and numbers) rather than keep them forever
-        con.execute("update state.audience_batches set status = ?, done_at = now(), "
-                    "contents = case when ? = 'planned' then contents end where idempotency_key = ?",
-                    [status, status, plan.key])
+        con.execute("""
+            update state.audience_batches as b
+            set status = o.status, done_at = now(), contents = case when o.status = 'planned' then b.contents end
+            from audience_outcomes as o
+            where b.idempotency_key = o.idempotency_key""")
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
+    return counts
+
+
+def _temp_table(con: duckdb.DuckDBPyConnection, name: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Temp table `name` of text columns holding `rows`."""
+    con.register(f"{name}_rows", pa.table({c: pa.array([row[i] for row in rows], pa.string())
+                                           for i, c in enumerate(columns)}))
+    try:
+        con.execute(f"create or replace temp table {name} as select * from {name}_rows")  # noqa: S608 - our names
     finally:
-        con.unregister("audience_batch_rows")
+        con.unregister(f"{name}_rows")
 
 
 def _save_suppressions(con: duckdb.DuckDBPyConnection) -> None:

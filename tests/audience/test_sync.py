@@ -156,6 +156,25 @@ def test_a_batch_that_finally_fails_keeps_what_was_confirmed_and_the_rerun_sends
     assert set(emulator.adds_of(SEGMENT).values()) == {1}
 
 
+def test_a_failure_mid_group_settles_the_unsent_batches_after_it_and_the_rerun_sends_them_once(audience_db, emulator):
+    con = audience_db(shop(45))
+    emulator.set_faults(Faults(script=["ok", "ok", "ok", "500", "500", "500"]))  # PUT, 2 batches, then down
+    with pytest.raises(SyncError, match="batch 3 failed") as failure:
+        sync_segment(con, http(emulator, max_attempts=3), SEGMENT, as_of=AS_OF, run_id="r1", batch_size=10)
+    assert (failure.value.result.added, failure.value.result.failed) == (20, 10)
+    assert con.execute("select batch_no, status, contents is not null from state.audience_batches "
+                       "order by batch_no").fetchall() == [
+        (1, "confirmed", False), (2, "confirmed", False), (3, "planned", True), (4, "unsent", False),
+        (5, "unsent", False)]
+    assert con.execute("select count(*) from state.audience_changes where batch_no > 3").fetchall() == [(0,)]
+
+    emulator.set_faults(Faults())
+    result = sync_segment(con, http(emulator), SEGMENT, as_of=AS_OF, run_id="r2", batch_size=10)
+    assert (result.replayed_batches, result.added, result.batches) == (1, 25, 2)
+    assert set(emulator.members(SEGMENT)) == eligible_phones(con)
+    assert set(emulator.adds_of(SEGMENT).values()) == {1}
+
+
 def test_file_gateway_writes_the_audience_and_the_changes(audience_db, tmp_path: Path):
     data_dir = tmp_path / "data"
     checkouts = [checkout(70, 2, created="2026-10-10T10:00:00Z", url="https://shop/2")]
