@@ -18,6 +18,8 @@ import datetime as dt
 import json
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +43,11 @@ log = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 500
 # Batches planned in one transaction and settled in one: the most a killed run leaves to replay.
 GROUP_BATCHES = 20
+# A first night writes ~100 MB of ledger, sync state and plans to state.duckdb's WAL. At DuckDB's
+# default 16 MB threshold the commits kept stopping to checkpoint, each time recompressing the
+# tail of the growing ledger; with this a sync's commits only append to the WAL, and DuckDB
+# checkpoints it once, when the connection closes.
+CHECKPOINT_THRESHOLD = "256MB"
 DIFF_TABLE = "audience_diff"
 # what settling a batch reads back from its plan (contents also carry each member's fields)
 PLAN_TYPE = json.dumps({
@@ -113,30 +120,45 @@ def sync_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, segme
         return result
 
     ensure_state_tables(con)
-    _save_suppressions(con)
-    try:
-        gateway.upsert_audience(segment, name or segment, description)
-    except GatewayError as exc:
-        raise SyncError(f"audience {segment}: {exc}", result) from exc
-    pending = _pending_batches(con, segment)
-    for start in range(0, len(pending), GROUP_BATCHES):
-        # a killed run's batches: the gateway may have applied them, so only their own keys may resend them
-        _send_group(con, gateway, pending[start:start + GROUP_BATCHES], run_id, as_of, result, replay=True)
-    _load_current(con, segment, from_state=True)
-    _diff(con, result, batch_size, sample_size)
-    # a rerun under the same run_id numbers on, so no Idempotency-Key is ever used for two contents
-    numbered = con.execute("select coalesce(max(batch_no), 0) from state.audience_batches "
-                           "where run_id = ? and segment = ?", [run_id, segment]).fetchall()[0][0]
-    for first in range(1, result.batches + 1, GROUP_BATCHES):
-        parts = range(first, min(first + GROUP_BATCHES, result.batches + 1))
-        plans = _plan_group(con, segment, run_id, as_of, numbered, parts, batch_size, audience)
-        _send_group(con, gateway, plans, run_id, as_of, result, replay=False)
-    _save_members(con, segment, as_of, run_id, audience)
-    gateway.finish(segment, as_of, _members_table(con, audience))
+    with _checkpoints_deferred(con):
+        _save_suppressions(con)
+        try:
+            gateway.upsert_audience(segment, name or segment, description)
+        except GatewayError as exc:
+            raise SyncError(f"audience {segment}: {exc}", result) from exc
+        pending = _pending_batches(con, segment)
+        for start in range(0, len(pending), GROUP_BATCHES):
+            # a killed run's batches: the gateway may have applied them, so only their own keys may resend them
+            _send_group(con, gateway, pending[start:start + GROUP_BATCHES], run_id, as_of, result, replay=True)
+        _load_current(con, segment, from_state=True)
+        _diff(con, result, batch_size, sample_size)
+        # a rerun under the same run_id numbers on, so no Idempotency-Key is ever used for two contents
+        numbered = con.execute("select coalesce(max(batch_no), 0) from state.audience_batches "
+                               "where run_id = ? and segment = ?", [run_id, segment]).fetchall()[0][0]
+        for first in range(1, result.batches + 1, GROUP_BATCHES):
+            parts = range(first, min(first + GROUP_BATCHES, result.batches + 1))
+            plans = _plan_group(con, segment, run_id, as_of, numbered, parts, batch_size, audience)
+            _send_group(con, gateway, plans, run_id, as_of, result, replay=False)
+        _save_members(con, segment, as_of, run_id, audience)
+        gateway.finish(segment, as_of, _members_table(con, audience))
     log.info("audience %s: %d eligible, %d added, %d updated, %d removed, %d rejected, %d unchanged",
              segment, result.eligible, result.added, result.updated, result.removed, result.rejected,
              result.unchanged)
     return result
+
+
+@contextmanager
+def _checkpoints_deferred(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Raises DuckDB's checkpoint threshold to CHECKPOINT_THRESHOLD for the sync, then puts it back.
+
+    Every commit is still written to the WAL and flushed, so nothing confirmed is lost to a crash.
+    """
+    previous = con.execute("select current_setting('checkpoint_threshold')").fetchall()[0][0]
+    con.execute("set checkpoint_threshold = ?", [CHECKPOINT_THRESHOLD])
+    try:
+        yield
+    finally:
+        con.execute("set checkpoint_threshold = ?", [previous])
 
 
 @dataclass(frozen=True)
