@@ -90,11 +90,11 @@ class FileGateway(AudienceGateway):
         pa_csv.write_csv(members.sort_by("phone"), tmp)
         os.replace(tmp, audience)
         pending = sorted(self._pending(segment).glob("*.csv"))
-        rows = sorted(row for p in pending for row in csv.reader(p.open(newline="")))
+        changes = _read_changes(pending)
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(CHANGE_COLUMNS)
-        writer.writerows(rows)
+        writer.writerows(zip(*(changes[c].to_pylist() for c in CHANGE_COLUMNS), strict=True))
         _write_atomically(folder / f"{as_of.isoformat()}.changes.csv", out.getvalue())
         for p in pending:
             p.unlink()
@@ -211,6 +211,16 @@ def _message(response: httpx.Response) -> str:
     except (ValueError, AttributeError):
         text = response.text
     return str(text)[:300] or response.reason_phrase
+
+
+def _read_changes(paths: list[Path]) -> pa.Table:
+    """The rows of batch files, as the text they were written, sorted; Arrow reads and sorts a night's at C speed."""
+    options = {"read_options": pa_csv.ReadOptions(column_names=CHANGE_COLUMNS),
+               "parse_options": pa_csv.ParseOptions(newlines_in_values=True),
+               "convert_options": pa_csv.ConvertOptions(column_types=dict.fromkeys(CHANGE_COLUMNS, pa.string()))}
+    none = pa.table({c: pa.array([], pa.string()) for c in CHANGE_COLUMNS})
+    batches = [pa_csv.read_csv(p, **options) for p in paths if p.stat().st_size]
+    return pa.concat_tables([none, *batches]).sort_by([(c, "ascending") for c in CHANGE_COLUMNS])
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -6,6 +6,7 @@ import sys
 
 import dagster as dg
 import httpx
+import pyarrow as pa
 import pytest
 
 from pipeline.audience.emulator import Faults, GatewayEmulator
@@ -151,3 +152,17 @@ def test_gateways_are_dagster_resources_with_the_token_from_env_var(emulator, mo
     assert SEGMENT in emulator.snapshot()["audiences"]
     assert dg.materialize([audience], resources={"gateway": FileGateway(data_dir=str(tmp_path))}).success
     assert (tmp_path / "exports" / SEGMENT / ".pending").is_dir()
+
+
+def test_file_gateway_gathers_every_batch_once_sorted_and_a_replay_overwrites_its_own(tmp_path):
+    client = FileGateway(data_dir=str(tmp_path))
+    client.upsert_audience(SEGMENT, "All", "")
+    member = {**MEMBER, "phone": mobile(3), "customer_id": 3}
+    client.send_batch(SEGMENT, [member], [{"phone": mobile(9), "customer_id": 9}], "killed:s:2")
+    client.send_batch(SEGMENT, [MEMBER], [], "killed:s:1")
+    client.send_batch(SEGMENT, [member], [{"phone": mobile(9), "customer_id": 9}], "killed:s:2")  # replayed
+    client.finish(SEGMENT, AS_OF, pa.table({"phone": [mobile(1), mobile(3)], "customer_id": [1, 3]}))
+    changes = tmp_path / "exports" / SEGMENT / f"{AS_OF.isoformat()}.changes.csv"
+    assert changes.read_text() == (f"action,phone,customer_id\nadd,{mobile(1)},1\nadd,{mobile(3)},3\n"
+                                   f"remove,{mobile(9)},9\n")
+    assert list((tmp_path / "exports" / SEGMENT / ".pending").iterdir()) == []
