@@ -1,25 +1,63 @@
 -- Line items of each order's winning version: the lines of the batch that version came from.
-with order_lines as (
+with order_lines as not materialized (
+    -- read three times below: rereading the Parquet costs less than a copy of 10M lines
     select * from raw.order_lines
 ),
 
-orders as (
+orders as not materialized (
     select order_id, order_gid, source_batch from staging.stg_orders
+),
+
+-- Line ids listed more than once (by hash: a collision only adds a candidate). Only these need
+-- ranking, usually none: sorting every line item to find them is what made this model slow.
+repeated_ids as (
+    select hash(id) as id_hash
+    from order_lines
+    group by id_hash
+    having count(*) > 1
+),
+
+-- Winning lines of a repeated id other than its last (by line, then batch): the ones to drop.
+superseded as (
+    select order_lines._batch, order_lines._line
+    from order_lines
+    inner join orders
+        on order_lines._parent_id = orders.order_gid
+        and order_lines._batch = orders.source_batch
+    where hash(order_lines.id) in (select id_hash from repeated_ids)
+    qualify row_number() over (
+        partition by order_lines.id order by order_lines._line desc, order_lines._batch desc
+    ) > 1
+),
+
+-- Every batch name once, in a list: the orders below carry the position of their batch in it rather
+-- than the 40-character name, which keeps the hash table of 4M orders inside the 1 GB memory bound
+-- (keyed on the names it spills, and the join takes twice as long).
+batch_names as (
+    select list(distinct _batch order by _batch) as names
+    from raw.orders
+),
+
+winning_versions as (
+    select
+        orders.order_id,
+        orders.order_gid,
+        list_position(batch_names.names, orders.source_batch) as batch_position
+    from orders
+    cross join batch_names
 ),
 
 winning as (
     select
         order_lines.*,
-        orders.order_id
+        winning_versions.order_id
     from order_lines
-    inner join orders
-        on order_lines._parent_id = orders.order_gid
-        and order_lines._batch = orders.source_batch
-    -- hash(id) first: ids share a long 'gid://shopify/LineItem/' prefix, which makes sorting on the id
-    -- alone slow; the groups are the same.
-    qualify row_number() over (
-        partition by hash(order_lines.id), order_lines.id order by order_lines._line desc
-    ) = 1
+    inner join winning_versions on order_lines._parent_id = winning_versions.order_gid
+    cross join batch_names
+    anti join superseded
+        on order_lines._batch = superseded._batch
+        and order_lines._line = superseded._line
+    where order_lines._batch = batch_names.names[winning_versions.batch_position]
 )
 
 select
