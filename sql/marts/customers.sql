@@ -1,6 +1,7 @@
 -- One row per customer known on the evaluation date, with every attribute of the segment
 -- language. Redacted customers stay as anonymous rows: id, orders and money, no PII.
-with customers as (
+with customers as not materialized (
+    -- read twice (order_stats, located_customers): rescanning the table costs less than a copy of it
     select * from staging.stg_customers
 ),
 
@@ -20,7 +21,7 @@ redactions as (
     select * from staging.stg_redactions
 ),
 
-known_customers as (
+known_customers as not materialized (
     select * from customers
     where created_date <= getvariable('as_of')
 ),
@@ -89,9 +90,10 @@ rfm as (
         and (rfm_scores.f_score + rfm_scores.m_score) // 2 = rfm_grid.fm_score
 ),
 
-addresses as (
+-- Where each customer has an address (default first), normalised, kept when it names a country.
+located_customers as (
     select
-        customer_id,
+        *,
         list_filter(
             [{'country': default_country, 'province': default_province, 'city': default_city}]
             || list_transform(addresses, lambda a: {
@@ -101,36 +103,10 @@ addresses as (
             }),
             lambda a: a.country is not null
         ) as places
-    from customers
+    from known_customers
 ),
 
-places as (
-    select
-        customer_id,
-        list_sort(list_distinct(list_transform(places, lambda p: p.country))) as customer_countries,
-        list_sort(list_distinct(list_filter(
-            list_transform(places, lambda p: p.country || '-' || p.province), lambda r: r is not null
-        ))) as customer_regions,
-        list_sort(list_distinct(list_filter(
-            list_transform(places, lambda p: case
-                when p.city is not null then concat_ws('-', p.country, p.province, replace(p.city, ' ', ''))
-            end),
-            lambda c: c is not null
-        ))) as customer_cities
-    from addresses
-),
-
--- A number with no + is read in the customer's default address country.
-phones as (
-    select
-        customers.customer_id,
-        phone_numbers.phone_e164
-    from customers
-    inner join phone_numbers
-        on customers.phone = phone_numbers.phone
-        and customers.default_country is not distinct from phone_numbers.region
-),
-
+-- Places and phone numbers are columns of the customer row itself, not joined back by customer_id.
 joined as (
     select
         customers.*,
@@ -141,17 +117,26 @@ joined as (
         order_stats.last_order_date,
         abandoned.abandoned_checkout_date,
         abandoned.abandoned_checkout_url,
-        places.customer_countries,
-        places.customer_regions,
-        places.customer_cities,
-        phones.phone_e164,
+        list_sort(list_distinct(list_transform(customers.places, lambda p: p.country))) as customer_countries,
+        list_sort(list_distinct(list_filter(
+            list_transform(customers.places, lambda p: p.country || '-' || p.province), lambda r: r is not null
+        ))) as customer_regions,
+        list_sort(list_distinct(list_filter(
+            list_transform(customers.places, lambda p: case
+                when p.city is not null then concat_ws('-', p.country, p.province, replace(p.city, ' ', ''))
+            end),
+            lambda c: c is not null
+        ))) as customer_cities,
+        phone_numbers.phone_e164,
         coalesce(rfm.rfm_group, 'PROSPECTS') as rfm_group
-    from known_customers as customers
+    from located_customers as customers
     left join redactions on customers.customer_id = redactions.customer_id
     left join order_stats on customers.customer_id = order_stats.customer_id
     left join abandoned on customers.customer_id = abandoned.customer_id
-    left join places on customers.customer_id = places.customer_id
-    left join phones on customers.customer_id = phones.customer_id
+    -- A number with no + is read in the customer's default address country.
+    left join phone_numbers
+        on customers.phone = phone_numbers.phone
+        and customers.default_country is not distinct from phone_numbers.region
     left join rfm on customers.customer_id = rfm.customer_id
 )
 
