@@ -7,6 +7,7 @@ BENCHMARKS.md says how to read them.
 """
 
 import argparse
+import bisect
 import datetime as dt
 import json
 import multiprocessing
@@ -288,7 +289,8 @@ def prepare_stores(work: Path, customers: int, seed: int) -> dict[str, int]:
 
 
 class PeakMemory:
-    """Peak resident memory of this process and its children, sampled from /proc every 20 ms.
+    """Peak resident memory of this process and its children, sampled from /proc every 20 ms, and the
+    process's CPU time at each sample, so a step's CPU can be read off its start and end times.
 
     The kernel's own high-water mark of this process (VmHWM) is reset at `start` and read at `stop`,
     so a spike shorter than the sampling interval still counts for the process itself.
@@ -296,12 +298,14 @@ class PeakMemory:
 
     def __init__(self) -> None:
         self.peak_bytes = 0
+        self.cpu_samples: list[tuple[float, float]] = []  # (time.time(), CPU seconds so far)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         _reset_high_water_mark()
         self.peak_bytes = 0
+        self.cpu_samples = [(time.time(), _cpu_seconds())]
         self._stop.clear()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -310,13 +314,22 @@ class PeakMemory:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        self.cpu_samples.append((time.time(), _cpu_seconds()))
         self.peak_bytes = max(self.peak_bytes, _status_kb(os.getpid(), "VmHWM") * 1024)
         return round(self.peak_bytes / 2**20, 1)
+
+    def cpu_between(self, start: float, end: float) -> float:
+        """CPU seconds spent between two time.time() instants, to within a sampling interval."""
+        times = [t for t, _ in self.cpu_samples]
+        def at(instant: float) -> float:
+            return self.cpu_samples[max(bisect.bisect_right(times, instant) - 1, 0)][1]
+        return at(end) - at(start)
 
     def _sample(self) -> None:
         while not self._stop.wait(0.02):
             total = sum(_status_kb(pid, "VmRSS") for pid in _process_tree(os.getpid())) * 1024
             self.peak_bytes = max(self.peak_bytes, total)
+            self.cpu_samples.append((time.time(), _cpu_seconds()))
 
 
 def _reset_high_water_mark() -> None:
@@ -349,16 +362,27 @@ def _process_tree(pid: int) -> list[int]:
     return tree
 
 
+def _cpu_seconds() -> float:
+    """User and system CPU time of this process (every DuckDB thread) and its ended children (phone workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 @contextmanager
-def measured(phase: dict) -> Iterator[None]:
-    """Fills `phase` with wall time (s) and peak memory (MB) of the block."""
+def measured(phase: dict) -> Iterator[PeakMemory]:
+    """Fills `phase` with wall time (s), CPU time (s) and peak memory (MB) of the block.
+
+    CPU time is the steadier figure on a shared machine: other people's work lengthens the wall
+    time of a step but not the CPU it spends.
+    """
     memory = PeakMemory()
     memory.start()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_seconds()
     try:
-        yield
+        yield memory
     finally:
         phase["seconds"] = round(time.perf_counter() - started, 2)
+        phase["cpu_s"] = round(_cpu_seconds() - cpu, 2)
         phase["peak_rss_mb"] = memory.stop()
 
 
@@ -378,7 +402,7 @@ def stage_of(step_key: str) -> str | None:
 
 
 def run_night(work: Path, store: Path, segments_dir: Path, as_of: dt.date, instance: "dg.DagsterInstance") -> dict:
-    """One nightly job through Dagster, in this process; returns its wall time and per-stage seconds."""
+    """One nightly job through Dagster, in this process; returns its wall and CPU time, per stage too."""
     from pipeline.definitions import NIGHTLY, build_definitions
     from pipeline.settings import Settings
 
@@ -387,13 +411,13 @@ def run_night(work: Path, store: Path, segments_dir: Path, as_of: dt.date, insta
     run_config = {"resources": {"run": {"config": {"as_of": as_of.isoformat()}}},
                   "loggers": {"console": {"config": {"log_level": "ERROR"}}}}
     phase: dict = {}
-    with measured(phase):
+    with measured(phase) as memory:
         result = defs.resolve_job_def(NIGHTLY).execute_in_process(run_config=run_config, instance=instance,
                                                                   raise_on_error=False)
     if not result.success:
         failed = [e.step_key for e in result.all_events if e.is_step_failure]
         raise RuntimeError(f"the nightly job failed as of {as_of} at {failed}; see the Dagster log above")
-    started, steps = {}, {}
+    started, steps, step_cpu = {}, {}, {}
     for entry in instance.all_logs(result.run_id):
         event = entry.dagster_event
         if event is None or not event.step_key:
@@ -402,14 +426,17 @@ def run_night(work: Path, store: Path, segments_dir: Path, as_of: dt.date, insta
             started[event.step_key] = entry.timestamp
         elif event.is_step_success:
             steps[event.step_key] = entry.timestamp - started[event.step_key]
-    stages = dict.fromkeys(STAGES, 0.0)
+            step_cpu[event.step_key] = memory.cpu_between(started[event.step_key], entry.timestamp)
+    stages, stages_cpu = dict.fromkeys(STAGES, 0.0), dict.fromkeys(STAGES, 0.0)
     for step, seconds in steps.items():
         stage = stage_of(step)
         if stage:
             stages[stage] += seconds
-    return {"total_s": phase["seconds"], "peak_rss_mb": phase["peak_rss_mb"],
+            stages_cpu[stage] += step_cpu[step]
+    return {"total_s": phase["seconds"], "cpu_s": phase["cpu_s"], "peak_rss_mb": phase["peak_rss_mb"],
             "stages": {k: round(v, 2) for k, v in stages.items()},
-            "steps": {k: round(v, 2) for k, v in sorted(steps.items(), key=lambda kv: -kv[1])}}
+            "stages_cpu": {k: round(v, 2) for k, v in stages_cpu.items()},
+            "steps": {k: (round(v, 2), round(step_cpu[k], 2)) for k, v in sorted(steps.items(), key=lambda kv: -kv[1])}}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -703,11 +730,14 @@ def run_benchmark(customers: int, segment_count: int = len(SEGMENTS), *, work: P
         "segments": len(segments),
         "exported_segments": sum(s.export for s in segments),
         "stages": night_one["stages"],
+        "stages_cpu": night_one["stages_cpu"],
         "total_s": night_one["total_s"],
         "warm_total_s": warm,
         "warm_stages": night_two["stages"],
+        "warm_stages_cpu": night_two["stages_cpu"],
         "baseline_s": baseline["seconds"],
         "ratio": round(warm / baseline["seconds"], 2) if baseline["seconds"] else None,
+        "cpu_s": {"night1": night_one["cpu_s"], "night2": night_two["cpu_s"], "baseline": baseline["cpu_s"]},
         "peak_rss_mb": max(night_one["peak_rss_mb"], night_two["peak_rss_mb"], baseline["peak_rss_mb"]),
         "peak_rss_mb_by_phase": {"night1": night_one["peak_rss_mb"], "night2": night_two["peak_rss_mb"],
                                  "baseline": baseline["peak_rss_mb"]},

@@ -33,6 +33,12 @@ def test_report_has_every_figure(report: dict) -> None:
     assert report["customers"] == CUSTOMERS and report["orders"] > 0 and report["line_items"] > report["orders"]
     assert report["ratio"] == pytest.approx(report["warm_total_s"] / report["baseline_s"], abs=0.01)
     assert report["peak_rss_mb"] > 0
+    assert set(report["cpu_s"]) == {"night1", "night2", "baseline"}
+    assert all(seconds > 0 for seconds in report["cpu_s"].values())
+    for key in ("stages_cpu", "warm_stages_cpu"):
+        assert set(report[key]) == set(STAGES) and all(seconds >= 0 for seconds in report[key].values())
+    # Every stage's CPU is part of the night's, which also holds Dagster's own work between steps.
+    assert 0 < sum(report["stages_cpu"].values()) <= report["cpu_s"]["night1"]
     assert report["night_two_changes"]["changed_customers"] > 0 and report["night_two_changes"]["new_orders"] > 0
 
 
