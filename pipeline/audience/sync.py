@@ -37,6 +37,7 @@ from pipeline.audience.eligibility import (
 )
 from pipeline.audience.gateways import AudienceGateway, GatewayError
 from pipeline.audience.state import ensure_state_tables, state_tables_exist
+from pipeline.warehouse.build import transaction
 
 log = logging.getLogger(__name__)
 
@@ -362,8 +363,7 @@ def _record(con: duckdb.DuckDBPyConnection, segment: str, outcomes: list[tuple[s
         "select kind, outcome, count(*) from audience_settled group by all").fetchall()}
     # a fresh group of new numbers cannot be in the sync state yet: skip the delete, which scans it
     replaces = replay or any(kind != "new" and outcome == "sent" for kind, outcome in counts)
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         con.execute("insert into state.audience_changes select ?, ?, ?, action, phone, customer_id, batch_no, "
                     "outcome, reason, now() from audience_settled order by batch_no, action, phone",
                     [run_id, as_of, segment])
@@ -380,10 +380,6 @@ def _record(con: duckdb.DuckDBPyConnection, segment: str, outcomes: list[tuple[s
             set status = o.status, done_at = now(), contents = case when o.status = 'planned' then b.contents end
             from audience_outcomes as o
             where b.idempotency_key = o.idempotency_key""")
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
     return counts
 
 
@@ -404,30 +400,20 @@ def _save_suppressions(con: duckdb.DuckDBPyConnection) -> None:
         select s.phone, s.reason, s.source, coalesce(s.since, old.since, now()) as since
         from {SUPPRESSED_TABLE} as s
         left join state.audience_suppressions as old on s.phone = old.phone and s.source = old.source""")  # noqa: S608
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         con.execute("delete from state.audience_suppressions")
         con.execute("insert into state.audience_suppressions select * from audience_suppressions_next")
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
 
 
 def _save_members(con: duckdb.DuckDBPyConnection, segment: str, as_of: dt.date, run_id: str,
                   audience: Eligibility) -> None:
     pairs = ", ".join(f"{exp.Literal.string(f).sql(dialect='duckdb')}, {quote_identifier(f)}" for f in audience.fields)
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         con.execute("delete from state.audience_members where segment = ?", [segment])
         con.execute(f"""
             insert into state.audience_members
             select ?, phone, customer_id, first_name, last_name, country, json_object({pairs}), ?, ?
             from {ELIGIBLE_TABLE}""", [segment, as_of, run_id])  # noqa: S608 - names quoted by sqlglot
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
 
 
 def _members_table(con: duckdb.DuckDBPyConnection, audience: Eligibility) -> pa.Table:

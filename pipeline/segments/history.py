@@ -10,6 +10,7 @@ import datetime as dt
 import duckdb
 
 from pipeline.segments.compiler import MEMBERS_TABLE
+from pipeline.warehouse.build import transaction
 
 # state.segment_membership(segment, customer_id, entered_on, left_on): a member while left_on is null
 # state.segment_history_days(segment, first_as_of, as_of): the first and latest day recorded per segment
@@ -25,25 +26,24 @@ def record_membership(con: duckdb.DuckDBPyConnection, segment: str, as_of: dt.da
     latest = con.execute("select as_of from state.segment_history_days where segment = ?", [segment]).fetchall()
     if latest and as_of < latest[0][0]:
         return None
-    con.execute("begin")
-    if latest and as_of == latest[0][0]:
-        con.execute("delete from state.segment_membership where segment = ? and entered_on = ?", [segment, as_of])
-        con.execute("update state.segment_membership set left_on = null where segment = ? and left_on = ?",
-                    [segment, as_of])
-    left = con.execute(f"""
-        update state.segment_membership set left_on = ?
-        where segment = ? and left_on is null and customer_id not in (select customer_id from {MEMBERS_TABLE})
-        """, [as_of, segment]).fetchall()[0][0]  # noqa: S608 (a constant)
-    entered = con.execute(f"""
-        insert into state.segment_membership
-        select ?, customer_id, ?, null from {MEMBERS_TABLE}
-        where customer_id not in (
-            select customer_id from state.segment_membership where segment = ? and left_on is null
-        )
-        """, [segment, as_of, segment]).fetchall()[0][0]  # noqa: S608 (a constant)
-    con.execute("insert into state.segment_history_days values (?, ?, ?) "
-                "on conflict (segment) do update set as_of = excluded.as_of", [segment, as_of, as_of])
-    con.execute("commit")
+    with transaction(con):
+        if latest and as_of == latest[0][0]:
+            con.execute("delete from state.segment_membership where segment = ? and entered_on = ?", [segment, as_of])
+            con.execute("update state.segment_membership set left_on = null where segment = ? and left_on = ?",
+                        [segment, as_of])
+        left = con.execute(f"""
+            update state.segment_membership set left_on = ?
+            where segment = ? and left_on is null and customer_id not in (select customer_id from {MEMBERS_TABLE})
+            """, [as_of, segment]).fetchall()[0][0]  # noqa: S608 (a constant)
+        entered = con.execute(f"""
+            insert into state.segment_membership
+            select ?, customer_id, ?, null from {MEMBERS_TABLE}
+            where customer_id not in (
+                select customer_id from state.segment_membership where segment = ? and left_on is null
+            )
+            """, [segment, as_of, segment]).fetchall()[0][0]  # noqa: S608 (a constant)
+        con.execute("insert into state.segment_history_days values (?, ?, ?) "
+                    "on conflict (segment) do update set as_of = excluded.as_of", [segment, as_of, as_of])
     return {"entered": entered, "left": left}
 
 

@@ -77,6 +77,18 @@ def open_build(data_dir: Path, as_of: dt.date) -> Iterator[duckdb.DuckDBPyConnec
         con.close()
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One transaction: committed when the block ends, rolled back when it raises (even on a kill signal)."""
+    con.execute("begin transaction")
+    try:
+        yield
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
+
+
 def attach_state(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     """Attaches state.duckdb, the pipeline's durable record, as schema `state`."""
     path = exp.Literal.string(str(state_path(data_dir).resolve()))

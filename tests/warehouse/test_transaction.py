@@ -1,0 +1,31 @@
+"""`transaction`, the one way the pipeline groups writes to state.duckdb: all of a block or none of it."""
+
+import duckdb
+import pytest
+
+from pipeline.warehouse.build import transaction
+
+
+@pytest.fixture
+def con():
+    with duckdb.connect() as con:
+        con.execute("create table t (x integer)")
+        yield con
+
+
+def test_a_block_that_ends_is_committed(con: duckdb.DuckDBPyConnection) -> None:
+    with transaction(con):
+        con.execute("insert into t values (1), (2)")
+    assert con.execute("select count(*) from t").fetchall() == [(2,)]
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_a_block_that_raises_leaves_nothing_and_the_connection_usable(con: duckdb.DuckDBPyConnection,
+                                                                      error: BaseException) -> None:
+    with pytest.raises(type(error)), transaction(con):
+        con.execute("insert into t values (1)")
+        raise error
+    assert con.execute("select count(*) from t").fetchall() == [(0,)]
+    with transaction(con):  # no transaction was left open
+        con.execute("insert into t values (3)")
+    assert con.execute("select x from t").fetchall() == [(3,)]
