@@ -16,6 +16,7 @@ import os
 import shutil
 import zoneinfo
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ import pyarrow.parquet as pq
 from pipeline.store.schema import GID, OPTIONAL_FILES, STORE_FILES, Column, Resource, resources_in
 
 CHUNK_LINES = 200_000
+DIGEST_BLOCK = 4 << 20
 # The typing pass spills to a scratch folder beyond this, so a big shop's orders stay within it.
 SCRATCH_MEMORY = "1GB"
 GID_PATTERN = r"gid://shopify/[A-Za-z]+/[0-9]+"
@@ -84,14 +86,21 @@ def ingest_file(store_dir: Path, file: str, raw_dir: Path) -> IngestedFile:
 
 
 def _digest_and_lines(path: Path) -> tuple[str, int]:
-    """The content digest and the number of lines (a last line without a newline counts too)."""
+    """The content digest and the number of lines (a last line without a newline counts too).
+
+    Each block is hashed in a second thread (hashlib lets go of the GIL) while this one counts its
+    lines and reads the next, so the two take the time of the slower rather than of both.
+    """
     h = hashlib.sha256()
     lines, last = 0, b"\n"
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    with open(path, "rb") as f, ThreadPoolExecutor(max_workers=1) as hasher:
+        hashing = hasher.submit(h.update, b"")
+        for block in iter(lambda: f.read(DIGEST_BLOCK), b""):
+            hashing.result()  # blocks are hashed one at a time, in order
+            hashing = hasher.submit(h.update, block)
             lines += block.count(b"\n")
             last = block[-1:]
+        hashing.result()
     return h.hexdigest()[:16], lines + (last != b"\n")
 
 

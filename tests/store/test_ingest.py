@@ -107,6 +107,20 @@ def test_same_content_twice_adds_no_batch(tmp_path: Path) -> None:
     assert len(list((raw / "orders").glob("*.parquet"))) == 2
 
 
+@pytest.mark.parametrize("tail", [b"\n", b"", b"\n\n"])
+def test_digest_and_line_count_span_blocks_in_order(tmp_path: Path, monkeypatch, tail: bytes) -> None:
+    import hashlib
+
+    from pipeline.store import ingest
+
+    monkeypatch.setattr(ingest, "DIGEST_BLOCK", 7)  # many blocks, each line split across two
+    content = b"\n".join(f'{{"id": "gid://shopify/Order/{i}"}}'.encode() for i in range(50)) + tail
+    path = tmp_path / "orders.jsonl"
+    path.write_bytes(content)
+    lines = content.count(b"\n") + (not content.endswith(b"\n"))
+    assert ingest._digest_and_lines(path) == (hashlib.sha256(content).hexdigest()[:16], lines)
+
+
 def test_large_file_is_read_in_chunks(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr("pipeline.store.ingest.CHUNK_LINES", 7)
     store = Store(customers=[customer(n) for n in range(1, 51)]).write(tmp_path / "store")
