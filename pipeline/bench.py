@@ -658,21 +658,33 @@ def run_baseline(work: Path, stores: tuple[Path, Path], segments: list[BenchSegm
         state.execute("copy (select phone, region, phone_e164 from phone_cache) to ? (format parquet)",
                       [str(folder / "phones.parquet")])
     night_one, night_two = stores
-    phase: dict = {"file": str(folder / "baseline.duckdb")}
-    with measured(phase), duckdb.connect(phase["file"]) as con:
+    phase: dict = {"file": str(folder / "baseline.duckdb"), "stages": {}, "stages_cpu": {}}
+    with measured(phase) as memory, duckdb.connect(phase["file"]) as con:
         con.execute("set memory_limit = ?", [MEMORY_LIMIT])  # the pipeline's bound, for a fair race
         con.execute("set file_search_path = ?", [str(folder)])
+        started = time.time()
         for name, columns in JSON_COLUMNS.items():
             file = f"{name}.jsonl"
             files = [str(night_one / file)] + ([] if file in UNCHANGED_FILES else [str(night_two / file)])
             con.execute("copy (select * from read_json(?, columns = ?, format = 'newline_delimited', "
                         "filename = true)) to ? (format parquet)", [files, columns, str(folder / f"{name}.parquet")])
+        started = _lap(phase, memory, "ingest_s", started)
         for statement in (s for s in BASELINE_SQL.split(";\n") if s.strip()):
             con.execute(statement, {"as_of": as_of} if "$as_of" in statement else None)
+        started = _lap(phase, memory, "warehouse_s", started)
         for s in segments:
             con.execute(f"create table seg_{s.name} as select customer_id from customers c where {s.baseline}",  # noqa: S608 (our own SQL)
                         {"as_of": as_of} if "$as_of" in s.baseline else None)
+        _lap(phase, memory, "segments_s", started)
     return phase
+
+
+def _lap(phase: dict, memory: PeakMemory, stage: str, started: float) -> float:
+    """Records the wall and CPU seconds of `stage`, which began at `started` (time.time()); returns now."""
+    now = time.time()
+    phase["stages"][stage] = round(now - started, 2)
+    phase["stages_cpu"][stage] = round(memory.cpu_between(started, now), 2)
+    return now
 
 
 def membership_mismatches(warehouse: Path, baseline: Path, segments: list[BenchSegment]) -> dict[str, int]:
@@ -736,6 +748,8 @@ def run_benchmark(customers: int, segment_count: int = len(SEGMENTS), *, work: P
         "warm_stages": night_two["stages"],
         "warm_stages_cpu": night_two["stages_cpu"],
         "baseline_s": baseline["seconds"],
+        "baseline_stages": baseline["stages"],
+        "baseline_stages_cpu": baseline["stages_cpu"],
         "ratio": round(warm / baseline["seconds"], 2) if baseline["seconds"] else None,
         "cpu_s": {"night1": night_one["cpu_s"], "night2": night_two["cpu_s"], "baseline": baseline["cpu_s"]},
         "peak_rss_mb": max(night_one["peak_rss_mb"], night_two["peak_rss_mb"], baseline["peak_rss_mb"]),

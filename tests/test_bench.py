@@ -37,6 +37,10 @@ def test_report_has_every_figure(report: dict) -> None:
     assert all(seconds > 0 for seconds in report["cpu_s"].values())
     for key in ("stages_cpu", "warm_stages_cpu"):
         assert set(report[key]) == set(STAGES) and all(seconds >= 0 for seconds in report[key].values())
+    # the baseline's own stages, to set beside ours: it has no phones and no export
+    for key in ("baseline_stages", "baseline_stages_cpu"):
+        assert set(report[key]) == {"ingest_s", "warehouse_s", "segments_s"}
+    assert sum(report["baseline_stages"].values()) <= report["baseline_s"]
     # Every stage's CPU is part of the night's, which also holds Dagster's own work between steps.
     assert 0 < sum(report["stages_cpu"].values()) <= report["cpu_s"]["night1"]
     assert report["night_two_changes"]["changed_customers"] > 0 and report["night_two_changes"]["new_orders"] > 0
