@@ -3,14 +3,16 @@
 The marts already hide it, but raw batches are append-only history that would keep it forever.
 Each batch holding such a customer is rewritten with those columns nulled (lists emptied),
 under a temporary name and then renamed, so a crash leaves either the old file or the new one.
+DuckDB streams the rewrite within its memory bound: a batch of five million customers is never
+held in memory at once.
 """
 
 import os
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
+import duckdb
+
+from pipeline.store.ingest import SCRATCH_MEMORY
 
 # The personal data of a customer row (pipeline/store/schema.py); ids, dates and states stay.
 NULLED = ("first_name", "last_name", "email", "phone", "default_country", "default_province", "default_city",
@@ -25,50 +27,38 @@ def scrub_redacted(raw_dir: Path) -> int:
     call changes nothing and returns 0.
     """
     raw_dir = Path(raw_dir)
-    redacted = redacted_ids(raw_dir)
-    if not len(redacted):
+    requests = sorted((raw_dir / "redactions").glob("*.parquet"))
+    batches = sorted((raw_dir / "customers").glob("*.parquet"))
+    if not requests or not batches:
         return 0
     scrubbed = 0
-    for path in sorted((raw_dir / "customers").glob("*.parquet")):
-        table = pq.read_table(path)
-        hit = pc.fill_null(pc.is_in(table["id"], value_set=redacted), False)
-        dirty = pc.and_(hit, _has_pii(table))
-        rows = pc.sum(dirty).as_py() or 0
-        if not rows:
-            continue
-        for name in (*NULLED, *EMPTIED):
-            if name not in table.column_names:
+    with duckdb.connect() as con:
+        con.execute("set memory_limit = ?", [SCRATCH_MEMORY])
+        con.execute("create temp table redacted as select distinct customer_id as id from read_parquet(?) "
+                    "where customer_id is not null", [[str(f) for f in requests]])
+        for path in batches:
+            columns = [row[0] for row in con.execute("select name from parquet_schema(?)", [str(path)]).fetchall()]
+            nulled = [c for c in NULLED if c in columns]
+            emptied = [c for c in EMPTIED if c in columns]
+            has_pii = " or ".join([f"{c} is not null" for c in nulled] + [f"len({c}) > 0" for c in emptied])
+            rows = con.execute(
+                f"select count(*) from read_parquet(?) where id in (select id from redacted) and ({has_pii})",  # noqa: S608 (names from this module)
+                [str(path)]).fetchall()[0][0]
+            if not rows:
                 continue
-            column = table[name]
-            blank = pa.scalar([] if name in EMPTIED else None, type=column.type)
-            table = table.set_column(table.column_names.index(name), name, pc.if_else(hit, blank, column))
-        _write_atomically(table, path)
-        scrubbed += rows
+            blanks = [f"case when hit then null else {c} end as {c}" for c in nulled]
+            blanks += [f"case when hit then [] else {c} end as {c}" for c in emptied]
+            hits = "select *, coalesce(id in (select id from redacted), false) as hit from read_parquet(?)"
+            _write_atomically(con, f"select * exclude (hit) replace ({', '.join(blanks)}) from ({hits})", path)  # noqa: S608
+            scrubbed += rows
     return scrubbed
 
 
-def redacted_ids(raw_dir: Path) -> pa.Array:
-    """The customer GIDs of every customers/redact request ingested so far."""
-    files = sorted((Path(raw_dir) / "redactions").glob("*.parquet"))
-    ids = [pq.read_table(f, columns=["customer_id"])["customer_id"] for f in files]
-    return pc.unique(pa.chunked_array(ids, type=pa.string())).drop_null() if ids else pa.array([], pa.string())
-
-
-def _has_pii(table: pa.Table) -> pa.ChunkedArray | pa.Array:
-    present = pa.array([False] * table.num_rows)
-    for name in NULLED:
-        if name in table.column_names:
-            present = pc.or_(present, pc.is_valid(table[name]))
-    for name in EMPTIED:
-        if name in table.column_names:
-            present = pc.or_(present, pc.fill_null(pc.greater(pc.list_value_length(table[name]), 0), False))
-    return present
-
-
-def _write_atomically(table: pa.Table, path: Path) -> None:
+def _write_atomically(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
+    """Writes `query` (reading `path` as its one parameter) over `path`: a temporary file, then a rename."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        pq.write_table(table, tmp)
+        con.execute(f"copy ({query}) to ? (format parquet)", [str(path), str(tmp)])
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -21,6 +21,11 @@ def customer_rows(raw: Path) -> dict[tuple[str, str], dict]:
     return rows
 
 
+def column_types(path: Path) -> list[tuple[str, str]]:
+    """Names and types, not nullability: a writer marks a column without nulls as required."""
+    return [(field.name, str(field.type)) for field in pq.read_schema(path)]
+
+
 def test_scrub_nulls_only_redacted_customers_pii_in_only_their_files(tmp_path: Path):
     raw, store_dir = tmp_path / "raw", tmp_path / "store"
     tagged = {"tags": ["vip"], "addresses": [address("IT", "MI", "Milano"), address("FR", None, "Paris")]}
@@ -30,12 +35,14 @@ def test_scrub_nulls_only_redacted_customers_pii_in_only_their_files(tmp_path: P
     Store(customers=[customer(3, updated="2026-01-01T00:00:00Z")]).write(tmp_path / "later")
     ingest_file(tmp_path / "later", "customers.jsonl", raw)
     files = {p.name: p.read_bytes() for p in (raw / "customers").glob("*.parquet")}
+    schemas = {p.name: column_types(p) for p in (raw / "customers").glob("*.parquet")}
     before = customer_rows(raw)
 
     assert scrub_redacted(raw) == 1
 
     after = customer_rows(raw)
-    assert after.keys() == before.keys()
+    assert list(after) == list(before)  # the same rows in the same order
+    assert {p.name: column_types(p) for p in (raw / "customers").glob("*.parquet")} == schemas
     for key, row in after.items():
         if key[1] == "gid://shopify/Customer/2":
             assert all(row[c] is None for c in NULLED)
