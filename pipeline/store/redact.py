@@ -37,7 +37,7 @@ def scrub_redacted(raw_dir: Path) -> int:
         con.execute("create temp table redacted as select distinct customer_id as id from read_parquet(?) "
                     "where customer_id is not null", [[str(f) for f in requests]])
         for path in batches:
-            columns = [row[0] for row in con.execute("select name from parquet_schema(?)", [str(path)]).fetchall()]
+            columns = [row[0] for row in con.execute("describe select * from read_parquet(?)", [str(path)]).fetchall()]
             nulled = [c for c in NULLED if c in columns]
             emptied = [c for c in EMPTIED if c in columns]
             has_pii = " or ".join([f"{c} is not null" for c in nulled] + [f"len({c}) > 0" for c in emptied])
