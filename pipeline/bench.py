@@ -288,7 +288,7 @@ def prepare_stores(work: Path, customers: int, seed: int) -> dict[str, int]:
 # Measuring
 
 
-class PeakMemory:
+class Sampler:
     """Peak resident memory of this process and its children, sampled from /proc every 20 ms, and the
     process's CPU time at each sample, so a step's CPU can be read off its start and end times.
 
@@ -369,21 +369,21 @@ def _cpu_seconds() -> float:
 
 
 @contextmanager
-def measured(phase: dict) -> Iterator[PeakMemory]:
+def measured(phase: dict) -> Iterator[Sampler]:
     """Fills `phase` with wall time (s), CPU time (s) and peak memory (MB) of the block.
 
     CPU time is the steadier figure on a shared machine: other people's work lengthens the wall
     time of a step but not the CPU it spends.
     """
-    memory = PeakMemory()
-    memory.start()
+    sampler = Sampler()
+    sampler.start()
     started, cpu = time.perf_counter(), _cpu_seconds()
     try:
-        yield memory
+        yield sampler
     finally:
         phase["seconds"] = round(time.perf_counter() - started, 2)
         phase["cpu_s"] = round(_cpu_seconds() - cpu, 2)
-        phase["peak_rss_mb"] = memory.stop()
+        phase["peak_rss_mb"] = sampler.stop()
 
 
 def stage_of(step_key: str) -> str | None:
@@ -411,7 +411,7 @@ def run_night(work: Path, store: Path, segments_dir: Path, as_of: dt.date, insta
     run_config = {"resources": {"run": {"config": {"as_of": as_of.isoformat()}}},
                   "loggers": {"console": {"config": {"log_level": "ERROR"}}}}
     phase: dict = {}
-    with measured(phase) as memory:
+    with measured(phase) as sampler:
         result = defs.resolve_job_def(NIGHTLY).execute_in_process(run_config=run_config, instance=instance,
                                                                   raise_on_error=False)
     if not result.success:
@@ -426,7 +426,7 @@ def run_night(work: Path, store: Path, segments_dir: Path, as_of: dt.date, insta
             started[event.step_key] = entry.timestamp
         elif event.is_step_success:
             steps[event.step_key] = entry.timestamp - started[event.step_key]
-            step_cpu[event.step_key] = memory.cpu_between(started[event.step_key], entry.timestamp)
+            step_cpu[event.step_key] = sampler.cpu_between(started[event.step_key], entry.timestamp)
     stages, stages_cpu = dict.fromkeys(STAGES, 0.0), dict.fromkeys(STAGES, 0.0)
     for step, seconds in steps.items():
         stage = stage_of(step)
@@ -659,7 +659,7 @@ def run_baseline(work: Path, stores: tuple[Path, Path], segments: list[BenchSegm
                       [str(folder / "phones.parquet")])
     night_one, night_two = stores
     phase: dict = {"file": str(folder / "baseline.duckdb"), "stages": {}, "stages_cpu": {}}
-    with measured(phase) as memory, duckdb.connect(phase["file"]) as con:
+    with measured(phase) as sampler, duckdb.connect(phase["file"]) as con:
         con.execute("set memory_limit = ?", [MEMORY_LIMIT])  # the pipeline's bound, for a fair race
         con.execute("set file_search_path = ?", [str(folder)])
         started = time.time()
@@ -668,22 +668,22 @@ def run_baseline(work: Path, stores: tuple[Path, Path], segments: list[BenchSegm
             files = [str(night_one / file)] + ([] if file in UNCHANGED_FILES else [str(night_two / file)])
             con.execute("copy (select * from read_json(?, columns = ?, format = 'newline_delimited', "
                         "filename = true)) to ? (format parquet)", [files, columns, str(folder / f"{name}.parquet")])
-        started = _lap(phase, memory, "ingest_s", started)
+        started = _lap(phase, sampler, "ingest_s", started)
         for statement in (s for s in BASELINE_SQL.split(";\n") if s.strip()):
             con.execute(statement, {"as_of": as_of} if "$as_of" in statement else None)
-        started = _lap(phase, memory, "warehouse_s", started)
+        started = _lap(phase, sampler, "warehouse_s", started)
         for s in segments:
             con.execute(f"create table seg_{s.name} as select customer_id from customers c where {s.baseline}",  # noqa: S608 (our own SQL)
                         {"as_of": as_of} if "$as_of" in s.baseline else None)
-        _lap(phase, memory, "segments_s", started)
+        _lap(phase, sampler, "segments_s", started)
     return phase
 
 
-def _lap(phase: dict, memory: PeakMemory, stage: str, started: float) -> float:
+def _lap(phase: dict, sampler: Sampler, stage: str, started: float) -> float:
     """Records the wall and CPU seconds of `stage`, which began at `started` (time.time()); returns now."""
     now = time.time()
     phase["stages"][stage] = round(now - started, 2)
-    phase["stages_cpu"][stage] = round(memory.cpu_between(started, now), 2)
+    phase["stages_cpu"][stage] = round(sampler.cpu_between(started, now), 2)
     return now
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.bench import SEGMENTS, STAGES, bench_segments, stage_of, write_segment_defs
+from pipeline.bench import SEGMENTS, STAGES, Sampler, bench_segments, stage_of, write_segment_defs
 from pipeline.cli import main
 from pipeline.segments import load_definitions
 from pipeline.segments.catalogue import ATTRIBUTES, FUNCTIONS
@@ -70,3 +70,11 @@ def test_steps_count_under_their_stage() -> None:
     assert stage_of("staging__stg_orders") == stage_of("marts__customers") == stage_of("warehouse") == "warehouse_s"
     assert stage_of("segments__vip_big_spenders") == "segments_s"
     assert stage_of("exports__vip_big_spenders") == "export_s"
+
+
+def test_a_steps_cpu_is_read_off_the_samples_at_its_start_and_end() -> None:
+    sampler = Sampler()
+    sampler.cpu_samples = [(100.0, 1.0), (100.02, 1.5), (100.04, 2.5)]  # (time, CPU seconds so far)
+    assert sampler.cpu_between(100.0, 100.04) == 1.5
+    assert sampler.cpu_between(100.01, 100.03) == 0.5  # the last sample at or before each instant
+    assert sampler.cpu_between(99.0, 100.0) == 0.0  # before the first sample counts as the first
