@@ -259,16 +259,18 @@ def _plan_group(con: duckdb.DuckDBPyConnection, segment: str, run_id: str, as_of
         )""",  # noqa: S608 - names quoted by sqlglot
                 [run_id, segment, numbered, segment, run_id, numbered, as_of, batch_size,
                  (parts.start - 1) * batch_size, (parts.stop - 1) * batch_size])
-    rows = con.execute("select idempotency_key, batch_no, contents from state.audience_batches "
-                       "where segment = ? and run_id = ? and batch_no > ? and batch_no <= ? order by batch_no",
-                       [segment, run_id, numbered + parts.start - 1, numbered + parts.stop - 1]).fetchall()
-    return [_Plan(key, segment, batch_no, contents) for key, batch_no, contents in rows]
+    return _plans(con, segment, "run_id = ? and batch_no > ? and batch_no <= ? order by batch_no",
+                  [run_id, numbered + parts.start - 1, numbered + parts.stop - 1])
 
 
 def _pending_batches(con: duckdb.DuckDBPyConnection, segment: str) -> list[_Plan]:
-    rows = con.execute("select idempotency_key, batch_no, contents from state.audience_batches "
-                       "where segment = ? and status = 'planned' order by planned_at, batch_no",
-                       [segment]).fetchall()
+    return _plans(con, segment, "status = 'planned' order by planned_at, batch_no", [])
+
+
+def _plans(con: duckdb.DuckDBPyConnection, segment: str, where: str, params: list) -> list[_Plan]:
+    """The segment's stored plans that meet `where` (our own SQL, ending with its order), in that order."""
+    query = f"select idempotency_key, batch_no, contents from state.audience_batches where segment = ? and {where}"  # noqa: S608 - constant SQL
+    rows = con.execute(query, [segment, *params]).fetchall()
     return [_Plan(key, segment, batch_no, contents) for key, batch_no, contents in rows]
 
 

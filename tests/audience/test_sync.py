@@ -140,14 +140,20 @@ def test_dry_run_before_any_real_run_creates_no_state(audience_db, emulator):
     assert emulator.snapshot()["received"] == {}
 
 
-def test_a_batch_that_finally_fails_keeps_what_was_confirmed_and_the_rerun_sends_the_rest(audience_db, emulator):
-    con = audience_db(shop(25))
+def fail_at_batch_3(con, emulator) -> SyncError:
+    """A sync in batches of 10 whose gateway goes down for good after two batches: the error it raises."""
     emulator.set_faults(Faults(script=["ok", "ok", "ok", "500", "500", "500"]))  # PUT, 2 batches, then down
     with pytest.raises(SyncError, match="batch 3 failed") as failure:
         sync_segment(con, http(emulator, max_attempts=3), SEGMENT, as_of=AS_OF, run_id="r1", batch_size=10)
-    assert (failure.value.result.added, failure.value.result.failed) == (20, 5)
+    return failure.value
+
+
+def test_a_batch_that_finally_fails_keeps_what_was_confirmed_and_the_rerun_sends_the_rest(audience_db, emulator):
+    con = audience_db(shop(25))
+    failure = fail_at_batch_3(con, emulator)
+    assert (failure.result.added, failure.result.failed) == (20, 5)
     assert con.execute("select count(*) from state.audience_sync_state").fetchall() == [(20,)]
-    assert TOKEN not in str(failure.value)
+    assert TOKEN not in str(failure)
 
     emulator.set_faults(Faults())
     result = sync_segment(con, http(emulator), SEGMENT, as_of=AS_OF, run_id="r2", batch_size=10)
@@ -158,10 +164,8 @@ def test_a_batch_that_finally_fails_keeps_what_was_confirmed_and_the_rerun_sends
 
 def test_a_failure_mid_group_settles_the_unsent_batches_after_it_and_the_rerun_sends_them_once(audience_db, emulator):
     con = audience_db(shop(45))
-    emulator.set_faults(Faults(script=["ok", "ok", "ok", "500", "500", "500"]))  # PUT, 2 batches, then down
-    with pytest.raises(SyncError, match="batch 3 failed") as failure:
-        sync_segment(con, http(emulator, max_attempts=3), SEGMENT, as_of=AS_OF, run_id="r1", batch_size=10)
-    assert (failure.value.result.added, failure.value.result.failed) == (20, 10)
+    failure = fail_at_batch_3(con, emulator)
+    assert (failure.result.added, failure.result.failed) == (20, 10)
     assert con.execute("select batch_no, status, contents is not null from state.audience_batches "
                        "order by batch_no").fetchall() == [
         (1, "confirmed", False), (2, "confirmed", False), (3, "planned", True), (4, "unsent", False),
