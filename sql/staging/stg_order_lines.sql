@@ -1,4 +1,5 @@
 -- Line items of each order's winning version: the lines of the batch that version came from.
+-- A line belongs to the order whose numeric id its __parentId carries, the id stg_orders keys on.
 with order_lines as not materialized (
     -- read three times below: rereading the Parquet costs less than a copy of 10M lines
     select * from raw.order_lines
@@ -30,19 +31,21 @@ superseded as (
     ) > 1
 ),
 
--- Every batch name once, in a list: the orders below carry the position of their batch in it rather
--- than the 40-character name, which keeps the hash table of 4M orders inside the 1 GB memory bound
--- (keyed on the names it spills, and the join takes twice as long).
+-- Every batch name once, in a list: the orders below carry the position of their batch in it.
 batch_names as (
     select list(distinct _batch order by _batch) as names
     from raw.orders
 ),
 
+-- The hash table the lines are joined to: 12 bytes an order (numeric id, batch position), not the
+-- GID and the 40-character batch name. With a million customers' 4M orders the join then runs
+-- within a 400 MB memory bound; keyed on the strings it spilled even at 600 MB. Past the bound
+-- the join spills every line item with all its columns: that made this model 3.5x slower a
+-- customer at 5M customers than at 1M.
 winning_versions as (
     select
         orders.order_id,
-        orders.order_gid,
-        list_position(batch_names.names, orders.source_batch) as batch_position
+        cast(list_position(batch_names.names, orders.source_batch) as integer) as batch_position
     from orders
     cross join batch_names
 ),
@@ -52,7 +55,8 @@ winning as (
         order_lines.*,
         winning_versions.order_id
     from order_lines
-    inner join winning_versions on order_lines._parent_id = winning_versions.order_gid
+    inner join winning_versions
+        on cast(split_part(order_lines._parent_id, '/', 5) as bigint) = winning_versions.order_id
     cross join batch_names
     anti join superseded
         on order_lines._batch = superseded._batch
