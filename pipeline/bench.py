@@ -27,6 +27,7 @@ import duckdb
 import numpy as np
 import yaml
 
+from pipeline.settings import DEFAULT_MEMORY_LIMIT, SettingsError, check_memory_limit
 from pipeline.store.demo import (
     CUSTOMER_ID_BASE,
     DEFAULT_AS_OF,
@@ -37,7 +38,6 @@ from pipeline.store.demo import (
     VARIANT_ID_BASE,
     generate_store,
 )
-from pipeline.warehouse.build import MEMORY_LIMIT
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -401,12 +401,14 @@ def stage_of(step_key: str) -> str | None:
     return None
 
 
-def run_night(work: Path, store: Path, segments_dir: Path, as_of: dt.date, instance: "dg.DagsterInstance") -> dict:
+def run_night(work: Path, store: Path, segments_dir: Path, as_of: dt.date, instance: "dg.DagsterInstance",
+              memory_limit: str) -> dict:
     """One nightly job through Dagster, in this process; returns its wall and CPU time, per stage too."""
     from pipeline.definitions import NIGHTLY, build_definitions
     from pipeline.settings import Settings
 
-    settings = Settings(source=f"jsonl:{store}", data_dir=work / "data", segments_dir=segments_dir, gateway="file")
+    settings = Settings(source=f"jsonl:{store}", data_dir=work / "data", segments_dir=segments_dir, gateway="file",
+                        memory_limit=memory_limit)
     defs = build_definitions(settings)
     run_config = {"resources": {"run": {"config": {"as_of": as_of.isoformat()}}},
                   "loggers": {"console": {"config": {"log_level": "ERROR"}}}}
@@ -645,7 +647,8 @@ left join phones using (customer_id);
 """
 
 
-def run_baseline(work: Path, stores: tuple[Path, Path], segments: list[BenchSegment], as_of: dt.date) -> dict:
+def run_baseline(work: Path, stores: tuple[Path, Path], segments: list[BenchSegment], as_of: dt.date,
+                 memory_limit: str) -> dict:
     """read_json of both nights' stores into Parquet, then the hand-written script and every segment.
 
     Phone normalisation is not the baseline's work: it reads the pipeline's own E.164 cache,
@@ -660,7 +663,7 @@ def run_baseline(work: Path, stores: tuple[Path, Path], segments: list[BenchSegm
     night_one, night_two = stores
     phase: dict = {"file": str(folder / "baseline.duckdb"), "stages": {}, "stages_cpu": {}}
     with measured(phase) as sampler, duckdb.connect(phase["file"]) as con:
-        con.execute("set memory_limit = ?", [MEMORY_LIMIT])  # the pipeline's bound, for a fair race
+        con.execute("set memory_limit = ?", [memory_limit])  # the pipeline's bound, for a fair race
         con.execute("set file_search_path = ?", [str(folder)])
         started = time.time()
         for name, columns in JSON_COLUMNS.items():
@@ -714,8 +717,11 @@ def segment_sizes(warehouse: Path, segments: list[BenchSegment]) -> dict[str, in
 # The command
 
 
-def run_benchmark(customers: int, segment_count: int = len(SEGMENTS), *, work: Path, seed: int = 0) -> dict:
-    """Generates the stores, times both nights and the baseline, and returns the report."""
+def run_benchmark(customers: int, segment_count: int = len(SEGMENTS), *, work: Path, seed: int = 0,
+                  memory_limit: str = DEFAULT_MEMORY_LIMIT) -> dict:
+    """Generates the stores, times both nights and the baseline, and returns the report.
+
+    Both nights and the baseline run under the same DuckDB memory bound."""
     import dagster as dg
 
     segments = bench_segments(segment_count)
@@ -726,11 +732,11 @@ def run_benchmark(customers: int, segment_count: int = len(SEGMENTS), *, work: P
     generate_s = round(time.perf_counter() - started, 2)
     load = {"before": _load()}
     with dg.DagsterInstance.ephemeral() as instance:
-        night_one = run_night(work, work / "night1", work / "segment_defs", NIGHT_ONE, instance)
+        night_one = run_night(work, work / "night1", work / "segment_defs", NIGHT_ONE, instance, memory_limit)
         load["night1"] = _load()
-        night_two = run_night(work, work / "night2", work / "segment_defs", NIGHT_TWO, instance)
+        night_two = run_night(work, work / "night2", work / "segment_defs", NIGHT_TWO, instance, memory_limit)
         load["night2"] = _load()
-    baseline = run_baseline(work, (work / "night1", work / "night2"), segments, NIGHT_TWO)
+    baseline = run_baseline(work, (work / "night1", work / "night2"), segments, NIGHT_TWO, memory_limit)
     load["baseline"] = _load()
     warehouse = work / "data" / "warehouse.duckdb"
     mismatches = membership_mismatches(warehouse, Path(baseline["file"]), segments)
@@ -741,6 +747,7 @@ def run_benchmark(customers: int, segment_count: int = len(SEGMENTS), *, work: P
         "line_items": counts["line_items"],
         "segments": len(segments),
         "exported_segments": sum(s.export for s in segments),
+        "memory_limit": memory_limit,
         "stages": night_one["stages"],
         "stages_cpu": night_one["stages_cpu"],
         "total_s": night_one["total_s"],
@@ -777,6 +784,11 @@ def _load() -> list[float]:
 def cmd_bench(args: argparse.Namespace) -> int:
     from pipeline.cli import console
 
+    try:
+        memory_limit = check_memory_limit(os.environ.get("SMSSEG_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT)
+    except SettingsError as e:
+        console.print(f"[red]bench:[/red] {e}")
+        return 2
     if args.customers < 1 or args.segments < 1:
         console.print(f"[red]bench:[/red] --customers {args.customers} and --segments {args.segments}: "
                       "both need to be 1 or more")
@@ -785,7 +797,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="smsseg-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        report = run_benchmark(args.customers, args.segments, work=work, seed=args.seed)
+        report = run_benchmark(args.customers, args.segments, work=work, seed=args.seed, memory_limit=memory_limit)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -800,7 +812,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Adds `smsseg bench` to the command's subcommands."""
-    bench = commands.add_parser("bench", help="time night 1, night 2 and a plain-DuckDB baseline on a demo store")
+    bench = commands.add_parser("bench", help="time night 1, night 2 and a plain-DuckDB baseline on a demo store "
+                                              "(under SMSSEG_MEMORY_LIMIT, as a run)")
     bench.add_argument("--customers", type=int, required=True, help="customers in the generated demo store")
     bench.add_argument("--segments", type=int, default=len(SEGMENTS),
                        help=f"segment definitions to evaluate (default {len(SEGMENTS)}, covering the whole language)")

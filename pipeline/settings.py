@@ -10,7 +10,12 @@ import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+# DuckDB's memory bound in every step that reads or builds the data: beyond it, joins and sorts
+# spill to disk rather than grow. 1GB keeps a shop of a million customers under 2 GB in all.
+DEFAULT_MEMORY_LIMIT = "1GB"
 SOURCES = ("demo", "jsonl:DIR", "shopify")
 GATEWAYS = ("file", "http")
 
@@ -28,6 +33,7 @@ class Settings:
     as_of: dt.date | None = None  # None: today in the shop's time zone, decided when the run starts
     dry_run: bool = False
     swing_threshold: float = 0.5
+    memory_limit: str = DEFAULT_MEMORY_LIMIT
 
     @classmethod
     def resolve(cls, *, source: str | None = None, data_dir: str | None = None, segments_dir: str | None = None,
@@ -71,7 +77,20 @@ class Settings:
             as_of=parse_as_of(as_of or env.get("SMSSEG_AS_OF")),
             dry_run=dry_run,
             swing_threshold=swing_threshold,
+            memory_limit=check_memory_limit(env.get("SMSSEG_MEMORY_LIMIT") or cls.memory_limit),
         )
+
+
+def check_memory_limit(value: str) -> str:
+    """A memory bound DuckDB understands (1GB, 2.5GiB, 60%), or SettingsError naming the variable."""
+    with duckdb.connect() as con:
+        try:
+            con.execute("set memory_limit = ?", [value])
+        except duckdb.Error as e:
+            raise SettingsError(f"SMSSEG_MEMORY_LIMIT {value!r}: {e}. Give DuckDB's memory bound as an amount "
+                                "with its unit, e.g. 1GB (the default) or 4GB for a shop of several million "
+                                "customers.") from None
+    return value
 
 
 def parse_as_of(value: str | None) -> dt.date | None:

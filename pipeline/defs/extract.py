@@ -91,14 +91,16 @@ def extract_asset(file: str, source: str) -> dg.AssetsDefinition:
     )
     def _extract(context: dg.AssetExecutionContext, settings: PipelineSettings) -> dg.MaterializeResult:
         store = store_directory(settings, file)
-        try:
-            ingested = ingest_file(store, file, raw_dir(settings.data_path))
-        except StoreError as e:
-            raise dg.Failure(str(e)) from None
-        downloads.mark_published(store, file)
-        scrubbed = {}
-        if file == "customers.jsonl":
-            scrubbed["pii_rows_scrubbed"] = dg.MetadataValue.int(scrub_redacted(raw_dir(settings.data_path)))
+        with settings.memory_bound():
+            try:
+                ingested = ingest_file(store, file, raw_dir(settings.data_path), settings.memory_limit)
+            except StoreError as e:
+                raise dg.Failure(str(e)) from None
+            downloads.mark_published(store, file)
+            scrubbed = {}
+            if file == "customers.jsonl":
+                rows = scrub_redacted(raw_dir(settings.data_path), settings.memory_limit)
+                scrubbed["pii_rows_scrubbed"] = dg.MetadataValue.int(rows)
         context.log.info(f"{file}: batch {ingested.batch}" + (" (unchanged, nothing new)" if ingested.skipped else ""))
         return dg.MaterializeResult(metadata={
             "batch": ingested.batch,

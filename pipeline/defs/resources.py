@@ -1,12 +1,15 @@
 """What every asset is given: the pipeline's fixed settings and the options of this run."""
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import duckdb
 
-from pipeline.settings import parse_as_of
+from pipeline.settings import DEFAULT_MEMORY_LIMIT, parse_as_of
 from pipeline.shopify.client import API_VERSION, ShopifyClient
 from pipeline.warehouse.build import shop_timezone
 
@@ -18,6 +21,7 @@ class PipelineSettings(dg.ConfigurableResource):
     segments_dir: str
     source: str = "demo"
     swing_threshold: float = 0.5  # an exported segment whose size moves by more than this share is held
+    memory_limit: str = DEFAULT_MEMORY_LIMIT  # DuckDB's bound in extraction and the warehouse; beyond it, spill
 
     @property
     def data_path(self) -> Path:
@@ -25,6 +29,17 @@ class PipelineSettings(dg.ConfigurableResource):
 
     def shop_timezone(self) -> str:
         return shop_timezone(self.data_path)
+
+    @contextmanager
+    def memory_bound(self) -> Iterator[None]:
+        """Turns DuckDB running out of its memory bound into a failure that names the setting."""
+        try:
+            yield
+        except duckdb.OutOfMemoryException as e:
+            reason = str(e).splitlines()[0]
+            raise dg.Failure(f"DuckDB ran out of memory within SMSSEG_MEMORY_LIMIT={self.memory_limit} ({reason}). "
+                             "Raise SMSSEG_MEMORY_LIMIT (e.g. 4GB for a shop of several million customers) "
+                             "and rerun.") from None
 
 
 class RunOptions(dg.ConfigurableResource):

@@ -31,7 +31,7 @@ def with_build(context: dg.AssetExecutionContext, settings: PipelineSettings, ru
                work: Callable[[duckdb.DuckDBPyConnection, dt.date], Result]) -> Result:
     """Runs `work(con, as_of)` on the build warehouse, as of this run's date, with state.duckdb attached."""
     as_of = run.as_of_date(context, settings)
-    with open_build(settings.data_path, as_of) as con:
+    with settings.memory_bound(), open_build(settings.data_path, as_of, settings.memory_limit) as con:
         attach_state(con, settings.data_path)
         return work(con, as_of)
 

@@ -25,12 +25,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.settings import DEFAULT_MEMORY_LIMIT
 from pipeline.store.schema import GID, OPTIONAL_FILES, STORE_FILES, Column, Resource, resources_in
 
 CHUNK_LINES = 200_000
 DIGEST_BLOCK = 4 << 20
-# The typing pass spills to a scratch folder beyond this, so a big shop's orders stay within it.
-SCRATCH_MEMORY = "1GB"
 GID_PATTERN = r"gid://shopify/[A-Za-z]+/[0-9]+"
 
 
@@ -51,11 +50,12 @@ def ingest_store(store_dir: Path, raw_dir: Path, files: tuple[str, ...] = STORE_
     return [ingest_file(store_dir, file, raw_dir) for file in files]
 
 
-def ingest_file(store_dir: Path, file: str, raw_dir: Path) -> IngestedFile:
+def ingest_file(store_dir: Path, file: str, raw_dir: Path, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> IngestedFile:
     """Reads one JSONL file of the store directory into one Parquet batch per resource it holds.
 
     The batch name starts with the ingest time, so batches sort in arrival order, and ends with
-    a digest of the content, so ingesting the same file twice adds nothing.
+    a digest of the content, so ingesting the same file twice adds nothing. The typing pass
+    spills to a scratch folder beyond `memory_limit`, so a big shop's orders stay within it.
     """
     path = Path(store_dir) / file
     resources = resources_in(file)
@@ -74,7 +74,7 @@ def ingest_file(store_dir: Path, file: str, raw_dir: Path) -> IngestedFile:
     batch = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{digest}"
     tmp_paths = {r.name: raw_dir / r.name / f".{batch}.parquet.tmp" for r in resources}
     try:
-        rows = _write_batch(path if path.is_file() else None, lines, resources, batch, tmp_paths)
+        rows = _write_batch(path if path.is_file() else None, lines, resources, batch, tmp_paths, memory_limit)
         if file == "shop.jsonl":
             _check_shop(tmp_paths["shop"])
         for r in resources:
@@ -115,16 +115,16 @@ def _batch_with_digest(raw_dir: Path, resources: tuple[Resource, ...], digest: s
 
 
 def _write_batch(path: Path | None, lines: int, resources: tuple[Resource, ...], batch: str,
-                 tmp_paths: dict[str, Path]) -> dict[str, int]:
+                 tmp_paths: dict[str, Path], memory_limit: str) -> dict[str, int]:
     if path is not None and lines:
-        rows = _write_whole_file(path, lines, resources, batch, tmp_paths)
+        rows = _write_whole_file(path, lines, resources, batch, tmp_paths, memory_limit)
         if rows is not None:
             return rows
     return _write_chunks(path, resources, batch, tmp_paths)
 
 
 def _write_whole_file(path: Path, lines: int, resources: tuple[Resource, ...], batch: str,
-                      tmp_paths: dict[str, Path]) -> dict[str, int] | None:
+                      tmp_paths: dict[str, Path], memory_limit: str) -> dict[str, int] | None:
     """Types the file in one pass of DuckDB's JSON reader, then splits it into each resource's Parquet file.
 
     The pass writes every line, typed and marked with its resource and whether it fits, to a scratch
@@ -144,7 +144,7 @@ def _write_whole_file(path: Path, lines: int, resources: tuple[Resource, ...], b
                       for i, r in enumerate(resources) for name, expr in _typed_columns(r))
     con = duckdb.connect()
     try:
-        con.execute("set memory_limit = ?", [SCRATCH_MEMORY])
+        con.execute("set memory_limit = ?", [memory_limit])
         con.execute("set temp_directory = ?", [str(spill)])
         try:
             con.execute(

@@ -8,11 +8,12 @@ held in memory at once.
 """
 
 import os
+import shutil
 from pathlib import Path
 
 import duckdb
 
-from pipeline.store.ingest import SCRATCH_MEMORY
+from pipeline.settings import DEFAULT_MEMORY_LIMIT
 
 # The personal data of a customer row (pipeline/store/schema.py); ids, dates and states stay.
 NULLED = ("first_name", "last_name", "email", "phone", "default_country", "default_province", "default_city",
@@ -20,7 +21,7 @@ NULLED = ("first_name", "last_name", "email", "phone", "default_country", "defau
 EMPTIED = ("addresses", "tags")
 
 
-def scrub_redacted(raw_dir: Path) -> int:
+def scrub_redacted(raw_dir: Path, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> int:
     """Rewrites raw customers/*.parquet without the PII of customers in redactions/*.parquet; returns rows scrubbed.
 
     Only files with a redacted customer whose data is still there are rewritten, so a second
@@ -31,27 +32,33 @@ def scrub_redacted(raw_dir: Path) -> int:
     batches = sorted((raw_dir / "customers").glob("*.parquet"))
     if not requests or not batches:
         return 0
-    scrubbed = 0
-    with duckdb.connect() as con:
-        con.execute("set memory_limit = ?", [SCRATCH_MEMORY])
-        con.execute("create temp table redacted as select distinct customer_id as id from read_parquet(?) "
-                    "where customer_id is not null", [[str(f) for f in requests]])
-        for path in batches:
-            columns = [row[0] for row in con.execute("describe select * from read_parquet(?)", [str(path)]).fetchall()]
-            nulled = [c for c in NULLED if c in columns]
-            emptied = [c for c in EMPTIED if c in columns]
-            has_pii = " or ".join([f"{c} is not null" for c in nulled] + [f"len({c}) > 0" for c in emptied])
-            rows = con.execute(
-                f"select count(*) from read_parquet(?) where id in (select id from redacted) and ({has_pii})",  # noqa: S608 (names from this module)
-                [str(path)]).fetchall()[0][0]
-            if not rows:
-                continue
-            blanks = [f"case when hit then null else {c} end as {c}" for c in nulled]
-            blanks += [f"case when hit then [] else {c} end as {c}" for c in emptied]
-            hits = "select *, coalesce(id in (select id from redacted), false) as hit from read_parquet(?)"
-            _write_atomically(con, f"select * exclude (hit) replace ({', '.join(blanks)}) from ({hits})", path)  # noqa: S608
-            scrubbed += rows
-    return scrubbed
+    spill = raw_dir / ".scrub.spill"  # beside the data it holds, not in the working directory (DuckDB's default)
+    try:
+        with duckdb.connect() as con:
+            con.execute("set memory_limit = ?", [memory_limit])
+            con.execute("set temp_directory = ?", [str(spill)])
+            con.execute("create temp table redacted as select distinct customer_id as id from read_parquet(?) "
+                        "where customer_id is not null", [[str(f) for f in requests]])
+            return sum(_scrub_batch(con, path) for path in batches)
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+def _scrub_batch(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+    """Rewrites one batch without the PII of the customers in temp table `redacted`; returns rows scrubbed."""
+    columns = [row[0] for row in con.execute("describe select * from read_parquet(?)", [str(path)]).fetchall()]
+    nulled = [c for c in NULLED if c in columns]
+    emptied = [c for c in EMPTIED if c in columns]
+    has_pii = " or ".join([f"{c} is not null" for c in nulled] + [f"len({c}) > 0" for c in emptied])
+    rows = con.execute(
+        f"select count(*) from read_parquet(?) where id in (select id from redacted) and ({has_pii})",  # noqa: S608 (names from this module)
+        [str(path)]).fetchall()[0][0]
+    if rows:
+        blanks = [f"case when hit then null else {c} end as {c}" for c in nulled]
+        blanks += [f"case when hit then [] else {c} end as {c}" for c in emptied]
+        hits = "select *, coalesce(id in (select id from redacted), false) as hit from read_parquet(?)"
+        _write_atomically(con, f"select * exclude (hit) replace ({', '.join(blanks)}) from ({hits})", path)  # noqa: S608
+    return rows
 
 
 def _write_atomically(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:

@@ -16,13 +16,11 @@ import duckdb
 import pyarrow.parquet as pq
 from sqlglot import exp
 
+from pipeline.settings import DEFAULT_MEMORY_LIMIT
 from pipeline.store.schema import RESOURCES
 from pipeline.warehouse.models import Model
 
 SCHEMAS = ("raw", "staging", "marts", "segments", "audience")
-# DuckDB takes 80% of RAM by default; bounded, it spills joins and windows to disk instead, so the
-# nightly run of a million customers stays under 2 GB however big the machine is.
-MEMORY_LIMIT = "1GB"
 
 
 class WarehouseError(RuntimeError):
@@ -55,8 +53,12 @@ def shop_timezone(data_dir: Path) -> str:
 
 
 @contextmanager
-def open_build(data_dir: Path, as_of: dt.date) -> Iterator[duckdb.DuckDBPyConnection]:
+def open_build(data_dir: Path, as_of: dt.date,
+               memory_limit: str = DEFAULT_MEMORY_LIMIT) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection to the next warehouse with `as_of` set for the models.
+
+    DuckDB would take 80% of RAM; bounded by `memory_limit`, it spills joins and windows to disk
+    instead, so the run stays within it however big the machine is.
 
     The build file persists between runs, so rerunning one model from the UI builds on the rest.
     When it is missing, it starts as a copy of the live warehouse.
@@ -67,7 +69,7 @@ def open_build(data_dir: Path, as_of: dt.date) -> Iterator[duckdb.DuckDBPyConnec
         shutil.copyfile(live, build)
     con = duckdb.connect(str(build))
     try:
-        con.execute("set memory_limit = ?", [MEMORY_LIMIT])
+        con.execute("set memory_limit = ?", [memory_limit])
         con.execute("set variable as_of = ?::date", [as_of])
         for schema in SCHEMAS:
             con.execute(f"create schema if not exists {schema}")
@@ -133,7 +135,7 @@ def publish(data_dir: Path) -> Path:
     return live
 
 
-def build_all(data_dir: Path, as_of: dt.date) -> dict[str, int]:
+def build_all(data_dir: Path, as_of: dt.date, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> dict[str, int]:
     """Builds every model into the next warehouse in one call (tests, benchmark); returns row counts.
 
     The nightly job runs the same steps as separate assets. Staging comes first, then the phone
@@ -144,7 +146,7 @@ def build_all(data_dir: Path, as_of: dt.date) -> dict[str, int]:
 
     counts = {}
     models = load_models()
-    with open_build(data_dir, as_of) as con:
+    with open_build(data_dir, as_of, memory_limit) as con:
         create_raw_views(con, data_dir)
         attach_state(con, data_dir)
         for model in (m for m in models if m.schema == "staging"):

@@ -153,6 +153,22 @@ def test_cli_rejects_a_bad_setting_naming_it(tmp_path: Path) -> None:
     done = subprocess.run([*smsseg[:2], "--source", "ftp://x", "--data-dir", str(tmp_path)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "source 'ftp://x' (--source or SMSSEG_SOURCE)" in done.stdout
+    done = subprocess.run(smsseg[:2], env={**os.environ, "SMSSEG_MEMORY_LIMIT": "lots"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "SMSSEG_MEMORY_LIMIT 'lots'" in done.stdout and "e.g. 1GB" in done.stdout
+
+
+def test_a_run_out_of_its_memory_bound_names_the_setting_and_keeps_the_warehouse(tmp_path: Path) -> None:
+    store = small_store().write(tmp_path / "store")
+    assert run_nightly(tmp_path / "data", store).success
+    before = customers_in(tmp_path / "data" / "warehouse.duckdb")
+    settings = Settings(source=f"jsonl:{store}", data_dir=tmp_path / "data", segments_dir=tmp_path / "no-segments",
+                        memory_limit="1MB")
+    result = run_nightly_job(settings, as_of=AS_OF + dt.timedelta(days=1))
+    assert not result.success
+    failures = [e.event_specific_data.error.message for e in result.all_events if e.is_step_failure]
+    assert failures and all("ran out of memory within SMSSEG_MEMORY_LIMIT=1MB" in f for f in failures)
+    assert customers_in(tmp_path / "data" / "warehouse.duckdb") == before
 
 
 def test_a_redaction_erases_pii_from_raw_and_the_warehouse(tmp_path: Path) -> None:

@@ -1,0 +1,35 @@
+"""Settings that reach DuckDB: the memory bound, from the environment to every connection that builds."""
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipeline.settings import DEFAULT_MEMORY_LIMIT, Settings, SettingsError
+from pipeline.store.ingest import ingest_file
+from pipeline.warehouse.build import open_build
+
+
+def test_the_memory_bound_comes_from_the_environment_or_the_default() -> None:
+    assert Settings.resolve(env={}).memory_limit == DEFAULT_MEMORY_LIMIT == "1GB"
+    assert Settings.resolve(env={"SMSSEG_MEMORY_LIMIT": "2.5GiB"}).memory_limit == "2.5GiB"
+    for bad in ("lots", "3000000", "GB"):
+        with pytest.raises(SettingsError, match=f"SMSSEG_MEMORY_LIMIT '{bad}': .*e.g. 1GB"):
+            Settings.resolve(env={"SMSSEG_MEMORY_LIMIT": bad})
+
+
+def test_the_build_warehouse_runs_within_the_bound(tmp_path: Path) -> None:
+    with open_build(tmp_path, dt.date(2026, 10, 31), "300MB") as con:
+        assert con.execute("select current_setting('memory_limit')").fetchall() == [("286.1 MiB",)]
+    with open_build(tmp_path, dt.date(2026, 10, 31)) as con:
+        assert con.execute("select current_setting('memory_limit')").fetchall() == [("953.6 MiB",)]
+
+
+def test_extraction_runs_within_the_bound(tmp_path: Path) -> None:
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "sms_events.jsonl").write_text('{"phone": "+393331234567", "type": "sent"}\n' * 1000)
+    with pytest.raises(duckdb.OutOfMemoryException):
+        ingest_file(tmp_path / "store", "sms_events.jsonl", tmp_path / "raw", "1MB")
+    assert not any((tmp_path / "raw").rglob("*.parquet"))
+    assert ingest_file(tmp_path / "store", "sms_events.jsonl", tmp_path / "raw").rows == {"sms_events": 1000}
