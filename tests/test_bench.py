@@ -19,7 +19,9 @@ CUSTOMERS = 300
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("bench") / "bench.json"
     work = tmp_path_factory.mktemp("work")
-    assert main(["bench", "--customers", str(CUSTOMERS), "--out", str(out), "--work-dir", str(work)]) == 0
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SMSSEG_MEMORY_LIMIT", "512MB")  # both nights and the baseline run under the run's setting
+        assert main(["bench", "--customers", str(CUSTOMERS), "--out", str(out), "--work-dir", str(work)]) == 0
     assert not work.exists()  # big data is deleted unless --keep
     return json.loads(out.read_text())
 
@@ -44,6 +46,16 @@ def test_report_has_every_figure(report: dict) -> None:
     # Every stage's CPU is part of the night's, which also holds Dagster's own work between steps.
     assert 0 < sum(report["stages_cpu"].values()) <= report["cpu_s"]["night1"]
     assert report["night_two_changes"]["changed_customers"] > 0 and report["night_two_changes"]["new_orders"] > 0
+    assert report["memory_limit"] == "512MB"
+
+
+def test_a_bad_memory_limit_is_refused_before_anything_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv("SMSSEG_MEMORY_LIMIT", "plenty")
+    out, work = tmp_path / "b.json", tmp_path / "w"
+    assert main(["bench", "--customers", "10", "--out", str(out), "--work-dir", str(work)]) == 2
+    assert "SMSSEG_MEMORY_LIMIT 'plenty'" in capsys.readouterr().out
+    assert not work.exists() and not out.exists()
 
 
 def test_memberships_equal_the_baseline(report: dict) -> None:
