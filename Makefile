@@ -42,8 +42,8 @@ lint: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/smsseg ui
 
-# The standard sizes; BENCHMARKS.md says how to read data/bench-*.json. 5M needs ~40 GB free in $TMPDIR:
-# make bench BENCH_SIZES=5000000
+# The standard sizes; BENCHMARKS.md says how to read data/bench-*.json. 5M needs ~60 GB free in $TMPDIR
+# and a bigger DuckDB memory bound: SMSSEG_MEMORY_LIMIT=2.5GB make bench BENCH_SIZES=5000000
 BENCH_SIZES ?= 100000 1000000
 bench: $(STAMP)
 	for n in $(BENCH_SIZES); do $(BIN)/smsseg bench --customers $$n --out data/bench-$$n.json || exit 1; done
