@@ -2,11 +2,14 @@
 -- A line belongs to the order whose numeric id its __parentId carries, the id stg_orders keys on.
 with order_lines as not materialized (
     -- read three times below: rereading the Parquet costs less than a copy of 10M lines
-    select * from raw.order_lines
+    select
+        *,
+        cast(split_part(_parent_id, '/', 5) as bigint) as parent_order_id
+    from raw.order_lines
 ),
 
 orders as not materialized (
-    select order_id, order_gid, source_batch from staging.stg_orders
+    select order_id, source_batch from staging.stg_orders
 ),
 
 -- Line ids listed more than once (by hash: a collision only adds a candidate). Only these need
@@ -23,7 +26,7 @@ superseded as (
     select order_lines._batch, order_lines._line
     from order_lines
     inner join orders
-        on order_lines._parent_id = orders.order_gid
+        on order_lines.parent_order_id = orders.order_id
         and order_lines._batch = orders.source_batch
     where hash(order_lines.id) in (select id_hash from repeated_ids)
     qualify row_number() over (
@@ -55,8 +58,7 @@ winning as (
         order_lines.*,
         winning_versions.order_id
     from order_lines
-    inner join winning_versions
-        on cast(split_part(order_lines._parent_id, '/', 5) as bigint) = winning_versions.order_id
+    inner join winning_versions on order_lines.parent_order_id = winning_versions.order_id
     cross join batch_names
     anti join superseded
         on order_lines._batch = superseded._batch
