@@ -27,7 +27,7 @@ import duckdb
 import numpy as np
 import yaml
 
-from pipeline.settings import DEFAULT_MEMORY_LIMIT, SettingsError, check_memory_limit
+from pipeline.settings import DEFAULT_MEMORY_LIMIT, SettingsError, memory_limit_from
 from pipeline.store.demo import (
     CUSTOMER_ID_BASE,
     DEFAULT_AS_OF,
@@ -785,7 +785,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from pipeline.cli import console
 
     try:
-        memory_limit = check_memory_limit(os.environ.get("SMSSEG_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT)
+        memory_limit = memory_limit_from(os.environ)
     except SettingsError as e:
         console.print(f"[red]bench:[/red] {e}")
         return 2

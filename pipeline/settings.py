@@ -7,6 +7,7 @@ themselves, so they never pass through run config, logs or the Dagster UI.
 import datetime as dt
 import os
 import zoneinfo
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,12 +78,13 @@ class Settings:
             as_of=parse_as_of(as_of or env.get("SMSSEG_AS_OF")),
             dry_run=dry_run,
             swing_threshold=swing_threshold,
-            memory_limit=check_memory_limit(env.get("SMSSEG_MEMORY_LIMIT") or cls.memory_limit),
+            memory_limit=memory_limit_from(env),
         )
 
 
-def check_memory_limit(value: str) -> str:
-    """A memory bound DuckDB understands (1GB, 2.5GiB, 60%), or SettingsError naming the variable."""
+def memory_limit_from(env: Mapping[str, str]) -> str:
+    """SMSSEG_MEMORY_LIMIT, or the default: a bound DuckDB understands (1GB, 2.5GiB, 60%), or SettingsError."""
+    value = env.get("SMSSEG_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
     with duckdb.connect() as con:
         try:
             con.execute("set memory_limit = ?", [value])
