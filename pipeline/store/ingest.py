@@ -1,13 +1,13 @@
 """The one reader of store directories: JSONL files into typed, append-only raw Parquet batches.
 
-DuckDB's own JSON reader parses and types the whole file in one parallel pass, streamed to a
-scratch Parquet file, so memory does not grow with the shop; where it cannot (a line that is not
-JSON or not UTF-8, blank lines that would shift the line numbers, a value that does not fit) the
-file is read again in chunks of lines, which finds the line at fault. Both read a line with the
-same SQL (`_typed_columns`, `_problems`), so they accept and produce the same rows. Every value
-that does not fit its column is an error naming file, line and field. A batch is written under a
-temporary name and renamed only when the whole file is good, so a bad line leaves every published
-batch as it was.
+DuckDB's own JSON reader parses and types the whole file in one parallel pass, streamed in Arrow
+batches into each resource's Parquet file, so memory does not grow with the shop; where it cannot
+(a line that is not JSON or not UTF-8, blank lines that would shift the line numbers, a value that
+does not fit) the file is read again in chunks of lines, which finds the line at fault. Both read a
+line with the same SQL (`_typed_columns`, `_problems`) and write through the same `_BatchWriter`,
+so they accept and produce the same rows. Every value that does not fit its column is an error
+naming file, line and field. A batch is written under a temporary name and renamed only when the
+whole file is good, so a bad line leaves every published batch as it was.
 """
 
 import hashlib
@@ -22,14 +22,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.settings import DEFAULT_MEMORY_LIMIT
 from pipeline.store.schema import GID, OPTIONAL_FILES, STORE_FILES, Column, Resource, resources_in
 
 CHUNK_LINES = 200_000
+STREAM_ROWS = 1 << 19  # rows asked of DuckDB per Arrow batch
+ROW_GROUP_ROWS = 122_880  # DuckDB's own Parquet row group size
 DIGEST_BLOCK = 4 << 20
+NEWLINE = ord("\n")
 GID_PATTERN = r"gid://shopify/[A-Za-z]+/[0-9]+"
 
 
@@ -98,7 +103,7 @@ def _digest_and_lines(path: Path) -> tuple[str, int]:
         for block in iter(lambda: f.read(DIGEST_BLOCK), b""):
             hashing.result()  # blocks are hashed one at a time, in order
             hashing = hasher.submit(h.update, block)
-            lines += block.count(b"\n")
+            lines += int(np.count_nonzero(np.frombuffer(block, np.uint8) == NEWLINE))  # 3x bytes.count
             last = block[-1:]
         hashing.result()
     return h.hexdigest()[:16], lines + (last != b"\n")
@@ -125,15 +130,14 @@ def _write_batch(path: Path | None, lines: int, resources: tuple[Resource, ...],
 
 def _write_whole_file(path: Path, lines: int, resources: tuple[Resource, ...], batch: str,
                       tmp_paths: dict[str, Path], memory_limit: str) -> dict[str, int] | None:
-    """Types the file in one pass of DuckDB's JSON reader, then splits it into each resource's Parquet file.
+    """Types the file in one pass of DuckDB's JSON reader, streamed into each resource's Parquet file.
 
-    The pass writes every line, typed and marked with its resource and whether it fits, to a scratch
-    Parquet file in the file's order, so a row's position there is its line; the split reads that
-    position back (`file_row_number`) as `_line`. Returns None when the reader refuses the file,
-    skipped blank lines or a value does not fit: the chunked reader then names the line at fault.
+    Every line comes out typed and marked with its resource and whether it fits, in the file's
+    order, so counting rows as they arrive gives each its line. Returns None when the reader refuses
+    the file, skipped blank lines or a value does not fit: the chunked reader then names the line at
+    fault, and rewrites the temporary files.
     """
     folder = tmp_paths[resources[0].name].parent.parent
-    scratch = folder / f".{batch}.lines.parquet"
     spill = folder / f".{batch}.spill"
     folder.mkdir(parents=True, exist_ok=True)
     shape = _json_shape(resources)
@@ -142,36 +146,100 @@ def _write_whole_file(path: Path, lines: int, resources: tuple[Resource, ...], b
     bad = " ".join(f"when {i} then {_problems(r)}" for i, r in enumerate(resources))
     typed = ", ".join(f"{expr} as {_quoted(f'{i}.{name}')}"
                       for i, r in enumerate(resources) for name, expr in _typed_columns(r))
-    con = duckdb.connect()
+    con = _connect()
     try:
         con.execute("set memory_limit = ?", [memory_limit])
         con.execute("set temp_directory = ?", [str(spill)])
-        try:
-            con.execute(
-                f"copy (select _resource, coalesce(case _resource {bad} end, false) as _bad, {typed} "  # noqa: S608 (names from schema.py)
-                f"from (select case {which} end as _resource, r from (select struct_pack({fields}) as r "
-                "from read_json(?, columns = ?, records = true, format = 'newline_delimited')))) "
-                "to ? (format parquet, compression uncompressed)",
-                [str(path), {key: _duckdb_type(value) for key, value in shape.items()}, str(scratch)])
-        except duckdb.InvalidInputException:  # not JSON, not UTF-8, not an object: the chunks name the line
-            return None
-        count, any_bad = con.execute("select count(*), coalesce(bool_or(_bad), false) from read_parquet(?)",
-                                     [str(scratch)]).fetchall()[0]
-        if count != lines or any_bad:
-            return None
-        rows = {}
-        for i, r in enumerate(resources):
-            columns = ", ".join(f"{_quoted(f'{i}.{name}')} as {name}" for name, _ in _typed_columns(r))
-            tmp_paths[r.name].parent.mkdir(parents=True, exist_ok=True)
-            rows[r.name] = con.execute(
-                f"copy (select ?::varchar as _batch, file_row_number + 1 as _line, {columns} "  # noqa: S608
-                "from read_parquet(?, file_row_number = true) where _resource = ?) to ? (format parquet)",
-                [batch, str(scratch), i, str(tmp_paths[r.name])]).fetchall()[0][0]
-        return rows
+        rows = con.sql(
+            f"select _resource, coalesce(case _resource {bad} end, false) as _bad, {typed} "  # noqa: S608 (names from schema.py)
+            f"from (select case {which} end as _resource, r from (select struct_pack({fields}) as r "
+            "from read_json(?, columns = ?, records = true, format = 'newline_delimited')))",
+            params=[str(path), {key: _duckdb_type(value) for key, value in shape.items()}])
+        with _BatchWriter(batch, tmp_paths) as writer:
+            read = 0
+            for chunk in _batches_of(rows):
+                if pc.any(chunk["_bad"]).as_py():
+                    return None
+                chunk = chunk.append_column("_line", pa.array(np.arange(read + 1, read + 1 + chunk.num_rows)))
+                read += chunk.num_rows
+                for i, r in enumerate(resources):
+                    names = [name for name, _ in _typed_columns(r)]
+                    mine = chunk.filter(pc.equal(chunk["_resource"], i))
+                    writer.add(r.name, mine.select(["_line"] + [f"{i}.{name}" for name in names])
+                               .rename_columns(["_line"] + names))
+            return writer.finish() if read == lines else None
+    except duckdb.InvalidInputException:  # not JSON, not UTF-8, not an object: the chunks name the line
+        return None
     finally:
         con.close()
-        scratch.unlink(missing_ok=True)
         shutil.rmtree(spill, ignore_errors=True)
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    """A connection whose Arrow timestamps say UTC, as DuckDB's own Parquet files do, whatever the machine's zone."""
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    return con
+
+
+def _batches_of(relation: duckdb.DuckDBPyRelation) -> Iterator[pa.RecordBatch]:
+    """A query's rows as Arrow batches, as DuckDB streams them.
+
+    The Arrow stream hands DuckDB's errors over as OSError: the two the readers act on, a file the
+    JSON reader refuses and a query beyond the memory bound, become DuckDB's own exceptions again.
+    """
+    try:
+        yield from relation.to_arrow_reader(STREAM_ROWS)
+    except OSError as error:
+        for prefix, exception in (("Invalid Input Error", duckdb.InvalidInputException),
+                                  ("Out of Memory Error", duckdb.OutOfMemoryException)):
+            if str(error).startswith(prefix):
+                raise exception(str(error)) from error
+        raise
+
+
+class _BatchWriter:
+    """One batch's rows into each resource's temporary Parquet file, in row groups of ROW_GROUP_ROWS.
+
+    Both readers write through it, so their files have the same layout. `add` takes the rows in
+    line order, as `_line` and the resource's typed columns; every file gets the `_batch` column.
+    """
+
+    def __init__(self, batch: str, tmp_paths: dict[str, Path]) -> None:
+        self.batch, self.tmp_paths = batch, tmp_paths
+        self.rows = dict.fromkeys(tmp_paths, 0)
+        self._pending: dict[str, list[pa.Table]] = {name: [] for name in tmp_paths}
+        self._writers: dict[str, pq.ParquetWriter] = {}
+
+    def add(self, name: str, rows: pa.Table | pa.RecordBatch) -> None:
+        self._pending[name].append(rows if isinstance(rows, pa.Table) else pa.Table.from_batches([rows]))
+        self.rows[name] += rows.num_rows
+        if sum(table.num_rows for table in self._pending[name]) >= ROW_GROUP_ROWS:
+            self._flush(name)
+
+    def finish(self) -> dict[str, int]:
+        """Writes what is left; returns each resource's row count."""
+        for name, pending in self._pending.items():
+            if pending:
+                self._flush(name)
+        return self.rows
+
+    def _flush(self, name: str) -> None:
+        table = pa.concat_tables(self._pending[name])
+        self._pending[name] = []
+        table = table.add_column(0, "_batch", pa.repeat(self.batch, table.num_rows))
+        writer = self._writers.get(name)
+        if writer is None:
+            self.tmp_paths[name].parent.mkdir(parents=True, exist_ok=True)
+            writer = self._writers[name] = pq.ParquetWriter(self.tmp_paths[name], table.schema)
+        writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+
+    def __enter__(self) -> "_BatchWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for writer in self._writers.values():
+            writer.close()
 
 
 def _duckdb_type(node: str | list | dict) -> str:
@@ -189,39 +257,30 @@ def _quoted(name: str) -> str:
 
 def _write_chunks(path: Path | None, resources: tuple[Resource, ...], batch: str,
                   tmp_paths: dict[str, Path]) -> dict[str, int]:
-    con = duckdb.connect()
+    con = _connect()
     shape = json.dumps(_json_shape(resources))
-    writers: dict[str, pq.ParquetWriter] = {}
-    rows = {r.name: 0 for r in resources}
     try:
-        for chunk in _line_chunks(path):
-            con.register("chunk", chunk)
-            con.execute(
-                "create or replace temp table parsed as "
-                "select line_no, json_valid(line) as ok, "
-                "from_json(case when json_valid(line) then line end, ?) as r "
-                "from (select line_no, trim(line, chr(32) || chr(9) || chr(13) || chr(10)) as line from chunk) "
-                "where line <> ''", [shape])
-            bad = con.execute("select min(line_no) from parsed where not ok").fetchall()[0][0]
-            if bad is not None:
-                raise StoreError(f"{path}:{bad}: not valid JSON. Each line must be one JSON object; "
-                                 "fix or remove that line.")
-            for r in resources:
-                _typed_rows(con, path, r)
-                table = con.sql(f"select ?::varchar as _batch, {_output_columns(r)} from typed order by _line",  # noqa: S608
-                                params=[batch]).to_arrow_table()
-                rows[r.name] += table.num_rows
-                writer = writers.get(r.name)
-                if writer is None:
-                    tmp_paths[r.name].parent.mkdir(parents=True, exist_ok=True)
-                    writer = writers[r.name] = pq.ParquetWriter(tmp_paths[r.name], table.schema)
-                writer.write_table(table)
-            con.unregister("chunk")
+        with _BatchWriter(batch, tmp_paths) as writer:
+            for chunk in _line_chunks(path):
+                con.register("chunk", chunk)
+                con.execute(
+                    "create or replace temp table parsed as "
+                    "select line_no, json_valid(line) as ok, "
+                    "from_json(case when json_valid(line) then line end, ?) as r "
+                    "from (select line_no, trim(line, chr(32) || chr(9) || chr(13) || chr(10)) as line from chunk) "
+                    "where line <> ''", [shape])
+                bad = con.execute("select min(line_no) from parsed where not ok").fetchall()[0][0]
+                if bad is not None:
+                    raise StoreError(f"{path}:{bad}: not valid JSON. Each line must be one JSON object; "
+                                     "fix or remove that line.")
+                for r in resources:
+                    _typed_rows(con, path, r)
+                    writer.add(r.name, con.sql(f"select {_output_columns(r)} from typed order by _line")  # noqa: S608
+                               .to_arrow_table())
+                con.unregister("chunk")
+            return writer.finish()
     finally:
-        for writer in writers.values():
-            writer.close()
         con.close()
-    return rows
 
 
 def _line_chunks(path: Path | None) -> Iterator[pa.Table]:

@@ -136,18 +136,35 @@ def test_large_file_is_read_in_chunks(tmp_path: Path, monkeypatch) -> None:
 def test_whole_file_and_chunked_readers_give_the_same_rows(tmp_path: Path, monkeypatch) -> None:
     """The fast path (one typing pass of DuckDB's JSON reader) and the chunked fallback read every
     line with the same SQL: a demo store, revisions and children before parents included, comes out
-    the same from both, line numbers too."""
+    the same from both, line numbers too. Small streamed batches and row groups, so that line numbers
+    and rows carry across both."""
+    monkeypatch.setattr("pipeline.store.ingest.STREAM_ROWS", 64)
+    monkeypatch.setattr("pipeline.store.ingest.ROW_GROUP_ROWS", 100)
     store = tmp_path / "store"
     generate_store(store, 300, seed=3)
     fast, chunked = tmp_path / "fast", tmp_path / "chunked"
     ingest_store(store, fast)
+    assert pq.ParquetFile(next((fast / "order_lines").glob("*.parquet"))).metadata.num_row_groups > 2
     monkeypatch.setattr("pipeline.store.ingest._write_whole_file", lambda *args: None)
     ingest_store(store, chunked)
     for resource in RESOURCES:
         tables = [pq.read_table(next((raw / resource.name).glob("*.parquet"))).drop_columns("_batch")
                   for raw in (fast, chunked)]
         assert tables[0].num_rows > 0 or resource.name == "shop"
+        assert tables[0].schema == tables[1].schema, resource.name
         assert tables[0].to_pylist() == tables[1].to_pylist(), resource.name
+
+
+def test_bad_line_after_the_first_streamed_batch_is_named(tmp_path: Path, monkeypatch) -> None:
+    """The JSON reader's error arrives mid-stream, after rows were written: nothing is published."""
+    monkeypatch.setattr("pipeline.store.ingest.STREAM_ROWS", 64)
+    store = tmp_path / "store"
+    generate_store(store, 300, seed=3)
+    lines = (store / "orders.jsonl").read_text().count("\n")
+    replace_line(store / "orders.jsonl", lines - 5, '{"id": "gid://shopify/Order/1", "name": ')
+    with pytest.raises(StoreError, match=rf"orders.jsonl:{lines - 5}: not valid JSON"):
+        ingest_file(store, "orders.jsonl", tmp_path / "raw")
+    assert raw_files(tmp_path / "raw") == []
 
 
 def test_blank_lines_keep_line_numbers(tmp_path: Path) -> None:
@@ -157,3 +174,20 @@ def test_blank_lines_keep_line_numbers(tmp_path: Path) -> None:
     ingest_file(store, "orders.jsonl", tmp_path / "raw")
     orders = pq.read_table(next((tmp_path / "raw" / "orders").glob("*.parquet")))
     assert orders["_line"].to_pylist() == [4, 5]
+
+
+def test_errors_that_arrive_mid_stream_are_duckdbs_own_again() -> None:
+    """Arrow hands a streamed query's error over as OSError; the ingest asks for DuckDB's, so that running
+    out of SMSSEG_MEMORY_LIMIT is still reported as such."""
+    import duckdb
+
+    from pipeline.store.ingest import _batches_of
+
+    con = duckdb.connect()
+    con.execute("set memory_limit = '64MB'")
+    con.execute("set threads = 1")
+    rows = 0
+    with pytest.raises(duckdb.OutOfMemoryException):  # 1 MB a row from row 1,000,000 on
+        for batch in _batches_of(con.sql("select repeat('x', 1000000 * (i // 1000000)::int) from range(1001000) t(i)")):
+            rows += batch.num_rows
+    assert rows > 0  # some rows came first: the error arrived mid-stream
