@@ -51,7 +51,8 @@ def model_asset(model: Model) -> dg.AssetsDefinition:
             create_raw_views(con, settings.data_path, model.deps)
             rows = run_model(con, model)
             return dg.MaterializeResult(metadata={
-                "rows": dg.MetadataValue.int(rows),
+                **({} if rows is None else {"rows": dg.MetadataValue.int(rows)}),
+                "materialized": model.materialized,
                 "sql": dg.MetadataValue.md(f"```sql\n{model.sql}\n```"),
                 "path": dg.MetadataValue.path(str(model.path)),
             })

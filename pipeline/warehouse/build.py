@@ -112,9 +112,21 @@ def create_raw_views(con: duckdb.DuckDBPyConnection, data_dir: Path, reads: Iter
         con.execute(view.sql(dialect="duckdb"))
 
 
-def run_model(con: duckdb.DuckDBPyConnection, model: Model) -> int:
-    """Materialises one model as a table; returns its row count."""
-    con.execute(f"create or replace table {model.table} as\n{model.sql}")
+def run_model(con: duckdb.DuckDBPyConnection, model: Model) -> int | None:
+    """Materialises one model as a table, or as a view when it says so; returns a table's row count.
+
+    The build file persists between runs, so the object may be there already, of the other kind:
+    it is replaced in the same transaction.
+    """
+    kind = model.materialized
+    with transaction(con):
+        existing = con.execute("select table_type from information_schema.tables "
+                               "where table_schema = ? and table_name = ?", [model.schema, model.name]).fetchall()
+        if existing and existing[0][0] != ("VIEW" if kind == "view" else "BASE TABLE"):
+            con.execute(f"drop {'table' if kind == 'view' else 'view'} {model.table}")
+        con.execute(f"create or replace {kind} {model.table} as\n{model.sql}")
+    if kind == "view":
+        return None  # counting would compute it: the reason it is a view is to compute it once, where it is read
     return con.execute(f"select count(*) from {model.table}").fetchall()[0][0]  # noqa: S608
 
 
@@ -135,8 +147,8 @@ def publish(data_dir: Path) -> Path:
     return live
 
 
-def build_all(data_dir: Path, as_of: dt.date, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> dict[str, int]:
-    """Builds every model into the next warehouse in one call (tests, benchmark); returns row counts.
+def build_all(data_dir: Path, as_of: dt.date, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> dict[str, int | None]:
+    """Builds every model into the next warehouse in one call (tests, benchmark); returns row counts (None: a view).
 
     The nightly job runs the same steps as separate assets. Staging comes first, then the phone
     numbers that marts.customers reads, then the marts.

@@ -1,4 +1,4 @@
-"""The sql/ models: one .sql file a table, its dependencies read from the SQL itself."""
+"""The sql/ models: one .sql file a table (or a view, when it says so), its dependencies read from the SQL itself."""
 
 from dataclasses import dataclass
 from functools import cache
@@ -27,10 +27,32 @@ class Model:
 
     @property
     def description(self) -> str:
-        """The model's leading comment, which says what one row is."""
-        lines = [ln.removeprefix("--").strip() for ln in self.sql.splitlines() if ln.startswith("--")]
-        first_code = next((i for i, ln in enumerate(self.sql.splitlines()) if not ln.startswith("--")), 0)
-        return " ".join(lines[:first_code])
+        """The model's leading comment, which says what one row is (its `materialized:` line aside)."""
+        return " ".join(line for line in _leading_comment(self.sql) if not line.startswith(MATERIALIZED))
+
+    @property
+    def materialized(self) -> str:
+        """"table", or "view" when the leading comment has a `-- materialized: view` line."""
+        return _materialized(self.sql) or "table"
+
+
+MATERIALIZED = "materialized:"
+KINDS = ("table", "view")
+
+
+class ModelError(ValueError):
+    """A sql/ model file that can't be built; the message names the file and what to fix."""
+
+
+def _leading_comment(sql: str) -> list[str]:
+    lines = sql.splitlines()
+    first_code = next((i for i, line in enumerate(lines) if not line.startswith("--")), len(lines))
+    return [line.removeprefix("--").strip() for line in lines[:first_code]]
+
+
+def _materialized(sql: str) -> str | None:
+    return next((line.removeprefix(MATERIALIZED).strip() for line in _leading_comment(sql)
+                 if line.startswith(MATERIALIZED)), None)
 
 
 def referenced_tables(sql: str) -> tuple[str, ...]:
@@ -46,6 +68,10 @@ def load_models(sql_dir: Path = SQL_DIR) -> tuple[Model, ...]:
     for schema in ("staging", "marts"):
         for path in sorted((sql_dir / schema).glob("*.sql")):
             sql = path.read_text()
+            if _materialized(sql) not in (None, *KINDS):
+                raise ModelError(f"{path}: materialized: {_materialized(sql)!r} is not one of {', '.join(KINDS)}. "
+                                 "Write `-- materialized: view` in the leading comment, or leave the line out "
+                                 "for a table.")
             model = Model(schema, path.stem, path, sql, referenced_tables(sql))
             models[model.table] = model
     graph = {table: [d for d in m.deps if d in models] for table, m in models.items()}
