@@ -155,6 +155,7 @@ def _write_whole_file(path: Path, lines: int, resources: tuple[Resource, ...], b
             f"from (select case {which} end as _resource, r from (select struct_pack({fields}) as r "
             "from read_json(?, columns = ?, records = true, format = 'newline_delimited')))",
             params=[str(path), {key: _duckdb_type(value) for key, value in shape.items()}])
+        outputs = [(i, r.name, [name for name, _ in _typed_columns(r)]) for i, r in enumerate(resources)]
         with _BatchWriter(batch, tmp_paths) as writer:
             read = 0
             for chunk in _batches_of(rows):
@@ -162,11 +163,9 @@ def _write_whole_file(path: Path, lines: int, resources: tuple[Resource, ...], b
                     return None
                 chunk = chunk.append_column("_line", pa.array(np.arange(read + 1, read + 1 + chunk.num_rows)))
                 read += chunk.num_rows
-                for i, r in enumerate(resources):
-                    names = [name for name, _ in _typed_columns(r)]
-                    mine = chunk.filter(pc.equal(chunk["_resource"], i))
-                    writer.add(r.name, mine.select(["_line"] + [f"{i}.{name}" for name in names])
-                               .rename_columns(["_line"] + names))
+                for i, name, columns in outputs:
+                    mine = chunk.select(["_line"] + [f"{i}.{c}" for c in columns])
+                    writer.add(name, mine.filter(pc.equal(chunk["_resource"], i)).rename_columns(["_line", *columns]))
             return writer.finish() if read == lines else None
     except duckdb.InvalidInputException:  # not JSON, not UTF-8, not an object: the chunks name the line
         return None
