@@ -350,11 +350,16 @@ def _status_kb(pid: int, field: str) -> int:
 
 
 def _process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants; any of them may end while it looks, and is then left out of what follows."""
     tree, todo = [], [pid]
     while todo:
         current = todo.pop()
         tree.append(current)
-        for task in Path(f"/proc/{current}/task").glob("*/children"):
+        try:
+            tasks = list(Path(f"/proc/{current}/task").glob("*/children"))
+        except OSError:
+            continue  # the process ended meanwhile (a phone worker, say): it has no children to list
+        for task in tasks:
             try:
                 todo += [int(child) for child in task.read_text().split()]
             except OSError:

@@ -2,6 +2,7 @@
 pipeline computes equal the hand-written DuckDB baseline's. Speed is never asserted here."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,31 @@ def test_a_steps_cpu_is_read_off_the_samples_at_its_start_and_end() -> None:
     assert sampler.cpu_between(100.0, 100.04) == 1.5
     assert sampler.cpu_between(100.01, 100.03) == 0.5  # the last sample at or before each instant
     assert sampler.cpu_between(99.0, 100.0) == 0.0  # before the first sample counts as the first
+
+
+def test_the_process_tree_leaves_out_a_process_that_ends_while_it_looks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memory sampler lists the process tree every 20 ms while phone workers come and go. A 5M run
+    lost its sampler thread, and with it every later CPU figure, to a worker whose /proc entry was
+    there when pathlib checked it and gone when it listed it (FileNotFoundError from scandir)."""
+    import subprocess
+    import sys
+
+    from pipeline import bench
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    real_glob = Path.glob
+
+    def racing_glob(self: Path, pattern: str):  # what pathlib does when the entry goes mid-listing
+        if str(self) == f"/proc/{ended.pid}/task":
+            raise FileNotFoundError(2, "No such file or directory", str(self))
+        return real_glob(self, pattern)
+
+    monkeypatch.setattr(Path, "glob", racing_glob)
+    assert bench._process_tree(ended.pid) == [ended.pid]
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert alive.pid in bench._process_tree(os.getpid())
+    finally:
+        alive.kill()
+        alive.wait()
