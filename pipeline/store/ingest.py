@@ -150,7 +150,7 @@ def _write_whole_file(path: Path, lines: int, resources: tuple[Resource, ...], b
     try:
         con.execute("set memory_limit = ?", [memory_limit])
         con.execute("set temp_directory = ?", [str(spill)])
-        rows = con.sql(
+        typed_lines = con.sql(
             f"select _resource, coalesce(case _resource {bad} end, false) as _bad, {typed} "  # noqa: S608 (names from schema.py)
             f"from (select case {which} end as _resource, r from (select struct_pack({fields}) as r "
             "from read_json(?, columns = ?, records = true, format = 'newline_delimited')))",
@@ -158,7 +158,7 @@ def _write_whole_file(path: Path, lines: int, resources: tuple[Resource, ...], b
         outputs = [(i, r.name, [name for name, _ in _typed_columns(r)]) for i, r in enumerate(resources)]
         with _BatchWriter(batch, tmp_paths) as writer:
             read = 0
-            for chunk in _batches_of(rows):
+            for chunk in _batches_of(typed_lines):
                 if pc.any(chunk["_bad"]).as_py():
                     return None
                 chunk = chunk.append_column("_line", pa.array(np.arange(read + 1, read + 1 + chunk.num_rows)))
