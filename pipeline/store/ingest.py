@@ -17,6 +17,7 @@ import shutil
 import zoneinfo
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -138,7 +139,6 @@ def _write_whole_file(path: Path, lines: int, resources: tuple[Resource, ...], b
     fault, and rewrites the temporary files.
     """
     folder = tmp_paths[resources[0].name].parent.parent
-    spill = folder / f".{batch}.spill"
     folder.mkdir(parents=True, exist_ok=True)
     shape = _json_shape(resources)
     fields = ", ".join(f"{_quoted(key)} := {_quoted(key)}" for key in shape)
@@ -146,29 +146,42 @@ def _write_whole_file(path: Path, lines: int, resources: tuple[Resource, ...], b
     bad = " ".join(f"when {i} then {_problems(r)}" for i, r in enumerate(resources))
     typed = ", ".join(f"{expr} as {_quoted(f'{i}.{name}')}"
                       for i, r in enumerate(resources) for name, expr in _typed_columns(r))
+    with bounded_connection(folder / f".{batch}.spill", memory_limit) as con:
+        try:
+            typed_lines = con.sql(
+                f"select _resource, coalesce(case _resource {bad} end, false) as _bad, {typed} "  # noqa: S608 (names from schema.py)
+                f"from (select case {which} end as _resource, r from (select struct_pack({fields}) as r "
+                "from read_json(?, columns = ?, records = true, format = 'newline_delimited')))",
+                params=[str(path), {key: _duckdb_type(value) for key, value in shape.items()}])
+            outputs = [(i, r.name, [name for name, _ in _typed_columns(r)]) for i, r in enumerate(resources)]
+            with _BatchWriter(batch, tmp_paths) as writer:
+                read = 0
+                for chunk in _batches_of(typed_lines):
+                    if pc.any(chunk["_bad"]).as_py():
+                        return None
+                    chunk = chunk.append_column("_line", pa.array(np.arange(read + 1, read + 1 + chunk.num_rows)))
+                    read += chunk.num_rows
+                    for i, name, columns in outputs:
+                        mine = chunk.select(["_line"] + [f"{i}.{c}" for c in columns])
+                        mine = mine.filter(pc.equal(chunk["_resource"], i))
+                        writer.add(name, mine.rename_columns(["_line", *columns]))
+                return writer.finish() if read == lines else None
+        except duckdb.InvalidInputException:  # not JSON, not UTF-8, not an object: the chunks name the line
+            return None
+
+
+@contextmanager
+def bounded_connection(spill: Path, memory_limit: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A scratch connection that stays within `memory_limit` and spills beyond it to the folder `spill`.
+
+    DuckDB's default spill folder is `.tmp` in the working directory, outside data/: the readers
+    and the GDPR scrub spill beside the data they hold instead, and the folder goes when they are done.
+    """
     con = _connect()
     try:
         con.execute("set memory_limit = ?", [memory_limit])
         con.execute("set temp_directory = ?", [str(spill)])
-        typed_lines = con.sql(
-            f"select _resource, coalesce(case _resource {bad} end, false) as _bad, {typed} "  # noqa: S608 (names from schema.py)
-            f"from (select case {which} end as _resource, r from (select struct_pack({fields}) as r "
-            "from read_json(?, columns = ?, records = true, format = 'newline_delimited')))",
-            params=[str(path), {key: _duckdb_type(value) for key, value in shape.items()}])
-        outputs = [(i, r.name, [name for name, _ in _typed_columns(r)]) for i, r in enumerate(resources)]
-        with _BatchWriter(batch, tmp_paths) as writer:
-            read = 0
-            for chunk in _batches_of(typed_lines):
-                if pc.any(chunk["_bad"]).as_py():
-                    return None
-                chunk = chunk.append_column("_line", pa.array(np.arange(read + 1, read + 1 + chunk.num_rows)))
-                read += chunk.num_rows
-                for i, name, columns in outputs:
-                    mine = chunk.select(["_line"] + [f"{i}.{c}" for c in columns])
-                    writer.add(name, mine.filter(pc.equal(chunk["_resource"], i)).rename_columns(["_line", *columns]))
-            return writer.finish() if read == lines else None
-    except duckdb.InvalidInputException:  # not JSON, not UTF-8, not an object: the chunks name the line
-        return None
+        yield con
     finally:
         con.close()
         shutil.rmtree(spill, ignore_errors=True)

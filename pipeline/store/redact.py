@@ -8,12 +8,12 @@ held in memory at once.
 """
 
 import os
-import shutil
 from pathlib import Path
 
 import duckdb
 
 from pipeline.settings import DEFAULT_MEMORY_LIMIT
+from pipeline.store.ingest import bounded_connection
 
 # The personal data of a customer row (pipeline/store/schema.py); ids, dates and states stay.
 NULLED = ("first_name", "last_name", "email", "phone", "default_country", "default_province", "default_city",
@@ -32,16 +32,10 @@ def scrub_redacted(raw_dir: Path, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> i
     batches = sorted((raw_dir / "customers").glob("*.parquet"))
     if not requests or not batches:
         return 0
-    spill = raw_dir / ".scrub.spill"  # beside the data it holds, not in the working directory (DuckDB's default)
-    try:
-        with duckdb.connect() as con:
-            con.execute("set memory_limit = ?", [memory_limit])
-            con.execute("set temp_directory = ?", [str(spill)])
-            con.execute("create temp table redacted as select distinct customer_id as id from read_parquet(?) "
-                        "where customer_id is not null", [[str(f) for f in requests]])
-            return sum(_scrub_batch(con, path) for path in batches)
-    finally:
-        shutil.rmtree(spill, ignore_errors=True)
+    with bounded_connection(raw_dir / ".scrub.spill", memory_limit) as con:
+        con.execute("create temp table redacted as select distinct customer_id as id from read_parquet(?) "
+                    "where customer_id is not null", [[str(f) for f in requests]])
+        return sum(_scrub_batch(con, path) for path in batches)
 
 
 def _scrub_batch(con: duckdb.DuckDBPyConnection, path: Path) -> int:
