@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -143,14 +143,17 @@ def _write_whole_file(path: Path, lines: int, resources: tuple[Resource, ...], b
     shape = _json_shape(resources)
     fields = ", ".join(f"{_quoted(key)} := {_quoted(key)}" for key in shape)
     which = " ".join(f"when {_selects(r)} then {i}" for i, r in enumerate(resources))
-    bad = " ".join(f"when {i} then {_problems(r)}" for i, r in enumerate(resources))
-    typed = ", ".join(f"{expr} as {_quoted(f'{i}.{name}')}"
-                      for i, r in enumerate(resources) for name, expr in _typed_columns(r))
+    # Each resource's columns are prefixed with its position: both resources' lines share the query.
+    values = ", ".join(f"{expr} as {_quoted(f'{i}.{name}')}"
+                       for i, r in enumerate(resources) for name, expr in _typed_columns(r) + _raw_columns(r))
+    bad = " ".join(f"when {i} then {_problems(r, lambda name, i=i: _quoted(f'{i}.{name}'))}"
+                   for i, r in enumerate(resources))
+    typed = ", ".join(_quoted(f"{i}.{name}") for i, r in enumerate(resources) for name, _ in _typed_columns(r))
     with bounded_connection(folder / f".{batch}.spill", memory_limit) as con:
         try:
             typed_lines = con.sql(
                 f"select _resource, coalesce(case _resource {bad} end, false) as _bad, {typed} "  # noqa: S608 (names from schema.py)
-                f"from (select case {which} end as _resource, r from (select struct_pack({fields}) as r "
+                f"from (select case {which} end as _resource, {values} from (select struct_pack({fields}) as r "
                 "from read_json(?, columns = ?, records = true, format = 'newline_delimited')))",
                 params=[str(path), {key: _duckdb_type(value) for key, value in shape.items()}])
             outputs = [(i, r.name, [name for name, _ in _typed_columns(r)]) for i, r in enumerate(resources)]
@@ -352,7 +355,9 @@ def _typed_expr(c: Column) -> str:
     if isinstance(c.type, list | dict) or c.type == "VARCHAR":
         return raw
     if c.type == GID:
-        return f"case when regexp_full_match({raw}, '{GID_PATTERN}') then {raw} end"
+        # regexp_matches anchored rather than regexp_full_match: the same test (RE2's $ is the end
+        # of the text), a quarter faster, on every id of every line
+        return f"case when regexp_matches({raw}, '^{GID_PATTERN}$') then {raw} end"
     return f"try_cast({raw} as {c.type})"
 
 
@@ -375,23 +380,31 @@ def _checked(r: Resource) -> list[Column]:
     return [c for c in r.columns if not isinstance(c.type, list | dict) and c.type != "VARCHAR"]
 
 
-def _problems(r: Resource) -> str:
-    """SQL over `r` that is true when a line of resource r does not fit its columns."""
-    problems = [f"({_raw_expr(c)} is not null and {_typed_expr(c)} is null)" for c in _checked(r)]
-    problems += [f"{_raw_expr(c)} is null" for c in r.columns if c.required]
+def _raw_columns(r: Resource) -> list[tuple[str, str]]:
+    """(name, SQL over `r`) of the values as the line has them, for the columns `_problems` checks."""
+    return [(f"{c.name}__raw", _raw_expr(c)) for c in r.columns if c in _checked(r) or c.required]
+
+
+def _problems(r: Resource, name: Callable[[str], str] = _quoted) -> str:
+    """SQL that is true when a line of resource r does not fit its columns.
+
+    It reads the line's typed columns and `_raw_columns`, each called `name(column)`: each value
+    is cast once, for the table and for this test.
+    """
+    problems = [f"({name(f'{c.name}__raw')} is not null and {name(c.name)} is null)" for c in _checked(r)]
+    problems += [f"{name(f'{c.name}__raw')} is null" for c in r.columns if c.required]
     if r.child_of:
-        problems.append(f"{_typed_expr(PARENT)} is null")
+        problems.append(f"{name(PARENT.name)} is null")
     return "(" + " or ".join(problems) + ")" if problems else "false"
 
 
 def _typed_rows(con: duckdb.DuckDBPyConnection, path: Path | None, r: Resource) -> None:
     """Temp table `typed`: this resource's lines of `parsed`, typed; raises StoreError at the first value
     that doesn't fit."""
-    columns = [f"{expr} as {name}" for name, expr in _typed_columns(r)]
-    raws = [f"{_raw_expr(c)} as {c.name}__raw" for c in _checked(r) + [c for c in r.columns if c.required]]
+    values = ", ".join(f"{expr} as {name}" for name, expr in _typed_columns(r) + _raw_columns(r))
     con.execute(
-        f"create or replace temp table typed as select line_no as _line, {', '.join(columns + raws)}, "  # noqa: S608 (names from schema.py)
-        f"{_problems(r)} as _bad from parsed where {_selects(r)}")
+        f"create or replace temp table typed as select *, {_problems(r)} as _bad "  # noqa: S608 (names from schema.py)
+        f"from (select line_no as _line, {values} from parsed where {_selects(r)})")
     result = con.execute("select * from typed where _bad order by _line limit 1")
     names, bad = [d[0] for d in result.description], result.fetchall()
     if bad:
