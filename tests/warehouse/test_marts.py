@@ -130,6 +130,32 @@ def test_order_lines_carry_collections_and_lowercase_tags(tmp_path: Path, wareho
     assert lines == [(5001, 1, 2, ["cotton"], ["summer"])]
 
 
+def test_order_lines_join_each_product_once(tmp_path: Path, warehouse) -> None:
+    """marts.order_lines is a view of marts.line_items and marts.products: every line once, with
+    its product's lists, and [] for a product with neither tags nor collections or no product."""
+    store = Store(
+        customers=[customer(1)],
+        orders=[order(100, 1), line(5001, 100, 42), line(5002, 100, 43), line(5003, 100, 44), line(5004, 100, None)],
+        products=[product(42, tags=["Summer", "SALE"]), collection(1, 42, "Beach"), collection(2, 42, "summer"),
+                  product(43), collection(3, 43, "Winter"), product(44)],
+    )
+    with duckdb.connect(str(warehouse(store, AS_OF)), read_only=True) as con:
+        lines = con.sql("select line_id, product_id, product_tags, collection_handles, collection_ids "
+                        "from marts.order_lines order by line_id").fetchall()
+        products = con.sql("select * from marts.products order by product_id").fetchall()
+        kinds = dict(con.sql("select table_name, table_type from information_schema.tables "
+                             "where table_schema = 'marts'").fetchall())
+    assert lines == [
+        (5001, 42, ["sale", "summer"], ["beach", "summer"], [1, 2]),
+        (5002, 43, [], ["winter"], [3]),
+        (5003, 44, [], [], []),
+        (5004, None, [], [], []),
+    ]
+    assert products == [(42, ["sale", "summer"], ["beach", "summer"], [1, 2]), (43, [], ["winter"], [3]),
+                        (44, [], [], [])]
+    assert kinds["order_lines"] == "VIEW" and kinds["line_items"] == kinds["products"] == "BASE TABLE"
+
+
 @pytest.mark.parametrize("as_of", [dt.date(2025, 6, 30), dt.date(2026, 3, 28), dt.date(2026, 11, 10)])
 def test_other_evaluation_dates_match_the_oracle(tmp_path: Path, warehouse, as_of: dt.date) -> None:
     store_dir = trap_store().write(tmp_path / "store")
