@@ -1,6 +1,6 @@
 -- Line items of each order's winning version: the lines of the batch that version came from.
 -- A line belongs to the order whose numeric id its __parentId carries, the id stg_orders keys on.
--- A view: marts.order_lines reads it once, so writing its 10M rows (at 1M customers) to the
+-- A view: marts.line_items reads it once, so writing its 10M rows (at 1M customers) to the
 -- warehouse only to read them back cost more than computing them where they are read.
 -- materialized: view
 with order_lines as not materialized (
