@@ -1,21 +1,17 @@
 """Phone numbers to E.164: the one normalisation the audience and the marts share.
 
-`phonenumbers` is slow (about 24,000 numbers a second on one core), so each distinct
-(number, region) pair is normalised once, cached in state.duckdb across runs, and cold batches
-are spread over the cores.
+`phonenumbers` is slow (about 28,000 numbers a second on one core), so a plainly written number is
+read by `numbering` from the same metadata at about 200,000 a second, and each distinct (number,
+region) pair is normalised once and cached in state.duckdb across runs. At that speed a million
+cold numbers take about 5 s on one core, less than worker processes take to start and import.
 """
-
-import multiprocessing
-import os
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 
 import duckdb
 import phonenumbers
 import pyarrow as pa
 
-PARALLEL_FROM = 50_000  # below this, starting worker processes costs more than it saves
+from pipeline.audience.numbering import NotPlain, plain_e164
+
 PARSE_BATCH = 250_000  # pairs held in Python at once: about 100 MB with their results
 
 
@@ -27,6 +23,10 @@ def to_e164(phone: str | None, region: str | None) -> str | None:
     if not phone:
         return None
     try:
+        return plain_e164(phone, region)
+    except NotPlain:
+        pass
+    try:
         parsed = phonenumbers.parse(phone, region.upper() if region else None)
     except phonenumbers.NumberParseException:
         return None
@@ -34,31 +34,6 @@ def to_e164(phone: str | None, region: str | None) -> str | None:
         return None
     # What format_number(parsed, E164) returns for a valid number, without its dispatch: a fifth of the time
     return f"+{parsed.country_code}{phonenumbers.national_significant_number(parsed)}"
-
-
-def _normalise_chunk(pairs: list[tuple[str, str | None]]) -> list[str | None]:
-    return [to_e164(phone, region) for phone, region in pairs]
-
-
-@contextmanager
-def _workers(pairs: int) -> Iterator[ProcessPoolExecutor | None]:
-    """A pool of one process a core for `pairs` numbers, or None when parsing here is cheaper."""
-    cores = os.cpu_count() or 1
-    if pairs < PARALLEL_FROM or cores == 1:
-        yield None
-        return
-    # spawn, not fork: the caller holds DuckDB connections and their threads
-    with ProcessPoolExecutor(max_workers=cores, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield pool
-
-
-def normalise_many(pairs: list[tuple[str, str | None]], pool: ProcessPoolExecutor | None = None) -> list[str | None]:
-    """The E.164 form of each (phone, region) pair, in order; spread over `pool` when there is one."""
-    if pool is None:
-        return _normalise_chunk(pairs)
-    size = -(-len(pairs) // ((os.cpu_count() or 1) * 4))
-    chunks = [pairs[i:i + size] for i in range(0, len(pairs), size)]
-    return [e164 for chunk in pool.map(_normalise_chunk, chunks) for e164 in chunk]
 
 
 def refresh_phone_table(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -84,15 +59,14 @@ def refresh_phone_table(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
             where cache.phone = wanted.phone and cache.region is not distinct from wanted.region
         )""")
     new = con.execute("select count(*) from unseen").fetchall()[0][0]
-    with _workers(new) as pool:
-        for start in range(0, new, PARSE_BATCH):
-            pairs = con.execute("select phone, region from unseen where n > ? and n <= ? order by n",
-                                [start, start + PARSE_BATCH]).fetchall()
-            fresh = pa.table({"phone": [p[0] for p in pairs], "region": [p[1] for p in pairs],
-                              "phone_e164": normalise_many(pairs, pool)})
-            con.register("fresh", fresh)
-            con.execute("insert into state.phone_cache select phone, region, phone_e164 from fresh")
-            con.unregister("fresh")
+    for start in range(0, new, PARSE_BATCH):
+        pairs = con.execute("select phone, region from unseen where n > ? and n <= ? order by n",
+                            [start, start + PARSE_BATCH]).fetchall()
+        fresh = pa.table({"phone": [p[0] for p in pairs], "region": [p[1] for p in pairs],
+                          "phone_e164": [to_e164(phone, region) for phone, region in pairs]})
+        con.register("fresh", fresh)
+        con.execute("insert into state.phone_cache select phone, region, phone_e164 from fresh")
+        con.unregister("fresh")
     con.execute("""
         create or replace table staging.stg_phone_numbers as
         select cache.phone, cache.region, cache.phone_e164
