@@ -19,6 +19,7 @@ from phonenumbers.phonemetadata import PhoneMetadata, PhoneNumberDesc
 PLAIN = re.compile(r"(\+?)([0-9(][0-9 ().-]*[0-9])")
 SEPARATORS = str.maketrans("", "", " ().-")
 MIN_DIGITS, MAX_DIGITS = 4, 17  # outside these, phonenumbers' own length errors decide
+MIN_NSN = 2  # phonenumbers' shortest national number
 # phonenumbers._number_type_helper's order; any match makes a number valid
 NUMBER_TYPES = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan",
                 "voicemail", "fixed_line", "mobile")
@@ -207,9 +208,11 @@ def plain_e164(phone: str, region: str | None) -> str | None:
         home = _plan(region.upper())
         assert home is not None  # a supported region has metadata
         country_code, nsn, plan = _national_number(digits, home)
+    if len(nsn) < MIN_NSN:
+        return None  # phonenumbers: too short to be a phone number
     stripped = plan.strip_national_prefix(nsn)
     if plan.length_check(stripped) not in ("too_short", "local_only", "invalid_length"):
         nsn = stripped
-    if not 2 <= len(nsn) <= MAX_DIGITS:
+    if not MIN_NSN <= len(nsn) <= MAX_DIGITS:
         return None
     return f"+{country_code}{nsn}" if _valid(country_code, nsn) else None

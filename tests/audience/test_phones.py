@@ -48,7 +48,7 @@ PLAIN_EXAMPLES = [
     ("347 123 4567", None, None), ("347 123 4567", "XX", None),  # no region, or an unknown one
     ("347 123 4567", "it", "+393471234567"),
     ("+39 347 123 45678 9999", None, None),  # too long for any Italian number
-    ("1234", "IT", None), ("+1 2345", None, None), ("12345", "GB", None),
+    ("1234", "IT", None), ("+1 2345", None, None), ("12345", "GB", None), ("+212 5", None, None),
 ]
 # Numbers only phonenumbers' general parser reads: `numbering` says so and to_e164 asks it.
 NOT_PLAIN_EXAMPLES = [
