@@ -358,7 +358,7 @@ def _process_tree(pid: int) -> list[int]:
         try:
             tasks = list(Path(f"/proc/{current}/task").glob("*/children"))
         except OSError:
-            continue  # the process ended meanwhile (a phone worker, say): it has no children to list
+            continue  # the process ended meanwhile: it has no children to list
         for task in tasks:
             try:
                 todo += [int(child) for child in task.read_text().split()]
@@ -368,7 +368,7 @@ def _process_tree(pid: int) -> list[int]:
 
 
 def _cpu_seconds() -> float:
-    """User and system CPU time of this process (every DuckDB thread) and its ended children (phone workers)."""
+    """User and system CPU time of this process (every DuckDB thread) and its ended children."""
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
 
