@@ -8,10 +8,13 @@ CHROMIUM := /usr/bin/chromium
 
 .PHONY: run test lint dev bench lock clean chromium
 
+# --compile-bytecode: every process then starts from .pyc files, also where PYTHONDONTWRITEBYTECODE
+# stops Python from writing them on first import (as on this machine); without them each process compiled
+# ~2,000 modules again, ~4 s of CPU (`smsseg run` on the demo: 14 -> 9 s; the suite: -15%).
 $(STAMP): requirements.lock requirements-bootstrap.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-bootstrap.lock
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes requirements.lock
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes --compile-bytecode requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
