@@ -85,8 +85,10 @@ def written_numbers(draw: st.DrawFn) -> tuple[str, str | None]:
         edit = draw(st.sampled_from(["replace", "insert", "delete"]))
         if edit == "delete":
             del digits[at]
+        elif edit == "replace":
+            digits[at] = draw(st.sampled_from("0123456789"))
         else:
-            digits[at:at + (edit == "replace")] = [draw(st.sampled_from("0123456789"))]
+            digits.insert(at, draw(st.sampled_from("0123456789")))
     code = str(example.country_code)
     national_prefix = phonenumbers.PhoneMetadata.metadata_for_region(region).national_prefix or ""
     prefix = draw(st.sampled_from(["", "+" + code, "+" + code + "0", "+" + code + "1", "+" + code + "8", code,
