@@ -47,8 +47,9 @@ class Desc:
         return not self.lengths or length in self.lengths
 
 
-def _any_of(descs: list[Desc]) -> re.Pattern[str] | None:
-    """One pattern that fully matches what any of `descs` fully matches."""
+@cache
+def _any_of(descs: tuple[Desc, ...]) -> re.Pattern[str] | None:
+    """One pattern that fully matches what any of `descs` fully matches; compiled once for the same descs."""
     return re.compile("|".join(f"(?:{desc.pattern})" for desc in descs)) if descs else None
 
 
@@ -74,15 +75,12 @@ class Plan:
         # with the same pattern, mobile never matches where fixed_line did not: phonenumbers skips it
         names = NUMBER_TYPES[:-1] if meta.same_mobile_and_fixed_line_pattern else NUMBER_TYPES
         types = [desc for desc in (Desc.of(getattr(meta, name)) for name in names) if desc is not None]
-        by_types = {}  # lengths sharing the same types share one compiled pattern
         general = Desc.of(meta.general_desc)
         return cls(country_code=meta.country_code,
                    general=general,
-                   general_pattern=_any_of([general] if general else []),
-                   types_by_length={
-                       length: by_types.setdefault(allowed, _any_of(list(allowed)))
-                       for length in range(MAX_DIGITS + 1)
-                       for allowed in [tuple(desc for desc in types if desc.allows(length))]},
+                   general_pattern=_any_of((general,) if general else ()),
+                   types_by_length={length: _any_of(tuple(desc for desc in types if desc.allows(length)))
+                                    for length in range(MAX_DIGITS + 1)},
                    lengths=tuple(meta.general_desc.possible_length),
                    local_lengths=frozenset(meta.general_desc.possible_length_local_only),
                    national_prefix=_compiled(meta.national_prefix_for_parsing),
