@@ -382,7 +382,8 @@ def _checked(r: Resource) -> list[Column]:
 
 def _raw_columns(r: Resource) -> list[tuple[str, str]]:
     """(name, SQL over `r`) of the values as the line has them, for the columns `_problems` checks."""
-    return [(f"{c.name}__raw", _raw_expr(c)) for c in r.columns if c in _checked(r) or c.required]
+    checked = _checked(r)
+    return [(f"{c.name}__raw", _raw_expr(c)) for c in r.columns if c in checked or c.required]
 
 
 def _problems(r: Resource, name: Callable[[str], str] = _quoted) -> str:

@@ -68,8 +68,8 @@ def load_models(sql_dir: Path = SQL_DIR) -> tuple[Model, ...]:
     for schema in ("staging", "marts"):
         for path in sorted((sql_dir / schema).glob("*.sql")):
             sql = path.read_text()
-            if _materialized(sql) not in (None, *KINDS):
-                raise ModelError(f"{path}: materialized: {_materialized(sql)!r} is not one of {', '.join(KINDS)}. "
+            if (materialized := _materialized(sql)) not in (None, *KINDS):
+                raise ModelError(f"{path}: materialized: {materialized!r} is not one of {', '.join(KINDS)}. "
                                  "Write `-- materialized: view` in the leading comment, or leave the line out "
                                  "for a table.")
             model = Model(schema, path.stem, path, sql, referenced_tables(sql))
