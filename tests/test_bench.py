@@ -94,7 +94,7 @@ def test_a_steps_cpu_is_read_off_the_samples_at_its_start_and_end() -> None:
 
 
 def test_the_process_tree_leaves_out_a_process_that_ends_while_it_looks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The memory sampler lists the process tree every 20 ms while phone workers come and go. A 5M run
+    """The memory sampler lists the process tree every 20 ms while child processes come and go. A 5M run
     lost its sampler thread, and with it every later CPU figure, to a worker whose /proc entry was
     there when pathlib checked it and gone when it listed it (FileNotFoundError from scandir)."""
     import subprocess
