@@ -11,7 +11,7 @@ import duckdb
 
 from pipeline.settings import DEFAULT_MEMORY_LIMIT, parse_as_of
 from pipeline.shopify.client import API_VERSION, ShopifyClient
-from pipeline.warehouse.build import shop_timezone
+from pipeline.warehouse.build import held_open, shop_timezone
 
 
 class PipelineSettings(dg.ConfigurableResource):
@@ -26,6 +26,14 @@ class PipelineSettings(dg.ConfigurableResource):
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator["PipelineSettings"]:
+        """For as long as Dagster holds the resources: a run in one process (`smsseg run`), or one step
+        of a run the UI launches, which runs each step in its own process. The build warehouse stays
+        open that long, rather than being opened again for each step."""
+        with held_open(self.data_path):
+            yield self
 
     def shop_timezone(self) -> str:
         return shop_timezone(self.data_path)

@@ -21,6 +21,8 @@ from pipeline.store.schema import RESOURCES
 from pipeline.warehouse.models import Model
 
 SCHEMAS = ("raw", "staging", "marts", "segments", "audience")
+# Build warehouses held open in this process (see held_open): path -> the connection that holds it
+_held: dict[Path, duckdb.DuckDBPyConnection | None] = {}
 
 
 class WarehouseError(RuntimeError):
@@ -67,6 +69,9 @@ def open_build(data_dir: Path, as_of: dt.date,
     build.parent.mkdir(parents=True, exist_ok=True)
     if not build.exists() and live.exists():
         shutil.copyfile(live, build)
+    if build.resolve() in _held and _held[build.resolve()] is None:
+        # a connection of its own: DuckDB hands the database it opened to the next connect of this path
+        _held[build.resolve()] = duckdb.connect(str(build))
     con = duckdb.connect(str(build))
     try:
         con.execute("set memory_limit = ?", [memory_limit])
@@ -77,6 +82,31 @@ def open_build(data_dir: Path, as_of: dt.date,
         con.execute("checkpoint")
     finally:
         con.close()
+
+
+@contextmanager
+def held_open(data_dir: Path) -> Iterator[None]:
+    """Keeps the build warehouse open in this process from the first `open_build` until the block ends.
+
+    `smsseg run` runs the night's ~60 steps in one process, each in its own `open_build`: opening
+    the file, reading its catalog and attaching state.duckdb took ~30 ms a step, and closing it
+    dropped DuckDB's cache of the tables the step before had just written. Held, each step's
+    connection joins the open database instead. Each step still ends with a checkpoint, so the
+    file is whole between steps and `publish` copies a complete warehouse; state.duckdb, attached
+    to it, is checkpointed when the block ends (until then its commits are in its WAL, which a
+    next open replays).
+    """
+    path = build_path(data_dir).resolve()
+    if path in _held:  # already held by an enclosing block, which closes it
+        yield
+        return
+    _held[path] = None
+    try:
+        yield
+    finally:
+        holder = _held.pop(path)
+        if holder is not None:
+            holder.close()
 
 
 @contextmanager

@@ -46,6 +46,9 @@ def test_nightly_builds_and_publishes_as_of_the_run_config(tmp_path: Path) -> No
     published = [e for e in result.get_asset_materialization_events()
                  if e.asset_key == dg.AssetKey("warehouse")]
     assert published[0].event_specific_data.materialization.metadata["customers"].value == 3
+    # the run held the build warehouse open across its steps, and let go of it when it ended
+    with duckdb.connect(str(tmp_path / "data" / "build" / "warehouse.duckdb"), read_only=True) as build:
+        assert build.execute("select count(*) from marts.customers").fetchall() == [(3,)]
 
 
 def test_without_as_of_the_run_is_evaluated_today_in_the_shop_time_zone(tmp_path: Path) -> None:

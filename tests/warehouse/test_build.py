@@ -1,0 +1,65 @@
+"""`held_open`: a run's steps share the open build warehouse, which is whole between steps and closed after."""
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipeline.warehouse.build import attach_state, build_path, held_open, live_path, open_build, publish, state_path
+
+AS_OF = dt.date(2026, 10, 31)
+
+
+def is_open_here(path: Path) -> bool:
+    """True when this process holds `path` open: DuckDB refuses to open it again with other settings."""
+    try:
+        duckdb.connect(str(path), read_only=True).close()
+    except duckdb.ConnectionException:
+        return True
+    return False
+
+
+def test_without_a_hold_each_step_closes_the_warehouse(tmp_path: Path) -> None:
+    with open_build(tmp_path, AS_OF) as con:
+        con.execute("create table marts.t as select 1 as x")
+        assert is_open_here(build_path(tmp_path))
+    assert not is_open_here(build_path(tmp_path))
+
+
+def test_held_steps_share_the_open_warehouse_which_is_whole_between_them(tmp_path: Path) -> None:
+    with held_open(tmp_path):
+        with open_build(tmp_path, AS_OF) as con:
+            attach_state(con, tmp_path)
+            con.execute("create table marts.t as select 1 as x")
+            con.execute("create table state.s as select 2 as y")
+        assert is_open_here(build_path(tmp_path))
+        with open_build(tmp_path, AS_OF) as con:  # the next step sees the first one's work, and its own as_of
+            assert con.execute("select x, getvariable('as_of') from marts.t").fetchall() == [(1, AS_OF)]
+        publish(tmp_path)  # a copy taken between steps is a whole warehouse
+        with duckdb.connect(str(live_path(tmp_path)), read_only=True) as live:
+            assert live.execute("select x from marts.t").fetchall() == [(1,)]
+    assert not is_open_here(build_path(tmp_path))
+    assert not state_path(tmp_path).with_name("state.duckdb.wal").exists()  # checkpointed as it closed
+    with duckdb.connect(str(state_path(tmp_path)), read_only=True) as state:
+        assert state.execute("select y from s").fetchall() == [(2,)]
+
+
+def test_a_hold_inside_a_hold_leaves_the_closing_to_the_outer_one(tmp_path: Path) -> None:
+    with held_open(tmp_path):
+        with held_open(tmp_path), open_build(tmp_path, AS_OF):
+            pass
+        assert is_open_here(build_path(tmp_path))
+    assert not is_open_here(build_path(tmp_path))
+
+
+def test_a_step_that_fails_leaves_the_held_warehouse_as_it_was(tmp_path: Path) -> None:
+    with held_open(tmp_path):
+        with open_build(tmp_path, AS_OF) as con:
+            con.execute("create table marts.t as select 1 as x")
+        with pytest.raises(duckdb.CatalogException), open_build(tmp_path, AS_OF) as con:
+            con.execute("begin transaction")
+            con.execute("insert into marts.t values (2)")
+            con.execute("select * from marts.missing")
+        with open_build(tmp_path, AS_OF) as con:
+            assert con.execute("select x from marts.t").fetchall() == [(1,)]
