@@ -109,7 +109,7 @@ def test_same_content_twice_adds_no_batch(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("tail", [b"\n", b"", b"\n\n"])
 def test_digest_and_line_count_span_blocks_in_order(tmp_path: Path, monkeypatch, tail: bytes) -> None:
-    import hashlib
+    import blake3
 
     from pipeline.store import ingest
 
@@ -118,7 +118,7 @@ def test_digest_and_line_count_span_blocks_in_order(tmp_path: Path, monkeypatch,
     path = tmp_path / "orders.jsonl"
     path.write_bytes(content)
     lines = content.count(b"\n") + (not content.endswith(b"\n"))
-    assert ingest._digest_and_lines(path) == (hashlib.sha256(content).hexdigest()[:16], lines)
+    assert ingest._digest_and_lines(path) == (blake3.blake3(content).hexdigest()[:16], lines)
 
 
 def test_large_file_is_read_in_chunks(tmp_path: Path, monkeypatch) -> None:
