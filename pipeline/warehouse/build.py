@@ -69,9 +69,10 @@ def open_build(data_dir: Path, as_of: dt.date,
     build.parent.mkdir(parents=True, exist_ok=True)
     if not build.exists() and live.exists():
         shutil.copyfile(live, build)
-    if build.resolve() in _held and _held[build.resolve()] is None:
+    key = build.resolve()
+    if key in _held and _held[key] is None:
         # a connection of its own: DuckDB hands the database it opened to the next connect of this path
-        _held[build.resolve()] = duckdb.connect(str(build))
+        _held[key] = duckdb.connect(str(build))
     con = duckdb.connect(str(build))
     try:
         con.execute("set memory_limit = ?", [memory_limit])
