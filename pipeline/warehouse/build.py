@@ -29,6 +29,26 @@ class WarehouseError(RuntimeError):
     """The warehouse could not be built or published; the live file is untouched."""
 
 
+# What DuckDB says when another process has the file open read-write (one writer per file)
+LOCKED = "Could not set lock on file"
+WHO_HOLDS_IT = ("That is usually another run of the pipeline (`smsseg run` keeps the build open until it "
+                "ends; a run from the UI, for one step at a time): let it finish, then rerun. Otherwise close "
+                "the process named (data/build and data/state.duckdb are the pipeline's own: open only "
+                "data/warehouse.duckdb). Nothing was changed.")
+
+
+@contextmanager
+def _not_locked(what: str) -> Iterator[None]:
+    """Turns DuckDB refusing a file another process holds into a WarehouseError that says what to do."""
+    try:
+        yield
+    except duckdb.IOException as e:
+        if LOCKED not in str(e):
+            raise
+        reason = str(e).splitlines()[0].removeprefix("IO Error: ")
+        raise WarehouseError(f"{what} is open in another process: {reason}. {WHO_HOLDS_IT}") from None
+
+
 def live_path(data_dir: Path) -> Path:
     return Path(data_dir) / "warehouse.duckdb"
 
@@ -70,10 +90,11 @@ def open_build(data_dir: Path, as_of: dt.date,
     if not build.exists() and live.exists():
         shutil.copyfile(live, build)
     key = build.resolve()
-    if key in _held and _held[key] is None:
-        # a connection of its own: DuckDB hands the database it opened to the next connect of this path
-        _held[key] = duckdb.connect(str(build))
-    con = duckdb.connect(str(build))
+    with _not_locked("The build warehouse"):
+        if key in _held and _held[key] is None:
+            # a connection of its own: DuckDB hands the database it opened to the next connect of this path
+            _held[key] = duckdb.connect(str(build))
+        con = duckdb.connect(str(build))
     try:
         con.execute("set memory_limit = ?", [memory_limit])
         con.execute("set variable as_of = ?::date", [as_of])
@@ -125,7 +146,8 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 def attach_state(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     """Attaches state.duckdb, the pipeline's durable record, as schema `state`."""
     path = exp.Literal.string(str(state_path(data_dir).resolve()))
-    con.execute(f"attach if not exists {path.sql(dialect='duckdb')} as state")
+    with _not_locked("state.duckdb"):
+        con.execute(f"attach if not exists {path.sql(dialect='duckdb')} as state")
 
 
 def create_raw_views(con: duckdb.DuckDBPyConnection, data_dir: Path, reads: Iterable[str] | None = None) -> None:

@@ -1,12 +1,25 @@
 """`held_open`: a run's steps share the open build warehouse, which is whole between steps and closed after."""
 
 import datetime as dt
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from pipeline.warehouse.build import attach_state, build_path, held_open, live_path, open_build, publish, state_path
+from pipeline.warehouse.build import (
+    WarehouseError,
+    attach_state,
+    build_path,
+    held_open,
+    live_path,
+    open_build,
+    publish,
+    state_path,
+)
 
 AS_OF = dt.date(2026, 10, 31)
 
@@ -63,3 +76,34 @@ def test_a_step_that_fails_leaves_the_held_warehouse_as_it_was(tmp_path: Path) -
             con.execute("select * from marts.missing")
         with open_build(tmp_path, AS_OF) as con:
             assert con.execute("select x from marts.t").fetchall() == [(1,)]
+
+
+@contextmanager
+def held_by_another_process(path: Path) -> Iterator[int]:
+    """Another process with `path` open read-write, as another run holds it; yields its pid."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('open', flush=True); "
+                               "sys.stdin.read()", str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "open\n"
+        yield holder.pid
+    finally:
+        holder.communicate("", timeout=30)  # end of its stdin: it closes the file and exits
+
+
+def test_a_build_another_process_holds_is_an_error_that_says_to_wait_for_it(tmp_path: Path) -> None:
+    with held_by_another_process(build_path(tmp_path)) as pid:
+        with pytest.raises(WarehouseError, match=rf"build warehouse is open in another process.*PID {pid}") as err:
+            with held_open(tmp_path), open_build(tmp_path, AS_OF):
+                pass
+        assert "let it finish, then rerun" in str(err.value)
+    with held_open(tmp_path), open_build(tmp_path, AS_OF) as con:  # once it is gone, the same call works
+        assert con.execute("select getvariable('as_of')").fetchall() == [(AS_OF,)]
+
+
+def test_a_state_file_another_process_holds_is_the_same_error(tmp_path: Path) -> None:
+    with held_by_another_process(state_path(tmp_path)) as pid, open_build(tmp_path, AS_OF) as con:
+        with pytest.raises(WarehouseError, match=rf"state.duckdb is open in another process.*PID {pid}"):
+            attach_state(con, tmp_path)
