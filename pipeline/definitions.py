@@ -47,7 +47,7 @@ def build_definitions(settings: Settings, loggers: dict[str, dg.LoggerDefinition
     """Everything Dagster shows, for these settings; `resources` replace the defaults (tests, demos)."""
     pipeline_settings = PipelineSettings(data_dir=str(settings.data_dir), segments_dir=str(settings.segments_dir),
                                          source=settings.source, swing_threshold=settings.swing_threshold,
-                                         memory_limit=settings.memory_limit)
+                                         memory_limit=settings.memory_limit, batch_size=settings.batch_size)
     segments, definitions = segment_assets(settings.segments_dir)
     healthy = healthy_segments(definitions)
     exports = [export_asset(definitions.definitions[name]) for name in healthy

@@ -6,6 +6,7 @@ themselves, so they never pass through run config, logs or the Dagster UI.
 
 import datetime as dt
 import os
+import re
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 # DuckDB's memory bound in every step that reads or builds the data: beyond it, joins and sorts
 # spill to disk rather than grow. 1GB keeps a shop of a million customers under 2 GB in all.
 DEFAULT_MEMORY_LIMIT = "1GB"
+# The most phone numbers one gateway request carries: the gateway API's own limit, unless a gateway says otherwise.
+DEFAULT_BATCH_SIZE = 500
 SOURCES = ("demo", "jsonl:DIR", "shopify")
 GATEWAYS = ("file", "http")
 
@@ -35,6 +38,7 @@ class Settings:
     dry_run: bool = False
     swing_threshold: float = 0.5
     memory_limit: str = DEFAULT_MEMORY_LIMIT
+    batch_size: int = DEFAULT_BATCH_SIZE
 
     @classmethod
     def resolve(cls, *, source: str | None = None, data_dir: str | None = None, segments_dir: str | None = None,
@@ -79,6 +83,7 @@ class Settings:
             dry_run=dry_run,
             swing_threshold=swing_threshold,
             memory_limit=memory_limit_from(env),
+            batch_size=batch_size_from(env),
         )
 
 
@@ -93,6 +98,16 @@ def memory_limit_from(env: Mapping[str, str]) -> str:
                                 "with its unit, e.g. 1GB (the default) or 4GB for a shop of several million "
                                 "customers.") from None
     return value
+
+
+def batch_size_from(env: Mapping[str, str]) -> int:
+    """SMSSEG_BATCH_SIZE, or the default: how many numbers a gateway request carries at most."""
+    value = env.get("SMSSEG_BATCH_SIZE") or str(DEFAULT_BATCH_SIZE)
+    if not re.fullmatch(r"[0-9]+", value.strip()) or int(value) < 1:
+        raise SettingsError(f"SMSSEG_BATCH_SIZE {value!r}: expected a whole number of phone numbers, at least 1 "
+                            f"(default {DEFAULT_BATCH_SIZE}). Lower it when the gateway refuses batches as too "
+                            "large.")
+    return int(value)
 
 
 def parse_as_of(value: str | None) -> dt.date | None:

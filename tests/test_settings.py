@@ -6,7 +6,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.settings import DEFAULT_MEMORY_LIMIT, Settings, SettingsError
+from pipeline.settings import DEFAULT_BATCH_SIZE, DEFAULT_MEMORY_LIMIT, Settings, SettingsError
 from pipeline.store.ingest import ingest_file
 from pipeline.warehouse.build import open_build
 
@@ -17,6 +17,14 @@ def test_the_memory_bound_comes_from_the_environment_or_the_default() -> None:
     for bad in ("lots", "3000000", "GB"):
         with pytest.raises(SettingsError, match=f"SMSSEG_MEMORY_LIMIT '{bad}': .*e.g. 1GB"):
             Settings.resolve(env={"SMSSEG_MEMORY_LIMIT": bad})
+
+
+def test_the_batch_size_comes_from_the_environment_or_the_default() -> None:
+    assert Settings.resolve(env={}).batch_size == DEFAULT_BATCH_SIZE == 500
+    assert Settings.resolve(env={"SMSSEG_BATCH_SIZE": "100"}).batch_size == 100
+    for bad in ("0", "-5", "2.5", "1e3", "many", "\u00b2"):
+        with pytest.raises(SettingsError, match=f"SMSSEG_BATCH_SIZE '{bad}': expected a whole number .* at least 1"):
+            Settings.resolve(env={"SMSSEG_BATCH_SIZE": bad})
 
 
 def test_the_build_warehouse_runs_within_the_bound(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 It honours Idempotency-Key (a replay gets the stored reply and changes nothing) and counts
 every add it applies per (audience, phone), so a test can prove no number was added twice.
+Like the API it refuses a batch of more than `max_batch` numbers (500) with 413.
 
 Faults are a script of steps cycled over successive API requests:
   ok          apply and reply 200
@@ -12,7 +13,7 @@ Faults are a script of steps cycled over successive API requests:
   drop_after  apply, then close the connection without a reply
   slow        apply, then wait `slow_step_seconds` before replying (longer than a client timeout)
 
-    python -m pipeline.audience.emulator --port 0 --token T [--script 429,ok,500] [--slow 0.05]
+    python -m pipeline.audience.emulator --port 0 --token T [--script 429,ok,500] [--slow 0.05] [--max-batch 500]
 """
 
 import argparse
@@ -36,6 +37,7 @@ STEPS = ("ok", "429", "500", "500_after", "drop", "drop_after", "slow")
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 AUDIENCE_PATH = re.compile(r"/audiences/([A-Za-z0-9_-]+)")
 MEMBERS_PATH = re.compile(r"/audiences/([A-Za-z0-9_-]+)/members")
+MAX_BATCH = 500  # numbers (adds and removes) one members request may carry, as sms-export.md says
 
 
 @dataclass
@@ -55,8 +57,9 @@ class Faults:
 class GatewayEmulator(LoopbackServer):
     """The emulator on 127.0.0.1 at an ephemeral port (or `port`), serving from a daemon thread."""
 
-    def __init__(self, token: str, *, faults: Faults | None = None, port: int = 0):
+    def __init__(self, token: str, *, faults: Faults | None = None, port: int = 0, max_batch: int = MAX_BATCH):
         self.token = token
+        self.max_batch = max_batch
         self._lock = threading.Lock()
         self._faults = faults or Faults()
         self._steps = itertools.cycle(self._faults.script or ["ok"])
@@ -119,6 +122,8 @@ class GatewayEmulator(LoopbackServer):
             adds, removes = body.get("add", []), body.get("remove", [])
             if not isinstance(adds, list) or not isinstance(removes, list):
                 return 400, {"error": "add and remove must be lists"}
+            if len(adds) + len(removes) > self.max_batch:
+                return 413, {"error": f"{len(adds) + len(removes)} numbers in one request; at most {self.max_batch}"}
             rejected, added, removed = [], 0, 0
             for member in adds:
                 phone = member.get("phone") if isinstance(member, dict) else None
@@ -216,12 +221,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token", required=True, help="the bearer token clients must send")
     parser.add_argument("--script", default="", help=f"comma-separated fault steps cycled: {','.join(STEPS)}")
     parser.add_argument("--slow", type=float, default=0.0, help="seconds every reply waits")
+    parser.add_argument("--max-batch", type=int, default=MAX_BATCH, help="numbers a members request may carry")
     parser.add_argument("--reject", action="append", default=[], metavar="PHONE=REASON",
                         help="reject this number with this reason (repeatable)")
     args = parser.parse_args(argv)
     faults = Faults(script=[s for s in args.script.split(",") if s], slow_seconds=args.slow,
                     reject=dict(r.split("=", 1) for r in args.reject))
-    emulator = GatewayEmulator(args.token, faults=faults, port=args.port).start()
+    emulator = GatewayEmulator(args.token, faults=faults, port=args.port, max_batch=args.max_batch).start()
     print(emulator.url, flush=True)  # noqa: T201 - the one line a demo script reads
     try:
         threading.Event().wait()

@@ -186,6 +186,8 @@ class HttpGateway(AudienceGateway):
                 else:
                     # the gateway's own words, minus the token should it ever echo a header back
                     message = _message(response).replace(self.token, "***")
+                    if response.status_code == 413:
+                        message += " (send smaller batches: lower SMSSEG_BATCH_SIZE)"
                     raise GatewayError(f"{what}: the gateway refused it with {response.status_code}: {message}",
                                        retryable=False)
             if attempt >= self.max_attempts:

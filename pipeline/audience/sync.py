@@ -37,11 +37,11 @@ from pipeline.audience.eligibility import (
 )
 from pipeline.audience.gateways import AudienceGateway, GatewayError
 from pipeline.audience.state import ensure_state_tables, state_tables_exist
+from pipeline.settings import DEFAULT_BATCH_SIZE
 from pipeline.warehouse.build import transaction
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH_SIZE = 500
 # Batches planned in one transaction and settled in one: the most a killed run leaves to replay.
 GROUP_BATCHES = 20
 # A first night writes ~100 MB of ledger, sync state and plans to state.duckdb's WAL. At DuckDB's

@@ -57,7 +57,7 @@ def export_asset(definition: SegmentDefinition) -> dg.AssetsDefinition:
                 result = sync_segment(
                     con, gateway, definition.name, as_of=as_of,
                     run_id=context.run.run_id, fields=definition.fields, name=definition.name,
-                    description=definition.description or "", dry_run=run.dry_run,
+                    description=definition.description or "", batch_size=settings.batch_size, dry_run=run.dry_run,
                     suppressions_csv=suppressions if suppressions.exists() else None)
             except SyncError as e:
                 raise dg.Failure(str(e), metadata=sync_metadata(e.result)) from None

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import duckdb
 
-from pipeline.settings import DEFAULT_MEMORY_LIMIT, parse_as_of
+from pipeline.settings import DEFAULT_BATCH_SIZE, DEFAULT_MEMORY_LIMIT, parse_as_of
 from pipeline.shopify.client import API_VERSION, ShopifyClient
 from pipeline.warehouse.build import held_open, shop_timezone
 
@@ -22,6 +22,7 @@ class PipelineSettings(dg.ConfigurableResource):
     source: str = "demo"
     swing_threshold: float = 0.5  # an exported segment whose size moves by more than this share is held
     memory_limit: str = DEFAULT_MEMORY_LIMIT  # DuckDB's bound in extraction and the warehouse; beyond it, spill
+    batch_size: int = DEFAULT_BATCH_SIZE  # the most numbers one gateway request carries
 
     @property
     def data_path(self) -> Path:

@@ -8,7 +8,7 @@ import duckdb
 
 from pipeline.audience.emulator import Faults, GatewayEmulator
 from pipeline.audience.gateways import HttpGateway
-from pipeline.settings import Settings
+from pipeline.settings import DEFAULT_BATCH_SIZE, Settings
 from tests.defs.test_nightly import AS_OF
 from tests.fixtures.nightly import run_nightly_job
 from tests.fixtures.stores import Store, customer, order
@@ -34,10 +34,11 @@ def segment_defs(folder: Path) -> Path:
     return folder
 
 
-def run(tmp_path: Path, store: Store, *, dry_run: bool = False, **resources) -> dg.ExecuteInProcessResult:
+def run(tmp_path: Path, store: Store, *, dry_run: bool = False, batch_size: int = DEFAULT_BATCH_SIZE,
+        **resources) -> dg.ExecuteInProcessResult:
     store_dir = store.write(tmp_path / "store")
     settings = Settings(source=f"jsonl:{store_dir}", data_dir=tmp_path / "data",
-                        segments_dir=segment_defs(tmp_path / "defs"))
+                        segments_dir=segment_defs(tmp_path / "defs"), batch_size=batch_size)
     return run_nightly_job(settings, resources=resources, as_of=AS_OF, dry_run=dry_run)
 
 
@@ -91,6 +92,20 @@ def test_http_gateway_converges_through_faults(tmp_path: Path) -> None:
         assert run(tmp_path, shop(unsubscribed=(1,)), gateway=gateway).success
         assert sorted(emulator.members("buyers")) == [f"+39347{n:07d}" for n in range(2, 9)]
         assert max(emulator.adds_of("buyers").values()) == 1
+
+
+def test_a_request_carries_at_most_the_batch_size_setting(tmp_path: Path) -> None:
+    with GatewayEmulator(TOKEN, max_batch=5) as emulator:
+        gateway = HttpGateway(url=emulator.url, token=TOKEN, backoff_seconds=0.01)
+        refused = run(tmp_path, shop(), gateway=gateway)  # 8 adds: one batch under the default of 500
+        assert not refused.success and emulator.members("buyers") == {}
+        message = next(e for e in refused.all_events if e.is_step_failure).event_specific_data.error.message
+        assert "refused it with 413: 8 numbers in one request; at most 5" in message
+        assert "lower SMSSEG_BATCH_SIZE" in message
+        posts = emulator.received["POST"]
+        assert export_figures(run(tmp_path, shop(), gateway=gateway, batch_size=3))["batches"] == 3
+        assert emulator.received["POST"] - posts == 3  # 3 + 3 + 2
+        assert sorted(emulator.members("buyers")) == [f"+39347{n:07d}" for n in range(1, 9)]
 
 
 def test_a_redacted_customer_leaves_every_audience_and_the_ledger_forgets_the_number(tmp_path: Path) -> None:
