@@ -96,7 +96,12 @@ class Param:
     def operators(self) -> tuple[str, ...]:
         if self.type == "product_id":
             return ("=",)
-        return COMPARE if self.type in ("number", "integer", "date") else EQUALITY
+        return COMPARE if self.takes_between else EQUALITY
+
+    @property
+    def takes_between(self) -> bool:
+        """Whether it is ordered: a list parameter (a collection id too) only tests membership."""
+        return self.type in ("number", "integer", "date") and self.kind != "list"
 
     @property
     def takes_in(self) -> bool:
@@ -175,7 +180,7 @@ def docs_table() -> str:
     for f in FUNCTIONS.values():
         for p in f.params.values():
             kind = f"enum: {', '.join(p.values)}" if p.values else p.type
-            ops = list(p.operators) + (["BETWEEN"] if p.type in ("number", "integer", "date") else [])
+            ops = list(p.operators) + (["BETWEEN"] if p.takes_between else [])
             ops += (["IN"] if p.takes_in else []) + (["NOT IN"] if p.takes_not_in else [])
             rows.append(f"| `{f.name}` | `{p.name}` | {kind} | {' '.join(ops)} | {p.meaning} |")
     return "\n".join(rows) + "\n"

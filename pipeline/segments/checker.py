@@ -106,7 +106,7 @@ def _check_matches(condition: t.Matches, source: Source) -> list[SegmentError]:
                 continue
             values = param.values
         elif isinstance(param, t.ParamBetween):
-            if spec.type not in ("number", "integer", "date"):
+            if not spec.takes_between:
                 errors.append(source.error(param.span.start, param.span.end, f"BETWEEN does not apply to {label}",
                                            hint=_param_usage(spec)))
                 continue
