@@ -15,10 +15,11 @@ import pyarrow as pa
 from sqlglot import exp
 
 from pipeline.audience.phones import to_e164
+from pipeline.segments.catalogue import MEMBER_COLUMNS
 
 ELIGIBLE_TABLE = "audience_eligible"
 SUPPRESSED_TABLE = "audience_suppressed"
-BASE_COLUMNS = ("phone", "customer_id", "first_name", "last_name", "country")
+BASE_COLUMNS = MEMBER_COLUMNS
 # The order decides the one reason a member is counted under when several apply.
 # Counted under the first that applies. A redaction comes first: it also sets the consent to
 # REDACTED, and "redacted" is the reason an operator looks for.

@@ -165,6 +165,10 @@ CUSTOMER_COLUMNS = (
     "customer_regions", "customer_cities", "rfm_group",
 )
 
+# What the gateway gets for every member of an exported audience (phone: the E.164 number), so no
+# `sms.fields` entry; the fields come after them.
+MEMBER_COLUMNS = ("phone", "customer_id", "first_name", "last_name", "country")
+
 # What every segment view holds: who the member is and what a message usually needs.
 VIEW_COLUMNS = ("customer_id", "first_name", "last_name", "email", "phone_e164", "sms_subscription_status",
                 "amount_spent", "number_of_orders", "last_order_date")

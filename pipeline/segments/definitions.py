@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.segments import tree as t
-from pipeline.segments.catalogue import CUSTOMER_COLUMNS
+from pipeline.segments.catalogue import CUSTOMER_COLUMNS, MEMBER_COLUMNS
 from pipeline.segments.checker import SEGMENT_NAME, check, segment_references, suggest
 from pipeline.segments.errors import SegmentError, Source
 from pipeline.segments.parser import parse
@@ -224,6 +224,9 @@ def _sms(f: _File, node: yaml.Node | None) -> tuple[bool, tuple[str, ...]]:
                 if column not in CUSTOMER_COLUMNS:
                     f.errors.append(_node_error(f, item, f"unknown sms.fields column {column!r}",
                                                 hint=suggest(column, list(CUSTOMER_COLUMNS))))
+                elif column in (*MEMBER_COLUMNS, "phone_e164"):
+                    f.errors.append(_node_error(f, item, f"{column} is already sent with every member",
+                                                hint=f"remove it: every member carries {', '.join(MEMBER_COLUMNS)}"))
                 elif column in fields:
                     f.errors.append(_node_error(f, item, f"{column} is listed twice in sms.fields"))
                 else:

@@ -190,7 +190,7 @@ def test_file_level_errors(tmp_path: Path) -> None:
         query: amount_spent > 1
         sms:
           exprt: true
-          fields: [abandoned_checkout_url, amount_spnt, abandoned_checkout_url]
+          fields: [abandoned_checkout_url, amount_spnt, abandoned_checkout_url, first_name]
         """)
     write(tmp_path, "b.yaml", "name: Bad-Name\nquery: amount_spent > 1\n")
     write(tmp_path, "c.yaml", "name: broken\nquery: [amount_spent\n")
@@ -205,6 +205,7 @@ def test_file_level_errors(tmp_path: Path) -> None:
         "a.yaml:5:3: unknown key 'exprt' in the sms",
         "a.yaml:6:36: unknown sms.fields column 'amount_spnt'",
         "a.yaml:6:49: abandoned_checkout_url is listed twice in sms.fields",
+        "a.yaml:6:73: first_name is already sent with every member",
         "b.yaml:1:7: 'Bad-Name' is not a valid segment name",
         "c.yaml:3:1: YAML syntax error: expected ',' or ']', but got '<stream end>'",
         "d.yaml:1:1: missing `query`",
@@ -217,7 +218,8 @@ def test_file_level_errors(tmp_path: Path) -> None:
     assert "hint: did you mean description? the keys are name, description, query, sms" in shown[0]
     assert "hint: did you mean export?" in shown[1]
     assert "hint: did you mean amount_spent?" in shown[2]
-    assert "hint: while parsing a flow sequence (line 2)" in shown[5]
+    assert "hint: remove it: every member carries phone, customer_id, first_name" in shown[4]
+    assert "hint: while parsing a flow sequence (line 2)" in shown[6]
 
 
 def test_segment_references_unknown_names_and_cycles(tmp_path: Path) -> None:
