@@ -1,6 +1,7 @@
 """Segment assets: one per definition file, each a view segments.<name> in the build warehouse."""
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -14,6 +15,16 @@ from pipeline.segments.history import previous_size, record_membership
 
 def segment_key(name: str) -> dg.AssetKey:
     return dg.AssetKey(["segments", name])
+
+
+def unreadable_key(path: Path) -> dg.AssetKey:
+    """A definition file with no usable name: keyed by the file, apart from every segment's key."""
+    return dg.AssetKey(["segment_files", re.sub(r"[^A-Za-z0-9_]", "_", path.stem)])
+
+
+def failure(path: Path, errors: list) -> dg.Failure:
+    shown = "\n\n".join(str(e) for e in errors)
+    return dg.Failure(f"{path}: the definition has errors; fix them (smsseg segments check):\n\n{shown}")
 
 
 def healthy_segments(definitions: DefinitionSet) -> list[str]:
@@ -41,8 +52,7 @@ def segment_asset(name: str, path: Path, definitions: DefinitionSet) -> dg.Asset
     def _segment(context: dg.AssetExecutionContext, settings: PipelineSettings,
                  run: RunOptions) -> dg.MaterializeResult:
         if definition is None:
-            errors = "\n\n".join(str(e) for e in definitions.errors_for(name))
-            raise dg.Failure(f"{path}: the definition has errors; fix them (smsseg segments check):\n\n{errors}")
+            raise failure(path, definitions.errors_for(name))
 
         def work(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dg.MaterializeResult:
             before = previous_size(con, name, as_of)
@@ -65,6 +75,18 @@ def segment_asset(name: str, path: Path, definitions: DefinitionSet) -> dg.Asset
     return _segment
 
 
+def unreadable_asset(path: Path, definitions: DefinitionSet) -> dg.AssetsDefinition:
+    """A definition file whose name could not be read still fails a run of its own, rather than vanish from it."""
+    @dg.asset(key=unreadable_key(path), group_name="segments", kinds={"yaml"},
+              description=f"Segment definition {path.name}, which has errors and no usable name",
+              metadata={"definition": dg.MetadataValue.path(str(path))})
+    def _unreadable() -> dg.MaterializeResult:
+        raise failure(path, definitions.errors_in(path))
+
+    return _unreadable
+
+
 def segment_assets(segments_dir: Path) -> tuple[list[dg.AssetsDefinition], DefinitionSet]:
     definitions = load_definitions(segments_dir)
-    return [segment_asset(name, path, definitions) for name, path in definitions.names.items()], definitions
+    return [*(segment_asset(name, path, definitions) for name, path in definitions.names.items()),
+            *(unreadable_asset(path, definitions) for path in definitions.unnamed)], definitions

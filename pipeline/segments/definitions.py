@@ -40,15 +40,20 @@ class DefinitionSet:
 
     `definitions`: the valid ones, each after the segments it uses. A valid definition may use a
     segment whose own file has errors: it stays here, and its run waits for that segment.
-    `names`: every name found, valid or not, with its file. `errors`: every problem.
+    `names`: every name found, valid or not, with its file. `unnamed`: files whose name could not be
+    read (broken YAML, a bad name), which no name can stand for. `errors`: every problem.
     """
 
     definitions: dict[str, SegmentDefinition] = field(default_factory=dict)
     errors: list[SegmentError] = field(default_factory=list)
     names: dict[str, Path] = field(default_factory=dict)
+    unnamed: list[Path] = field(default_factory=list)
 
     def errors_for(self, name: str) -> list[SegmentError]:
         return [e for e in self.errors if name in e.definitions]
+
+    def errors_in(self, path: Path) -> list[SegmentError]:
+        return [e for e in self.errors if e.file == str(path)]
 
 
 @dataclass
@@ -75,6 +80,7 @@ def load_definitions(directory: Path) -> DefinitionSet:
     named: dict[str, _File] = {}
     for f in files:
         if f.name is None:
+            result.unnamed.append(f.path)
             continue
         if f.name in named:
             first = named[f.name]

@@ -44,6 +44,21 @@ def test_a_broken_definition_fails_its_own_asset_and_no_other(tmp_path: Path) ->
         assert con.sql("select as_of from marts.customers limit 1").fetchall() == [(AS_OF,)]
 
 
+def test_a_definition_file_with_no_usable_name_fails_an_asset_of_its_own(tmp_path: Path) -> None:
+    store = small_store(4).write(tmp_path / "store")
+    defs = write_defs(tmp_path / "defs", good="number_of_orders >= 1")
+    (defs / "broken.yaml").write_text("name: broken\nquery: [amount_spent\nsms: {export: true}\n")
+    (defs / "Bad-Name.yaml").write_text("name: Bad-Name\nquery: amount_spent > 1\n")
+    result = run_nightly(tmp_path / "data", store, segments_dir=defs)
+    assert not result.success  # a typo must not silently leave an export out of the night
+    failures = {e.step_key: e.event_specific_data.error.message for e in result.all_events if e.is_step_failure}
+    assert sorted(failures) == ["segment_files__Bad_Name", "segment_files__broken"]
+    assert "broken.yaml:3:4: YAML syntax error" in failures["segment_files__broken"]
+    assert "Bad-Name.yaml:1:7: 'Bad-Name' is not a valid segment name" in failures["segment_files__Bad_Name"]
+    with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as con:
+        assert con.sql("select count(*) from segments.good").fetchall() == [(4,)]  # the rest published
+
+
 def test_membership_history_records_who_entered_and_left_each_day(tmp_path: Path) -> None:
     import datetime as dt
 
