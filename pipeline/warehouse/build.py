@@ -151,15 +151,21 @@ def attach_state(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
 
 
 def create_raw_views(con: duckdb.DuckDBPyConnection, data_dir: Path, reads: Iterable[str] | None = None) -> None:
-    """raw.<resource> views over every Parquet batch: those among `reads` (schema-qualified tables a
-    query reads, e.g. a model's deps), or all of them."""
+    """raw.<resource> views over the Parquet batches there are now: those among `reads` (schema-qualified
+    tables a query reads, e.g. a model's deps), or all of them.
+
+    A view names its files rather than a glob, so the published warehouse's raw.* hold what its
+    marts were built from: a batch a later run extracts shows up only once that run publishes, not
+    in yesterday's warehouse when the run fails after extracting it.
+    """
     wanted = None if reads is None else {table.removeprefix("raw.") for table in reads if table.startswith("raw.")}
     for resource in (r for r in RESOURCES if wanted is None or r.name in wanted):
         folder = raw_dir(data_dir).resolve() / resource.name
-        if not any(folder.glob("*.parquet")):
+        batches = sorted(folder.glob("*.parquet"))
+        if not batches:
             raise WarehouseError(f"{folder}: no Parquet batch. Run the extract assets first.")
-        source = exp.func("read_parquet", exp.Literal.string(str(folder / "*.parquet")),
-                          exp.EQ(this=exp.column("union_by_name"), expression=exp.true()))
+        files = exp.Array(expressions=[exp.Literal.string(str(path)) for path in batches])
+        source = exp.func("read_parquet", files, exp.EQ(this=exp.column("union_by_name"), expression=exp.true()))
         view = exp.Create(this=exp.to_table(f"raw.{resource.name}"), kind="VIEW", replace=True,
                           expression=exp.select("*").from_(source))
         con.execute(view.sql(dialect="duckdb"))

@@ -80,6 +80,9 @@ def test_broken_input_fails_and_the_previous_warehouse_survives(tmp_path: Path, 
     assert failure.step_key == failing_step and message in failure.event_specific_data.error.message
     assert live.read_bytes() == before
     assert len(customers_in(live)) == 3
+    assert any((tmp_path / "data" / "raw" / "customers").glob("*.parquet"))
+    with duckdb.connect(str(live), read_only=True) as con:  # not the batch the failed run extracted
+        assert con.sql("select count(*) from raw.customers").fetchall() == [(3,)]
 
 
 def test_a_reader_holding_the_warehouse_keeps_its_snapshot(tmp_path: Path) -> None:
