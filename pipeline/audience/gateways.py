@@ -8,7 +8,6 @@ import csv
 import datetime as dt
 import io
 import itertools
-import logging
 import os
 import random
 import time
@@ -19,10 +18,10 @@ from pathlib import Path
 import httpx
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-from dagster import ConfigurableResource, InitResourceContext
+from dagster import ConfigurableResource, InitResourceContext, get_dagster_logger
 from pydantic import Field, PrivateAttr
 
-log = logging.getLogger(__name__)
+log = get_dagster_logger(__name__)  # inside a step, its retries reach the run log
 
 CHANGE_COLUMNS = ("action", "phone", "customer_id")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import logging
 import os
 import random
 import re
@@ -19,8 +18,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from dagster import get_dagster_logger
 
-log = logging.getLogger(__name__)
+# a Dagster logger: inside a step its warnings (a changed API version, retries) reach the run log
+log = get_dagster_logger(__name__)
 
 API_VERSION = "2026-10"
 ALL_SCOPES = ("read_customers", "read_orders", "read_all_orders", "read_products")

@@ -20,7 +20,8 @@ TOKEN = "shpat_secret_never_logged_42"
 AS_OF = dt.date(2026, 11, 1)
 
 
-def run(data_dir: Path, source: str, emulator: ShopifyEmulator | None = None) -> dg.ExecuteInProcessResult:
+def run(data_dir: Path, source: str, emulator: ShopifyEmulator | None = None,
+        logs: list[str] | None = None, **shopify: str) -> dg.ExecuteInProcessResult:
     if emulator is not None:  # what the gateway's event export and the GDPR webhook receiver drop off
         (data_dir / "inbox").mkdir(parents=True, exist_ok=True)
         for file in ("sms_events.jsonl", "redactions.jsonl"):
@@ -28,8 +29,8 @@ def run(data_dir: Path, source: str, emulator: ShopifyEmulator | None = None) ->
     settings = Settings(source=source, data_dir=data_dir, segments_dir=data_dir / "none")
     extra = {}
     if emulator is not None:
-        extra["shopify"] = ShopifyResource(store=emulator.url, access_token=TOKEN, poll_interval_s=0.01)
-    logs: list[str] = []
+        extra["shopify"] = ShopifyResource(store=emulator.url, access_token=TOKEN, poll_interval_s=0.01, **shopify)
+    logs = [] if logs is None else logs
     result = run_nightly_job(settings, resources=extra, log_lines=logs, as_of=AS_OF)
     assert not any(TOKEN in line for line in logs), "the access token reached the run log"
     return result
@@ -49,6 +50,13 @@ def store(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("shop") / "store"
     generate_store(folder, customers=300, seed=3)
     return folder
+
+
+def test_a_changed_api_version_is_a_warning_in_the_run_log(tmp_path: Path, store: Path) -> None:
+    logs: list[str] = []
+    with ShopifyEmulator(store, token=TOKEN) as emulator:
+        assert run(tmp_path / "data", "shopify", emulator, logs, api_version="2024-01").success
+    assert any("API version" in line and "not the pinned 2024-01" in line for line in logs), logs[:5]
 
 
 def test_full_then_incremental_extraction_equals_a_fresh_full_load(tmp_path: Path, store: Path) -> None:
