@@ -111,7 +111,7 @@ def negate(expr: exp.Expression) -> exp.Expression:
 def _attribute_condition(condition: t.Condition, as_of: dt.date) -> exp.Expression:
     attribute = ATTRIBUTES[condition.attribute.text]
     if attribute.element == "segment":
-        members = exp.select(exp.column("customer_id")).from_(segment_table(condition.value.value))
+        members = exp.select(exp.column("customer_id")).from_(segment_table(condition.value.value.lower()))
         found = exp.In(this=exp.column("customer_id", table=CUSTOMER), query=members.subquery())
         return negate(found) if condition.negated else found
     column = exp.column(attribute.column, table=CUSTOMER)

@@ -17,7 +17,7 @@ def write_defs(folder: Path, **queries: str) -> Path:
 
 def test_segments_become_views_with_sizes(tmp_path: Path) -> None:
     store = small_store(4).write(tmp_path / "store")
-    defs = write_defs(tmp_path / "defs", big="amount_spent > 2", bigger="segments CONTAINS 'big' AND amount_spent > 3")
+    defs = write_defs(tmp_path / "defs", big="amount_spent > 2", bigger="segments CONTAINS 'Big' AND amount_spent > 3")
     result = run_nightly(tmp_path / "data", store, segments_dir=defs)
     assert result.success
     sizes = {e.asset_key: e.event_specific_data.materialization.metadata["size"].value
