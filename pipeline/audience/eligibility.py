@@ -84,10 +84,13 @@ def eligible_audience(con: duckdb.DuckDBPyConnection, segment: str, *, fields: t
                 customers.phone_e164 as phone,
                 customers.sms_subscription_status,
                 customers.is_redacted,
-                coalesce(customers.customer_countries[1], c2.region, c3.region, c4.region) as country
+                -- the default address's country; else another address's; else the number's
+                coalesce(profiles.default_country, customers.customer_countries[1], c2.region, c3.region, c4.region)
+                    as country
                 {extra}
             from members
             inner join marts.customers as customers on members.customer_id = customers.customer_id
+            left join staging.stg_customers as profiles on members.customer_id = profiles.customer_id
             left join audience_calling_codes as c2 on c2.prefix = left(customers.phone_e164, 2)
             left join audience_calling_codes as c3 on c3.prefix = left(customers.phone_e164, 3)
             left join audience_calling_codes as c4 on c4.prefix = left(customers.phone_e164, 4)

@@ -79,14 +79,15 @@ def test_shared_number_goes_to_the_lowest_eligible_customer_id(audience_db):
     assert result.excluded["no_consent"] == 1
 
 
-def test_country_falls_back_to_the_phone_region(audience_db):
+def test_country_is_the_default_address_then_another_then_the_phone_region(audience_db):
     store = Store(customers=[
         customer(1, phone="+4915112345678", country=None),
         customer(2, phone=mobile(2), country=None, addresses=[address("FR", None, "Paris")]),
+        customer(3, phone=mobile(3), country="IT", addresses=[address("DE", None, "Berlin")]),
     ])
     con = audience_db(store)
     eligible_audience(con, SEGMENT)
-    assert {r[1]: r[3] for r in eligible_rows(con)} == {1: "DE", 2: "FR"}
+    assert {r[1]: r[3] for r in eligible_rows(con)} == {1: "DE", 2: "FR", 3: "IT"}
 
 
 def test_extra_fields_are_carried_and_unknown_ones_refused(audience_db):
