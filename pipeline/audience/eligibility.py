@@ -137,7 +137,9 @@ def load_suppressions(con: duckdb.DuckDBPyConnection, suppressions_csv: Path | N
     """Temp table `audience_suppressed(phone, reason, source, since)`: opted_out events and the CSV.
 
     Gateway events already carry E.164 numbers (the store-directory contract), so they are
-    matched as they are; the merchant's CSV is typed by hand and goes through to_e164.
+    matched as they are; the merchant's CSV is typed by hand and goes through to_e164. Every
+    opt-out counts, also one after the evaluation date: a backfill must not text a number that
+    has since asked to stop (segments see only events up to that date; this is not a segment).
     """
     listed = read_suppressions_csv(suppressions_csv) if suppressions_csv else []
     con.register("audience_listed", pa.table({
@@ -147,11 +149,10 @@ def load_suppressions(con: duckdb.DuckDBPyConnection, suppressions_csv: Path | N
     try:
         con.execute(f"""
             create or replace temp table {SUPPRESSED_TABLE} as
-            select phone_e164 as phone, 'opted_out' as reason, 'sms_events' as source,
-                   min(occurred_at) as since
-            from marts.sms_events
-            where event_type = 'opted_out' and phone_e164 is not null
-            group by phone_e164
+            select phone, 'opted_out' as reason, 'sms_events' as source, min(occurred_at) as since
+            from staging.stg_sms_events
+            where event_type = 'opted_out' and phone is not null
+            group by phone
             union all
             select phone, any_value(reason), 'suppressions.csv', cast(null as timestamptz)
             from audience_listed

@@ -1,5 +1,6 @@
 """Eligibility on a hand-made store: every exclusion reason, normalisation, one number one recipient."""
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,17 @@ def test_each_exclusion_reason_counted_once_under_the_first(audience_db, tmp_pat
     assert result.excluded == {"redacted": 1, "no_consent": 4, "bad_phone": 1, "suppressed": 2, "duplicate": 1}
     assert result.eligible == 1
     assert eligible_rows(con) == [(mobile(1), 1, "Ada", "IT")]
+
+
+def test_an_opt_out_after_the_evaluation_date_still_suppresses_the_number(audience_db):
+    """A backfill evaluates the segment as of an earlier day, but never texts who has since said stop."""
+    store = Store(customers=[customer(1, phone=mobile(1)), customer(2, phone=mobile(2))],
+                  sms_events=[sms_event(mobile(2), "opted_out", "2026-10-20T10:00:00Z")])
+    con = audience_db(store, as_of=dt.date(2026, 10, 1))
+    assert con.execute("select count(*) from marts.sms_events").fetchall() == [(0,)]  # not yet, for segments
+    result = eligible_audience(con, SEGMENT)
+    assert result.excluded["suppressed"] == 1
+    assert [r[1] for r in eligible_rows(con)] == [1]
 
 
 def test_redacted_is_its_own_reason_when_consent_survives(audience_db):
