@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import duckdb
-from sqlglot import exp
+from sqlglot import Dialect, exp
 
 from pipeline.segments.compiler import CUSTOMER, compile_query, render, segment_view
 from pipeline.segments.definitions import load_definitions
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     target = sql.add_mutually_exclusive_group(required=True)
     target.add_argument("name", nargs="?", help="a definition's name")
     target.add_argument("--query", help="a query, e.g. \"amount_spent > 100\"")
-    sql.add_argument("--dialect", default="duckdb", help="any sqlglot dialect (default duckdb)")
+    sql.add_argument("--dialect", default="duckdb", type=dialect, help="any sqlglot dialect (default duckdb)")
     sql.add_argument("--as-of", help="evaluation date YYYY-MM-DD (default today in the shop's time zone)")
     sql.add_argument("--segments-dir", help="definitions directory (env SMSSEG_SEGMENTS_DIR)")
     sql.set_defaults(func=cmd_sql)
@@ -60,6 +60,15 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"{len(result.errors)} error(s)")
         return 1
     return 0
+
+
+def dialect(name: str) -> str:
+    """A dialect sqlglot knows, or an argparse error that names the closest one."""
+    try:
+        Dialect.get_or_raise(name)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{e} Use one sqlglot knows, e.g. duckdb, postgres, spark.") from None
+    return name
 
 
 def cmd_sql(args: argparse.Namespace) -> int:

@@ -47,6 +47,10 @@ def test_sql_of_a_definition_and_of_a_query(capsys: pytest.CaptureFixture) -> No
     assert "TRANSFORM(customers.customer_tags, item -> LOWER(item))" in capsys.readouterr().out
     assert run("segments", "sql", "--query", "amount_spnt > 1") == 1
     assert "did you mean amount_spent?" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:
+        run("segments", "sql", "--query", "amount_spent > 1", "--dialect", "postgress")
+    assert exit_.value.code == 2
+    assert "Unknown dialect 'postgress'. Did you mean postgres?" in capsys.readouterr().err
     assert run("segments", "sql", "nope") == 1
     assert "no segment named 'nope'" in capsys.readouterr().out
 
