@@ -47,9 +47,11 @@ def export_asset(definition: SegmentDefinition) -> dg.AssetsDefinition:
     def _export(context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions,
                 gateway: AudienceGateway) -> dg.MaterializeResult:
         swing = size_swing(context.instance, definition.name, settings.swing_threshold)
-        if swing is not None and definition.name not in run.acknowledge_swings:
+        held = swing is not None and definition.name not in run.acknowledge_swings
+        if held and not run.dry_run:
             context.log.warning(f"export held, nothing sent: {swing}")
             return dg.MaterializeResult(metadata={"held": True, "reason": swing})
+        # a dry run previews a held export's diff too: what acknowledging the swing would send
 
         def work(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dg.MaterializeResult:
             suppressions = settings.data_path / "suppressions.csv"
@@ -63,8 +65,10 @@ def export_asset(definition: SegmentDefinition) -> dg.AssetsDefinition:
                 raise dg.Failure(str(e), metadata=sync_metadata(e.result)) from None
             if result.dry_run:
                 context.log.info(f"dry run, nothing sent: +{result.added} ~{result.updated} -{result.removed}; "
-                                 f"sample adds {result.sample_adds}, removes {result.sample_removes}")
-            return dg.MaterializeResult(metadata=sync_metadata(result))
+                                 f"sample adds {result.sample_adds}, removes {result.sample_removes}"
+                                 + (f"; the real run would hold it: {swing}" if held else ""))
+            return dg.MaterializeResult(metadata={**sync_metadata(result),
+                                                  **({"held": True, "reason": swing} if held else {})})
 
         return with_build(context, settings, run, work)
 

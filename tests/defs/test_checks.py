@@ -14,10 +14,10 @@ AS_OF = dt.date(2026, 10, 31)
 
 
 def run(tmp_path: Path, store: Store, *, acknowledge: tuple[str, ...] = (), threshold: float = 0.5,
-        as_of: dt.date = AS_OF):
+        as_of: dt.date = AS_OF, dry_run: bool = False):
     settings = Settings(source=f"jsonl:{store.write(tmp_path / 'store')}", data_dir=tmp_path / "data",
                         segments_dir=segment_defs(tmp_path / "defs"), swing_threshold=threshold)
-    return run_nightly_job(settings, as_of=as_of, acknowledge_swings=list(acknowledge))
+    return run_nightly_job(settings, as_of=as_of, acknowledge_swings=list(acknowledge), dry_run=dry_run)
 
 
 def checks(result: dg.ExecuteInProcessResult) -> dict[str, tuple[bool, int | str]]:
@@ -89,6 +89,12 @@ def test_a_size_swing_holds_the_export_until_acknowledged(tmp_path: Path) -> Non
     assert export.metadata["held"].value is True
     assert sorted(p.name for p in (tmp_path / "data" / "exports" / "buyers").glob("*.csv")) == [
         f"{AS_OF}.changes.csv", f"{AS_OF}.csv"]  # the first night's only: nothing was sent
+
+    preview = run(tmp_path, grown, as_of=next_day, dry_run=True)  # what acknowledging would send
+    export = next(e for e in preview.get_asset_materialization_events()
+                  if e.asset_key == dg.AssetKey(["exports", "buyers"])).event_specific_data.materialization
+    assert (export.metadata["held"].value, export.metadata["added"].value, export.metadata["dry_run"].value) == (
+        True, 8, True)
 
     acknowledged = run(tmp_path, grown, acknowledge=("buyers",), as_of=next_day)
     assert checks(acknowledged)["segments/buyers:size_swing"][0] is True
