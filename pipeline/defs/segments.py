@@ -17,9 +17,18 @@ def segment_key(name: str) -> dg.AssetKey:
     return dg.AssetKey(["segments", name])
 
 
-def unreadable_key(path: Path) -> dg.AssetKey:
-    """A definition file with no usable name: keyed by the file, apart from every segment's key."""
-    return dg.AssetKey(["segment_files", re.sub(r"[^A-Za-z0-9_]", "_", path.stem)])
+def unreadable_keys(paths: list[Path]) -> dict[Path, dg.AssetKey]:
+    """Definition files with no usable name: keyed by the file, apart from every segment's key, each
+    once (a-b.yaml and a_b.yml are segment_files/a_b and segment_files/a_b_2)."""
+    keys: dict[Path, dg.AssetKey] = {}
+    for path in paths:
+        base = name = re.sub(r"[^A-Za-z0-9_]", "_", path.stem)
+        n = 1
+        while dg.AssetKey(["segment_files", name]) in keys.values():
+            n += 1
+            name = f"{base}_{n}"
+        keys[path] = dg.AssetKey(["segment_files", name])
+    return keys
 
 
 def failure(path: Path, errors: list) -> dg.Failure:
@@ -75,9 +84,9 @@ def segment_asset(name: str, path: Path, definitions: DefinitionSet) -> dg.Asset
     return _segment
 
 
-def unreadable_asset(path: Path, definitions: DefinitionSet) -> dg.AssetsDefinition:
+def unreadable_asset(path: Path, key: dg.AssetKey, definitions: DefinitionSet) -> dg.AssetsDefinition:
     """A definition file whose name could not be read still fails a run of its own, rather than vanish from it."""
-    @dg.asset(key=unreadable_key(path), group_name="segments", kinds={"yaml"},
+    @dg.asset(key=key, group_name="segments", kinds={"yaml"},
               description=f"Segment definition {path.name}, which has errors and no usable name",
               metadata={"definition": dg.MetadataValue.path(str(path))})
     def _unreadable() -> dg.MaterializeResult:
@@ -89,4 +98,5 @@ def unreadable_asset(path: Path, definitions: DefinitionSet) -> dg.AssetsDefinit
 def segment_assets(segments_dir: Path) -> tuple[list[dg.AssetsDefinition], DefinitionSet]:
     definitions = load_definitions(segments_dir)
     return [*(segment_asset(name, path, definitions) for name, path in definitions.names.items()),
-            *(unreadable_asset(path, definitions) for path in definitions.unnamed)], definitions
+            *(unreadable_asset(path, key, definitions) for path, key in unreadable_keys(definitions.unnamed).items())
+            ], definitions

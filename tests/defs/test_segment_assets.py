@@ -49,10 +49,11 @@ def test_a_definition_file_with_no_usable_name_fails_an_asset_of_its_own(tmp_pat
     defs = write_defs(tmp_path / "defs", good="number_of_orders >= 1")
     (defs / "broken.yaml").write_text("name: broken\nquery: [amount_spent\nsms: {export: true}\n")
     (defs / "Bad-Name.yaml").write_text("name: Bad-Name\nquery: amount_spent > 1\n")
+    (defs / "Bad_Name.yml").write_text("- a list\n")  # the same key once cleaned up: it gets its own
     result = run_nightly(tmp_path / "data", store, segments_dir=defs)
     assert not result.success  # a typo must not silently leave an export out of the night
     failures = {e.step_key: e.event_specific_data.error.message for e in result.all_events if e.is_step_failure}
-    assert sorted(failures) == ["segment_files__Bad_Name", "segment_files__broken"]
+    assert sorted(failures) == ["segment_files__Bad_Name", "segment_files__Bad_Name_2", "segment_files__broken"]
     assert "broken.yaml:3:4: YAML syntax error" in failures["segment_files__broken"]
     assert "Bad-Name.yaml:1:7: 'Bad-Name' is not a valid segment name" in failures["segment_files__Bad_Name"]
     with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as con:
