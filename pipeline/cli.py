@@ -123,7 +123,9 @@ def print_summary(result) -> None:
         if path[0] == "exports" and export.get("dry_run"):
             console.print(f"dry run {path[1]}: would add {export['added']:,}, update {export['updated']:,}, "
                           f"remove {export['removed']:,}; sample adds {export.get('sample_adds')}, "
-                          f"removes {export.get('sample_removes')}", soft_wrap=True)
+                          f"removes {export.get('sample_removes')}"
+                          + ("; held by a size swing: --ack-swing to send it" if export.get("held") else ""),
+                          soft_wrap=True)
 
 
 def cmd_ui(args: argparse.Namespace) -> int:

@@ -4,7 +4,9 @@ import datetime as dt
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
+from pipeline.cli import print_summary
 from pipeline.settings import Settings
 from tests.defs.test_export_assets import segment_defs
 from tests.fixtures.nightly import run_nightly_job
@@ -73,7 +75,7 @@ def test_duplicate_customers_block_the_export(tmp_path: Path) -> None:
     assert not {"segments__buyers", "exports__buyers", "warehouse"} & started(result)
 
 
-def test_a_size_swing_holds_the_export_until_acknowledged(tmp_path: Path) -> None:
+def test_a_size_swing_holds_the_export_until_acknowledged(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     small = Store(customers=[customer(n, phone=f"+39347{n:07d}") for n in range(1, 11)],
                   orders=[order(100 + n, n) for n in range(1, 3)])
     result = run(tmp_path, small)
@@ -95,6 +97,9 @@ def test_a_size_swing_holds_the_export_until_acknowledged(tmp_path: Path) -> Non
                   if e.asset_key == dg.AssetKey(["exports", "buyers"])).event_specific_data.materialization
     assert (export.metadata["held"].value, export.metadata["added"].value, export.metadata["dry_run"].value) == (
         True, 8, True)
+    print_summary(preview)
+    shown = capsys.readouterr().out
+    assert "dry run buyers: would add 8, update 0, remove 0" in shown and "held by a size swing: --ack-swing" in shown
 
     acknowledged = run(tmp_path, grown, acknowledge=("buyers",), as_of=next_day)
     assert checks(acknowledged)["segments/buyers:size_swing"][0] is True
