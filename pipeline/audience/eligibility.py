@@ -19,7 +19,6 @@ from pipeline.segments.catalogue import MEMBER_COLUMNS
 
 ELIGIBLE_TABLE = "audience_eligible"
 SUPPRESSED_TABLE = "audience_suppressed"
-BASE_COLUMNS = MEMBER_COLUMNS
 # The order decides the one reason a member is counted under when several apply.
 # Counted under the first that applies. A redaction comes first: it also sets the consent to
 # REDACTED, and "redacted" is the reason an operator looks for.
@@ -198,7 +197,7 @@ def _check_fields(con: duckdb.DuckDBPyConnection, fields: tuple[str, ...]) -> No
         "select column_name from information_schema.columns "
         "where table_schema = 'marts' and table_name = 'customers'").fetchall()}
     for field in fields:
-        if field in BASE_COLUMNS or field in ("phone_e164", "fields_hash"):
+        if field in (*MEMBER_COLUMNS, "phone_e164", "fields_hash"):
             raise AudienceError(f"sms.fields: {field!r} is already sent with every member; remove it")
         if field not in known:
             raise AudienceError(f"sms.fields: unknown field {field!r}; use a marts.customers column, "

@@ -28,7 +28,6 @@ import pyarrow as pa
 from sqlglot import exp
 
 from pipeline.audience.eligibility import (
-    BASE_COLUMNS,
     ELIGIBLE_TABLE,
     SUPPRESSED_TABLE,
     Eligibility,
@@ -37,6 +36,7 @@ from pipeline.audience.eligibility import (
 )
 from pipeline.audience.gateways import AudienceGateway, GatewayError
 from pipeline.audience.state import ensure_state_tables, state_tables_exist
+from pipeline.segments.catalogue import MEMBER_COLUMNS
 from pipeline.settings import DEFAULT_BATCH_SIZE
 from pipeline.warehouse.build import transaction
 
@@ -240,7 +240,7 @@ def _plan_group(con: duckdb.DuckDBPyConnection, segment: str, run_id: str, as_of
 
     DuckDB builds each plan's JSON from the diff in one statement, which is then what is sent.
     """
-    member = ", ".join(f"{quote_identifier(c)} := {quote_identifier(c)}" for c in (*BASE_COLUMNS, *audience.fields))
+    member = ", ".join(f"{quote_identifier(c)} := {quote_identifier(c)}" for c in (*MEMBER_COLUMNS, *audience.fields))
     con.execute(f"""
         insert into state.audience_batches
         select

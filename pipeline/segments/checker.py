@@ -25,8 +25,13 @@ def check(node: t.Node, source: Source) -> list[SegmentError]:
 def segment_references(node: t.Node) -> list[t.String]:
     """The segment names used in `segments CONTAINS 'name'` conditions, lowercased: CONTAINS ignores
     case, and segment names are lowercase."""
-    return [dataclasses.replace(c.value, value=c.value.value.lower()) for c in t.conditions(node)
+    return [dataclasses.replace(c.value, value=segment_name(c.value)) for c in t.conditions(node)
             if isinstance(c, t.Contains) and c.attribute.text == "segments" and isinstance(c.value, t.String)]
+
+
+def segment_name(value: t.String) -> str:
+    """The segment a `segments CONTAINS` value names: CONTAINS ignores case, and names are lowercase."""
+    return value.value.lower()
 
 
 def product_id(value: t.Value) -> int | None:
@@ -158,7 +163,7 @@ def _check_value(source: Source, name: str, type_: str, allowed: tuple[str, ...]
         return wrong(f"{_describe(value)} is not a value of {name}",
                      hint=(f"did you mean '{close[0]}'? " if close else "")
                      + f"{name} is one of {', '.join(allowed)}")
-    if type_ == "segment" and not SEGMENT_NAME.fullmatch(value.value.lower()):
+    if type_ == "segment" and not SEGMENT_NAME.fullmatch(segment_name(value)):
         return wrong(f"{_describe(value)} is not a segment name",
                      hint="segment names are lowercase letters, digits and _, starting with a letter")
     return []

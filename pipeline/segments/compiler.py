@@ -13,7 +13,7 @@ from sqlglot import exp
 
 from pipeline.segments import tree as t
 from pipeline.segments.catalogue import ATTRIBUTES, CUSTOMERS, FUNCTIONS, VIEW_COLUMNS, Function, Param
-from pipeline.segments.checker import check, product_id
+from pipeline.segments.checker import check, product_id, segment_name
 from pipeline.segments.definitions import SegmentDefinition
 from pipeline.segments.errors import SegmentErrors, Source
 from pipeline.segments.parser import parse
@@ -111,7 +111,7 @@ def negate(expr: exp.Expression) -> exp.Expression:
 def _attribute_condition(condition: t.Condition, as_of: dt.date) -> exp.Expression:
     attribute = ATTRIBUTES[condition.attribute.text]
     if attribute.element == "segment":
-        members = exp.select(exp.column("customer_id")).from_(segment_table(condition.value.value.lower()))
+        members = exp.select(exp.column("customer_id")).from_(segment_table(segment_name(condition.value)))
         found = exp.In(this=exp.column("customer_id", table=CUSTOMER), query=members.subquery())
         return negate(found) if condition.negated else found
     column = exp.column(attribute.column, table=CUSTOMER)
