@@ -1,7 +1,10 @@
 """Where audiences go: one narrow interface, a file gateway (the default, no network) and the HTTP API.
 
-The sync only calls `upsert_audience`, `send_batch` and `finish`; a gateway confirms a batch by
-returning from `send_batch` and refuses it by raising GatewayError.
+The sync calls `upsert_audience`, `send_batch`, `list_members` and `finish`; a gateway confirms a
+batch by returning from `send_batch` and refuses it by raising GatewayError. Every destination
+(file, http, klaviyo, shopify-tags) implements the same methods, and the sync keeps one ledger per
+`destination`, so switching destinations starts a fresh audience there rather than assuming it holds
+what the last one did.
 """
 
 import csv
@@ -35,26 +38,77 @@ class GatewayError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class AudienceTarget:
+    """One segment's audience at a destination, named as its definition says (sms.list, sms.tag)."""
+
+    segment: str
+    name: str = ""  # the list's name (Klaviyo, the http gateway); empty: the segment's name
+    tag: str = ""  # the customer tag (Shopify); empty: smsseg:<segment>
+    description: str = ""
+
+    @property
+    def list_name(self) -> str:
+        return self.name or self.segment
+
+    @property
+    def tag_name(self) -> str:
+        return self.tag or f"smsseg:{self.segment}"
+
+
+@dataclass(frozen=True)
 class BatchResult:
     added: int
     removed: int
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (phone, reason): not in the audience
+    # phone -> the destination's own id for the member (a Klaviyo profile id), for destinations that
+    # remove by that id: the sync keeps it with the member and hands it back in the remove
+    ids: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HeldMember:
+    """A member as the destination reports holding it."""
+
+    phone: str  # E.164
+    customer_id: int | None = None
+    destination_id: str | None = None
 
 
 class AudienceGateway(ConfigurableResource):
     """The interface every gateway implements; assets ask for this type and get whichever is configured."""
 
-    def upsert_audience(self, segment: str, name: str, description: str) -> None:
+    @property
+    def destination(self) -> str:
+        """The name the ledger keeps this destination's audiences under: file, http, klaviyo, shopify-tags."""
         raise NotImplementedError
 
-    def send_batch(self, segment: str, adds: list[dict], removes: list[dict], idempotency_key: str) -> BatchResult:
-        """Adds (or updates) the `adds` members and removes the `removes` ({"phone", "customer_id"}), as one request.
+    def upsert_audience(self, target: AudienceTarget, known_id: str | None = None) -> str | None:
+        """Creates the audience or updates its name; returns the destination's id for it, if it has one.
 
-        Sending the same idempotency_key again must not apply the batch twice.
+        `known_id` is what an earlier run returned (kept in state.duckdb), so a destination can skip
+        looking the audience up by name.
         """
         raise NotImplementedError
 
-    def finish(self, segment: str, as_of: dt.date, members: pa.Table) -> None:
+    def send_batch(self, target: AudienceTarget, adds: list[dict], removes: list[dict],
+                   idempotency_key: str) -> BatchResult:
+        """Adds (or updates) the `adds` members and removes the `removes`, as one request or job.
+
+        A remove is {"phone", "customer_id", "destination_id"} (the id a BatchResult gave, or None).
+        Sending the same idempotency_key again must not apply the batch twice: a destination with no
+        Idempotency-Key of its own checks what it already holds before it adds.
+        """
+        raise NotImplementedError
+
+    def list_members(self, target: AudienceTarget) -> list[HeldMember]:
+        """Every member the destination holds in the audience now (empty when there is no audience).
+
+        The sync reads it back when its own record is gone (a lost or new state.duckdb), so it sends
+        nothing twice and leaves nothing behind.
+        """
+        raise NotImplementedError
+
+    def finish(self, target: AudienceTarget, as_of: dt.date, members: pa.Table) -> None:
         """Called once a sync of `segment` confirmed every batch, with the full eligible audience."""
         raise NotImplementedError
 
@@ -68,10 +122,20 @@ class FileGateway(AudienceGateway):
 
     data_dir: str
 
-    def upsert_audience(self, segment: str, name: str, description: str) -> None:
-        self._pending(segment).mkdir(parents=True, exist_ok=True)
+    @property
+    def destination(self) -> str:
+        return "file"
 
-    def send_batch(self, segment: str, adds: list[dict], removes: list[dict], idempotency_key: str) -> BatchResult:
+    def upsert_audience(self, target: AudienceTarget, known_id: str | None = None) -> str | None:
+        self._pending(target.segment).mkdir(parents=True, exist_ok=True)
+        return None
+
+    def list_members(self, target: AudienceTarget) -> list[HeldMember]:
+        raise NotImplementedError("FileGateway.list_members: the latest <as_of>.csv is what it holds")
+
+    def send_batch(self, target: AudienceTarget, adds: list[dict], removes: list[dict],
+                   idempotency_key: str) -> BatchResult:
+        segment = target.segment
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerows(("add", m["phone"], m["customer_id"]) for m in adds)
@@ -81,7 +145,8 @@ class FileGateway(AudienceGateway):
         _write_atomically(pending / (idempotency_key.replace(":", "_") + ".csv"), out.getvalue())
         return BatchResult(added=len(adds), removed=len(removes))
 
-    def finish(self, segment: str, as_of: dt.date, members: pa.Table) -> None:
+    def finish(self, target: AudienceTarget, as_of: dt.date, members: pa.Table) -> None:
+        segment = target.segment
         folder = Path(self.data_dir) / "exports" / segment
         folder.mkdir(parents=True, exist_ok=True)
         audience = folder / f"{as_of.isoformat()}.csv"
@@ -143,11 +208,21 @@ class HttpGateway(AudienceGateway):
             self._client.close()
             self._client = None
 
-    def upsert_audience(self, segment: str, name: str, description: str) -> None:
-        self._request("PUT", f"/audiences/{segment}", {"name": name, "description": description}, None)
+    @property
+    def destination(self) -> str:
+        return "http"
 
-    def send_batch(self, segment: str, adds: list[dict], removes: list[dict], idempotency_key: str) -> BatchResult:
-        body = self._request("POST", f"/audiences/{segment}/members",
+    def upsert_audience(self, target: AudienceTarget, known_id: str | None = None) -> str | None:
+        self._request("PUT", f"/audiences/{target.segment}",
+                      {"name": target.list_name, "description": target.description}, None)
+        return None
+
+    def list_members(self, target: AudienceTarget) -> list[HeldMember]:
+        raise NotImplementedError("HttpGateway.list_members: GET /audiences/{segment}/members")
+
+    def send_batch(self, target: AudienceTarget, adds: list[dict], removes: list[dict],
+                   idempotency_key: str) -> BatchResult:
+        body = self._request("POST", f"/audiences/{target.segment}/members",
                              {"add": adds, "remove": [r["phone"] for r in removes]}, idempotency_key)
         try:
             rejected = [(r["phone"], r.get("reason") or "") for r in body.get("rejected", [])]
@@ -156,7 +231,7 @@ class HttpGateway(AudienceGateway):
             raise GatewayError(f"batch {idempotency_key}: unexpected reply {str(body)[:200]!r}",
                                retryable=False) from None
 
-    def finish(self, segment: str, as_of: dt.date, members: pa.Table) -> None:
+    def finish(self, target: AudienceTarget, as_of: dt.date, members: pa.Table) -> None:
         """Nothing to do: the gateway already holds the audience."""
 
     def _request(self, method: str, path: str, payload: dict, idempotency_key: str | None) -> dict:

@@ -34,7 +34,7 @@ from pipeline.audience.eligibility import (
     eligible_audience,
     quote_identifier,
 )
-from pipeline.audience.gateways import AudienceGateway, GatewayError
+from pipeline.audience.gateways import AudienceGateway, AudienceTarget, GatewayError
 from pipeline.audience.state import ensure_state_tables, state_tables_exist
 from pipeline.segments.catalogue import MEMBER_COLUMNS
 from pipeline.settings import DEFAULT_BATCH_SIZE
@@ -99,7 +99,7 @@ class SyncError(RuntimeError):
 
 def sync_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, segment: str, *, as_of: dt.date,
                  run_id: str | None = None, fields: tuple[str, ...] = (), suppressions_csv: Path | None = None,
-                 name: str | None = None, description: str = "", batch_size: int = DEFAULT_BATCH_SIZE,
+                 target: AudienceTarget | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                  dry_run: bool = False, sample_size: int = 10) -> SyncResult:
     """Syncs `segments.<segment>` to the gateway; `con` is the build warehouse with state.duckdb as `state`.
 
@@ -109,6 +109,7 @@ def sync_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, segme
     if batch_size < 1:
         raise ValueError(f"batch_size {batch_size}: must be at least 1")
     run_id = run_id or uuid.uuid4().hex
+    target = target or AudienceTarget(segment)
     audience = eligible_audience(con, segment, fields=fields, suppressions_csv=suppressions_csv)
     result = SyncResult(segment=segment, run_id=run_id, dry_run=dry_run, members=audience.members,
                         eligible=audience.eligible, excluded=audience.excluded)
@@ -124,13 +125,14 @@ def sync_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, segme
     with _checkpoints_deferred(con):
         _save_suppressions(con)
         try:
-            gateway.upsert_audience(segment, name or segment, description)
+            gateway.upsert_audience(target)
         except GatewayError as exc:
             raise SyncError(f"audience {segment}: {exc}", result) from exc
         pending = _pending_batches(con, segment)
         for start in range(0, len(pending), GROUP_BATCHES):
             # a killed run's batches: the gateway may have applied them, so only their own keys may resend them
-            _send_group(con, gateway, pending[start:start + GROUP_BATCHES], run_id, as_of, result, replay=True)
+            _send_group(con, gateway, target, pending[start:start + GROUP_BATCHES], run_id, as_of, result,
+                        replay=True)
         _load_current(con, segment, from_state=True)
         _diff(con, result, batch_size, sample_size)
         # a rerun under the same run_id numbers on, so no Idempotency-Key is ever used for two contents
@@ -139,9 +141,9 @@ def sync_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, segme
         for first in range(1, result.batches + 1, GROUP_BATCHES):
             parts = range(first, min(first + GROUP_BATCHES, result.batches + 1))
             plans = _plan_group(con, segment, run_id, as_of, numbered, parts, batch_size, audience)
-            _send_group(con, gateway, plans, run_id, as_of, result, replay=False)
+            _send_group(con, gateway, target, plans, run_id, as_of, result, replay=False)
         _save_members(con, segment, as_of, run_id, audience)
-        gateway.finish(segment, as_of, _members_table(con, audience))
+        gateway.finish(target, as_of, _members_table(con, audience))
     log.info("audience %s: %d eligible, %d added, %d updated, %d removed, %d rejected, %d unchanged",
              segment, result.eligible, result.added, result.updated, result.removed, result.rejected,
              result.unchanged)
@@ -274,8 +276,8 @@ def _plans(con: duckdb.DuckDBPyConnection, segment: str, where: str, params: lis
     return [_Plan(key, segment, batch_no, contents) for key, batch_no, contents in rows]
 
 
-def _send_group(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, plans: list[_Plan], run_id: str,
-                as_of: dt.date, result: SyncResult, *, replay: bool) -> None:
+def _send_group(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target: AudienceTarget, plans: list[_Plan],
+                run_id: str, as_of: dt.date, result: SyncResult, *, replay: bool) -> None:
     """Sends planned batches in order, then commits all their outcomes at once; raises SyncError on a final failure.
 
     A final failure ends the group. A fresh plan after it was never sent: it is settled as
@@ -289,7 +291,7 @@ def _send_group(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, plans:
         # one plan's members at a time: a whole group's dicts alive at once would keep Python's GC busy
         body = json.loads(plan.contents)
         try:
-            sent = gateway.send_batch(plan.segment, [a["member"] for a in body["adds"]], body["removes"], plan.key)
+            sent = gateway.send_batch(target, [a["member"] for a in body["adds"]], body["removes"], plan.key)
         except GatewayError as exc:
             # A retryable failure may still have landed at the gateway: the plan stays pending and the
             # next run replays it under the same key. A refusal did not land: the next diff resends.

@@ -5,7 +5,7 @@ import datetime as dt
 import dagster as dg
 import duckdb
 
-from pipeline.audience.gateways import AudienceGateway, FileGateway, HttpGateway
+from pipeline.audience.gateways import AudienceGateway, AudienceTarget, FileGateway, HttpGateway
 from pipeline.audience.sync import SyncError, SyncResult, sync_segment
 from pipeline.defs.checks import size_swing
 from pipeline.defs.resources import PipelineSettings, RunOptions
@@ -58,8 +58,10 @@ def export_asset(definition: SegmentDefinition) -> dg.AssetsDefinition:
             try:
                 result = sync_segment(
                     con, gateway, definition.name, as_of=as_of,
-                    run_id=context.run.run_id, fields=definition.fields, name=definition.name,
-                    description=definition.description or "", batch_size=settings.batch_size, dry_run=run.dry_run,
+                    run_id=context.run.run_id, fields=definition.fields,
+                    target=AudienceTarget(definition.name, name=definition.target_list, tag=definition.target_tag,
+                                          description=definition.description or ""),
+                    batch_size=settings.batch_size, dry_run=run.dry_run,
                     suppressions_csv=suppressions if suppressions.exists() else None)
             except SyncError as e:
                 raise dg.Failure(str(e), metadata=sync_metadata(e.result)) from None

@@ -18,7 +18,11 @@ from pipeline.segments.errors import SegmentError, Source
 from pipeline.segments.parser import parse
 
 KEYS = ("name", "description", "query", "sms")
-SMS_KEYS = ("export", "fields")
+SMS_KEYS = ("export", "fields", "list", "tag")
+# A Klaviyo list name and a Shopify customer tag: both are at most 255 characters there, and a tag is one
+# item of Shopify's comma-separated tag list, so it cannot hold a comma.
+TARGET_MAX_LENGTH = 255
+TAG_PREFIX = "smsseg:"
 _STR = "tag:yaml.org,2002:str"
 _BOOL = "tag:yaml.org,2002:bool"
 
@@ -32,6 +36,16 @@ class SegmentDefinition:
     export: bool = False
     fields: tuple[str, ...] = ()
     uses: tuple[str, ...] = ()  # segments named in `segments CONTAINS '...'`
+    list_name: str = ""  # sms.list: the Klaviyo list; empty: the segment's name
+    tag: str = ""  # sms.tag: the Shopify customer tag; empty: smsseg:<name>
+
+    @property
+    def target_list(self) -> str:
+        return self.list_name or self.name
+
+    @property
+    def target_tag(self) -> str:
+        return self.tag or f"{TAG_PREFIX}{self.name}"
 
 
 @dataclass
@@ -182,7 +196,7 @@ def _read(path: Path) -> _File:
     description = ""
     if "description" in values:
         description = _string(f, values["description"], "description") or ""
-    export, fields = _sms(f, values.get("sms"))
+    export, fields, list_name, tag = _sms(f, values.get("sms"))
     query_node = values.get("query")
     if query_node is None:
         f.errors.append(_error(f, 1, 1, "missing `query`", hint="add `query: amount_spent > 100`"))
@@ -198,16 +212,16 @@ def _read(path: Path) -> _File:
     if not f.errors:
         uses = tuple(sorted({r.value for r in segment_references(f.tree)}))
         f.definition = SegmentDefinition(name=f.name, description=description, query=query, path=path,
-                                         export=export, fields=fields, uses=uses)
+                                         export=export, fields=fields, uses=uses, list_name=list_name, tag=tag)
     return f
 
 
-def _sms(f: _File, node: yaml.Node | None) -> tuple[bool, tuple[str, ...]]:
+def _sms(f: _File, node: yaml.Node | None) -> tuple[bool, tuple[str, ...], str, str]:
     if node is None:
-        return False, ()
+        return False, (), "", ""
     if not isinstance(node, yaml.MappingNode):
         f.errors.append(_node_error(f, node, "`sms` is a mapping", hint="sms: {export: true, fields: [...]}"))
-        return False, ()
+        return False, (), "", ""
     values = _mapping(f, node, SMS_KEYS, "sms")
     export = False
     if (export_node := values.get("export")) is not None:
@@ -237,7 +251,27 @@ def _sms(f: _File, node: yaml.Node | None) -> tuple[bool, tuple[str, ...]]:
                     f.errors.append(_node_error(f, item, f"{column} is listed twice in sms.fields"))
                 else:
                     fields.append(column)
-    return export, tuple(fields)
+    list_name = _target(f, values.get("list"), "sms.list", "list: Winback 90 days (the Klaviyo list's name)")
+    tag = _target(f, values.get("tag"), "sms.tag", "tag: smsseg:winback (the Shopify customer tag)")
+    if tag and "," in tag:
+        f.errors.append(_node_error(f, values["tag"], f"sms.tag {tag!r} holds a comma",
+                                    hint="Shopify keeps tags as one comma-separated list: a tag cannot hold a comma"))
+        tag = ""
+    return export, tuple(fields), list_name, tag
+
+
+def _target(f: _File, node: yaml.Node | None, what: str, hint: str) -> str:
+    """sms.list or sms.tag: a name at the destination, trimmed; "" when absent or wrong (the error is recorded)."""
+    if node is None:
+        return ""
+    value = _string(f, node, what)
+    if value is None:
+        return ""
+    if len(value.strip()) > TARGET_MAX_LENGTH:
+        f.errors.append(_node_error(f, node, f"{what} is {len(value.strip())} characters long; "
+                                    f"at most {TARGET_MAX_LENGTH}", hint=hint))
+        return ""
+    return value.strip()
 
 
 def _mapping(f: _File, node: yaml.MappingNode, keys: tuple[str, ...], what: str) -> dict[str, yaml.Node]:

@@ -10,12 +10,13 @@ import pyarrow as pa
 import pytest
 
 from pipeline.audience.emulator import Faults, GatewayEmulator
-from pipeline.audience.gateways import AudienceGateway, FileGateway, GatewayError, HttpGateway
+from pipeline.audience.gateways import AudienceGateway, AudienceTarget, FileGateway, GatewayError, HttpGateway
 from pipeline.audience.sync import SyncError, sync_segment
 from pipeline.settings import PROJECT_DIR
 from tests.audience.conftest import AS_OF, SEGMENT, TOKEN, mobile
 from tests.fixtures.stores import Store, customer
 
+TARGET = AudienceTarget(SEGMENT, name="All")
 MEMBER = {"phone": mobile(1), "customer_id": 1, "first_name": "Ada", "last_name": "Rossi", "country": "IT"}
 
 
@@ -27,8 +28,8 @@ def test_429_waits_retry_after_then_succeeds(emulator):
     emulator.set_faults(Faults(script=["ok", "429", "429", "ok"], retry_after="7"))
     waits = []
     client = gateway(emulator, waits)
-    client.upsert_audience(SEGMENT, "All", "")
-    assert client.send_batch(SEGMENT, [MEMBER], [], "r:s:1").added == 1
+    client.upsert_audience(TARGET)
+    assert client.send_batch(TARGET, [MEMBER], [], "r:s:1").added == 1
     assert waits == [7.0, 7.0]
 
 
@@ -37,7 +38,7 @@ def test_server_errors_back_off_capped_with_jitter_and_give_up_after_bounded_att
     waits = []
     client = gateway(emulator, waits, max_attempts=6, backoff_seconds=1.0, max_backoff_seconds=4.0)
     with pytest.raises(GatewayError, match="gave up after 6 attempts, last: 503") as failure:
-        client.upsert_audience(SEGMENT, "All", "")
+        client.upsert_audience(TARGET)
     assert failure.value.retryable
     assert emulator.received["PUT"] == 6
     assert len(waits) == 5
@@ -47,15 +48,15 @@ def test_server_errors_back_off_capped_with_jitter_and_give_up_after_bounded_att
 def test_dropped_connections_and_timeouts_are_retried_with_the_same_key(emulator):
     emulator.set_faults(Faults(script=["ok", "drop", "drop_after", "slow", "ok"], slow_step_seconds=0.5))
     client = gateway(emulator, [], timeout_seconds=0.2)
-    client.upsert_audience(SEGMENT, "All", "")
-    result = client.send_batch(SEGMENT, [MEMBER], [], "r:s:1")
+    client.upsert_audience(TARGET)
+    result = client.send_batch(TARGET, [MEMBER], [], "r:s:1")
     assert (result.added, emulator.adds_of(SEGMENT)) == (1, {mobile(1): 1})
 
 
 def test_other_4xx_fails_at_once_with_the_gateways_message(emulator):
     waits = []
     with pytest.raises(GatewayError, match="refused it with 404: no audience missing") as failure:
-        gateway(emulator, waits).send_batch("missing", [MEMBER], [], "r:missing:1")
+        gateway(emulator, waits).send_batch(AudienceTarget("missing"), [MEMBER], [], "r:missing:1")
     assert not failure.value.retryable
     assert (emulator.received["POST"], waits) == (1, [])
 
@@ -72,7 +73,7 @@ def test_the_token_never_appears_in_logs_errors_or_reprs(audience_db, emulator, 
     for bad in (HttpGateway(url=emulator.url, token="not-" + TOKEN),
                 HttpGateway(url="http://127.0.0.1:9", token=TOKEN, max_attempts=2).with_sleep(lambda s: None)):
         with pytest.raises(GatewayError) as failure:
-            bad.upsert_audience(SEGMENT, "All", "")
+            bad.upsert_audience(TARGET)
         errors.append(failure.value)
     emulator.set_faults(Faults(script=["ok", "500", "500"]))
     con.execute("create view segments.again as select customer_id from marts.customers")
@@ -145,7 +146,7 @@ def test_gateways_are_dagster_resources_with_the_token_from_env_var(emulator, mo
 
     @dg.asset
     def audience(gateway: AudienceGateway) -> None:
-        gateway.upsert_audience(SEGMENT, "All", "")
+        gateway.upsert_audience(TARGET)
 
     resources = {"gateway": HttpGateway(url=emulator.url, token=dg.EnvVar("SMS_GATEWAY_TOKEN"))}
     assert dg.materialize([audience], resources=resources).success
@@ -156,12 +157,12 @@ def test_gateways_are_dagster_resources_with_the_token_from_env_var(emulator, mo
 
 def test_file_gateway_gathers_every_batch_once_sorted_and_a_replay_overwrites_its_own(tmp_path):
     client = FileGateway(data_dir=str(tmp_path))
-    client.upsert_audience(SEGMENT, "All", "")
+    client.upsert_audience(TARGET)
     member = {**MEMBER, "phone": mobile(3), "customer_id": 3}
-    client.send_batch(SEGMENT, [member], [{"phone": mobile(9), "customer_id": 9}], "killed:s:2")
-    client.send_batch(SEGMENT, [MEMBER], [], "killed:s:1")
-    client.send_batch(SEGMENT, [member], [{"phone": mobile(9), "customer_id": 9}], "killed:s:2")  # replayed
-    client.finish(SEGMENT, AS_OF, pa.table({"phone": [mobile(1), mobile(3)], "customer_id": [1, 3]}))
+    client.send_batch(TARGET, [member], [{"phone": mobile(9), "customer_id": 9}], "killed:s:2")
+    client.send_batch(TARGET, [MEMBER], [], "killed:s:1")
+    client.send_batch(TARGET, [member], [{"phone": mobile(9), "customer_id": 9}], "killed:s:2")  # replayed
+    client.finish(TARGET, AS_OF, pa.table({"phone": [mobile(1), mobile(3)], "customer_id": [1, 3]}))
     changes = tmp_path / "exports" / SEGMENT / f"{AS_OF.isoformat()}.changes.csv"
     assert changes.read_text() == (f"action,phone,customer_id\nadd,{mobile(1)},1\nadd,{mobile(3)},3\n"
                                    f"remove,{mobile(9)},9\n")

@@ -261,3 +261,23 @@ def test_duplicate_names_fail_both_files(tmp_path: Path) -> None:
 def test_missing_directory(tmp_path: Path) -> None:
     result = load_definitions(tmp_path / "nope")
     assert result.errors[0].message == "segment definitions directory not found"
+
+
+def test_destination_targets_default_and_bad_values(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", "name: plain\nquery: amount_spent > 1\nsms: {export: true}\n")
+    write(tmp_path, "b.yaml", "name: named\nquery: amount_spent > 1\n"
+                              "sms: {list: ' Winback VIPs ', tag: 'vip:winback'}\n")
+    write(tmp_path, "c.yaml", f"name: bad\nquery: amount_spent > 1\nsms:\n  list: {'x' * 256}\n  tag: 'a,b'\n")
+    write(tmp_path, "d.yaml", "name: empty\nquery: amount_spent > 1\nsms:\n  list: 12\n  tag: ''\n")
+    result = load_definitions(tmp_path)
+    plain, named = result.definitions["plain"], result.definitions["named"]
+    assert (plain.target_list, plain.target_tag) == ("plain", "smsseg:plain")
+    assert (named.target_list, named.target_tag) == ("Winback VIPs", "vip:winback")
+    firsts = [str(e).splitlines()[0].replace(f"{tmp_path}/", "") for e in result.errors]
+    assert firsts == [
+        "c.yaml:4:9: sms.list is 256 characters long; at most 255",
+        "c.yaml:5:8: sms.tag 'a,b' holds a comma",
+        "d.yaml:4:9: sms.list must be a non-empty string, not '12'",
+        "d.yaml:5:8: sms.tag must be a non-empty string, not ''",
+    ]
+    assert set(result.definitions) == {"plain", "named"}
