@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.segments import tree as t
 from pipeline.segments.errors import Source
-from pipeline.segments.parser import parse, tokenize
+from pipeline.segments.parser import MAX_QUERY_LENGTH, parse, tokenize
 
 
 def tree(query: str) -> t.Node:
@@ -112,3 +112,14 @@ def test_tokens_and_nodes_keep_their_position() -> None:
     assert source.locate(contains.value.span.start) == (2, 30)
     tokens, _ = tokenize(source)
     assert [(x.text, x.line, x.column) for x in tokens[3:5]] == [("and", 2, 3), ("customer_tags", 2, 7)]
+
+
+def test_a_query_past_the_length_limit_is_one_error_at_the_limit() -> None:
+    condition = "amount_spent > 1 OR "
+    query = condition * (MAX_QUERY_LENGTH // len(condition) + 1) + "amount_spent > 2"
+    node, errors = parse(Source.of_query(query))
+    assert node is None
+    assert [(e.line, e.column, e.message) for e in errors] == [
+        (1, MAX_QUERY_LENGTH + 1, f"the query is {len(query):,} characters long; at most {MAX_QUERY_LENGTH:,}")]
+    fits = condition * ((MAX_QUERY_LENGTH - 16) // len(condition)) + "amount_spent > 2"
+    assert len(fits) <= MAX_QUERY_LENGTH and parse(Source.of_query(fits))[1] == []
