@@ -8,9 +8,11 @@ from pathlib import Path
 import duckdb
 from sqlglot import Dialect, exp
 
-from pipeline.segments.compiler import CUSTOMER, compile_query, render, segment_view
-from pipeline.segments.definitions import load_definitions
-from pipeline.segments.errors import SegmentErrors
+from pipeline.segments import tree as t
+from pipeline.segments.checker import segment_references, suggest
+from pipeline.segments.compiler import CUSTOMER, compile_query, parse_checked, render, segment_view, select_members
+from pipeline.segments.definitions import SegmentDefinition, load_definitions
+from pipeline.segments.errors import SegmentErrors, Source
 from pipeline.settings import PROJECT_DIR, SettingsError, parse_as_of, today_in
 from pipeline.warehouse.build import shop_timezone
 
@@ -22,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check = commands.add_parser("check", help="report every problem in the definitions; exit 1 if any")
     check.add_argument("dir", nargs="?", help="definitions directory (env SMSSEG_SEGMENTS_DIR; default "
                                               "segment_defs/)")
+    check.add_argument("--segments-dir", help="the same, as the other commands take it")
     check.set_defaults(func=cmd_check)
 
     sql = commands.add_parser("sql", help="print the SQL of a definition or of a query")
@@ -33,9 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sql.add_argument("--segments-dir", help="definitions directory (env SMSSEG_SEGMENTS_DIR)")
     sql.set_defaults(func=cmd_sql)
 
-    preview = commands.add_parser("preview", help="count and sample the customers a query matches")
-    preview.add_argument("--query", required=True)
-    preview.add_argument("--as-of", help="evaluation date YYYY-MM-DD (default: the warehouse's)")
+    preview = commands.add_parser("preview", help="count and sample the customers a definition or a query matches")
+    what = preview.add_mutually_exclusive_group(required=True)
+    what.add_argument("name", nargs="?", help="a definition's name")
+    what.add_argument("--query", help="a query, e.g. \"amount_spent > 100\"")
+    preview.add_argument("--segments-dir", help="definitions directory (env SMSSEG_SEGMENTS_DIR)")
+    preview.add_argument("--as-of", help="evaluation date YYYY-MM-DD: only the warehouse's own (the default)")
     preview.add_argument("--limit", type=int, default=10, help="sample size (default 10)")
     preview.add_argument("--data-dir", help="holds warehouse.duckdb (env SMSSEG_DATA_DIR; default data/)")
     preview.set_defaults(func=cmd_preview)
@@ -50,7 +56,10 @@ def data_dir(flag: str | None) -> Path:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    result = load_definitions(segments_dir(args.dir))
+    if args.dir and args.segments_dir and Path(args.dir) != Path(args.segments_dir):
+        print(f"two definitions directories given ({args.dir} and --segments-dir {args.segments_dir}): give one")
+        return 2
+    result = load_definitions(segments_dir(args.dir or args.segments_dir))
     for error in result.errors:
         print(f"{error}\n")
     for name, defn in result.definitions.items():
@@ -77,15 +86,10 @@ def cmd_sql(args: argparse.Namespace) -> int:
         if args.query is not None:
             expr = compile_query(args.query, as_of)
         else:
-            result = load_definitions(segments_dir(args.segments_dir))
-            if args.name not in result.names:
-                print(f"no segment named {args.name!r}; known: {', '.join(sorted(result.names)) or 'none'}")
+            definition = _definition(args.name, args.segments_dir)
+            if definition is None:
                 return 1
-            if args.name not in result.definitions:
-                for error in result.errors_for(args.name):
-                    print(f"{error}\n")
-                return 1
-            expr = segment_view(result.definitions[args.name], as_of)
+            expr = segment_view(definition, as_of)
         print(render(expr, args.dialect, pretty=True))
     except SegmentErrors as e:
         print(e)
@@ -98,13 +102,30 @@ def cmd_preview(args: argparse.Namespace) -> int:
     if not path.exists():
         print(f"{path}: no warehouse yet. Run `smsseg run` first.")
         return 1
+    if args.query is not None:
+        query, source = args.query, Source.of_query(args.query)
+    else:
+        definition = _definition(args.name, args.segments_dir)
+        if definition is None:
+            return 1
+        query, source = definition.query, Source.of_query(definition.query, name=f"{definition.path} (query)")
     con = duckdb.connect(str(path), read_only=True)
     try:
-        # The marts hold one evaluation date; by default the query is read as of the same one.
-        as_of = _as_of(args.as_of) or con.execute("select max(as_of) from marts.customers").fetchall()[0][0] \
+        # The marts hold one evaluation date's data: a query is read as of that day, and only that day.
+        built = con.execute("select max(as_of) from marts.customers").fetchall()[0][0] \
             or today_in(shop_timezone(data_dir(args.data_dir)))
+        as_of = _as_of(args.as_of) or built
+        if as_of != built:
+            print(f"--as-of {as_of}: the warehouse holds the data as of {built}, and another day would move the "
+                  f"query's relative dates but not the orders, consent and checkouts they are compared with. "
+                  f"Preview as of {built} (leave --as-of out), or run that day first: smsseg run --as-of {as_of}")
+            return 1
+        views = [row[0] for row in con.execute("select table_name from information_schema.tables "
+                                               "where table_schema = 'segments'").fetchall()]
         try:
-            members = compile_query(args.query, as_of).subquery("members")
+            node = parse_checked(query, source)
+            _check_references(node, source, sorted(views))
+            members = select_members(node, as_of).subquery("members")
         except SegmentErrors as e:
             print(e)
             return 1
@@ -125,6 +146,28 @@ def cmd_preview(args: argparse.Namespace) -> int:
         for row in rows:
             print(" | ".join("" if v is None else str(v) for v in row))
     return 0
+
+
+def _definition(name: str, directory: str | None) -> SegmentDefinition | None:
+    """The valid definition called `name`, or None after printing why there is none."""
+    result = load_definitions(segments_dir(directory))
+    if name not in result.names:
+        print(f"no segment named {name!r}; known: {', '.join(sorted(result.names)) or 'none'}")
+        return None
+    if name not in result.definitions:
+        for error in result.errors_for(name):
+            print(f"{error}\n")
+        return None
+    return result.definitions[name]
+
+
+def _check_references(node: t.Node, source: Source, views: list[str]) -> None:
+    """Every `segments CONTAINS 'x'` names a segment the warehouse has; SegmentErrors otherwise."""
+    errors = [source.error(ref.span.start, ref.span.end, f"no segment named {ref.value!r} in the warehouse",
+                           hint=suggest(ref.value, views) if views else "the warehouse has no segments yet")
+              for ref in segment_references(node) if ref.value not in views]
+    if errors:
+        raise SegmentErrors(errors)
 
 
 def _as_of(value: str | None) -> dt.date | None:

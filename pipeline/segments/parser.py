@@ -27,6 +27,8 @@ MAX_QUERY_LENGTH = 50_000
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?![\w.])")
+# A date written another way (2026/10/01, 2026-10-1, 01.10.2026): caught whole, before it reads as numbers
+_LOOSE_DATE = re.compile(r"(\d{1,4})([-/.])(\d{1,2})\2(\d{1,4})(?![\w.])")
 _RELATIVE = re.compile(r"[+-](\d+)([dwmy])(?![\w.])")
 _NUMBER = re.compile(r"[+-]?(\d+)(?:\.(\d+))?(?![\w.])")
 _BAD_NUMBER = re.compile(r"[+-]?\.?\d[\w.]*")
@@ -98,6 +100,9 @@ def tokenize(source: Source) -> tuple[list[Token], list[SegmentError]]:
                 errors.append(source.error(pos, m.end(), f"{m.group()} is not a date",
                                            hint="dates are YYYY-MM-DD, such as 2026-01-31"))
             pos = m.end()
+        elif m := _LOOSE_DATE.match(text, pos):
+            errors.append(source.error(pos, m.end(), f"{m.group()} is not a date", hint=_date_hint(m)))
+            pos = m.end()
         elif m := _RELATIVE.match(text, pos):
             amount = int(m.group(1)) * (-1 if c == "-" else 1)
             add("relative", pos, m.end(), (amount, m.group(2)))
@@ -148,6 +153,17 @@ def _string(source: Source, start: int, add, errors: list[SegmentError]) -> int:
     errors.append(source.error(start, start + 1, "string not closed",
                                hint="end the string with a single quote; a quote inside it is written \\'"))
     return pos
+
+
+def _date_hint(m: re.Match) -> str:
+    """How to write a loosely written date: the ISO form when it reads as year, month, day."""
+    year, month, day = m.group(1), m.group(3), m.group(4)
+    if len(year) == 4:
+        try:
+            return f"dates are YYYY-MM-DD: write {dt.date(int(year), int(month), int(day)).isoformat()}"
+        except ValueError:
+            pass
+    return "dates are YYYY-MM-DD, such as 2026-01-31"
 
 
 def parse(source: Source) -> tuple[t.Node | None, list[SegmentError]]:

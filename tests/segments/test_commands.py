@@ -71,3 +71,47 @@ def test_docs_table_lists_the_catalogue() -> None:
     assert all(f"| `{name}` |" in table for name in ATTRIBUTES)
     assert all(f"| `{f}` | `{p}` |" in table for f in FUNCTIONS for p in FUNCTIONS[f].params)
     assert "| `sms_subscription_status` | enum: SUBSCRIBED, NOT_SUBSCRIBED" in table
+
+
+def test_preview_a_definition_by_name(varied: Built, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    shutil.copyfile(varied.warehouse, tmp_path / "warehouse.duckdb")
+    defs = tmp_path / "defs"
+    defs.mkdir()
+    (defs / "fifty.yaml").write_text("name: fifty\nquery: amount_spent = 59.90\n")
+    (defs / "broken.yaml").write_text("name: broken\nquery: amount_spnt = 1\n")
+    assert run("segments", "preview", "fifty", "--segments-dir", str(defs), "--data-dir", str(tmp_path)) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"1 customer(s) match as of {varied.as_of}"
+    assert run("segments", "preview", "broken", "--segments-dir", str(defs), "--data-dir", str(tmp_path)) == 1
+    assert f"{defs}/broken.yaml:2:8: unknown attribute 'amount_spnt'" in capsys.readouterr().out
+    assert run("segments", "preview", "fifti", "--segments-dir", str(defs), "--data-dir", str(tmp_path)) == 1
+    assert "no segment named 'fifti'; known: broken, fifty" in capsys.readouterr().out
+
+
+def test_preview_of_a_segment_the_warehouse_lacks_is_an_error_not_a_traceback(
+        varied: Built, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    shutil.copyfile(varied.warehouse, tmp_path / "warehouse.duckdb")
+    query = "amount_spent > 0 AND segments CONTAINS 'does_not_exist'"
+    assert run("segments", "preview", "--query", query, "--data-dir", str(tmp_path)) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("<query>:1:40: no segment named 'does_not_exist' in the warehouse\n")
+    assert "hint: the warehouse has no segments yet" in out and "Traceback" not in out
+
+
+def test_preview_refuses_a_day_the_warehouse_does_not_hold(varied: Built, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    shutil.copyfile(varied.warehouse, tmp_path / "warehouse.duckdb")
+    assert run("segments", "preview", "--query", "customer_added_date > today", "--as-of", "2025-01-01",
+               "--data-dir", str(tmp_path)) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"--as-of 2025-01-01: the warehouse holds the data as of {varied.as_of}")
+    assert "smsseg run --as-of 2025-01-01" in out
+    assert run("segments", "preview", "--query", "amount_spent = 59.90", "--as-of", varied.as_of.isoformat(),
+               "--data-dir", str(tmp_path)) == 0
+
+
+def test_check_takes_segments_dir_like_the_other_commands(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "a.yaml").write_text("name: a\nquery: amount_spend > 1\n")
+    assert run("segments", "check", "--segments-dir", str(tmp_path)) == 1
+    assert f"{tmp_path}/a.yaml:2:8: unknown attribute 'amount_spend'" in capsys.readouterr().out
+    assert run("segments", "check", str(tmp_path), "--segments-dir", "segment_defs") == 2
+    assert "two definitions directories given" in capsys.readouterr().out
