@@ -148,8 +148,16 @@ def cmd_demo_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def version_line() -> str:
+    """smsseg's version and the engines' it pins: an analyst's DuckDB must read this warehouse's files."""
+    from importlib.metadata import version
+
+    return f"smsseg {version('smsseg')} (duckdb {version('duckdb')}, dagster {version('dagster')})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smsseg", description="Shopify SMS audience segmentation, nightly.")
+    parser.add_argument("--version", action="version", version=version_line())
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the nightly job once, in-process, through Dagster")

@@ -82,7 +82,9 @@ def published_warehouse_asset(deps: Sequence[dg.AssetKey],
                               before_publish: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
                               ) -> dg.AssetsDefinition:
     """The live warehouse.duckdb: the build, copied in with one rename once everything upstream is done."""
-    @dg.asset(key="warehouse", deps=list(deps), group_name="warehouse", kinds={"duckdb"}, pool=POOL)
+    # a group of its own: it comes after the segments and exports, so in the warehouse group it made the
+    # lineage of groups a cycle (warehouse -> segments -> exports -> warehouse)
+    @dg.asset(key="warehouse", deps=list(deps), group_name="publish", kinds={"duckdb"}, pool=POOL)
     def _publish(context: dg.AssetExecutionContext, settings: PipelineSettings,
                  run: RunOptions) -> dg.MaterializeResult:
         """data/warehouse.duckdb, swapped in atomically: readers keep the snapshot they opened."""
