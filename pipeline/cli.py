@@ -140,6 +140,63 @@ def cmd_ui(args: argparse.Namespace) -> int:
     os.execv(dagster, [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(args.port)])
 
 
+def cmd_shell(args: argparse.Namespace) -> int:
+    """SQL on the live warehouse, read-only, with the DuckDB that wrote it (no duckdb command needed)."""
+    import duckdb
+
+    from pipeline.warehouse.build import live_path
+
+    settings = Settings.resolve(data_dir=args.data_dir)
+    path = live_path(settings.data_dir)
+    if not path.exists():
+        console.print(f"{path}: no warehouse yet. Run `smsseg run` first.")
+        return 1
+    interactive = not args.sql and sys.stdin.isatty()
+    with duckdb.connect(str(path), read_only=True) as con:
+        if interactive:
+            console.print(f"{path} (read-only, duckdb {duckdb.__version__}): end a statement with ;  "
+                          "quit with Ctrl-D", highlight=False, soft_wrap=True)
+            return _shell_loop(con)
+        ok = True
+        for statement in args.sql or [sys.stdin.read()]:
+            ok = _run_sql(con, statement) and ok
+        return 0 if ok else 1
+
+
+def _shell_loop(con) -> int:
+    import readline  # noqa: F401 - line editing and history for input()
+
+    pending: list[str] = []
+    while True:
+        try:
+            line = input("... " if pending else "D ")
+        except EOFError:
+            print()
+            return 0
+        except KeyboardInterrupt:
+            print()
+            pending = []
+            continue
+        pending.append(line)
+        if line.rstrip().endswith(";"):
+            _run_sql(con, "\n".join(pending))
+            pending = []
+
+
+def _run_sql(con, sql: str) -> bool:
+    """Runs the statements of `sql`, printing the last one's rows as DuckDB's table; False on an error."""
+    import duckdb
+
+    try:
+        relation = con.sql(sql)
+    except duckdb.Error as e:
+        console.print(f"[red]error:[/red] {e}", soft_wrap=True, markup=True, highlight=False)
+        return False
+    if relation is not None:
+        print(relation)
+    return True
+
+
 def cmd_demo_generate(args: argparse.Namespace) -> int:
     from pipeline.store.demo import generate_store
 
@@ -176,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=3000)
     ui.add_argument("--data-dir", help="as for run (env SMSSEG_DATA_DIR; default data/)")
     ui.set_defaults(func=cmd_ui)
+
+    shell = commands.add_parser("shell", help="SQL on data/warehouse.duckdb, read-only, with the pinned DuckDB")
+    shell.add_argument("sql", nargs="*", help="statements to run (default: read them from the terminal or stdin)")
+    shell.add_argument("--data-dir", help="as for run (env SMSSEG_DATA_DIR; default data/)")
+    shell.set_defaults(func=cmd_shell)
 
     demo = commands.add_parser("demo", help="the demo store").add_subparsers(dest="demo_command", required=True)
     generate = demo.add_parser("generate", help="write a realistic, deterministic store directory")
