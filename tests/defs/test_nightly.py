@@ -3,6 +3,7 @@
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -142,6 +143,10 @@ def test_cli_run_prints_a_summary_and_fails_naming_the_asset(tmp_path: Path) -> 
     done = subprocess.run(smsseg, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "customers 3, counted orders 3" in done.stdout and "succeeded" in done.stdout
+    # not a terminal (a pipe here, cron's log in life): a line per step rather than a bar nobody sees
+    steps = [line for line in done.stdout.splitlines() if re.match(r"\[ ?\d+/\d+\] ", line)]
+    assert steps[-1].startswith(f"[{len(steps)}/{len(steps)}] warehouse done ")
+    assert any(re.fullmatch(r"\[ ?\d+/\d+\] marts/customers done \d+\.\ds", line) for line in steps)
 
     (store / "customers.jsonl").write_text(json.dumps({"id": "oops"}) + "\n")
     done = subprocess.run(smsseg, env=env, capture_output=True, text=True, timeout=300)
