@@ -149,6 +149,7 @@ class CustomerTags:
         self._customers: dict[str, dict[str, Any]] | None = None
         self._lock = threading.Lock()
         self.additions: Counter[tuple[str, str]] = Counter()  # (customer gid, tag) -> tags asked to be added
+        self.refusals: dict[str, str] = {}  # a fault: customer gid -> the userError its tag changes get
 
     def _all(self) -> dict[str, dict[str, Any]]:
         if self._customers is None:
@@ -183,6 +184,8 @@ class CustomerTags:
             record = self._all().get(gid)
             if record is None:
                 return {"node": None, "userErrors": [{"field": ["id"], "message": MISSING_CUSTOMER}]}
+            if gid in self.refusals:
+                return {"node": None, "userErrors": [{"field": ["tags"], "message": self.refusals[gid]}]}
             wanted = [t.strip() for t in tags if t.strip()]
             held = {t.lower() for t in record["tags"]}
             if add:
