@@ -22,7 +22,7 @@ from email.policy import HTTP
 from pathlib import Path
 from typing import Any
 
-from graphql import GraphQLError, build_schema, graphql_sync, parse, validate
+from graphql import GraphQLError, build_schema, execute, graphql_sync, parse, validate
 from graphql.language import OperationDefinitionNode
 
 from pipeline.shopify.graphql_subset import Operation
@@ -352,7 +352,8 @@ class TagsApi:
         def run(out: Path) -> int:
             with out.open("w", encoding="utf-8") as fh:
                 for number, variables in enumerate(lines):
-                    result = graphql_sync(SCHEMA, mutation, root_value=self, variable_values=variables)
+                    # parsed and validated once above: each line only binds its variables
+                    result = execute(SCHEMA, document, root_value=self, variable_values=variables)
                     line: dict[str, Any] = {"data": result.data}
                     if result.errors:
                         line["errors"] = [_shopify_error(e) for e in result.errors]

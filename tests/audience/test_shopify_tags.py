@@ -19,6 +19,7 @@ import pytest
 from pipeline.audience.gateways import AudienceGateway, AudienceTarget, GatewayError
 from pipeline.audience.shopify_tags import BULK_THRESHOLD, ShopifyTagsGateway
 from pipeline.audience.sync import GROUP_BATCHES, sync_segment
+from pipeline.audience.tags_bench import bench_shopify_tags, floor_points
 from pipeline.defs.exports import gateway_resource
 from pipeline.settings import PROJECT_DIR, Settings, SettingsError
 from pipeline.shopify.client import ShopifyClient
@@ -362,3 +363,14 @@ def test_a_sync_killed_mid_export_then_rerun_tags_everyone_once(audience_db, ser
     assert set(additions(emulator).values()) == {1}, "a customer was tagged twice"
     assert result.replayed_batches == GROUP_BATCHES
     assert result.added == members - confirmed
+
+
+def test_the_benchmark_hook_tags_everyone_and_prices_it_against_the_rate_limits():
+    result = bench_shopify_tags(600, batch_size=300)
+    assert (result.members, result.uploads, result.downloads) == (600, 2, 2)
+    # per batch: who carries the tag (2 requests), stage, run, polls until completed (2 in the emulator)
+    assert result.graphql_requests == 2 * (2 + 1 + 1 + 2)
+    assert result.points == 2 * (300 + 10 + 10 + 1), "1 point a customer checked, 21 a bulk mutation"
+    assert result.floor_seconds == {"standard": 6.4, "advanced": 3.2, "plus": 0.6}
+    assert result.wall_seconds > 0
+    assert floor_points(600, 100) == 6 * (100 + 10 * 100), "small batches pay 10 points a tagsAdd"
