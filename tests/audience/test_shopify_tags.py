@@ -111,6 +111,11 @@ def test_a_big_diff_goes_as_one_bulk_mutation_a_direction(serve):
     assert len(downloads) == 2 and all(r.status == 200 for r in downloads), "each result file read back"
     assert not any(r.carried_token for r in uploads + downloads), "storage never receives the token"
     assert set(additions(emulator).values()) == {1}
+    with httpx.Client(base_url=emulator.url, headers={"X-Shopify-Access-Token": TOKEN}) as http:
+        current = http.post(GRAPHQL, json={"query": "{ m: currentBulkOperation(type: MUTATION) { id type status } "
+                                                    "q: currentBulkOperation { id } }"}).json()["data"]
+    assert current == {"m": {"id": "gid://shopify/BulkOperation/2", "type": "MUTATION", "status": "COMPLETED"},
+                       "q": None}, "the latest bulk mutation; no bulk query ran"
 
 
 def test_per_customer_user_errors_reject_only_those_customers(serve):
