@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipeline.audience.gateways import AudienceTarget
-from pipeline.audience.shopify_tags import BULK_THRESHOLD, ShopifyTagsGateway
+from pipeline.audience.shopify_tags import BULK_THRESHOLD, LIST_PAGE_COST, ShopifyTagsGateway
 from pipeline.settings import DEFAULT_BATCH_SIZE
 from pipeline.shopify.emulator import ShopifyEmulator
 from pipeline.shopify.emulator_tags import MUTATION_COST
@@ -37,14 +37,18 @@ class TagsBenchmark:
 def floor_points(members: int, batch_size: int, bulk_threshold: int = BULK_THRESHOLD) -> int:
     """The query cost of tagging `members` new customers in batches of `batch_size`, as the gateway does it.
 
-    Each batch asks who carries the tag already (1 point a customer); then either a tagsAdd per
-    customer (10 points each) or, past the threshold, one bulk mutation: stagedUploadsCreate and
-    bulkOperationRunMutation (10 each) and at least one poll (1); its lines cost no points.
+    Until the first big batch lists who carries the tag (one page: a first night finds no one), each
+    batch asks about its own customers (1 point each). Then either a tagsAdd per customer (10 points
+    each) or, past the threshold, one bulk mutation: stagedUploadsCreate and bulkOperationRunMutation
+    (10 each) and at least one poll (1); its lines cost no points.
     """
-    points = 0
+    points, listed = 0, False
     for start in range(0, members, batch_size):
         size = min(batch_size, members - start)
-        points += size + (2 * MUTATION_COST + 1 if size > bulk_threshold else MUTATION_COST * size)
+        if not listed:
+            listed = size > bulk_threshold
+            points += LIST_PAGE_COST if listed else size
+        points += 2 * MUTATION_COST + 1 if size > bulk_threshold else MUTATION_COST * size
     return points
 
 

@@ -172,6 +172,17 @@ def test_a_replayed_batch_tags_no_customer_twice(serve):
     assert set(additions(emulator).values()) == {1}, "a replay added a tag twice"
 
 
+def test_a_big_batch_asks_customer_by_customer_when_listing_the_tag_would_cost_more(serve):
+    n = BULK_THRESHOLD + 50
+    emulator = serve(shop(2 * n, **{str(i): {"tags": [TAG]} for i in range(1, 2 * n)}))
+    client = gateway(emulator)
+    result = client.send_batch(TARGET, [member(i) for i in range(n + 1, 2 * n + 1)], [], "killed:s:2")
+    assert (result.added, additions(emulator)) == (n, {2 * n: 1}), "only the one without the tag was tagged"
+    # a page of the tag's 599 customers, no further (asking about 300 costs less), then 2 nodes() of 250
+    assert len(posts(emulator, GRAPHQL)) == 1 + 2 + 1
+    assert posts(emulator, STAGED_UPLOAD_PATH) == [], "one customer to tag: no bulk mutation"
+
+
 def test_a_full_set_of_bulk_mutation_slots_is_waited_for_and_the_wait_is_bounded(serve):
     n = BULK_THRESHOLD + 1
     emulator = serve(shop(n + 5))
@@ -373,9 +384,9 @@ def test_a_sync_killed_mid_export_then_rerun_tags_everyone_once(audience_db, ser
 def test_the_benchmark_hook_tags_everyone_and_prices_it_against_the_rate_limits():
     result = bench_shopify_tags(600, batch_size=300)
     assert (result.members, result.uploads, result.downloads) == (600, 2, 2)
-    # per batch: who carries the tag (2 requests), stage, run, polls until completed (2 in the emulator)
-    assert result.graphql_requests == 2 * (2 + 1 + 1 + 2)
-    assert result.points == 2 * (300 + 10 + 10 + 1), "1 point a customer checked, 21 a bulk mutation"
-    assert result.floor_seconds == {"standard": 6.4, "advanced": 3.2, "plus": 0.6}
+    # one page listing who carries the tag (no one), then per batch: stage, run, polls (2 in the emulator)
+    assert result.graphql_requests == 1 + 2 * (1 + 1 + 2)
+    assert result.points == 2 + 2 * 250 + 2 * (10 + 10 + 1), "a page of customers, then 21 a bulk mutation"
+    assert result.floor_seconds == {"standard": 5.4, "advanced": 2.7, "plus": 0.5}
     assert result.wall_seconds > 0
     assert floor_points(600, 100) == 6 * (100 + 10 * 100), "small batches pay 10 points a tagsAdd"
