@@ -10,9 +10,13 @@ ShopifyClient (throttle, retries, bulk polling) with a token holding `write_cust
 
 Exactly once: Shopify's tags are idempotent, but a batch replayed after a killed run must not tag
 anyone twice, and a replay looks like any batch (its key names the run that planned it, not this
-one), so every batch first asks which of its customers already carry the tag (`nodes`, 1 point a
-customer against the 10 a tagsAdd costs) and tags only the others. A customer that no longer exists
-(deleted, or redacted on request) is skipped and counted, never a failed batch.
+one), so every batch first learns which of its customers already carry the tag and tags only the
+others. A small batch asks about its own customers (`nodes`, 1 point a customer against the 10 a
+tagsAdd costs). A big one would pay more for that than for its bulk mutation, so the first big
+batch of a run lists who carries the tag instead (2 points a listed customer; a first night lists
+no one), while that is the cheaper of the two, and the gateway keeps the list up to date with its
+own changes for the rest of the run. A customer that no longer exists (deleted, or redacted on
+request) is skipped and counted, never a failed batch.
 """
 
 import datetime as dt
@@ -49,6 +53,7 @@ SCOPES = ("write_customers",)
 BULK_THRESHOLD = 250
 MUTATIONS_PER_REQUEST = 25  # aliased mutations in one request: 250 points, well under Shopify's 1,000 a query
 PAGE = 250  # Shopify's most ids a nodes() call takes and customers a connection page returns
+LIST_PAGE_COST = 2 + 2 * PAGE  # a page of customers with their phones: the connection, each customer and phone
 MAX_LIST_PAGES = 40_000  # list_members reads at most 10M tagged customers
 MISSING = "does not exist"  # Shopify's userError for a customer id it no longer has
 
@@ -88,6 +93,8 @@ class ShopifyTagsGateway(AudienceGateway):
     _sleep: Callable[[float], None] = PrivateAttr(default=time.sleep)
     _client: ShopifyClient | None = PrivateAttr(default=None)
     _missing: int = PrivateAttr(default=0)
+    # tag -> the gids carrying it, once listed in this gateway's life: kept up to date with its own changes
+    _carriers: dict[str, set[str]] = PrivateAttr(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **options: float) -> "ShopifyTagsGateway":
@@ -141,6 +148,10 @@ class ShopifyTagsGateway(AudienceGateway):
             fresh = [g for g in phones if g not in carrying and g not in gone]
             errors = self._change(_ADD, tag, fresh, idempotency_key)
             removed_errors = self._change(_REMOVE, tag, [_gid(r["customer_id"]) for r in removes], idempotency_key)
+        carriers = self._carriers.get(tag)
+        if carriers is not None:
+            carriers.update(g for g in fresh if g not in errors)
+            carriers.difference_update(_gid(r["customer_id"]) for r in removes)
         for gid, message in errors.items():
             if MISSING in message:
                 gone.add(gid)
@@ -162,28 +173,43 @@ class ShopifyTagsGateway(AudienceGateway):
 
     def list_members(self, target: AudienceTarget) -> list[HeldMember]:
         """The customers carrying the tag, page by page (250 a page, at most MAX_LIST_PAGES pages)."""
-        members, after = [], None
         with self._gateway_errors(f"listing {target.tag_name}"):
-            for _ in range(MAX_LIST_PAGES):
-                page = self._shopify().graphql(_LIST, {"query": _tag_search(target.tag_name), "after": after},
-                                               purpose=f"listing the customers tagged {target.tag_name}",
-                                               scopes=("read_customers",))["customers"]
-                members.extend(HeldMember(phone=c["defaultPhoneNumber"]["phoneNumber"], customer_id=_number(c["id"]),
-                                          destination_id=c["id"])
-                               for c in page["nodes"] if (c.get("defaultPhoneNumber") or {}).get("phoneNumber"))
-                if not page["pageInfo"]["hasNextPage"]:
-                    return members
-                after = page["pageInfo"]["endCursor"]
-        raise GatewayError(f"listing {target.tag_name}: more than {MAX_LIST_PAGES * PAGE} customers carry it",
-                           retryable=False)
+            carriers = self._list(target.tag_name, MAX_LIST_PAGES)
+        if carriers is None:
+            raise GatewayError(f"listing {target.tag_name}: more than {MAX_LIST_PAGES * PAGE} customers carry it",
+                               retryable=False)
+        return [HeldMember(phone=c["defaultPhoneNumber"]["phoneNumber"], customer_id=_number(c["id"]),
+                           destination_id=c["id"])
+                for c in carriers if (c.get("defaultPhoneNumber") or {}).get("phoneNumber")]
 
     def finish(self, target: AudienceTarget, as_of: dt.date, members: pa.Table) -> None:
         """Nothing to do: the shop's tags are the audience."""
 
     # --- steps ---
 
+    def _list(self, tag: str, most_pages: int) -> list[dict] | None:
+        """The customers carrying `tag` (id and phone); None when there are more than `most_pages` pages."""
+        carriers, after = [], None
+        for _ in range(most_pages):
+            page = self._shopify().graphql(_LIST, {"query": _tag_search(tag), "after": after},
+                                           purpose=f"listing the customers tagged {tag}",
+                                           scopes=("read_customers",))["customers"]
+            carriers.extend(page["nodes"])
+            if not page["pageInfo"]["hasNextPage"]:
+                return carriers
+            after = page["pageInfo"]["endCursor"]
+        return None
+
     def _carrying(self, tag: str, gids: list[str]) -> tuple[set[str], set[str]]:
-        """Of `gids`: those that carry `tag` already, and those the shop no longer has."""
+        """Of `gids`: those that carry `tag` already, and those the shop no longer has (when asked one by one)."""
+        if tag not in self._carriers and len(gids) > self.bulk_threshold:
+            # a page lists 250 customers for 502 points; asking about this batch costs 1 point a customer
+            listed = self._list(tag, max(1, len(gids) // LIST_PAGE_COST))
+            if listed is not None:
+                self._carriers[tag] = {c["id"] for c in listed}
+        if tag in self._carriers:
+            # whoever the shop has lost since shows up as a userError of the change itself
+            return {g for g in gids if g in self._carriers[tag]}, set()
         carrying, gone = set(), set()
         for chunk in _chunks(gids, PAGE):
             nodes = self._shopify().graphql(_CARRYING, {"ids": chunk}, purpose=f"checking who carries {tag}",
