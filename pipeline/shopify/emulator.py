@@ -138,7 +138,7 @@ class ShopifyEmulator(LoopbackServer):
         self.customer_tags = CustomerTags(self.store_dir)
         self.staged_uploads = StagedUploads(upload_limit_bytes)
         self._tags_api = TagsApi(self.customer_tags, self.staged_uploads, lambda: self.url + STAGED_UPLOAD_PATH,
-                                 self._start_bulk_mutation)
+                                 self._start_bulk_mutation, lambda: self.faults.missing_scope)
         super().__init__(_handler_for(self), port=port, name="shopify-emulator")
 
     def stop(self) -> None:

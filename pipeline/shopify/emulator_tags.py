@@ -253,11 +253,12 @@ class TagsApi:
     """The resolvers of SCHEMA's root fields (graphql-core calls a root value's methods by field name)."""
 
     def __init__(self, tags: CustomerTags, uploads: StagedUploads, upload_url: Callable[[], str],
-                 start_bulk_mutation: StartBulkMutation) -> None:
+                 start_bulk_mutation: StartBulkMutation, missing_scope: Callable[[], str | None]) -> None:
         self._tags = tags
         self._uploads = uploads
         self._upload_url = upload_url
         self._start = start_bulk_mutation
+        self._missing_scope = missing_scope  # the token lacks this scope (a fault)
 
     def execute(self, body: dict[str, Any]) -> dict[str, Any]:
         """One GraphQL request: Shopify's error wording for an invalid document; data otherwise."""
@@ -268,6 +269,15 @@ class TagsApi:
         errors = validate(SCHEMA, document)
         if errors:
             return {"errors": [_shopify_error(e) for e in errors]}
+        if self._missing_scope() == "write_customers":
+            denied = [s.name.value for d in document.definitions if isinstance(d, OperationDefinitionNode)
+                      for s in d.selection_set.selections if s.name.value in _BULK_MUTABLE]
+            if denied:
+                return {"errors": [{
+                    "message": f"Access denied for {denied[0]} field. Required access: `write_customers` access "
+                               "scope.",
+                    "path": [denied[0]],
+                    "extensions": {"code": "ACCESS_DENIED", "requiredAccess": "`write_customers` access scope."}}]}
         result = graphql_sync(SCHEMA, body.get("query"), root_value=self,
                               variable_values=body.get("variables") or {})
         reply: dict[str, Any] = {"data": result.data}

@@ -236,6 +236,18 @@ def test_the_emulator_refuses_a_misspelt_field_or_argument_as_shopify_does(serve
     assert additions(emulator) == {} and emulator.customer_tags.additions == {}
 
 
+def test_a_wrong_token_or_a_missing_scope_fails_at_once_saying_what_to_do(serve):
+    emulator = serve(shop(3))
+    with pytest.raises(GatewayError, match="HTTP 401.*set SHOPIFY_ACCESS_TOKEN") as wrong:
+        ShopifyTagsGateway(store=emulator.url, token="not-" + TOKEN).send_batch(TARGET, [member(1)], [], "r1:s:1")
+    emulator.faults.missing_scope = "write_customers"
+    with pytest.raises(GatewayError, match="lacks a scope it needs \\(write_customers\\).*approve the app") as scope:
+        gateway(emulator).send_batch(TARGET, [member(1)], [], "r1:s:1")
+    assert not wrong.value.retryable and not scope.value.retryable
+    assert TOKEN not in str(wrong.value) + str(scope.value)
+    assert tagged(emulator) == set()
+
+
 def test_throttling_server_errors_and_dropped_connections_are_retried(serve):
     emulator = serve(shop(30))
     emulator.faults.throttled = 2
