@@ -1,17 +1,20 @@
 """Export assets: one per exported segment, syncing its eligible audience to the SMS gateway."""
 
 import datetime as dt
+import os
 
 import dagster as dg
 import duckdb
 
 from pipeline.audience.gateways import AudienceGateway, AudienceTarget, FileGateway, HttpGateway
+from pipeline.audience.shopify_tags import ShopifyTagsGateway
 from pipeline.audience.sync import SyncError, SyncResult, sync_segment
 from pipeline.defs.checks import size_swing
 from pipeline.defs.resources import PipelineSettings, RunOptions
 from pipeline.defs.segments import segment_key
 from pipeline.defs.warehouse import POOL, with_build
 from pipeline.segments import SegmentDefinition
+from pipeline.shopify.client import API_VERSION
 
 
 def export_key(name: str) -> dg.AssetKey:
@@ -19,9 +22,13 @@ def export_key(name: str) -> dg.AssetKey:
 
 
 def gateway_resource(gateway: str, data_dir: str) -> AudienceGateway:
-    """The file gateway, or the HTTP one configured from SMS_GATEWAY_URL and SMS_GATEWAY_TOKEN."""
+    """The file gateway, the HTTP one (SMS_GATEWAY_URL, SMS_GATEWAY_TOKEN) or the shop's customer tags
+    (SHOPIFY_STORE, SHOPIFY_ACCESS_TOKEN, SHOPIFY_API_VERSION)."""
     if gateway == "http":
         return HttpGateway(url=dg.EnvVar("SMS_GATEWAY_URL"), token=dg.EnvVar("SMS_GATEWAY_TOKEN"))
+    if gateway == "shopify-tags":
+        return ShopifyTagsGateway(store=dg.EnvVar("SHOPIFY_STORE"), token=dg.EnvVar("SHOPIFY_ACCESS_TOKEN"),
+                                  api_version=os.environ.get("SHOPIFY_API_VERSION") or API_VERSION)
     return FileGateway(data_dir=data_dir)
 
 

@@ -129,6 +129,23 @@ _POLL_BULK = """query PollBulk($id: ID!) {
   node(id: $id) { ... on BulkOperation { id status errorCode objectCount url } }
 }"""
 
+# Shopify's documented bulk mutation limits since 2026-01: five at a time per shop, variables files up to 100 MB.
+BULK_MUTATION_SLOTS = 5
+STAGED_UPLOAD_LIMIT_BYTES = 100 * 10**6
+_NO_SLOT = {"LIMIT_REACHED", "OPERATION_IN_PROGRESS"}  # the codes of "no bulk mutation slot free"
+_STAGE_UPLOAD = """mutation StageUpload($input: [StagedUploadInput!]!) {
+  stagedUploadsCreate(input: $input) {
+    stagedTargets { url resourceUrl parameters { name value } }
+    userErrors { field message }
+  }
+}"""
+_RUN_BULK_MUTATION = """mutation RunBulkMutation($mutation: String!, $path: String!) {
+  bulkOperationRunMutation(mutation: $mutation, stagedUploadPath: $path) {
+    bulkOperation { id status }
+    userErrors { field message code }
+  }
+}"""
+
 _TERMINAL_ADVICE = {
     "INTERNAL_SERVER_ERROR": "Shopify had internal errors, often intermittent: rerun the extraction",
     "TIMEOUT": "the query timed out inside Shopify: rerun later, when the shop is quieter",
@@ -190,6 +207,7 @@ class ShopifyClient:
         self._bucket_rate = 0.0
         self._bucket_at = 0.0
         self._largest_cost = 10.0
+        self.requests = 0  # GraphQL requests sent, retries included: what a benchmark counts
         self._api = httpx.Client(
             timeout=timeout,
             headers={"X-Shopify-Access-Token": token, "Accept": "application/json"},
@@ -263,6 +281,17 @@ class ShopifyClient:
             raise ShopifyQueryError(f"Shopify refused {purpose}: {problems}")
         operation_id = started["bulkOperation"]["id"]
         log.info("%s started as %s", purpose, operation_id)
+        operation = self.wait_for_bulk_operation(operation_id, purpose)
+        status = operation["status"]
+        if status != "COMPLETED":
+            raise self._terminal_error(resource, purpose, operation_id, status, operation.get("errorCode"))
+        log.info("%s completed: %s objects", purpose, operation.get("objectCount"))
+        return operation.get("url")
+
+    def wait_for_bulk_operation(self, operation_id: str, purpose: str) -> dict[str, Any]:
+        """Poll a bulk operation, backing off, until it ends; returns it as last polled (any final status).
+
+        Raises BulkOperationFailed when it vanished or is still running after the poll timeout."""
         interval, waited = self._poll_interval_s, 0.0
         while True:
             operation = self.graphql(_POLL_BULK, {"id": operation_id}, purpose=f"polling {purpose}")["node"]
@@ -271,13 +300,8 @@ class ShopifyClient:
                     f"{purpose} ({operation_id}) vanished on Shopify's side", "UNKNOWN", None
                 )
             status = operation["status"]
-            if status == "COMPLETED":
-                log.info("%s completed: %s objects", purpose, operation.get("objectCount"))
-                return operation.get("url")
-            if status in ("FAILED", "CANCELED", "EXPIRED"):
-                raise self._terminal_error(
-                    resource, purpose, operation_id, status, operation.get("errorCode")
-                )
+            if status in ("COMPLETED", "FAILED", "CANCELED", "EXPIRED"):
+                return operation
             if waited >= self._poll_timeout_s:
                 raise BulkOperationFailed(
                     f"{purpose} ({operation_id}) is still {status} after {waited:.0f}s: it keeps running on"
@@ -288,6 +312,79 @@ class ShopifyClient:
             self._sleep(interval)
             waited += interval
             interval = min(interval * 2, 30.0)
+
+    def stage_upload(self, filename: str, content: bytes, *, purpose: str, scopes: tuple[str, ...]) -> str:
+        """Upload a JSONL file of bulk mutation variables as Shopify documents; returns its stagedUploadPath.
+
+        stagedUploadsCreate hands out a signed form: its parameters go first, in order, and the file
+        last, posted to the storage URL without our token."""
+        created = self.graphql(
+            _STAGE_UPLOAD,
+            {"input": [{"resource": "BULK_MUTATION_VARIABLES", "filename": filename, "mimeType": "text/jsonl",
+                        "httpMethod": "POST"}]},
+            purpose=f"staging {purpose}",
+            scopes=scopes,
+        )["stagedUploadsCreate"]
+        if created["userErrors"] or not created["stagedTargets"]:
+            problems = "; ".join(e.get("message", "?") for e in created["userErrors"]) or "no upload target"
+            raise ShopifyQueryError(f"Shopify refused to stage {purpose}: {problems}")
+        target = created["stagedTargets"][0]
+        form = {p["name"]: p["value"] for p in target["parameters"]}
+        failure = ""
+        for attempt in range(self._max_retries + 1):
+            try:
+                response = self._storage.post(
+                    target["url"], data=form, files={"file": (filename, content, "text/jsonl")}
+                )
+            except httpx.TransportError as exc:
+                failure = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code < 300:
+                    return form["key"]
+                if response.status_code < 500:
+                    raise ShopifyQueryError(
+                        f"uploading {purpose} ({len(content)} bytes) was refused: storage answered HTTP"
+                        f" {response.status_code} ({_storage_detail(response)}); a file over Shopify's"
+                        f" {STAGED_UPLOAD_LIMIT_BYTES // 10**6} MB limit must be split: lower SMSSEG_BATCH_SIZE"
+                    )
+                failure = f"HTTP {response.status_code}"
+            self._backoff(attempt, f"uploading {purpose}", failure)
+        raise ShopifyRetriesExhausted(
+            f"gave up uploading {purpose} after {self._max_retries + 1} attempts (last: {failure}): rerun later"
+        )
+
+    def run_bulk_mutation(self, mutation: str, staged_path: str, *, purpose: str, scopes: tuple[str, ...],
+                          slot_timeout_s: float = 600.0) -> dict[str, Any]:
+        """Start a bulk mutation over an uploaded variables file and wait for it to end; returns the operation.
+
+        A shop runs at most BULK_MUTATION_SLOTS bulk mutations at once (any app's of ours): while all are
+        taken Shopify refuses with LIMIT_REACHED, so this waits for a slot, backing off, for at most
+        `slot_timeout_s`."""
+        interval, waited = self._poll_interval_s, 0.0
+        while True:
+            started = self.graphql(
+                _RUN_BULK_MUTATION, {"mutation": mutation, "path": staged_path}, purpose=purpose, scopes=scopes
+            )["bulkOperationRunMutation"]
+            codes = {e.get("code") for e in started["userErrors"]}
+            if not codes & _NO_SLOT:
+                break
+            if waited >= slot_timeout_s:
+                raise BulkOperationFailed(
+                    f"{purpose}: every bulk mutation slot of the shop stayed taken for {waited:.0f}s (at most"
+                    f" {BULK_MUTATION_SLOTS} run at once); rerun when the shop's other bulk imports have finished",
+                    "LIMIT_REACHED",
+                    None,
+                )
+            log.info("%s: the shop's bulk mutation slots are all taken; waiting %.1fs for one", purpose, interval)
+            self._sleep(interval)
+            waited += interval
+            interval = min(interval * 2, 30.0)
+        if started["userErrors"] or not started["bulkOperation"]:
+            problems = "; ".join(e.get("message", "?") for e in started["userErrors"]) or "no operation returned"
+            raise ShopifyQueryError(f"Shopify refused {purpose}: {problems}")
+        operation_id = started["bulkOperation"]["id"]
+        log.info("%s started as %s", purpose, operation_id)
+        return self.wait_for_bulk_operation(operation_id, purpose)
 
     def _terminal_error(
         self, resource: BulkResource, purpose: str, operation_id: str, status: str, error_code: str | None
@@ -303,15 +400,21 @@ class ShopifyClient:
         part = _temp_path(out_dir, resource.file)
         if url is None:  # Shopify gives no URL when the query matched nothing
             return part, 0
+        return part, self.download(url, part, f"the {resource.connection} bulk query")
+
+    def download(self, url: str, part: Path, what: str, rerun: str = "rerun the extraction") -> int:
+        """Stream the result file of bulk operation `what` into `part`; returns its line count.
+
+        The URL is a signed storage link: it goes out without our token. On failure `part` is removed."""
         failure = ""
         for attempt in range(self._max_retries + 1):
             try:
                 with part.open("wb") as fh, self._storage.stream("GET", url) as response:
                     if 400 <= response.status_code < 500:
                         raise DownloadError(
-                            f"the result of the {resource.connection} bulk query could not be downloaded:"
+                            f"the result of {what} could not be downloaded:"
                             f" storage answered HTTP {response.status_code} ({_storage_detail(response)});"
-                            " its signed URL has expired or was refused: rerun the extraction for a fresh one"
+                            f" its signed URL has expired or was refused: {rerun} for a fresh one"
                         )
                     if response.status_code >= 500:
                         failure = f"HTTP {response.status_code}"
@@ -319,18 +422,18 @@ class ShopifyClient:
                         lines = _stream_lines(response, fh)
                         fh.flush()
                         os.fsync(fh.fileno())
-                        return part, lines
+                        return lines
             except httpx.TransportError as exc:
                 failure = f"{type(exc).__name__}: {exc}"
             except BaseException:
                 part.unlink(missing_ok=True)
                 raise
             if attempt < self._max_retries:
-                self._backoff(attempt, f"downloading the {resource.connection} result", failure)
+                self._backoff(attempt, f"downloading the result of {what}", failure)
         part.unlink(missing_ok=True)
         raise DownloadError(
-            f"the result of the {resource.connection} bulk query was cut off {self._max_retries + 1} times"
-            f" (last: {failure}); nothing was written: check the network and rerun the extraction"
+            f"the result of {what} was cut off {self._max_retries + 1} times"
+            f" (last: {failure}); nothing was written: check the network and {rerun}"
         )
 
     # --- GraphQL with retries and throttling ---
@@ -347,6 +450,7 @@ class ShopifyClient:
         failure = ""
         for attempt in range(self._max_retries + 1):
             self._wait_for_bucket()
+            self.requests += 1
             try:
                 response = self._api.post(
                     self._endpoint, json={"query": query, "variables": dict(variables or {})}
@@ -384,7 +488,7 @@ class ShopifyClient:
                 self._backoff(attempt, purpose, failure, self._refill_wait())
                 continue
             if "ACCESS_DENIED" in codes:
-                needed = tuple(sorted(set(re.findall(r"\b(read_\w+)", str(errors))))) or scopes
+                needed = tuple(sorted(set(re.findall(r"\b((?:read|write)_\w+)", str(errors))))) or scopes
                 raise ShopifyAccessDenied(f"Shopify denied {purpose}: {_scope_advice(needed)}", needed)
             if errors:
                 messages = "; ".join(str(e.get("message")) for e in errors)

@@ -23,6 +23,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from pipeline.loopback import LoopbackServer
+from pipeline.shopify import emulator_tags
+from pipeline.shopify.emulator_tags import STAGED_UPLOAD_PATH, UPLOAD_LIMIT_BYTES, CustomerTags, StagedUploads, TagsApi
 from pipeline.shopify.graphql_subset import Field, GraphQLSyntaxError, parse
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,8 @@ _RATE_LIMIT_DOCS = "https://shopify.dev/api/usage/rate-limits"
 _SCOPE_DOCS = "https://shopify.dev/api/usage/access-scopes"
 _BULK_MUTATION_COST = 10
 _READ_ALL_ORDERS_WINDOW = timedelta(days=60)
+# Since 2026-01 a shop runs up to five bulk mutations at once; the sixth is refused with LIMIT_REACHED.
+BULK_MUTATION_SLOTS = 5
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class _BulkOperation:
     object_count: int
     root_object_count: int
     fail_with: str | None
+    type: str = "QUERY"
     status: str = "CREATED"
     polls: int = 0
     completed_at: str | None = None
@@ -113,6 +118,8 @@ class ShopifyEmulator(LoopbackServer):
         polls_until_complete: int = 2,
         bucket_size: float = 1000.0,
         restore_rate: float = 50.0,
+        upload_limit_bytes: int = UPLOAD_LIMIT_BYTES,
+        bulk_mutation_slots: int = BULK_MUTATION_SLOTS,
     ) -> None:
         self.store_dir = Path(store_dir)
         self.faults = Faults()
@@ -127,6 +134,11 @@ class ShopifyEmulator(LoopbackServer):
         self._operations: dict[int, _BulkOperation] = {}
         self._lock = threading.Lock()
         self._workdir = tempfile.TemporaryDirectory(prefix="shopify-emulator-")
+        self._bulk_mutation_slots = bulk_mutation_slots
+        self.customer_tags = CustomerTags(self.store_dir)
+        self.staged_uploads = StagedUploads(upload_limit_bytes)
+        self._tags_api = TagsApi(self.customer_tags, self.staged_uploads, lambda: self.url + STAGED_UPLOAD_PATH,
+                                 self._start_bulk_mutation, lambda: self.faults.missing_scope)
         super().__init__(_handler_for(self), port=port, name="shopify-emulator")
 
     def stop(self) -> None:
@@ -174,11 +186,15 @@ class ShopifyEmulator(LoopbackServer):
             operation = parse(str(body.get("query") or ""), body.get("variables") or {})
         except GraphQLSyntaxError as exc:
             return {"errors": [{"message": f"Parse error: {exc}"}]}, False
-        cost = (
-            _BULK_MUTATION_COST * len(operation.selections)
-            if operation.kind == "mutation"
-            else len(operation.selections)
-        )
+        typed = emulator_tags.uses(operation)
+        if typed:
+            cost = emulator_tags.cost(operation)
+        else:
+            cost = (
+                _BULK_MUTATION_COST * len(operation.selections)
+                if operation.kind == "mutation"
+                else len(operation.selections)
+            )
         granted, throttle = self._spend(cost)
         if not granted or self._take_fault("throttled"):
             return {
@@ -190,6 +206,8 @@ class ShopifyEmulator(LoopbackServer):
                 ],
                 "extensions": _cost(cost, None, throttle),
             }, True
+        if typed:
+            return {**self._tags_api.execute(body), "extensions": _cost(cost, cost, throttle)}, False
         data: dict[str, Any] = {}
         errors: list[dict[str, Any]] = []
         for top in operation.selections:
@@ -211,7 +229,9 @@ class ShopifyEmulator(LoopbackServer):
                     number = _gid_number(str(top.arguments.get("id", "")))
                     op = self._operations.get(number) if number is not None else None
                 else:
-                    op = self._operations[max(self._operations)] if self._operations else None
+                    kind = top.arguments.get("type") or "QUERY"
+                    op = max((o for o in self._operations.values() if o.type == kind),
+                             key=lambda o: o.number, default=None)
                 return None if op is None else _project(self._poll(op), top.selections)
         resource = _RESOURCES.get(top.name)
         if resource is not None and resource.scope == self.faults.missing_scope:
@@ -273,6 +293,25 @@ class ShopifyEmulator(LoopbackServer):
             self._operations[number] = op
         return op
 
+    def _start_bulk_mutation(self, write_results: Callable[[Path], int]) -> dict[str, Any] | None:
+        """A bulk mutation, if a slot is free: it applies at once and then reports RUNNING until polled
+        to its end, so a test decides when its slot frees up. One with a fault set applies nothing."""
+        with self._lock:
+            running = sum(o.type == "MUTATION" and o.status in ("CREATED", "RUNNING")
+                          for o in self._operations.values())
+            if running >= self._bulk_mutation_slots:
+                return None
+            number = max(self._operations, default=0) + 1
+            out = Path(self._workdir.name) / f"{number}.jsonl"
+            out.touch()
+            op = _BulkOperation(number=number, file=out, signature=secrets.token_hex(16), created_at=_now(),
+                                object_count=0, root_object_count=0, fail_with=self.faults.fail_operation,
+                                type="MUTATION")
+            self._operations[number] = op
+        if op.fail_with is None:
+            op.object_count = op.root_object_count = write_results(out)
+        return _describe(op, self.url)
+
     def _poll(self, op: _BulkOperation) -> dict[str, Any]:
         """Each poll moves a bulk operation one step along CREATED -> RUNNING -> COMPLETED/FAILED."""
         if op.status in ("CREATED", "RUNNING"):
@@ -307,6 +346,8 @@ def _handler_for(emulator: ShopifyEmulator) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length)
             path = urlsplit(self.path).path
             carried = "X-Shopify-Access-Token" in self.headers
+            if path == STAGED_UPLOAD_PATH:
+                return self._staged_upload(path, raw, carried)
             match = _GRAPHQL_PATH.fullmatch(path)
             if match is None:
                 return self._finish(path, HTTPStatus.NOT_FOUND, {"errors": "Not Found"}, carried)
@@ -335,6 +376,19 @@ def _handler_for(emulator: ShopifyEmulator) -> type[BaseHTTPRequestHandler]:
                 return self._finish(path, HTTPStatus.BAD_REQUEST, missing, carried, served)
             reply, throttled = emulator._execute(body if isinstance(body, dict) else {})
             return self._finish(path, HTTPStatus.OK, reply, carried, served, throttled)
+
+        def _staged_upload(self, path: str, raw: bytes, carried: bool) -> None:
+            """The storage side of stagedUploadsCreate: a signed multipart form POST, as Google Cloud Storage takes."""
+            fields: dict[str, str] = {}
+            file = None
+            for name, value, is_file in emulator_tags.iter_form(self.headers.get("Content-Type", ""), raw):
+                if is_file and name == "file":
+                    file = value
+                else:
+                    fields[name] = value.decode("utf-8", "replace")
+            status, xml = emulator.staged_uploads.receive(fields, file, len(file or b""))
+            emulator._record(RecordedRequest("POST", path, status, carried))
+            return self._send(status, xml.encode(), "application/xml")
 
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
@@ -492,7 +546,7 @@ def _describe(op: _BulkOperation, base_url: str) -> dict[str, Any]:
         url = f"{base_url}/downloads/{op.number}.jsonl?X-Goog-Expires=604800&X-Goog-Signature={op.signature}"
     return {
         "id": op.gid,
-        "type": "QUERY",
+        "type": op.type,
         "status": op.status,
         "errorCode": op.fail_with if op.status == "FAILED" else None,
         "createdAt": op.created_at,
