@@ -21,7 +21,7 @@ DEFAULT_MEMORY_LIMIT = "1GB"
 # The most phone numbers one gateway request carries: the gateway API's own limit, unless a gateway says otherwise.
 DEFAULT_BATCH_SIZE = 500
 SOURCES = ("demo", "jsonl:DIR", "shopify")
-GATEWAYS = ("file", "http")
+GATEWAYS = ("file", "http", "klaviyo")
 
 
 class SettingsError(ValueError):
@@ -60,12 +60,16 @@ class Settings:
                     raise SettingsError(f"source shopify needs {variable} in the environment "
                                         "(the shop, e.g. my-shop.myshopify.com, and its Admin API access token)")
         if gateway not in GATEWAYS:
-            raise SettingsError(f"gateway {gateway!r} (--gateway or SMSSEG_GATEWAY): expected file or http")
+            raise SettingsError(f"gateway {gateway!r} (--gateway or SMSSEG_GATEWAY): expected one of "
+                                f"{', '.join(GATEWAYS)}")
         if gateway == "http":
             for variable in ("SMS_GATEWAY_URL", "SMS_GATEWAY_TOKEN"):
                 if not env.get(variable):
                     raise SettingsError(f"gateway http needs {variable} in the environment "
                                         "(the gateway's base URL and its bearer token)")
+        if gateway == "klaviyo" and not env.get("KLAVIYO_API_KEY"):
+            raise SettingsError("gateway klaviyo needs KLAVIYO_API_KEY in the environment (a private API key "
+                                "with the scopes lists:read, lists:write, profiles:read and profiles:write)")
         threshold = env.get("SMSSEG_SWING_THRESHOLD") or str(cls.swing_threshold)
         try:
             swing_threshold = float(threshold)

@@ -108,10 +108,15 @@ class KlaviyoGateway(RetryingGateway):
             self._await_job(job_id, idempotency_key)
         held = self._held(list_id, [m["phone"] for m in adds])
         joining = [m for m in adds if m["phone"] not in held]
-        rejected: dict[str, str] = {}
+        # every job's body first, so a batch too big for Klaviyo is refused before any of it is sent
+        jobs = []
         for members, to_list in ((joining, list_id), ([m for m in adds if m["phone"] in held], None)):
             for start in range(0, len(members), MAX_IMPORT_PROFILES):
-                rejected.update(self._import(members[start:start + MAX_IMPORT_PROFILES], to_list, idempotency_key))
+                chunk = members[start:start + MAX_IMPORT_PROFILES]
+                jobs.append((chunk, _job_body(chunk, to_list, idempotency_key)))
+        rejected: dict[str, str] = {}
+        for chunk, body in jobs:
+            rejected.update(self._import(chunk, body, idempotency_key))
         joined = [m["phone"] for m in joining if m["phone"] not in rejected]
         ids = {**held, **self._held(list_id, joined)}
         for phone in joined:
@@ -164,19 +169,9 @@ class KlaviyoGateway(RetryingGateway):
                 held[profile["attributes"]["phone_number"]] = profile["id"]
         return held
 
-    def _import(self, members: list[dict], list_id: str | None, key: str) -> dict[str, str]:
-        """Imports `members` in one job (to the list when `list_id`) and waits for it; returns phone -> row error."""
-        if not members:
-            return {}
-        body = {"data": {"type": "profile-bulk-import-job",
-                         "attributes": {"profiles": {"data": [_profile(m) for m in members]}}}}
-        if list_id:
-            body["data"]["relationships"] = {"lists": {"data": [{"type": "list", "id": list_id}]}}
-        size = len(json.dumps(body).encode())
-        if size > MAX_IMPORT_BYTES:
-            raise GatewayError(f"batch {key}: {len(members)} profiles make {size} bytes, over Klaviyo's 5 MB a "
-                               "bulk import; lower SMSSEG_BATCH_SIZE (or export fewer fields)", retryable=False)
-        job = self._call("bulk_import_profiles", "POST", "/api/profile-bulk-import-jobs", body=body, batch=key)
+    def _import(self, members: list[dict], body: bytes, key: str) -> dict[str, str]:
+        """Runs one import job of `members` and waits for it; returns phone -> why its row failed."""
+        job = self._call("bulk_import_profiles", "POST", "/api/profile-bulk-import-jobs", content=body, batch=key)
         job_id = job["data"]["id"]
         self._jobs.setdefault(key, []).append(job_id)
         if not self._await_job(job_id, key).get("failed_count"):
@@ -228,14 +223,14 @@ class KlaviyoGateway(RetryingGateway):
         raise GatewayError(f"{operation} {path}: still more after {self.max_pages} pages", retryable=True)
 
     def _call(self, operation: str, method: str, path: str, *, params: dict | None = None, body: dict | None = None,
-              batch: str | None = None, missing_ok: bool = False) -> dict | None:
+              content: bytes | None = None, batch: str | None = None, missing_ok: bool = False) -> dict | None:
         """One API request, retried as RetryingGateway does: its JSON reply, None for 204 (or a 404 when missing_ok)."""
         headers = {"Authorization": f"Klaviyo-API-Key {self.api_key}", "revision": self.revision,
                    "accept": MEDIA_TYPE}
         request = {"params": params, "headers": headers}
-        if body is not None:
+        if body is not None or content is not None:
             headers["content-type"] = MEDIA_TYPE
-            request["content"] = json.dumps(body).encode()
+            request["content"] = content if content is not None else json.dumps(body).encode()
         what = f"klaviyo {operation}" + (f" (batch {batch})" if batch else "")
         response = self._send(what, method, path, self._describe, **request)
         if response.status_code == 404 and missing_ok:
@@ -263,6 +258,19 @@ class KlaviyoGateway(RetryingGateway):
         except (ValueError, KeyError, TypeError, AttributeError):
             text = response.text
         return (str(text)[:500] or response.reason_phrase).replace(self.api_key, "***")
+
+
+def _job_body(members: list[dict], list_id: str | None, key: str) -> bytes:
+    """A Bulk Import Profiles request of `members`, to the list when `list_id`; refused here when over 5 MB."""
+    body = {"data": {"type": "profile-bulk-import-job",
+                     "attributes": {"profiles": {"data": [_profile(m) for m in members]}}}}
+    if list_id:
+        body["data"]["relationships"] = {"lists": {"data": [{"type": "list", "id": list_id}]}}
+    content = json.dumps(body).encode()
+    if len(content) > MAX_IMPORT_BYTES:
+        raise GatewayError(f"batch {key}: {len(members)} profiles make {len(content)} bytes, over Klaviyo's 5 MB a "
+                           "bulk import; lower SMSSEG_BATCH_SIZE (or export fewer fields)", retryable=False)
+    return content
 
 
 def _profile(member: dict) -> dict:

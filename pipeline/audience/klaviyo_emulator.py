@@ -14,7 +14,10 @@ number was added twice.
 Faults are a script of steps cycled over API requests, as in the gateway emulator:
   ok, 429 (Retry-After, nothing applied), 500 (503, nothing applied), drop (connection closed,
   nothing applied), drop_after (applied, then the connection closed)
-plus `fail_rows` (phone -> import error detail) and `cancel_jobs`.
+plus `fail_rows` (phone -> import error detail), `cancel_jobs` and `slow_seconds`.
+
+`benchmark(members)` syncs that many numbers through KlaviyoGateway to a fresh emulator and sets
+the time it took beside the floor Klaviyo's documented steady rates put under the same requests.
 """
 
 import base64
@@ -33,13 +36,16 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from pipeline.audience.gateways import AudienceTarget
 from pipeline.audience.klaviyo import (
     MAX_IMPORT_BYTES,
     MAX_IMPORT_PROFILES,
     MAX_REMOVE_PROFILES,
     RATE_LIMITS,
+    KlaviyoGateway,
 )
 from pipeline.loopback import LoopbackServer
+from pipeline.settings import DEFAULT_BATCH_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +82,7 @@ class Faults:
     cancel_jobs: bool = False  # every new import job is cancelled instead of run
     job_polls: int = 1  # looks at a job before it completes
     job_seconds: float = 0.0  # or, whichever first, the age at which any request completes it
+    slow_seconds: float = 0.0  # every API reply waits this long after applying (a kill test's window)
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.script if s not in STEPS]
@@ -426,6 +433,8 @@ def _page(items: list, query: dict[str, list[str]], operation: str, base: str, r
 def _handler(emulator: KlaviyoEmulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # headers and body go out as two writes: without TCP_NODELAY each reply waits on a delayed ACK (~40 ms)
+        disable_nagle_algorithm = True
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             self._handle("GET")
@@ -481,6 +490,7 @@ def _handler(emulator: KlaviyoEmulator) -> type[BaseHTTPRequestHandler]:
                                                        base, faults)
                 if step == "drop_after":
                     return self._drop()
+                time.sleep(faults.slow_seconds)
                 self._reply(status, reply, headers)
             except ApiError as error:
                 self._reply(error.status, error.body, error.headers)
@@ -507,3 +517,32 @@ def _handler(emulator: KlaviyoEmulator) -> type[BaseHTTPRequestHandler]:
                 log.debug("klaviyo emulator: connection already closed")
 
     return Handler
+
+
+def benchmark(members: int, batch_size: int = DEFAULT_BATCH_SIZE) -> dict:
+    """Adds `members` new numbers to a list, `batch_size` a batch, as a first night's sync sends them.
+
+    Returns the wall time, the requests by operation, and `floor_seconds`: the least time those
+    requests could take at Klaviyo's documented steady rates, each operation in its own window
+    (the busiest operation's count over its rate). The emulator itself does not throttle here,
+    so `seconds` is our own cost and floor_seconds / seconds how far Klaviyo's limits would slow it.
+    """
+    key = "bench-key"
+    target = AudienceTarget("bench", name="smsseg bench")
+    with KlaviyoEmulator(key, rate_limits=False) as server:
+        gateway = KlaviyoGateway(url=server.url, api_key=key)
+        started = time.perf_counter()
+        gateway.upsert_audience(target)
+        for start in range(0, members, batch_size):
+            adds = [{"phone": f"+1555{n:07d}", "customer_id": n, "first_name": "Bench", "last_name": str(n),
+                     "country": "US"} for n in range(start, min(start + batch_size, members))]
+            gateway.send_batch(target, adds, [], f"bench:bench:{start // batch_size + 1}")
+        seconds = time.perf_counter() - started
+        gateway.close()
+        held = len(server.members(target.list_name))
+        by_operation = dict(server.received)
+    floors = {op: n / RATE_LIMITS[op][1] * 60 for op, n in by_operation.items()}
+    slowest = max(floors, key=floors.get)
+    return {"members": members, "batch_size": batch_size, "held": held, "seconds": round(seconds, 2),
+            "requests": sum(by_operation.values()), "by_operation": by_operation,
+            "floor_seconds": round(floors[slowest], 1), "floor_operation": slowest}

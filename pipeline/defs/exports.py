@@ -1,11 +1,13 @@
 """Export assets: one per exported segment, syncing its eligible audience to the SMS gateway."""
 
 import datetime as dt
+import os
 
 import dagster as dg
 import duckdb
 
 from pipeline.audience.gateways import AudienceGateway, AudienceTarget, FileGateway, HttpGateway
+from pipeline.audience.klaviyo import DEFAULT_URL, REVISION, KlaviyoGateway
 from pipeline.audience.sync import SyncError, SyncResult, sync_segment
 from pipeline.defs.checks import size_swing
 from pipeline.defs.resources import PipelineSettings, RunOptions
@@ -19,9 +21,16 @@ def export_key(name: str) -> dg.AssetKey:
 
 
 def gateway_resource(gateway: str, data_dir: str) -> AudienceGateway:
-    """The file gateway, or the HTTP one configured from SMS_GATEWAY_URL and SMS_GATEWAY_TOKEN."""
+    """The file gateway, the HTTP one (SMS_GATEWAY_URL, SMS_GATEWAY_TOKEN) or Klaviyo (KLAVIYO_*).
+
+    Secrets stay EnvVars, read when the run starts; the optional URL and revision are plain values.
+    """
     if gateway == "http":
         return HttpGateway(url=dg.EnvVar("SMS_GATEWAY_URL"), token=dg.EnvVar("SMS_GATEWAY_TOKEN"))
+    if gateway == "klaviyo":
+        return KlaviyoGateway(api_key=dg.EnvVar("KLAVIYO_API_KEY"),
+                              url=os.environ.get("KLAVIYO_API_URL") or DEFAULT_URL,
+                              revision=os.environ.get("KLAVIYO_REVISION") or REVISION)
     return FileGateway(data_dir=data_dir)
 
 
