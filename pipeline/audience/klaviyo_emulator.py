@@ -147,6 +147,13 @@ class KlaviyoEmulator(LoopbackServer):
         with self._lock:
             return {phone: n for (lid, phone), n in self.add_counts.items() if lid == list_id}
 
+    def finish_jobs(self) -> None:
+        """Runs every import job still queued or processing, as Klaviyo would in time."""
+        with self._lock:
+            for job in self.jobs.values():
+                if job["status"] in ("queued", "processing"):
+                    self._run_job(job)
+
     def add_profile(self, phone: str, list_name: str | None = None) -> str:
         """A profile already in the account (and on `list_name`), as a shop's earlier Klaviyo use leaves."""
         with self._lock:

@@ -110,6 +110,18 @@ def test_a_replayed_batch_adds_no_number_twice_in_the_same_process_or_a_new_one(
     assert [job["lists"] for job in klaviyo.jobs.values()] == [[klaviyo.list_id(LIST)], [], [klaviyo.list_id(LIST)], []]
 
 
+def test_a_batch_resent_by_its_process_waits_for_its_earlier_job_before_asking_the_list(klaviyo):
+    klaviyo.set_faults(Faults(job_polls=5, job_seconds=3600))
+    gateway = client(klaviyo, poll_attempts=3)
+    gateway.upsert_audience(TARGET)
+    with pytest.raises(GatewayError, match="still processing after 3 looks"):
+        gateway.send_batch(TARGET, [member(1)], [], "r:s:1")
+    klaviyo.set_faults(Faults())
+    assert gateway.send_batch(TARGET, [member(1)], [], "r:s:1").ids == klaviyo.members(LIST)
+    klaviyo.finish_jobs()  # whatever either send left running lands
+    assert klaviyo.adds_of(LIST) == {mobile(1): 1}
+
+
 def test_a_number_already_on_the_list_is_updated_not_added(klaviyo):
     gateway = client(klaviyo)
     gateway.upsert_audience(TARGET)
