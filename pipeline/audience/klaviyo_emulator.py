@@ -59,13 +59,15 @@ LOCATION_FIELDS = {"address1", "address2", "city", "country", "latitude", "longi
 READ_ATTRIBUTES = {"email", "phone_number", "external_id", "first_name", "last_name", "organization", "locale",
                    "title", "image", "created", "updated", "last_event_date", "location", "properties",
                    "joined_group_at"}
-MAX_PAGE = {"get_lists": 10, "get_profiles_for_list": 100, "get_errors_for_bulk_import_profiles_job": 100}
+MAX_PAGE = {"get_lists": 10, "get_profiles_for_list": 100, "get_profiles": 100,
+            "get_errors_for_bulk_import_profiles_job": 100}
 MAX_PROFILE_BYTES = 100 * 1024  # "The maximum allowed payload size per-profile is 100KB"
 ROUTES = [  # (method, path pattern, operation)
     ("GET", re.compile(r"/api/lists"), "get_lists"),
     ("POST", re.compile(r"/api/lists"), "create_list"),
     ("GET", re.compile(r"/api/lists/(?P<id>[^/]+)"), "get_list"),
     ("GET", re.compile(r"/api/lists/(?P<id>[^/]+)/profiles"), "get_profiles_for_list"),
+    ("GET", re.compile(r"/api/profiles"), "get_profiles"),
     ("DELETE", re.compile(r"/api/lists/(?P<id>[^/]+)/relationships/profiles"), "remove_profiles_from_list"),
     ("POST", re.compile(r"/api/profile-bulk-import-jobs"), "bulk_import_profiles"),
     ("GET", re.compile(r"/api/profile-bulk-import-jobs/(?P<id>[^/]+)"), "get_bulk_import_profiles_job"),
@@ -202,7 +204,9 @@ class KlaviyoEmulator(LoopbackServer):
         if operation == "get_list":
             return 200, {"data": self._list_resource(self._list(ids["id"]))}
         if operation == "get_profiles_for_list":
-            return 200, self._list_profiles(self._list(ids["id"]), query, base)
+            return 200, self._profiles(operation, self._list(ids["id"]), query, base)
+        if operation == "get_profiles":
+            return 200, self._profiles(operation, None, query, base)
         if operation == "remove_profiles_from_list":
             self._remove(self._list(ids["id"]), body)
             return 204, None
@@ -242,30 +246,32 @@ class KlaviyoEmulator(LoopbackServer):
             raise ApiError(404, "not_found", "Not found.", f"A list with id {list_id} does not exist.")
         return self.lists[list_id]
 
-    def _list_profiles(self, found: dict, query: dict[str, list[str]], base: str) -> dict:
+    def _profiles(self, operation: str, found: dict | None, query: dict[str, list[str]], base: str) -> dict:
+        """Get Profiles for List (`found`) or, without one, Get Profiles: sparse fields, a phone filter, pages."""
         wanted = None
         if "fields[profile]" in query:
             wanted = query["fields[profile]"][0].split(",")
-            unknown = [f for f in wanted if f not in READ_ATTRIBUTES]
+            unknown = [f for f in wanted if f not in READ_ATTRIBUTES or (found is None and f == "joined_group_at")]
             if unknown:
                 raise invalid(f"'{unknown[0]}' is not a valid field for the resource 'profile'.",
                               parameter="fields[profile]")
+        held = found["members"] if found is not None else dict.fromkeys(self.profiles)
         if "filter" in query:  # by the numbers, not by a scan of the list: a lookup stays cheap on a big list
             _, phones = _filter(query["filter"][0], {"phone_number"})
-            pids = sorted({pid for phone in phones if (pid := self._by_phone.get(phone)) in found["members"]})
-            members = [(pid, found["members"][pid]) for pid in pids]
+            pids = sorted({pid for phone in phones if (pid := self._by_phone.get(phone)) in held})
         else:
-            members = list(found["members"].items())
+            pids = list(held)
 
-        def resource(member: tuple[str, str]) -> dict:
-            pid, joined = member
-            attributes = {**self.profiles[pid], "joined_group_at": joined}
+        def resource(pid: str) -> dict:
+            attributes = dict(self.profiles[pid])
+            if found is not None:
+                attributes["joined_group_at"] = found["members"][pid]
             if wanted is not None:
                 attributes = {k: v for k, v in attributes.items() if k in wanted}
             return {"type": "profile", "id": pid, "attributes": attributes,
                     "links": {"self": f"{base}/api/profiles/{pid}/"}}
 
-        return _page(members, query, "get_profiles_for_list", base, resource)
+        return _page(pids, query, operation, base, resource)
 
     def _remove(self, found: dict, body: dict | None) -> None:
         data = (body or {}).get("data")
