@@ -255,7 +255,7 @@ class KlaviyoEmulator(LoopbackServer):
             if unknown:
                 raise invalid(f"'{unknown[0]}' is not a valid field for the resource 'profile'.",
                               parameter="fields[profile]")
-        held = found["members"] if found is not None else dict.fromkeys(self.profiles)
+        held = found["members"] if found is not None else self.profiles
         if "filter" in query:  # by the numbers, not by a scan of the list: a lookup stays cheap on a big list
             _, phones = _filter(query["filter"][0], {"phone_number"})
             pids = sorted({pid for phone in phones if (pid := self._by_phone.get(phone)) in held})
