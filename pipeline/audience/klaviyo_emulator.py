@@ -32,6 +32,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -111,9 +112,11 @@ def invalid(detail: str, **source: str) -> ApiError:
 class KlaviyoEmulator(LoopbackServer):
     """Klaviyo on 127.0.0.1 at an ephemeral port (or `port`); `rate_limits=False` lifts the documented limits."""
 
-    def __init__(self, api_key: str, *, faults: Faults | None = None, port: int = 0, rate_limits: bool = True):
+    def __init__(self, api_key: str, *, faults: Faults | None = None, port: int = 0, rate_limits: bool = True,
+                 clock: Callable[[], float] = time.monotonic):
         self.api_key = api_key
         self.rate_limits = rate_limits
+        self.clock = clock  # seconds for rate windows and job ages; a test may drive its own
         self._lock = threading.Lock()
         self._faults = faults or Faults()
         self._steps = itertools.cycle(self._faults.script or ["ok"])
@@ -174,7 +177,7 @@ class KlaviyoEmulator(LoopbackServer):
     def _throttle(self, operation: str) -> dict[str, str]:
         """The RateLimit-* headers of the steady window; raises the 429 when a burst or steady window is full."""
         burst, steady = RATE_LIMITS[operation]
-        now = time.monotonic()
+        now = self.clock()
         state = {}
         for seconds, limit in ((1, burst), (60, steady)):
             start, count = self._windows.get((operation, seconds), (now, 0))
@@ -303,7 +306,7 @@ class KlaviyoEmulator(LoopbackServer):
                                pointer=f"/data/relationships/lists/data/{i}")
         job_id = f"J{next(self._ids):05d}"
         self.jobs[job_id] = {"id": job_id, "status": "cancelled" if faults.cancel_jobs else "queued",
-                             "created": time.monotonic(), "created_at": _now(), "polls": 0,
+                             "created": self.clock(), "created_at": _now(), "polls": 0,
                              "profiles": profiles, "lists": [x["id"] for x in lists], "errors": [],
                              "profile_ids": [], "fail_rows": dict(faults.fail_rows),
                              "job_polls": faults.job_polls, "job_seconds": faults.job_seconds}
@@ -311,7 +314,7 @@ class KlaviyoEmulator(LoopbackServer):
 
     def _settle_jobs(self) -> None:
         """Moves jobs on: a looked-at queued job is processing; one old or looked at enough is run and complete."""
-        now = time.monotonic()
+        now = self.clock()
         for job in self.jobs.values():
             if job["status"] not in ("queued", "processing"):
                 continue
