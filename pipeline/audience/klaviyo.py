@@ -119,11 +119,8 @@ class KlaviyoGateway(RetryingGateway):
         rejected: dict[str, str] = {}
         for chunk, body in jobs:
             rejected.update(self._import(chunk, body, idempotency_key))
-        joined = [m["phone"] for m in joining if m["phone"] not in rejected]
-        ids = {**held, **self._profile_ids(joined)}
-        for phone in joined:
-            if phone not in ids:  # a complete job that neither made the profile nor said why
-                rejected[phone] = "Klaviyo's import job finished without the profile"
+        # a number Get Profiles does not find goes without an id: its remove will look it up on the list
+        ids = {**held, **self._profile_ids([m["phone"] for m in joining if m["phone"] not in rejected])}
         self._remove(list_id, removes, idempotency_key)
         return BatchResult(added=len(adds) - len(rejected), removed=len(removes), rejected=sorted(rejected.items()),
                            ids={phone: pid for phone, pid in ids.items() if phone not in rejected})
