@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from pipeline.audience.gateways import AudienceGateway, AudienceTarget, GatewayError
-from pipeline.audience.klaviyo import REVISION, KlaviyoGateway
+from pipeline.audience.klaviyo import REVISION, KlaviyoGateway, _row_phone
 from pipeline.audience.klaviyo_emulator import Faults, KlaviyoEmulator, benchmark
 from pipeline.audience.sync import GROUP_BATCHES, SyncError, sync_segment
 from pipeline.defs.exports import gateway_resource
@@ -159,6 +159,13 @@ def test_import_errors_are_reported_per_number_and_the_rest_go_in(klaviyo):
         (mobile(2), "Invalid input.: Phone number is not valid for SMS in this region.")]
     assert (result.added, set(result.ids)) == (1, {mobile(1)})
     assert set(klaviyo.members(LIST)) == {mobile(1)}
+
+
+def test_an_import_error_without_its_payload_is_matched_to_its_row_by_pointer():
+    rows = [member(1), member(2)]
+    assert _row_phone(rows, "/data/attributes/profiles/data/1/attributes/phone_number") == mobile(2)
+    for pointer in ("/data/attributes/profiles/data/2/attributes/phone_number", "/data/attributes/x", ""):
+        assert _row_phone(rows, pointer) is None
 
 
 def test_a_job_is_polled_through_its_states_and_a_stuck_or_cancelled_one_fails_retryably(klaviyo):
