@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--as-of", help="evaluation date YYYY-MM-DD (default: today in the shop's time zone)")
     run.add_argument("--segments-dir", help="segment definitions (env SMSSEG_SEGMENTS_DIR; default segment_defs/)")
     run.add_argument("--data-dir", help="where everything is written (env SMSSEG_DATA_DIR; default data/)")
-    run.add_argument("--gateway", help="file | http (env SMSSEG_GATEWAY; default file)")
+    run.add_argument("--gateway", help="file | http | klaviyo | shopify-tags (env SMSSEG_GATEWAY; default file)")
     run.add_argument("--dry-run", action="store_true", help="compute and print each export's diff; change nothing")
     run.add_argument("--ack-swing", action="append", metavar="SEGMENT",
                      help="export this segment although its size swung past the threshold (repeatable)")

@@ -21,7 +21,7 @@ DEFAULT_MEMORY_LIMIT = "1GB"
 # The most phone numbers one gateway request carries: the gateway API's own limit, unless a gateway says otherwise.
 DEFAULT_BATCH_SIZE = 500
 SOURCES = ("demo", "jsonl:DIR", "shopify")
-GATEWAYS = ("file", "http", "shopify-tags")
+GATEWAYS = ("file", "http", "klaviyo", "shopify-tags")
 
 
 class SettingsError(ValueError):
@@ -67,6 +67,9 @@ class Settings:
                 if not env.get(variable):
                     raise SettingsError(f"gateway http needs {variable} in the environment "
                                         "(the gateway's base URL and its bearer token)")
+        if gateway == "klaviyo" and not env.get("KLAVIYO_API_KEY"):
+            raise SettingsError("gateway klaviyo needs KLAVIYO_API_KEY in the environment (a private API key "
+                                "with the scopes lists:read, lists:write, profiles:read and profiles:write)")
         if gateway == "shopify-tags":
             missing = [v for v in ("SHOPIFY_STORE", "SHOPIFY_ACCESS_TOKEN") if not env.get(v)]
             if missing:

@@ -10,13 +10,13 @@ what the last one did.
 import csv
 import datetime as dt
 import io
-import itertools
 import os
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import httpx
 import pyarrow as pa
@@ -167,16 +167,15 @@ class FileGateway(AudienceGateway):
         return Path(self.data_dir) / "exports" / segment / ".pending"
 
 
-class HttpGateway(AudienceGateway):
-    """The gateway's JSON API (sms-export.md, "Gateways").
+class RetryingGateway(AudienceGateway):
+    """What every HTTP destination shares: one client for the gateway's life, and one retry policy.
 
-    429 waits Retry-After; 5xx, timeouts and dropped connections back off exponentially with
-    jitter and resend under the same Idempotency-Key; any other 4xx fails the batch at once.
-    The token never reaches a log line, an error message or a repr.
+    429 waits Retry-After (at most `max_retry_after_seconds`); 5xx, timeouts and dropped
+    connections back off exponentially with full jitter; after `max_attempts` the request fails
+    with a retryable GatewayError, so a run never waits forever and the next one replays.
     """
 
     url: str
-    token: str = Field(repr=False, description="Bearer token; pass EnvVar('SMS_GATEWAY_TOKEN')")
     timeout_seconds: float = 10.0
     max_attempts: int = 8
     backoff_seconds: float = 0.5
@@ -185,17 +184,7 @@ class HttpGateway(AudienceGateway):
     _sleep: Callable[[float], None] = PrivateAttr(default=time.sleep)
     _client: httpx.Client | None = PrivateAttr(default=None)
 
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **options: float) -> "HttpGateway":
-        """A gateway from SMS_GATEWAY_URL and SMS_GATEWAY_TOKEN, outside Dagster (CLI tools, demos)."""
-        env = os.environ if env is None else env
-        missing = [name for name in ("SMS_GATEWAY_URL", "SMS_GATEWAY_TOKEN") if not env.get(name)]
-        if missing:
-            raise GatewayError(f"{' and '.join(missing)} not set: the http gateway needs the gateway's URL "
-                               "and token in the environment", retryable=False)
-        return cls(url=env["SMS_GATEWAY_URL"], token=env["SMS_GATEWAY_TOKEN"], **options)
-
-    def with_sleep(self, sleep: Callable[[float], None]) -> "HttpGateway":
+    def with_sleep(self, sleep: Callable[[float], None]) -> Self:
         """Uses `sleep` for every wait (tests pass a recorder instead of waiting)."""
         self._sleep = sleep
         return self
@@ -207,6 +196,64 @@ class HttpGateway(AudienceGateway):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+    def _send(self, what: str, method: str, path: str, describe: Callable[[httpx.Response], str],
+              **request: object) -> httpx.Response:
+        """Sends until a reply that is neither 429 nor 5xx and returns it; the caller judges any other status.
+
+        `describe` turns a 5xx reply into the few words a retry's log line and the final error carry.
+        """
+        if self._client is None:
+            # one client for the gateway's life: batches reuse its connections (and TLS sessions)
+            self._client = httpx.Client(base_url=self.url, timeout=self.timeout_seconds)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self._client.request(method, path, **request)
+            except httpx.TransportError as exc:  # timeouts, refused and dropped connections
+                problem, wait = type(exc).__name__, self._backoff(attempt)
+            else:
+                if response.status_code == 429:
+                    problem, wait = "429 Too Many Requests", self._retry_after(response, attempt)
+                elif response.status_code >= 500:
+                    problem, wait = f"{response.status_code} {describe(response)}", self._backoff(attempt)
+                else:
+                    return response
+            if attempt >= self.max_attempts:
+                raise GatewayError(f"{what}: gave up after {attempt} attempts, last: {problem}", retryable=True)
+            log.warning("%s: %s; attempt %d of %d, retrying in %.2fs", what, problem, attempt, self.max_attempts, wait)
+            self._sleep(wait)
+
+    def _backoff(self, attempt: int) -> float:
+        # full jitter: spreads the retries of many clients instead of bunching them on the same beat
+        return random.uniform(0, min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (attempt - 1)))  # noqa: S311
+
+    def _retry_after(self, response: httpx.Response, attempt: int) -> float:
+        try:
+            return min(max(float(response.headers.get("Retry-After", "")), 0.0), self.max_retry_after_seconds)
+        except ValueError:  # missing, or an HTTP date: fall back to our own backoff
+            return self._backoff(attempt)
+
+
+class HttpGateway(RetryingGateway):
+    """The gateway's JSON API (sms-export.md, "Gateways").
+
+    Retries as every HTTP gateway does (RetryingGateway), resending under the same Idempotency-Key;
+    any other 4xx fails the batch at once. The token never reaches a log line, an error message or a repr.
+    """
+
+    token: str = Field(repr=False, description="Bearer token; pass EnvVar('SMS_GATEWAY_TOKEN')")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **options: float) -> "HttpGateway":
+        """A gateway from SMS_GATEWAY_URL and SMS_GATEWAY_TOKEN, outside Dagster (CLI tools, demos)."""
+        env = os.environ if env is None else env
+        missing = [name for name in ("SMS_GATEWAY_URL", "SMS_GATEWAY_TOKEN") if not env.get(name)]
+        if missing:
+            raise GatewayError(f"{' and '.join(missing)} not set: the http gateway needs the gateway's URL "
+                               "and token in the environment", retryable=False)
+        return cls(url=env["SMS_GATEWAY_URL"], token=env["SMS_GATEWAY_TOKEN"], **options)
 
     @property
     def destination(self) -> str:
@@ -239,45 +286,18 @@ class HttpGateway(AudienceGateway):
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         what = f"{method} {path}" + (f" (batch {idempotency_key})" if idempotency_key else "")
-        if self._client is None:
-            # one client for the gateway's life: batches reuse its connections (and TLS sessions)
-            self._client = httpx.Client(base_url=self.url, timeout=self.timeout_seconds)
-        for attempt in itertools.count(1):
+        response = self._send(what, method, path, _message, json=payload, headers=headers)
+        if response.status_code < 300:
             try:
-                response = self._client.request(method, path, json=payload, headers=headers)
-                if response.status_code < 300:
-                    return response.json()
-            except httpx.TransportError as exc:  # timeouts, refused and dropped connections
-                problem, wait = type(exc).__name__, self._backoff(attempt)
+                return response.json()
             except ValueError:  # a 2xx that is not JSON: it may have landed, so only a replay is safe
                 raise GatewayError(f"{what}: the gateway replied {response.status_code} without JSON",
                                    retryable=True) from None
-            else:
-                if response.status_code == 429:
-                    problem, wait = "429 Too Many Requests", self._retry_after(response, attempt)
-                elif response.status_code >= 500:
-                    problem, wait = f"{response.status_code} {_message(response)}", self._backoff(attempt)
-                else:
-                    # the gateway's own words, minus the token should it ever echo a header back
-                    message = _message(response).replace(self.token, "***")
-                    if response.status_code == 413:
-                        message += " (send smaller batches: lower SMSSEG_BATCH_SIZE)"
-                    raise GatewayError(f"{what}: the gateway refused it with {response.status_code}: {message}",
-                                       retryable=False)
-            if attempt >= self.max_attempts:
-                raise GatewayError(f"{what}: gave up after {attempt} attempts, last: {problem}", retryable=True)
-            log.warning("%s: %s; attempt %d of %d, retrying in %.2fs", what, problem, attempt, self.max_attempts, wait)
-            self._sleep(wait)
-
-    def _backoff(self, attempt: int) -> float:
-        # full jitter: spreads the retries of many clients instead of bunching them on the same beat
-        return random.uniform(0, min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (attempt - 1)))  # noqa: S311
-
-    def _retry_after(self, response: httpx.Response, attempt: int) -> float:
-        try:
-            return min(max(float(response.headers.get("Retry-After", "")), 0.0), self.max_retry_after_seconds)
-        except ValueError:  # missing, or an HTTP date: fall back to our own backoff
-            return self._backoff(attempt)
+        # the gateway's own words, minus the token should it ever echo a header back
+        message = _message(response).replace(self.token, "***")
+        if response.status_code == 413:
+            message += " (send smaller batches: lower SMSSEG_BATCH_SIZE)"
+        raise GatewayError(f"{what}: the gateway refused it with {response.status_code}: {message}", retryable=False)
 
 
 def _message(response: httpx.Response) -> str:

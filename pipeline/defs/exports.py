@@ -7,6 +7,7 @@ import dagster as dg
 import duckdb
 
 from pipeline.audience.gateways import AudienceGateway, AudienceTarget, FileGateway, HttpGateway
+from pipeline.audience.klaviyo import DEFAULT_URL, REVISION, KlaviyoGateway
 from pipeline.audience.shopify_tags import ShopifyTagsGateway
 from pipeline.audience.sync import SyncError, SyncResult, sync_segment
 from pipeline.defs.checks import size_swing
@@ -22,10 +23,17 @@ def export_key(name: str) -> dg.AssetKey:
 
 
 def gateway_resource(gateway: str, data_dir: str) -> AudienceGateway:
-    """The file gateway, the HTTP one (SMS_GATEWAY_URL, SMS_GATEWAY_TOKEN) or the shop's customer tags
-    (SHOPIFY_STORE, SHOPIFY_ACCESS_TOKEN, SHOPIFY_API_VERSION)."""
+    """The file gateway, the HTTP one (SMS_GATEWAY_URL, SMS_GATEWAY_TOKEN), Klaviyo (KLAVIYO_*) or the shop's
+    customer tags (SHOPIFY_STORE, SHOPIFY_ACCESS_TOKEN, SHOPIFY_API_VERSION).
+
+    Secrets stay EnvVars, read when the run starts; the optional URLs, revision and version are plain values.
+    """
     if gateway == "http":
         return HttpGateway(url=dg.EnvVar("SMS_GATEWAY_URL"), token=dg.EnvVar("SMS_GATEWAY_TOKEN"))
+    if gateway == "klaviyo":
+        return KlaviyoGateway(api_key=dg.EnvVar("KLAVIYO_API_KEY"),
+                              url=os.environ.get("KLAVIYO_API_URL") or DEFAULT_URL,
+                              revision=os.environ.get("KLAVIYO_REVISION") or REVISION)
     if gateway == "shopify-tags":
         return ShopifyTagsGateway(store=dg.EnvVar("SHOPIFY_STORE"), token=dg.EnvVar("SHOPIFY_ACCESS_TOKEN"),
                                   api_version=os.environ.get("SHOPIFY_API_VERSION") or API_VERSION)

@@ -9,11 +9,13 @@ import duckdb
 import pytest
 
 from pipeline.audience.emulator import GatewayEmulator
+from pipeline.audience.klaviyo_emulator import KlaviyoEmulator
 from pipeline.warehouse.build import attach_state
 from tests.fixtures.stores import Store
 
 AS_OF = dt.date(2026, 10, 31)
 TOKEN = "tok-3f9a1c7e5b2d"  # a value no log line would contain by accident
+KLAVIYO_KEY = "pk_7d41e0c9a2b65f38"  # likewise, as a Klaviyo private key
 SEGMENT = "all_customers"
 
 
@@ -53,3 +55,10 @@ def audience_db(warehouse, tmp_path: Path) -> Callable[..., duckdb.DuckDBPyConne
 def emulator() -> Iterator[GatewayEmulator]:
     with GatewayEmulator(TOKEN) as gateway:
         yield gateway
+
+
+@pytest.fixture
+def klaviyo() -> Iterator[KlaviyoEmulator]:
+    """The Klaviyo emulator without its rate limits (a test of them starts its own): tests record waits, not sleep."""
+    with KlaviyoEmulator(KLAVIYO_KEY, rate_limits=False) as server:
+        yield server

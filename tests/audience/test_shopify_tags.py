@@ -293,7 +293,7 @@ def test_settings_and_the_dagster_resource(serve, monkeypatch):
         Settings.resolve(gateway="shopify-tags", env={})
     with pytest.raises(SettingsError, match="needs SHOPIFY_ACCESS_TOKEN in the environment.*write_customers"):
         Settings.resolve(env={"SMSSEG_GATEWAY": "shopify-tags", "SHOPIFY_STORE": "my-shop.myshopify.com"})
-    with pytest.raises(SettingsError, match="expected one of file, http, shopify-tags"):
+    with pytest.raises(SettingsError, match="expected one of file, http, klaviyo, shopify-tags"):
         Settings.resolve(gateway="shopify_tags", env={})
     env = {"SHOPIFY_STORE": "s.myshopify.com", "SHOPIFY_ACCESS_TOKEN": "t"}
     assert Settings.resolve(gateway="shopify-tags", env=env).gateway == "shopify-tags"
