@@ -306,7 +306,7 @@ class _BatchWriter:
         r, columns = self._enums[name]
         for c in columns:
             values = rows[c.name]
-            unknown = pc.fill_null(pc.invert(pc.is_in(pc.utf8_upper(values), pa.array(c.known))), False)
+            unknown = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(pc.utf8_upper(values), pa.array(c.known))))
             count = pc.sum(unknown).as_py() or 0
             if not count:
                 continue
@@ -431,7 +431,7 @@ def _raw_expr(c: Column) -> str:
 
 def _typed_expr(c: Column) -> str:
     raw = _raw_expr(c)
-    if isinstance(c.type, list | dict) or c.type == "VARCHAR":
+    if not c.checked:
         return raw
     if c.type == GID:
         # regexp_matches anchored rather than regexp_full_match: the same test (RE2's $ is the end
