@@ -6,8 +6,11 @@ batches into each resource's Parquet file, so memory does not grow with the shop
 does not fit) the file is read again in chunks of lines, which finds the line at fault. Both read a
 line with the same SQL (`_typed_columns`, `_problems`) and write through the same `_BatchWriter`,
 so they accept and produce the same rows. Every value that does not fit its column is an error
-naming file, line and field. A batch is written under a temporary name and renamed only when the
-whole file is good, so a bad line leaves every published batch as it was.
+naming file, line and field: a type, an id beyond BIGINT, a time without offset, a nested value of
+another shape, an amount not in the shop's currency, a value outside our own closed lists. A Shopify
+enum value Shopify's reference does not list is kept, and counted into the warnings returned. A
+batch is written under a temporary name and renamed only when the whole file is good, so a bad
+line leaves every published batch as it was.
 """
 
 import difflib
@@ -484,8 +487,8 @@ def _shapes(r: Resource) -> dict[str, str]:
 
 
 def _shape_problem(r: Resource) -> str:
-    """SQL over `line` (the line's text): 'field|JSON type' for the first nested value of another shape
-    than r's columns say, else NULL.
+    """SQL over `line` (the line's text): 'field|JSON type found' for the first nested value of another
+    shape than `_shapes` says, else NULL.
 
     DuckDB's JSON reader refuses such a line, which sends the file to the chunked reader, but
     from_json reads it as NULL: a guest order where the line said `"customer": "gid://..."`.
@@ -495,7 +498,7 @@ def _shape_problem(r: Resource) -> str:
         found = f"json_type(line, '$.{field}')"
         if field.endswith("[*]"):  # a list of objects: the first element that is not one
             found = f"list_filter({found}, lambda t: t not in ('{kind}', 'NULL'))[1]"
-        tests.append(f"when {found} not in ('{kind}', 'NULL') then '{field.removesuffix('[*]')}|' || {found}")
+        tests.append(f"when {found} not in ('{kind}', 'NULL') then '{field}|' || {found}")
     return f"case {' '.join(tests)} end" if tests else "null"
 
 
@@ -543,9 +546,8 @@ def _describe(path: Path | None, r: Resource, row: dict, currency: str | None) -
     where = f"{path}:{row['_line']}"
     if row.get("_shape") is not None:
         field, found = row["_shape"].split("|")
-        expected = _shapes(r).get(field + "[*]", _shapes(r)[field])
-        what = "an element of " + field if field + "[*]" in _shapes(r) and found != "ARRAY" else field
-        return (f"{where}: {what} is {JSON_KINDS.get(found, 'a number')}, where {JSON_KINDS[expected]} is "
+        what = f"an element of {field.removesuffix('[*]')}" if field.endswith("[*]") else field
+        return (f"{where}: {what} is {JSON_KINDS.get(found, 'a number')}, where {JSON_KINDS[_shapes(r)[field]]} is "
                 f"expected (Shopify's bulk output nests it so). Fix the line or the export.")
     for c in r.columns:
         if c.required and row.get(f"{c.name}__raw") is None:

@@ -67,6 +67,8 @@ def replace_line(path: Path, number: int, text: str) -> None:
      "customers.jsonl:1: tags is a string, where a list is expected"),
     ("customers.jsonl", 2, json.dumps({**customer(2), "addresses": [None, "IT-MI"]}),
      "customers.jsonl:2: an element of addresses is a string, where an object is expected"),
+    ("customers.jsonl", 2, json.dumps({**customer(2), "addresses": {"city": "Milano"}}),
+     "customers.jsonl:2: addresses is an object, where a list is expected"),
     ("customers.jsonl", 2, json.dumps({**customer(2), "defaultPhoneNumber": True}),
      "customers.jsonl:2: defaultPhoneNumber is true or false, where an object is expected"),
     # money is summed as the shop's: an amount in another currency would be added as if it were EUR
