@@ -450,7 +450,9 @@ def _typed_expr(c: Column) -> str:
         listed = ", ".join(f"'{value}'" for value in c.values)
         return f"case when lower(trim({raw})) in ({listed}) then {raw} end"
     if c.type == "TIMESTAMPTZ":
-        return f"case when regexp_matches({raw}, '{OFFSET_PATTERN}') then try_cast({raw} as TIMESTAMPTZ) end"
+        # Shopify's own times end in Z: the suffix test, a third of the regex's cost, spares them the regex
+        offset = f"suffix({raw}, 'Z') or regexp_matches({raw}, '{OFFSET_PATTERN}')"
+        return f"case when {offset} then try_cast({raw} as TIMESTAMPTZ) end"
     return f"try_cast({raw} as {c.type})"
 
 
