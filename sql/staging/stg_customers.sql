@@ -53,6 +53,8 @@ select
     latest.locale,
     coalesce(latest.tags, []) as tags,
     nullif(trim(latest.email), '') as email,
+    -- marketing states as Shopify sent them, in upper case: marts.customers reads any state it does not
+    -- list (a value a newer API version adds, email's INVALID) as NOT_SUBSCRIBED, never as consent
     upper(latest.email_marketing_state) as email_marketing_state,
     nullif(trim(latest.phone), '') as phone,
     upper(latest.sms_marketing_state) as sms_marketing_state,
