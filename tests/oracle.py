@@ -15,6 +15,7 @@ from pathlib import Path
 import phonenumbers
 import polars as pl
 
+# The marketing states a customer row keeps; any other (email's INVALID, a value Shopify adds later) is no consent.
 STATES = {"SUBSCRIBED", "NOT_SUBSCRIBED", "PENDING", "UNSUBSCRIBED", "REDACTED"}
 RFM_GRID = {  # R score -> groups for FM scores 1..5, as documented in the README
     5: ["NEW", "PROMISING", "ACTIVE", "LOYAL", "CHAMPIONS"],

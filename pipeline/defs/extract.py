@@ -102,9 +102,12 @@ def extract_asset(file: str, source: str) -> dg.AssetsDefinition:
                 rows = scrub_redacted(raw_dir(settings.data_path), settings.memory_limit)
                 scrubbed["pii_rows_scrubbed"] = dg.MetadataValue.int(rows)
         context.log.info(f"{file}: batch {ingested.batch}" + (" (unchanged, nothing new)" if ingested.skipped else ""))
+        for warning in ingested.warnings:  # counts, file, line and an enum value: no personal data
+            context.log.warning(warning)
         return dg.MaterializeResult(metadata={
             "batch": ingested.batch,
             "unchanged": ingested.skipped,
+            "warnings": dg.MetadataValue.int(len(ingested.warnings)),
             **{f"rows_{name}": dg.MetadataValue.int(n) for name, n in ingested.rows.items()},
             **scrubbed,
         })

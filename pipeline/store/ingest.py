@@ -6,12 +6,17 @@ batches into each resource's Parquet file, so memory does not grow with the shop
 does not fit) the file is read again in chunks of lines, which finds the line at fault. Both read a
 line with the same SQL (`_typed_columns`, `_problems`) and write through the same `_BatchWriter`,
 so they accept and produce the same rows. Every value that does not fit its column is an error
-naming file, line and field. A batch is written under a temporary name and renamed only when the
-whole file is good, so a bad line leaves every published batch as it was.
+naming file, line and field: a type, an id beyond BIGINT, a time without offset, a nested value of
+another shape, an amount not in the shop's currency, a value outside our own closed lists. A Shopify
+enum value Shopify's reference does not list is kept, and counted into the warnings returned. A
+batch is written under a temporary name and renamed only when the whole file is good, so a bad
+line leaves every published batch as it was.
 """
 
+import difflib
 import json
 import os
+import re
 import shutil
 import zoneinfo
 from collections.abc import Callable, Iterator
@@ -29,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.settings import DEFAULT_MEMORY_LIMIT
-from pipeline.store.schema import GID, OPTIONAL_FILES, STORE_FILES, Column, Resource, resources_in
+from pipeline.store.schema import GID, OPTIONAL_FILES, SHOP_CURRENCY, STORE_FILES, Column, Resource, resources_in
 
 CHUNK_LINES = 200_000
 STREAM_ROWS = 1 << 19  # rows asked of DuckDB per Arrow batch
@@ -41,6 +46,9 @@ DICTIONARY_PAGE_BYTES = 64 << 10
 DIGEST_BLOCK = 4 << 20
 NEWLINE = ord("\n")
 GID_PATTERN = r"gid://shopify/[A-Za-z]+/[0-9]+"
+# An offset at the end (Z or +hh:mm): DuckDB would read a time without one in its session zone, UTC,
+# which is a guess, hours off for a shop elsewhere.
+OFFSET_PATTERN = r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 
 
 class StoreError(ValueError):
@@ -53,6 +61,16 @@ class IngestedFile:
     batch: str
     rows: dict[str, int]  # resource name -> rows in this batch
     skipped: bool  # the same content was ingested before: nothing new was written
+    warnings: tuple[str, ...] = ()  # values kept but worth a look, such as a Shopify enum value we do not know
+
+
+@dataclass
+class _Unknown:
+    """The lines whose value of an enum column is not one Shopify documents."""
+
+    count: int = 0
+    first_line: int = 0
+    first_value: str = ""
 
 
 def ingest_store(store_dir: Path, raw_dir: Path, files: tuple[str, ...] = STORE_FILES) -> list[IngestedFile]:
@@ -80,11 +98,13 @@ def ingest_file(store_dir: Path, file: str, raw_dir: Path, memory_limit: str = D
     existing = _batch_with_digest(raw_dir, resources, digest)
     if existing:
         return IngestedFile(file, existing, {r.name: 0 for r in resources}, skipped=True)
+    currency = _shop_currency(Path(store_dir), resources)
 
     batch = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{digest}"
     tmp_paths = {r.name: raw_dir / r.name / f".{batch}.parquet.tmp" for r in resources}
     try:
-        rows = _write_batch(path if path.is_file() else None, lines, resources, batch, tmp_paths, memory_limit)
+        rows, warnings = _write_batch(path if path.is_file() else None, lines, resources, batch, tmp_paths,
+                                      memory_limit, currency)
         if file == "shop.jsonl":
             _check_shop(tmp_paths["shop"])
         for r in resources:
@@ -92,7 +112,26 @@ def ingest_file(store_dir: Path, file: str, raw_dir: Path, memory_limit: str = D
     finally:
         for tmp in tmp_paths.values():
             tmp.unlink(missing_ok=True)
-    return IngestedFile(file, batch, rows, skipped=False)
+    return IngestedFile(file, batch, rows, skipped=False, warnings=warnings)
+
+
+def _shop_currency(store_dir: Path, resources: tuple[Resource, ...]) -> str | None:
+    """The shop's currencyCode from the store directory's shop.jsonl, when these resources carry money.
+
+    Read from the same directory as the file, not from raw: the extract assets of one run may ingest
+    orders before the shop. The shop's own ingest checks its file thoroughly; this only needs the code.
+    """
+    if not any(c.type == SHOP_CURRENCY for r in resources for c in r.columns):
+        return None
+    path = store_dir / "shop.jsonl"
+    try:
+        shops = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, ValueError):
+        shops = []
+    if len(shops) != 1 or not isinstance(shops[0], dict):
+        raise StoreError(f"{path}: needs exactly one shop line, with its currencyCode: every amount of "
+                         f"{resources[0].file} is checked against it. Fix shop.jsonl (its ingest names the line).")
+    return shops[0].get("currencyCode")
 
 
 def _digest_and_lines(path: Path) -> tuple[str, int]:
@@ -128,22 +167,26 @@ def _batch_with_digest(raw_dir: Path, resources: tuple[Resource, ...], digest: s
 
 
 def _write_batch(path: Path | None, lines: int, resources: tuple[Resource, ...], batch: str,
-                 tmp_paths: dict[str, Path], memory_limit: str) -> dict[str, int]:
+                 tmp_paths: dict[str, Path], memory_limit: str,
+                 currency: str | None) -> tuple[dict[str, int], tuple[str, ...]]:
+    """Each resource's row count and the warnings about values kept (see `_BatchWriter.finish`)."""
     if path is not None and lines:
-        rows = _write_whole_file(path, lines, resources, batch, tmp_paths, memory_limit)
-        if rows is not None:
-            return rows
-    return _write_chunks(path, resources, batch, tmp_paths)
+        written = _write_whole_file(path, lines, resources, batch, tmp_paths, memory_limit, currency)
+        if written is not None:
+            return written
+    return _write_chunks(path, resources, batch, tmp_paths, currency)
 
 
 def _write_whole_file(path: Path, lines: int, resources: tuple[Resource, ...], batch: str,
-                      tmp_paths: dict[str, Path], memory_limit: str) -> dict[str, int] | None:
+                      tmp_paths: dict[str, Path], memory_limit: str,
+                      currency: str | None) -> tuple[dict[str, int], tuple[str, ...]] | None:
     """Types the file in one pass of DuckDB's JSON reader, streamed into each resource's Parquet file.
 
     Every line comes out typed and marked with its resource and whether it fits, in the file's
     order, so counting rows as they arrive gives each its line. Returns None when the reader refuses
-    the file, skipped blank lines or a value does not fit: the chunked reader then names the line at
-    fault, and rewrites the temporary files.
+    the file (not JSON, or a nested value of another shape than `columns` says), skipped blank lines
+    or a value does not fit: the chunked reader then names the line at fault, and rewrites the
+    temporary files.
     """
     folder = tmp_paths[resources[0].name].parent.parent
     folder.mkdir(parents=True, exist_ok=True)
@@ -157,6 +200,7 @@ def _write_whole_file(path: Path, lines: int, resources: tuple[Resource, ...], b
                    for i, r in enumerate(resources))
     typed = ", ".join(_quoted(f"{i}.{name}") for i, r in enumerate(resources) for name, _ in _typed_columns(r))
     with bounded_connection(folder / f".{batch}.spill", memory_limit) as con:
+        con.execute("set variable shop_currency = ?", [currency])
         try:
             typed_lines = con.sql(
                 f"select _resource, coalesce(case _resource {bad} end, false) as _bad, {typed} "  # noqa: S608 (names from schema.py)
@@ -164,7 +208,7 @@ def _write_whole_file(path: Path, lines: int, resources: tuple[Resource, ...], b
                 "from read_json(?, columns = ?, records = true, format = 'newline_delimited')))",
                 params=[str(path), {key: _duckdb_type(value) for key, value in shape.items()}])
             outputs = [(i, r.name, [name for name, _ in _typed_columns(r)]) for i, r in enumerate(resources)]
-            with _BatchWriter(batch, tmp_paths) as writer:
+            with _BatchWriter(batch, tmp_paths, resources) as writer:
                 read = 0
                 for chunk in _batches_of(typed_lines):
                     if pc.any(chunk["_bad"]).as_py():
@@ -223,28 +267,57 @@ def _batches_of(relation: duckdb.DuckDBPyRelation) -> Iterator[pa.RecordBatch]:
 class _BatchWriter:
     """One batch's rows into each resource's temporary Parquet file, in row groups of ROW_GROUP_ROWS.
 
-    Both readers write through it, so their files have the same layout. `add` takes the rows in
-    line order, as `_line` and the resource's typed columns; every file gets the `_batch` column.
+    Both readers write through it, so their files have the same layout and the same warnings. `add`
+    takes the rows in line order, as `_line` and the resource's typed columns; every file gets the
+    `_batch` column.
     """
 
-    def __init__(self, batch: str, tmp_paths: dict[str, Path]) -> None:
+    def __init__(self, batch: str, tmp_paths: dict[str, Path], resources: tuple[Resource, ...]) -> None:
         self.batch, self.tmp_paths = batch, tmp_paths
         self.rows = dict.fromkeys(tmp_paths, 0)
         self._pending: dict[str, list[pa.Table]] = {name: [] for name in tmp_paths}
         self._writers: dict[str, pq.ParquetWriter] = {}
+        self._enums = {r.name: (r, [c for c in r.columns if c.known]) for r in resources}
+        self._unknown: dict[tuple[str, str], _Unknown] = {}
 
     def add(self, name: str, rows: pa.Table | pa.RecordBatch) -> None:
+        self._count_unknown(name, rows)
         self._pending[name].append(rows if isinstance(rows, pa.Table) else pa.Table.from_batches([rows]))
         self.rows[name] += rows.num_rows
         if sum(table.num_rows for table in self._pending[name]) >= ROW_GROUP_ROWS:
             self._flush(name)
 
-    def finish(self) -> dict[str, int]:
-        """Writes what is left; returns each resource's row count."""
+    def finish(self) -> tuple[dict[str, int], tuple[str, ...]]:
+        """Writes what is left; returns each resource's row count and a warning per enum column that
+        holds values Shopify does not document (how many lines, the first one and its value)."""
         for name, pending in self._pending.items():
             if pending:
                 self._flush(name)
-        return self.rows
+        warnings = []
+        for (name, field), unknown in self._unknown.items():
+            r = self._enums[name][0]
+            warnings.append(
+                f"{r.file}: {unknown.count} {r.typename} line(s) have a {field} that Shopify's reference does "
+                f"not list, the first at line {unknown.first_line}: {unknown.first_value!r}. Kept as it is and "
+                "never read as consent (an unknown marketing state counts as NOT_SUBSCRIBED); "
+                "a newer Shopify API version may have added it.")
+        return self.rows, tuple(warnings)
+
+    def _count_unknown(self, name: str, rows: pa.Table | pa.RecordBatch) -> None:
+        """Counts the values of Shopify's enums that are not among those its reference lists, compared
+        in upper case as staging reads them; NULL is no value, so never unknown."""
+        r, columns = self._enums[name]
+        for c in columns:
+            values = rows[c.name]
+            unknown = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(pc.utf8_upper(values), pa.array(c.known))))
+            count = pc.sum(unknown).as_py() or 0
+            if not count:
+                continue
+            seen = self._unknown.setdefault((name, ".".join(c.path)), _Unknown())
+            if not seen.count:
+                first = pc.index(unknown, True).as_py()
+                seen.first_line, seen.first_value = rows["_line"][first].as_py(), values[first].as_py()
+            seen.count += count
 
     def _flush(self, name: str) -> None:
         table = pa.concat_tables(self._pending[name])
@@ -279,16 +352,17 @@ def _quoted(name: str) -> str:
 
 
 def _write_chunks(path: Path | None, resources: tuple[Resource, ...], batch: str,
-                  tmp_paths: dict[str, Path]) -> dict[str, int]:
+                  tmp_paths: dict[str, Path], currency: str | None) -> tuple[dict[str, int], tuple[str, ...]]:
     con = _connect()
+    con.execute("set variable shop_currency = ?", [currency])
     shape = json.dumps(_json_shape(resources))
     try:
-        with _BatchWriter(batch, tmp_paths) as writer:
+        with _BatchWriter(batch, tmp_paths, resources) as writer:
             for chunk in _line_chunks(path):
                 con.register("chunk", chunk)
                 con.execute(
                     "create or replace temp table parsed as "
-                    "select line_no, json_valid(line) as ok, "
+                    "select line_no, line, json_valid(line) as ok, "
                     "from_json(case when json_valid(line) then line end, ?) as r "
                     "from (select line_no, trim(line, chr(32) || chr(9) || chr(13) || chr(10)) as line from chunk) "
                     "where line <> ''", [shape])
@@ -297,7 +371,7 @@ def _write_chunks(path: Path | None, resources: tuple[Resource, ...], batch: str
                     raise StoreError(f"{path}:{bad}: not valid JSON. Each line must be one JSON object; "
                                      "fix or remove that line.")
                 for r in resources:
-                    _typed_rows(con, path, r)
+                    _typed_rows(con, path, r, currency)
                     writer.add(r.name, con.sql(f"select {_output_columns(r)} from typed order by _line")  # noqa: S608
                                .to_arrow_table())
                 con.unregister("chunk")
@@ -360,12 +434,25 @@ def _raw_expr(c: Column) -> str:
 
 def _typed_expr(c: Column) -> str:
     raw = _raw_expr(c)
-    if isinstance(c.type, list | dict) or c.type == "VARCHAR":
+    if not c.checked:
         return raw
     if c.type == GID:
         # regexp_matches anchored rather than regexp_full_match: the same test (RE2's $ is the end
-        # of the text), a quarter faster, on every id of every line
-        return f"case when regexp_matches({raw}, '^{GID_PATTERN}$') then {raw} end"
+        # of the text), a quarter faster, on every id of every line. The number must be a positive
+        # BIGINT, as staging casts it: a larger one would fail every later build, not this line.
+        # Up to 18 digits always fit, so only longer numbers pay for the cast.
+        return (f"case when regexp_matches({raw}, '^{GID_PATTERN.removesuffix('[0-9]+')}0*[1-9][0-9]{{0,17}}$') "
+                f"then {raw} when regexp_matches({raw}, '^{GID_PATTERN}$') "
+                f"and try_cast(split_part({raw}, '/', 5) as bigint) > 0 then {raw} end")
+    if c.type == SHOP_CURRENCY:
+        return f"case when {raw} = coalesce(getvariable('shop_currency'), {raw}) then {raw} end"
+    if c.values:
+        listed = ", ".join(f"'{value}'" for value in c.values)
+        return f"case when lower(trim({raw})) in ({listed}) then {raw} end"
+    if c.type == "TIMESTAMPTZ":
+        # Shopify's own times end in Z: the suffix test, a third of the regex's cost, spares them the regex
+        offset = f"suffix({raw}, 'Z') or regexp_matches({raw}, '{OFFSET_PATTERN}')"
+        return f"case when {offset} then try_cast({raw} as TIMESTAMPTZ) end"
     return f"try_cast({raw} as {c.type})"
 
 
@@ -384,8 +471,37 @@ def _typed_columns(r: Resource) -> list[tuple[str, str]]:
 
 
 def _checked(r: Resource) -> list[Column]:
-    """The columns whose values are cast, so a value may not fit."""
-    return [c for c in r.columns if not isinstance(c.type, list | dict) and c.type != "VARCHAR"]
+    """The columns whose values are tested, so a value may not fit."""
+    return [c for c in r.columns if c.checked]
+
+
+def _shapes(r: Resource) -> dict[str, str]:
+    """Field -> the JSON type it must have where present: every object and list r's columns sit in or are."""
+    shapes: dict[str, str] = {}
+    for c in r.columns:
+        for depth in range(1, len(c.path)):
+            shapes.setdefault(".".join(c.path[:depth]), "OBJECT")
+        if isinstance(c.type, list | dict):
+            shapes[".".join(c.path)] = "ARRAY" if isinstance(c.type, list) else "OBJECT"
+            if isinstance(c.type, list) and isinstance(c.type[0], dict):
+                shapes[".".join(c.path) + "[*]"] = "OBJECT"
+    return shapes
+
+
+def _shape_problem(r: Resource) -> str:
+    """SQL over `line` (the line's text): 'field|JSON type found' for the first nested value of another
+    shape than `_shapes` says, else NULL.
+
+    DuckDB's JSON reader refuses such a line, which sends the file to the chunked reader, but
+    from_json reads it as NULL: a guest order where the line said `"customer": "gid://..."`.
+    """
+    tests = []
+    for field, kind in _shapes(r).items():
+        found = f"json_type(line, '$.{field}')"
+        if field.endswith("[*]"):  # a list of objects: the first element that is not one
+            found = f"list_filter({found}, lambda t: t not in ('{kind}', 'NULL'))[1]"
+        tests.append(f"when {found} not in ('{kind}', 'NULL') then '{field}|' || {found}")
+    return f"case {' '.join(tests)} end" if tests else "null"
 
 
 def _raw_columns(r: Resource) -> list[tuple[str, str]]:
@@ -407,17 +523,17 @@ def _problems(r: Resource, name: Callable[[str], str] = _quoted) -> str:
     return "(" + " or ".join(problems) + ")" if problems else "false"
 
 
-def _typed_rows(con: duckdb.DuckDBPyConnection, path: Path | None, r: Resource) -> None:
-    """Temp table `typed`: this resource's lines of `parsed`, typed; raises StoreError at the first value
-    that doesn't fit."""
+def _typed_rows(con: duckdb.DuckDBPyConnection, path: Path | None, r: Resource, currency: str | None) -> None:
+    """Temp table `typed`: this resource's lines of `parsed`, typed; raises StoreError at the first line
+    with a value that doesn't fit or a nested value of another shape."""
     values = ", ".join(f"{expr} as {name}" for name, expr in _typed_columns(r) + _raw_columns(r))
     con.execute(
-        f"create or replace temp table typed as select *, {_problems(r)} as _bad "  # noqa: S608 (names from schema.py)
-        f"from (select line_no as _line, {values} from parsed where {_selects(r)})")
+        f"create or replace temp table typed as select *, ({_problems(r)} or _shape is not null) as _bad "  # noqa: S608 (names from schema.py)
+        f"from (select line_no as _line, {_shape_problem(r)} as _shape, {values} from parsed where {_selects(r)})")
     result = con.execute("select * from typed where _bad order by _line limit 1")
     names, bad = [d[0] for d in result.description], result.fetchall()
     if bad:
-        raise StoreError(_describe(path, r, dict(zip(names, bad[0], strict=True))))
+        raise StoreError(_describe(path, r, dict(zip(names, bad[0], strict=True)), currency))
 
 
 def _output_columns(r: Resource) -> str:
@@ -425,8 +541,16 @@ def _output_columns(r: Resource) -> str:
     return ", ".join(["_line"] + [name for name, _ in _typed_columns(r)])
 
 
-def _describe(path: Path | None, r: Resource, row: dict) -> str:
+JSON_KINDS = {"OBJECT": "an object", "ARRAY": "a list", "VARCHAR": "a string", "BOOLEAN": "true or false"}
+
+
+def _describe(path: Path | None, r: Resource, row: dict, currency: str | None) -> str:
     where = f"{path}:{row['_line']}"
+    if row.get("_shape") is not None:
+        field, found = row["_shape"].split("|")
+        what = f"an element of {field.removesuffix('[*]')}" if field.endswith("[*]") else field
+        return (f"{where}: {what} is {JSON_KINDS.get(found, 'a number')}, where {JSON_KINDS[_shapes(r)[field]]} is "
+                f"expected (Shopify's bulk output nests it so). Fix the line or the export.")
     for c in r.columns:
         if c.required and row.get(f"{c.name}__raw") is None:
             return f"{where}: {r.typename} without {'.'.join(c.path)}. Every {r.typename} line needs one."
@@ -436,14 +560,24 @@ def _describe(path: Path | None, r: Resource, row: dict) -> str:
         raw = row.get(f"{c.name}__raw")
         if raw is not None and row.get(c.name) is None:
             field = ".".join(c.path)
-            return f"{where}: {field} is {raw!r}, which is not {_expected(c)}. Fix the value or the export."
+            if c.type == SHOP_CURRENCY:
+                return (f"{where}: {r.typename} {row.get('id')}: {field} is {raw!r}, but the shop's currency "
+                        f"(shop.jsonl currencyCode) is {currency!r}. Amounts are summed as the shop's money: "
+                        "export shopMoney, which Shopify gives in the shop's currency.")
+            if c.values:
+                closest = difflib.get_close_matches(raw.strip().lower(), c.values, n=1, cutoff=0.5)
+                hint = f": did you mean {closest[0]}?" if closest else "."
+                return f"{where}: {field} is {raw!r}, which is not one of {', '.join(c.values)}{hint}"
+            return f"{where}: {field} is {raw!r}, which is not {_expected(c, raw)}. Fix the value or the export."
     return f"{where}: bad {r.typename} line"
 
 
-def _expected(c: Column) -> str:
+def _expected(c: Column, raw: str) -> str:
+    if c.type == GID and re.fullmatch(GID_PATTERN, raw):
+        return "a Shopify id whose number is from 1 to 9223372036854775807 (a 64-bit integer)"
     return {
         GID: "a Shopify id such as gid://shopify/Customer/123",
-        "TIMESTAMPTZ": "an ISO-8601 timestamp with offset such as 2026-10-01T21:30:00Z",
+        "TIMESTAMPTZ": "an ISO-8601 timestamp with offset (Z or +hh:mm) such as 2026-10-01T21:30:00Z",
         "BOOLEAN": "true or false",
         "INTEGER": "a whole number",
     }.get(c.type, "a decimal amount such as 59.90")

@@ -7,15 +7,26 @@ raw Parquet is typed and staging only renames, derives and deduplicates.
 
 from dataclasses import dataclass
 
-GID = "GID"  # a Shopify global id such as gid://shopify/Customer/123; kept as text in raw
+GID = "GID"  # a Shopify global id such as gid://shopify/Customer/123, its number a positive BIGINT; text in raw
+SHOP_CURRENCY = "SHOP_CURRENCY"  # a currency code that must be the shop's currencyCode (shop.jsonl)
 
 
 @dataclass(frozen=True)
 class Column:
     name: str
     path: tuple[str, ...]
-    type: str | list | dict  # a DuckDB scalar type, GID, or a from_json shape kept as it is
+    type: str | list | dict  # a DuckDB scalar type, GID, SHOP_CURRENCY, or a from_json shape kept as it is
     required: bool = False
+    # Our own closed list (compared trimmed and lowercased): any other value is an error.
+    values: tuple[str, ...] = ()
+    # Shopify's enum as its reference documents it: another value is counted and warned about, not refused,
+    # because Shopify adds values over API versions and one new value must not stop every night.
+    known: tuple[str, ...] = ()
+
+    @property
+    def checked(self) -> bool:
+        """Whether a value may not fit, and is tested at ingest."""
+        return not isinstance(self.type, list | dict) and (self.type != "VARCHAR" or bool(self.values))
 
 
 @dataclass(frozen=True)
@@ -33,14 +44,24 @@ class Resource:
         return next((c for c in self.columns if c.required), None)
 
 
-def col(name: str, path: str, type_: str | list | dict = "VARCHAR", required: bool = False) -> Column:
-    return Column(name, tuple(path.split(".")), type_, required)
+def col(name: str, path: str, type_: str | list | dict = "VARCHAR", required: bool = False,
+        values: tuple[str, ...] = (), known: tuple[str, ...] = ()) -> Column:
+    return Column(name, tuple(path.split(".")), type_, required, values, known)
 
 
 MONEY = "DECIMAL(18,4)"  # exact; four places hold every ISO 4217 currency's minor unit
 TS = "TIMESTAMPTZ"
 
 TAGS = ["VARCHAR"]
+# Shopify's Admin GraphQL enums (2026-10): CustomerState, CustomerEmailMarketingState,
+# CustomerSmsMarketingState, CustomerMarketingOptInLevel.
+CUSTOMER_STATES = ("ENABLED", "DISABLED", "INVITED", "DECLINED")
+EMAIL_MARKETING_STATES = ("INVALID", "NOT_SUBSCRIBED", "PENDING", "REDACTED", "SUBSCRIBED", "UNSUBSCRIBED")
+SMS_MARKETING_STATES = ("NOT_SUBSCRIBED", "PENDING", "REDACTED", "SUBSCRIBED", "UNSUBSCRIBED")
+OPT_IN_LEVELS = ("CONFIRMED_OPT_IN", "SINGLE_OPT_IN", "UNKNOWN")
+# The gateway's event types, our own contract (the segment language's sms_events type).
+SMS_EVENT_TYPES = ("sent", "delivered", "clicked", "converted", "opted_out")
+
 ADDRESSES = [{"countryCodeV2": "VARCHAR", "provinceCode": "VARCHAR", "city": "VARCHAR", "zip": "VARCHAR"}]
 
 RESOURCES: tuple[Resource, ...] = (
@@ -55,14 +76,14 @@ RESOURCES: tuple[Resource, ...] = (
         col("last_name", "lastName"),
         col("created_at", "createdAt", TS),
         col("updated_at", "updatedAt", TS),
-        col("state", "state"),
+        col("state", "state", known=CUSTOMER_STATES),
         col("locale", "locale"),
         col("tags", "tags", TAGS),
         col("email", "defaultEmailAddress.emailAddress"),
-        col("email_marketing_state", "defaultEmailAddress.marketingState"),
+        col("email_marketing_state", "defaultEmailAddress.marketingState", known=EMAIL_MARKETING_STATES),
         col("phone", "defaultPhoneNumber.phoneNumber"),
-        col("sms_marketing_state", "defaultPhoneNumber.marketingState"),
-        col("sms_marketing_opt_in_level", "defaultPhoneNumber.marketingOptInLevel"),
+        col("sms_marketing_state", "defaultPhoneNumber.marketingState", known=SMS_MARKETING_STATES),
+        col("sms_marketing_opt_in_level", "defaultPhoneNumber.marketingOptInLevel", known=OPT_IN_LEVELS),
         col("sms_marketing_updated_at", "defaultPhoneNumber.marketingUpdatedAt", TS),
         col("default_country", "defaultAddress.countryCodeV2"),
         col("default_province", "defaultAddress.provinceCode"),
@@ -82,8 +103,9 @@ RESOURCES: tuple[Resource, ...] = (
         col("financial_status", "displayFinancialStatus"),
         col("currency_code", "currencyCode"),
         col("total_price", "totalPriceSet.shopMoney.amount", MONEY),
-        col("total_price_currency", "totalPriceSet.shopMoney.currencyCode"),
+        col("total_price_currency", "totalPriceSet.shopMoney.currencyCode", SHOP_CURRENCY),
         col("current_total_price", "currentTotalPriceSet.shopMoney.amount", MONEY),
+        col("current_total_price_currency", "currentTotalPriceSet.shopMoney.currencyCode", SHOP_CURRENCY),
     )),
     Resource("order_lines", "orders.jsonl", "LineItem", (
         col("id", "id", GID, required=True),
@@ -93,6 +115,7 @@ RESOURCES: tuple[Resource, ...] = (
         col("title", "title"),
         col("quantity", "quantity", "INTEGER"),
         col("original_total", "originalTotalSet.shopMoney.amount", MONEY),
+        col("original_total_currency", "originalTotalSet.shopMoney.currencyCode", SHOP_CURRENCY),
     ), child_of="orders"),
     Resource("products", "products.jsonl", "Product", (
         col("id", "id", GID, required=True),
@@ -116,10 +139,11 @@ RESOURCES: tuple[Resource, ...] = (
         col("abandoned_checkout_url", "abandonedCheckoutUrl"),
         col("customer_id", "customer.id", GID),
         col("total_price", "totalPriceSet.shopMoney.amount", MONEY),
+        col("total_price_currency", "totalPriceSet.shopMoney.currencyCode", SHOP_CURRENCY),
     )),
     Resource("sms_events", "sms_events.jsonl", "SmsEvent", (
         col("phone", "phone", required=True),
-        col("type", "type"),
+        col("type", "type", required=True, values=SMS_EVENT_TYPES),
         col("campaign", "campaign"),
         col("occurred_at", "occurredAt", TS),
     )),

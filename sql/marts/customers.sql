@@ -147,6 +147,9 @@ select
     case when not is_redacted then email end as email,
     case when not is_redacted then phone end as phone,
     case when not is_redacted then phone_e164 end as phone_e164,
+    -- Consent is only a state Shopify documents (read in upper case, as staging does): any other value,
+    -- email's INVALID or one a newer API version adds (the ingest warns about it), is NOT_SUBSCRIBED, so
+    -- it can never be exported as consent.
     case
         when is_redacted then 'REDACTED'
         when phone is null then 'NOT_SUBSCRIBED'

@@ -36,7 +36,14 @@ latest as (
 )
 
 select
-    cast(split_part(latest.id, '/', 5) as bigint) as customer_id,
+    coalesce(
+        try_cast(split_part(latest.id, '/', 5) as bigint),
+        case when latest.id is not null then error(format(
+            'raw/{0}/{1}.parquet, line {2}: {3} {4} does not fit BIGINT (an older release ingested it unchecked). '
+            || 'Delete raw/*/{1}.parquet in the data directory and rerun: the ingest then names the line to fix.',
+            'customers', latest._batch, latest._line, 'id', latest.id
+        )) end
+    ) as customer_id,
     latest.first_name,
     latest.last_name,
     latest.created_at,
@@ -46,6 +53,8 @@ select
     latest.locale,
     coalesce(latest.tags, []) as tags,
     nullif(trim(latest.email), '') as email,
+    -- marketing states as Shopify sent them, in upper case: marts.customers reads any state it does not
+    -- list (a value a newer API version adds, email's INVALID) as NOT_SUBSCRIBED, never as consent
     upper(latest.email_marketing_state) as email_marketing_state,
     nullif(trim(latest.phone), '') as phone,
     upper(latest.sms_marketing_state) as sms_marketing_state,
