@@ -7,9 +7,14 @@ import duckdb
 import pyarrow.parquet as pq
 
 from pipeline.store.ingest import ingest_file, ingest_store
-from pipeline.store.redact import EMPTIED, NULLED, scrub_redacted
+from pipeline.store.redact import EMPTIED, NULLED, erase_redacted
 from pipeline.warehouse.build import build_all
 from tests.fixtures.stores import Store, address, customer, redaction
+
+
+def scrub_redacted(raw: Path) -> int:
+    """Raw customer rows scrubbed by the erasure of the data folder holding `raw`."""
+    return erase_redacted(raw.parent)["customers_scrubbed"]
 
 
 def customer_rows(raw: Path) -> dict[tuple[str, str], dict]:
