@@ -67,8 +67,7 @@ def erase_redacted(data_dir: Path, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> 
                     "where customer_id is not null", [[str(f) for f in requests]])
         numbers = _remember_numbers(con, raw)
         redacted = {row[0] for row in con.execute("select id from redacted").fetchall()}
-        source_lines = sum(_scrub_source(path, redacted, numbers) for folder in SOURCE_FOLDERS
-                           for path in sorted((data_dir / folder).rglob("*.jsonl")))
+        source_lines = _scrub_sources(data_dir, raw, redacted, numbers)
         con.register("erased_numbers", pa.table({"digest": sorted(numbers)}))
         events = sum(_drop_events(con, path) for path in sorted((raw / "sms_events").glob("*.parquet")))
         customers = sum(_scrub_batch(con, path) for path in sorted((raw / "customers").glob("*.parquet")))
@@ -124,27 +123,42 @@ def _drop_events(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     return rows
 
 
+def _scrub_sources(data_dir: Path, raw: Path, redacted: set[str], numbers: set[str]) -> int:
+    """Scrubs the store files under data/ that may hold someone to erase; returns lines changed.
+
+    A marker in raw/ records what the last complete pass erased: while that is unchanged, only
+    files written since it are read again, so a night without a new redaction does not reread a
+    shop's downloads. Orders and checkouts name customers by id only, and are left as they are.
+    """
+    marker = raw / ".sources_erased"
+    erased = hashlib.sha256(json.dumps([sorted(redacted), sorted(numbers)]).encode()).hexdigest()
+    since = marker.stat().st_mtime if marker.exists() and marker.read_text() == erased else None
+    files = [path for folder in SOURCE_FOLDERS for path in sorted((data_dir / folder).rglob("*.jsonl"))
+             if path.name in ("customers.jsonl", "sms_events.jsonl")]
+    changed = sum(_scrub_source(path, redacted, numbers) for path in files
+                  if since is None or path.stat().st_mtime >= since)
+    marker.write_text(erased)
+    return changed
+
+
 def _scrub_source(path: Path, redacted: set[str], numbers: set[str]) -> int:
     """Rewrites a store JSONL file without redacted customers' PII and erased numbers' events; returns lines changed.
 
     Customer lines are blanked as raw rows are; event lines on an erased number are dropped. Only
-    lines naming a redacted customer's id are parsed in a customers file, so a big download costs
-    one read when it holds no one to erase.
+    lines naming a redacted customer's id are parsed in a customers file, and the file is written
+    only when a line changes: a big download holding no one to erase costs one read.
     """
-    if path.name not in ("customers.jsonl", "sms_events.jsonl"):
-        return 0  # orders and checkouts name customers by id only
     events = path.name == "sms_events.jsonl"
     wanted = re.compile("|".join(re.escape(json.dumps(gid)) for gid in sorted(redacted)).encode()) if redacted else None
+    with open(path, "rb") as source:
+        changed = sum(_scrubbed_line(line, events, wanted, redacted, numbers) != line for line in source)
+    if not changed:
+        return 0
     tmp = path.with_name(f".{path.name}.tmp")
-    changed = 0
     try:
         with open(path, "rb") as source, open(tmp, "wb") as out:
-            for line in source:
-                kept = _scrubbed_line(line, events, wanted, redacted, numbers)
-                changed += kept != line
-                out.write(kept)
-        if changed:
-            _replace(tmp, path)
+            out.writelines(_scrubbed_line(line, events, wanted, redacted, numbers) for line in source)
+        _replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return changed
