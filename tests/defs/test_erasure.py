@@ -16,7 +16,9 @@ import duckdb
 import pytest
 
 from pipeline.definitions import NIGHTLY, build_definitions
+from pipeline.defs.resources import ShopifyResource
 from pipeline.settings import Settings
+from pipeline.shopify.emulator import ShopifyEmulator
 from tests.fixtures.stores import Store, customer, order, redaction, sms_event
 
 FIRST_NIGHT = dt.date(2026, 10, 30)
@@ -38,14 +40,18 @@ def shop() -> Store:
                              sms_event("+393471110001", "clicked", "2026-10-02T11:00:00Z")])
 
 
-def night(data: Path, as_of: dt.date, **run_options: object) -> dg.ExecuteInProcessResult:
-    """One night of `smsseg run` on the store under data/source/, recorded in data/dagster as the CLI does."""
-    settings = Settings(source=f"jsonl:{data / 'source' / 'shop'}", data_dir=data, segments_dir=data.parent / "defs")
+def night(data: Path, as_of: dt.date, shopify: ShopifyResource | None = None,
+          **run_options: object) -> dg.ExecuteInProcessResult:
+    """One night of `smsseg run`, recorded in data/dagster as the CLI does: on the store under
+    data/source/, or on the shop `shopify` serves."""
+    source = "shopify" if shopify else f"jsonl:{data / 'source' / 'shop'}"
+    settings = Settings(source=source, data_dir=data, segments_dir=data.parent / "defs")
     config = {"as_of": as_of.isoformat(), **run_options}
     (data / "dagster").mkdir(parents=True, exist_ok=True)
     with dg.DagsterInstance.local_temp(str(data / "dagster")) as instance:
-        result = build_definitions(settings).resolve_job_def(NIGHTLY).execute_in_process(
-            run_config={"resources": {"run": {"config": config}}}, instance=instance, raise_on_error=False)
+        result = build_definitions(settings, **({"shopify": shopify} if shopify else {})).resolve_job_def(
+            NIGHTLY).execute_in_process(run_config={"resources": {"run": {"config": config}}}, instance=instance,
+                                        raise_on_error=False)
     assert result.success, [e.event_specific_data.error.message for e in result.all_events if e.is_step_failure]
     return result
 
@@ -151,3 +157,20 @@ def test_a_dry_run_leaves_no_number_in_dagsters_event_log(tmp_path: Path) -> Non
     store.write(data / "source" / "shop")
     night(data, FIRST_NIGHT + dt.timedelta(days=1))
     assert traces_in_bytes(data) == set()
+
+
+def test_with_a_shopify_source_the_downloads_and_the_inbox_are_scrubbed_too(tmp_path: Path) -> None:
+    data, store = tmp_path / "data", shop()
+    (tmp_path / "defs").mkdir()
+    (tmp_path / "defs" / "everyone.yaml").write_text(SEGMENT)
+    served = Store(customers=store.customers, orders=store.orders).write(tmp_path / "shop")
+    Store(sms_events=store.sms_events).write(data / "inbox")
+    with ShopifyEmulator(served, token="shpat_erasure") as emulator:
+        shopify = ShopifyResource(store=emulator.url, access_token="shpat_erasure", poll_interval_s=0.01)
+        night(data, FIRST_NIGHT, shopify)
+        assert {where.split("/")[0] for where, _ in traces_in_bytes(data)} >= {"downloads", "inbox"}
+        # the GDPR webhook receiver drops the request off
+        (data / "inbox" / "redactions.jsonl").write_text(json.dumps(redaction(REDACTED)) + "\n")
+        night(data, FIRST_NIGHT + dt.timedelta(days=1), shopify)
+    assert traces_in_bytes(data) == set()
+    assert traces_in_tables(data) == set()
