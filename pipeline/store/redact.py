@@ -14,7 +14,7 @@ or the new one. DuckDB streams the rewrite within its memory bound: a batch of f
 is never held in memory at once.
 
 Once a customer's row is scrubbed, their number is gone from raw; an event arriving later on it
-must still be dropped. So the SHA-256 of the number's digits (as written, and in E.164) is kept in
+must still be dropped. So the SHA-256 of the digits of its E.164 form is kept in
 raw/erased_numbers.parquet: never the number itself. A hash of a ten-digit number can be reversed
 by trying them all, so it is a pseudonym, not anonymous data: it is the least that keeps the
 number from coming back, and it never leaves data/.
@@ -84,8 +84,10 @@ def _remember_numbers(con: duckdb.DuckDBPyConnection, raw: Path) -> set[str]:
     pairs = con.execute("select distinct phone, default_country from read_parquet(?, union_by_name = true) "
                         "where phone is not null and id in (select id from redacted)",
                         [[str(f) for f in batches]]).fetchall()
-    found = {d for phone, region in pairs for d in (number_digest(phone), number_digest(to_e164(phone, region)))
-             if d is not None}
+    # Events carry E.164, so the E.164 form is the number; the digits as written only stand in for one
+    # that does not parse, as the national digits of one number can be the full digits of another.
+    found = {number_digest(to_e164(phone, (region or "").strip().upper() or None) or phone) for phone, region in pairs}
+    found.discard(None)
     if found - known:
         known |= found
         tmp = kept.with_name(f".{kept.name}.tmp")
