@@ -126,9 +126,14 @@ class Oracle:
             if cid not in open_checkouts or key > open_checkouts[cid][0]:
                 open_checkouts[cid] = (key, created, c.get("abandonedCheckoutUrl"))
 
+        latest = _latest(_lines(store_dir / "customers.jsonl"))
+        # deleted in Shopify: a customers/delete webhook, or (a Shopify download) missing from its id sweep
+        deleted = {_num(_get(r, "customer", "id")) for r in _lines(store_dir / "deletions.jsonl")}
+        if (store_dir / "customer_ids.jsonl").exists():
+            deleted |= {_num(g) for g in latest} - {_num(r["id"]) for r in _lines(store_dir / "customer_ids.jsonl")}
         people = {}
-        for gid, c in _latest(_lines(store_dir / "customers.jsonl")).items():
-            if self.local(c["createdAt"]) <= self.as_of:
+        for gid, c in latest.items():
+            if self.local(c["createdAt"]) <= self.as_of and _num(gid) not in deleted:
                 people[_num(gid)] = c
         per_customer = defaultdict(list)
         for o in self.counted.values():

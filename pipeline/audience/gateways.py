@@ -13,13 +13,14 @@ import io
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
 import httpx
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from dagster import ConfigurableResource, InitResourceContext, get_dagster_logger
 from pydantic import Field, PrivateAttr
@@ -165,6 +166,41 @@ class FileGateway(AudienceGateway):
 
     def _pending(self, segment: str) -> Path:
         return Path(self.data_dir) / "exports" / segment / ".pending"
+
+
+def erase_from_exports(data_dir: Path, customer_ids: Collection[int]) -> int:
+    """Rewrites the file gateway's exports of every night without these (redacted) customers; returns files rewritten.
+
+    An audience file loses their rows. A changes file keeps their adds and removes by customer id
+    with the phone blank, as the ledger does: who left an audience stays known, not their number.
+    Whatever the gateway is now, a file written while it was the file gateway is rewritten. Each
+    file is only read (its customer_id column, at C speed) until it is found to hold one of them.
+    """
+    wanted = pa.array(sorted({str(i) for i in customer_ids}), pa.string())
+    rewritten = 0
+    for path in sorted((Path(data_dir) / "exports").glob("*/*.csv")):
+        with open(path, newline="", encoding="utf-8") as f:
+            header = next(csv.reader(f), [])
+        if "customer_id" not in header or not len(wanted):
+            continue
+        ids = pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(
+            column_types=dict.fromkeys(header, pa.string()), include_columns=["customer_id"]))["customer_id"]
+        if not pc.any(pc.is_in(ids, wanted)).as_py():
+            continue
+        key, blank = header.index("customer_id"), header.index("phone") if path.name.endswith(".changes.csv") else None
+        erased, out = set(wanted.to_pylist()), io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = csv.reader(f)
+            writer.writerow(next(rows))
+            for row in rows:
+                if row[key] not in erased:
+                    writer.writerow(row)
+                elif blank is not None:
+                    writer.writerow([*row[:blank], "", *row[blank + 1:]])
+        _write_atomically(path, out.getvalue())
+        rewritten += 1
+    return rewritten
 
 
 class RetryingGateway(AudienceGateway):

@@ -78,3 +78,30 @@ def forget_redacted(con: duckdb.DuckDBPyConnection) -> int:
             and customer_id in (select customer_id from staging.stg_redactions)
             and customer_id not in (select customer_id from state.audience_sync_state)
         """).fetchall()[0][0]
+
+
+def record_erasures(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """Records the redacted customers no audience holds any more; returns those whose files are still to rewrite.
+
+    Those are the newly erased and any whose rewrite a crash interrupted (compacted is false): the
+    caller rewrites the export files and the DuckDB files, then calls `mark_compacted`. A customer
+    still held by an audience (a held or failed export) waits for the removal to be confirmed.
+    """
+    ensure_state_tables(con)
+    # compacted: the DuckDB files were rewritten since, so no freed page holds the customer's data
+    con.execute("create table if not exists state.erased_customers "
+                "(customer_id bigint, erased_at timestamptz, compacted boolean)")
+    con.execute("""
+        insert into state.erased_customers
+        select customer_id, now(), false from staging.stg_redactions
+        where customer_id not in (select customer_id from state.erased_customers)
+            and customer_id not in (select customer_id from state.audience_sync_state where customer_id is not null)
+        """)
+    rows = con.execute("select customer_id from state.erased_customers where not compacted order by 1").fetchall()
+    return [row[0] for row in rows]
+
+
+def mark_compacted(con: duckdb.DuckDBPyConnection, customer_ids: list[int]) -> None:
+    """Notes that the files holding these erased customers were rewritten (state.duckdb attached as `state`)."""
+    con.execute("update state.erased_customers set compacted = true where customer_id in (select unnest(?))",
+                [customer_ids])

@@ -10,8 +10,8 @@ from pipeline.shopify import downloads
 from pipeline.shopify.client import ShopifyError
 from pipeline.store.demo import DEMO_CUSTOMERS, generate_store
 from pipeline.store.ingest import StoreError, ingest_file
-from pipeline.store.redact import scrub_redacted
-from pipeline.store.schema import OPTIONAL_FILES, STORE_FILES, resources_in
+from pipeline.store.redact import erase_redacted
+from pipeline.store.schema import INBOX_FILES, STORE_FILES, resources_in
 from pipeline.warehouse.build import raw_dir
 
 DEMO_SEED = 0
@@ -30,14 +30,14 @@ def resource_asset_key(resource_name: str) -> dg.AssetKey:
 def store_directory(settings: PipelineSettings, file: str) -> Path:
     """The store directory `file` is read from: the built-in demo, a jsonl: directory, or Shopify.
 
-    Shopify's bulk API carries neither GDPR redaction requests (webhooks) nor gateway events, so with
+    Shopify's bulk API carries neither GDPR redaction or deletion webhooks nor gateway events, so with
     a real shop those optional files are read from data/inbox/, where their receivers drop them.
     """
     if settings.source.startswith("jsonl:"):
         return Path(settings.source.removeprefix("jsonl:"))
     if settings.source == "demo":
         return demo_store(settings.data_path)
-    if file in OPTIONAL_FILES:
+    if file in INBOX_FILES:
         return settings.data_path / "inbox"
     latest = downloads.latest_download(settings.data_path)
     if latest is None:
@@ -79,8 +79,10 @@ def shopify_download(context: dg.AssetExecutionContext, settings: PipelineSettin
 def extract_asset(file: str, source: str) -> dg.AssetsDefinition:
     resources = resources_in(file)
     upstream = [SHOPIFY_DOWNLOAD] if source == "shopify" else []
-    if file == "customers.jsonl":  # redactions first, so a new request erases data already in raw
-        upstream.append(raw_asset_key("redactions.jsonl"))
+    if file == "customers.jsonl":
+        # redactions first, so a new request erases data already in raw; events first, so their
+        # numbers are erased the same night
+        upstream += [raw_asset_key("redactions.jsonl"), raw_asset_key("sms_events.jsonl")]
 
     @dg.asset(
         key=raw_asset_key(file),
@@ -99,8 +101,8 @@ def extract_asset(file: str, source: str) -> dg.AssetsDefinition:
             downloads.mark_published(store, file)
             scrubbed = {}
             if file == "customers.jsonl":
-                rows = scrub_redacted(raw_dir(settings.data_path), settings.memory_limit)
-                scrubbed["pii_rows_scrubbed"] = dg.MetadataValue.int(rows)
+                erased = erase_redacted(settings.data_path, settings.memory_limit)
+                scrubbed = {name: dg.MetadataValue.int(n) for name, n in erased.items()}
         context.log.info(f"{file}: batch {ingested.batch}" + (" (unchanged, nothing new)" if ingested.skipped else ""))
         for warning in ingested.warnings:  # counts, file, line and an enum value: no personal data
             context.log.warning(warning)

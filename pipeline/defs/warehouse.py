@@ -8,10 +8,12 @@ from typing import TypeVar
 import dagster as dg
 import duckdb
 
+from pipeline.audience.gateways import erase_from_exports
 from pipeline.audience.phones import refresh_phone_table
+from pipeline.audience.state import mark_compacted, record_erasures
 from pipeline.defs.extract import resource_asset_key
 from pipeline.defs.resources import PipelineSettings, RunOptions
-from pipeline.warehouse.build import attach_state, create_raw_views, open_build, publish, run_model
+from pipeline.warehouse.build import attach_state, create_raw_views, open_build, publish, rewrite_fresh, run_model
 from pipeline.warehouse.models import PYTHON_TABLES, Model, load_models
 
 POOL = "duckdb"  # DuckDB has one writer: every asset that writes the build warehouse shares this pool
@@ -87,10 +89,19 @@ def published_warehouse_asset(deps: Sequence[dg.AssetKey],
     @dg.asset(key="warehouse", deps=list(deps), group_name="publish", kinds={"duckdb"}, pool=POOL)
     def _publish(context: dg.AssetExecutionContext, settings: PipelineSettings,
                  run: RunOptions) -> dg.MaterializeResult:
-        """data/warehouse.duckdb, swapped in atomically: readers keep the snapshot they opened."""
+        """data/warehouse.duckdb, swapped in atomically: readers keep the snapshot they opened.
+
+        A night that finished erasing a redacted customer (every audience has let them go) also
+        erases them from the file gateway's past exports and rewrites the DuckDB files fresh, so the
+        published copy, the build and state.duckdb hold no trace of them.
+        """
+        erased: list[int] = []
+
         def work(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dg.MaterializeResult:
             if before_publish is not None:
                 before_publish(con)
+            if not run.dry_run:
+                erased.extend(record_erasures(con))
             customers = con.execute("select count(*) from marts.customers").fetchall()[0][0]
             orders = con.execute("select count(*) from marts.orders").fetchall()[0][0]
             return dg.MaterializeResult(metadata={"customers": dg.MetadataValue.int(customers),
@@ -99,9 +110,18 @@ def published_warehouse_asset(deps: Sequence[dg.AssetKey],
         if run.dry_run:
             context.log.info("dry run: the warehouse was built but not published")
             return dg.MaterializeResult(metadata={**result.metadata, "published": False})
+        erasure = {}
+        if erased:
+            files = erase_from_exports(settings.data_path, erased)
+            sizes = rewrite_fresh(settings.data_path, settings.memory_limit)
+            with_build(context, settings, run, lambda con, _: mark_compacted(con, erased))
+            context.log.info(f"erased {len(erased)} redacted customer(s): {files} export file(s) rewritten, "
+                             f"DuckDB files rewritten fresh ({sizes})")
+            erasure = {"erased_customers": dg.MetadataValue.int(len(erased)),
+                       "export_files_rewritten": dg.MetadataValue.int(files)}
         path = publish(settings.data_path)
         context.log.info(f"published {path}")
-        return dg.MaterializeResult(metadata={**result.metadata, "path": dg.MetadataValue.path(str(path))})
+        return dg.MaterializeResult(metadata={**result.metadata, **erasure, "path": dg.MetadataValue.path(str(path))})
 
     return _publish
 

@@ -76,6 +76,7 @@ class BulkResource:
     connection: str  # the root connection of the bulk query
     scopes: tuple[str, ...]  # what the token needs to read it
     node: str  # the GraphQL selection of each node: exactly the fields of the store-directory contract
+    full: bool = False  # asked for in full every time, never only what changed since the bookmark
 
 
 _MONEY = "shopMoney { amount currencyCode }"
@@ -116,6 +117,10 @@ RESOURCES: tuple[BulkResource, ...] = (
         "id createdAt updatedAt completedAt abandonedCheckoutUrl customer { id }"
         " totalPriceSet { shopMoney { amount } }",
     ),
+    # Every customer id the shop still has: bulk queries report changes, never deletions, so a
+    # customer missing from this sweep was deleted. Asked after the customers themselves, so a
+    # customer created in between is in neither rather than wrongly missing from the sweep.
+    BulkResource("customer_ids.jsonl", "customers", ("read_customers",), "id", full=True),
 )
 
 SHOP_QUERY = "query { shop { name ianaTimezone currencyCode } }"
@@ -244,7 +249,7 @@ class ShopifyClient:
             staged.append((self._write_shop(out_dir), out_dir / "shop.jsonl"))
             rows["shop.jsonl"] = 1
             for resource in RESOURCES:
-                url = self._run_bulk(resource, since)
+                url = self._run_bulk(resource, None if resource.full else since)
                 part, rows[resource.file] = self._download(url, out_dir, resource)
                 staged.append((part, out_dir / resource.file))
             for part, final in staged:

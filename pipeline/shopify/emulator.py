@@ -273,6 +273,10 @@ class ShopifyEmulator(LoopbackServer):
             # Without read_all_orders Shopify silently serves only the last 60 days of orders.
             created_after = datetime.now(UTC) - _READ_ALL_ORDERS_WINDOW
         keep = _record_filter(str(root.arguments.get("query") or ""), created_after)
+        if root.name == "customers":
+            # the store directory's deletions.jsonl: customers deleted in the shop, which it no longer serves
+            deleted = {(r.get("customer") or {}).get("id") for r in _read_jsonl(self.store_dir / "deletions.jsonl")}
+            keep = _without(deleted, keep)
         with self._lock:
             number = max(self._operations, default=0) + 1
             fail_with = self.faults.fail_operation
@@ -506,6 +510,10 @@ def _record_filter(search: str, created_after: datetime | None) -> Callable[[dic
         return updated >= since if inclusive else updated > since
 
     return keep
+
+
+def _without(ids: set[Any], keep: Callable[[dict[str, Any]], bool]) -> Callable[[dict[str, Any]], bool]:
+    return lambda record: record.get("id") not in ids and keep(record)
 
 
 def _timestamp(value: Any) -> datetime:

@@ -151,11 +151,23 @@ RESOURCES: tuple[Resource, ...] = (
         col("customer_id", "customer.id", GID, required=True),
         col("requested_at", "requestedAt", TS),
     )),
+    # customers/delete webhooks: the customer leaves marts.customers (and every audience); orders stay
+    Resource("deletions", "deletions.jsonl", "CustomerDeletion", (
+        col("customer_id", "customer.id", GID, required=True),
+        col("deleted_at", "deletedAt", TS),
+    )),
+    # every customer id Shopify still has, swept in full each night by --source shopify: a customer
+    # missing from the latest sweep was deleted (bulk queries report changes, never deletions)
+    Resource("customer_ids", "customer_ids.jsonl", "Customer", (
+        col("id", "id", GID, required=True),
+    )),
 )
 
 REQUIRED_FILES = ("shop.jsonl", "customers.jsonl", "orders.jsonl", "products.jsonl",
                   "abandoned_checkouts.jsonl")
-OPTIONAL_FILES = ("sms_events.jsonl", "redactions.jsonl")
+# Webhooks and gateway events: with --source shopify they are read from data/inbox/, not the download
+INBOX_FILES = ("sms_events.jsonl", "redactions.jsonl", "deletions.jsonl")
+OPTIONAL_FILES = (*INBOX_FILES, "customer_ids.jsonl")
 STORE_FILES = REQUIRED_FILES + OPTIONAL_FILES
 
 

@@ -206,6 +206,42 @@ def publish(data_dir: Path) -> Path:
     return live
 
 
+def rewrite_fresh(data_dir: Path, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> dict[str, int]:
+    """Rewrites the build warehouse and state.duckdb into fresh files; returns the bytes of each after.
+
+    DuckDB reuses the blocks a delete or a replaced table frees, but does not zero them: an erased
+    customer's name and number stay in the file until a block happens to be overwritten. A copy
+    of the live data into a new file holds none of them; it is written under a temporary name and
+    renamed over the old, so a crash leaves one whole file or the other. The build must not be in
+    use: a run's held connection to it is closed first, and the next step opens the new file.
+    """
+    build = build_path(data_dir)
+    holder = _held.get(build.resolve())
+    if holder is not None:
+        holder.close()
+        _held[build.resolve()] = None
+    return {path.name: _rewrite_file(path, memory_limit) for path in (build, state_path(data_dir)) if path.exists()}
+
+
+def _rewrite_file(path: Path, memory_limit: str) -> int:
+    fresh = path.with_name(f".{path.name}.fresh")
+    fresh.unlink(missing_ok=True)
+    with _not_locked(str(path)), duckdb.connect() as con:
+        con.execute("set memory_limit = ?", [memory_limit])
+        con.execute("set temp_directory = ?", [str(path.with_name(f".{path.name}.spill"))])
+        for name, file in (("old", path), ("fresh", fresh)):
+            con.execute(f"attach {exp.Literal.string(str(file)).sql(dialect='duckdb')} as {name}")
+        con.execute("copy from database old to fresh")
+        # detaching checkpoints both: the old file's WAL is folded in and gone, the new one has none
+        con.execute("detach old")
+        con.execute("detach fresh")
+    with open(fresh, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(fresh, path)
+    shutil.rmtree(path.with_name(f".{path.name}.spill"), ignore_errors=True)
+    return path.stat().st_size
+
+
 def build_all(data_dir: Path, as_of: dt.date, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> dict[str, int | None]:
     """Builds every model into the next warehouse in one call (tests, benchmark); returns row counts (None: a view).
 

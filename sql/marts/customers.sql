@@ -1,5 +1,6 @@
 -- One row per customer known on the evaluation date, with every attribute of the segment
--- language. Redacted customers stay as anonymous rows: id, orders and money, no PII.
+-- language. Redacted customers stay as anonymous rows: id, orders and money, no PII. Customers
+-- deleted in Shopify are not here (their orders stay in marts.orders, as Shopify keeps them).
 with customers as not materialized (
     -- read twice (order_stats, located_customers): rescanning the table costs less than a copy of it
     select * from staging.stg_customers
@@ -21,9 +22,15 @@ redactions as (
     select * from staging.stg_redactions
 ),
 
+deletions as (
+    select * from staging.stg_deletions
+),
+
 known_customers as not materialized (
     select * from customers
-    where created_date <= getvariable('as_of')
+    where
+        created_date <= getvariable('as_of')
+        and customer_id not in (select customer_id from deletions)
 ),
 
 order_stats as (

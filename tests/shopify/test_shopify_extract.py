@@ -23,7 +23,7 @@ def test_full_extraction_equals_the_served_store_row_for_row(client, store_dir, 
     before = datetime.now(UTC)
     result = client.extract(tmp_path / "batch")
 
-    assert sorted(p.name for p in result.out_dir.iterdir()) == sorted(STORE_FILES)
+    assert sorted(p.name for p in result.out_dir.iterdir()) == sorted([*STORE_FILES, "customer_ids.jsonl"])
     for name in STORE_FILES:
         assert lines_of(result.out_dir / name) == lines_of(store_dir / name), name
     assert result.rows == {
@@ -32,6 +32,7 @@ def test_full_extraction_equals_the_served_store_row_for_row(client, store_dir, 
         "orders.jsonl": 5,
         "products.jsonl": 4,
         "abandoned_checkouts.jsonl": 1,
+        "customer_ids.jsonl": 3,
     }
     assert before <= result.started_at <= datetime.now(UTC)
     assert result.since is None
@@ -75,7 +76,16 @@ def test_incremental_extraction_returns_only_records_updated_since(client, store
         "orders.jsonl": 2,
         "products.jsonl": 0,
         "abandoned_checkouts.jsonl": 0,
+        "customer_ids.jsonl": 3,  # the sweep of ids is always whole: who is missing from it was deleted
     }
+
+
+def test_the_id_sweep_leaves_out_customers_deleted_in_the_shop(client, store_dir, tmp_path):
+    write_jsonl(store_dir / "deletions.jsonl", [{"customer": {"id": "gid://shopify/Customer/2"},
+                                                  "deletedAt": "2026-11-02T10:00:00Z"}])
+    result = client.extract(tmp_path / "batch", since=datetime(2026, 10, 3, tzinfo=UTC))
+    swept = [json.loads(line) for line in (result.out_dir / "customer_ids.jsonl").read_text().splitlines()]
+    assert swept == [{"id": "gid://shopify/Customer/1"}, {"id": "gid://shopify/Customer/3"}]
 
 
 def _only(source: Path, target: Path, order_number: str) -> Path:
@@ -146,7 +156,7 @@ def test_bulk_operation_moves_through_its_lifecycle(emulator):
 def test_downloads_never_carry_the_access_token(client, emulator, tmp_path):
     client.extract(tmp_path / "batch")
     downloads = [r for r in emulator.requests if r.method == "GET"]
-    assert len(downloads) == 4
+    assert len(downloads) == 5  # four resources and the sweep of customer ids
     assert not any(r.carried_token for r in downloads)
 
 

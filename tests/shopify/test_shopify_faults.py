@@ -102,7 +102,7 @@ def test_cut_download_heals_when_the_connection_recovers(emulator, store_dir, tm
     with ShopifyClient(emulator.url, TOKEN, sleep=sleep) as shopify:
         result = shopify.extract(tmp_path / "batch")
     assert_whole_copy(result.out_dir, store_dir)
-    assert sum(r.method == "GET" for r in emulator.requests) == 5  # four results, one of them fetched twice
+    assert sum(r.method == "GET" for r in emulator.requests) == 6  # five results (the id sweep too), one fetched twice
 
 
 def test_expired_download_url_is_not_retried(client, emulator, tmp_path):

@@ -192,7 +192,8 @@ def test_whole_file_and_chunked_readers_give_the_same_rows(tmp_path: Path, monke
     for resource in RESOURCES:
         tables = [pq.read_table(next((raw / resource.name).glob("*.parquet"))).drop_columns("_batch")
                   for raw in (fast, chunked)]
-        assert tables[0].num_rows > 0 or resource.name == "shop"
+        # shop is one line; the demo has no deletion webhooks nor a Shopify id sweep
+        assert tables[0].num_rows > 0 or resource.name == "shop" or not (store / resource.file).exists()
         assert tables[0].schema == tables[1].schema, resource.name
         assert tables[0].to_pylist() == tables[1].to_pylist(), resource.name
 

@@ -1,15 +1,22 @@
 """GDPR scrub of raw customer batches: only redacted customers' PII goes, only files holding them change."""
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
+import pytest
 
-from pipeline.store.ingest import ingest_file, ingest_store
-from pipeline.store.redact import EMPTIED, NULLED, scrub_redacted
+from pipeline.store.ingest import StoreError, ingest_file, ingest_store
+from pipeline.store.redact import EMPTIED, NULLED, erase_redacted
 from pipeline.warehouse.build import build_all
-from tests.fixtures.stores import Store, address, customer, redaction
+from tests.fixtures.stores import Store, address, customer, redaction, sms_event
+
+
+def scrub_redacted(raw: Path) -> int:
+    """Raw customer rows scrubbed by the erasure of the data folder holding `raw`."""
+    return erase_redacted(raw.parent)["customers_scrubbed"]
 
 
 def customer_rows(raw: Path) -> dict[tuple[str, str], dict]:
@@ -78,3 +85,40 @@ def test_no_redactions_no_change(tmp_path: Path):
     ingest_store(tmp_path / "store", tmp_path / "raw")
     assert scrub_redacted(tmp_path / "raw") == 0
     assert scrub_redacted(tmp_path / "nothing-here") == 0
+
+
+def test_store_files_under_data_lose_the_redacted_customer_and_their_events(tmp_path: Path):
+    data = tmp_path / "data"
+    person = customer(2, first="Zelmira", phone="347 987 6543", country="IT")
+    store = Store(customers=[customer(1), person], redactions=[redaction(2)],
+                  sms_events=[sms_event("+393479876543", "clicked", "2026-10-02T10:00:00Z"),
+                              sms_event("+39 347 987 6543", "opted_out", "2026-10-03T10:00:00Z"),
+                              sms_event("+393471234567", "clicked", "2026-10-02T10:00:00Z")])
+    download = store.write(data / "downloads" / "20261101T000000Z")
+    inbox = Store(sms_events=store.sms_events, redactions=store.redactions).write(data / "inbox")
+    ingest_store(download, data / "raw")
+    untouched = (download / "orders.jsonl").read_bytes()
+
+    erased = erase_redacted(data)
+
+    assert erased == {"customers_scrubbed": 1, "sms_events_dropped": 2, "source_lines_scrubbed": 5}
+    for folder in (download, inbox):
+        events = [json.loads(line)["phone"] for line in (folder / "sms_events.jsonl").read_text().splitlines()]
+        assert events == ["+393471234567"]  # the other customer's event stays
+    lines = [json.loads(line) for line in (download / "customers.jsonl").read_text().splitlines()]
+    assert lines[0] == customer(1)
+    assert lines[1]["id"] == "gid://shopify/Customer/2" and lines[1]["firstName"] is None
+    assert lines[1]["defaultPhoneNumber"]["phoneNumber"] is None and lines[1]["addresses"] == []
+    assert (download / "orders.jsonl").read_bytes() == untouched
+    # what is kept to recognise the number later is not the number
+    everything = b"".join(p.read_bytes() for p in data.rglob("*") if p.is_file() and "raw" in p.parts)
+    assert b"9876543" not in everything and b"Zelmira" not in everything
+    assert erase_redacted(data) == {"customers_scrubbed": 0, "sms_events_dropped": 0, "source_lines_scrubbed": 0}
+
+
+def test_a_broken_deletion_line_names_the_file_line_and_field(tmp_path: Path):
+    (tmp_path / "deletions.jsonl").write_text('{"customer": {"id": "gid://shopify/Customer/7"}, '
+                                              '"deletedAt": "2026-11-02T10:00:00Z"}\n'
+                                              '{"customer": {"id": "7"}, "deletedAt": "2026-11-02T10:00:00Z"}\n')
+    with pytest.raises(StoreError, match=r"deletions.jsonl:2: customer.id is '7', which is not a Shopify id"):
+        ingest_file(tmp_path, "deletions.jsonl", tmp_path / "raw")
