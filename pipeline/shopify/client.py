@@ -101,7 +101,7 @@ RESOURCES: tuple[BulkResource, ...] = (
         "id name customer { id } createdAt processedAt updatedAt cancelledAt test displayFinancialStatus"
         f" currencyCode totalPriceSet {{ {_MONEY} }} currentTotalPriceSet {{ {_MONEY} }}"
         " lineItems { edges { node { id product { id } variant { id } sku title quantity"
-        " originalTotalSet { shopMoney { amount } } } } }",
+        f" originalTotalSet {{ {_MONEY} }} }} }} }}",
     ),
     BulkResource(
         "products.jsonl",
@@ -115,7 +115,7 @@ RESOURCES: tuple[BulkResource, ...] = (
         "abandonedCheckouts",
         ("read_orders", "read_customers"),
         "id createdAt updatedAt completedAt abandonedCheckoutUrl customer { id }"
-        " totalPriceSet { shopMoney { amount } }",
+        f" totalPriceSet {{ {_MONEY} }}",
     ),
     # Every customer id the shop still has: bulk queries report changes, never deletions, so a
     # customer missing from this sweep was deleted. Asked after the customers themselves, so a

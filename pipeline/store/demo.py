@@ -590,7 +590,8 @@ class _Chunk:
             sku=pl.col("sku"),
             title=pl.col("title"),
             quantity=pl.col("quantity"),
-            originalTotalSet=pl.struct(shopMoney=pl.struct(amount=_money(pl.col("total")))),
+            originalTotalSet=pl.struct(shopMoney=pl.struct(amount=_money(pl.col("total")),
+                                                           currencyCode=pl.lit(CURRENCY))),
             __parentId=_gid("Order", pl.col("order")),
         )
         _write_blocks(files, "orders", parents, parent_block[order], lines,
@@ -626,7 +627,8 @@ class _Chunk:
             completedAt=pl.when(pl.col("completed") >= 0).then(_ts(pl.col("completed"))),
             abandonedCheckoutUrl=pl.lit(f"{SHOP_URL}/checkouts/") + pl.col("token") + "/recover",
             customer=_customer_ref(),
-            totalPriceSet=pl.struct(shopMoney=pl.struct(amount=_money(pl.col("total")))),
+            totalPriceSet=pl.struct(shopMoney=pl.struct(amount=_money(pl.col("total")),
+                                                        currencyCode=pl.lit(CURRENCY))),
         ))
         self.counts["abandoned_checkouts"] += n
 

@@ -59,7 +59,7 @@ def line_item(number: int, order_number: int) -> dict:
         "sku": "TEE-M",
         "title": "Tee",
         "quantity": 2,
-        "originalTotalSet": {"shopMoney": {"amount": "59.90"}},
+        "originalTotalSet": {"shopMoney": {"amount": "59.90", "currencyCode": "EUR"}},
         "__parentId": f"gid://shopify/Order/{order_number}",
     }
 
@@ -93,7 +93,7 @@ def checkout(number: int, customer_number: int) -> dict:
         "completedAt": None,
         "abandonedCheckoutUrl": f"https://tiny-tees.myshopify.com/checkouts/{number}/recover",
         "customer": {"id": f"gid://shopify/Customer/{customer_number}"},
-        "totalPriceSet": {"shopMoney": {"amount": "19.90"}},
+        "totalPriceSet": {"shopMoney": {"amount": "19.90", "currencyCode": "EUR"}},
     }
 
 
