@@ -39,7 +39,7 @@ PAUSED = "smsseg-test: paused in the step"
 RUN_TIMEOUT = 60  # seconds any one run may take; a run waiting for a dead run's pool slot never ends
 
 # The real CLI, with one function wrapped to pause after it ran when its arguments match.
-CHILD = """
+CHILD = f"""
 import importlib, sys, threading
 from pipeline.cli import main
 module, name, match = sys.argv[1:4]
@@ -48,12 +48,12 @@ original = getattr(target, name)
 def paused(*args, **kwargs):
     result = original(*args, **kwargs)
     if match in repr(args):
-        print({paused!r}, file=sys.stderr, flush=True)
+        print({PAUSED!r}, file=sys.stderr, flush=True)
         threading.Event().wait()  # until the test kills this process
     return result
 setattr(target, name, paused)
 sys.exit(main(sys.argv[4:]))
-""".format(paused=PAUSED)
+"""
 
 KILL_POINTS = {  # step -> (module, function of that step, what its arguments hold)
     "raw__customers": ("pipeline.defs.extract", "ingest_file", "customers.jsonl"),
