@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from rich.console import Console
@@ -13,6 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from pipeline.settings import PROJECT_DIR, Settings, SettingsError
+
+if TYPE_CHECKING:  # dagster is imported when a command needs it: `smsseg --help` stays quick
+    import dagster as dg
 
 console = Console()
 if not console.is_terminal:
@@ -97,7 +101,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return report(result)
 
 
-def run_nightly(settings: Settings, args: argparse.Namespace, instance):
+def run_nightly(settings: Settings, args: argparse.Namespace,
+                instance: "dg.DagsterInstance") -> "dg.ExecuteInProcessResult":
     """The nightly job in this process, with a progress bar, tagged with this process's identity."""
     import dagster as dg
 
@@ -122,8 +127,9 @@ def run_nightly(settings: Settings, args: argparse.Namespace, instance):
     run_config = {"resources": {"run": {"config": run_options}},
                   "loggers": {name: {"config": {"log_level": "INFO"}} if name == "console" else {} for name in loggers}}
     # SIGTERM as Ctrl-C, as Dagster's own run worker does: the step raises, its transaction rolls back,
-    # the run is marked failed and its pool slot freed, where SIGTERM's default would end the process at once
-    signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGINT))
+    # the run is marked failed and its pool slot freed, where SIGTERM's default would end the process at once.
+    # Python's own Ctrl-C handler, not SIGINT's current one: a shell's background job ignores SIGINT.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with progress:
         progress.add_task("starting", total=len(job.graph.node_names()))
         result = job.execute_in_process(
@@ -133,7 +139,7 @@ def run_nightly(settings: Settings, args: argparse.Namespace, instance):
     return result
 
 
-def report(result) -> int:
+def report(result: "dg.ExecuteInProcessResult") -> int:
     """The summary, what failed and why, and the exit status."""
     import dagster as dg
 
