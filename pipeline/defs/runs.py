@@ -79,12 +79,10 @@ class RunProcess:
 
 def step_it_died_in(instance: dg.DagsterInstance, run_id: str) -> str:
     """The steps that started but never ended, or 'no step' when it died between steps."""
-    started, ended = [], set()
-    for record in instance.get_records_for_run(run_id, of_type={
-            dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS,
-            dg.DagsterEventType.STEP_FAILURE}).records:
-        event = record.event_log_entry.dagster_event
-        (started.append if event.event_type == dg.DagsterEventType.STEP_START else ended.add)(event.step_key)
+    events = [record.event_log_entry.dagster_event for record in instance.get_records_for_run(run_id, of_type={
+        dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}).records]
+    started = [e.step_key for e in events if e.event_type == dg.DagsterEventType.STEP_START]
+    ended = {e.step_key for e in events if e.event_type != dg.DagsterEventType.STEP_START}
     unfinished = [step for step in started if step not in ended]
     return ", ".join(unfinished) or "no step"
 

@@ -174,6 +174,12 @@ def test_a_run_killed_in_a_step_is_recovered_and_the_rerun_converges(tmp_path: P
         stop_process_group(child)
     killed = the_run_of(night, child)
     assert killed.status == dg.DagsterRunStatus.STARTED
+    sent = len(gateway.members(SEGMENT))
+    if step == "exports__buyers":
+        assert 0 < sent < len(eligible_phones(night.store)), "killed mid-export"
+    else:
+        assert sent == 0
+    assert not (night.data / "warehouse.duckdb").exists(), "killed before the first publish"
     gateway.set_faults(Faults())
 
     rerun = night.run()
@@ -186,8 +192,6 @@ def test_a_run_killed_in_a_step_is_recovered_and_the_rerun_converges(tmp_path: P
     assert recovered.endswith("its duckdb pool slot freed" if holds_a_slot else "it held no pool slot")
     assert the_run_of(night, child).status == dg.DagsterRunStatus.FAILURE
     assert_converged(night, gateway)
-    if step == "exports__buyers":
-        assert 0 < sum(gateway.adds_of(SEGMENT).values()) and gateway.received["POST"] > 25
 
 
 def test_sigterm_stops_a_run_cleanly_and_the_next_one_converges(tmp_path: Path, gateway) -> None:
@@ -202,7 +206,7 @@ def test_sigterm_stops_a_run_cleanly_and_the_next_one_converges(tmp_path: Path, 
         took = time.monotonic() - stopped
     finally:
         stop_process_group(child)
-    assert child.returncode != 0 and took < 5, (child.returncode, took, out, err)
+    assert child.returncode != 0 and took < 10, (child.returncode, took, out, err)
     assert "interrupted" in out, out
     run = the_run_of(night, child)
     assert run.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
