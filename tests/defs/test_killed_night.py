@@ -4,7 +4,8 @@ Each run is the real command in a subprocess, syncing over HTTP to the gateway e
 SIGKILL inside a step, the child wraps one function of that step so that, after it has done its
 work, it says so on stderr and waits to be killed: the step has started and written, Dagster has
 not recorded its end, and (for the warehouse steps) it holds the duckdb pool slot. The export is
-killed between batches by watching the emulator, as in tests/audience/test_kill.py.
+killed between batches by watching the emulator, as in tests/audience/test_kill.py. While the run
+paused in staging is alive, a second run is refused at once rather than wait for its slot.
 """
 
 import datetime as dt
@@ -155,6 +156,17 @@ def assert_converged(night: Night, gateway: GatewayEmulator) -> None:
         assert held_pools(instance) == {}, "a pool slot is still held"
 
 
+def assert_refused_beside(night: Night, child: subprocess.Popen) -> None:
+    going = the_run_of(night, child)
+    started = time.monotonic()
+    second = night.run()
+    took = time.monotonic() - started
+    assert second.returncode == 1 and took < 30, second.stdout + second.stderr
+    assert (f"not started: run {going.run_id} is STARTED, holding the duckdb pool slot, in `smsseg run` "
+            f"pid {child.pid} on ") in second.stdout
+    assert f"Wait for it to end, or stop it (`kill {child.pid}`" in second.stdout
+
+
 @pytest.mark.parametrize("step", [*KILL_POINTS, "exports__buyers"])
 def test_a_run_killed_in_a_step_is_recovered_and_the_rerun_converges(tmp_path: Path, gateway, step: str) -> None:
     night = Night(tmp_path, gateway)
@@ -168,6 +180,8 @@ def test_a_run_killed_in_a_step_is_recovered_and_the_rerun_converges(tmp_path: P
             wait_for_posts(child, gateway, posts=25)  # into the second group of 20 batches
         else:
             wait_for_pause(child)
+        if step == "staging__stg_customers":  # alive and holding the slot: a second run does not wait for it
+            assert_refused_beside(night, child)
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=10)
     finally:
@@ -221,20 +235,3 @@ def test_sigterm_stops_a_run_cleanly_and_the_next_one_converges(tmp_path: Path, 
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "recovered run" not in rerun.stdout, "a run stopped by SIGTERM ends itself"
     assert_converged(night, gateway)
-
-
-def test_a_run_does_not_wait_for_the_slot_of_a_run_still_going(tmp_path: Path, gateway) -> None:
-    night = Night(tmp_path, gateway)
-    child = night.start(*KILL_POINTS["staging__stg_customers"])
-    try:
-        wait_for_pause(child)
-        going = the_run_of(night, child)
-        started = time.monotonic()
-        second = night.run()
-        took = time.monotonic() - started
-    finally:
-        stop_process_group(child)
-    assert second.returncode == 1 and took < 30, second.stdout + second.stderr
-    assert (f"not started: run {going.run_id} is STARTED, holding the duckdb pool slot, in `smsseg run` "
-            f"pid {child.pid} on ") in second.stdout
-    assert f"Wait for it to end, or stop it (`kill {child.pid}`" in second.stdout
