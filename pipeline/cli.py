@@ -3,14 +3,20 @@
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pipeline.settings import PROJECT_DIR, Settings, SettingsError
+
+if TYPE_CHECKING:  # dagster is imported when a command needs it: `smsseg --help` stays quick
+    import dagster as dg
 
 console = Console()
 if not console.is_terminal:
@@ -22,18 +28,55 @@ telemetry:
 concurrency:
   pools:
     default_limit: 1        # DuckDB has one writer: the duckdb pool runs one asset at a time
+run_monitoring:             # the daemon `smsseg ui` starts watches the runs the UI launches
+  enabled: true             # fails a run stuck starting or canceling
+  free_slots_after_run_end_seconds: 60  # frees the pool slots a run still holds a minute after it ended
 """
 
 
+INTERRUPTIONS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt")  # SIGTERM or Ctrl-C, inside a step
+
+
 def dagster_home(data_dir: Path) -> Path:
-    """DAGSTER_HOME (default data/dagster), with the instance settings written on first use."""
+    """DAGSTER_HOME (default data/dagster), with the instance settings written on first use and kept up to date."""
     home = Path(os.environ.get("DAGSTER_HOME") or data_dir / "dagster")
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
+    if config.exists():
+        add_missing_instance_settings(config)
+    else:
         config.write_text(INSTANCE_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def add_missing_instance_settings(config: Path) -> None:
+    """An instance file of an older release (or the user's own) gains the settings it lacks; its keys stay."""
+    try:
+        current = yaml.safe_load(config.read_text())
+    except yaml.YAMLError as e:
+        raise SettingsError(f"{config}: not valid YAML ({' '.join(str(e).split())}). Fix it, or delete it "
+                            "and smsseg writes a new one.") from None
+    if current is None:
+        current = {}
+    if not isinstance(current, dict):
+        raise SettingsError(f"{config}: expected a mapping of Dagster instance settings, found "
+                            f"{type(current).__name__}. Fix it, or delete it and smsseg writes a new one.")
+    merged = with_defaults(current, yaml.safe_load(INSTANCE_YAML))
+    if merged != current:
+        config.write_text("# smsseg added the settings this file lacked (see INSTANCE_YAML in pipeline/cli.py).\n"
+                          + yaml.safe_dump(merged, sort_keys=False))
+
+
+def with_defaults(given: dict, defaults: dict) -> dict:
+    """`given` with every key of `defaults` it lacks, nested mappings merged; a value given always wins."""
+    merged = dict(given)
+    for key, default in defaults.items():
+        if merged.get(key) is None:
+            merged[key] = default
+        elif isinstance(merged[key], dict) and isinstance(default, dict):
+            merged[key] = with_defaults(merged[key], default)
+    return merged
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -44,7 +87,27 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     import dagster as dg
 
+    from pipeline.defs.runs import RunInProgressError, recover_dead_runs, refuse_if_running
+
+    with dg.DagsterInstance.get() as instance:
+        for line in recover_dead_runs(instance):
+            console.print(f"[yellow]{line}[/yellow]", soft_wrap=True)
+        try:  # rather than wait, at full CPU and forever, for the pool slot of a run that is still going
+            refuse_if_running(instance)
+        except RunInProgressError as e:
+            console.print(f"[red]not started:[/red] {e}", soft_wrap=True)
+            return 1
+        result = run_nightly(settings, args, instance)
+    return report(result)
+
+
+def run_nightly(settings: Settings, args: argparse.Namespace,
+                instance: "dg.DagsterInstance") -> "dg.ExecuteInProcessResult":
+    """The nightly job in this process, with a progress bar, tagged with this process's identity."""
+    import dagster as dg
+
     from pipeline.definitions import NIGHTLY, build_definitions
+    from pipeline.defs.runs import process_tags
     from pipeline.progress import progress_logger
 
     # Dagster captures each step's stdout at the file-descriptor level for its compute logs; the bar
@@ -63,16 +126,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_options["as_of"] = settings.as_of.isoformat()
     run_config = {"resources": {"run": {"config": run_options}},
                   "loggers": {name: {"config": {"log_level": "INFO"}} if name == "console" else {} for name in loggers}}
-    with dg.DagsterInstance.get() as instance, progress:
+    # SIGTERM as Ctrl-C, as Dagster's own run worker does: the step raises, its transaction rolls back,
+    # the run is marked failed and its pool slot freed, where SIGTERM's default would end the process at once.
+    # Python's own Ctrl-C handler, not SIGINT's current one: a shell's background job ignores SIGINT.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with progress:
         progress.add_task("starting", total=len(job.graph.node_names()))
         result = job.execute_in_process(
             run_config=run_config, instance=instance, raise_on_error=False,
-            tags={"smsseg/source": settings.source, "smsseg/launched_by": "cli"})
+            tags={"smsseg/source": settings.source, "smsseg/launched_by": "cli", **process_tags()})
     terminal.file.close()
+    return result
+
+
+def report(result: "dg.ExecuteInProcessResult") -> int:
+    """The summary, what failed and why, and the exit status."""
+    import dagster as dg
+
     print_summary(result)
     failures = [e for e in result.all_events if e.is_step_failure]
     for event in failures:
         error = event.event_specific_data.error
+        if error is not None and error.cls_name in INTERRUPTIONS:
+            console.print(f"[red]interrupted:[/red] {event.step_key}: stopped by a signal; what it was writing "
+                          "was rolled back and its pool slot freed. `smsseg run` again to finish.", soft_wrap=True)
+            continue
         while error is not None and error.cause is not None and "DagsterExecutionStepExecutionError" in error.cls_name:
             error = error.cause  # Dagster's wrapper says only that the step failed: show what did
         console.print(f"[red]failed:[/red] {event.step_key}: {error.message.strip() if error else ''}", soft_wrap=True)
@@ -264,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as e:
         console.print(f"[red]setting:[/red] {e}")
         return 2
+    except KeyboardInterrupt:  # SIGTERM or Ctrl-C before a run began or after it ended
+        console.print("[red]interrupted[/red]")
+        return 130
 
 
 if __name__ == "__main__":
