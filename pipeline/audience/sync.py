@@ -401,8 +401,14 @@ def _save_suppressions(con: duckdb.DuckDBPyConnection) -> None:
     """Replaces state.audience_suppressions with today's list, keeping when each number was first suppressed."""
     con.execute(f"""
         create or replace temp table audience_suppressions_next as
+        with today as (  -- a national number read in several regions is one suppressed number here
+            select phone, source, any_value(reason) as reason, min(since) as since
+            from {SUPPRESSED_TABLE}
+            group by phone, source
+        )
+
         select s.phone, s.reason, s.source, coalesce(s.since, old.since, now()) as since
-        from {SUPPRESSED_TABLE} as s
+        from today as s
         left join state.audience_suppressions as old on s.phone = old.phone and s.source = old.source""")  # noqa: S608
     with transaction(con):
         con.execute("delete from state.audience_suppressions")
