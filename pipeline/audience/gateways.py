@@ -228,7 +228,9 @@ class HttpGateway(AudienceGateway):
             rejected = [(r["phone"], r.get("reason") or "") for r in body.get("rejected", [])]
             return BatchResult(added=int(body["added"]), removed=int(body["removed"]), rejected=rejected)
         except (KeyError, TypeError, ValueError, AttributeError):
-            raise GatewayError(f"batch {idempotency_key}: unexpected reply {str(body)[:200]!r}",
+            # its keys, not its values: a reply names members, and the error reaches the event log
+            shape = sorted(body) if isinstance(body, dict) else type(body).__name__
+            raise GatewayError(f"batch {idempotency_key}: unexpected reply with {shape}",
                                retryable=False) from None
 
     def finish(self, target: AudienceTarget, as_of: dt.date, members: pa.Table) -> None:

@@ -74,8 +74,8 @@ def size_swing(instance: dg.DagsterInstance, segment: str, threshold: float) -> 
     if "previous_size" not in metadata:
         return None  # a first run has nothing to compare with
     before, size = metadata["previous_size"].value, metadata["size"].value
-    share = abs(size - before) / max(before, 1)
-    if share <= threshold:
+    share = (size - before) / max(before, 1)  # signed: a shrinking segment reads -60%, not +60%
+    if abs(share) <= threshold:
         return None
     return (f"segments.{segment} went from {before:,} to {size:,} members ({share:+.0%} of its size; the limit is "
             f"{threshold:.0%}). Check the segment, then acknowledge the swing (smsseg run --ack-swing {segment}, "

@@ -28,7 +28,7 @@ def gateway_resource(gateway: str, data_dir: str) -> AudienceGateway:
 def sync_metadata(result: SyncResult) -> dict[str, dg.MetadataValue]:
     metadata = {k: dg.MetadataValue.int(v) if isinstance(v, int) and not isinstance(v, bool) else v
                 for k, v in result.metadata().items()}
-    if result.dry_run:
+    if result.dry_run:  # customer ids and kinds only: the event log never holds a number or a name
         metadata["sample_adds"] = dg.MetadataValue.json(result.sample_adds)
         metadata["sample_removes"] = dg.MetadataValue.json(result.sample_removes)
     return metadata
@@ -48,10 +48,8 @@ def export_asset(definition: SegmentDefinition) -> dg.AssetsDefinition:
                 gateway: AudienceGateway) -> dg.MaterializeResult:
         swing = size_swing(context.instance, definition.name, settings.swing_threshold)
         held = swing is not None and definition.name not in run.acknowledge_swings
-        if held and not run.dry_run:
-            context.log.warning(f"export held, nothing sent: {swing}")
-            return dg.MaterializeResult(metadata={"held": True, "reason": swing})
-        # a dry run previews a held export's diff too: what acknowledging the swing would send
+        # a held export still sends the removals of numbers that must not be texted; a dry run
+        # previews a held export's whole diff: what acknowledging the swing would send
 
         def work(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dg.MaterializeResult:
             suppressions = settings.data_path / "suppressions.csv"
@@ -61,7 +59,7 @@ def export_asset(definition: SegmentDefinition) -> dg.AssetsDefinition:
                     run_id=context.run.run_id, fields=definition.fields,
                     target=AudienceTarget(definition.name, name=definition.target_list, tag=definition.target_tag,
                                           description=definition.description or ""),
-                    batch_size=settings.batch_size, dry_run=run.dry_run,
+                    batch_size=settings.batch_size, dry_run=run.dry_run, held=held,
                     suppressions_csv=suppressions if suppressions.exists() else None)
             except SyncError as e:
                 raise dg.Failure(str(e), metadata=sync_metadata(e.result)) from None
@@ -69,6 +67,9 @@ def export_asset(definition: SegmentDefinition) -> dg.AssetsDefinition:
                 context.log.info(f"dry run, nothing sent: +{result.added} ~{result.updated} -{result.removed}; "
                                  f"sample adds {result.sample_adds}, removes {result.sample_removes}"
                                  + (f"; the real run would hold it: {swing}" if held else ""))
+            elif result.held:
+                context.log.warning(f"export held: sent only the {result.removed} removals of numbers that may "
+                                    f"no longer be texted: {swing}")
             return dg.MaterializeResult(metadata={**sync_metadata(result),
                                                   **({"held": True, "reason": swing} if held else {})})
 
