@@ -127,6 +127,11 @@ def print_summary(result) -> None:
                           f"removes {export.get('sample_removes')}"
                           + ("; held by a size swing: --ack-swing to send it" if export.get("held") else ""),
                           soft_wrap=True)
+        elif path == ("retired_exports",):
+            for segment, removed in export.get("retired", {}).items():
+                console.print(f"segment {segment} is no longer exported: "
+                              f"{'would remove' if export.get('dry_run') else 'removed'} {removed:,} numbers "
+                              f"from {export['destination']}")
         elif path[0] == "exports" and export.get("held"):
             console.print(f"{path[1]} is held by a size swing: sent only {export['removed_despite_hold']:,} removals "
                           "of numbers that may no longer be texted; --ack-swing to send the rest", soft_wrap=True)

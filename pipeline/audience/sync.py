@@ -78,6 +78,8 @@ class SyncResult:
     pending_batches: int = 0  # dry run: batches a killed run left unconfirmed
     batches: int = 0
     held: bool = False  # a swing held the export: only removals of numbers that may not be texted were sent
+    hold_reason: str = ""  # why the sync held itself (an adopted audience that swung); empty otherwise
+    adopted: int = 0  # numbers the destination held that the ledger had lost, taken as synced
     # the first adds and removes by phone, as {"customer_id", "kind"}: never the number, since the
     # result goes into Dagster's event log
     sample_adds: list[dict] = field(default_factory=list)
@@ -87,7 +89,7 @@ class SyncResult:
         """Flat numbers a person would plot, for a Dagster MaterializeResult."""
         counts = {name: getattr(self, name) for name in (
             "members", "eligible", "added", "updated", "removed", "rejected", "failed", "unchanged",
-            "rejected_before", "replayed_batches", "pending_batches", "batches")}
+            "rejected_before", "replayed_batches", "pending_batches", "batches", "adopted")}
         held = {"held": True, "removed_despite_hold": self.removed} if self.held else {}
         return {"segment": self.segment, "dry_run": self.dry_run, **counts, **held,
                 **{f"excluded_{reason}": n for reason, n in self.excluded.items()}}
@@ -104,13 +106,17 @@ class SyncError(RuntimeError):
 def sync_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, segment: str, *, as_of: dt.date,
                  run_id: str | None = None, fields: tuple[str, ...] = (), suppressions_csv: Path | None = None,
                  target: AudienceTarget | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                 dry_run: bool = False, held: bool = False, sample_size: int = 10) -> SyncResult:
+                 dry_run: bool = False, held: bool = False, swing_threshold: float | None = None,
+                 sample_size: int = 10) -> SyncResult:
     """Syncs `segments.<segment>` to the gateway; `con` is the build warehouse with state.duckdb as `state`.
 
     dry_run computes the diff and returns it (counts and a sample) without writing state or
     calling the gateway. `held` (a size swing no one acknowledged) sends only the removals of
     numbers that must not be texted (`_keep_consent_removals`): an opt-out never waits for a
-    person. Raises SyncError when the gateway finally refuses the audience or a batch.
+    person. `swing_threshold`, for a segment with no size history to hold it by: when the sync
+    adopts what the destination holds (`_adopt_held`), it holds itself if the eligible audience
+    differs from that by more than this share. Raises SyncError when the gateway finally refuses
+    the audience or a batch.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size {batch_size}: must be at least 1")
@@ -119,8 +125,56 @@ def sync_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, segme
     audience = eligible_audience(con, segment, fields=fields, suppressions_csv=suppressions_csv)
     result = SyncResult(segment=segment, run_id=run_id, dry_run=dry_run, members=audience.members,
                         eligible=audience.eligible, excluded=audience.excluded, held=held and not dry_run)
-    destination = gateway.destination
-    if dry_run:
+    return _sync(con, gateway, target, audience, result, as_of=as_of, batch_size=batch_size,
+                 sample_size=sample_size, suppressions=True, swing_threshold=swing_threshold)
+
+
+def retire_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, segment: str, *, as_of: dt.date,
+                   run_id: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                   dry_run: bool = False) -> SyncResult:
+    """Removes every member the destination holds for `segment`, which no definition exports any more.
+
+    It is a sync to an empty audience, so it resumes like one: a killed run's batches are replayed
+    first, and once every removal is confirmed the ledger holds nothing for the segment, so the
+    next night does not retire it again. The target is the one the segment was last synced to.
+    """
+    run_id = run_id or uuid.uuid4().hex
+    con.execute(f"create or replace temp table {ELIGIBLE_TABLE} (phone varchar, customer_id bigint, "  # noqa: S608
+                "first_name varchar, last_name varchar, country varchar, fields_hash varchar)")
+    audience = Eligibility(segment=segment, members=0, eligible=0, excluded={}, fields=())
+    result = SyncResult(segment=segment, run_id=run_id, dry_run=dry_run, members=0, eligible=0, excluded={})
+    return _sync(con, gateway, recorded_target(con, gateway.destination, segment), audience, result, as_of=as_of,
+                 batch_size=batch_size, sample_size=0, suppressions=False)
+
+
+def retired_segments(con: duckdb.DuckDBPyConnection, destination: str, exported: set[str]) -> list[str]:
+    """Segments `destination` holds members of, or has batches pending for, by the ledger, that are not `exported`."""
+    if state_version(con) == 0:
+        return []
+    migrate(con)
+    return [row[0] for row in con.execute("""
+        select distinct segment from state.audience_sync_state
+        where (destination = $destination or destination is null) and not list_contains($exported, segment)
+        union
+        select distinct segment from state.audience_batches
+        where (destination = $destination or destination is null) and status = 'planned'
+            and not list_contains($exported, segment)
+        order by 1""", {"destination": destination, "exported": sorted(exported)}).fetchall()]
+
+
+def recorded_target(con: duckdb.DuckDBPyConnection, destination: str, segment: str) -> AudienceTarget:
+    """The target `segment` was last synced to at `destination` (its definition may be gone)."""
+    row = con.execute("select list_name, tag from state.audience_targets where destination = ? and segment = ?",
+                      [destination, segment]).fetchall()
+    return AudienceTarget(segment, name=row[0][0] or "", tag=row[0][1] or "") if row else AudienceTarget(segment)
+
+
+def _sync(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target: AudienceTarget, audience: Eligibility,
+          result: SyncResult, *, as_of: dt.date, batch_size: int, sample_size: int, suppressions: bool,
+          swing_threshold: float | None = None) -> SyncResult:
+    """Brings the destination's copy of `target.segment` to the temp table audience_eligible."""
+    segment, run_id, destination = target.segment, result.run_id, gateway.destination
+    if result.dry_run:
         # a dry run before any real one creates no state; one on an older file migrates it (its
         # tables, not what they hold) so it reads what the real run will
         has_state = state_version(con) > 0
@@ -136,12 +190,25 @@ def sync_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, segme
 
     migrate(con)
     with _checkpoints_deferred(con):
-        _save_suppressions(con)
+        if suppressions:
+            _save_suppressions(con)
         _claim_unowned(con, destination, segment)
         try:
             _upsert_audience(con, gateway, target)
         except GatewayError as exc:
             raise SyncError(f"audience {segment}: {exc}", result) from exc
+        if _ledger_empty(con, destination, segment):
+            try:
+                result.adopted = _adopt_held(con, gateway, target, run_id)
+            except GatewayError as exc:
+                raise SyncError(f"audience {segment}: reading what the destination holds: {exc}", result) from exc
+            share = (result.eligible - result.adopted) / max(result.adopted, 1)
+            if result.adopted and swing_threshold is not None and abs(share) > swing_threshold:
+                result.held = True
+                result.hold_reason = (
+                    f"{segment}: the ledger was empty and {destination} holds {result.adopted:,} numbers, where "
+                    f"{result.eligible:,} are eligible now ({share:+.0%}; the limit is {swing_threshold:.0%}). "
+                    f"Check the segment, then acknowledge the swing (smsseg run --ack-swing {segment}).")
         pending = _pending_batches(con, destination, segment)
         for start in range(0, len(pending), GROUP_BATCHES):
             # a killed run's batches: the gateway may have applied them, so only their own keys may resend them
@@ -156,7 +223,8 @@ def sync_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, segme
                                "where run_id = ? and segment = ?", [run_id, segment]).fetchall()[0][0]
         for first in range(1, result.batches + 1, GROUP_BATCHES):
             parts = range(first, min(first + GROUP_BATCHES, result.batches + 1))
-            plans = _plan_group(con, destination, segment, run_id, as_of, numbered, parts, batch_size, audience)
+            plans = _plan_group(con, destination, segment, run_id, as_of, numbered, parts, batch_size,
+                                audience.fields)
             _send_group(con, gateway, target, plans, run_id, as_of, result, replay=False)
         if not result.held:
             _save_members(con, segment, as_of, run_id, audience)
@@ -195,6 +263,47 @@ def _claim_unowned(con: duckdb.DuckDBPyConnection, destination: str, segment: st
         for table in ("audience_sync_state", "audience_changes", "audience_batches"):
             con.execute(f"update state.{table} set destination = ? "  # noqa: S608 - constant names
                         "where destination is null and segment = ?", [destination, segment])
+
+
+def _ledger_empty(con: duckdb.DuckDBPyConnection, destination: str, segment: str) -> bool:
+    """Whether state.duckdb has no record of `segment` at `destination`: new, or lost with the file."""
+    return not con.execute("""
+        select 1 from state.audience_sync_state where destination = $d and segment = $s
+        union all
+        select 1 from state.audience_changes where destination = $d and segment = $s
+        limit 1""", {"d": destination, "s": segment}).fetchall()
+
+
+def _adopt_held(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target: AudienceTarget,
+                run_id: str) -> int:
+    """Takes what the destination holds for the segment as its sync state; returns how many numbers.
+
+    So a lost state.duckdb sends nothing twice and leaves nothing behind: the diff then adds only
+    who the destination lacks and removes who is no longer eligible. An adopted member who is
+    still eligible is taken as up to date (its fields hash is the eligible one): no update is sent.
+    """
+    held = gateway.list_members(target)
+    con.register("audience_held", pa.table({
+        "phone": pa.array([m.phone for m in held], pa.string()),
+        "customer_id": pa.array([m.customer_id for m in held], pa.int64()),
+        "destination_id": pa.array([m.destination_id for m in held], pa.string()),
+    }))
+    try:
+        with transaction(con):
+            con.execute(f"""
+                insert into state.audience_sync_state by name
+                select
+                    $segment as segment, h.phone, coalesce(any_value(h.customer_id), any_value(e.customer_id))
+                        as customer_id,
+                    any_value(e.fields_hash) as fields_hash, now() as synced_at, $run_id as run_id,
+                    $destination as destination, any_value(h.destination_id) as destination_id
+                from audience_held as h
+                left join {ELIGIBLE_TABLE} as e on h.phone = e.phone
+                group by h.phone""",  # noqa: S608 - constant names
+                        {"segment": target.segment, "run_id": run_id, "destination": gateway.destination})
+    finally:
+        con.unregister("audience_held")
+    return len({m.phone for m in held})
 
 
 def _upsert_audience(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target: AudienceTarget) -> None:
@@ -312,12 +421,12 @@ def _keep_consent_removals(con: duckdb.DuckDBPyConnection, result: SyncResult, b
 
 
 def _plan_group(con: duckdb.DuckDBPyConnection, destination: str, segment: str, run_id: str, as_of: dt.date,
-                numbered: int, parts: range, batch_size: int, audience: Eligibility) -> list[_Plan]:
+                numbered: int, parts: range, batch_size: int, fields: tuple[str, ...]) -> list[_Plan]:
     """Commits `parts` of the diff to state.audience_batches, as batch numbers `numbered` + part, before any is sent.
 
     DuckDB builds each plan's JSON from the diff in one statement, which is then what is sent.
     """
-    member = ", ".join(f"{quote_identifier(c)} := {quote_identifier(c)}" for c in (*MEMBER_COLUMNS, *audience.fields))
+    member = ", ".join(f"{quote_identifier(c)} := {quote_identifier(c)}" for c in (*MEMBER_COLUMNS, *fields))
     con.execute(f"""
         insert into state.audience_batches by name
         select

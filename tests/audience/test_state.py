@@ -12,7 +12,7 @@ from pipeline.audience.gateways import FileGateway
 from pipeline.audience.sync import sync_segment
 from pipeline.warehouse.state import VERSION, StateVersionError, migrate
 from tests.audience.conftest import SEGMENT, mobile
-from tests.audience.test_sync import http, shop
+from tests.audience.test_sync import LATER, http, shop
 from tests.fixtures.stores import Store, customer
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "state-v0.duckdb.gz"
@@ -85,3 +85,40 @@ def test_switching_destination_starts_a_fresh_audience_there(audience_db, emulat
     assert set(emulator.members(SEGMENT)) == {mobile(n) for n in (1, 2, 3)}
     assert con.execute("select destination, count(*) from state.audience_sync_state group by all "
                        "order by 1").fetchall() == [("file", 3), ("http", 3)]
+
+
+def lose_state(con, tmp_path: Path) -> None:
+    """Deletes data/state.duckdb, as an operator might, between two syncs."""
+    con.close()
+    for path in (tmp_path / "data").glob("state.duckdb*"):
+        path.unlink()
+
+
+def test_a_lost_ledger_is_rebuilt_from_the_destination_sending_nothing_twice(audience_db, emulator, tmp_path):
+    con = audience_db(shop(10))
+    sync_segment(con, http(emulator), SEGMENT, as_of=V0_NIGHT, run_id="r1", batch_size=4)
+    lose_state(con, tmp_path)
+    con = audience_db(shop(12, customer(3, phone=mobile(3), first="C3", sms_state="UNSUBSCRIBED", updated=LATER),
+                           customer(4, phone=mobile(4), first="Changed", updated=LATER)))
+    result = sync_segment(con, http(emulator), SEGMENT, as_of=V0_NIGHT, run_id="r2", batch_size=4)
+    # adopted as up to date: 4's changed name is not sent (README), 3 is removed, 11 and 12 added
+    assert (result.adopted, result.added, result.updated, result.removed) == (10, 2, 0, 1)
+    assert set(emulator.adds_of(SEGMENT).values()) == {1}
+    assert set(emulator.members(SEGMENT)) == {mobile(n) for n in range(1, 13)} - {mobile(3)}
+    again = sync_segment(con, http(emulator), SEGMENT, as_of=V0_NIGHT, run_id="r3")
+    assert (again.adopted, again.added, again.removed) == (0, 0, 0)
+
+
+def test_an_adopted_audience_that_swung_is_held_but_still_loses_who_may_not_be_texted(audience_db, emulator,
+                                                                                      tmp_path):
+    con = audience_db(shop(10))
+    sync_segment(con, http(emulator), SEGMENT, as_of=V0_NIGHT, run_id="r1")
+    lose_state(con, tmp_path)
+    con = audience_db(shop(10, customer(1, phone=mobile(1), first="C1", sms_state="UNSUBSCRIBED", updated=LATER)),
+                      segment_sql="select customer_id from marts.customers where customer_id <= 4")
+    result = sync_segment(con, http(emulator), SEGMENT, as_of=V0_NIGHT, run_id="r2", swing_threshold=0.5)
+    assert result.held and "holds 10 numbers, where 3 are eligible now (-70%" in result.hold_reason
+    assert (result.removed, result.added) == (1, 0)  # the unsubscribed one; 5..10 wait for the acknowledgement
+    assert set(emulator.members(SEGMENT)) == {mobile(n) for n in range(2, 11)}
+    acknowledged = sync_segment(con, http(emulator), SEGMENT, as_of=V0_NIGHT, run_id="r3", swing_threshold=None)
+    assert (acknowledged.held, acknowledged.removed) == (False, 6)  # nothing was left behind untracked
