@@ -231,7 +231,7 @@ def _sync(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target: Audi
             gateway.finish(target, as_of, _members_table(con, audience))
         elif result.removed or result.replayed_batches:
             _forget_removed_members(con, destination, segment)
-            gateway.finish(target, as_of, _held_members_table(con, segment, audience))
+            gateway.finish(target, as_of, _held_members_table(con, destination, segment, audience))
     log.info("audience %s: %d eligible, %d added, %d updated, %d removed, %d rejected, %d unchanged",
              segment, result.eligible, result.added, result.updated, result.removed, result.rejected,
              result.unchanged)
@@ -630,13 +630,24 @@ def _forget_removed_members(con: duckdb.DuckDBPyConnection, destination: str, se
                     "state.audience_sync_state where destination = ? and segment = ?)", [segment, destination, segment])
 
 
-def _held_members_table(con: duckdb.DuckDBPyConnection, segment: str, audience: Eligibility) -> pa.Table:
-    """The audience a held sync leaves at the gateway: the last real sync's members, less those it removed."""
-    extra = "".join(f", fields ->> {exp.Literal.string(f).sql(dialect='duckdb')} as {quote_identifier(f)}"
-                    for f in audience.fields)
-    return con.sql(f"select phone, customer_id, first_name, last_name, country{extra} "  # noqa: S608 - names quoted by sqlglot
-                   "from state.audience_members where segment = $segment order by phone",
-                   params={"segment": segment}).to_arrow_table()
+def _held_members_table(con: duckdb.DuckDBPyConnection, destination: str, segment: str,
+                        audience: Eligibility) -> pa.Table:
+    """The audience a held sync leaves at the destination: its sync state, with each member's details as
+    the last real sync sent them (or, for a member adopted from the destination, as they are now)."""
+    def detail(column: str, sent: str) -> str:
+        return f"coalesce({sent}, e.{quote_identifier(column)}) as {quote_identifier(column)}"
+
+    columns = ", ".join([*(detail(c, f"m.{c}") for c in ("first_name", "last_name", "country")),
+                         *(detail(f, f"m.fields ->> {exp.Literal.string(f).sql(dialect='duckdb')}")
+                           for f in audience.fields)])
+    return con.sql(f"""
+        select s.phone, s.customer_id, {columns}
+        from state.audience_sync_state as s
+        left join state.audience_members as m on m.segment = s.segment and m.phone = s.phone
+        left join {ELIGIBLE_TABLE} as e on e.phone = s.phone
+        where s.destination = $destination and s.segment = $segment
+        order by s.phone""",  # noqa: S608 - names quoted by sqlglot
+                   params={"destination": destination, "segment": segment}).to_arrow_table()
 
 
 def _members_table(con: duckdb.DuckDBPyConnection, audience: Eligibility) -> pa.Table:

@@ -76,7 +76,7 @@ def test_the_token_never_appears_in_logs_errors_or_reprs(audience_db, emulator, 
         with pytest.raises(GatewayError) as failure:
             bad.upsert_audience(TARGET)
         errors.append(failure.value)
-    emulator.set_faults(Faults(script=["ok", "500", "500"]))
+    emulator.set_faults(Faults(script=["ok", "ok", "500", "500"]))  # PUT, GET the new audience, then down
     con.execute("create view segments.again as select customer_id from marts.customers")
     with pytest.raises(SyncError, match="batch 1 failed") as failure:
         sync_segment(con, gateway(emulator, [], max_attempts=2), "again", as_of=AS_OF, run_id="r2")

@@ -144,7 +144,8 @@ def test_dry_run_before_any_real_run_creates_no_state(audience_db, emulator):
 
 def fail_at_batch_3(con, emulator) -> SyncError:
     """A sync in batches of 10 whose gateway goes down for good after two batches: the error it raises."""
-    emulator.set_faults(Faults(script=["ok", "ok", "ok", "500", "500", "500"]))  # PUT, 2 batches, then down
+    # PUT, the GET of what a new audience holds, 2 batches, then down
+    emulator.set_faults(Faults(script=["ok", "ok", "ok", "ok", "500", "500", "500"]))
     with pytest.raises(SyncError, match="batch 3 failed") as failure:
         sync_segment(con, http(emulator, max_attempts=3), SEGMENT, as_of=AS_OF, run_id="r1", batch_size=10)
     return failure.value

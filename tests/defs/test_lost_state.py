@@ -46,6 +46,12 @@ def changes(tmp_path: Path, day: int) -> list[str]:
     return sorted(path.read_text().splitlines()[1:])
 
 
+def held_audience(tmp_path: Path) -> list[str]:
+    """Customer ids in the file gateway's audience of the second night."""
+    audience = (tmp_path / "data" / "exports" / "vips" / f"{AS_OF + dt.timedelta(days=1)}.csv").read_text()
+    return [line.split(",")[1] for line in audience.splitlines()[1:]]
+
+
 @pytest.mark.parametrize("dagster_history", [True, False], ids=["dagster-kept", "dagster-lost-too"])
 def test_deleting_state_between_two_nights_is_harmless(tmp_path: Path, dagster_history: bool) -> None:
     with dg.DagsterInstance.ephemeral() as kept:
@@ -58,6 +64,7 @@ def test_deleting_state_between_two_nights_is_harmless(tmp_path: Path, dagster_h
         figures = export(held)
         assert (figures["held"], figures["adopted"], figures["added"], figures["removed"]) == (True, 10, 0, 1)
         assert changes(tmp_path, 1) == ["remove,+393470000001,1"]  # consent is never held; no number resent
+        assert held_audience(tmp_path) == [str(n) for n in range(2, 11)]  # what the destination now holds
         if dagster_history:  # the size Dagster recorded for the day before turns the check red too
             assert "went from 10 to 4 members (-60%" in checks(held)["segments/vips:size_swing"][1]
         else:
@@ -65,5 +72,4 @@ def test_deleting_state_between_two_nights_is_harmless(tmp_path: Path, dagster_h
 
         acknowledged = night(tmp_path, True, 1, instance, acknowledge_swings=["vips"])
         assert (export(acknowledged)["added"], export(acknowledged)["removed"]) == (0, 6)
-        audience = (tmp_path / "data" / "exports" / "vips" / f"{AS_OF + dt.timedelta(days=1)}.csv").read_text()
-        assert [line.split(",")[1] for line in audience.splitlines()[1:]] == ["2", "3", "4"]  # none left behind
+        assert held_audience(tmp_path) == ["2", "3", "4"]  # none left behind
