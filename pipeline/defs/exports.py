@@ -10,7 +10,7 @@ from pipeline.audience.sync import SyncError, SyncResult, retire_segment, retire
 from pipeline.defs.checks import size_swing
 from pipeline.defs.resources import PipelineSettings, RunOptions
 from pipeline.defs.segments import segment_key
-from pipeline.defs.warehouse import POOL, with_build
+from pipeline.defs.warehouse import MARTS_KEYS, POOL, with_build
 from pipeline.segments import SegmentDefinition
 
 # not under exports/: any name there could be a segment's
@@ -95,7 +95,8 @@ def retired_asset(exported: list[str], kept: list[str]) -> dg.AssetsDefinition:
     """
     @dg.asset(
         key=RETIRED_KEY,
-        deps=[export_key(name) for name in exported],
+        # not after the exports: one failing export must not keep another segment's audience up
+        deps=MARTS_KEYS,
         group_name="exports",
         kinds={"duckdb", "sms"},
         pool=POOL,

@@ -1,6 +1,7 @@
 """A segment no longer exported (deleted, renamed, export: false) is emptied at its destination, once."""
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -72,3 +73,16 @@ def test_retiring_over_http_removes_every_member_at_the_gateway(tmp_path: Path) 
         assert len(emulator.members("vips")) == 8
         night(tmp_path, {"buyers": BUYERS}, 1, gateway=gateway)
         assert emulator.members("vips") == {} and len(emulator.members("buyers")) == 8
+
+
+def test_a_failing_export_does_not_keep_a_retired_audience_up(tmp_path: Path) -> None:
+    night(tmp_path, {"buyers": BUYERS, "vips": VIPS}, 0)
+    (tmp_path / "defs" / "vips.yaml").unlink()
+    buyers = tmp_path / "data" / "exports" / "buyers"
+    shutil.rmtree(buyers)
+    buyers.write_text("in the way")  # the file gateway cannot write buyers' audience: its export fails
+    settings = Settings(source=f"jsonl:{shop().write(tmp_path / 'store')}", data_dir=tmp_path / "data",
+                        segments_dir=tmp_path / "defs")
+    result = run_nightly_job(settings, as_of=AS_OF + dt.timedelta(days=1))
+    assert [e.step_key for e in result.all_events if e.is_step_failure] == ["exports__buyers"]
+    assert retired(result)["retired"] == {"vips": 8}
