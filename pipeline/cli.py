@@ -189,8 +189,9 @@ def print_summary(result) -> None:
         excluded = ", ".join(f"{k.removeprefix('excluded_')} {v:,}" for k, v in (export or {}).items()
                              if k.startswith("excluded_") and v)
         counts = ("eligible", "added", "updated", "removed", "rejected")
-        if export and export.get("held"):
-            cells = ["held"] + [""] * (len(counts) - 1)
+        if export and export.get("held"):  # a real run's held export still removed who may not be texted
+            despite = export.get("removed_despite_hold")
+            cells = ["held", "", "", "" if despite is None else f"{despite:,}", ""]
         else:
             cells = [f"{export[k]:,}" for k in counts] if export else [""] * len(counts)
         change = segment.get("size_change")
@@ -204,6 +205,14 @@ def print_summary(result) -> None:
                           f"removes {export.get('sample_removes')}"
                           + ("; held by a size swing: --ack-swing to send it" if export.get("held") else ""),
                           soft_wrap=True)
+        elif path == ("retired_exports",):
+            for segment, removed in export.get("retired", {}).items():
+                console.print(f"segment {segment} is no longer exported: "
+                              f"{'would remove' if export.get('dry_run') else 'removed'} {removed:,} numbers "
+                              f"from {export['destination']}")
+        elif path[0] == "exports" and export.get("held"):
+            console.print(f"{path[1]} is held by a size swing: sent only {export['removed_despite_hold']:,} removals "
+                          "of numbers that may no longer be texted; --ack-swing to send the rest", soft_wrap=True)
 
 
 def cmd_ui(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ import duckdb
 
 from pipeline.audience.state import copy_audience_tables, forget_redacted
 from pipeline.defs.checks import data_test_checks, swing_check
-from pipeline.defs.exports import export_asset, gateway_resource
+from pipeline.defs.exports import export_asset, gateway_resource, retired_asset
 from pipeline.defs.extract import extract_assets
 from pipeline.defs.resources import PipelineSettings, RunOptions, ShopifyResource
 from pipeline.defs.segments import healthy_segments, segment_assets, segment_key
@@ -50,13 +50,14 @@ def build_definitions(settings: Settings, loggers: dict[str, dg.LoggerDefinition
                                          memory_limit=settings.memory_limit, batch_size=settings.batch_size)
     segments, definitions = segment_assets(settings.segments_dir)
     healthy = healthy_segments(definitions)
-    exports = [export_asset(definitions.definitions[name]) for name in healthy
-               if definitions.definitions[name].export]
+    exported = [name for name in healthy if definitions.definitions[name].export]
+    exports = [export_asset(definitions.definitions[name]) for name in exported]
+    retired = retired_asset(exported, kept=[n for n in definitions.names if n not in healthy])
     # a broken definition fails its own asset; the warehouse still publishes with every healthy segment
     publish = published_warehouse_asset(
-        deps=[*MARTS_KEYS, *(segment_key(n) for n in healthy), *(e.key for e in exports)],
+        deps=[*MARTS_KEYS, *(segment_key(n) for n in healthy), *(e.key for e in exports), retired.key],
         before_publish=copy_for_analysts)
-    assets = [*extract_assets(settings.source), *model_assets, phone_numbers, *segments, *exports, publish]
+    assets = [*extract_assets(settings.source), *model_assets, phone_numbers, *segments, *exports, retired, publish]
     job = dg.define_asset_job(NIGHTLY, selection=dg.AssetSelection.all(),
                               description="Extract, build the warehouse, evaluate segments, sync audiences.")
     return dg.Definitions(

@@ -24,6 +24,7 @@ SUPPRESSED_TABLE = "audience_suppressed"
 # REDACTED, and "redacted" is the reason an operator looks for.
 REASONS = ("redacted", "no_consent", "bad_phone", "suppressed", "duplicate")
 SEGMENT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+_INTERNATIONAL = re.compile(r"\s*(?:\+|00)\s*")  # a number written with its country code
 
 
 class AudienceError(ValueError):
@@ -83,6 +84,7 @@ def eligible_audience(con: duckdb.DuckDBPyConnection, segment: str, *, fields: t
                 customers.phone_e164 as phone,
                 customers.sms_subscription_status,
                 customers.is_redacted,
+                profiles.default_country as phone_region,  -- where a number without + was read
                 -- the default address's country; else another address's; else the number's
                 coalesce(profiles.default_country, customers.customer_countries[1], c2.region, c3.region, c4.region)
                     as country
@@ -102,7 +104,10 @@ def eligible_audience(con: duckdb.DuckDBPyConnection, segment: str, *, fields: t
                     when is_redacted then 'redacted'
                     when sms_subscription_status is distinct from 'SUBSCRIBED' then 'no_consent'
                     when phone is null then 'bad_phone'
-                    when phone in (select phone from {SUPPRESSED_TABLE}) then 'suppressed'
+                    when exists (
+                        select 1 from {SUPPRESSED_TABLE} as s
+                        where s.phone = candidates.phone and (s.region is null or s.region = candidates.phone_region)
+                    ) then 'suppressed'
                 end as reason
             from candidates
         )
@@ -133,32 +138,80 @@ def eligible_audience(con: duckdb.DuckDBPyConnection, segment: str, *, fields: t
 
 
 def load_suppressions(con: duckdb.DuckDBPyConnection, suppressions_csv: Path | None) -> int:
-    """Temp table `audience_suppressed(phone, reason, source, since)`: opted_out events and the CSV.
+    """Temp table `audience_suppressed(phone, region, reason, source, since)`: opted_out events and the CSV.
 
-    Gateway events already carry E.164 numbers (the store-directory contract), so they are
-    matched as they are; the merchant's CSV is typed by hand and goes through to_e164. Every
-    opt-out counts, also one after the evaluation date: a backfill must not text a number that
-    has since asked to stop (segments see only events up to that date; this is not a segment).
+    `phone` is E.164. An opt-out is written however the gateway or the merchant wrote it, and one
+    that slips through by its spelling texts someone who said stop: every distinct number written
+    is read the way a customer's own number is (`suppressed_readings`), and `region` says which
+    customers a national reading suppresses (null: every customer with that number). Every
+    opt-out counts, also one after the evaluation date: a backfill must not text a number that has
+    since asked to stop (segments see only events up to that date; this is not a segment).
     """
     listed = read_suppressions_csv(suppressions_csv) if suppressions_csv else []
+    con.execute("""
+        create or replace temp table audience_opted_out as
+        select phone, min(occurred_at) as since
+        from staging.stg_sms_events
+        where event_type = 'opted_out' and phone is not null
+        group by phone""")
+    written = sorted({row[0] for row in con.execute("select phone from audience_opted_out").fetchall()}
+                     | {row[0] for row in listed})
+    regions = [row[0] for row in con.execute("select distinct default_country from staging.stg_customers "
+                                             "where default_country is not null order by 1").fetchall()]
+    readings = suppressed_readings(written, regions)
     con.register("audience_listed", pa.table({
         "phone": pa.array([row[0] for row in listed], pa.string()),
         "reason": pa.array([row[1] for row in listed], pa.string()),
     }))
+    con.register("audience_readings", pa.table({
+        "written": pa.array([r[0] for r in readings], pa.string()),
+        "phone": pa.array([r[1] for r in readings], pa.string()),
+        "region": pa.array([r[2] for r in readings], pa.string()),
+    }))
     try:
         con.execute(f"""
             create or replace temp table {SUPPRESSED_TABLE} as
-            select phone, 'opted_out' as reason, 'sms_events' as source, min(occurred_at) as since
-            from staging.stg_sms_events
-            where event_type = 'opted_out' and phone is not null
-            group by phone
+            select r.phone, r.region, 'opted_out' as reason, 'sms_events' as source, min(o.since) as since
+            from audience_opted_out as o
+            inner join audience_readings as r on o.phone = r.written
+            group by r.phone, r.region
             union all
-            select phone, any_value(reason), 'suppressions.csv', cast(null as timestamptz)
-            from audience_listed
-            group by phone""")  # noqa: S608 - constant names
+            select r.phone, r.region, any_value(l.reason), 'suppressions.csv', cast(null as timestamptz)
+            from audience_listed as l
+            inner join audience_readings as r on l.phone = r.written
+            group by r.phone, r.region""")  # noqa: S608 - constant names
     finally:
         con.unregister("audience_listed")
+        con.unregister("audience_readings")
+        con.execute("drop table audience_opted_out")
     return con.execute(f"select count(distinct phone) from {SUPPRESSED_TABLE}").fetchall()[0][0]  # noqa: S608
+
+
+def suppressed_readings(written: list[str], regions: list[str]) -> list[tuple[str, str, str | None]]:
+    """(as written, E.164, region) for each way a suppressed number can be some customer's number.
+
+    A number with + or an international 00 reads alone (region None). One without is read in
+    each region a customer's own number may be read in (their default address country, as
+    refresh_phone_table does), and suppresses only customers of that region: 347 123 4567 is an
+    Italian mobile for a customer in Italy and nobody's number in Germany.
+    """
+    readings = []
+    for phone in written:
+        alone = read_alone(phone)
+        if alone is not None:
+            readings.append((phone, alone, None))
+        elif not _INTERNATIONAL.match(phone):
+            readings.extend((phone, e164, region) for region in regions
+                            if (e164 := to_e164(phone, region)) is not None)
+    return readings
+
+
+def read_alone(phone: str) -> str | None:
+    """The number in E.164 when it is written internationally (+39..., 0039...), else None."""
+    international = _INTERNATIONAL.match(phone)
+    if not international:
+        return None
+    return to_e164("+" + phone[international.end():], None)
 
 
 def read_suppressions_csv(path: Path) -> list[tuple[str, str]]:
@@ -183,7 +236,7 @@ def read_suppressions_csv(path: Path) -> list[tuple[str, str]]:
             if len(record) != len(header):
                 raise AudienceError(f"{path}:{line}: {len(record)} values, expected {len(header)} "
                                     f"({','.join(header)})")
-            phone = to_e164(record[0].strip(), None)
+            phone = read_alone(record[0].strip())
             if phone is None:
                 raise AudienceError(f"{path}:{line}: {record[0].strip()!r} is not a valid phone number; "
                                     "write it in international format, e.g. +393471234567")

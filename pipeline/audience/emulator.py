@@ -13,6 +13,9 @@ Faults are a script of steps cycled over successive API requests:
   drop_after  apply, then close the connection without a reply
   slow        apply, then wait `slow_step_seconds` before replying (longer than a client timeout)
 
+GET /audiences/{segment}/members?cursor=&limit= pages through an audience's members by phone
+(at most MAX_PAGE a page; `next_cursor` is null on the last), with the same auth and faults.
+
     python -m pipeline.audience.emulator --port 0 --token T [--script 429,ok,500] [--slow 0.05] [--max-batch 500]
 """
 
@@ -28,6 +31,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler
+from urllib.parse import parse_qsl, urlsplit
 
 from pipeline.loopback import LoopbackServer
 
@@ -38,6 +42,7 @@ E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 AUDIENCE_PATH = re.compile(r"/audiences/([A-Za-z0-9_-]+)")
 MEMBERS_PATH = re.compile(r"/audiences/([A-Za-z0-9_-]+)/members")
 MAX_BATCH = 500  # numbers (adds and removes) one members request may carry, as sms-export.md says
+MAX_PAGE = 1000  # members one GET of an audience's members returns at most
 
 
 @dataclass
@@ -111,6 +116,8 @@ class GatewayEmulator(LoopbackServer):
             return status, reply
 
     def _execute(self, method: str, path: str, body: dict, faults: Faults) -> tuple[int, dict]:
+        if method == "GET" and (match := MEMBERS_PATH.fullmatch(path)):
+            return self._page(match[1], body)
         if method == "PUT" and (match := AUDIENCE_PATH.fullmatch(path)):
             audience = self.audiences.setdefault(match[1], {"members": {}})
             audience.update(name=body.get("name"), description=body.get("description"))
@@ -140,6 +147,22 @@ class GatewayEmulator(LoopbackServer):
                 removed += audience["members"].pop(phone, None) is not None
             return 200, {"added": added, "removed": removed, "rejected": rejected}
         return 404, {"error": f"no such endpoint: {method} {path}"}
+
+
+    def _page(self, segment: str, query: dict) -> tuple[int, dict]:
+        """One page of an audience's members, by phone; an audience never created holds none."""
+        try:
+            start = int(query.get("cursor") or 0)
+            limit = int(query.get("limit") or MAX_PAGE)
+        except ValueError:
+            return 400, {"error": "cursor and limit must be whole numbers"}
+        if start < 0 or not 1 <= limit <= MAX_PAGE:
+            return 400, {"error": f"cursor must be at least 0 and limit between 1 and {MAX_PAGE}"}
+        members = self.audiences.get(segment, {}).get("members", {})
+        phones = sorted(members)[start:start + limit]
+        more = start + limit < len(members)
+        return 200, {"members": [{"phone": p, "customer_id": members[p].get("customer_id")} for p in phones],
+                     "next_cursor": str(start + limit) if more else None}
 
 
 def _handler(emulator: GatewayEmulator) -> type[BaseHTTPRequestHandler]:
@@ -177,6 +200,9 @@ def _handler(emulator: GatewayEmulator) -> type[BaseHTTPRequestHandler]:
                 return self._reply(200, emulator.snapshot())
             with emulator._lock:
                 emulator.received[method] += 1
+            url = urlsplit(self.path)
+            if method == "GET":  # its parameters are in the query, not a body
+                body = dict(parse_qsl(url.query))
             step, faults = emulator._next_step()
             if step == "429":
                 return self._reply(429, {"error": "slow down"}, {"Retry-After": faults.retry_after})
@@ -184,7 +210,7 @@ def _handler(emulator: GatewayEmulator) -> type[BaseHTTPRequestHandler]:
                 return self._reply(503, {"error": "temporarily unavailable"})
             if step == "drop":
                 return self._drop()
-            status, reply = emulator._apply(method, self.path, self.headers.get("Idempotency-Key"), body, faults)
+            status, reply = emulator._apply(method, url.path, self.headers.get("Idempotency-Key"), body, faults)
             if step == "drop_after":
                 return self._drop()
             time.sleep(faults.slow_seconds + (faults.slow_step_seconds if step == "slow" else 0))

@@ -12,6 +12,7 @@ import datetime as dt
 import io
 import os
 import random
+import re
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -28,6 +29,10 @@ from pydantic import Field, PrivateAttr
 log = get_dagster_logger(__name__)  # inside a step, its retries reach the run log
 
 CHANGE_COLUMNS = ("action", "phone", "customer_id")
+AUDIENCE_FILE = re.compile(r"\d{4}-\d{2}-\d{2}\.csv")  # <as_of>.csv, not <as_of>.changes.csv
+# pages of GET /audiences/{segment}/members: a gateway whose cursor never ends fails the sync
+MEMBERS_PAGE = 1000
+MAX_MEMBER_PAGES = 10_000
 
 
 class GatewayError(RuntimeError):
@@ -132,7 +137,14 @@ class FileGateway(AudienceGateway):
         return None
 
     def list_members(self, target: AudienceTarget) -> list[HeldMember]:
-        raise NotImplementedError("FileGateway.list_members: the latest <as_of>.csv is what it holds")
+        """The members of the latest <as_of>.csv: the audience the last finished sync wrote."""
+        audiences = sorted(p for p in (Path(self.data_dir) / "exports" / target.segment).glob("*.csv")
+                           if AUDIENCE_FILE.fullmatch(p.name))
+        if not audiences:
+            return []
+        with open(audiences[-1], newline="", encoding="utf-8") as f:
+            return [HeldMember(row["phone"], int(row["customer_id"]) if row["customer_id"] else None)
+                    for row in csv.DictReader(f)]
 
     def send_batch(self, target: AudienceTarget, adds: list[dict], removes: list[dict],
                    idempotency_key: str) -> BatchResult:
@@ -301,7 +313,22 @@ class HttpGateway(RetryingGateway):
         return None
 
     def list_members(self, target: AudienceTarget) -> list[HeldMember]:
-        raise NotImplementedError("HttpGateway.list_members: GET /audiences/{segment}/members")
+        """GET /audiences/{segment}/members page by page, at most MAX_MEMBER_PAGES of them."""
+        path = f"/audiences/{target.segment}/members"
+        members: list[HeldMember] = []
+        cursor = ""
+        for _ in range(MAX_MEMBER_PAGES):
+            body = self._request("GET", path, None, None, params={"cursor": cursor, "limit": MEMBERS_PAGE})
+            try:
+                members.extend(HeldMember(m["phone"], m.get("customer_id")) for m in body["members"])
+                cursor = body.get("next_cursor")
+            except (KeyError, TypeError, AttributeError):
+                shape = sorted(body) if isinstance(body, dict) else type(body).__name__
+                raise GatewayError(f"GET {path}: unexpected reply with {shape}", retryable=False) from None
+            if not cursor:
+                return members
+        raise GatewayError(f"GET {path}: still more after {MAX_MEMBER_PAGES} pages of {MEMBERS_PAGE}; "
+                           "the gateway's next_cursor does not end", retryable=False)
 
     def send_batch(self, target: AudienceTarget, adds: list[dict], removes: list[dict],
                    idempotency_key: str) -> BatchResult:
@@ -311,18 +338,21 @@ class HttpGateway(RetryingGateway):
             rejected = [(r["phone"], r.get("reason") or "") for r in body.get("rejected", [])]
             return BatchResult(added=int(body["added"]), removed=int(body["removed"]), rejected=rejected)
         except (KeyError, TypeError, ValueError, AttributeError):
-            raise GatewayError(f"batch {idempotency_key}: unexpected reply {str(body)[:200]!r}",
+            # its keys, not its values: a reply names members, and the error reaches the event log
+            shape = sorted(body) if isinstance(body, dict) else type(body).__name__
+            raise GatewayError(f"batch {idempotency_key}: unexpected reply with {shape}",
                                retryable=False) from None
 
     def finish(self, target: AudienceTarget, as_of: dt.date, members: pa.Table) -> None:
         """Nothing to do: the gateway already holds the audience."""
 
-    def _request(self, method: str, path: str, payload: dict, idempotency_key: str | None) -> dict:
+    def _request(self, method: str, path: str, payload: dict | None, idempotency_key: str | None,
+                 params: dict | None = None) -> dict:
         headers = {"Authorization": f"Bearer {self.token}"}
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         what = f"{method} {path}" + (f" (batch {idempotency_key})" if idempotency_key else "")
-        response = self._send(what, method, path, _message, json=payload, headers=headers)
+        response = self._send(what, method, path, _message, json=payload, params=params, headers=headers)
         if response.status_code < 300:
             try:
                 return response.json()

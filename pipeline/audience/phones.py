@@ -12,6 +12,7 @@ import phonenumbers
 import pyarrow as pa
 
 from pipeline.audience.numbering import NotPlain, plain_e164
+from pipeline.warehouse.state import migrate
 
 PARSE_BATCH = 250_000  # pairs held in Python at once: about 100 MB with their results
 
@@ -46,8 +47,7 @@ def refresh_phone_table(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     Numbers no customer has any more (changed, or erased by a GDPR redaction) leave the cache: it
     holds no one's number for long.
     """
-    con.execute("create table if not exists state.phone_cache "
-                "(phone varchar, region varchar, phone_e164 varchar)")
+    migrate(con)
     con.execute("""
         create or replace temp table wanted as
         select distinct phone, default_country as region

@@ -35,10 +35,10 @@ from pipeline.audience.eligibility import (
     quote_identifier,
 )
 from pipeline.audience.gateways import AudienceGateway, AudienceTarget, GatewayError
-from pipeline.audience.state import ensure_state_tables, state_tables_exist
 from pipeline.segments.catalogue import MEMBER_COLUMNS
 from pipeline.settings import DEFAULT_BATCH_SIZE
 from pipeline.warehouse.build import transaction
+from pipeline.warehouse.state import migrate, state_version
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ DIFF_TABLE = "audience_diff"
 # what settling a batch reads back from its plan (contents also carry each member's fields)
 PLAN_TYPE = json.dumps({
     "adds": [{"member": {"phone": "VARCHAR", "customer_id": "BIGINT"}, "fields_hash": "VARCHAR", "kind": "VARCHAR"}],
-    "removes": [{"phone": "VARCHAR", "customer_id": "BIGINT"}],
+    "removes": [{"phone": "VARCHAR", "customer_id": "BIGINT", "destination_id": "VARCHAR"}],
 })
 
 
@@ -77,15 +77,21 @@ class SyncResult:
     replayed_batches: int = 0  # planned by a killed run and resent with their original key
     pending_batches: int = 0  # dry run: batches a killed run left unconfirmed
     batches: int = 0
-    sample_adds: list[dict] = field(default_factory=list)  # the first adds by phone (phone, customer_id, kind)
+    held: bool = False  # a swing held the export: only removals of numbers that may not be texted were sent
+    hold_reason: str = ""  # why the sync held itself (an adopted audience that swung); empty otherwise
+    adopted: int = 0  # numbers the destination held that the ledger had lost, taken as synced
+    # the first adds and removes by phone, as {"customer_id", "kind"}: never the number, since the
+    # result goes into Dagster's event log
+    sample_adds: list[dict] = field(default_factory=list)
     sample_removes: list[dict] = field(default_factory=list)
 
     def metadata(self) -> dict[str, int | bool | str]:
         """Flat numbers a person would plot, for a Dagster MaterializeResult."""
         counts = {name: getattr(self, name) for name in (
             "members", "eligible", "added", "updated", "removed", "rejected", "failed", "unchanged",
-            "rejected_before", "replayed_batches", "pending_batches", "batches")}
-        return {"segment": self.segment, "dry_run": self.dry_run, **counts,
+            "rejected_before", "replayed_batches", "pending_batches", "batches", "adopted")}
+        held = {"held": True, "removed_despite_hold": self.removed} if self.held else {}
+        return {"segment": self.segment, "dry_run": self.dry_run, **counts, **held,
                 **{f"excluded_{reason}": n for reason, n in self.excluded.items()}}
 
 
@@ -100,11 +106,17 @@ class SyncError(RuntimeError):
 def sync_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, segment: str, *, as_of: dt.date,
                  run_id: str | None = None, fields: tuple[str, ...] = (), suppressions_csv: Path | None = None,
                  target: AudienceTarget | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                 dry_run: bool = False, sample_size: int = 10) -> SyncResult:
+                 dry_run: bool = False, held: bool = False, swing_threshold: float | None = None,
+                 sample_size: int = 10) -> SyncResult:
     """Syncs `segments.<segment>` to the gateway; `con` is the build warehouse with state.duckdb as `state`.
 
     dry_run computes the diff and returns it (counts and a sample) without writing state or
-    calling the gateway. Raises SyncError when the gateway finally refuses the audience or a batch.
+    calling the gateway. `held` (a size swing no one acknowledged) sends only the removals of
+    numbers that must not be texted (`_keep_consent_removals`): an opt-out never waits for a
+    person. `swing_threshold`, for a segment with no size history to hold it by: when the sync
+    adopts what the destination holds (`_adopt_held`), it holds itself if the eligible audience
+    differs from that by more than this share. Raises SyncError when the gateway finally refuses
+    the audience or a batch.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size {batch_size}: must be at least 1")
@@ -112,38 +124,114 @@ def sync_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, segme
     target = target or AudienceTarget(segment)
     audience = eligible_audience(con, segment, fields=fields, suppressions_csv=suppressions_csv)
     result = SyncResult(segment=segment, run_id=run_id, dry_run=dry_run, members=audience.members,
-                        eligible=audience.eligible, excluded=audience.excluded)
-    if dry_run:
-        _load_current(con, segment, from_state=state_tables_exist(con))
-        if state_tables_exist(con):
-            result.pending_batches = con.execute("select count(*) from state.audience_batches "
-                                                 "where segment = ? and status = 'planned'", [segment]).fetchall()[0][0]
+                        eligible=audience.eligible, excluded=audience.excluded, held=held and not dry_run)
+    return _sync(con, gateway, target, audience, result, as_of=as_of, batch_size=batch_size,
+                 sample_size=sample_size, suppressions=True, swing_threshold=swing_threshold)
+
+
+def retire_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, segment: str, *, as_of: dt.date,
+                   run_id: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                   dry_run: bool = False) -> SyncResult:
+    """Removes every member the destination holds for `segment`, which no definition exports any more.
+
+    It is a sync to an empty audience, so it resumes like one: a killed run's batches are replayed
+    first, and once every removal is confirmed the ledger holds nothing for the segment, so the
+    next night does not retire it again. The target is the one the segment was last synced to.
+    """
+    run_id = run_id or uuid.uuid4().hex
+    con.execute(f"create or replace temp table {ELIGIBLE_TABLE} (phone varchar, customer_id bigint, "  # noqa: S608
+                "first_name varchar, last_name varchar, country varchar, fields_hash varchar)")
+    audience = Eligibility(segment=segment, members=0, eligible=0, excluded={}, fields=())
+    result = SyncResult(segment=segment, run_id=run_id, dry_run=dry_run, members=0, eligible=0, excluded={})
+    return _sync(con, gateway, recorded_target(con, gateway.destination, segment), audience, result, as_of=as_of,
+                 batch_size=batch_size, sample_size=0, suppressions=False)
+
+
+def retired_segments(con: duckdb.DuckDBPyConnection, destination: str, exported: set[str]) -> list[str]:
+    """Segments `destination` holds members of, or has batches pending for, by the ledger, that are not `exported`."""
+    if state_version(con) == 0:
+        return []
+    migrate(con)
+    return [row[0] for row in con.execute("""
+        select distinct segment from state.audience_sync_state
+        where (destination = $destination or destination is null) and not list_contains($exported, segment)
+        union
+        select distinct segment from state.audience_batches
+        where (destination = $destination or destination is null) and status = 'planned'
+            and not list_contains($exported, segment)
+        order by 1""", {"destination": destination, "exported": sorted(exported)}).fetchall()]
+
+
+def recorded_target(con: duckdb.DuckDBPyConnection, destination: str, segment: str) -> AudienceTarget:
+    """The target `segment` was last synced to at `destination` (its definition may be gone)."""
+    row = con.execute("select list_name, tag from state.audience_targets where destination = ? and segment = ?",
+                      [destination, segment]).fetchall()
+    return AudienceTarget(segment, name=row[0][0] or "", tag=row[0][1] or "") if row else AudienceTarget(segment)
+
+
+def _sync(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target: AudienceTarget, audience: Eligibility,
+          result: SyncResult, *, as_of: dt.date, batch_size: int, sample_size: int, suppressions: bool,
+          swing_threshold: float | None = None) -> SyncResult:
+    """Brings the destination's copy of `target.segment` to the temp table audience_eligible."""
+    segment, run_id, destination = target.segment, result.run_id, gateway.destination
+    if result.dry_run:
+        # a dry run before any real one creates no state; one on an older file migrates it (its
+        # tables, not what they hold) so it reads what the real run will
+        has_state = state_version(con) > 0
+        if has_state:
+            migrate(con)
+        _load_current(con, destination, segment, from_state=has_state)
+        if has_state:
+            result.pending_batches = con.execute(
+                "select count(*) from state.audience_batches where (destination = ? or destination is null) "
+                "and segment = ? and status = 'planned'", [destination, segment]).fetchall()[0][0]
         _diff(con, result, batch_size, sample_size)
         return result
 
-    ensure_state_tables(con)
+    migrate(con)
     with _checkpoints_deferred(con):
-        _save_suppressions(con)
+        if suppressions:
+            _save_suppressions(con)
+        _claim_unowned(con, destination, segment)
         try:
-            gateway.upsert_audience(target)
+            _upsert_audience(con, gateway, target)
         except GatewayError as exc:
             raise SyncError(f"audience {segment}: {exc}", result) from exc
-        pending = _pending_batches(con, segment)
+        if _ledger_empty(con, destination, segment):
+            try:
+                result.adopted = _adopt_held(con, gateway, target, run_id)
+            except GatewayError as exc:
+                raise SyncError(f"audience {segment}: reading what the destination holds: {exc}", result) from exc
+            share = (result.eligible - result.adopted) / max(result.adopted, 1)
+            if result.adopted and swing_threshold is not None and abs(share) > swing_threshold:
+                result.held = True
+                result.hold_reason = (
+                    f"{segment}: the ledger was empty and {destination} holds {result.adopted:,} numbers, where "
+                    f"{result.eligible:,} are eligible now ({share:+.0%}; the limit is {swing_threshold:.0%}). "
+                    f"Check the segment, then acknowledge the swing (smsseg run --ack-swing {segment}).")
+        pending = _pending_batches(con, destination, segment)
         for start in range(0, len(pending), GROUP_BATCHES):
             # a killed run's batches: the gateway may have applied them, so only their own keys may resend them
             _send_group(con, gateway, target, pending[start:start + GROUP_BATCHES], run_id, as_of, result,
                         replay=True)
-        _load_current(con, segment, from_state=True)
+        _load_current(con, destination, segment, from_state=True)
         _diff(con, result, batch_size, sample_size)
+        if result.held:
+            _keep_consent_removals(con, result, batch_size)
         # a rerun under the same run_id numbers on, so no Idempotency-Key is ever used for two contents
         numbered = con.execute("select coalesce(max(batch_no), 0) from state.audience_batches "
                                "where run_id = ? and segment = ?", [run_id, segment]).fetchall()[0][0]
         for first in range(1, result.batches + 1, GROUP_BATCHES):
             parts = range(first, min(first + GROUP_BATCHES, result.batches + 1))
-            plans = _plan_group(con, segment, run_id, as_of, numbered, parts, batch_size, audience)
+            plans = _plan_group(con, destination, segment, run_id, as_of, numbered, parts, batch_size,
+                                audience.fields)
             _send_group(con, gateway, target, plans, run_id, as_of, result, replay=False)
-        _save_members(con, segment, as_of, run_id, audience)
-        gateway.finish(target, as_of, _members_table(con, audience))
+        if not result.held:
+            _save_members(con, segment, as_of, run_id, audience)
+            gateway.finish(target, as_of, _members_table(con, audience))
+        elif result.removed or result.replayed_batches:
+            _forget_removed_members(con, destination, segment)
+            gateway.finish(target, as_of, _held_members_table(con, destination, segment, audience))
     log.info("audience %s: %d eligible, %d added, %d updated, %d removed, %d rejected, %d unchanged",
              segment, result.eligible, result.added, result.updated, result.removed, result.rejected,
              result.unchanged)
@@ -164,28 +252,97 @@ def _checkpoints_deferred(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute("set checkpoint_threshold = ?", [previous])
 
 
+def _claim_unowned(con: duckdb.DuckDBPyConnection, destination: str, segment: str) -> None:
+    """Gives the segment's rows from before destinations were recorded (state migration 2) to `destination`.
+
+    The release that wrote them had one gateway for every run; the first sync after the upgrade
+    is taken to use it still, so it resumes that ledger (and replays its planned batches) rather
+    than resend the audience.
+    """
+    with transaction(con):
+        for table in ("audience_sync_state", "audience_changes", "audience_batches"):
+            con.execute(f"update state.{table} set destination = ? "  # noqa: S608 - constant names
+                        "where destination is null and segment = ?", [destination, segment])
+
+
+def _ledger_empty(con: duckdb.DuckDBPyConnection, destination: str, segment: str) -> bool:
+    """Whether state.duckdb has no record of `segment` at `destination`: new, or lost with the file."""
+    return not con.execute("""
+        select 1 from state.audience_sync_state where destination = $d and segment = $s
+        union all
+        select 1 from state.audience_changes where destination = $d and segment = $s
+        limit 1""", {"d": destination, "s": segment}).fetchall()
+
+
+def _adopt_held(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target: AudienceTarget,
+                run_id: str) -> int:
+    """Takes what the destination holds for the segment as its sync state; returns how many numbers.
+
+    So a lost state.duckdb sends nothing twice and leaves nothing behind: the diff then adds only
+    who the destination lacks and removes who is no longer eligible. An adopted member who is
+    still eligible is taken as up to date (its fields hash is the eligible one): no update is sent.
+    """
+    held = gateway.list_members(target)
+    con.register("audience_held", pa.table({
+        "phone": pa.array([m.phone for m in held], pa.string()),
+        "customer_id": pa.array([m.customer_id for m in held], pa.int64()),
+        "destination_id": pa.array([m.destination_id for m in held], pa.string()),
+    }))
+    try:
+        with transaction(con):
+            con.execute(f"""
+                insert into state.audience_sync_state by name
+                select
+                    $segment as segment, h.phone, coalesce(any_value(h.customer_id), any_value(e.customer_id))
+                        as customer_id,
+                    any_value(e.fields_hash) as fields_hash, now() as synced_at, $run_id as run_id,
+                    $destination as destination, any_value(h.destination_id) as destination_id
+                from audience_held as h
+                left join {ELIGIBLE_TABLE} as e on h.phone = e.phone
+                group by h.phone""",  # noqa: S608 - constant names
+                        {"segment": target.segment, "run_id": run_id, "destination": gateway.destination})
+    finally:
+        con.unregister("audience_held")
+    return len({m.phone for m in held})
+
+
+def _upsert_audience(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target: AudienceTarget) -> None:
+    """Creates or renames the audience at the gateway, and records its target and the id it was given."""
+    destination = gateway.destination
+    known = con.execute("select audience_id from state.audience_targets where destination = ? and segment = ?",
+                        [destination, target.segment]).fetchall()
+    audience_id = gateway.upsert_audience(target, known[0][0] if known else None)
+    with transaction(con):
+        con.execute("""
+            insert or replace into state.audience_targets values (?, ?, ?, ?, ?, now())""",
+                    [destination, target.segment, target.name, target.tag, audience_id])
+
+
 @dataclass(frozen=True)
 class _Plan:
     key: str
+    destination: str
     segment: str
     batch_no: int
     # JSON {"adds": [{"member": what the gateway gets, "fields_hash", "kind": new|update}],
-    #       "removes": [{"phone", "customer_id"}]}, parsed only as it is sent
+    #       "removes": [{"phone", "customer_id", "destination_id"}]}, parsed only as it is sent
     contents: str
 
 
-def _load_current(con: duckdb.DuckDBPyConnection, segment: str, *, from_state: bool) -> None:
-    """Temp tables of what the gateway holds for `segment` and the numbers it refused before."""
+def _load_current(con: duckdb.DuckDBPyConnection, destination: str, segment: str, *, from_state: bool) -> None:
+    """Temp tables of what the destination holds for `segment` and the numbers it refused before."""
     if from_state:
+        # a dry run may come before a real run claimed the rows of an older release (destination null)
         con.execute("create or replace temp table audience_current as "
-                    "select phone, customer_id, fields_hash from state.audience_sync_state where segment = ?",
-                    [segment])
+                    "select phone, customer_id, fields_hash, destination_id from state.audience_sync_state "
+                    "where (destination = ? or destination is null) and segment = ?", [destination, segment])
         con.execute("create or replace temp table audience_rejected_before as "
                     "select distinct phone from state.audience_changes "
-                    "where segment = ? and action = 'add' and outcome = 'rejected'", [segment])
+                    "where (destination = ? or destination is null) and segment = ? "
+                    "and action = 'add' and outcome = 'rejected'", [destination, segment])
     else:  # a dry run before any real one: state.duckdb may not even have the tables yet
         con.execute("create or replace temp table audience_current "
-                    "(phone varchar, customer_id bigint, fields_hash varchar)")
+                    "(phone varchar, customer_id bigint, fields_hash varchar, destination_id varchar)")
         con.execute("create or replace temp table audience_rejected_before (phone varchar)")
 
 
@@ -209,7 +366,7 @@ def _diff(con: duckdb.DuckDBPyConnection, result: SyncResult, batch_size: int, s
         ),
 
         removes as (
-            select 'remove' as action, 'remove' as kind, cur.phone, cur.customer_id
+            select 'remove' as action, 'remove' as kind, cur.phone, cur.customer_id, cur.destination_id
             from audience_current as cur
             anti join {ELIGIBLE_TABLE} as e on cur.phone = e.phone
         )
@@ -229,51 +386,81 @@ def _diff(con: duckdb.DuckDBPyConnection, result: SyncResult, batch_size: int, s
     total = sum(counts.values())
     result.batches = -(-total // batch_size)
     for action, target in (("add", result.sample_adds), ("remove", result.sample_removes)):
-        target.extend({"phone": phone, "customer_id": customer_id, "kind": kind} for phone, customer_id, kind in
-                      con.execute(f"select phone, customer_id, kind from {DIFF_TABLE} where action = ? "  # noqa: S608
+        target.extend({"customer_id": customer_id, "kind": kind} for customer_id, kind in
+                      con.execute(f"select customer_id, kind from {DIFF_TABLE} where action = ? "  # noqa: S608
                                   "order by phone limit ?", [action, sample_size]).fetchall())
     if result.dry_run:
         result.added, result.updated, result.removed = (counts.get(k, 0) for k in ("new", "update", "remove"))
 
 
-def _plan_group(con: duckdb.DuckDBPyConnection, segment: str, run_id: str, as_of: dt.date, numbered: int,
-                parts: range, batch_size: int, audience: Eligibility) -> list[_Plan]:
+def _keep_consent_removals(con: duckdb.DuckDBPyConnection, result: SyncResult, batch_size: int) -> None:
+    """Cuts the diff down to the removals of numbers that must not be texted, for an export a swing holds.
+
+    Those are the suppressed numbers (read as eligibility reads them) and the numbers of customers
+    who are no longer SUBSCRIBED, were redacted, or are gone from marts.customers. The rest waits
+    for the swing to be acknowledged.
+    """
+    con.execute(f"""
+        create or replace temp table {DIFF_TABLE} as
+        select row_number() over (order by phone) as seq, * exclude (seq)
+        from {DIFF_TABLE} as d
+        where action = 'remove' and (
+            not exists (
+                select 1 from marts.customers as c
+                where c.customer_id = d.customer_id and c.sms_subscription_status = 'SUBSCRIBED'
+                    and c.is_redacted is not true
+            )
+            or exists (
+                select 1 from {SUPPRESSED_TABLE} as s
+                left join staging.stg_customers as p on p.customer_id = d.customer_id
+                where s.phone = d.phone and (s.region is null or s.region = p.default_country)
+            )
+        )""")  # noqa: S608 - constant names
+    total = con.execute(f"select count(*) from {DIFF_TABLE}").fetchall()[0][0]  # noqa: S608
+    result.batches = -(-total // batch_size)
+
+
+def _plan_group(con: duckdb.DuckDBPyConnection, destination: str, segment: str, run_id: str, as_of: dt.date,
+                numbered: int, parts: range, batch_size: int, fields: tuple[str, ...]) -> list[_Plan]:
     """Commits `parts` of the diff to state.audience_batches, as batch numbers `numbered` + part, before any is sent.
 
     DuckDB builds each plan's JSON from the diff in one statement, which is then what is sent.
     """
-    member = ", ".join(f"{quote_identifier(c)} := {quote_identifier(c)}" for c in (*MEMBER_COLUMNS, *audience.fields))
+    member = ", ".join(f"{quote_identifier(c)} := {quote_identifier(c)}" for c in (*MEMBER_COLUMNS, *fields))
     con.execute(f"""
-        insert into state.audience_batches
+        insert into state.audience_batches by name
         select
-            format('{{}}:{{}}:{{}}', ?, ?, ? + part), ?, ?, ? + part, ?,
-            to_json(struct_pack(adds := adds, removes := removes)), 'planned', now(), null
+            format('{{}}:{{}}:{{}}', ?, ?, ? + part) as idempotency_key, ? as segment, ? as run_id,
+            ? + part as batch_no, ? as as_of,
+            to_json(struct_pack(adds := adds, removes := removes)) as contents, 'planned' as status,
+            now() as planned_at, ? as destination
         from (
             select
                 (seq - 1) // ? + 1 as part,
                 coalesce(list(struct_pack(member := struct_pack({member}), fields_hash := fields_hash, kind := kind)
                               order by seq) filter (where action = 'add'), []) as adds,
-                coalesce(list(struct_pack(phone := phone, customer_id := customer_id)
+                coalesce(list(struct_pack(phone := phone, customer_id := customer_id, destination_id := destination_id)
                               order by seq) filter (where action = 'remove'), []) as removes
             from {DIFF_TABLE}
             where seq > ? and seq <= ?
             group by part
         )""",  # noqa: S608 - names quoted by sqlglot
-                [run_id, segment, numbered, segment, run_id, numbered, as_of, batch_size,
+                [run_id, segment, numbered, segment, run_id, numbered, as_of, destination, batch_size,
                  (parts.start - 1) * batch_size, (parts.stop - 1) * batch_size])
-    return _plans(con, segment, "run_id = ? and batch_no > ? and batch_no <= ? order by batch_no",
+    return _plans(con, destination, segment, "run_id = ? and batch_no > ? and batch_no <= ? order by batch_no",
                   [run_id, numbered + parts.start - 1, numbered + parts.stop - 1])
 
 
-def _pending_batches(con: duckdb.DuckDBPyConnection, segment: str) -> list[_Plan]:
-    return _plans(con, segment, "status = 'planned' order by planned_at, batch_no", [])
+def _pending_batches(con: duckdb.DuckDBPyConnection, destination: str, segment: str) -> list[_Plan]:
+    return _plans(con, destination, segment, "status = 'planned' order by planned_at, batch_no", [])
 
 
-def _plans(con: duckdb.DuckDBPyConnection, segment: str, where: str, params: list) -> list[_Plan]:
-    """The segment's stored plans that meet `where` (our own SQL, ending with its order), in that order."""
-    query = f"select idempotency_key, batch_no, contents from state.audience_batches where segment = ? and {where}"  # noqa: S608 - constant SQL
-    rows = con.execute(query, [segment, *params]).fetchall()
-    return [_Plan(key, segment, batch_no, contents) for key, batch_no, contents in rows]
+def _plans(con: duckdb.DuckDBPyConnection, destination: str, segment: str, where: str, params: list) -> list[_Plan]:
+    """The segment's stored plans at `destination` that meet `where` (our own SQL, ending with its order)."""
+    query = ("select idempotency_key, batch_no, contents from state.audience_batches "  # noqa: S608 - constant SQL
+             f"where destination = ? and segment = ? and {where}")
+    rows = con.execute(query, [destination, segment, *params]).fetchall()
+    return [_Plan(key, destination, segment, batch_no, contents) for key, batch_no, contents in rows]
 
 
 def _send_group(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target: AudienceTarget, plans: list[_Plan],
@@ -286,12 +473,16 @@ def _send_group(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target
     """
     outcomes: list[tuple[str, str, str | None]] = []  # (key, status, error)
     rejections: list[tuple[str, str, str]] = []  # (key, phone, reason)
+    ids: list[tuple[str, str, str]] = []  # (key, phone, the destination's id for the member)
     failure = None
     for plan in plans:
         # one plan's members at a time: a whole group's dicts alive at once would keep Python's GC busy
         body = json.loads(plan.contents)
+        # a plan from before destination ids were kept has none for its removes
+        removes = [{"phone": r["phone"], "customer_id": r["customer_id"], "destination_id": r.get("destination_id")}
+                   for r in body["removes"]]
         try:
-            sent = gateway.send_batch(target, [a["member"] for a in body["adds"]], body["removes"], plan.key)
+            sent = gateway.send_batch(target, [a["member"] for a in body["adds"]], removes, plan.key)
         except GatewayError as exc:
             # A retryable failure may still have landed at the gateway: the plan stays pending and the
             # next run replays it under the same key. A refusal did not land: the next diff resends.
@@ -300,9 +491,11 @@ def _send_group(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target
             break
         outcomes.append((plan.key, "confirmed", None))
         rejections.extend((plan.key, phone, reason) for phone, reason in dict(sent.rejected).items())
+        ids.extend((plan.key, phone, destination_id) for phone, destination_id in sent.ids.items())
     if not replay:
         outcomes.extend((plan.key, "unsent", None) for plan in plans[len(outcomes):])
-    counts = _record(con, plans[0].segment, outcomes, rejections, run_id, as_of, replay=replay)
+    counts = _record(con, plans[0].destination, plans[0].segment, outcomes, rejections, ids, run_id, as_of,
+                     replay=replay)
     result.added += counts.get(("new", "sent"), 0)
     result.updated += counts.get(("update", "sent"), 0)
     result.removed += counts.get(("remove", "sent"), 0)
@@ -315,8 +508,9 @@ def _send_group(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target
         raise SyncError(f"audience {plan.segment}: batch {plan.batch_no} failed: {exc}", result) from exc
 
 
-def _record(con: duckdb.DuckDBPyConnection, segment: str, outcomes: list[tuple[str, str, str | None]],
-            rejections: list[tuple[str, str, str]], run_id: str, as_of: dt.date,
+def _record(con: duckdb.DuckDBPyConnection, destination: str, segment: str,
+            outcomes: list[tuple[str, str, str | None]], rejections: list[tuple[str, str, str]],
+            ids: list[tuple[str, str, str]], run_id: str, as_of: dt.date,
             *, replay: bool) -> dict[tuple[str, str], int]:
     """One transaction: the ledger rows of the settled batches, the sync state they imply, and the plans' new status.
 
@@ -324,6 +518,7 @@ def _record(con: duckdb.DuckDBPyConnection, segment: str, outcomes: list[tuple[s
     """
     _temp_table(con, "audience_outcomes", ("idempotency_key", "status", "error"), outcomes)
     _temp_table(con, "audience_rejections", ("idempotency_key", "phone", "reason"), rejections)
+    _temp_table(con, "audience_ids", ("idempotency_key", "phone", "destination_id"), ids)
     con.execute("""
         create or replace temp table audience_settled as
         with plans as (
@@ -369,15 +564,17 @@ def _record(con: duckdb.DuckDBPyConnection, segment: str, outcomes: list[tuple[s
     replaces = replay or any(kind != "new" and outcome == "sent" for kind, outcome in counts)
     with transaction(con):
         con.execute("insert into state.audience_changes select ?, ?, ?, action, phone, customer_id, batch_no, "
-                    "outcome, reason, now() from audience_settled order by batch_no, action, phone",
-                    [run_id, as_of, segment])
+                    "outcome, reason, now(), ? from audience_settled order by batch_no, action, phone",
+                    [run_id, as_of, segment, destination])
         if replaces:
-            con.execute("delete from state.audience_sync_state where segment = ? and phone in "
-                        "(select phone from audience_settled where outcome = 'sent')", [segment])
+            con.execute("delete from state.audience_sync_state where destination = ? and segment = ? and phone in "
+                        "(select phone from audience_settled where outcome = 'sent')", [destination, segment])
         # pending plans all come from one diff, which names a number once: no two rows here share one
         con.execute("insert into state.audience_sync_state "
-                    "select ?, phone, customer_id, fields_hash, now(), ? from audience_settled "
-                    "where action = 'add' and outcome = 'sent'", [segment, run_id])
+                    "select ?, s.phone, s.customer_id, s.fields_hash, now(), ?, ?, ids.destination_id "
+                    "from audience_settled as s left join audience_ids as ids "
+                    "on s.idempotency_key = ids.idempotency_key and s.phone = ids.phone "
+                    "where s.action = 'add' and s.outcome = 'sent'", [segment, run_id, destination])
         # a settled batch is never resent: drop its contents (names and numbers) rather than keep them forever
         con.execute("""
             update state.audience_batches as b
@@ -401,8 +598,14 @@ def _save_suppressions(con: duckdb.DuckDBPyConnection) -> None:
     """Replaces state.audience_suppressions with today's list, keeping when each number was first suppressed."""
     con.execute(f"""
         create or replace temp table audience_suppressions_next as
+        with today as (  -- a national number read in several regions is one suppressed number here
+            select phone, source, any_value(reason) as reason, min(since) as since
+            from {SUPPRESSED_TABLE}
+            group by phone, source
+        )
+
         select s.phone, s.reason, s.source, coalesce(s.since, old.since, now()) as since
-        from {SUPPRESSED_TABLE} as s
+        from today as s
         left join state.audience_suppressions as old on s.phone = old.phone and s.source = old.source""")  # noqa: S608
     with transaction(con):
         con.execute("delete from state.audience_suppressions")
@@ -418,6 +621,33 @@ def _save_members(con: duckdb.DuckDBPyConnection, segment: str, as_of: dt.date, 
             insert into state.audience_members
             select ?, phone, customer_id, first_name, last_name, country, json_object({pairs}), ?, ?
             from {ELIGIBLE_TABLE}""", [segment, as_of, run_id])  # noqa: S608 - names quoted by sqlglot
+
+
+def _forget_removed_members(con: duckdb.DuckDBPyConnection, destination: str, segment: str) -> None:
+    """Drops from state.audience_members the numbers a held sync removed, so it stays what the gateway holds."""
+    with transaction(con):
+        con.execute("delete from state.audience_members where segment = ? and phone not in (select phone from "
+                    "state.audience_sync_state where destination = ? and segment = ?)", [segment, destination, segment])
+
+
+def _held_members_table(con: duckdb.DuckDBPyConnection, destination: str, segment: str,
+                        audience: Eligibility) -> pa.Table:
+    """The audience a held sync leaves at the destination: its sync state, with each member's details as
+    the last real sync sent them (or, for a member adopted from the destination, as they are now)."""
+    def detail(column: str, sent: str) -> str:
+        return f"coalesce({sent}, e.{quote_identifier(column)}) as {quote_identifier(column)}"
+
+    columns = ", ".join([*(detail(c, f"m.{c}") for c in ("first_name", "last_name", "country")),
+                         *(detail(f, f"m.fields ->> {exp.Literal.string(f).sql(dialect='duckdb')}")
+                           for f in audience.fields)])
+    return con.sql(f"""
+        select s.phone, s.customer_id, {columns}
+        from state.audience_sync_state as s
+        left join state.audience_members as m on m.segment = s.segment and m.phone = s.phone
+        left join {ELIGIBLE_TABLE} as e on e.phone = s.phone
+        where s.destination = $destination and s.segment = $segment
+        order by s.phone""",  # noqa: S608 - names quoted by sqlglot
+                   params={"destination": destination, "segment": segment}).to_arrow_table()
 
 
 def _members_table(con: duckdb.DuckDBPyConnection, audience: Eligibility) -> pa.Table:

@@ -19,6 +19,7 @@ from pipeline.warehouse.build import create_raw_views
 from pipeline.warehouse.models import SQL_DIR, referenced_tables
 
 SAMPLE_ROWS = 5
+SIZE_LOOKBACK = 50  # materializations of a segment searched for an earlier day's size (reruns, dry runs)
 
 
 @dataclass(frozen=True)
@@ -71,15 +72,33 @@ def size_swing(instance: dg.DagsterInstance, segment: str, threshold: float) -> 
     """Why the segment's latest size is a swing beyond `threshold`, or None when it is not."""
     event = instance.get_latest_materialization_event(segment_key(segment))
     metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
-    if "previous_size" not in metadata:
+    if "size" not in metadata:
+        return None
+    before = metadata["previous_size"].value if "previous_size" in metadata else _size_before(
+        instance, segment, metadata["as_of"].value)
+    if before is None:
         return None  # a first run has nothing to compare with
-    before, size = metadata["previous_size"].value, metadata["size"].value
-    share = abs(size - before) / max(before, 1)
-    if share <= threshold:
+    size = metadata["size"].value
+    share = (size - before) / max(before, 1)  # signed: a shrinking segment reads -60%, not +60%
+    if abs(share) <= threshold:
         return None
     return (f"segments.{segment} went from {before:,} to {size:,} members ({share:+.0%} of its size; the limit is "
             f"{threshold:.0%}). Check the segment, then acknowledge the swing (smsseg run --ack-swing {segment}, "
             f"or run config acknowledge_swings) or raise SMSSEG_SWING_THRESHOLD.")
+
+
+def _size_before(instance: dg.DagsterInstance, segment: str, as_of: str) -> int | None:
+    """The size Dagster last recorded for the segment on a day before `as_of`.
+
+    The guard's fallback for when the membership history is gone with a lost state.duckdb: without
+    it, the night after the loss would compare with nothing and let any swing through.
+    """
+    records = instance.fetch_materializations(segment_key(segment), limit=SIZE_LOOKBACK).records
+    for record in records:  # newest first
+        metadata = record.asset_materialization.metadata if record.asset_materialization else {}
+        if "as_of" in metadata and "size" in metadata and metadata["as_of"].value < as_of:
+            return metadata["size"].value
+    return None
 
 
 def swing_check(segment: str) -> dg.AssetChecksDefinition:

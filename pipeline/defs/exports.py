@@ -9,13 +9,16 @@ import duckdb
 from pipeline.audience.gateways import AudienceGateway, AudienceTarget, FileGateway, HttpGateway
 from pipeline.audience.klaviyo import DEFAULT_URL, REVISION, KlaviyoGateway
 from pipeline.audience.shopify_tags import ShopifyTagsGateway
-from pipeline.audience.sync import SyncError, SyncResult, sync_segment
+from pipeline.audience.sync import SyncError, SyncResult, retire_segment, retired_segments, sync_segment
 from pipeline.defs.checks import size_swing
 from pipeline.defs.resources import PipelineSettings, RunOptions
 from pipeline.defs.segments import segment_key
-from pipeline.defs.warehouse import POOL, with_build
+from pipeline.defs.warehouse import MARTS_KEYS, POOL, with_build
 from pipeline.segments import SegmentDefinition
 from pipeline.shopify.client import API_VERSION
+
+# not under exports/: any name there could be a segment's
+RETIRED_KEY = dg.AssetKey(["retired_exports"])
 
 
 def export_key(name: str) -> dg.AssetKey:
@@ -43,7 +46,7 @@ def gateway_resource(gateway: str, data_dir: str) -> AudienceGateway:
 def sync_metadata(result: SyncResult) -> dict[str, dg.MetadataValue]:
     metadata = {k: dg.MetadataValue.int(v) if isinstance(v, int) and not isinstance(v, bool) else v
                 for k, v in result.metadata().items()}
-    if result.dry_run:
+    if result.dry_run:  # customer ids and kinds only: the event log never holds a number or a name
         metadata["sample_adds"] = dg.MetadataValue.json(result.sample_adds)
         metadata["sample_removes"] = dg.MetadataValue.json(result.sample_removes)
     return metadata
@@ -62,11 +65,10 @@ def export_asset(definition: SegmentDefinition) -> dg.AssetsDefinition:
     def _export(context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions,
                 gateway: AudienceGateway) -> dg.MaterializeResult:
         swing = size_swing(context.instance, definition.name, settings.swing_threshold)
-        held = swing is not None and definition.name not in run.acknowledge_swings
-        if held and not run.dry_run:
-            context.log.warning(f"export held, nothing sent: {swing}")
-            return dg.MaterializeResult(metadata={"held": True, "reason": swing})
-        # a dry run previews a held export's diff too: what acknowledging the swing would send
+        acknowledged = definition.name in run.acknowledge_swings
+        held = swing is not None and not acknowledged
+        # a held export still sends the removals of numbers that must not be texted; a dry run
+        # previews a held export's whole diff: what acknowledging the swing would send
 
         def work(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dg.MaterializeResult:
             suppressions = settings.data_path / "suppressions.csv"
@@ -76,7 +78,9 @@ def export_asset(definition: SegmentDefinition) -> dg.AssetsDefinition:
                     run_id=context.run.run_id, fields=definition.fields,
                     target=AudienceTarget(definition.name, name=definition.target_list, tag=definition.target_tag,
                                           description=definition.description or ""),
-                    batch_size=settings.batch_size, dry_run=run.dry_run,
+                    batch_size=settings.batch_size, dry_run=run.dry_run, held=held,
+                    # no history to compare with: the sync compares with what the destination holds
+                    swing_threshold=None if swing or acknowledged else settings.swing_threshold,
                     suppressions_csv=suppressions if suppressions.exists() else None)
             except SyncError as e:
                 raise dg.Failure(str(e), metadata=sync_metadata(e.result)) from None
@@ -84,9 +88,55 @@ def export_asset(definition: SegmentDefinition) -> dg.AssetsDefinition:
                 context.log.info(f"dry run, nothing sent: +{result.added} ~{result.updated} -{result.removed}; "
                                  f"sample adds {result.sample_adds}, removes {result.sample_removes}"
                                  + (f"; the real run would hold it: {swing}" if held else ""))
+            reason = swing or result.hold_reason
+            if result.held:
+                context.log.warning(f"export held: sent only the {result.removed} removals of numbers that may "
+                                    f"no longer be texted: {reason}")
             return dg.MaterializeResult(metadata={**sync_metadata(result),
-                                                  **({"held": True, "reason": swing} if held else {})})
+                                                  **({"held": True, "reason": reason} if held or result.held else {})})
 
         return with_build(context, settings, run, work)
 
     return _export
+
+
+def retired_asset(exported: list[str], kept: list[str]) -> dg.AssetsDefinition:
+    """Empties, at the destination, every segment the ledger says it holds that no definition exports now.
+
+    `kept` are segments whose definition is broken tonight: still meant to be exported, not retired.
+
+    A definition deleted, renamed or set to `export: false` would otherwise leave its audience
+    at the gateway for good, opted-out numbers included.
+    """
+    @dg.asset(
+        key=RETIRED_KEY,
+        # not after the exports: one failing export must not keep another segment's audience up
+        deps=MARTS_KEYS,
+        group_name="exports",
+        kinds={"duckdb", "sms"},
+        pool=POOL,
+        description="Removes every member of a segment no definition exports any more (deleted, renamed, "
+                    "or export: false) from the destination, once.",
+    )
+    def _retired(context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions,
+                 gateway: AudienceGateway) -> dg.MaterializeResult:
+        def work(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dg.MaterializeResult:
+            removed: dict[str, int] = {}
+            for segment in retired_segments(con, gateway.destination, {*exported, *kept}):
+                try:
+                    result = retire_segment(con, gateway, segment, as_of=as_of, run_id=context.run.run_id,
+                                            batch_size=settings.batch_size, dry_run=run.dry_run)
+                except SyncError as e:
+                    raise dg.Failure(f"retiring segment {segment}: {e}", metadata=sync_metadata(e.result)) from None
+                removed[segment] = result.removed
+                context.log.info(f"segment {segment} is no longer exported: "
+                                 f"{'would remove' if run.dry_run else 'removed'} {result.removed} numbers "
+                                 f"from {gateway.destination}")
+            return dg.MaterializeResult(metadata={
+                "destination": gateway.destination, "dry_run": run.dry_run,
+                "segments": dg.MetadataValue.int(len(removed)), "removed": dg.MetadataValue.int(sum(removed.values())),
+                "retired": dg.MetadataValue.json(removed)})
+
+        return with_build(context, settings, run, work)
+
+    return _retired

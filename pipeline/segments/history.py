@@ -11,9 +11,11 @@ import duckdb
 
 from pipeline.segments.compiler import MEMBERS_TABLE
 from pipeline.warehouse.build import transaction
+from pipeline.warehouse.state import migrate
 
 # state.segment_membership(segment, customer_id, entered_on, left_on): a member while left_on is null
 # state.segment_history_days(segment, first_as_of, as_of): the first and latest day recorded per segment
+# (both created by pipeline/warehouse/state.py)
 
 
 def record_membership(con: duckdb.DuckDBPyConnection, segment: str, as_of: dt.date) -> dict[str, int] | None:
@@ -22,7 +24,7 @@ def record_membership(con: duckdb.DuckDBPyConnection, segment: str, as_of: dt.da
     `con` is the build warehouse with state.duckdb attached as `state`, just after
     create_segment_view filled the temp table segment_members with the segment's customer ids.
     """
-    _ensure_tables(con)
+    migrate(con)
     latest = con.execute("select as_of from state.segment_history_days where segment = ?", [segment]).fetchall()
     if latest and as_of < latest[0][0]:
         return None
@@ -52,7 +54,7 @@ def previous_size(con: duckdb.DuckDBPyConnection, segment: str, as_of: dt.date) 
 
     Reruns of a day and backfills compare with the same day before, so their swing is the same.
     """
-    _ensure_tables(con)
+    migrate(con)
     first = con.execute("select first_as_of from state.segment_history_days where segment = ?", [segment]).fetchall()
     if not first or first[0][0] >= as_of:
         return None
@@ -63,16 +65,9 @@ def previous_size(con: duckdb.DuckDBPyConnection, segment: str, as_of: dt.date) 
         """, [segment, day, day]).fetchall()[0][0]
 
 
-def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("create table if not exists state.segment_membership "
-                "(segment varchar, customer_id bigint, entered_on date, left_on date)")
-    con.execute("create table if not exists state.segment_history_days "
-                "(segment varchar primary key, first_as_of date, as_of date)")
-
-
 def copy_history(con: duckdb.DuckDBPyConnection) -> int:
     """Copies the history into the warehouse being built as audience.segment_membership; returns its rows."""
-    _ensure_tables(con)
+    migrate(con)
     con.execute("create schema if not exists audience")
     con.execute("create or replace table audience.segment_membership as select * from state.segment_membership")
     return con.execute("select count(*) from audience.segment_membership").fetchall()[0][0]

@@ -54,6 +54,38 @@ def test_an_opt_out_after_the_evaluation_date_still_suppresses_the_number(audien
     assert [r[1] for r in eligible_rows(con)] == [1]
 
 
+def test_an_opt_out_in_any_spelling_suppresses_the_customer_whose_number_it_is(audience_db, tmp_path: Path):
+    """The gateway and the merchant do not always write E.164: the opt-out must still match."""
+    store = Store(
+        customers=[
+            customer(1, phone=mobile(1)),  # eligible
+            customer(2, phone=mobile(2)),  # opted out as 0039 347 ...
+            customer(3, phone="347 000 0003", country="IT"),  # opted out as 347 000 0003, read in Italy
+            customer(4, phone="(212) 555-0144", country="US", province="NY", city="New York"),  # (212) 555-0144
+            customer(5, phone=mobile(5)),  # opted out without the +: 39 347 ...
+            customer(6, phone="+49 30 1234567", country="DE", province=None, city="Berlin"),  # 030 1234567 in DE
+            # 347 000 0003 read where this customer lives (Germany) is not their Italian number
+            customer(7, phone="+39 347 000 0003", country="DE", province=None, city="Berlin"),
+            customer(8, phone=mobile(8)),  # the CSV lists it as 0039 347 000 0008
+        ],
+        sms_events=[sms_event("0039 347 000 0002", "opted_out", "2026-09-01T10:00:00Z"),
+                    sms_event("347 000 0003", "opted_out", "2026-09-01T10:00:00Z"),
+                    sms_event("(212) 555-0144", "opted_out", "2026-09-01T10:00:00Z"),
+                    sms_event("39" + mobile(5)[3:], "opted_out", "2026-09-01T10:00:00Z"),
+                    sms_event("030 1234567", "opted_out", "2026-09-01T10:00:00Z")],
+    )
+    csv = tmp_path / "suppressions.csv"
+    csv.write_text("phone\n0039 347 000 0008\n")
+    con = audience_db(store)
+    result = eligible_audience(con, SEGMENT, suppressions_csv=csv)
+    assert [r[1] for r in eligible_rows(con)] == [1, 7]
+    assert result.excluded["suppressed"] == 6
+    suppressed = set(con.execute("select phone, region from audience_suppressed").fetchall())
+    assert {("+12125550144", "US"), ("+393470000002", None), ("+393470000003", "IT"), ("+393470000005", "IT"),
+            ("+393470000008", None), ("+49301234567", "DE")} <= suppressed
+    assert ("+393470000003", "DE") not in suppressed
+
+
 def test_redacted_is_its_own_reason_when_consent_survives(audience_db):
     """The mart already withdraws a redacted customer's consent; the check still stands on its own."""
     con = audience_db(Store(customers=[customer(1, phone=mobile(1)), customer(2, phone=mobile(2))]))
@@ -123,6 +155,9 @@ def test_malformed_suppressions_csv_names_file_and_line(tmp_path: Path):
         read_suppressions_csv(path)
     path.write_text("phone\n+393471234567\nnot a number\n")
     with pytest.raises(AudienceError, match=r"suppressions.csv:3: 'not a number' is not a valid phone"):
+        read_suppressions_csv(path)
+    path.write_text("phone\n0039 347 123 4567\n347 123 4567\n")
+    with pytest.raises(AudienceError, match=r"suppressions.csv:3: '347 123 4567' is not a valid phone"):
         read_suppressions_csv(path)
     path.write_text("number,why\n")
     with pytest.raises(AudienceError, match=r"suppressions.csv:1: header number,why"):

@@ -1,5 +1,6 @@
 """The HTTP gateway's retry rules and secrecy, and the emulator's own contract, over real loopback HTTP."""
 
+import datetime as dt
 import logging
 import subprocess
 import sys
@@ -75,7 +76,7 @@ def test_the_token_never_appears_in_logs_errors_or_reprs(audience_db, emulator, 
         with pytest.raises(GatewayError) as failure:
             bad.upsert_audience(TARGET)
         errors.append(failure.value)
-    emulator.set_faults(Faults(script=["ok", "500", "500"]))
+    emulator.set_faults(Faults(script=["ok", "ok", "500", "500"]))  # PUT, GET the new audience, then down
     con.execute("create view segments.again as select customer_id from marts.customers")
     with pytest.raises(SyncError, match="batch 1 failed") as failure:
         sync_segment(con, gateway(emulator, [], max_attempts=2), "again", as_of=AS_OF, run_id="r2")
@@ -167,3 +168,46 @@ def test_file_gateway_gathers_every_batch_once_sorted_and_a_replay_overwrites_it
     assert changes.read_text() == (f"action,phone,customer_id\nadd,{mobile(1)},1\nadd,{mobile(3)},3\n"
                                    f"remove,{mobile(9)},9\n")
     assert list((tmp_path / "exports" / SEGMENT / ".pending").iterdir()) == []
+
+
+def test_list_members_pages_through_the_audience_despite_faults(emulator, monkeypatch):
+    monkeypatch.setattr("pipeline.audience.gateways.MEMBERS_PAGE", 3)
+    waits = []
+    client = gateway(emulator, waits)
+    assert client.list_members(TARGET) == []  # an audience never created holds no one
+    client.upsert_audience(TARGET)
+    members = [{**MEMBER, "phone": mobile(n), "customer_id": n} for n in range(1, 8)]
+    client.send_batch(TARGET, members, [], "r:s:1")
+    emulator.set_faults(Faults(script=["ok", "429", "500", "ok", "drop", "ok"]))
+    held = client.list_members(TARGET)
+    assert [(m.phone, m.customer_id) for m in held] == [(mobile(n), n) for n in range(1, 8)]
+    assert len(waits) == 3  # each fault waited once, and the page was asked again
+
+
+def test_list_members_refuses_a_reply_it_cannot_read_and_a_cursor_that_never_ends(emulator, monkeypatch):
+    client = gateway(emulator, [])
+    client.upsert_audience(TARGET)
+    monkeypatch.setattr(emulator, "_page", lambda segment, query: (200, {"items": []}))
+    with pytest.raises(GatewayError, match=r"GET /audiences/all_customers/members: unexpected reply with \['items'\]"):
+        client.list_members(TARGET)
+    monkeypatch.setattr("pipeline.audience.gateways.MAX_MEMBER_PAGES", 4)
+    monkeypatch.setattr(emulator, "_page", lambda segment, query: (200, {"members": [], "next_cursor": "again"}))
+    with pytest.raises(GatewayError, match="still more after 4 pages"):
+        client.list_members(TARGET)
+
+
+def test_emulator_refuses_a_bad_page_request(emulator):
+    with httpx.Client(base_url=emulator.url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        assert http.get(f"/audiences/{SEGMENT}/members", params={"limit": "lots"}).status_code == 400
+        assert http.get(f"/audiences/{SEGMENT}/members", params={"limit": 5000}).status_code == 400
+        assert http.get(f"/audiences/{SEGMENT}/members").status_code == 200
+        assert httpx.get(f"{emulator.url}/audiences/{SEGMENT}/members").status_code == 401
+
+
+def test_file_gateway_lists_the_latest_audience_file(tmp_path):
+    client = FileGateway(data_dir=str(tmp_path))
+    assert client.list_members(TARGET) == []
+    for day, n in (("2026-10-30", 3), ("2026-10-31", 2)):
+        client.finish(TARGET, dt.date.fromisoformat(day),
+                      pa.table({"phone": [mobile(i) for i in range(1, n + 1)], "customer_id": list(range(1, n + 1))}))
+    assert [(m.phone, m.customer_id) for m in client.list_members(TARGET)] == [(mobile(1), 1), (mobile(2), 2)]

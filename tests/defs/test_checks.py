@@ -4,13 +4,14 @@ import datetime as dt
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 
 from pipeline.cli import print_summary
 from pipeline.settings import Settings
 from tests.defs.test_export_assets import segment_defs
 from tests.fixtures.nightly import run_nightly_job
-from tests.fixtures.stores import Store, customer, line, order
+from tests.fixtures.stores import Store, customer, line, order, redaction, sms_event
 
 AS_OF = dt.date(2026, 10, 31)
 
@@ -106,6 +107,42 @@ def test_a_size_swing_holds_the_export_until_acknowledged(tmp_path: Path, capsys
     export = next(e for e in acknowledged.get_asset_materialization_events()
                   if e.asset_key == dg.AssetKey(["exports", "buyers"])).event_specific_data.materialization
     assert export.metadata["added"].value == 8
+
+
+def test_a_held_export_still_removes_who_may_not_be_texted(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """An opt-out, an unsubscribe or a redaction never waits for someone to acknowledge a swing."""
+    defs = tmp_path / "defs"
+    defs.mkdir()
+    (defs / "vips.yaml").write_text("name: vips\nquery: customer_tags CONTAINS 'vip'\nsms:\n  export: true\n")
+    phones = {n: f"+39347{n:07d}" for n in range(1, 11)}
+    first = Store(customers=[customer(n, phone=phones[n], tags=["vip"]) for n in range(1, 11)])
+    later = "2026-10-31T12:00:00Z"
+    shrunk = Store(
+        customers=[customer(n, phone=phones[n], tags=["vip"] if n < 5 else [], updated=later,
+                            sms_state="UNSUBSCRIBED" if n in (1, 5) else "SUBSCRIBED")
+                   for n in range(1, 11)],  # 5..10 leave the segment
+        sms_events=[sms_event("347 000 0002", "opted_out", "2026-10-31T09:00:00Z")],
+        redactions=[redaction(10)])
+    logs: list[str] = []
+    for store, as_of in ((first, AS_OF), (shrunk, AS_OF + dt.timedelta(days=1))):
+        settings = Settings(source=f"jsonl:{store.write(tmp_path / 'store')}", data_dir=tmp_path / "data",
+                            segments_dir=defs)
+        held = run_nightly_job(settings, as_of=as_of, log_lines=logs)
+    swing = checks(held)["segments/vips:size_swing"][1]
+    assert "went from 10 to 4 members (-60% of its size" in swing
+    export = next(e for e in held.get_asset_materialization_events()
+                  if e.asset_key == dg.AssetKey(["exports", "vips"])).event_specific_data.materialization
+    figures = {k: v.value for k, v in export.metadata.items()}
+    # 1 and 5 unsubscribed, 2 opted out (written nationally), 10 was redacted; 6..9 only left: held
+    assert (figures["held"], figures["removed_despite_hold"], figures["added"]) == (True, 4, 0)
+    with duckdb.connect(str(tmp_path / "data" / "state.duckdb"), read_only=True) as con:
+        assert con.sql("select customer_id from audience_sync_state order by 1").fetchall() == [
+            (n,) for n in (3, 4, 6, 7, 8, 9)]
+    audience = (tmp_path / "data" / "exports" / "vips" / f"{as_of}.csv").read_text()
+    assert [line.split(",")[1] for line in audience.splitlines()[1:]] == ["3", "4", "6", "7", "8", "9"]
+    assert not any("+39347" in line or "347 000" in line for line in logs)
+    print_summary(held)
+    assert "vips is held by a size swing: sent only 4 removals" in capsys.readouterr().out
 
 
 def test_raising_the_threshold_releases_the_export(tmp_path: Path) -> None:

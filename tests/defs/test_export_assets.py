@@ -75,7 +75,8 @@ def test_dry_run_reports_the_diff_the_real_run_then_sends_and_changes_nothing(tm
     assert dry.success
     preview = export_figures(dry)
     assert (preview["added"], preview["removed"], preview["dry_run"]) == (0, 2, True)
-    assert sorted(r["phone"] for r in preview["sample_removes"]) == ["+393470000002", "+393470000003"]
+    assert sorted(r["customer_id"] for r in preview["sample_removes"]) == [2, 3]
+    assert "+39347" not in str(preview)  # customer ids, never numbers, in the event log
     assert (tmp_path / "data" / "warehouse.duckdb").read_bytes() == live
     assert sorted((p.name, p.read_bytes()) for p in (tmp_path / "data" / "exports").rglob("*")
                   if p.is_file()) == exports
