@@ -143,9 +143,6 @@ def test_a_later_event_on_an_erased_number_never_lands(erased_night: Path, tmp_p
     assert traces_in_tables(data) == set()
 
 
-@pytest.mark.xfail(strict=True, reason="dry-run samples carry phone numbers into Dagster's event log "
-                                       "(pipeline/audience/sync.py, pipeline/defs/exports.py) until they "
-                                       "sample customer ids: remove this mark once they do")
 def test_a_dry_run_leaves_no_number_in_dagsters_event_log(tmp_path: Path) -> None:
     data, store = tmp_path / "data", shop()
     (tmp_path / "defs").mkdir()
