@@ -18,7 +18,7 @@ from sqlglot import exp
 
 from pipeline.settings import DEFAULT_MEMORY_LIMIT
 from pipeline.store.schema import RESOURCES
-from pipeline.warehouse.models import Model
+from pipeline.warehouse.models import Model, load_macros
 
 SCHEMAS = ("raw", "staging", "marts", "segments", "audience")
 # Build warehouses held open in this process (see held_open): path -> the connection that holds it
@@ -100,6 +100,9 @@ def open_build(data_dir: Path, as_of: dt.date,
         con.execute("set variable as_of = ?::date", [as_of])
         for schema in SCHEMAS:
             con.execute(f"create schema if not exists {schema}")
+        # kept in the file, not the connection: the published warehouse's views call them too
+        for macro in load_macros():
+            con.execute(macro)
         yield con
         con.execute("checkpoint")
     finally:

@@ -62,6 +62,12 @@ def referenced_tables(sql: str) -> tuple[str, ...]:
 
 
 @cache
+def load_macros(sql_dir: Path = SQL_DIR) -> tuple[str, ...]:
+    """The `create or replace macro` statements of sql/macros, which models call like functions."""
+    return tuple(path.read_text() for path in sorted((sql_dir / "macros").glob("*.sql")))
+
+
+@cache
 def load_models(sql_dir: Path = SQL_DIR) -> tuple[Model, ...]:
     """Every model under sql/staging and sql/marts, in an order where each comes after what it reads."""
     models = {}

@@ -36,14 +36,7 @@ latest as (
 )
 
 select
-    coalesce(
-        try_cast(split_part(latest.id, '/', 5) as bigint),
-        case when latest.id is not null then error(format(
-            'raw/{0}/{1}.parquet, line {2}: {3} {4} does not fit BIGINT (an older release ingested it unchecked). '
-            || 'Delete raw/*/{1}.parquet in the data directory and rerun: the ingest then names the line to fix.',
-            'customers', latest._batch, latest._line, 'id', latest.id
-        )) end
-    ) as customer_id,
+    gid_number(latest.id, 'customers', latest._batch, latest._line, 'id') as customer_id,
     latest.first_name,
     latest.last_name,
     latest.created_at,

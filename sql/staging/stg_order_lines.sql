@@ -7,14 +7,7 @@ with order_lines as not materialized (
     -- read three times below: rereading the Parquet costs less than a copy of 10M lines
     select
         *,
-        coalesce(
-            try_cast(split_part(_parent_id, '/', 5) as bigint),
-            case when _parent_id is not null then error(format(
-                'raw/{0}/{1}.parquet, line {2}: {3} {4} does not fit BIGINT (an older release ingested it unchecked). '
-                || 'Delete raw/*/{1}.parquet in the data directory and rerun: the ingest then names the line to fix.',
-                'order_lines', _batch, _line, '__parentId', _parent_id
-            )) end
-        ) as parent_order_id
+        gid_number(_parent_id, 'order_lines', _batch, _line, '__parentId') as parent_order_id
     from raw.order_lines
 ),
 
@@ -77,31 +70,10 @@ winning as (
 )
 
 select
-    coalesce(
-        try_cast(split_part(id, '/', 5) as bigint),
-        case when id is not null then error(format(
-            'raw/{0}/{1}.parquet, line {2}: {3} {4} does not fit BIGINT (an older release ingested it unchecked). '
-            || 'Delete raw/*/{1}.parquet in the data directory and rerun: the ingest then names the line to fix.',
-            'order_lines', _batch, _line, 'id', id
-        )) end
-    ) as line_id,
+    gid_number(id, 'order_lines', _batch, _line, 'id') as line_id,
     order_id,
-    coalesce(
-        try_cast(split_part(product_id, '/', 5) as bigint),
-        case when product_id is not null then error(format(
-            'raw/{0}/{1}.parquet, line {2}: {3} {4} does not fit BIGINT (an older release ingested it unchecked). '
-            || 'Delete raw/*/{1}.parquet in the data directory and rerun: the ingest then names the line to fix.',
-            'order_lines', _batch, _line, 'product.id', product_id
-        )) end
-    ) as product_id,
-    coalesce(
-        try_cast(split_part(variant_id, '/', 5) as bigint),
-        case when variant_id is not null then error(format(
-            'raw/{0}/{1}.parquet, line {2}: {3} {4} does not fit BIGINT (an older release ingested it unchecked). '
-            || 'Delete raw/*/{1}.parquet in the data directory and rerun: the ingest then names the line to fix.',
-            'order_lines', _batch, _line, 'variant.id', variant_id
-        )) end
-    ) as variant_id,
+    gid_number(product_id, 'order_lines', _batch, _line, 'product.id') as product_id,
+    gid_number(variant_id, 'order_lines', _batch, _line, 'variant.id') as variant_id,
     sku,
     title,
     coalesce(quantity, 0) as quantity,

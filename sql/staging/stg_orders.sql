@@ -37,25 +37,11 @@ latest as (
 )
 
 select
-    coalesce(
-        try_cast(split_part(latest.id, '/', 5) as bigint),
-        case when latest.id is not null then error(format(
-            'raw/{0}/{1}.parquet, line {2}: {3} {4} does not fit BIGINT (an older release ingested it unchecked). '
-            || 'Delete raw/*/{1}.parquet in the data directory and rerun: the ingest then names the line to fix.',
-            'orders', latest._batch, latest._line, 'id', latest.id
-        )) end
-    ) as order_id,
+    gid_number(latest.id, 'orders', latest._batch, latest._line, 'id') as order_id,
     latest.id as order_gid,
     latest._batch as source_batch,
     latest.name as order_name,
-    coalesce(
-        try_cast(split_part(latest.customer_id, '/', 5) as bigint),
-        case when latest.customer_id is not null then error(format(
-            'raw/{0}/{1}.parquet, line {2}: {3} {4} does not fit BIGINT (an older release ingested it unchecked). '
-            || 'Delete raw/*/{1}.parquet in the data directory and rerun: the ingest then names the line to fix.',
-            'orders', latest._batch, latest._line, 'customer.id', latest.customer_id
-        )) end
-    ) as customer_id,
+    gid_number(latest.customer_id, 'orders', latest._batch, latest._line, 'customer.id') as customer_id,
     coalesce(latest.processed_at, latest.created_at) as processed_at,
     latest.cancelled_at,
     coalesce(latest.test, false) as is_test,

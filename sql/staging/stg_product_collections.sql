@@ -9,13 +9,8 @@ products as (
 
 select distinct
     products.product_id,
-    coalesce(
-        try_cast(split_part(product_collections.id, '/', 5) as bigint),
-        case when product_collections.id is not null then error(format(
-            'raw/{0}/{1}.parquet, line {2}: {3} {4} does not fit BIGINT (an older release ingested it unchecked). '
-            || 'Delete raw/*/{1}.parquet in the data directory and rerun: the ingest then names the line to fix.',
-            'product_collections', product_collections._batch, product_collections._line, 'id', product_collections.id
-        )) end
+    gid_number(
+        product_collections.id, 'product_collections', product_collections._batch, product_collections._line, 'id'
     ) as collection_id,
     product_collections.handle as collection_handle,
     product_collections.title as collection_title
