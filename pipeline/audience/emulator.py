@@ -23,19 +23,14 @@ import argparse
 import hashlib
 import itertools
 import json
-import logging
 import re
-import socket
 import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
 
-from pipeline.loopback import LoopbackServer
-
-log = logging.getLogger(__name__)
+from pipeline.loopback import EmulatorHandler, LoopbackServer
 
 STEPS = ("ok", "429", "500", "500_after", "drop", "drop_after", "slow")
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -165,25 +160,12 @@ class GatewayEmulator(LoopbackServer):
                      "next_cursor": str(start + limit) if more else None}
 
 
-def _handler(emulator: GatewayEmulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, like a real gateway behind a load balancer
-
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            self._handle("GET")
-
-        def do_PUT(self) -> None:  # noqa: N802
-            self._handle("PUT")
-
-        def do_POST(self) -> None:  # noqa: N802
-            self._handle("POST")
-
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-            log.debug("emulator: " + format, *args)
+def _handler(emulator: GatewayEmulator) -> type[EmulatorHandler]:
+    class Handler(EmulatorHandler):
+        methods = frozenset({"GET", "PUT", "POST"})
 
         def _handle(self, method: str) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            raw = self._body()
             if self.headers.get("Authorization") != f"Bearer {emulator.token}":
                 return self._reply(401, {"error": "missing or wrong bearer token"})
             try:
@@ -217,26 +199,6 @@ def _handler(emulator: GatewayEmulator) -> type[BaseHTTPRequestHandler]:
             if step == "500_after":
                 return self._reply(500, {"error": "internal error"})
             return self._reply(status, reply)
-
-        def _reply(self, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(body).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-            except OSError:  # the client gave up (timeout) while we were slow: nothing to tell it
-                self.close_connection = True
-
-        def _drop(self) -> None:
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                log.debug("emulator: connection already closed")
 
     return Handler
 

@@ -24,17 +24,14 @@ import base64
 import datetime as dt
 import itertools
 import json
-import logging
 import math
 import re
-import socket
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from pipeline.audience.gateways import AudienceTarget
@@ -45,10 +42,8 @@ from pipeline.audience.klaviyo import (
     RATE_LIMITS,
     KlaviyoGateway,
 )
-from pipeline.loopback import LoopbackServer
+from pipeline.loopback import EmulatorHandler, LoopbackServer
 from pipeline.settings import DEFAULT_BATCH_SIZE
-
-log = logging.getLogger(__name__)
 
 STEPS = ("ok", "429", "500", "drop", "drop_after")
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -447,27 +442,13 @@ def _page(items: list, query: dict[str, list[str]], operation: str, base: str, r
     return {"data": [resource(item) for item in items[start:start + size]], "links": links}
 
 
-def _handler(emulator: KlaviyoEmulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # headers and body go out as two writes: without TCP_NODELAY each reply waits on a delayed ACK (~40 ms)
-        disable_nagle_algorithm = True
-
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            self._handle("GET")
-
-        def do_POST(self) -> None:  # noqa: N802
-            self._handle("POST")
-
-        def do_DELETE(self) -> None:  # noqa: N802
-            self._handle("DELETE")
-
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-            log.debug("klaviyo emulator: " + format, *args)
+def _handler(emulator: KlaviyoEmulator) -> type[EmulatorHandler]:
+    class Handler(EmulatorHandler):
+        methods = frozenset({"GET", "POST", "DELETE"})
+        content_type = "application/vnd.api+json"
 
         def _handle(self, method: str) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            raw = self._body()
             url = urlsplit(self.path)
             path = url.path.rstrip("/")
             route = next(((op, m) for verb, pattern, op in ROUTES if verb == method
@@ -511,27 +492,6 @@ def _handler(emulator: KlaviyoEmulator) -> type[BaseHTTPRequestHandler]:
                 self._reply(status, reply, headers)
             except ApiError as error:
                 self._reply(error.status, error.body, error.headers)
-
-        def _reply(self, status: int, body: dict | None, headers: dict[str, str]) -> None:
-            data = json.dumps(body).encode() if body is not None else b""
-            try:
-                self.send_response(status)
-                if body is not None:
-                    self.send_header("Content-Type", "application/vnd.api+json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-            except OSError:  # the client gave up while we were busy: nothing to tell it
-                self.close_connection = True
-
-        def _drop(self) -> None:
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                log.debug("klaviyo emulator: connection already closed")
 
     return Handler
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import re
 import secrets
 import shutil
@@ -17,17 +16,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from pipeline.loopback import LoopbackServer
+from pipeline.loopback import EmulatorHandler, LoopbackServer
 from pipeline.shopify import emulator_tags
 from pipeline.shopify.emulator_tags import STAGED_UPLOAD_PATH, UPLOAD_LIMIT_BYTES, CustomerTags, StagedUploads, TagsApi
 from pipeline.shopify.graphql_subset import Field, GraphQLSyntaxError, parse
-
-log = logging.getLogger(__name__)
 
 # Shopify answers a request for a version it no longer supports with the oldest supported one
 # and says so in X-Shopify-Api-Version; the emulator does the same with this list.
@@ -335,19 +331,15 @@ class ShopifyEmulator(LoopbackServer):
         return op
 
 
-def _handler_for(emulator: ShopifyEmulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # Headers and body go out in separate writes; with Nagle on, each reply waits for a delayed ACK.
-        disable_nagle_algorithm = True
+def _handler_for(emulator: ShopifyEmulator) -> type[EmulatorHandler]:
+    class Handler(EmulatorHandler):
         server_version = "ShopifyEmulator"
 
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("%s " + format, self.address_string(), *args)
+        def _handle(self, method: str) -> None:
+            return self._post() if method == "POST" else self._get()
 
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length)
+        def _post(self) -> None:
+            raw = self._body()
             path = urlsplit(self.path).path
             carried = "X-Shopify-Access-Token" in self.headers
             if path == STAGED_UPLOAD_PATH:
@@ -360,8 +352,7 @@ def _handler_for(emulator: ShopifyEmulator) -> type[BaseHTTPRequestHandler]:
                 return self._finish(path, HTTPStatus.UNAUTHORIZED, {"errors": invalid}, carried)
             if emulator._take_fault("drop_connections"):
                 emulator._record(RecordedRequest("POST", path, 0, carried))
-                self.close_connection = True
-                return None
+                return self._drop()
             if emulator._take_fault("stalls"):
                 time.sleep(emulator.faults.stall_seconds)
             if emulator._take_fault("server_errors"):
@@ -394,7 +385,7 @@ def _handler_for(emulator: ShopifyEmulator) -> type[BaseHTTPRequestHandler]:
             emulator._record(RecordedRequest("POST", path, status, carried))
             return self._send(status, xml.encode(), "application/xml")
 
-        def do_GET(self) -> None:
+        def _get(self) -> None:
             parts = urlsplit(self.path)
             carried = "X-Shopify-Access-Token" in self.headers
             match = _DOWNLOAD_PATH.fullmatch(parts.path)
@@ -435,19 +426,7 @@ def _handler_for(emulator: ShopifyEmulator) -> type[BaseHTTPRequestHandler]:
             throttled: bool = False,
         ) -> None:
             emulator._record(RecordedRequest("POST", path, status, carried, throttled))
-            headers = {"X-Shopify-Api-Version": served_version} if served_version else {}
-            self._send(status, json.dumps(payload).encode(), "application/json", headers)
-
-        def _send(
-            self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
-        ) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
+            self._reply(status, payload, {"X-Shopify-Api-Version": served_version} if served_version else {})
 
     return Handler
 

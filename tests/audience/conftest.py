@@ -1,7 +1,11 @@
-"""Audience fixtures: a real warehouse with a segment view and state.duckdb attached, and the emulator."""
+"""Audience fixtures: a real warehouse with a segment view and state.duckdb attached, the emulators, a killed sync."""
 
 import datetime as dt
+import os
 import shutil
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -9,14 +13,34 @@ import duckdb
 import pytest
 
 from pipeline.audience.emulator import GatewayEmulator
+from pipeline.audience.gateways import AudienceGateway
 from pipeline.audience.klaviyo_emulator import KlaviyoEmulator
+from pipeline.settings import PROJECT_DIR
 from pipeline.warehouse.build import attach_state
+from tests.fixtures.processes import kill_when
 from tests.fixtures.stores import Store
 
 AS_OF = dt.date(2026, 10, 31)
 TOKEN = "tok-3f9a1c7e5b2d"  # a value no log line would contain by accident
 KLAVIYO_KEY = "pk_7d41e0c9a2b65f38"  # likewise, as a Klaviyo private key
 SEGMENT = "all_customers"
+
+
+SYNC_CHILD = textwrap.dedent("""
+    import datetime as dt, importlib, sys
+    from pathlib import Path
+    import duckdb
+    from pipeline.audience.gateways import AudienceTarget
+    from pipeline.audience.sync import sync_segment
+    from pipeline.warehouse.build import attach_state
+    module, _, gateway_class = sys.argv[1].partition(":")
+    warehouse, data_dir, segment, as_of, batch_size, list_name = sys.argv[2:]
+    gateway = getattr(importlib.import_module(module), gateway_class).from_env()
+    con = duckdb.connect(warehouse)
+    attach_state(con, Path(data_dir))
+    sync_segment(con, gateway, segment, as_of=dt.date.fromisoformat(as_of), run_id="killed",
+                 batch_size=int(batch_size), target=AudienceTarget(segment, name=list_name))
+""")
 
 
 def mobile(n: int) -> str:
@@ -62,3 +86,17 @@ def klaviyo() -> Iterator[KlaviyoEmulator]:
     """The Klaviyo emulator without its rate limits (a test of them starts its own): tests record waits, not sleep."""
     with KlaviyoEmulator(KLAVIYO_KEY, rate_limits=False) as server:
         yield server
+
+
+def kill_sync(gateway: type[AudienceGateway], env: dict[str, str], tmp_path: Path, batch_size: int,
+              reached: Callable[[], bool], *, list_name: str = "", timeout: float = 60) -> None:
+    """Syncs SEGMENT as of AS_OF in a child process, `gateway.from_env()` over `env`, and SIGKILLs it once `reached()`.
+
+    `tmp_path` is where audience_db built the segment warehouse and state; `list_name` names the target's list.
+    """
+    child = subprocess.Popen(
+        [sys.executable, "-c", SYNC_CHILD, f"{gateway.__module__}:{gateway.__name__}",
+         str(tmp_path / "segment-warehouse.duckdb"), str(tmp_path / "data"), SEGMENT, AS_OF.isoformat(),
+         str(batch_size), list_name],
+        env={**os.environ, **env}, cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    kill_when(child, reached, timeout=timeout)

@@ -4,11 +4,6 @@ The kill lands inside the second group of batches: the first group is recorded, 
 planned and partly sent but not recorded, so the rerun must replay batches the gateway holds.
 """
 
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -17,27 +12,13 @@ import duckdb
 from pipeline.audience.emulator import Faults
 from pipeline.audience.gateways import HttpGateway
 from pipeline.audience.sync import GROUP_BATCHES, sync_segment
-from pipeline.settings import PROJECT_DIR
 from pipeline.warehouse.build import attach_state
-from tests.audience.conftest import AS_OF, SEGMENT, TOKEN, mobile
+from tests.audience.conftest import AS_OF, SEGMENT, TOKEN, kill_sync, mobile
 from tests.fixtures.stores import Store, customer
 
 MEMBERS = 3000
 BATCH = 50
 KILL_AFTER_POSTS = GROUP_BATCHES + GROUP_BATCHES // 2  # halfway through the second group
-
-CHILD = textwrap.dedent("""
-    import datetime as dt, sys
-    from pathlib import Path
-    import duckdb
-    from pipeline.audience.gateways import HttpGateway
-    from pipeline.audience.sync import sync_segment
-    from pipeline.warehouse.build import attach_state
-    con = duckdb.connect(sys.argv[1])
-    attach_state(con, Path(sys.argv[2]))
-    sync_segment(con, HttpGateway.from_env(), sys.argv[3], as_of=dt.date.fromisoformat(sys.argv[4]),
-                 run_id="killed", batch_size=int(sys.argv[5]))
-""")
 
 
 def test_killed_sync_then_rerun_converges_without_adding_any_number_twice(audience_db, emulator, tmp_path: Path):
@@ -47,21 +28,8 @@ def test_killed_sync_then_rerun_converges_without_adding_any_number_twice(audien
     warehouse, data_dir = tmp_path / "segment-warehouse.duckdb", tmp_path / "data"
     emulator.set_faults(Faults(slow_seconds=0.03))
 
-    env = {**os.environ, "SMS_GATEWAY_URL": emulator.url, "SMS_GATEWAY_TOKEN": TOKEN}
-    child = subprocess.Popen(  # noqa: S603 - our own interpreter and script
-        [sys.executable, "-c", CHILD, str(warehouse), str(data_dir), SEGMENT, AS_OF.isoformat(), str(BATCH)],
-        env=env, cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        while emulator.received["POST"] < KILL_AFTER_POSTS and child.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert child.poll() is None, f"the sync ended before it could be killed: {child.communicate()}"
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=10)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(timeout=10)
+    env = {"SMS_GATEWAY_URL": emulator.url, "SMS_GATEWAY_TOKEN": TOKEN}
+    kill_sync(HttpGateway, env, tmp_path, BATCH, lambda: emulator.received["POST"] >= KILL_AFTER_POSTS)
     time.sleep(0.1)  # let the emulator finish the reply it was writing to the dead process
 
     applied = len(emulator.members(SEGMENT))

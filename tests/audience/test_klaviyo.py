@@ -1,12 +1,6 @@
 """The Klaviyo gateway against the Klaviyo emulator over real loopback HTTP, and the emulator's own contract."""
 
 import logging
-import os
-import signal
-import subprocess
-import sys
-import textwrap
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -19,9 +13,9 @@ from pipeline.audience.klaviyo import REVISION, KlaviyoGateway, _row_phone
 from pipeline.audience.klaviyo_emulator import Faults, KlaviyoEmulator, benchmark
 from pipeline.audience.sync import GROUP_BATCHES, SyncError, sync_segment
 from pipeline.defs.exports import gateway_resource
-from pipeline.settings import PROJECT_DIR, Settings, SettingsError
+from pipeline.settings import Settings, SettingsError
 from pipeline.warehouse.build import attach_state
-from tests.audience.conftest import AS_OF, KLAVIYO_KEY, SEGMENT, mobile
+from tests.audience.conftest import AS_OF, KLAVIYO_KEY, SEGMENT, kill_sync, mobile
 from tests.fixtures.stores import Store, customer
 
 LIST = "VIP SMS"
@@ -393,21 +387,6 @@ def test_sync_segment_keeps_the_list_equal_to_the_eligible_audience(audience_db,
     assert set(klaviyo.adds_of(LIST).values()) == {1}, "an update re-imports the profile without adding it again"
 
 
-CHILD = textwrap.dedent("""
-    import datetime as dt, sys
-    from pathlib import Path
-    import duckdb
-    from pipeline.audience.gateways import AudienceTarget
-    from pipeline.audience.klaviyo import KlaviyoGateway
-    from pipeline.audience.sync import sync_segment
-    from pipeline.warehouse.build import attach_state
-    con = duckdb.connect(sys.argv[1])
-    attach_state(con, Path(sys.argv[2]))
-    sync_segment(con, KlaviyoGateway.from_env(), sys.argv[3], as_of=dt.date.fromisoformat(sys.argv[4]),
-                 run_id="killed", batch_size=int(sys.argv[5]), target=AudienceTarget(sys.argv[3], name=sys.argv[6]))
-""")
-
-
 def test_a_sync_killed_mid_export_then_rerun_converges_without_adding_any_number_twice(audience_db, klaviyo,
                                                                                       tmp_path: Path):
     members, batch = 3000, 50
@@ -417,22 +396,9 @@ def test_a_sync_killed_mid_export_then_rerun_converges_without_adding_any_number
     warehouse, data_dir = tmp_path / "segment-warehouse.duckdb", tmp_path / "data"
     klaviyo.set_faults(Faults(slow_seconds=0.01))
 
-    env = {**os.environ, "KLAVIYO_API_URL": klaviyo.url, "KLAVIYO_API_KEY": KLAVIYO_KEY}
-    child = subprocess.Popen(  # noqa: S603 - our own interpreter and script
-        [sys.executable, "-c", CHILD, str(warehouse), str(data_dir), SEGMENT, AS_OF.isoformat(), str(batch), LIST],
-        env=env, cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        while (klaviyo.received["bulk_import_profiles"] < kill_after_imports and child.poll() is None
-               and time.monotonic() < deadline):
-            time.sleep(0.01)
-        assert child.poll() is None, f"the sync ended before it could be killed: {child.communicate()}"
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=10)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(timeout=10)
+    env = {"KLAVIYO_API_URL": klaviyo.url, "KLAVIYO_API_KEY": KLAVIYO_KEY}
+    kill_sync(KlaviyoGateway, env, tmp_path, batch,
+              lambda: klaviyo.received["bulk_import_profiles"] >= kill_after_imports, list_name=LIST)
 
     applied = len(klaviyo.members(LIST))
     assert 0 < applied < members, "killed mid-export"

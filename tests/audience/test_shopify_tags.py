@@ -2,12 +2,6 @@
 bulk mutations through staged uploads, faults, and the diff sync end to end, killed and rerun."""
 
 import logging
-import os
-import signal
-import subprocess
-import sys
-import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,12 +15,12 @@ from pipeline.audience.shopify_tags import BULK_THRESHOLD, ShopifyTagsGateway
 from pipeline.audience.sync import GROUP_BATCHES, sync_segment
 from pipeline.audience.tags_bench import bench_shopify_tags, floor_points
 from pipeline.defs.exports import gateway_resource
-from pipeline.settings import PROJECT_DIR, Settings, SettingsError
+from pipeline.settings import Settings, SettingsError
 from pipeline.shopify.client import ShopifyClient
 from pipeline.shopify.emulator import ShopifyEmulator
 from pipeline.shopify.emulator_tags import STAGED_UPLOAD_PATH
 from pipeline.warehouse.build import attach_state
-from tests.audience.conftest import AS_OF, SEGMENT, mobile
+from tests.audience.conftest import AS_OF, SEGMENT, kill_sync, mobile
 from tests.fixtures.stores import Store, customer
 
 TOKEN = "shpat_tags_5e1d0c9b8a7f"  # a value no log line would contain by accident
@@ -333,20 +327,6 @@ def test_sync_segment_converges_and_never_logs_the_token(audience_db, serve, cap
     assert mobile(1) not in caplog.text, "phone numbers never reach the logs"
 
 
-CHILD = textwrap.dedent("""
-    import datetime as dt, sys
-    from pathlib import Path
-    import duckdb
-    from pipeline.audience.shopify_tags import ShopifyTagsGateway
-    from pipeline.audience.sync import sync_segment
-    from pipeline.warehouse.build import attach_state
-    con = duckdb.connect(sys.argv[1])
-    attach_state(con, Path(sys.argv[2]))
-    sync_segment(con, ShopifyTagsGateway.from_env(), sys.argv[3], as_of=dt.date.fromisoformat(sys.argv[4]),
-                 run_id="killed", batch_size=int(sys.argv[5]))
-""")
-
-
 def test_a_sync_killed_mid_export_then_rerun_tags_everyone_once(audience_db, serve, tmp_path: Path):
     members, batch = 3000, 50
     requests_a_batch = 3  # who carries the tag, then 50 tagsAdd in two requests of 25
@@ -357,23 +337,9 @@ def test_a_sync_killed_mid_export_then_rerun_tags_everyone_once(audience_db, ser
     warehouse, data_dir = tmp_path / "segment-warehouse.duckdb", tmp_path / "data"
     emulator.faults.stalls, emulator.faults.stall_seconds = 10_000, 0.005  # slow enough to be caught mid-group
 
-    env = {**os.environ, "SHOPIFY_STORE": emulator.url, "SHOPIFY_ACCESS_TOKEN": TOKEN}
-    child = subprocess.Popen(  # noqa: S603 - our own interpreter and script
-        [sys.executable, "-c", CHILD, str(warehouse), str(data_dir), SEGMENT, AS_OF.isoformat(), str(batch)],
-        env=env, cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while len(posts(emulator, GRAPHQL)) < kill_after and child.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert child.poll() is None, f"the sync ended before it could be killed: {child.communicate()}"
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=10)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(timeout=10)
-        child.stdout.close()
-        child.stderr.close()
+    env = {"SHOPIFY_STORE": emulator.url, "SHOPIFY_ACCESS_TOKEN": TOKEN}
+    kill_sync(ShopifyTagsGateway, env, tmp_path, batch, lambda: len(posts(emulator, GRAPHQL)) >= kill_after,
+              timeout=120)
     emulator.faults.stalls = 0
 
     applied = len(tagged(emulator))
