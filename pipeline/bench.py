@@ -799,6 +799,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                       "both need to be 1 or more")
         return 2
     out = Path(args.out)
+    if args.destinations:
+        return bench_destinations(args.customers, out, throttled=args.throttled)
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="smsseg-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -815,6 +817,33 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0 if report["membership_mismatches"] == 0 else 1
 
 
+def bench_destinations(members: int, out: Path, *, throttled: bool) -> int:
+    """A first night's sync of `members` numbers to the Klaviyo and Shopify emulators, against the floor
+    each destination's documented rate limits allow; `throttled`: the emulators enforce those limits."""
+    from dataclasses import asdict
+
+    from pipeline.audience.klaviyo_emulator import benchmark as bench_klaviyo
+    from pipeline.audience.tags_bench import bench_shopify_tags
+    from pipeline.cli import console
+
+    klaviyo = bench_klaviyo(members, rate_limits=throttled)
+    tags = asdict(bench_shopify_tags(members, throttled=throttled))
+    rows = {
+        "klaviyo": {"seconds": klaviyo["seconds"], "requests": klaviyo["requests"],
+                    "floor_seconds": klaviyo["floor_seconds"], "detail": klaviyo},
+        "shopify_tags": {"seconds": tags["wall_seconds"], "requests": tags["graphql_requests"],
+                         "floor_seconds": tags["floor_seconds"]["standard"], "detail": tags},
+    }
+    for name, row in rows.items():
+        row["ratio_to_floor"] = round(row["seconds"] / row["floor_seconds"], 2) if row["floor_seconds"] else None
+        console.print(f"{name}: {members:,} numbers in {row['seconds']} s, {row['requests']:,} requests; the "
+                      f"documented limits allow {row['floor_seconds']} s at best (ratio {row['ratio_to_floor']}"
+                      + (", emulator throttling)" if throttled else ", emulator not throttling: our own cost)"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"members": members, "throttled": throttled, "load": _load(), **rows}, indent=2) + "\n")
+    return 0
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     """Adds `smsseg bench` to the command's subcommands."""
     bench = commands.add_parser("bench", help="time night 1, night 2 and a plain-DuckDB baseline on a demo store "
@@ -827,4 +856,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--work-dir", help="where the stores and data go (default: a new directory under the "
                                           "temp dir, deleted afterwards)")
     bench.add_argument("--keep", action="store_true", help="keep the work directory for a closer look")
+    bench.add_argument("--destinations", action="store_true",
+                       help="instead: a first night's sync of --customers numbers to the Klaviyo and Shopify "
+                            "emulators, set against the floor their documented rate limits allow")
+    bench.add_argument("--throttled", action="store_true",
+                       help="with --destinations: the emulators enforce those limits in real time (slow)")
     bench.set_defaults(func=cmd_bench)

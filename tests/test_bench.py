@@ -119,3 +119,16 @@ def test_the_process_tree_leaves_out_a_process_that_ends_while_it_looks(monkeypa
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_destinations_report_each_sync_against_its_floor(tmp_path: Path) -> None:
+    out = tmp_path / "destinations.json"
+    assert main(["bench", "--customers", "1200", "--destinations", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["members"] == 1200 and report["throttled"] is False
+    assert report["klaviyo"]["detail"]["held"] == 1200, "every number reached the list"
+    assert report["shopify_tags"]["detail"]["members"] == 1200
+    for name in ("klaviyo", "shopify_tags"):
+        row = report[name]
+        assert row["requests"] > 0 and row["floor_seconds"] > 0
+        assert row["ratio_to_floor"] == round(row["seconds"] / row["floor_seconds"], 2)

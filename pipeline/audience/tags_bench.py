@@ -19,6 +19,7 @@ from pipeline.shopify.emulator_tags import MUTATION_COST
 
 # The GraphQL Admin API's documented restore rates (points/second) by plan.
 RESTORE_RATES = {"standard": 100.0, "advanced": 200.0, "plus": 1000.0}
+STANDARD_BUCKET = 1000.0  # the points a Standard shop can spend at once
 _TOKEN = "bench-token"  # noqa: S105 - the emulator's own, on 127.0.0.1
 
 
@@ -52,8 +53,13 @@ def floor_points(members: int, batch_size: int, bulk_threshold: int = BULK_THRES
     return points
 
 
-def bench_shopify_tags(members: int, batch_size: int = DEFAULT_BATCH_SIZE) -> TagsBenchmark:
-    """Tags `members` customers, as new adds, in the emulator (its throttle off: this measures our side)."""
+def bench_shopify_tags(members: int, batch_size: int = DEFAULT_BATCH_SIZE, *, throttled: bool = False) -> TagsBenchmark:
+    """Tags `members` customers, as new adds, in the emulator.
+
+    Its throttle is off unless `throttled`: then we measure our own side. Throttled, the emulator
+    keeps a Standard plan's bucket (1,000 points, restoring 100 a second), so the wall time set
+    against the Standard floor is how close the gateway comes to the fastest Shopify allows.
+    """
     with tempfile.TemporaryDirectory(prefix="tags-bench-") as folder:
         store = Path(folder)
         with (store / "customers.jsonl").open("w", encoding="utf-8") as fh:
@@ -61,7 +67,8 @@ def bench_shopify_tags(members: int, batch_size: int = DEFAULT_BATCH_SIZE) -> Ta
                 fh.write(json.dumps({"id": f"gid://shopify/Customer/{i}", "tags": [],
                                      "defaultPhoneNumber": {"phoneNumber": f"+39347{i:07d}"}}) + "\n")
         (store / "shop.jsonl").write_text('{"name": "Bench"}\n', encoding="utf-8")
-        with ShopifyEmulator(store, _TOKEN, bucket_size=1e15, restore_rate=1e15) as emulator:
+        bucket, restore = (STANDARD_BUCKET, RESTORE_RATES["standard"]) if throttled else (1e15, 1e15)
+        with ShopifyEmulator(store, _TOKEN, bucket_size=bucket, restore_rate=restore) as emulator:
             gateway = ShopifyTagsGateway(store=emulator.url, token=_TOKEN, poll_interval_seconds=0.01)
             target = AudienceTarget("bench")
             started = time.perf_counter()
