@@ -496,12 +496,20 @@ def _handler(emulator: KlaviyoEmulator) -> type[EmulatorHandler]:
     return Handler
 
 
+def rate_limit_floor(requests: dict[str, int]) -> tuple[str, float]:
+    """The operation whose documented steady limit holds `requests` (operation -> count) back longest, and how
+    long: n requests at a limit per minute need the whole minutes after the first that n fills."""
+    floors = {op: max(0, math.ceil(n / RATE_LIMITS[op][1]) - 1) * 60.0 for op, n in requests.items()}
+    slowest = max(floors, key=floors.get)
+    return slowest, floors[slowest]
+
+
 def benchmark(members: int, batch_size: int = DEFAULT_BATCH_SIZE, *, rate_limits: bool = False) -> dict:
     """Adds `members` new numbers to a list, `batch_size` a batch, as a first night's sync sends them.
 
     Returns the wall time, the requests by operation, and `floor_seconds`: the least time those
     requests could take at Klaviyo's documented steady rates, each operation in its own window
-    (the busiest operation's count over its rate). Without `rate_limits` the emulator does not
+    (the busiest operation's whole minutes beyond its first). Without `rate_limits` the emulator does not
     throttle, so `seconds` is our own cost; with them it answers 429 past each documented limit, as
     Klaviyo does, and seconds / floor_seconds is how close the client comes to the fastest allowed.
     """
@@ -519,9 +527,8 @@ def benchmark(members: int, batch_size: int = DEFAULT_BATCH_SIZE, *, rate_limits
         gateway.close()
         held = len(server.members(target.list_name))
         by_operation = dict(server.received)
-    floors = {op: n / RATE_LIMITS[op][1] * 60 for op, n in by_operation.items()}
-    slowest = max(floors, key=floors.get)
+    slowest, floor = rate_limit_floor(by_operation)
     return {"members": members, "batch_size": batch_size, "rate_limited": rate_limits, "held": held,
             "seconds": round(seconds, 2),
             "requests": sum(by_operation.values()), "by_operation": by_operation,
-            "floor_seconds": round(floors[slowest], 1), "floor_operation": slowest}
+            "floor_seconds": floor, "floor_operation": slowest}

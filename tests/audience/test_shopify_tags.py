@@ -365,6 +365,6 @@ def test_the_benchmark_hook_tags_everyone_and_prices_it_against_the_rate_limits(
     # one page listing who carries the tag (no one), then per batch: stage, run, polls (2 in the emulator)
     assert result.graphql_requests == 1 + 2 * (1 + 1 + 2)
     assert result.points == 2 + 2 * 250 + 2 * (10 + 10 + 1), "a page of customers, then 21 a bulk mutation"
-    assert result.floor_seconds == {"standard": 5.4, "advanced": 2.7, "plus": 0.5}
+    assert result.floor_seconds == {"standard": 0.0, "advanced": 0.0, "plus": 0.0}, "544 points: a bucket's worth"
     assert result.wall_seconds > 0
     assert floor_points(600, 100) == 6 * (100 + 10 * 100), "small batches pay 10 points a tagsAdd"
