@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # dagster is imported when a command needs it: `smsseg --help
     import dagster as dg
 
 console = Console()
-if not console.is_terminal:
+if not console.is_terminal and not os.environ.get("COLUMNS"):
     console.width = 160  # logs and pipes: wide enough that segment names and figures are never cut
 INSTANCE_YAML = """\
 # Written by smsseg: the Dagster instance shared by `smsseg run` and `dagster dev`.
@@ -179,25 +179,37 @@ def print_summary(result) -> None:
     if warehouse:
         console.print(f"customers {warehouse['customers']:,}, counted orders {warehouse['counted_orders']:,}"
                       + ("" if warehouse.get("published", True) else " (dry run: warehouse not published)"))
-    table = Table(title="segments")
-    for column in ("segment", "size", "change", "eligible", "added", "updated", "removed", "rejected", "excluded"):
-        table.add_column(column, justify="left" if column in ("segment", "excluded") else "right")
+    # two narrow tables rather than one wide one: at 80 columns the wide one cut every name and figure
+    sizes = Table(title="segments")
+    for column in ("segment", "size", "change"):
+        sizes.add_column(column, justify="left" if column == "segment" else "right", overflow="fold")
+    exports = Table(title="exports")
+    counts = ("eligible", "added", "updated", "removed", "rejected")
+    for column in ("segment", *counts):
+        exports.add_column(column, justify="left" if column == "segment" else "right", overflow="fold")
+    excluded: dict[str, str] = {}
     for path, segment in sorted(figures.items()):
         if path[0] != "segments":
             continue
-        export = figures.get(("exports", path[1]))
-        excluded = ", ".join(f"{k.removeprefix('excluded_')} {v:,}" for k, v in (export or {}).items()
-                             if k.startswith("excluded_") and v)
-        counts = ("eligible", "added", "updated", "removed", "rejected")
-        if export and export.get("held"):  # a real run's held export still removed who may not be texted
-            despite = export.get("removed_despite_hold")
-            cells = ["held", "", "", "" if despite is None else f"{despite:,}", ""]
-        else:
-            cells = [f"{export[k]:,}" for k in counts] if export else [""] * len(counts)
         change = segment.get("size_change")
-        table.add_row(path[1], f"{segment['size']:,}", "" if change is None else f"{change:+,}", *cells, excluded)
-    if table.row_count:
-        console.print(table)
+        sizes.add_row(path[1], f"{segment['size']:,}", "" if change is None else f"{change:+,}")
+        export = figures.get(("exports", path[1]))
+        if export is None:
+            continue
+        if export.get("held"):  # a real run's held export still removed who may not be texted
+            despite = export.get("removed_despite_hold")
+            exports.add_row(path[1], "held", "", "", "" if despite is None else f"{despite:,}", "")
+        else:
+            exports.add_row(path[1], *(f"{export[k]:,}" for k in counts))
+        reasons = ", ".join(f"{k.removeprefix('excluded_')} {v:,}" for k, v in export.items()
+                            if k.startswith("excluded_") and v)
+        if reasons:
+            excluded[path[1]] = reasons
+    for table in (sizes, exports):
+        if table.row_count:
+            console.print(table)
+    for name, reasons in excluded.items():
+        console.print(f"not sent from {name}: {reasons}", soft_wrap=True)
     for path, export in sorted(figures.items()):
         if path[0] == "exports" and export.get("dry_run"):
             console.print(f"dry run {path[1]}: would add {export['added']:,}, update {export['updated']:,}, "

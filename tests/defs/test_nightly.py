@@ -137,12 +137,15 @@ def test_definitions_validate_with_the_dagster_cli(tmp_path: Path) -> None:
 
 def test_cli_run_prints_a_summary_and_fails_naming_the_asset(tmp_path: Path) -> None:
     store = small_store().write(tmp_path / "store")
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster")}
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster"), "COLUMNS": "80"}
     smsseg = [Path(sys.executable).parent / "smsseg", "run", "--source", f"jsonl:{store}",
               "--data-dir", str(tmp_path / "data"), "--as-of", "2026-10-31"]
     done = subprocess.run(smsseg, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "customers 3, counted orders 3" in done.stdout and "succeeded" in done.stdout
+    # a terminal of 80 columns reads the summary whole: no line wider, no name cut short
+    assert max(len(line) for line in done.stdout.splitlines() if "│" in line) <= 80
+    assert "│ abandoned_checkout_1d " in done.stdout and "│ winback_not_recent_clickers " in done.stdout
     # not a terminal (a pipe here, cron's log in life): a line per step rather than a bar nobody sees
     steps = [line for line in done.stdout.splitlines() if re.match(r"\[ ?\d+/\d+\] ", line)]
     assert steps[-1].startswith(f"[{len(steps)}/{len(steps)}] warehouse done ")
