@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import httpx
 import pyarrow as pa
@@ -215,22 +215,19 @@ def erase_from_exports(data_dir: Path, customer_ids: Collection[int]) -> int:
     return rewritten
 
 
-class RetryingGateway(AudienceGateway):
-    """What every HTTP destination shares: one client for the gateway's life, and one retry policy.
+def required_env(env: dict[str, str], names: tuple[str, ...], why: str) -> None:
+    """Raises GatewayError naming whichever of `names` the environment lacks, and `why` the gateway needs them."""
+    missing = [name for name in names if not env.get(name)]
+    if missing:
+        raise GatewayError(f"{' and '.join(missing)} not set: {why}", retryable=False)
 
-    429 waits Retry-After (at most `max_retry_after_seconds`); 5xx, timeouts and dropped
-    connections back off exponentially with full jitter; after `max_attempts` the request fails
-    with a retryable GatewayError, so a run never waits forever and the next one replays.
-    """
 
-    url: str
-    timeout_seconds: float = 10.0
-    max_attempts: int = 8
-    backoff_seconds: float = 0.5
-    max_backoff_seconds: float = 30.0
-    max_retry_after_seconds: float = 120.0
+class ClientGateway(AudienceGateway):
+    """A destination reached through one client kept for the gateway's life (its connections and TLS
+    sessions are reused), with every wait going through `_sleep`, which tests replace with a recorder."""
+
     _sleep: Callable[[float], None] = PrivateAttr(default=time.sleep)
-    _client: httpx.Client | None = PrivateAttr(default=None)
+    _client: Any = PrivateAttr(default=None)
 
     def with_sleep(self, sleep: Callable[[float], None]) -> Self:
         """Uses `sleep` for every wait (tests pass a recorder instead of waiting)."""
@@ -244,6 +241,22 @@ class RetryingGateway(AudienceGateway):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+class RetryingGateway(ClientGateway):
+    """What every HTTP destination shares: one client for the gateway's life, and one retry policy.
+
+    429 waits Retry-After (at most `max_retry_after_seconds`); 5xx, timeouts and dropped
+    connections back off exponentially with full jitter; after `max_attempts` the request fails
+    with a retryable GatewayError, so a run never waits forever and the next one replays.
+    """
+
+    url: str
+    timeout_seconds: float = 10.0
+    max_attempts: int = 8
+    backoff_seconds: float = 0.5
+    max_backoff_seconds: float = 30.0
+    max_retry_after_seconds: float = 120.0
 
     def _send(self, what: str, method: str, path: str, describe: Callable[[httpx.Response], str],
               **request: object) -> httpx.Response:
@@ -297,10 +310,8 @@ class HttpGateway(RetryingGateway):
     def from_env(cls, env: dict[str, str] | None = None, **options: float) -> "HttpGateway":
         """A gateway from SMS_GATEWAY_URL and SMS_GATEWAY_TOKEN, outside Dagster (CLI tools, demos)."""
         env = os.environ if env is None else env
-        missing = [name for name in ("SMS_GATEWAY_URL", "SMS_GATEWAY_TOKEN") if not env.get(name)]
-        if missing:
-            raise GatewayError(f"{' and '.join(missing)} not set: the http gateway needs the gateway's URL "
-                               "and token in the environment", retryable=False)
+        required_env(env, ("SMS_GATEWAY_URL", "SMS_GATEWAY_TOKEN"),
+                     "the http gateway needs the gateway's URL and token in the environment")
         return cls(url=env["SMS_GATEWAY_URL"], token=env["SMS_GATEWAY_TOKEN"], **options)
 
     @property

@@ -25,7 +25,14 @@ import pyarrow as pa
 from dagster import get_dagster_logger
 from pydantic import Field, PrivateAttr
 
-from pipeline.audience.gateways import AudienceTarget, BatchResult, GatewayError, HeldMember, RetryingGateway
+from pipeline.audience.gateways import (
+    AudienceTarget,
+    BatchResult,
+    GatewayError,
+    HeldMember,
+    RetryingGateway,
+    required_env,
+)
 
 log = get_dagster_logger(__name__)  # inside a step, its retries reach the run log
 
@@ -75,9 +82,7 @@ class KlaviyoGateway(RetryingGateway):
     def from_env(cls, env: dict[str, str] | None = None, **options: float) -> "KlaviyoGateway":
         """A gateway from KLAVIYO_API_KEY, KLAVIYO_API_URL and KLAVIYO_REVISION, outside Dagster."""
         env = os.environ if env is None else env
-        if not env.get("KLAVIYO_API_KEY"):
-            raise GatewayError("KLAVIYO_API_KEY not set: the klaviyo gateway needs a private API key "
-                               "in the environment", retryable=False)
+        required_env(env, ("KLAVIYO_API_KEY",), "the klaviyo gateway needs a private API key in the environment")
         return cls(api_key=env["KLAVIYO_API_KEY"], url=env.get("KLAVIYO_API_URL") or DEFAULT_URL,
                    revision=env.get("KLAVIYO_REVISION") or REVISION, **options)
 

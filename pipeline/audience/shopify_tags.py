@@ -23,17 +23,23 @@ import datetime as dt
 import json
 import os
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-from dagster import InitResourceContext, get_dagster_logger
+from dagster import get_dagster_logger
 from pydantic import Field, PrivateAttr
 
-from pipeline.audience.gateways import AudienceGateway, AudienceTarget, BatchResult, GatewayError, HeldMember
+from pipeline.audience.gateways import (
+    AudienceTarget,
+    BatchResult,
+    ClientGateway,
+    GatewayError,
+    HeldMember,
+    required_env,
+)
 from pipeline.shopify.client import (
     API_VERSION,
     BulkOperationFailed,
@@ -78,7 +84,7 @@ _LIST = """query Tagged($query: String!, $after: String) {
 }"""
 
 
-class ShopifyTagsGateway(AudienceGateway):
+class ShopifyTagsGateway(ClientGateway):
     """Tags the audience's customers in the shop; SHOPIFY_STORE, SHOPIFY_ACCESS_TOKEN, SHOPIFY_API_VERSION."""
 
     store: str
@@ -90,7 +96,6 @@ class ShopifyTagsGateway(AudienceGateway):
     poll_interval_seconds: float = 1.0
     poll_timeout_seconds: float = 6 * 3600.0  # Shopify stops a bulk mutation at 24 h; a night's sync cannot wait that
     slot_timeout_seconds: float = 1800.0  # waiting for one of the shop's bulk mutation slots
-    _sleep: Callable[[float], None] = PrivateAttr(default=time.sleep)
     _client: ShopifyClient | None = PrivateAttr(default=None)
     _missing: int = PrivateAttr(default=0)
     # tag -> the gids carrying it, once listed in this gateway's life: kept up to date with its own changes
@@ -100,17 +105,11 @@ class ShopifyTagsGateway(AudienceGateway):
     def from_env(cls, env: dict[str, str] | None = None, **options: float) -> "ShopifyTagsGateway":
         """A gateway from SHOPIFY_STORE, SHOPIFY_ACCESS_TOKEN and SHOPIFY_API_VERSION, outside Dagster."""
         env = os.environ if env is None else env
-        missing = [name for name in ("SHOPIFY_STORE", "SHOPIFY_ACCESS_TOKEN") if not env.get(name)]
-        if missing:
-            raise GatewayError(f"{' and '.join(missing)} not set: the shopify-tags gateway needs the shop and an "
-                               "Admin API token with write_customers in the environment", retryable=False)
+        required_env(env, ("SHOPIFY_STORE", "SHOPIFY_ACCESS_TOKEN"),
+                     "the shopify-tags gateway needs the shop and an Admin API token with write_customers in the "
+                     "environment")
         return cls(store=env["SHOPIFY_STORE"], token=env["SHOPIFY_ACCESS_TOKEN"],
                    api_version=env.get("SHOPIFY_API_VERSION") or API_VERSION, **options)
-
-    def with_sleep(self, sleep: Callable[[float], None]) -> "ShopifyTagsGateway":
-        """Uses `sleep` for every wait (tests pass a recorder, or a hook that moves the emulator on)."""
-        self._sleep = sleep
-        return self
 
     @property
     def missing_customers(self) -> int:
@@ -121,14 +120,6 @@ class ShopifyTagsGateway(AudienceGateway):
     def requests(self) -> int:
         """GraphQL requests made so far (retries included), for benchmarks."""
         return self._shopify().requests
-
-    def teardown_after_execution(self, context: InitResourceContext) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
 
     @property
     def destination(self) -> str:
