@@ -122,3 +122,20 @@ def test_a_broken_deletion_line_names_the_file_line_and_field(tmp_path: Path):
                                               '{"customer": {"id": "7"}, "deletedAt": "2026-11-02T10:00:00Z"}\n')
     with pytest.raises(StoreError, match=r"deletions.jsonl:2: customer.id is '7', which is not a Shopify id"):
         ingest_file(tmp_path, "deletions.jsonl", tmp_path / "raw")
+
+
+def test_a_number_another_customer_still_has_keeps_its_events(tmp_path: Path):
+    data = tmp_path / "data"
+    # 1 and 2 share a number (2 writes it nationally); 3 has one of its own. 2 and 3 ask to be forgotten.
+    Store(customers=[customer(1, phone="+393471234567"), customer(2, phone="347 123 4567"),
+                     customer(3, phone="+393479876543")],
+          sms_events=[sms_event("+393471234567", "clicked", "2026-06-01T10:00:00Z"),
+                      sms_event("+393479876543", "clicked", "2026-06-01T10:00:00Z")],
+          redactions=[redaction(2), redaction(3)]).write(tmp_path / "store")
+    ingest_store(tmp_path / "store", data / "raw")
+
+    erased = erase_redacted(data)
+
+    assert erased["customers_scrubbed"] == 2 and erased["sms_events_dropped"] == 1
+    events = duckdb.sql("select phone from read_parquet(?)", params=[str(data / "raw/sms_events/*.parquet")])
+    assert events.fetchall() == [("+393471234567",)], "customer 1 still has the number: its clicks are its own"
