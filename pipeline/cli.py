@@ -175,6 +175,9 @@ def print_summary(result) -> None:
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
         figures[tuple(materialization.asset_key.path)] = {k: v.value for k, v in materialization.metadata.items()}
+    days = sorted({str(f["as_of"]) for path, f in figures.items() if path[0] == "segments" and "as_of" in f})
+    if days:
+        console.print(f"evaluated as of {', '.join(days)}")
     warehouse = figures.get(("warehouse",), {})
     if warehouse:
         console.print(f"customers {warehouse['customers']:,}, counted orders {warehouse['counted_orders']:,}"

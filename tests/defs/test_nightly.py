@@ -143,6 +143,7 @@ def test_cli_run_prints_a_summary_and_fails_naming_the_asset(tmp_path: Path) -> 
     done = subprocess.run(smsseg, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "customers 3, counted orders 3" in done.stdout and "succeeded" in done.stdout
+    assert "evaluated as of 2026-10-31\n" in done.stdout
     # a terminal of 80 columns reads the summary whole: no line wider, no name cut short
     assert max(len(line) for line in done.stdout.splitlines() if "│" in line) <= 80
     assert "│ abandoned_checkout_1d " in done.stdout and "│ winback_not_recent_clickers " in done.stdout
