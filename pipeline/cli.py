@@ -164,7 +164,12 @@ def report(result: "dg.ExecuteInProcessResult") -> int:
         reason = check.metadata.get("swing") or check.metadata.get("violations")
         console.print(f"[red]check failed:[/red] {check.asset_key.to_user_string()} {check.check_name}: "
                       f"{reason.value if reason else ''}", soft_wrap=True)
-    ok = result.success and not failed_checks
+    # a held export is a night that needs a person, whichever guard held it (the size swing's check,
+    # or an audience that moved too far from what the destination holds)
+    held = [event.asset_key.path[-1] for event in result.get_asset_materialization_events()
+            if event.asset_key.path[0] == "exports"
+            and event.event_specific_data.materialization.metadata.get("held", dg.MetadataValue.bool(False)).value]
+    ok = result.success and not failed_checks and not held
     console.print(f"run {result.run_id} " + ("[green]succeeded[/green]" if ok else "[red]failed[/red]"))
     return 0 if ok else 1
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from pipeline.cli import report
 from pipeline.settings import Settings
 from tests.defs.test_checks import checks
 from tests.defs.test_export_assets import AS_OF
@@ -69,6 +70,7 @@ def test_deleting_state_between_two_nights_is_harmless(tmp_path: Path, dagster_h
             assert "went from 10 to 4 members (-60%" in checks(held)["segments/vips:size_swing"][1]
         else:
             assert "holds 10 numbers, where 3 are eligible now (-70%" in figures["reason"]
+        assert report(held) == 1, "a held export is a night that needs a person, also when the check is green"
 
         acknowledged = night(tmp_path, True, 1, instance, acknowledge_swings=["vips"])
         assert (export(acknowledged)["added"], export(acknowledged)["removed"]) == (0, 6)
