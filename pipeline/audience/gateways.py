@@ -88,6 +88,14 @@ class AudienceGateway(ConfigurableResource):
         """The name the ledger keeps this destination's audiences under: file, http, klaviyo, shopify-tags."""
         raise NotImplementedError
 
+    def same_audience(self, before: AudienceTarget, after: AudienceTarget) -> bool:
+        """Whether `after` names the audience `before` did (a rename) rather than another one (a move).
+
+        The file and http gateways key an audience by its segment, so a new name is a rename there;
+        a destination keyed by the list or tag overrides this. On a move the sync empties `before`.
+        """
+        return True
+
     def upsert_audience(self, target: AudienceTarget, known_id: str | None = None) -> str | None:
         """Creates the audience or updates its name; returns the destination's id for it, if it has one.
 

@@ -90,6 +90,10 @@ class KlaviyoGateway(RetryingGateway):
     def destination(self) -> str:
         return "klaviyo"
 
+    def same_audience(self, before: AudienceTarget, after: AudienceTarget) -> bool:
+        """A list is found by its name: another name is another list."""
+        return before.list_name == after.list_name
+
     def upsert_audience(self, target: AudienceTarget, known_id: str | None = None) -> str | None:
         """The id of the list named `target.list_name`: `known_id` while it has that name, else found or created."""
         name = target.list_name

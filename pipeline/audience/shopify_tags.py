@@ -125,6 +125,10 @@ class ShopifyTagsGateway(ClientGateway):
     def destination(self) -> str:
         return "shopify-tags"
 
+    def same_audience(self, before: AudienceTarget, after: AudienceTarget) -> bool:
+        """The audience is who carries the tag, which Shopify compares without case."""
+        return before.tag_name.lower() == after.tag_name.lower()
+
     def upsert_audience(self, target: AudienceTarget, known_id: str | None = None) -> str | None:
         """Nothing to create: a tag exists while a customer carries it."""
         return None

@@ -122,6 +122,9 @@ def sync_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, segme
         raise ValueError(f"batch_size {batch_size}: must be at least 1")
     run_id = run_id or uuid.uuid4().hex
     target = target or AudienceTarget(segment)
+    if not dry_run and _moved(con, gateway, target):
+        # the definition names another list or tag: the old one is emptied first, as a retired segment is
+        retire_segment(con, gateway, segment, as_of=as_of, run_id=run_id, batch_size=batch_size)
     audience = eligible_audience(con, segment, fields=fields, suppressions_csv=suppressions_csv)
     result = SyncResult(segment=segment, run_id=run_id, dry_run=dry_run, members=audience.members,
                         eligible=audience.eligible, excluded=audience.excluded, held=held and not dry_run)
@@ -160,6 +163,17 @@ def retired_segments(con: duckdb.DuckDBPyConnection, destination: str, exported:
         where (destination = $destination or destination is null) and status = 'planned'
             and not list_contains($exported, segment)
         order by 1""", {"destination": destination, "exported": sorted(exported)}).fetchall()]
+
+
+def _moved(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target: AudienceTarget) -> bool:
+    """Whether the destination holds members of the segment under a target that is not `target`'s audience."""
+    if state_version(con) == 0:
+        return False
+    migrate(con)
+    recorded = con.execute("select count(*) from state.audience_targets where destination = ? and segment = ?",
+                           [gateway.destination, target.segment]).fetchall()[0][0]
+    return bool(recorded) and not gateway.same_audience(recorded_target(con, gateway.destination, target.segment),
+                                                        target)
 
 
 def recorded_target(con: duckdb.DuckDBPyConnection, destination: str, segment: str) -> AudienceTarget:

@@ -435,3 +435,16 @@ def test_the_benchmark_hook_reports_time_requests_and_the_rate_limit_floor():
     # 451 jobs at 150 a minute need 3 minutes after the first; 1,000 lookups at 750 a minute, 1
     assert rate_limit_floor({"bulk_import_profiles": 451, "get_profiles": 1000}) == ("bulk_import_profiles", 180.0)
     assert rate_limit_floor({"bulk_import_profiles": 150, "get_profiles": 1501}) == ("get_profiles", 120.0)
+
+
+def test_a_definition_naming_another_list_empties_the_old_one(audience_db, klaviyo):
+    con = audience_db(Store(customers=[customer(i, phone=mobile(i), first=f"C{i}") for i in range(1, 13)]))
+    sync_segment(con, client(klaviyo), SEGMENT, as_of=AS_OF, run_id="n1", batch_size=5, target=TARGET)
+    renamed = AudienceTarget(SEGMENT, name="VIP SMS 2027")
+    moved = sync_segment(con, client(klaviyo), SEGMENT, as_of=AS_OF, run_id="n2", batch_size=5, target=renamed)
+    assert klaviyo.members(LIST) == {}, "the list the definition no longer names holds no one"
+    assert set(klaviyo.members("VIP SMS 2027")) == {mobile(i) for i in range(1, 13)}
+    assert moved.added == 12 and set(klaviyo.adds_of("VIP SMS 2027").values()) == {1}
+    again = sync_segment(con, client(klaviyo), SEGMENT, as_of=AS_OF, run_id="n3", batch_size=5, target=renamed)
+    assert (again.added, again.removed, again.unchanged) == (0, 0, 12)
+    assert client(klaviyo).same_audience(TARGET, AudienceTarget(SEGMENT, name=LIST, description="renamed only"))

@@ -368,3 +368,10 @@ def test_the_benchmark_hook_tags_everyone_and_prices_it_against_the_rate_limits(
     assert result.floor_seconds == {"standard": 0.0, "advanced": 0.0, "plus": 0.0}, "544 points: a bucket's worth"
     assert result.wall_seconds > 0
     assert floor_points(600, 100) == 6 * (100 + 10 * 100), "small batches pay 10 points a tagsAdd"
+
+
+def test_another_tag_is_another_audience_and_case_is_not() -> None:
+    gateway = ShopifyTagsGateway(store="http://127.0.0.1:9", token=TOKEN)
+    vips = AudienceTarget("vips")
+    assert gateway.same_audience(vips, AudienceTarget("vips", tag="SMSSEG:VIPS"))
+    assert not gateway.same_audience(vips, AudienceTarget("vips", tag="vip:winter"))
