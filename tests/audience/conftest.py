@@ -1,5 +1,8 @@
 """Audience fixtures: a real warehouse with a segment view and state.duckdb attached, the emulators, a killed sync."""
 
+# Annotations stay text: see tests/segments/conftest.py (nanobind's "leaked" lines at exit).
+from __future__ import annotations
+
 import datetime as dt
 import os
 import shutil
