@@ -132,6 +132,13 @@ def sync_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, segme
                  sample_size=sample_size, suppressions=True, swing_threshold=swing_threshold)
 
 
+def swing(before: int, after: int, threshold: float) -> float | None:
+    """The signed share by which a size moved from `before` to `after` (-0.6: it shrank by 60%), when it
+    moved by more than `threshold`; None when it did not. The one rule that holds an export."""
+    share = (after - before) / max(before, 1)
+    return share if abs(share) > threshold else None
+
+
 def retire_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, segment: str, *, as_of: dt.date,
                    run_id: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                    dry_run: bool = False) -> SyncResult:
@@ -146,7 +153,8 @@ def retire_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, seg
                 "first_name varchar, last_name varchar, country varchar, fields_hash varchar)")
     audience = Eligibility(segment=segment, members=0, eligible=0, excluded={}, fields=())
     result = SyncResult(segment=segment, run_id=run_id, dry_run=dry_run, members=0, eligible=0, excluded={})
-    return _sync(con, gateway, recorded_target(con, gateway.destination, segment), audience, result, as_of=as_of,
+    target = recorded_target(con, gateway.destination, segment) or AudienceTarget(segment)
+    return _sync(con, gateway, target, audience, result, as_of=as_of,
                  batch_size=batch_size, sample_size=0, suppressions=False)
 
 
@@ -170,17 +178,15 @@ def _moved(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target: Aud
     if state_version(con) == 0:
         return False
     migrate(con)
-    recorded = con.execute("select count(*) from state.audience_targets where destination = ? and segment = ?",
-                           [gateway.destination, target.segment]).fetchall()[0][0]
-    return bool(recorded) and not gateway.same_audience(recorded_target(con, gateway.destination, target.segment),
-                                                        target)
+    recorded = recorded_target(con, gateway.destination, target.segment)
+    return recorded is not None and not gateway.same_audience(recorded, target)
 
 
-def recorded_target(con: duckdb.DuckDBPyConnection, destination: str, segment: str) -> AudienceTarget:
-    """The target `segment` was last synced to at `destination` (its definition may be gone)."""
+def recorded_target(con: duckdb.DuckDBPyConnection, destination: str, segment: str) -> AudienceTarget | None:
+    """The target `segment` was last synced to at `destination` (its definition may be gone), if any."""
     row = con.execute("select list_name, tag from state.audience_targets where destination = ? and segment = ?",
                       [destination, segment]).fetchall()
-    return AudienceTarget(segment, name=row[0][0] or "", tag=row[0][1] or "") if row else AudienceTarget(segment)
+    return AudienceTarget(segment, name=row[0][0] or "", tag=row[0][1] or "") if row else None
 
 
 def _sync(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target: AudienceTarget, audience: Eligibility,
@@ -216,8 +222,8 @@ def _sync(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target: Audi
                 result.adopted = _adopt_held(con, gateway, target, run_id)
             except GatewayError as exc:
                 raise SyncError(f"audience {segment}: reading what the destination holds: {exc}", result) from exc
-            share = (result.eligible - result.adopted) / max(result.adopted, 1)
-            if result.adopted and swing_threshold is not None and abs(share) > swing_threshold:
+            share = swing(result.adopted, result.eligible, swing_threshold) if swing_threshold is not None else None
+            if result.adopted and share is not None:
                 result.held = True
                 result.hold_reason = (
                     f"{segment}: the ledger was empty and {destination} holds {result.adopted:,} numbers, where "

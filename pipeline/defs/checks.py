@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from pipeline.audience.sync import swing
 from pipeline.defs.resources import PipelineSettings, RunOptions
 from pipeline.defs.segments import segment_key
 from pipeline.defs.warehouse import POOL, table_asset_key, with_build
@@ -79,8 +80,8 @@ def size_swing(instance: dg.DagsterInstance, segment: str, threshold: float) -> 
     if before is None:
         return None  # a first run has nothing to compare with
     size = metadata["size"].value
-    share = (size - before) / max(before, 1)  # signed: a shrinking segment reads -60%, not +60%
-    if abs(share) <= threshold:
+    share = swing(before, size, threshold)  # signed: a shrinking segment reads -60%, not +60%
+    if share is None:
         return None
     return (f"segments.{segment} went from {before:,} to {size:,} members ({share:+.0%} of its size; the limit is "
             f"{threshold:.0%}). Check the segment, then acknowledge the swing (smsseg run --ack-swing {segment}, "

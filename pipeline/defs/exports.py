@@ -76,7 +76,7 @@ def export_asset(definition: SegmentDefinition) -> dg.AssetsDefinition:
                 result = sync_segment(
                     con, gateway, definition.name, as_of=as_of,
                     run_id=context.run.run_id, fields=definition.fields,
-                    target=AudienceTarget(definition.name, name=definition.target_list, tag=definition.target_tag,
+                    target=AudienceTarget(definition.name, name=definition.list_name, tag=definition.tag,
                                           description=definition.description or ""),
                     batch_size=settings.batch_size, dry_run=run.dry_run, held=held,
                     # no history to compare with: the sync compares with what the destination holds

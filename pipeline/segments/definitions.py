@@ -22,7 +22,6 @@ SMS_KEYS = ("export", "fields", "list", "tag")
 # A Klaviyo list name and a Shopify customer tag: both are at most 255 characters there, and a tag is one
 # item of Shopify's comma-separated tag list, so it cannot hold a comma.
 TARGET_MAX_LENGTH = 255
-TAG_PREFIX = "smsseg:"
 _STR = "tag:yaml.org,2002:str"
 _BOOL = "tag:yaml.org,2002:bool"
 
@@ -36,16 +35,10 @@ class SegmentDefinition:
     export: bool = False
     fields: tuple[str, ...] = ()
     uses: tuple[str, ...] = ()  # segments named in `segments CONTAINS '...'`
-    list_name: str = ""  # sms.list: the Klaviyo list; empty: the segment's name
-    tag: str = ""  # sms.tag: the Shopify customer tag; empty: smsseg:<name>
-
-    @property
-    def target_list(self) -> str:
-        return self.list_name or self.name
-
-    @property
-    def target_tag(self) -> str:
-        return self.tag or f"{TAG_PREFIX}{self.name}"
+    # sms.list and sms.tag as written, empty when not; the defaults are the destination's
+    # (pipeline/audience/gateways.py AudienceTarget): the segment's name, and smsseg:<name>
+    list_name: str = ""
+    tag: str = ""
 
 
 @dataclass

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.audience.gateways import AudienceTarget
 from pipeline.segments import SegmentErrors, compile_query, load_definitions
 
 AS_OF = dt.date(2026, 10, 15)
@@ -275,8 +276,10 @@ def test_destination_targets_default_and_bad_values(tmp_path: Path) -> None:
     write(tmp_path, "d.yaml", "name: empty\nquery: amount_spent > 1\nsms:\n  list: 12\n  tag: ''\n")
     result = load_definitions(tmp_path)
     plain, named = result.definitions["plain"], result.definitions["named"]
-    assert (plain.target_list, plain.target_tag) == ("plain", "smsseg:plain")
-    assert (named.target_list, named.target_tag) == ("Winback VIPs", "vip:winback")
+    assert (plain.list_name, plain.tag) == ("", ""), "left to the destination's defaults"
+    assert (named.list_name, named.tag) == ("Winback VIPs", "vip:winback")
+    defaults = AudienceTarget(plain.name, name=plain.list_name, tag=plain.tag)
+    assert (defaults.list_name, defaults.tag_name) == ("plain", "smsseg:plain")
     firsts = [str(e).splitlines()[0].replace(f"{tmp_path}/", "") for e in result.errors]
     assert firsts == [
         "c.yaml:4:9: sms.list is 256 characters long; at most 255",
