@@ -413,14 +413,13 @@ def run_night(work: Path, store: Path, segments_dir: Path, as_of: dt.date, insta
     from pipeline.settings import Settings
 
     settings = Settings(source=f"jsonl:{store}", data_dir=work / "data", segments_dir=segments_dir, gateway="file",
-                        memory_limit=memory_limit)
+                        memory_limit=memory_limit, as_of=as_of)
     defs = build_definitions(settings)
-    run_config = {"resources": {"run": {"config": {"as_of": as_of.isoformat()}}},
-                  "loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+    run_config = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
     phase: dict = {}
     with measured(phase) as sampler:
         result = defs.resolve_job_def(NIGHTLY).execute_in_process(run_config=run_config, instance=instance,
-                                                                  raise_on_error=False)
+                                                                  raise_on_error=False, partition_key=as_of.isoformat())
     if not result.success:
         failed = [e.step_key for e in result.all_events if e.is_step_failure]
         raise RuntimeError(f"the nightly job failed as of {as_of} at {failed}; see the Dagster log above")

@@ -1,10 +1,14 @@
 """The `smsseg` command: parses flags into settings, then runs the nightly job or a tool."""
 
 import argparse
+import dataclasses
+import datetime as dt
 import logging
 import os
 import signal
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipeline.settings import PROJECT_DIR, Settings, SettingsError
+from pipeline.settings import PROJECT_DIR, Settings, SettingsError, parse_day, today_in
+from pipeline.warehouse.build import shop_timezone
 
 if TYPE_CHECKING:  # dagster is imported when a command needs it: `smsseg --help` stays quick
     import dagster as dg
@@ -34,6 +39,7 @@ run_monitoring:             # the daemon `smsseg ui` starts watches the runs the
 """
 
 
+BACKFILL_TAG = "smsseg/backfill"  # the days `smsseg backfill` was asked for
 INTERRUPTIONS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt")  # SIGTERM or Ctrl-C, inside a step
 
 
@@ -82,6 +88,49 @@ def with_defaults(given: dict, defaults: dict) -> dict:
 def cmd_run(args: argparse.Namespace) -> int:
     settings = Settings.resolve(source=args.source, data_dir=args.data_dir, segments_dir=args.segments_dir,
                                 gateway=args.gateway, as_of=args.as_of, dry_run=args.dry_run)
+    day = settings.as_of or today_in(shop_timezone(settings.data_dir))
+    refuse_future(day, settings, "--as-of")
+    with cli_instance(settings) as instance:
+        if instance is None:
+            return 1
+        result = run_nightly(dataclasses.replace(settings, as_of=day), args, instance)
+        return report(result, instance)
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """One run per day from --from to --to, oldest first, each as `smsseg run --as-of` that day would be."""
+    settings = Settings.resolve(source=args.source, data_dir=args.data_dir, segments_dir=args.segments_dir,
+                                gateway=args.gateway)
+    first, last = parse_day(args.start, "--from"), parse_day(args.end, "--to")
+    if first > last:
+        raise SettingsError(f"--from {first} is after --to {last}: give the earlier day first")
+    refuse_future(last, settings, "--to")
+    days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+    failed = []
+    with cli_instance(settings) as instance:
+        if instance is None:
+            return 1
+        for n, day in enumerate(days, start=1):
+            console.print(f"[bold]{day}[/bold] ({n}/{len(days)})")
+            result = run_nightly(dataclasses.replace(settings, as_of=day), args, instance,
+                                 tags={BACKFILL_TAG: f"{first}..{last}"})
+            if report(result, instance, brief=True):
+                failed.append(day)
+    console.print(f"backfill {first}..{last}: {len(days) - len(failed)} of {len(days)} days succeeded"
+                  + (f"; failed: {', '.join(map(str, failed))} (rerun each with smsseg run --as-of)" if failed else ""))
+    return 1 if failed else 0
+
+
+def refuse_future(day: dt.date, settings: Settings, flag: str) -> None:
+    today = today_in(shop_timezone(settings.data_dir))
+    if day > today:
+        raise SettingsError(f"{flag} {day}: that day has not begun in the shop's time zone (today is {today}); "
+                            "a day is evaluated from the day itself on")
+
+
+@contextmanager
+def cli_instance(settings: Settings) -> "Iterator[dg.DagsterInstance | None]":
+    """The shared instance, after recovering runs whose process died; None (said why) beside a live run."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     dagster_home(settings.data_dir)
 
@@ -96,14 +145,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             refuse_if_running(instance)
         except RunInProgressError as e:
             console.print(f"[red]not started:[/red] {e}", soft_wrap=True)
-            return 1
-        result = run_nightly(settings, args, instance)
-    return report(result)
+            yield None
+            return
+        yield instance
 
 
-def run_nightly(settings: Settings, args: argparse.Namespace,
-                instance: "dg.DagsterInstance") -> "dg.ExecuteInProcessResult":
-    """The nightly job in this process, with a progress bar, tagged with this process's identity."""
+def run_nightly(settings: Settings, args: argparse.Namespace, instance: "dg.DagsterInstance",
+                tags: dict[str, str] | None = None) -> "dg.ExecuteInProcessResult":
+    """The nightly job for the day settings.as_of (its partition) in this process, with a progress bar,
+    tagged with this process's identity."""
     import dagster as dg
 
     from pipeline.definitions import NIGHTLY, build_definitions
@@ -121,9 +171,7 @@ def run_nightly(settings: Settings, args: argparse.Namespace,
         loggers["console"] = dg.colored_console_logger
     defs = build_definitions(settings, loggers=loggers)
     job = defs.resolve_job_def(NIGHTLY)
-    run_options = {"dry_run": settings.dry_run, "acknowledge_swings": args.ack_swing or []}
-    if settings.as_of:
-        run_options["as_of"] = settings.as_of.isoformat()
+    run_options = {"dry_run": settings.dry_run, "acknowledge_swings": getattr(args, "ack_swing", None) or []}
     run_config = {"resources": {"run": {"config": run_options}},
                   "loggers": {name: {"config": {"log_level": "INFO"}} if name == "console" else {} for name in loggers}}
     # SIGTERM as Ctrl-C, as Dagster's own run worker does: the step raises, its transaction rolls back,
@@ -133,17 +181,19 @@ def run_nightly(settings: Settings, args: argparse.Namespace,
     with progress:
         progress.add_task("starting", total=len(job.graph.node_names()))
         result = job.execute_in_process(
-            run_config=run_config, instance=instance, raise_on_error=False,
-            tags={"smsseg/source": settings.source, "smsseg/launched_by": "cli", **process_tags()})
+            run_config=run_config, instance=instance, raise_on_error=False, partition_key=settings.as_of.isoformat(),
+            tags={"smsseg/source": settings.source, "smsseg/launched_by": "cli", **process_tags(), **(tags or {})})
     terminal.file.close()
     return result
 
 
-def report(result: "dg.ExecuteInProcessResult") -> int:
-    """The summary, what failed and why, and the exit status."""
+def report(result: "dg.ExecuteInProcessResult", instance: "dg.DagsterInstance", *, brief: bool = False) -> int:
+    """The summary (one line when `brief`), what failed and why, and the exit status."""
     import dagster as dg
 
-    print_summary(result)
+    console.print(evaluated(instance.get_run_by_id(result.run_id).tags), soft_wrap=True)
+    if not brief:
+        print_summary(result)
     failures = [e for e in result.all_events if e.is_step_failure]
     for event in failures:
         error = event.event_specific_data.error
@@ -174,15 +224,25 @@ def report(result: "dg.ExecuteInProcessResult") -> int:
     return 0 if ok else 1
 
 
+def evaluated(tags: "Mapping[str, str]") -> str:
+    """The summary's first line: the day, and whether the run was live or a backfill."""
+    from pipeline.defs.resources import LATEST_TAG, MODE_TAG, PARTITION_TAG
+    from pipeline.warehouse.days import Evaluation
+
+    day = tags.get(PARTITION_TAG, "?")
+    if MODE_TAG not in tags:  # it failed before reaching the warehouse
+        return f"evaluating {day}: the run stopped before it reached the warehouse; nothing was changed past extraction"
+    latest = tags.get(LATEST_TAG)
+    return Evaluation(dt.date.fromisoformat(day), tags[MODE_TAG] == "live",
+                      dt.date.fromisoformat(latest) if latest else None).describe()
+
+
 def print_summary(result) -> None:
     """What a person checks after a night: how many customers, each segment's size, what changed."""
     figures: dict[tuple[str, ...], dict] = {}
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
         figures[tuple(materialization.asset_key.path)] = {k: v.value for k, v in materialization.metadata.items()}
-    days = sorted({str(f["as_of"]) for path, f in figures.items() if path[0] == "segments" and "as_of" in f})
-    if days:
-        console.print(f"evaluated as of {', '.join(days)}")
     warehouse = figures.get(("warehouse",), {})
     if warehouse:
         console.print(f"customers {warehouse['customers']:,}, counted orders {warehouse['counted_orders']:,}"
@@ -335,6 +395,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="export this segment although its size swung past the threshold (repeatable)")
     run.add_argument("--verbose", action="store_true", help="show Dagster's log as it runs")
     run.set_defaults(func=cmd_run)
+
+    backfill = commands.add_parser(
+        "backfill", help="evaluate each day of a range, oldest first; days before the latest day run change nothing "
+                         "but their membership history")
+    backfill.add_argument("--from", dest="start", required=True, help="first day YYYY-MM-DD")
+    backfill.add_argument("--to", dest="end", required=True, help="last day YYYY-MM-DD")
+    for flag in ("--source", "--segments-dir", "--data-dir", "--gateway"):
+        backfill.add_argument(flag, help="as for run")
+    backfill.add_argument("--verbose", action="store_true", help="show Dagster's log as it runs")
+    backfill.set_defaults(func=cmd_backfill, dry_run=False)
 
     ui = commands.add_parser("ui", help="serve the Dagster UI on 127.0.0.1, on the instance smsseg run uses")
     ui.add_argument("--port", type=int, default=3000)

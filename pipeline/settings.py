@@ -35,6 +35,7 @@ class Settings:
     segments_dir: Path = PROJECT_DIR / "segment_defs"
     gateway: str = "file"
     as_of: dt.date | None = None  # None: today in the shop's time zone, decided when the run starts
+    first_day: dt.date | None = None  # the first day the partitions offer; None: the shop's first order
     dry_run: bool = False
     swing_threshold: float = 0.5
     memory_limit: str = DEFAULT_MEMORY_LIMIT
@@ -90,6 +91,7 @@ class Settings:
             segments_dir=Path(segments_dir or env.get("SMSSEG_SEGMENTS_DIR") or cls.segments_dir).resolve(),
             gateway=gateway,
             as_of=parse_as_of(as_of or env.get("SMSSEG_AS_OF")),
+            first_day=parse_day(env.get("SMSSEG_FIRST_DAY"), "SMSSEG_FIRST_DAY"),
             dry_run=dry_run,
             swing_threshold=swing_threshold,
             memory_limit=memory_limit_from(env),
@@ -121,12 +123,16 @@ def batch_size_from(env: Mapping[str, str]) -> int:
 
 
 def parse_as_of(value: str | None) -> dt.date | None:
+    return parse_day(value, "as-of", " (--as-of or SMSSEG_AS_OF)")
+
+
+def parse_day(value: str | None, name: str, where: str = "") -> dt.date | None:
     if not value:
         return None
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise SettingsError(f"as-of {value!r} (--as-of or SMSSEG_AS_OF): expected a date such as 2026-10-31") from None
+        raise SettingsError(f"{name} {value!r}{where}: expected a date such as 2026-10-31") from None
 
 
 def today_in(timezone: str) -> dt.date:

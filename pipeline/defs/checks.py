@@ -13,10 +13,11 @@ import dagster as dg
 import duckdb
 
 from pipeline.audience.sync import swing
-from pipeline.defs.resources import PipelineSettings, RunOptions
+from pipeline.defs.resources import PipelineSettings, RunOptions, evaluation_day
 from pipeline.defs.segments import segment_key
 from pipeline.defs.warehouse import POOL, table_asset_key, with_build
 from pipeline.warehouse.build import create_raw_views
+from pipeline.warehouse.days import Evaluation
 from pipeline.warehouse.models import SQL_DIR, referenced_tables
 
 SAMPLE_ROWS = 5
@@ -49,7 +50,7 @@ def data_test_check(test: DataTest) -> dg.AssetChecksDefinition:
                     description=test.description, pool=POOL)
     def _check(context: dg.AssetCheckExecutionContext, settings: PipelineSettings,
                run: RunOptions) -> dg.AssetCheckResult:
-        def work(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dg.AssetCheckResult:
+        def work(con: duckdb.DuckDBPyConnection, _: Evaluation) -> dg.AssetCheckResult:
             create_raw_views(con, settings.data_path, referenced_tables(test.sql))
             result = con.execute(test.sql)
             columns = [d[0] for d in result.description]
@@ -61,7 +62,7 @@ def data_test_check(test: DataTest) -> dg.AssetChecksDefinition:
                 metadata={"violations": dg.MetadataValue.int(len(rows)), "sample": dg.MetadataValue.json(sample),
                           "sql": dg.MetadataValue.md(f"```sql\n{test.sql}\n```")})
 
-        return with_build(context, settings, run, work)
+        return with_build(context, settings, run, work, reads=referenced_tables(test.sql))
 
     return _check
 
@@ -69,10 +70,12 @@ def data_test_check(test: DataTest) -> dg.AssetChecksDefinition:
 data_test_checks = [data_test_check(t) for t in load_data_tests()]
 
 
-def size_swing(instance: dg.DagsterInstance, segment: str, threshold: float) -> str | None:
-    """Why the segment's latest size is a swing beyond `threshold`, or None when it is not."""
-    event = instance.get_latest_materialization_event(segment_key(segment))
-    metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
+def size_swing(instance: dg.DagsterInstance, segment: str, threshold: float, day: dt.date) -> str | None:
+    """Why the segment's size on `day` is a swing beyond `threshold`, or None when it is not."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=segment_key(segment), asset_partitions=[day.isoformat()]), limit=1).records
+    event = records[0].asset_materialization if records else None
+    metadata = event.metadata if event else {}
     if "size" not in metadata:
         return None
     before = metadata["previous_size"].value if "previous_size" in metadata else _size_before(
@@ -108,7 +111,7 @@ def swing_check(segment: str) -> dg.AssetChecksDefinition:
                                 "last run; when it did, its export is held until acknowledged.")
     def _check(context: dg.AssetCheckExecutionContext, settings: PipelineSettings,
                run: RunOptions) -> dg.AssetCheckResult:
-        swing = size_swing(context.instance, segment, settings.swing_threshold)
+        swing = size_swing(context.instance, segment, settings.swing_threshold, evaluation_day(context))
         acknowledged = segment in run.acknowledge_swings
         return dg.AssetCheckResult(
             passed=swing is None or acknowledged, severity=dg.AssetCheckSeverity.ERROR,

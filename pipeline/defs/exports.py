@@ -1,7 +1,7 @@
 """Export assets: one per exported segment, syncing its eligible audience to the SMS gateway."""
 
-import datetime as dt
 import os
+from collections.abc import Iterator
 
 import dagster as dg
 import duckdb
@@ -11,11 +11,12 @@ from pipeline.audience.klaviyo import DEFAULT_URL, REVISION, KlaviyoGateway
 from pipeline.audience.shopify_tags import ShopifyTagsGateway
 from pipeline.audience.sync import SyncError, SyncResult, retire_segment, retired_segments, sync_segment
 from pipeline.defs.checks import size_swing
-from pipeline.defs.resources import PipelineSettings, RunOptions
+from pipeline.defs.resources import PipelineSettings, RunOptions, evaluation_day
 from pipeline.defs.segments import segment_key
 from pipeline.defs.warehouse import MARTS_KEYS, POOL, with_build
 from pipeline.segments import SegmentDefinition
 from pipeline.shopify.client import API_VERSION
+from pipeline.warehouse.days import Evaluation
 
 # not under exports/: any name there could be a segment's
 RETIRED_KEY = dg.AssetKey(["retired_exports"])
@@ -59,18 +60,23 @@ def export_asset(definition: SegmentDefinition) -> dg.AssetsDefinition:
         group_name="exports",
         kinds={"duckdb", "sms"},
         pool=POOL,
+        output_required=False,  # a backfill syncs nothing, so it has no materialization for its day
         description=f"The consenting, valid, deduplicated phone numbers of segments.{definition.name}, "
-                    "synced to the gateway as adds and removes.",
+                    "synced to the gateway as adds and removes, by a live run.",
     )
     def _export(context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions,
-                gateway: AudienceGateway) -> dg.MaterializeResult:
-        swing = size_swing(context.instance, definition.name, settings.swing_threshold)
+                gateway: AudienceGateway) -> Iterator[dg.MaterializeResult]:
+        swing = size_swing(context.instance, definition.name, settings.swing_threshold, evaluation_day(context))
         acknowledged = definition.name in run.acknowledge_swings
         held = swing is not None and not acknowledged
         # a held export still sends the removals of numbers that must not be texted; a dry run
         # previews a held export's whole diff: what acknowledging the swing would send
 
-        def work(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dg.MaterializeResult:
+        def work(con: duckdb.DuckDBPyConnection, night: Evaluation) -> dg.MaterializeResult | None:
+            if not night.live:
+                context.log.info(f"backfill of {night.day}: nothing synced ({night.latest} has run already)")
+                return None
+            as_of = night.day
             suppressions = settings.data_path / "suppressions.csv"
             try:
                 result = sync_segment(
@@ -95,7 +101,9 @@ def export_asset(definition: SegmentDefinition) -> dg.AssetsDefinition:
             return dg.MaterializeResult(metadata={**sync_metadata(result),
                                                   **({"held": True, "reason": reason} if held or result.held else {})})
 
-        return with_build(context, settings, run, work)
+        result = with_build(context, settings, run, work)
+        if result is not None:
+            yield result
 
     return _export
 
@@ -115,12 +123,16 @@ def retired_asset(exported: list[str], kept: list[str]) -> dg.AssetsDefinition:
         group_name="exports",
         kinds={"duckdb", "sms"},
         pool=POOL,
+        output_required=False,  # a backfill changes no destination
         description="Removes every member of a segment no definition exports any more (deleted, renamed, "
-                    "or export: false) from the destination, once.",
+                    "or export: false) from the destination, once, in a live run.",
     )
     def _retired(context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions,
-                 gateway: AudienceGateway) -> dg.MaterializeResult:
-        def work(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dg.MaterializeResult:
+                 gateway: AudienceGateway) -> Iterator[dg.MaterializeResult]:
+        def work(con: duckdb.DuckDBPyConnection, night: Evaluation) -> dg.MaterializeResult | None:
+            if not night.live:
+                return None
+            as_of = night.day
             removed: dict[str, int] = {}
             for segment in retired_segments(con, gateway.destination, {*exported, *kept}):
                 try:
@@ -137,6 +149,8 @@ def retired_asset(exported: list[str], kept: list[str]) -> dg.AssetsDefinition:
                 "segments": dg.MetadataValue.int(len(removed)), "removed": dg.MetadataValue.int(sum(removed.values())),
                 "retired": dg.MetadataValue.json(removed)})
 
-        return with_build(context, settings, run, work)
+        result = with_build(context, settings, run, work)
+        if result is not None:
+            yield result
 
     return _retired

@@ -4,14 +4,19 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import dagster as dg
 import duckdb
 
-from pipeline.settings import DEFAULT_BATCH_SIZE, DEFAULT_MEMORY_LIMIT, parse_as_of
+from pipeline.settings import DEFAULT_BATCH_SIZE, DEFAULT_MEMORY_LIMIT
 from pipeline.shopify.client import API_VERSION, ShopifyClient
+from pipeline.warehouse import days
 from pipeline.warehouse.build import held_open, shop_timezone
+from pipeline.warehouse.days import Evaluation
+
+PARTITION_TAG = "dagster/partition"
+MODE_TAG = "smsseg/mode"  # live or backfill
+LATEST_TAG = "smsseg/latest_day"  # a backfill's: the latest day run before it
 
 
 class PipelineSettings(dg.ConfigurableResource):
@@ -52,21 +57,41 @@ class PipelineSettings(dg.ConfigurableResource):
 
 
 class RunOptions(dg.ConfigurableResource):
-    """Per-run options, set in the launchpad, by the schedule or by `smsseg run` as run config."""
+    """Per-run options, set in the launchpad or by `smsseg run` as run config. The day is the partition."""
 
-    as_of: str = ""  # YYYY-MM-DD; empty: today in the shop's time zone when the run was created
     dry_run: bool = False  # exports compute and report the diff but change nothing
     acknowledge_swings: list[str] = []  # segments whose size swing an operator has checked: export them
 
-    def as_of_date(self, context: dg.AssetExecutionContext, settings: PipelineSettings) -> dt.date:
-        """The evaluation date, the same for every asset of a run even when it crosses midnight."""
-        if self.as_of:
-            return parse_as_of(self.as_of)
-        record = context.instance.get_run_record_by_id(context.run.run_id)
-        created = record.create_timestamp if record else dt.datetime.now(dt.UTC)
-        if created.tzinfo is None:
-            created = created.replace(tzinfo=dt.UTC)
-        return created.astimezone(ZoneInfo(settings.shop_timezone())).date()
+
+def daily_partitions(timezone: str, first_day: dt.date) -> dg.DailyPartitionsDefinition:
+    """One partition per day in the shop's time zone, the evaluation date its key, today's included."""
+    return dg.DailyPartitionsDefinition(start_date=first_day.isoformat(), timezone=timezone, end_offset=1)
+
+
+def evaluation_day(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> dt.date:
+    """The day a step evaluates: its run's partition."""
+    key = context.run.tags.get(PARTITION_TAG)
+    if key is None:
+        raise dg.Failure("This run has no day: every nightly asset is partitioned by the evaluation date. "
+                         "Pick a partition (a day) when you materialise it.")
+    return dt.date.fromisoformat(key)
+
+
+def run_evaluation(context: dg.AssetExecutionContext, con: duckdb.DuckDBPyConnection, run: RunOptions) -> Evaluation:
+    """Whether this run is live or a backfill: decided by its first step that reaches the warehouse and
+    kept in the run's tags, so every later step of the run agrees and the runs list shows it.
+
+    A dry run decides without recording its day as run.
+    """
+    day = evaluation_day(context)
+    tags = context.instance.get_run_by_id(context.run.run_id).tags
+    if MODE_TAG in tags:
+        latest = tags.get(LATEST_TAG)
+        return Evaluation(day, tags[MODE_TAG] == "live", dt.date.fromisoformat(latest) if latest else None)
+    decided = days.evaluation(con, day) if run.dry_run else days.claim(con, day, context.run.run_id)
+    tags = {MODE_TAG: decided.mode, **({LATEST_TAG: decided.latest.isoformat()} if decided.latest else {})}
+    context.instance.add_run_tags(context.run.run_id, tags)
+    return decided
 
 
 class ShopifyResource(dg.ConfigurableResource):

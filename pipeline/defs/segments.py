@@ -9,8 +9,17 @@ import duckdb
 
 from pipeline.defs.resources import PipelineSettings, RunOptions
 from pipeline.defs.warehouse import MARTS_KEYS, POOL, with_build
-from pipeline.segments import DefinitionSet, create_segment_view, load_definitions, render, segment_view
+from pipeline.segments import (
+    DefinitionSet,
+    SegmentDefinition,
+    create_segment_view,
+    load_definitions,
+    render,
+    segment_view,
+)
 from pipeline.segments.history import previous_size, record_membership
+from pipeline.warehouse.build import built_as_of, stamp
+from pipeline.warehouse.days import Evaluation
 
 
 def segment_key(name: str) -> dg.AssetKey:
@@ -34,6 +43,24 @@ def unreadable_keys(paths: list[Path]) -> dict[Path, dg.AssetKey]:
 def failure(path: Path, errors: list) -> dg.Failure:
     shown = "\n\n".join(str(e) for e in errors)
     return dg.Failure(f"{path}: the definition has errors; fix them (smsseg segments check):\n\n{shown}")
+
+
+def segment_table_name(name: str) -> str:
+    return f"segments.{name}"
+
+
+def bring_views_to_day(con: duckdb.DuckDBPyConnection, definitions: list[SegmentDefinition], day: dt.date) -> list[str]:
+    """Recreates, as of `day`, the views of `definitions` the build holds as of another day; returns them.
+
+    Before a live day is published: a backfill, or a segment whose asset failed tonight, may have left
+    a view of another day's relative dates in the build.
+    """
+    stamps = built_as_of(con)
+    stale = [d for d in definitions if stamps.get(segment_table_name(d.name)) != day]
+    for definition in stale:
+        con.execute(render(segment_view(definition, day)))
+        stamp(con, segment_table_name(definition.name), day)
+    return [d.name for d in stale]
 
 
 def healthy_segments(definitions: DefinitionSet) -> list[str]:
@@ -63,18 +90,20 @@ def segment_asset(name: str, path: Path, definitions: DefinitionSet) -> dg.Asset
         if definition is None:
             raise failure(path, definitions.errors_for(name))
 
-        def work(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dg.MaterializeResult:
+        def work(con: duckdb.DuckDBPyConnection, night: Evaluation) -> dg.MaterializeResult:
+            as_of = night.day
             before = previous_size(con, name, as_of)
             size = create_segment_view(con, definition, as_of)
+            stamp(con, segment_table_name(name), as_of)
             change = {} if before is None else {"previous_size": dg.MetadataValue.int(before),
                                                 "size_change": dg.MetadataValue.int(size - before)}
-            moves = None if run.dry_run else record_membership(con, name, as_of)
-            if moves is not None:
-                change |= {k: dg.MetadataValue.int(v) for k, v in moves.items()}
+            if not run.dry_run:  # live or backfill, the day's membership is recorded
+                change |= {k: dg.MetadataValue.int(v) for k, v in record_membership(con, name, as_of).items()}
             return dg.MaterializeResult(metadata={
                 "size": dg.MetadataValue.int(size),
                 **change,
                 "as_of": as_of.isoformat(),
+                "mode": night.mode,
                 "exported": definition.export,
                 "sql": dg.MetadataValue.md(f"```sql\n{render(segment_view(definition, as_of), pretty=True)}\n```"),
             })

@@ -2,7 +2,7 @@
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 import dagster as dg
@@ -12,12 +12,22 @@ from pipeline.audience.gateways import erase_from_exports
 from pipeline.audience.phones import refresh_phone_table
 from pipeline.audience.state import mark_compacted, record_erasures
 from pipeline.defs.extract import resource_asset_key
-from pipeline.defs.resources import PipelineSettings, RunOptions
-from pipeline.warehouse.build import attach_state, create_raw_views, open_build, publish, rewrite_fresh, run_model
+from pipeline.defs.resources import PipelineSettings, RunOptions, evaluation_day, run_evaluation
+from pipeline.warehouse.build import (
+    attach_state,
+    bring_to_day,
+    create_raw_views,
+    open_build,
+    publish,
+    rewrite_fresh,
+    run_model,
+)
+from pipeline.warehouse.days import Evaluation
 from pipeline.warehouse.models import PYTHON_TABLES, Model, load_models
 
 POOL = "duckdb"  # DuckDB has one writer: every asset that writes the build warehouse shares this pool
 PHONE_TABLE = PYTHON_TABLES[0]
+ALL_MARTS = tuple(m.table for m in load_models() if m.schema == "marts")
 
 
 def table_asset_key(table: str) -> dg.AssetKey:
@@ -30,12 +40,21 @@ Result = TypeVar("Result", dg.MaterializeResult, dg.AssetCheckResult)
 
 
 def with_build(context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions,
-               work: Callable[[duckdb.DuckDBPyConnection, dt.date], Result]) -> Result:
-    """Runs `work(con, as_of)` on the build warehouse, as of this run's date, with state.duckdb attached."""
-    as_of = run.as_of_date(context, settings)
-    with settings.memory_bound(), open_build(settings.data_path, as_of, settings.memory_limit) as con:
+               work: Callable[[duckdb.DuckDBPyConnection, Evaluation], Result], reads: Iterable[str] = ALL_MARTS,
+               ) -> Result:
+    """Runs `work(con, evaluation)` on the build warehouse, as of this run's day, with state.duckdb attached.
+
+    The marts among `reads` (the tables the step reads) and what they are built from are of the run's
+    day first: rebuilt when an earlier step, or a backfill, left them as of another day.
+    """
+    day = evaluation_day(context)
+    with settings.memory_bound(), open_build(settings.data_path, day, settings.memory_limit) as con:
         attach_state(con, settings.data_path)
-        return work(con, as_of)
+        evaluation = run_evaluation(context, con, run)
+        rebuilt = bring_to_day(con, day, reads)
+        if rebuilt:
+            context.log.info(f"rebuilt as of {day}, as they were of another day: {', '.join(rebuilt)}")
+        return work(con, evaluation)
 
 
 def model_asset(model: Model) -> dg.AssetsDefinition:
@@ -49,7 +68,7 @@ def model_asset(model: Model) -> dg.AssetsDefinition:
         code_version=hashlib.sha256(model.sql.encode()).hexdigest()[:12],
     )
     def _model(context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions) -> dg.MaterializeResult:
-        def work(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dg.MaterializeResult:
+        def work(con: duckdb.DuckDBPyConnection, _: Evaluation) -> dg.MaterializeResult:
             create_raw_views(con, settings.data_path, model.deps)
             rows = run_model(con, model)
             return dg.MaterializeResult(metadata={
@@ -58,7 +77,7 @@ def model_asset(model: Model) -> dg.AssetsDefinition:
                 "sql": dg.MetadataValue.md(f"```sql\n{model.sql}\n```"),
                 "path": dg.MetadataValue.path(str(model.path)),
             })
-        return with_build(context, settings, run, work)
+        return with_build(context, settings, run, work, reads=model.deps)
 
     return _model
 
@@ -73,33 +92,37 @@ def model_asset(model: Model) -> dg.AssetsDefinition:
 def phone_numbers(context: dg.AssetExecutionContext, settings: PipelineSettings,
                   run: RunOptions) -> dg.MaterializeResult:
     """Every customer's phone number in E.164 (NULL when invalid), each distinct number parsed once ever."""
-    def work(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dg.MaterializeResult:
+    def work(con: duckdb.DuckDBPyConnection, _: Evaluation) -> dg.MaterializeResult:
         counts = refresh_phone_table(con)
         context.log.info(f"phone numbers: {counts}")
         return dg.MaterializeResult(metadata={k: dg.MetadataValue.int(v) for k, v in counts.items()})
-    return with_build(context, settings, run, work)
+    return with_build(context, settings, run, work, reads=())
 
 
 def published_warehouse_asset(deps: Sequence[dg.AssetKey],
-                              before_publish: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+                              before_publish: Callable[[duckdb.DuckDBPyConnection, dt.date], None] | None = None,
                               ) -> dg.AssetsDefinition:
     """The live warehouse.duckdb: the build, copied in with one rename once everything upstream is done."""
     # a group of its own: it comes after the segments and exports, so in the warehouse group it made the
     # lineage of groups a cycle (warehouse -> segments -> exports -> warehouse)
-    @dg.asset(key="warehouse", deps=list(deps), group_name="publish", kinds={"duckdb"}, pool=POOL)
+    @dg.asset(key="warehouse", deps=list(deps), group_name="publish", kinds={"duckdb"}, pool=POOL,
+              output_required=False)
     def _publish(context: dg.AssetExecutionContext, settings: PipelineSettings,
-                 run: RunOptions) -> dg.MaterializeResult:
+                 run: RunOptions) -> Iterator[dg.MaterializeResult]:
         """data/warehouse.duckdb, swapped in atomically: readers keep the snapshot they opened.
 
-        A night that finished erasing a redacted customer (every audience has let them go) also
-        erases them from the file gateway's past exports and rewrites the DuckDB files fresh, so the
-        published copy, the build and state.duckdb hold no trace of them.
+        Only a live run publishes; a backfill leaves the analysts' warehouse as it is (and has no
+        materialization for its day). A night that finished erasing a redacted customer (every
+        audience has let them go) also erases them from the file gateway's past exports and rewrites
+        the DuckDB files fresh, so the published copy, the build and state.duckdb hold no trace of them.
         """
         erased: list[int] = []
 
-        def work(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dg.MaterializeResult:
+        def work(con: duckdb.DuckDBPyConnection, night: Evaluation) -> dg.MaterializeResult | None:
+            if not night.live:
+                return None
             if before_publish is not None:
-                before_publish(con)
+                before_publish(con, night.day)
             if not run.dry_run:
                 erased.extend(record_erasures(con))
             customers = con.execute("select count(*) from marts.customers").fetchall()[0][0]
@@ -107,21 +130,25 @@ def published_warehouse_asset(deps: Sequence[dg.AssetKey],
             return dg.MaterializeResult(metadata={"customers": dg.MetadataValue.int(customers),
                                                   "counted_orders": dg.MetadataValue.int(orders)})
         result = with_build(context, settings, run, work)
+        if result is None:
+            context.log.info("backfill: data/warehouse.duckdb stays as the latest live day published it")
+            return
         if run.dry_run:
             context.log.info("dry run: the warehouse was built but not published")
-            return dg.MaterializeResult(metadata={**result.metadata, "published": False})
+            yield dg.MaterializeResult(metadata={**result.metadata, "published": False})
+            return
         erasure = {}
         if erased:
             files = erase_from_exports(settings.data_path, erased)
             sizes = rewrite_fresh(settings.data_path, settings.memory_limit)
-            with_build(context, settings, run, lambda con, _: mark_compacted(con, erased))
+            with_build(context, settings, run, lambda con, _: mark_compacted(con, erased), reads=())
             context.log.info(f"erased {len(erased)} redacted customer(s): {files} export file(s) rewritten, "
                              f"DuckDB files rewritten fresh ({sizes})")
             erasure = {"erased_customers": dg.MetadataValue.int(len(erased)),
                        "export_files_rewritten": dg.MetadataValue.int(files)}
         path = publish(settings.data_path)
         context.log.info(f"published {path}")
-        return dg.MaterializeResult(metadata={**result.metadata, **erasure, "path": dg.MetadataValue.path(str(path))})
+        yield dg.MaterializeResult(metadata={**result.metadata, **erasure, "path": dg.MetadataValue.path(str(path))})
 
     return _publish
 

@@ -1,8 +1,13 @@
 """Segment membership over time: one row per stay of a customer in a segment.
 
 Full daily snapshots would cost segments x customers rows a night; stays cost a row per change.
-History moves forward only: a run for a day before the latest one recorded (a backfill) leaves it
-as it is, and a second run for the same day first undoes what the first recorded on that day.
+A customer is a member on day D when a stay has `entered_on <= D and (left_on is null or left_on > D)`.
+
+Every day a segment was evaluated is recorded (state.segment_days), live or backfilled, and the
+history answers that rule truly for each of them. Between two recorded days, the earlier day's
+answer carries on. Recording a day sets who is a member on it and leaves every other recorded day's
+answer as it was, so one mechanism serves the live night (the latest day: its stays stay open), a
+rerun of a day (it replaces what the first run recorded) and a backfill of an earlier day.
 """
 
 import datetime as dt
@@ -14,55 +19,103 @@ from pipeline.warehouse.build import transaction
 from pipeline.warehouse.state import migrate
 
 # state.segment_membership(segment, customer_id, entered_on, left_on): a member while left_on is null
-# state.segment_history_days(segment, first_as_of, as_of): the first and latest day recorded per segment
+# state.segment_days(segment, day): every day recorded per segment
 # (both created by pipeline/warehouse/state.py)
 
-
-def record_membership(con: duckdb.DuckDBPyConnection, segment: str, as_of: dt.date) -> dict[str, int] | None:
-    """Records who entered and left segments.<segment> on `as_of`; None when `as_of` is a backfill.
+def record_membership(con: duckdb.DuckDBPyConnection, segment: str, day: dt.date) -> dict[str, int]:
+    """Sets who is in segments.<segment> on `day` to its members now; returns how many entered and left.
 
     `con` is the build warehouse with state.duckdb attached as `state`, just after
     create_segment_view filled the temp table segment_members with the segment's customer ids.
+    "Entered" and "left" compare with the day before, by the same rule, as an analyst would.
     """
     migrate(con)
-    latest = con.execute("select as_of from state.segment_history_days where segment = ?", [segment]).fetchall()
-    if latest and as_of < latest[0][0]:
-        return None
+    params = {"segment": segment, "day": day, "members": MEMBERS_TABLE}
     with transaction(con):
-        if latest and as_of == latest[0][0]:
-            con.execute("delete from state.segment_membership where segment = ? and entered_on = ?", [segment, as_of])
-            con.execute("update state.segment_membership set left_on = null where segment = ? and left_on = ?",
-                        [segment, as_of])
-        left = con.execute(f"""
-            update state.segment_membership set left_on = ?
-            where segment = ? and left_on is null and customer_id not in (select customer_id from {MEMBERS_TABLE})
-            """, [as_of, segment]).fetchall()[0][0]  # noqa: S608 (a constant)
-        entered = con.execute(f"""
+        # this day's answer carries until the next recorded day; on the latest day, until further notice
+        following = con.execute("select min(day) from state.segment_days where segment = $segment and day > $day",
+                                {"segment": segment, "day": day}).fetchall()[0][0]
+        params["until"] = following
+        # a stay holding the day, of a customer who is not a member now: [day, until) is cut out of it
+        con.execute("""
             insert into state.segment_membership
-            select ?, customer_id, ?, null from {MEMBERS_TABLE}
+            select segment, customer_id, $until, left_on from state.segment_membership
+            where segment = $segment and entered_on <= $day and (left_on is null or left_on > $day)
+              and customer_id not in (select customer_id from query_table($members))
+              and $until is not null and (left_on is null or left_on > $until)
+            """, params)
+        con.execute("""
+            update state.segment_membership set left_on = $day
+            where segment = $segment and entered_on <= $day and (left_on is null or left_on > $day)
+              and customer_id not in (select customer_id from query_table($members))
+            """, {k: params[k] for k in ("segment", "day", "members")})
+        con.execute("delete from state.segment_membership where segment = $segment and entered_on = left_on",
+                    {"segment": segment})
+        # a member no stay holds on the day: a stay of [day, until)
+        con.execute("""
+            insert into state.segment_membership
+            select $segment, customer_id, $day, $until from query_table($members)
             where customer_id not in (
-                select customer_id from state.segment_membership where segment = ? and left_on is null
-            )
-            """, [segment, as_of, segment]).fetchall()[0][0]  # noqa: S608 (a constant)
-        con.execute("insert into state.segment_history_days values (?, ?, ?) "
-                    "on conflict (segment) do update set as_of = excluded.as_of", [segment, as_of, as_of])
-    return {"entered": entered, "left": left}
+                select customer_id from state.segment_membership
+                where segment = $segment and entered_on <= $day and (left_on is null or left_on > $day))
+            """, params)
+        for boundary in (day, following):  # stays that now meet end to end become one
+            if boundary is not None:
+                _join_stays(con, segment, boundary)
+        con.execute("insert or ignore into state.segment_days values (?, ?)", [segment, day])
+    before = day - dt.timedelta(days=1)
+    return {"entered": _arrivals(con, segment, before, day), "left": _arrivals(con, segment, day, before)}
 
 
-def previous_size(con: duckdb.DuckDBPyConnection, segment: str, as_of: dt.date) -> int | None:
-    """Members on the day before `as_of`, by the history; None when nothing was recorded before `as_of`.
+def _join_stays(con: duckdb.DuckDBPyConnection, segment: str, day: dt.date) -> None:
+    """A stay ending on `day` and the same customer's stay starting on it become one."""
+    params = {"segment": segment, "day": day}
+    con.execute("""
+        update state.segment_membership as first set left_on = second.left_on
+        from state.segment_membership as second
+        where first.segment = $segment and second.segment = $segment and first.customer_id = second.customer_id
+          and first.left_on = $day and second.entered_on = $day
+        """, params)
+    con.execute("""
+        delete from state.segment_membership as second
+        where segment = $segment and entered_on = $day and exists (
+            select 1 from state.segment_membership as first
+            where first.segment = $segment and first.customer_id = second.customer_id
+              and first.entered_on < $day and (first.left_on is null or first.left_on > $day))
+        """, params)
 
-    Reruns of a day and backfills compare with the same day before, so their swing is the same.
-    """
-    migrate(con)
-    first = con.execute("select first_as_of from state.segment_history_days where segment = ?", [segment]).fetchall()
-    if not first or first[0][0] >= as_of:
-        return None
-    day = as_of - dt.timedelta(days=1)
+
+def _arrivals(con: duckdb.DuckDBPyConnection, segment: str, absent: dt.date, present: dt.date) -> int:
+    """Customers of the segment on day `present` who were not in it on day `absent`."""
+    return con.execute("""
+        select count(*) from state.segment_membership as stay
+        where segment = $segment and entered_on <= $present and (left_on is null or left_on > $present)
+          and not exists (
+            select 1 from state.segment_membership as other
+            where other.segment = $segment and other.customer_id = stay.customer_id
+              and other.entered_on <= $absent and (other.left_on is null or other.left_on > $absent))
+        """, {"segment": segment, "absent": absent, "present": present}).fetchall()[0][0]
+
+
+def members_on(con: duckdb.DuckDBPyConnection, segment: str, day: dt.date) -> int:
+    """How many customers the history says were in the segment on `day`."""
     return con.execute("""
         select count(*) from state.segment_membership
         where segment = ? and entered_on <= ? and (left_on is null or left_on > ?)
         """, [segment, day, day]).fetchall()[0][0]
+
+
+def previous_size(con: duckdb.DuckDBPyConnection, segment: str, day: dt.date) -> int | None:
+    """Members on the day before `day`, by the history; None when no day before `day` was recorded.
+
+    Reruns of a day and backfills compare with the same day before, so their swing is the same.
+    """
+    migrate(con)
+    earlier = con.execute("select count(*) from state.segment_days where segment = ? and day < ?",
+                          [segment, day]).fetchall()[0][0]
+    if not earlier:
+        return None
+    return members_on(con, segment, day - dt.timedelta(days=1))
 
 
 def copy_history(con: duckdb.DuckDBPyConnection) -> int:

@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow.parquet as pq
@@ -18,7 +19,7 @@ from sqlglot import exp
 
 from pipeline.settings import DEFAULT_MEMORY_LIMIT
 from pipeline.store.schema import RESOURCES
-from pipeline.warehouse.models import Model, load_macros
+from pipeline.warehouse.models import Model, load_macros, load_models
 
 SCHEMAS = ("raw", "staging", "marts", "segments", "audience")
 # Build warehouses held open in this process (see held_open): path -> the connection that holds it
@@ -72,6 +73,20 @@ def shop_timezone(data_dir: Path) -> str:
         return "UTC"
     rows = pq.read_table(files[-1], columns=["iana_timezone"]).to_pylist()
     return (rows[-1]["iana_timezone"] if rows else None) or "UTC"
+
+
+def first_order_day(data_dir: Path, timezone: str) -> dt.date | None:
+    """The day of the shop's first order in its time zone, from the extracted batches; None before any."""
+    batches = sorted((raw_dir(data_dir) / "orders").glob("*.parquet"))
+    if not batches:
+        return None
+    files = exp.Array(expressions=[exp.Literal.string(str(path)) for path in batches])
+    first = exp.select(exp.func("min", exp.column("created_at"))).from_(exp.func("read_parquet", files))
+    with duckdb.connect() as con:
+        earliest = con.execute(first.sql(dialect="duckdb")).fetchall()[0][0]
+    if earliest is None:
+        return None
+    return earliest.astimezone(ZoneInfo(timezone)).date()
 
 
 @contextmanager
@@ -178,7 +193,7 @@ def run_model(con: duckdb.DuckDBPyConnection, model: Model) -> int | None:
     """Materialises one model as a table, or as a view when it says so; returns a table's row count.
 
     The build file persists between runs, so the object may be there already, of the other kind:
-    it is replaced in the same transaction.
+    it is replaced in the same transaction. A mart is stamped with the day it was built as of.
     """
     kind = model.materialized
     with transaction(con):
@@ -187,9 +202,47 @@ def run_model(con: duckdb.DuckDBPyConnection, model: Model) -> int | None:
         if existing and existing[0][0] != ("VIEW" if kind == "view" else "BASE TABLE"):
             con.execute(f"drop {'table' if kind == 'view' else 'view'} {model.table}")
         con.execute(f"create or replace {kind} {model.table} as\n{model.sql}")
+        if model.schema == "marts":
+            stamp(con, model.table, con.execute("select getvariable('as_of')").fetchall()[0][0])
     if kind == "view":
         return None  # counting would compute it: the reason it is a view is to compute it once, where it is read
     return con.execute(f"select count(*) from {model.table}").fetchall()[0][0]  # noqa: S608
+
+
+def stamp(con: duckdb.DuckDBPyConnection, table: str, day: dt.date) -> None:
+    """Records that `table` (a mart, or a segment's view) holds the answer as of `day`."""
+    con.execute("create table if not exists main.built_as_of (table_name varchar primary key, as_of date)")
+    con.execute("insert or replace into main.built_as_of values (?, ?)", [table, day])
+
+
+def built_as_of(con: duckdb.DuckDBPyConnection) -> dict[str, dt.date]:
+    """The day each mart and segment view of the build was made as of."""
+    con.execute("create table if not exists main.built_as_of (table_name varchar primary key, as_of date)")
+    return dict(con.execute("select table_name, as_of from main.built_as_of").fetchall())
+
+
+def bring_to_day(con: duckdb.DuckDBPyConnection, day: dt.date, reads: Iterable[str]) -> list[str]:
+    """Rebuilds, as of `day`, every mart that `reads` (tables) depend on and that is of another day.
+
+    One build file serves every day: after a backfill of an earlier day its marts are that day's,
+    so a step of another day, a UI rerun of one segment say, first rebuilds them for its own day
+    rather than read another day's. In a night's run they are already of its day: one query.
+    Returns the marts rebuilt.
+    """
+    models = {m.table: m for m in load_models()}
+    needed, queue = set(), [t for t in reads if t in models]
+    while queue:
+        table = queue.pop()
+        if table not in needed and models[table].schema == "marts":
+            needed.add(table)
+            queue.extend(d for d in models[table].deps if d in models)
+    stamps = built_as_of(con)
+    rebuilt: list[str] = []
+    for table, model in models.items():  # dependency order
+        if table in needed and (stamps.get(table) != day or any(d in rebuilt for d in model.deps)):
+            run_model(con, model)
+            rebuilt.append(table)
+    return rebuilt
 
 
 def publish(data_dir: Path) -> Path:
@@ -252,7 +305,6 @@ def build_all(data_dir: Path, as_of: dt.date, memory_limit: str = DEFAULT_MEMORY
     numbers that marts.customers reads, then the marts.
     """
     from pipeline.audience.phones import refresh_phone_table
-    from pipeline.warehouse.models import load_models
 
     counts = {}
     models = load_models()

@@ -71,6 +71,27 @@ MIGRATIONS: list[list[str]] = [
     [
         "create table state.erased_customers (customer_id bigint, erased_at timestamptz, compacted boolean)",
     ],
+    # 4: the evaluation date is a Dagster partition, and a backfill rewrites an earlier day's history.
+    # evaluation_days: every day a run evaluated; a day before the latest is a backfill
+    # (pipeline/warehouse/days.py). segment_days: every day a segment's membership was recorded, which a
+    # backfilled day needs to know how far its answer carries (pipeline/segments/history.py); seeded
+    # from the days the stays begin and end on and the first and latest day of segment_history_days,
+    # which it replaces.
+    [
+        "create table state.evaluation_days (day date primary key, live boolean, run_id varchar, "
+        "recorded_at timestamptz)",
+        "create table state.segment_days (segment varchar, day date, primary key (segment, day))",
+        """insert into state.segment_days
+            select distinct segment, day from (
+                select segment, entered_on as day from state.segment_membership
+                union all select segment, left_on from state.segment_membership where left_on is not null
+                union all select segment, first_as_of from state.segment_history_days
+                union all select segment, as_of from state.segment_history_days
+            )""",
+        """insert into state.evaluation_days
+            select day, true, null, now() from (select distinct day from state.segment_days)""",
+        "drop table state.segment_history_days",
+    ],
 ]
 VERSION = len(MIGRATIONS)
 

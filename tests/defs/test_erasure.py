@@ -15,10 +15,10 @@ import dagster as dg
 import duckdb
 import pytest
 
-from pipeline.definitions import NIGHTLY, build_definitions
 from pipeline.defs.resources import ShopifyResource
 from pipeline.settings import Settings
 from pipeline.shopify.emulator import ShopifyEmulator
+from tests.fixtures.nightly import run_nightly_job
 from tests.fixtures.stores import Store, customer, order, redaction, sms_event
 
 FIRST_NIGHT = dt.date(2026, 10, 30)
@@ -46,12 +46,10 @@ def night(data: Path, as_of: dt.date, shopify: ShopifyResource | None = None,
     data/source/, or on the shop `shopify` serves."""
     source = "shopify" if shopify else f"jsonl:{data / 'source' / 'shop'}"
     settings = Settings(source=source, data_dir=data, segments_dir=data.parent / "defs")
-    config = {"as_of": as_of.isoformat(), **run_options}
     (data / "dagster").mkdir(parents=True, exist_ok=True)
     with dg.DagsterInstance.local_temp(str(data / "dagster")) as instance:
-        result = build_definitions(settings, **({"shopify": shopify} if shopify else {})).resolve_job_def(
-            NIGHTLY).execute_in_process(run_config={"resources": {"run": {"config": config}}}, instance=instance,
-                                        raise_on_error=False)
+        result = run_nightly_job(settings, as_of=as_of, instance=instance,
+                                 resources={"shopify": shopify} if shopify else None, **run_options)
     assert result.success, [e.event_specific_data.error.message for e in result.all_events if e.is_step_failure]
     return result
 

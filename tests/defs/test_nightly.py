@@ -121,9 +121,10 @@ def test_schedule_runs_at_two_in_the_shop_time_zone_as_of_that_day(tmp_path: Pat
     assert schedule.cron_schedule == "0 2 * * *" and schedule.execution_timezone == "Europe/Rome"
     when = dt.datetime(2026, 11, 2, 2, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
     with dg.DagsterInstance.ephemeral() as instance:
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when)
+        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
+                                            repository_def=defs.get_repository_def())
         request = schedule.evaluate_tick(context).run_requests[0]
-    assert request.run_config["resources"]["run"]["config"]["as_of"] == "2026-11-02"
+    assert request.partition_key == "2026-11-02"
     assert request.job_name in (None, NIGHTLY)
 
 
@@ -143,7 +144,7 @@ def test_cli_run_prints_a_summary_and_fails_naming_the_asset(tmp_path: Path) -> 
     done = subprocess.run(smsseg, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "customers 3, counted orders 3" in done.stdout and "succeeded" in done.stdout
-    assert "evaluated as of 2026-10-31\n" in done.stdout
+    assert "evaluated as of 2026-10-31 (live" in done.stdout
     # a terminal of 80 columns reads the summary whole: no line wider, no name cut short
     assert max(len(line) for line in done.stdout.splitlines() if "│" in line) <= 80
     assert "│ abandoned_checkout_1d " in done.stdout and "│ winback_not_recent_clickers " in done.stdout
