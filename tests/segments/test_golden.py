@@ -7,6 +7,7 @@ import pytest
 import sqlglot
 
 from pipeline.segments import compile_query, render, segment_view
+from pipeline.segments.compiler import parse_checked
 from pipeline.segments.definitions import SegmentDefinition
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden.sql"
@@ -41,8 +42,9 @@ def test_golden_file_has_every_case() -> None:
 
 
 def test_segment_view_selects_members_with_their_fields() -> None:
-    defn = SegmentDefinition(name="checkout", description="", query="abandoned_checkout_date >= -1d",
-                             path=Path("checkout.yaml"), export=True, fields=("abandoned_checkout_url", "amount_spent"))
+    query = "abandoned_checkout_date >= -1d"
+    defn = SegmentDefinition(name="checkout", description="", query=query, path=Path("checkout.yaml"),
+                             tree=parse_checked(query), export=True, fields=("abandoned_checkout_url", "amount_spent"))
     assert render(segment_view(defn, dt.date(2026, 10, 15))) == (
         "CREATE OR REPLACE VIEW segments.checkout AS SELECT customer_id, first_name, last_name, email, phone_e164, "
         "sms_subscription_status, amount_spent, number_of_orders, last_order_date, abandoned_checkout_url "
