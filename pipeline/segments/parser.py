@@ -513,12 +513,16 @@ class _Parser:
                                        f"{token.describe()}", hint="separate parameters with commas: "
                                                                    "(date >= -30d, count >= 2)")
 
-    # param := name cmp value | name BETWEEN value AND value | name [NOT] IN "(" values ")"
+    # param := name cmp value | name "=" "(" values ")" | name BETWEEN value AND value | name [NOT] IN "(" values ")"
     def param(self) -> t.Param:
         name = self.name("a parameter name")
         start, token = name.span.start, self.token
         if token.kind == "op":
             self.advance()
+            if token.value == "=" and self.token.kind == "(":
+                # `coordinates = (45.39, -75.74)`, `id = (42, 43)`: one of the listed values
+                values, end = self.value_list(f"in {name.text} = (...)")
+                return t.ParamIn(name, values, False, t.Span(start, end))
             value = self.value(f"after {name.text} {token.text}")
             return t.ParamComparison(name, token.value, value, t.Span(start, value.span.end))
         if self.is_keyword("between"):
