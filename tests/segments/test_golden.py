@@ -38,7 +38,7 @@ def test_other_dialects_render_and_parse_back(query: str, as_of: dt.date, expect
 
 
 def test_golden_file_has_every_case() -> None:
-    assert len(cases()) == 11
+    assert len(cases()) == 14
 
 
 def test_segment_view_selects_members_with_their_fields() -> None:
@@ -50,3 +50,11 @@ def test_segment_view_selects_members_with_their_fields() -> None:
         "sms_subscription_status, amount_spent, number_of_orders, last_order_date, abandoned_checkout_url "
         "FROM marts.customers WHERE customer_id IN (SELECT customers.customer_id FROM marts.customers AS customers "
         "WHERE customers.abandoned_checkout_date >= CAST('2026-10-14' AS DATE))")
+
+
+def test_segment_view_compiles_the_definitions_checked_tree_not_its_text() -> None:
+    # The loader parsed and checked the query once; a text that no longer matches the tree is not read again.
+    defn = SegmentDefinition(name="big", description="", query="(this text is not read)", path=Path("big.yaml"),
+                             tree=parse_checked("amount_spent > 100"))
+    assert render(segment_view(defn, dt.date(2026, 10, 15))).endswith(
+        "FROM marts.customers AS customers WHERE customers.amount_spent > 100)")
