@@ -78,7 +78,7 @@ def _check_condition(condition: t.Condition, source: Source) -> list[SegmentErro
         if attribute.element == "segment":
             return [source.error(span.start, span.end, f"IS NULL does not apply to {name.text}",
                                  hint="a customer's segments are only known one by one: use segments NOT "
-                                      "CONTAINS 'name' for each segment"), ]
+                                      "CONTAINS 'name' for each segment")]
         return []
     if attribute.type == "list":
         operator = _operator(condition)
