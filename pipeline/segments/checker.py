@@ -226,11 +226,12 @@ def _describe(value: t.Value) -> str:
 
 def _usage(attribute: Attribute) -> str:
     if attribute.type == "list":
-        return f"{attribute.name} is a list: use {attribute.name} CONTAINS {_example(attribute)} or NOT CONTAINS"
+        return (f"{attribute.name} is a list: use {attribute.name} CONTAINS {_example(attribute)}, NOT CONTAINS or "
+                "IS [NOT] NULL (empty)")
     if attribute.type == "enum":
-        return f"compare {attribute.name} with = or != to one of {', '.join(attribute.values)}"
+        return f"compare {attribute.name} with =, != or IN (...) to one of {', '.join(attribute.values)}"
     if attribute.type == "string":
-        return f"compare {attribute.name} with = or != to {EXAMPLES['string']}"
+        return f"compare {attribute.name} with =, != or IN (...) to {EXAMPLES['string']}"
     return f"compare {attribute.name} with =, !=, >, >=, <, <= or BETWEEN to {EXAMPLES[attribute.type]}"
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 import duckdb
 import pytest
 import sqlglot
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.segments import SegmentErrors, compile_query, create_segment_view, render
 from pipeline.segments.compiler import parse_checked
@@ -110,3 +112,20 @@ def test_the_deepest_nesting_allowed_runs(con, varied: Built) -> None:
     for i in range(50):
         query = f"({query} AND amount_spent != {i + 5000})" if i % 2 else f"({query} OR amount_spent = {i + 5000})"
     assert con.execute(render(compile_query(query, varied.as_of))).fetchall() == [(30,)]
+
+
+# Every kind of token, the pasted Shopify forms among them, in any order.
+PIECES = ["FROM", "customers", "SHOW", "WHERE", "ORDER", "BY", "LIMIT", "(", ")", ",", ":", "=", "!=", ">", "AND", "OR",
+          "NOT", "IN", "IS", "NULL", "MATCHES", "CONTAINS", "BETWEEN", "true", "false", "amount_spent", "customer_tags",
+          "segments", "products_purchased", "orders_placed", "id", "date", "count", "shopify_email.opened", "'x'", "42",
+          "2026-10-01", "2026-10-01T10:00:00Z", "30_days_ago", "-3m", "today", "anniversary", "'SUBSCRIBED'",
+          "sms_subscription_status", "(1, 2)", "metafields.a.b", "2026/10/01", "2026-10-01T99:00"]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(pieces=st.lists(st.sampled_from(PIECES), min_size=1, max_size=14))
+def test_any_sequence_of_tokens_is_a_query_or_its_errors(pieces: list[str]) -> None:
+    try:
+        compile_query(" ".join(pieces), dt.date(2026, 10, 15))
+    except SegmentErrors as e:
+        assert e.errors and all(error.line == 1 and error.column >= 1 for error in e.errors)
