@@ -291,7 +291,7 @@ class _Parser:
     def editor_footer(self) -> None:
         """ORDER BY only orders the editor's list: a segment is a set, so it is read and left aside.
         LIMIT would drop matching customers, so it is refused."""
-        if self.at_editor_footer() and not self.is_word("limit"):
+        if self.is_word("order"):  # and_expr stopped here, so BY follows
             self.advance()
             self.advance()
             if self.token.kind != "word":

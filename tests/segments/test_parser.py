@@ -95,7 +95,7 @@ def test_a_thousand_or_clauses_are_one_flat_node() -> None:
     assert isinstance(node, t.Or) and len(node.items) == 1000
 
 
-def test_deep_nesting_within_the_limit_parses_without_recursion() -> None:
+def test_deep_nesting_within_the_limit_parses() -> None:
     query = "a = 0"
     for i in range(1, 50):
         query = f"({query} {'AND' if i % 2 else 'OR'} a = {i})"
