@@ -5,10 +5,17 @@ import difflib
 import re
 
 from pipeline.segments import tree as t
-from pipeline.segments.catalogue import ATTRIBUTES, EXAMPLES, FUNCTIONS, Attribute, Param
+from pipeline.segments.catalogue import (
+    ATTRIBUTES,
+    EXAMPLES,
+    FUNCTIONS,
+    SEGMENT_NAME,
+    Attribute,
+    Param,
+    shopify_only,
+)
 from pipeline.segments.errors import SegmentError, Source
 
-SEGMENT_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 PRODUCT_GID = re.compile(r"gid://shopify/Product/([0-9]{1,18})")
 # The farthest a relative date may reach, so that resolving it always gives a real date.
 RELATIVE_LIMITS = {"d": 366_000, "w": 52_000, "m": 12_000, "y": 1_000}
@@ -51,16 +58,15 @@ def suggest(name: str, known: list[str]) -> str:
 
 
 def _check_condition(condition: t.Condition, source: Source) -> list[SegmentError]:
-    if isinstance(condition, t.Matches):
-        return _check_matches(condition, source)
+    if isinstance(condition, t.Matches | t.CalledWithValue):
+        return _check_function(condition, source)
     name = condition.attribute
     attribute = ATTRIBUTES.get(name.text)
     if attribute is None:
         if name.text in FUNCTIONS:
             return [source.error(name.span.start, name.span.end, f"{name.text} is a function, not an attribute",
                                  hint=f"write {name.text} MATCHES (param = value, ...)")]
-        return [source.error(name.span.start, name.span.end, f"unknown attribute {name.text!r}",
-                             hint=suggest(name.text, list(ATTRIBUTES)))]
+        return [_unknown(name, "attribute", list(ATTRIBUTES), source)]
     span = condition.span
     if isinstance(condition, t.Contains):
         if attribute.type != "list":
@@ -68,13 +74,22 @@ def _check_condition(condition: t.Condition, source: Source) -> list[SegmentErro
                                                        f"{_a(attribute.type)}", hint=_usage(attribute))]
         return _check_value(source, name.text, "segment" if attribute.element == "segment" else "list",
                             (), condition.value)
+    if isinstance(condition, t.IsNull):
+        if attribute.element == "segment":
+            return [source.error(span.start, span.end, f"IS NULL does not apply to {name.text}",
+                                 hint="a customer's segments are only known one by one: use segments NOT "
+                                      "CONTAINS 'name' for each segment")]
+        return []
     if attribute.type == "list":
-        operator = "IS NULL" if isinstance(condition, t.IsNull) else "BETWEEN" if isinstance(
-            condition, t.Between) else condition.op
+        operator = _operator(condition)
         return [source.error(span.start, span.end, f"{operator} does not apply to {name.text}, a list",
                              hint=_usage(attribute))]
-    if isinstance(condition, t.IsNull):
-        return []
+    if isinstance(condition, t.In):
+        if not attribute.takes_in:
+            return [source.error(span.start, span.end, f"{_operator(condition)} does not apply to {name.text}, "
+                                                       f"{_a(attribute.type)}", hint=_usage(attribute))]
+        return [e for v in condition.values
+                for e in _check_value(source, name.text, attribute.type, attribute.values, v)]
     if isinstance(condition, t.Between):
         if attribute.type not in ("number", "integer", "date"):
             return [source.error(span.start, span.end, f"BETWEEN needs a number or a date; {name.text} is "
@@ -87,15 +102,35 @@ def _check_condition(condition: t.Condition, source: Source) -> list[SegmentErro
     return _check_value(source, name.text, attribute.type, attribute.values, condition.value)
 
 
-def _check_matches(condition: t.Matches, source: Source) -> list[SegmentError]:
+def _operator(condition: t.Condition) -> str:
+    if isinstance(condition, t.In):
+        return "NOT IN" if condition.negated else "IN"
+    return "BETWEEN" if isinstance(condition, t.Between) else condition.op
+
+
+def _unknown(name: t.Name, kind: str, known: list[str], source: Source) -> SegmentError:
+    """An unknown name: a Shopify filter we cannot evaluate yet says what it needs; any other gets the
+    closest known name."""
+    if needs := shopify_only(name.text):
+        return source.error(name.span.start, name.span.end,
+                            f"{name.text} is a Shopify filter smsseg cannot evaluate yet: it needs {needs}",
+                            hint="the README's segment language section lists these filters; remove the "
+                                 "condition or build the segment in Shopify")
+    return source.error(name.span.start, name.span.end, f"unknown {kind} {name.text!r}", hint=suggest(name.text, known))
+
+
+def _check_function(condition: t.Matches | t.CalledWithValue, source: Source) -> list[SegmentError]:
     name = condition.function
     function = FUNCTIONS.get(name.text)
     if function is None:
         if name.text in ATTRIBUTES:
             return [source.error(name.span.start, name.span.end, f"{name.text} is an attribute, not a function",
                                  hint=f"functions are {', '.join(FUNCTIONS)}; {_usage(ATTRIBUTES[name.text])}")]
-        return [source.error(name.span.start, name.span.end, f"unknown function {name.text!r}",
-                             hint=suggest(name.text, list(FUNCTIONS)))]
+        return [_unknown(name, "function", list(FUNCTIONS), source)]
+    if isinstance(condition, t.CalledWithValue):
+        return [source.error(condition.span.start, condition.span.end,
+                             f"{name.text}(...) is compared with a value; it is true or false for a customer",
+                             hint=f"write {name.text} MATCHES (param = value, ...), or {name.text}(...) = true")]
     errors = []
     for param in condition.params:
         spec = function.params.get(param.name.text)
@@ -106,7 +141,7 @@ def _check_matches(condition: t.Matches, source: Source) -> list[SegmentError]:
             continue
         label = f"{name.text} {spec.name}"
         if isinstance(param, t.ParamIn):
-            if not (spec.takes_not_in if param.negated else spec.takes_in):
+            if not spec.takes_in:
                 errors.append(source.error(param.span.start, param.span.end,
                                            f"{'NOT IN' if param.negated else 'IN'} does not apply to {label}",
                                            hint=_param_usage(spec)))
@@ -144,7 +179,7 @@ def _check_value(source: Source, name: str, type_: str, allowed: tuple[str, ...]
             return wrong()
         return [] if value.value == value.value.to_integral_value() else wrong(f"{name} is a whole number")
     if type_ == "date":
-        if isinstance(value, t.Date):
+        if isinstance(value, t.Date | t.DateTime):
             return []
         if isinstance(value, t.RelativeDate):
             limit = RELATIVE_LIMITS[value.unit]
@@ -184,16 +219,19 @@ def _describe(value: t.Value) -> str:
         return f"the string {shown!r}"
     if isinstance(value, t.Date):
         return f"the date {value.value.isoformat()}"
+    if isinstance(value, t.Boolean):
+        return f"the value {'true' if value.value else 'false'}"
     return f"the date {value.text}"
 
 
 def _usage(attribute: Attribute) -> str:
     if attribute.type == "list":
-        return f"{attribute.name} is a list: use {attribute.name} CONTAINS {_example(attribute)} or NOT CONTAINS"
+        return (f"{attribute.name} is a list: use {attribute.name} CONTAINS {_example(attribute)}, NOT CONTAINS or "
+                "IS [NOT] NULL (empty)")
     if attribute.type == "enum":
-        return f"compare {attribute.name} with = or != to one of {', '.join(attribute.values)}"
+        return f"compare {attribute.name} with =, != or IN (...) to one of {', '.join(attribute.values)}"
     if attribute.type == "string":
-        return f"compare {attribute.name} with = or != to {EXAMPLES['string']}"
+        return f"compare {attribute.name} with =, != or IN (...) to {EXAMPLES['string']}"
     return f"compare {attribute.name} with =, !=, >, >=, <, <= or BETWEEN to {EXAMPLES[attribute.type]}"
 
 
@@ -204,7 +242,7 @@ def _example(attribute: Attribute) -> str:
 
 def _param_usage(param: Param) -> str:
     if param.type == "product_id":
-        return "write id = 42 or id IN (42, 'gid://shopify/Product/43')"
+        return "write id = 42, id != 42, id IN (42, 'gid://shopify/Product/43') or id NOT IN (...)"
     if param.aggregate or param.type in ("number", "date"):
         return f"compare {param.name} with =, !=, >, >=, <, <= or BETWEEN to {EXAMPLES[param.type]}"
     values = f" ({', '.join(param.values)})" if param.values else ""

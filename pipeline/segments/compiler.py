@@ -12,7 +12,7 @@ import duckdb
 from sqlglot import exp
 
 from pipeline.segments import tree as t
-from pipeline.segments.catalogue import ATTRIBUTES, CUSTOMERS, FUNCTIONS, VIEW_COLUMNS, Function, Param
+from pipeline.segments.catalogue import ATTRIBUTES, CUSTOMERS, FUNCTIONS, SHOP, VIEW_COLUMNS, Function, Param
 from pipeline.segments.checker import check, product_id, segment_name
 from pipeline.segments.definitions import SegmentDefinition
 from pipeline.segments.errors import SegmentErrors, Source
@@ -51,7 +51,7 @@ def select_members(node: t.Node, as_of: dt.date) -> exp.Select:
 def segment_view(defn: SegmentDefinition, as_of: dt.date) -> exp.Create:
     """CREATE OR REPLACE VIEW segments.<name>: the members, with the columns messages need and the
     definition's `sms.fields`."""
-    members = compile_query(defn.query, as_of, source=str(defn.path))
+    members = select_members(defn.tree, as_of)
     columns = list(VIEW_COLUMNS) + [f for f in defn.fields if f not in VIEW_COLUMNS]
     select = (exp.select(*(exp.column(c) for c in columns))
               .from_(exp.to_table(CUSTOMERS))
@@ -122,10 +122,16 @@ def _attribute_condition(condition: t.Condition, as_of: dt.date) -> exp.Expressi
         found = exp.ArrayContains(this=items, expression=exp.Lower(this=_literal(condition.value, as_of)))
         return negate(found) if condition.negated else found
     if isinstance(condition, t.IsNull):
-        missing = exp.Is(this=column, expression=exp.Null())
+        # A list is missing when it is empty: the marts keep no NULL lists, but a NULL is missing too.
+        missing = (exp.EQ(this=exp.Coalesce(this=exp.ArraySize(this=column), expressions=[exp.Literal.number(0)]),
+                          expression=exp.Literal.number(0)) if attribute.type == "list"
+                   else exp.Is(this=column, expression=exp.Null()))
         return negate(missing) if condition.negated else missing
     if attribute.type == "string":
         column = exp.Lower(this=column)
+    if isinstance(condition, t.In):
+        found = exp.In(this=column, expressions=[_value(attribute.type, v, as_of) for v in condition.values])
+        return negate(found) if condition.negated else found
     if isinstance(condition, t.Between):
         return exp.Between(this=column, low=_value(attribute.type, condition.low, as_of),
                            high=_value(attribute.type, condition.high, as_of))
@@ -197,5 +203,20 @@ def _literal(value: t.Value, as_of: dt.date) -> exp.Expression:
         return exp.Literal.number(str(value.value))
     if isinstance(value, t.String):
         return exp.Literal.string(value.value)
-    day = value.value if isinstance(value, t.Date) else value.resolve(as_of)
+    if isinstance(value, t.DateTime) and value.value.tzinfo is not None:
+        return _local_day(value.value)
+    if isinstance(value, t.DateTime):
+        # Without an offset the time is the shop's own: its day is the date as written.
+        day = value.value.date()
+    else:
+        day = value.value if isinstance(value, t.Date) else value.resolve(as_of)
     return exp.cast(exp.Literal.string(day.isoformat()), exp.DataType.build("date"))
+
+
+def _local_day(moment: dt.datetime) -> exp.Expression:
+    """The shop-local day of an instant. Every date of the warehouse is a whole day in the shop's time
+    zone, so an instant compares as the day it falls on there; the zone is read from the warehouse
+    (staging.stg_shop) when the view runs, so the compiled query needs no zone and never goes stale."""
+    zone = exp.select(exp.column("shop_timezone")).from_(exp.to_table(SHOP)).subquery()
+    instant = exp.cast(exp.Literal.string(moment.isoformat()), exp.DataType.build("timestamptz"))
+    return exp.cast(exp.AtTimeZone(this=instant, zone=zone), exp.DataType.build("date"))

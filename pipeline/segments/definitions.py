@@ -12,8 +12,8 @@ from pathlib import Path
 import yaml
 
 from pipeline.segments import tree as t
-from pipeline.segments.catalogue import CUSTOMER_COLUMNS, MEMBER_COLUMNS
-from pipeline.segments.checker import SEGMENT_NAME, check, segment_references, suggest
+from pipeline.segments.catalogue import CUSTOMER_COLUMNS, MEMBER_COLUMNS, SEGMENT_NAME
+from pipeline.segments.checker import check, segment_references, suggest
 from pipeline.segments.errors import SegmentError, Source
 from pipeline.segments.parser import parse
 
@@ -32,6 +32,7 @@ class SegmentDefinition:
     description: str
     query: str
     path: Path
+    tree: t.Node  # the query, parsed and checked once, here: compiling reads it, not the text
     export: bool = False
     fields: tuple[str, ...] = ()
     uses: tuple[str, ...] = ()  # segments named in `segments CONTAINS '...'`
@@ -205,7 +206,8 @@ def _read(path: Path) -> _File:
     if not f.errors:
         uses = tuple(sorted({r.value for r in segment_references(f.tree)}))
         f.definition = SegmentDefinition(name=f.name, description=description, query=query, path=path,
-                                         export=export, fields=fields, uses=uses, list_name=list_name, tag=tag)
+                                         tree=f.tree, export=export, fields=fields, uses=uses, list_name=list_name,
+                                         tag=tag)
     return f
 
 

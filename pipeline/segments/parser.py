@@ -1,8 +1,14 @@
-"""Text of a query → typed tree: a hand-written tokenizer and a parser with no recursion.
+"""Text of a query → typed tree: a hand-written tokenizer and a recursive-descent parser.
 
-Parentheses are handled with an explicit stack, so neither a thousand OR clauses nor deep nesting
-reaches Python's recursion limit. After a syntax error in one condition the parser skips to the
+One method per grammar rule (query, or_expr, and_expr, term, condition, params, value). Recursion
+grows only with parentheses, which are capped at MAX_NESTING; AND and OR chains are loops, so a
+thousand clauses are one flat node. After a syntax error in one condition the parser skips to the
 next AND or OR and goes on, so one run reports every broken condition.
+
+Besides the spec's grammar it reads what a merchant pastes from Shopify: the editor's full text
+`FROM customers SHOW ... WHERE <query> ORDER BY ...`, the deprecated `fn(param: value) = true`
+form, named dates such as `30_days_ago`, date-times, and dotted filter names such as
+`shopify_email.opened` (which the checker then accepts or explains).
 """
 
 import datetime as dt
@@ -25,19 +31,29 @@ MAX_NESTING = 50
 # within this (about a thousand conditions) a query compiles in about 0.3 s.
 MAX_QUERY_LENGTH = 50_000
 
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Shopify's filters have dotted names (shopify_email.opened, metafields.custom.vip).
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})?(?![\w.:+-])")
+# A date-time written another way (2026-10-01T10, 2026-10-01T10:00+2): caught whole, with its own hint
+_BAD_DATETIME = re.compile(r"\d{4}-\d{1,2}-\d{1,2}T[\w:.+-]*")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?![\w.])")
 # A date written another way (2026/10/01, 2026-10-1, 01.10.2026): caught whole, before it reads as numbers
 _LOOSE_DATE = re.compile(r"(\d{1,4})([-/.])(\d{1,2})\2(\d{1,4})(?![\w.])")
 _RELATIVE = re.compile(r"[+-](\d+)([dwmy])(?![\w.])")
+# Shopify's deprecated named dates: 7_days_ago, 30_days_ago, 90_days_ago, 12_months_ago (any number is read)
+_NAMED_DATE = re.compile(r"(\d+)_(day|week|month|year)s?_ago(?![\w.])", re.IGNORECASE)
 _NUMBER = re.compile(r"[+-]?(\d+)(?:\.(\d+))?(?![\w.])")
 _BAD_NUMBER = re.compile(r"[+-]?\.?\d[\w.]*")
 _WHITESPACE = re.compile(r"\s+")
 
+VALUE_HINT = ("a value is a number (100, 59.90), a 'string', a date (2026-01-31), a date and time "
+              "(2026-01-31T10:00:00), a relative date (-30d, -2w, -3m, -1y), today or yesterday")
+DATETIME_HINT = "a date and time is written 2026-10-01T10:00:00, optionally with an offset: Z or +02:00"
+
 
 @dataclass(frozen=True)
 class Token:
-    kind: str  # word, keyword, number, string, date, relative, op, (, ), ",", end
+    kind: str  # word, keyword, number, string, date, datetime, relative, op, (, ), ",", ":", end
     text: str  # the source text; for a keyword, lowercased
     value: object
     start: int
@@ -56,6 +72,10 @@ class _Stop(Exception):
         self.error, self.offset = error, offset
 
 
+class _Abort(Exception):
+    """A syntax error after which nothing more can be read: the errors so far are the answer."""
+
+
 def tokenize(source: Source) -> tuple[list[Token], list[SegmentError]]:
     text, tokens, errors, pos = source.text, [], [], 0
 
@@ -72,7 +92,7 @@ def tokenize(source: Source) -> tuple[list[Token], list[SegmentError]]:
             add("end", pos, pos)
             return tokens, errors
         c = text[pos]
-        if c in "(),":
+        if c in "(),:":
             add(c, pos, pos + 1)
             pos += 1
         elif op := next((o for o in OPERATORS if text.startswith(o, pos)), None):
@@ -93,6 +113,15 @@ def tokenize(source: Source) -> tuple[list[Token], list[SegmentError]]:
             else:
                 add("word", pos, m.end())
             pos = m.end()
+        elif m := _DATETIME.match(text, pos):
+            try:
+                add("datetime", pos, m.end(), dt.datetime.fromisoformat(m.group()))
+            except ValueError:
+                errors.append(source.error(pos, m.end(), f"{m.group()} is not a date and time", hint=DATETIME_HINT))
+            pos = m.end()
+        elif m := _BAD_DATETIME.match(text, pos):
+            errors.append(source.error(pos, m.end(), f"{m.group()} is not a date and time", hint=DATETIME_HINT))
+            pos = m.end()
         elif m := _DATE.match(text, pos):
             try:
                 add("date", pos, m.end(), dt.date.fromisoformat(m.group()))
@@ -106,6 +135,9 @@ def tokenize(source: Source) -> tuple[list[Token], list[SegmentError]]:
         elif m := _RELATIVE.match(text, pos):
             amount = int(m.group(1)) * (-1 if c == "-" else 1)
             add("relative", pos, m.end(), (amount, m.group(2)))
+            pos = m.end()
+        elif m := _NAMED_DATE.match(text, pos):
+            add("relative", pos, m.end(), (-int(m.group(1)), m.group(2)[0].lower()))
             pos = m.end()
         elif m := _NUMBER.match(text, pos):
             integer, fraction = m.group(1), m.group(2) or ""
@@ -176,13 +208,18 @@ def parse(source: Source) -> tuple[t.Node | None, list[SegmentError]]:
     tokens, errors = tokenize(source)
     if errors:
         return None, errors
-    return _Parser(source, tokens).parse()
+    parser = _Parser(source, tokens)
+    try:
+        return parser.query(), parser.errors
+    except _Abort:
+        return None, parser.errors
 
 
 class _Parser:
     def __init__(self, source: Source, tokens: list[Token]):
         self.source, self.tokens, self.pos, self.errors = source, tokens, 0, []
         self.resumed_at: int | None = None
+        self.editor = False  # the query came as FROM customers ... WHERE ...: ORDER BY may follow it
 
     @property
     def token(self) -> Token:
@@ -197,66 +234,98 @@ class _Parser:
     def is_keyword(self, *words: str) -> bool:
         return self.token.kind == "keyword" and self.token.text in words
 
+    def is_word(self, *words: str, at: int = 0) -> bool:
+        """Whether the token (`at` tokens ahead) is one of the words, in any case: the editor's
+        FROM, SHOW, WHERE, ORDER BY, LIMIT and the values true and false are words, not keywords,
+        so that they stay free as names everywhere else."""
+        token = self.tokens[min(self.pos + at, len(self.tokens) - 1)]
+        return token.kind == "word" and token.text.lower() in words
+
     def fail(self, token: Token, message: str, hint: str = "") -> _Stop:
         return _Stop(self.source.error(token.start, max(token.end, token.start + 1), message, hint), token.start)
 
-    def parse(self) -> tuple[t.Node | None, list[SegmentError]]:
+    def abort(self, token: Token, message: str, hint: str = "") -> _Abort:
+        self.errors.append(self.source.error(token.start, max(token.end, token.start + 1), message, hint))
+        return _Abort()
+
+    # query := [ FROM customers [ SHOW name ("," name)* ] WHERE ] or_expr [ ORDER BY name [ASC | DESC] ]
+    def query(self) -> t.Node | None:
         if self.token.kind == "end":
-            self.errors.append(self.source.error(0, 0, "empty query", hint="write a condition such as "
-                                                                          "amount_spent > 100"))
-            return None, self.errors
-        # Each frame is one parenthesised group: its finished OR items, the AND items of the
-        # current OR item, and the token that opened it.
-        frames: list[tuple[list, list, Token | None]] = [([], [], None)]
-        expect_term = True
+            raise self.abort(self.token, "empty query", hint="write a condition such as amount_spent > 100")
+        if self.is_word("from"):
+            self.editor_header()
+        node = self.or_expr(0)
+        if self.editor:
+            self.editor_footer()
+        return node
+
+    def editor_header(self) -> None:
+        """FROM customers [SHOW columns] WHERE: the frame Shopify's editor puts around a query. The
+        columns only choose what the editor displays, so they are read and left aside."""
+        self.advance()
+        if not self.is_word("customers"):
+            raise self.abort(self.token, f"expected customers after FROM, found {self.token.describe()}",
+                             hint="a segment is a set of customers: FROM customers WHERE <query>")
+        self.advance()
+        if self.is_word("show"):
+            self.advance()
+            while True:
+                if self.token.kind != "word" or self.is_word("where"):
+                    raise self.abort(self.token, f"expected a column name after SHOW, found {self.token.describe()}",
+                                     hint="SHOW lists columns separated by commas: SHOW customer_name, amount_spent")
+                self.advance()
+                if self.token.kind != ",":
+                    break
+                self.advance()
+        if not self.is_word("where"):
+            raise self.abort(self.token, f"expected WHERE, found {self.token.describe()}",
+                             hint="write FROM customers WHERE <query>, or the query alone")
+        where = self.advance()
+        if self.token.kind == "end":
+            raise self.abort(where, "WHERE without a query", hint="write a condition such as amount_spent > 100")
+        self.editor = True
+
+    def at_editor_footer(self) -> bool:
+        return self.is_word("limit") or (self.is_word("order") and self.is_word("by", at=1))
+
+    def editor_footer(self) -> None:
+        """ORDER BY only orders the editor's list: a segment is a set, so it is read and left aside.
+        LIMIT would drop matching customers, so it is refused."""
+        if self.is_word("order"):  # and_expr stopped here, so BY follows
+            self.advance()
+            self.advance()
+            if self.token.kind != "word":
+                raise self.abort(self.token, f"expected a column name after ORDER BY, found {self.token.describe()}",
+                                 hint="write ORDER BY updated_at, or leave ORDER BY out")
+            self.advance()
+            if self.is_word("asc", "desc"):
+                self.advance()
+        if self.is_word("limit"):
+            raise self.abort(self.token, "LIMIT does not apply to a segment",
+                             hint="a segment holds every customer who matches: remove LIMIT")
+        if self.token.kind != "end":
+            raise self.abort(self.token, f"expected the end of the query, found {self.token.describe()}",
+                             hint="after WHERE <query> only ORDER BY <column> may follow")
+
+    # or_expr := and_expr ( OR and_expr )*
+    def or_expr(self, depth: int) -> t.Node | None:
+        items = [self.and_expr(depth)]
+        while self.is_keyword("or"):
+            self.advance()
+            items.append(self.and_expr(depth))
+        return _join(t.Or, items)
+
+    # and_expr := term ( AND term )*
+    def and_expr(self, depth: int) -> t.Node | None:
+        items = [self.term(depth)]
         while True:
-            if expect_term:
-                if self.token.kind == "(":
-                    if len(frames) > MAX_NESTING:
-                        token = self.token
-                        self.errors.append(self.source.error(token.start, token.end, "parentheses nested too deep",
-                                                             hint=f"at most {MAX_NESTING} levels; AND and OR "
-                                                                  "take any number of conditions without them"))
-                        return None, self.errors
-                    frames.append(([], [], self.advance()))
-                    continue
-                start = self.pos
-                try:
-                    frames[-1][1].append(self.condition())
-                except _Stop as stop:
-                    # A condition that fails on the very token a skip stopped after is the same
-                    # problem seen again (as in `x BETWEEN 1 OR 2`): one error is enough.
-                    if stop.offset != self.resumed_at:
-                        self.errors.append(stop.error)
-                    self.pos = start
-                    self.skip_condition()
-                    self.resumed_at = self.tokens[self.pos + 1].start if self.is_keyword("and", "or") else None
-                expect_term = False
-                continue
             token = self.token
             if self.is_keyword("and"):
                 self.advance()
-                expect_term = True
-            elif self.is_keyword("or"):
-                self.advance()
-                or_items, and_items, _ = frames[-1]
-                or_items.append(_and(and_items))
-                and_items.clear()
-                expect_term = True
-            elif token.kind == ")" and len(frames) > 1:
-                self.advance()
-                or_items, and_items, _ = frames.pop()
-                group = _or([*or_items, _and(and_items)])
-                if group is not None:
-                    frames[-1][1].append(group)
-            elif token.kind == "end":
-                while len(frames) > 1:
-                    or_items, and_items, opening = frames.pop()
-                    self.errors.append(self.source.error(opening.start, opening.end, "'(' is never closed",
-                                                         hint="add the matching ')'"))
-                    frames[-1][1].append(_or([*or_items, _and(and_items)]))
-                or_items, and_items, _ = frames[0]
-                return _or([*or_items, _and(and_items)]), self.errors
+                items.append(self.term(depth))
+            elif self.is_keyword("or") or token.kind == "end" or (token.kind == ")" and depth > 0) \
+                    or (self.editor and depth == 0 and self.at_editor_footer()):
+                return _join(t.And, items)
             else:
                 message = ("')' without a matching '('" if token.kind == ")" else
                            f"expected AND, OR or the end of the query, found {token.describe()}")
@@ -264,6 +333,39 @@ class _Parser:
                                                      hint="join conditions with AND or OR"))
                 self.advance()
                 self.skip_condition()
+
+    # term := "(" or_expr ")" | condition
+    def term(self, depth: int) -> t.Node | None:
+        if self.token.kind != "(":
+            return self.recovering_condition()
+        opening = self.token
+        if depth >= MAX_NESTING:
+            raise self.abort(opening, "parentheses nested too deep",
+                             hint=f"at most {MAX_NESTING} levels; AND and OR take any number of conditions "
+                                  "without them")
+        self.advance()
+        node = self.or_expr(depth + 1)
+        if self.token.kind == ")":
+            self.advance()
+        else:
+            self.errors.append(self.source.error(opening.start, opening.end, "'(' is never closed",
+                                                 hint="add the matching ')'"))
+        return node
+
+    def recovering_condition(self) -> t.Condition | None:
+        """A condition, or None after recording its syntax error and skipping to the next AND or OR."""
+        start = self.pos
+        try:
+            return self.condition()
+        except _Stop as stop:
+            # A condition that fails on the very token a skip stopped after is the same problem
+            # seen again (as in `x BETWEEN 1 OR 2`): one error is enough.
+            if stop.offset != self.resumed_at:
+                self.errors.append(stop.error)
+            self.pos = start
+            self.skip_condition()
+            self.resumed_at = self.tokens[self.pos + 1].start if self.is_keyword("and", "or") else None
+            return None
 
     def skip_condition(self) -> None:
         """Skips to the next AND or OR outside the parentheses opened from here (a MATCHES list), or
@@ -284,9 +386,14 @@ class _Parser:
         self.advance()
         return t.Name(token.text, t.Span(token.start, token.end))
 
+    # condition := name cmp value | name BETWEEN value AND value | name [NOT] CONTAINS value
+    #            | name [NOT] IN "(" values ")" | name IS [NOT] NULL | name [NOT] MATCHES params
+    #            | name call_params ( ("=" | "!=") (true | false) | cmp value | BETWEEN value AND value )
     def condition(self) -> t.Condition:
         name = self.name("an attribute or function name")
         start, token = name.span.start, self.token
+        if token.kind == "(":
+            return self.call(name)
         if token.kind == "op":
             self.advance()
             value = self.value(f"after {name.text} {token.text}")
@@ -306,8 +413,11 @@ class _Parser:
             self.advance()
             params, end = self.params(name.text)
             return t.Matches(name, params, negated, t.Span(start, end))
+        if self.is_keyword("in"):
+            values, end = self.in_values(name.text)
+            return t.In(name, values, negated, t.Span(start, end))
         if negated:
-            raise self.fail(self.token, f"expected CONTAINS or MATCHES after NOT, found {self.token.describe()}",
+            raise self.fail(self.token, f"expected CONTAINS, MATCHES or IN after NOT, found {self.token.describe()}",
                             hint="NOT is only written as NOT CONTAINS, NOT MATCHES, NOT IN or IS NOT NULL")
         if self.is_keyword("is"):
             self.advance()
@@ -321,8 +431,59 @@ class _Parser:
             self.advance()
             return t.IsNull(name, negated, t.Span(start, end.end))
         raise self.fail(token, f"expected an operator after {name.text}, found {token.describe()}",
-                        hint="operators are =, !=, >, >=, <, <=, BETWEEN, CONTAINS, NOT CONTAINS, "
+                        hint="operators are =, !=, >, >=, <, <=, BETWEEN, CONTAINS, NOT CONTAINS, IN, NOT IN, "
                              "IS NULL, IS NOT NULL, MATCHES and NOT MATCHES")
+
+    def call(self, name: t.Name) -> t.Condition:
+        """The deprecated form: `fn(p: v, ...) = true` is `fn MATCHES (...)`, `= false` is NOT MATCHES."""
+        params = self.call_params(name.text)
+        start, token = name.span.start, self.token
+        if token.kind == "op":
+            self.advance()
+            value = self.value(f"after {name.text}(...) {token.text}")
+            if isinstance(value, t.Boolean) and token.value in ("=", "!="):
+                negated = value.value != (token.value == "=")
+                return t.Matches(name, params, negated, t.Span(start, value.span.end))
+            return t.CalledWithValue(name, t.Span(start, value.span.end))
+        if self.is_keyword("between"):
+            self.advance()
+            _, high = self.between(f"{name.text}(...)")
+            return t.CalledWithValue(name, t.Span(start, high.span.end))
+        raise self.fail(token, f"expected = true or = false after {name.text}(...), found {token.describe()}",
+                        hint=f"write {name.text} MATCHES (param = value, ...), or the older "
+                             f"{name.text}(param: value) = true")
+
+    # call_params := "(" [ name ":" ( value | "(" value ("," value)* ")" ) ( "," ... )* ] ")"
+    def call_params(self, function: str) -> tuple[t.Param, ...]:
+        self.advance()
+        params: list[t.Param] = []
+        while self.token.kind != ")":
+            if params:
+                if self.token.kind != ",":
+                    raise self.fail(self.token, f"expected ',' or ')' in the parameters of {function}, found "
+                                                f"{self.token.describe()}",
+                                    hint="separate parameters with commas: (id: 42, date: -30d)")
+                self.advance()
+            name = self.name("a parameter name")
+            if self.token.kind != ":":
+                raise self.fail(self.token, f"expected ':' after {name.text}, found {self.token.describe()}",
+                                hint=f"in {function}(...) a parameter is written name: value; or write "
+                                     f"{function} MATCHES ({name.text} = value)")
+            self.advance()
+            params.append(self.call_param(name))
+        self.advance()
+        return tuple(params)
+
+    def call_param(self, name: t.Name) -> t.Param:
+        """`name: value` is name = value, `name: (a, b)` is name IN (a, b); an offset such as
+        `date: -30d` or `date: 30_days_ago` means since that day (>=), as it reads."""
+        start = name.span.start
+        if self.token.kind == "(":
+            values, end = self.value_list(f"in {name.text}: (...)")
+            return t.ParamIn(name, values, False, t.Span(start, end))
+        value = self.value(f"after {name.text}:")
+        since = isinstance(value, t.RelativeDate) and value.text.lower() not in ("today", "yesterday")
+        return t.ParamComparison(name, ">=" if since else "=", value, t.Span(start, value.span.end))
 
     def between(self, name: str) -> tuple[t.Value, t.Value]:
         low = self.value(f"after {name} BETWEEN")
@@ -333,12 +494,15 @@ class _Parser:
         self.advance()
         return low, self.value(f"after {name} BETWEEN ... AND")
 
+    # params := "(" [ param ( "," param )* ] ")"     -- MATCHES () is "any row at all"
     def params(self, function: str) -> tuple[tuple[t.Param, ...], int]:
         if self.token.kind != "(":
             raise self.fail(self.token, f"expected '(' after {function} MATCHES, found {self.token.describe()}",
                             hint=f"write {function} MATCHES (param = value, ...)")
         self.advance()
         params = []
+        if self.token.kind == ")":
+            return (), self.advance().end
         while True:
             params.append(self.param())
             token = self.advance()
@@ -349,11 +513,16 @@ class _Parser:
                                        f"{token.describe()}", hint="separate parameters with commas: "
                                                                    "(date >= -30d, count >= 2)")
 
+    # param := name cmp value | name "=" "(" values ")" | name BETWEEN value AND value | name [NOT] IN "(" values ")"
     def param(self) -> t.Param:
         name = self.name("a parameter name")
         start, token = name.span.start, self.token
         if token.kind == "op":
             self.advance()
+            if token.value == "=" and self.token.kind == "(":
+                # `coordinates = (45.39, -75.74)`, `id = (42, 43)`: one of the listed values
+                values, end = self.value_list(f"in {name.text} = (...)")
+                return t.ParamIn(name, values, False, t.Span(start, end))
             value = self.value(f"after {name.text} {token.text}")
             return t.ParamComparison(name, token.value, value, t.Span(start, value.span.end))
         if self.is_keyword("between"):
@@ -366,22 +535,32 @@ class _Parser:
         if not self.is_keyword("in"):
             raise self.fail(self.token, f"expected an operator after {name.text}, found {self.token.describe()}",
                             hint="parameters take =, !=, >, >=, <, <=, BETWEEN, IN (...) or NOT IN (...)")
+        values, end = self.in_values(name.text)
+        return t.ParamIn(name, values, negated, t.Span(start, end))
+
+    def in_values(self, name: str) -> tuple[tuple[t.Value, ...], int]:
+        """IN ( value, ... ), from the IN keyword; the values and the offset after ')'."""
         self.advance()
         if self.token.kind != "(":
             raise self.fail(self.token, f"expected '(' after IN, found {self.token.describe()}",
                             hint="write IN ('a', 'b')")
+        return self.value_list(f"in {name} IN (...)")
+
+    def value_list(self, where: str) -> tuple[tuple[t.Value, ...], int]:
+        """( value, ... ), from the '('; the values and the offset after ')'."""
         self.advance()
-        values = [self.value(f"in {name.text} IN (...)")]
+        values = [self.value(where)]
         while self.token.kind == ",":
             self.advance()
-            values.append(self.value(f"in {name.text} IN (...)"))
+            values.append(self.value(where))
         end = self.token
         if end.kind != ")":
             raise self.fail(end, f"expected ',' or ')' in IN (...), found {end.describe()}",
                             hint="separate values with commas: IN ('a', 'b')")
         self.advance()
-        return t.ParamIn(name, tuple(values), negated, t.Span(start, end.end))
+        return tuple(values), end.end
 
+    # value := number | string | date | datetime | relative | today | yesterday | true | false
     def value(self, where: str) -> t.Value:
         token = self.token
         span = t.Span(token.start, token.end)
@@ -394,29 +573,26 @@ class _Parser:
         if token.kind == "date":
             self.advance()
             return t.Date(token.value, span)
+        if token.kind == "datetime":
+            self.advance()
+            return t.DateTime(token.value, token.text, span)
         if token.kind == "relative":
             self.advance()
             amount, unit = token.value
             return t.RelativeDate(amount, unit, token.text, span)
-        if token.kind == "word" and token.text.lower() in ("today", "yesterday"):
+        if self.is_word("today", "yesterday"):
             self.advance()
             return t.RelativeDate(0 if token.text.lower() == "today" else -1, "d", token.text, span)
+        if self.is_word("true", "false"):
+            self.advance()
+            return t.Boolean(token.text.lower() == "true", span)
         if self.is_keyword("null"):
             hint = "test for a missing value with IS NULL or IS NOT NULL"
         elif token.kind == "word":
             hint = f"strings are written in single quotes: '{token.text}'"
         else:
-            hint = "a value is a number (100, 59.90), a 'string', a date (2026-01-31), a relative date " \
-                   "(-30d, -2w, -3m, -1y), today or yesterday"
+            hint = VALUE_HINT
         raise self.fail(token, f"expected a value {where}, found {token.describe()}", hint=hint)
-
-
-def _and(items: list[t.Node]) -> t.Node | None:
-    return _join(t.And, items)
-
-
-def _or(items: list[t.Node | None]) -> t.Node | None:
-    return _join(t.Or, items)
 
 
 def _join(kind: type, items: list[t.Node | None]) -> t.Node | None:

@@ -44,7 +44,8 @@ class Date:
 
 @dataclass(frozen=True)
 class RelativeDate:
-    """`-90d`, `+2w`, `-3m`, `today` (0 days), `yesterday` (-1 day): a date once the evaluation date is known."""
+    """`-90d`, `+2w`, `-3m`, `today` (0 days), `yesterday` (-1 day), Shopify's deprecated named dates
+    `30_days_ago` (-30 days), `12_months_ago`: a date once the evaluation date is known."""
 
     amount: int
     unit: str  # d, w, m or y
@@ -63,7 +64,24 @@ class RelativeDate:
         return dt.date(year, month + 1, day)
 
 
-Value = Number | String | Date | RelativeDate
+@dataclass(frozen=True)
+class DateTime:
+    """`2026-10-01T10:00:00`, with or without an offset (`Z`, `+02:00`); without one it is the shop's local time."""
+
+    value: dt.datetime
+    text: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Boolean:
+    """`true` or `false`: what the deprecated `fn(param: value) = true` form compares with."""
+
+    value: bool
+    span: Span
+
+
+Value = Number | String | Date | DateTime | RelativeDate | Boolean
 
 
 @dataclass(frozen=True)
@@ -86,6 +104,14 @@ class Between:
 class Contains:
     attribute: Name
     value: Value
+    negated: bool
+    span: Span
+
+
+@dataclass(frozen=True)
+class In:
+    attribute: Name
+    values: tuple[Value, ...]
     negated: bool
     span: Span
 
@@ -133,6 +159,16 @@ class Matches:
 
 
 @dataclass(frozen=True)
+class CalledWithValue:
+    """`fn(param: value) > x` or `fn(...) BETWEEN a AND b`: a function compared with a value, as the
+    deprecated `anniversary(date: ...) BETWEEN today AND +30d` is written. Kept so that the checker
+    can say what the function is; no function of ours is compared this way."""
+
+    function: Name
+    span: Span
+
+
+@dataclass(frozen=True)
 class And:
     items: tuple["Node", ...]
 
@@ -142,7 +178,7 @@ class Or:
     items: tuple["Node", ...]
 
 
-Condition = Comparison | Between | Contains | IsNull | Matches
+Condition = Comparison | Between | Contains | In | IsNull | Matches | CalledWithValue
 Node = Condition | And | Or
 
 

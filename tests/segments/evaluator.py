@@ -7,6 +7,7 @@ NOT MATCHES is the complement over all customers.
 
 import calendar
 import datetime as dt
+import re
 from collections import defaultdict
 from decimal import Decimal
 
@@ -20,13 +21,24 @@ TEXTS = {"customer_email_domain", "customer_language"}
 LISTS = {"customer_tags", "customer_countries", "customer_regions", "customer_cities"}
 
 
-def day_of(value: t.Value, as_of: dt.date) -> dt.date:
+NAMED_DATE = re.compile(r"(\d+)_(day|week|month|year)s?_ago")
+
+
+def day_of(value: t.Value, as_of: dt.date, zone: dt.tzinfo) -> dt.date:
+    """The day a date value stands for. A date-time is the day it falls on in the shop's zone; without
+    an offset it is already the shop's local time."""
     if isinstance(value, t.Date):
         return value.value
+    if isinstance(value, t.DateTime):
+        moment = value.value
+        return moment.astimezone(zone).date() if moment.tzinfo else moment.date()
     text = value.text.lower()
     if text in ("today", "yesterday"):
         return as_of - dt.timedelta(days=text == "yesterday")
-    n, unit = int(text[:-1]), text[-1]
+    if named := NAMED_DATE.fullmatch(text):
+        n, unit = -int(named.group(1)), named.group(2)[0]
+    else:
+        n, unit = int(text[:-1]), text[-1]
     if unit in "dw":
         return as_of + dt.timedelta(days=n * (7 if unit == "w" else 1))
     month_index = as_of.month - 1 + n * (12 if unit == "y" else 1)
@@ -35,13 +47,13 @@ def day_of(value: t.Value, as_of: dt.date) -> dt.date:
     return dt.date(year, month, min(as_of.day, calendar.monthrange(year, month)[1]))
 
 
-def plain(value: t.Value, as_of: dt.date):
+def plain(value: t.Value, as_of: dt.date, zone: dt.tzinfo):
     """The Python value a literal stands for."""
     if isinstance(value, t.Number):
         return Decimal(value.text)
     if isinstance(value, t.String):
         return value.value
-    return day_of(value, as_of)
+    return day_of(value, as_of, zone)
 
 
 def holds(left, op: str, right) -> bool:
@@ -59,6 +71,7 @@ def product_number(value) -> int:
 class Evaluator:
     def __init__(self, oracle: Oracle, as_of: dt.date, segments: dict[str, set[int]] | None = None):
         self.as_of = as_of
+        self.zone = oracle.tz
         self.segments = segments or {}
         self.customers = {row["customer_id"]: row for row in oracle.customers.to_dicts()}
         self.orders, self.lines, self.events = defaultdict(list), defaultdict(list), defaultdict(list)
@@ -88,15 +101,23 @@ class Evaluator:
             inside = cid in self.segments[c.value.value]
             return not inside if c.negated else inside
         if isinstance(c, t.IsNull):
-            return (row[name] is not None) if c.negated else (row[name] is None)
+            # A list is missing when it holds nothing.
+            missing = not row[name] if name in LISTS else row[name] is None
+            return not missing if c.negated else missing
         if name in LISTS:
             inside = c.value.value.lower() in [x.lower() for x in row[name]]
             return not inside if c.negated else inside
         value = row[name].lower() if name in TEXTS and row[name] is not None else row[name]
 
         def literal(v: t.Value):
-            return plain(v, self.as_of).lower() if name in TEXTS else plain(v, self.as_of)
+            x = plain(v, self.as_of, self.zone)
+            return x.lower() if name in TEXTS else x
 
+        if isinstance(c, t.In):
+            if value is None:
+                return False
+            inside = value in {literal(v) for v in c.values}
+            return not inside if c.negated else inside
         if isinstance(c, t.Between):
             return holds(value, ">=", literal(c.low)) and holds(value, "<=", literal(c.high))
         return holds(value, c.op, literal(c.value))
@@ -124,13 +145,16 @@ class Evaluator:
         if param == "date":
             return self.value_holds(row["order_date" if function != "sms_events" else "event_date"], p, lower=False)
         if param == "id":
-            wanted = {product_number(plain(v, self.as_of)) for v in (p.values if isinstance(p, t.ParamIn)
-                                                                     else (p.value,))}
-            return row["product_id"] is not None and row["product_id"] in wanted
+            wanted = {product_number(plain(v, self.as_of, self.zone))
+                      for v in (p.values if isinstance(p, t.ParamIn) else (p.value,))}
+            if row["product_id"] is None:  # a deleted product is no product we can name, in or out
+                return False
+            negated = p.negated if isinstance(p, t.ParamIn) else p.op == "!="
+            return (row["product_id"] in wanted) != negated
         if param in ("tag", "collection", "collection_id"):
             items = row[{"tag": "product_tags", "collection": "collection_handles",
                          "collection_id": "collection_ids"}[param]]
-            values = [plain(v, self.as_of) for v in (p.values if isinstance(p, t.ParamIn) else (p.value,))]
+            values = [plain(v, self.as_of, self.zone) for v in (p.values if isinstance(p, t.ParamIn) else (p.value,))]
             wanted = {int(v) for v in values} if param == "collection_id" else {v.lower() for v in values}
             any_in = bool(wanted & {x.lower() if isinstance(x, str) else x for x in items})
             negated = p.negated if isinstance(p, t.ParamIn) else p.op == "!="
@@ -143,7 +167,7 @@ class Evaluator:
 
     def value_holds(self, value, p: t.Param, *, lower: bool) -> bool:
         def lit(v: t.Value):
-            x = plain(v, self.as_of)
+            x = plain(v, self.as_of, self.zone)
             return x.lower() if lower else x
 
         if value is None:

@@ -115,3 +115,24 @@ def test_check_takes_segments_dir_like_the_other_commands(tmp_path: Path, capsys
     assert f"{tmp_path}/a.yaml:2:8: unknown attribute 'amount_spend'" in capsys.readouterr().out
     assert run("segments", "check", str(tmp_path), "--segments-dir", "segment_defs") == 2
     assert "two definitions directories given" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("query", "first_line"), [
+    ("segments CONTAINS 'does_not_exist'", "<query>:1:19: no segment named 'does_not_exist' in the warehouse"),
+    ("shopify_email.opened MATCHES ()", "<query>:1:1: shopify_email.opened is a Shopify filter smsseg cannot "
+                                        "evaluate yet: it needs Shopify Email activity"),
+    ("FROM customers WHERE amount_spent > 1 LIMIT 5", "<query>:1:39: LIMIT does not apply to a segment"),
+])
+def test_preview_of_a_query_it_cannot_run_is_an_error_not_a_traceback(
+        varied: Built, tmp_path: Path, capsys: pytest.CaptureFixture, query: str, first_line: str) -> None:
+    shutil.copyfile(varied.warehouse, tmp_path / "warehouse.duckdb")
+    assert run("segments", "preview", "--query", query, "--data-dir", str(tmp_path)) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(first_line) and "Traceback" not in out
+
+
+def test_preview_of_a_pasted_editor_query(varied: Built, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    shutil.copyfile(varied.warehouse, tmp_path / "warehouse.duckdb")
+    query = "FROM customers SHOW customer_name WHERE amount_spent = 59.90 ORDER BY updated_at"
+    assert run("segments", "preview", "--query", query, "--data-dir", str(tmp_path)) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"1 customer(s) match as of {varied.as_of}"

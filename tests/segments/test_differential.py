@@ -71,7 +71,50 @@ EDGES = [
     "sms_events MATCHES (campaign = 'SPRING', count >= 2)", "sms_events MATCHES (count = 0)",
     "sms_events MATCHES (campaign NOT IN ('autumn'))", "sms_events MATCHES (type IN ('sent', 'converted'))",
     "sms_subscription_status = 'SUBSCRIBED' AND (customer_countries CONTAINS 'IT' OR amount_spent > 999.99)",
+    # Shopify's pasted forms: MATCHES () is "any row at all", an empty list IS NULL.
+    "products_purchased MATCHES ()", "products_purchased NOT MATCHES ()", "orders_placed NOT MATCHES ()",
+    "sms_events MATCHES ()", "customer_tags IS NULL", "customer_tags IS NOT NULL", "customer_countries IS NULL",
+    "customer_cities IS NOT NULL AND customer_regions IS NULL",
+    "sms_subscription_status IN ('SUBSCRIBED', 'PENDING')", "customer_language NOT IN ('IT', 'fr')",
+    "number_of_orders IN (0, 2)", "rfm_group NOT IN ('PROSPECTS')", "customer_email_domain IN ('EXAMPLE.com')",
+    "products_purchased MATCHES (id NOT IN (42))", "products_purchased MATCHES (id != 43, quantity >= 2)",
+    "products_purchased NOT MATCHES (id NOT IN (42, 43, 44))",
+    "last_order_date >= 30_days_ago", "abandoned_checkout_date >= 7_days_ago", "customer_added_date < 12_months_ago",
+    "orders_placed MATCHES (date >= 2_weeks_ago)",
+    # Date-times are the shop-local day they fall on: Rome is UTC+2 in October, UTC+1 in January.
+    "orders_placed MATCHES (date = 2026-10-14T23:30:00Z)", "last_order_date >= 2026-10-14T10:00:00",
+    "last_order_date < 2026-10-01T00:30:00+02:00", "customer_added_date <= 2025-06-01T23:00:00-05:00",
+    "orders_placed MATCHES (date BETWEEN 2025-12-31T23:30:00Z AND 2026-10-14T21:59:59-00:00)",
+    "products_purchased(id: 42) = true", "products_purchased(id: (43, 44), date: -30d) = false",
+    "orders_placed() = true", "sms_events(type: 'clicked') != true",
+    "FROM customers SHOW customer_name, amount_spent WHERE amount_spent > 100 OR number_of_orders = 0 "
+    "ORDER BY updated_at DESC",
 ]
+
+# Forms that must select exactly the customers of the form they stand for.
+SAME = [
+    ("products_purchased NOT MATCHES ()", "number_of_orders = 0"),
+    ("orders_placed MATCHES ()", "number_of_orders >= 1"),
+    ("products_purchased(id: 42, date: -30d) = true", "products_purchased MATCHES (id = 42, date >= -30d)"),
+    ("orders_placed(count: 2) = false", "orders_placed NOT MATCHES (count = 2)"),
+    ("last_order_date >= 90_days_ago", "last_order_date >= -90d"),
+    ("customer_added_date < 12_months_ago", "customer_added_date < -12m"),
+    ("orders_placed MATCHES (date = 2026-10-14T23:30:00Z)", "orders_placed MATCHES (date = 2026-10-15)"),
+    ("orders_placed MATCHES (date = 2026-10-14T23:30:00+02:00)", "orders_placed MATCHES (date = 2026-10-14)"),
+    ("orders_placed MATCHES (date = 2026-10-14T23:30:00)", "orders_placed MATCHES (date = 2026-10-14)"),
+    ("customer_tags IS NULL", "customer_tags NOT CONTAINS 'vip' AND customer_tags NOT CONTAINS 'wholesale' "
+                              "AND customer_tags NOT CONTAINS 'summer fan'"),
+    ("sms_subscription_status NOT IN ('SUBSCRIBED', 'PENDING')",
+     "sms_subscription_status != 'SUBSCRIBED' AND sms_subscription_status != 'PENDING'"),
+    ("FROM customers SHOW amount_spent WHERE amount_spent > 100 ORDER BY updated_at", "amount_spent > 100"),
+]
+
+
+@pytest.mark.parametrize(("query", "same_as"), SAME, ids=[q for q, _ in SAME])
+def test_pasted_forms_select_what_they_stand_for(con, evaluator: Evaluator, query: str, same_as: str) -> None:
+    found = assert_same(con, evaluator, query)
+    assert found == members(con, same_as, evaluator.as_of)
+    assert 0 < len(found) < len(evaluator.customers), "a case that tells the forms apart from everyone or no one"
 
 
 @pytest.mark.parametrize("case", EDGES, ids=lambda c: c if isinstance(c, str) else c[0])
@@ -114,7 +157,8 @@ def test_every_shipped_definition_matches_the_evaluator(varied: Built, evaluator
 NUMBERS = ["0", "10", "50", "59.90", "100", "100.01", "999.99", "1000", "25.5", "-1"]
 COUNTS = ["0", "1", "2", "3", "4"]
 DATES = ["2025-12-31", "2026-01-15", "2026-07-15", "2026-10-01", "2026-10-14", "2026-10-15", "-7d", "-30d", "-3m",
-         "-1y", "today", "yesterday", "+1w", "-2w"]
+         "-1y", "today", "yesterday", "+1w", "-2w", "7_days_ago", "30_days_ago", "12_months_ago", "2_weeks_ago",
+         "2026-10-14T23:30:00Z", "2026-10-14T22:00:00", "2026-10-15T00:30:00+02:00", "2026-01-15T23:59:59-05:00"]
 STRINGS = {"customer_email_domain": ["'example.com'", "'SHOP.IT'", "'other.org'"],
            "customer_language": ["'it'", "'EN-us'", "'fr'", "'de'"]}
 LISTS = {"customer_tags": ["'vip'", "'VIP'", "'wholesale'", "'summer fan'", "'none'"],
@@ -145,13 +189,20 @@ def ordered_condition(draw) -> str:
 
 @st.composite
 def other_condition(draw) -> str:
-    kind = draw(st.sampled_from(["string", "list", "enum"]))
+    kind = draw(st.sampled_from(["string", "list", "enum", "in"]))
     if kind == "string":
         name = draw(st.sampled_from(sorted(STRINGS)))
         return f"{name} {draw(st.sampled_from(['=', '!=']))} {draw(st.sampled_from(STRINGS[name]))}"
     if kind == "list":
         name = draw(st.sampled_from(sorted(LISTS)))
+        if draw(st.booleans()):
+            return f"{name} IS {draw(st.sampled_from(['', 'NOT ']))}NULL"
         return f"{name} {draw(st.sampled_from(['CONTAINS', 'NOT CONTAINS']))} {draw(st.sampled_from(LISTS[name]))}"
+    if kind == "in":
+        name = draw(st.sampled_from([*sorted(STRINGS), *sorted(ENUMS), "number_of_orders"]))
+        values = (STRINGS.get(name) or [f"'{v}'" for v in ENUMS.get(name, [])] or COUNTS)
+        chosen = draw(st.lists(st.sampled_from(values), min_size=1, max_size=3))
+        return f"{name} {draw(st.sampled_from(['IN', 'NOT IN']))} ({', '.join(chosen)})"
     name = draw(st.sampled_from(sorted(ENUMS)))
     return f"{name} {draw(st.sampled_from(['=', '!=']))} '{draw(st.sampled_from(ENUMS[name]))}'"
 
@@ -171,9 +222,7 @@ def listed(name: str, values: list[str], ops: list[str]):
 
 PARAMS = {
     "products_purchased": [
-        st.one_of(st.builds(lambda v: f"id = {v}", st.sampled_from(["42", "43", "'gid://shopify/Product/44'", "99"])),
-                  st.builds(lambda vs: f"id IN ({', '.join(vs)})",
-                            st.lists(st.sampled_from(["42", "43", "'gid://shopify/Product/44'"]), min_size=1))),
+        listed("id", ["42", "43", "'gid://shopify/Product/44'", "99"], ["=", "!="]),
         listed("tag", ["'summer'", "'SALE'", "'winter'", "'none'"], ["=", "!="]),
         listed("collection", ["'summer'", "'WINTER'", "'autumn'"], ["=", "!="]),
         listed("collection_id", ["7", "8", "9"], ["=", "!="]),
@@ -189,11 +238,31 @@ PARAMS = {
 @st.composite
 def function_condition(draw) -> str:
     name = draw(st.sampled_from(sorted(PARAMS)))
-    params = draw(st.lists(st.one_of(*PARAMS[name]), min_size=1, max_size=3))
+    params = draw(st.lists(st.one_of(*PARAMS[name]), min_size=0, max_size=3))
     return f"{name} {draw(st.sampled_from(['', 'NOT ']))}MATCHES ({', '.join(params)})"
 
 
-CONDITION = st.one_of(ordered_condition(), other_condition(), function_condition())
+# The deprecated form: `p: v` and `p: (a, b)`, an offset for since; `= true` or `= false`.
+OLD_PARAMS = {
+    "products_purchased": [st.builds(lambda v: f"id: {v}", st.sampled_from(["42", "(43, 44)", "'gid://shopify/Product/44'"])),
+                           st.builds(lambda v: f"tag: {v}", st.sampled_from(["'summer'", "('sale', 'winter')"])),
+                           st.builds(lambda v: f"date: {v}", st.sampled_from(DATES))],
+    "orders_placed": [st.builds(lambda v: f"date: {v}", st.sampled_from(DATES)),
+                      st.builds(lambda v: f"count: {v}", st.sampled_from(COUNTS))],
+    "sms_events": [st.builds(lambda v: f"type: {v}", st.sampled_from(["'clicked'", "('sent', 'delivered')"])),
+                   st.builds(lambda v: f"campaign: {v}", st.sampled_from(["'spring'", "'AUTUMN'"]))],
+}
+
+
+@st.composite
+def deprecated_function_condition(draw) -> str:
+    name = draw(st.sampled_from(sorted(OLD_PARAMS)))
+    params = draw(st.lists(st.one_of(*OLD_PARAMS[name]), min_size=0, max_size=2))
+    op, boolean = draw(st.sampled_from(["=", "!="])), draw(st.sampled_from(["true", "false"]))
+    return f"{name}({', '.join(params)}) {op} {boolean}"
+
+
+CONDITION = st.one_of(ordered_condition(), other_condition(), function_condition(), deprecated_function_condition())
 QUERY = st.recursive(
     CONDITION,
     lambda inner: st.builds(lambda items, joiner, paren: (
@@ -202,7 +271,12 @@ QUERY = st.recursive(
     max_leaves=8)
 
 
+# Some queries come as the editor's full text, which frames the same WHERE clause.
+EDITOR = st.one_of(QUERY, QUERY.map(lambda q: f"FROM customers SHOW customer_name, amount_spent WHERE {q} "
+                                              "ORDER BY updated_at"))
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(query=QUERY)
+@given(query=EDITOR)
 def test_random_queries_match_the_evaluator(con, evaluator: Evaluator, query: str) -> None:
     assert_same(con, evaluator, query)

@@ -52,13 +52,13 @@ def test_wrong_value_type_says_what_is_expected() -> None:
     ("customer_language = 3", "1:21: customer_language cannot be compared with the number 3",
      "customer_language expects a string in single quotes"),
     ("customer_tags = 'vip'", "1:1: = does not apply to customer_tags, a list",
-     "customer_tags is a list: use customer_tags CONTAINS 'vip' or NOT CONTAINS"),
+     "customer_tags is a list: use customer_tags CONTAINS 'vip', NOT CONTAINS or IS [NOT] NULL (empty)"),
     ("amount_spent CONTAINS 5", "1:1: CONTAINS needs a list attribute; amount_spent is a number",
      "compare amount_spent with =, !=, >, >=, <, <= or BETWEEN"),
     ("sms_subscription_status > 'SUBSCRIBED'", "1:1: > does not apply to sms_subscription_status, an enum",
-     "compare sms_subscription_status with = or !="),
+     "compare sms_subscription_status with =, != or IN (...)"),
     ("customer_language BETWEEN 'a' AND 'b'", "1:1: BETWEEN needs a number or a date; customer_language is a string",
-     "compare customer_language with = or !="),
+     "compare customer_language with =, != or IN (...)"),
     ("orders_placed > 3", "1:1: orders_placed is a function, not an attribute",
      "write orders_placed MATCHES (param = value, ...)"),
     ("amount_spent MATCHES (count = 1)", "1:1: amount_spent is an attribute, not a function",
@@ -66,7 +66,7 @@ def test_wrong_value_type_says_what_is_expected() -> None:
     ("order_placed MATCHES (count = 1)", "1:1: unknown function 'order_placed'", "did you mean orders_placed?"),
     ("orders_placed MATCHES (cont = 1)", "1:24: unknown parameter 'cont' of orders_placed", "did you mean count?"),
     ("products_purchased MATCHES (id > 4)", "1:29: > does not apply to products_purchased id",
-     "write id = 42 or id IN (42, 'gid://shopify/Product/43')"),
+     "write id = 42, id != 42, id IN (42, 'gid://shopify/Product/43') or id NOT IN (...)"),
     ("products_purchased MATCHES (id = 'shirt')", "1:34: the string 'shirt' is not a product id",
      "id expects a product id such as 42 or 'gid://shopify/Product/42'"),
     ("orders_placed MATCHES (date IN (2026-01-01))", "1:24: IN does not apply to orders_placed date",
@@ -83,12 +83,51 @@ def test_wrong_value_type_says_what_is_expected() -> None:
      "segment names are lowercase letters"),
     ("Amount_Spent > 1", "1:1: unknown attribute 'Amount_Spent'", "names are lowercase: amount_spent"),
     ("last_order_date > -999999d", "1:19: relative date -999999d is too far away", "at most 366000 days"),
-    ("customer_tags IS NULL", "1:1: IS NULL does not apply to customer_tags, a list", "NOT CONTAINS"),
+    ("segments IS NULL", "1:1: IS NULL does not apply to segments", "use segments NOT CONTAINS 'name'"),
+    ("amount_spent IN (1, 2)", "1:1: IN does not apply to amount_spent, a number", "compare amount_spent with"),
+    ("last_order_date NOT IN (2026-01-01)", "1:1: NOT IN does not apply to last_order_date, a date",
+     "compare last_order_date with"),
+    ("customer_tags IN ('vip')", "1:1: IN does not apply to customer_tags, a list", "customer_tags CONTAINS 'vip'"),
+    ("number_of_orders IN (1, 2.5)", "1:25: number_of_orders is a whole number", "a whole number such as 3"),
+    ("rfm_group IN ('LOYAL', 'loyal')", "1:24: the string 'loyal' is not a value of rfm_group",
+     "did you mean 'LOYAL'?"),
+    ("last_order_date = true", "1:19: last_order_date cannot be compared with the value true",
+     "last_order_date expects a date such as 2026-01-31 or -30d"),
+    ("amount_spent > 2026-10-01T10:00:00", "1:16: amount_spent cannot be compared with the date 2026-10-01T10:00:00",
+     "amount_spent expects a number"),
+    ("orders_placed(count: 2) > 1", "1:1: orders_placed(...) is compared with a value; it is true or false for a "
+     "customer", "write orders_placed MATCHES (param = value, ...), or orders_placed(...) = true"),
+    ("orders_placed(cont: 2) = true", "1:15: unknown parameter 'cont' of orders_placed", "did you mean count?"),
+    ("marts.customers.amount_spent > 1", "1:1: unknown attribute 'marts.customers.amount_spent'", "did you mean"),
 ])
 def test_type_errors(query: str, message: str, hint: str) -> None:
     text = only(query)
     assert text.startswith(f"<query>:{message}\n"), text
     assert hint in text.split("\n  hint: ")[1], text
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("shopify_email.opened MATCHES (activity_id = 5240029206)", "1:1: shopify_email.opened is a Shopify filter "
+     "smsseg cannot evaluate yet: it needs Shopify Email activity"),
+    ("shopify_email.clicked() = true", "1:1: shopify_email.clicked is a Shopify filter smsseg cannot evaluate yet"),
+    ("storefront_event.product_viewed MATCHES (product_id = 42, date >= -30d)",
+     "1:1: storefront_event.product_viewed is a Shopify filter smsseg cannot evaluate yet: it needs storefront "
+     "events"),
+    ("predicted_spend_tier = 'HIGH'", "1:1: predicted_spend_tier is a Shopify filter smsseg cannot evaluate yet: it "
+     "needs Shopify's predicted spend tier"),
+    ("companies IS NOT NULL", "1:1: companies is a Shopify filter smsseg cannot evaluate yet: it needs B2B company"),
+    ("metafields.custom.vip = true", "1:1: metafields.custom.vip is a Shopify filter smsseg cannot evaluate yet: it "
+     "needs customer metafields"),
+    ("anniversary(date: 'metafields.facts.birth_date') BETWEEN today AND +30d",
+     "1:1: anniversary is a Shopify filter smsseg cannot evaluate yet"),
+    ("customer_within_distance MATCHES (coordinates = (45.39, -75.74), distance_km = 25)",
+     "1:1: customer_within_distance is a Shopify filter smsseg cannot evaluate yet: it needs address coordinates"),
+])
+def test_shopify_filters_we_lack_the_data_for_say_what_they_need(query: str, message: str) -> None:
+    text = only(query)
+    assert text.startswith(f"<query>:{message}"), text
+    assert text.endswith("hint: the README's segment language section lists these filters; remove the condition or "
+                         "build the segment in Shopify"), text
 
 
 @pytest.mark.parametrize(("query", "message", "hint"), [
@@ -118,7 +157,7 @@ def test_type_errors(query: str, message: str, hint: str) -> None:
     ("amount_spent > 1234567890123456789012", "1:16: number too long", "at most 18 digits"),
     ("amount_spent BETWEEN 1 OR 2", "1:24: expected AND in amount_spent BETWEEN ... AND ..., found 'or'",
      "BETWEEN takes two values"),
-    ("customer_tags NOT = 'x'", "1:19: expected CONTAINS or MATCHES after NOT, found '='", "NOT is only written"),
+    ("customer_tags NOT = 'x'", "1:19: expected CONTAINS, MATCHES or IN after NOT, found '='", "NOT is only written"),
     ("amount_spent IS 5", "1:17: expected NULL after IS, found '5'", "IS NULL or IS NOT NULL"),
     ("orders_placed MATCHES count = 1", "1:23: expected '(' after orders_placed MATCHES, found 'count'",
      "orders_placed MATCHES (param = value, ...)"),
@@ -126,6 +165,37 @@ def test_type_errors(query: str, message: str, hint: str) -> None:
      "orders_placed, found 'date'", "separate parameters with commas"),
     ("products_purchased MATCHES (id IN 42)", "1:35: expected '(' after IN, found '42'", "write IN ('a', 'b')"),
     ("(" * 60 + "amount_spent > 1" + ")" * 60, "1:51: parentheses nested too deep", "at most 50 levels"),
+    ("orders_placed MATCHES (date = 2026/10/01)", "1:31: 2026/10/01 is not a date",
+     "dates are YYYY-MM-DD: write 2026-10-01"),
+    ("orders_placed(date: 2026-10-1) = true", "1:21: 2026-10-1 is not a date",
+     "dates are YYYY-MM-DD: write 2026-10-01"),
+    ("last_order_date > 2026-10-01T25:00:00", "1:19: 2026-10-01T25:00:00 is not a date and time",
+     "written 2026-10-01T10:00:00, optionally with an offset: Z or +02:00"),
+    ("last_order_date > 2026-10-01T10", "1:19: 2026-10-01T10 is not a date and time", "written 2026-10-01T10:00:00"),
+    ("last_order_date > 2026-10-01T10:00:00+2", "1:19: 2026-10-01T10:00:00+2 is not a date and time", "+02:00"),
+    ("last_order_date > 7_dayz_ago", "1:19: '7_dayz_ago' is not a number, date or relative date", "-30d"),
+    ("products_purchased(id 42) = true", "1:23: expected ':' after id, found '42'",
+     "in products_purchased(...) a parameter is written name: value"),
+    ("products_purchased(id: 42 tag: 'x') = true", "1:27: expected ',' or ')' in the parameters of "
+     "products_purchased, found 'tag'", "separate parameters with commas"),
+    ("products_purchased(id: 42)", "1:27: expected = true or = false after products_purchased(...), found the end "
+     "of the query", "write products_purchased MATCHES (param = value, ...)"),
+    ("customer_tags NOT IN 'x'", "1:22: expected '(' after IN, found \"'x'\"", "write IN ('a', 'b')"),
+    ("FROM orders WHERE amount_spent > 1", "1:6: expected customers after FROM, found 'orders'",
+     "FROM customers WHERE <query>"),
+    ("FROM customers amount_spent > 1", "1:16: expected WHERE, found 'amount_spent'",
+     "write FROM customers WHERE <query>, or the query alone"),
+    ("FROM customers SHOW WHERE amount_spent > 1", "1:21: expected a column name after SHOW, found 'WHERE'",
+     "SHOW lists columns separated by commas"),
+    ("FROM customers WHERE", "1:16: WHERE without a query", "write a condition"),
+    ("FROM customers WHERE amount_spent > 1 LIMIT 10", "1:39: LIMIT does not apply to a segment",
+     "a segment holds every customer who matches: remove LIMIT"),
+    ("FROM customers WHERE amount_spent > 1 ORDER BY",
+     "1:47: expected a column name after ORDER BY, found the end of the query", "write ORDER BY updated_at"),
+    ("FROM customers WHERE amount_spent > 1 ORDER BY x y", "1:50: expected the end of the query, found 'y'",
+     "only ORDER BY <column> may follow"),
+    ("FROM customers WHERE amount_spent > 1 GROUP BY x", "1:39: expected AND, OR or the end of the query, found "
+     "'GROUP'", "join conditions with AND or OR"),
 ])
 def test_syntax_errors(query: str, message: str, hint: str) -> None:
     text = only(query)
