@@ -1,5 +1,9 @@
 """A local stand-in for a shop's Admin GraphQL API that serves any store directory through the bulk
-operation protocol, with faults on demand, so the real client is tested over real HTTP."""
+operation protocol, with faults on demand, so the real client is tested over real HTTP.
+
+Requests are validated against the schema of what it serves (emulator_schema) and executed by graphql-core,
+so a field Shopify does not have is refused as Shopify refuses it; a bulk query is validated when it is
+submitted, and its result file is the store's records cut to the fields the query selects."""
 
 from __future__ import annotations
 
@@ -267,12 +271,12 @@ class ShopifyEmulator(LoopbackServer):
     def _run_bulk_query(self, root: FieldNode, node: SelectionSetNode, fragments: Fragments) -> _BulkOperation:
         resource = _RESOURCES[root.name.value]
         created_after = None
-        if self.faults.missing_scope == "read_all_orders" and resource.file == "orders.jsonl":
+        if self.faults.missing_scope == "read_all_orders" and root.name.value == "orders":
             # Without read_all_orders Shopify silently serves only the last 60 days of orders.
             created_after = datetime.now(UTC) - _READ_ALL_ORDERS_WINDOW
-        search = next((a.value for a in root.arguments if a.name.value == "query"), None)
-        keep = _record_filter(str(value_from_ast_untyped(search) or "") if search else "", created_after)
-        if resource.file == "customers.jsonl":
+        arguments = {a.name.value: value_from_ast_untyped(a.value) for a in root.arguments}
+        keep = _record_filter(str(arguments.get("query") or ""), created_after)
+        if root.name.value == "customers":
             # the store directory's deletions.jsonl: customers deleted in the shop, which it no longer serves
             deleted = {(r.get("customer") or {}).get("id") for r in _read_jsonl(self.store_dir / "deletions.jsonl")}
             keep = _without(deleted, keep)
