@@ -205,6 +205,9 @@ class ShopifyEmulator(LoopbackServer):
         if document is None or errors:
             return {"errors": errors}, False
         variables = body.get("variables") or {}
+        if not isinstance(variables, dict):
+            refusal = f"variables must be a JSON object of values by name, not {variables!r}"
+            return {"errors": [{"message": refusal}]}, False
         operation_name = body.get("operationName")
         cost = requested_cost(document, operation_name, variables)
         granted, throttle = self._spend(cost)

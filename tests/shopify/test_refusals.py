@@ -75,6 +75,15 @@ def test_other_mistakes_are_worded_as_shopify_words_them(emulator):
                                       "locations": [{"line": 1, "column": 16}]}]}
 
 
+def test_variables_that_are_not_an_object_are_refused(emulator):
+    reply = httpx.post(emulator.url + GRAPHQL, json={"query": "query($id: ID!) { node(id: $id) { id } }",
+                                                     "variables": ["gid://shopify/Customer/1"]},
+                       headers={"X-Shopify-Access-Token": TOKEN})
+    assert reply.status_code == 200
+    assert reply.json() == {"errors": [{"message": "variables must be a JSON object of values by name, not "
+                                                   "['gid://shopify/Customer/1']"}]}
+
+
 def test_a_refused_document_costs_nothing(store_dir):
     with ShopifyEmulator(store_dir, TOKEN, restore_rate=1e-9) as emulator:  # a bucket that does not refill
         post(emulator, "{ shop { nme } }")
