@@ -59,11 +59,11 @@ def check(text: str) -> tuple[DocumentNode | None, list[dict[str, Any]]]:
     try:
         document = parse(text)
     except GraphQLSyntaxError as exc:
-        return None, [syntax_error(exc)]
+        return None, [_syntax_error(exc)]
     return document, shopify_errors(validate(SCHEMA, document), document)
 
 
-def syntax_error(error: GraphQLSyntaxError) -> dict[str, Any]:
+def _syntax_error(error: GraphQLSyntaxError) -> dict[str, Any]:
     # graphql-ruby's parser says "syntax error, unexpected end of file"; graphql-core "Unexpected <EOF>."
     description = error.description.rstrip(".").replace("<EOF>", "end of file")
     out: dict[str, Any] = {"message": f"syntax error, {description[:1].lower()}{description[1:]}"}

@@ -1,6 +1,7 @@
 """What Shopify refuses, the emulator refuses in Shopify's words, and the client says which field it was."""
 
 import dataclasses
+import json
 from datetime import UTC, datetime
 
 import httpx
@@ -55,6 +56,24 @@ def test_a_bulk_query_that_cannot_run_is_a_user_error(emulator, query, message):
     reply = post(emulator, f'mutation {{ bulkOperationRunQuery(query: "{query}") '
                            "{ bulkOperation { id } userErrors { message } } }").json()
     assert reply["data"]["bulkOperationRunQuery"] == {"bulkOperation": None, "userErrors": [{"message": message}]}
+
+
+def test_a_bulk_query_with_fragments_and_aliases_is_answered_field_for_field(client, emulator, tmp_path):
+    inner = ("query { customers { edges { node { ...who ... on Customer { mail: defaultEmailAddress { emailAddress } }"
+             " ... on Node { gid: id } __typename } } } } fragment who on Customer { id firstName }")
+    started = client.graphql("mutation($q: String!) { bulkOperationRunQuery(query: $q) { bulkOperation { id } } }",
+                             {"q": inner})["bulkOperationRunQuery"]["bulkOperation"]
+    url = client.wait_for_bulk_operation(started["id"], "a bulk query with fragments")["url"]
+    client.download(url, tmp_path / "out.jsonl", "a bulk query with fragments")
+    first = json.loads((tmp_path / "out.jsonl").read_text().splitlines()[0])
+    assert first == {"id": "gid://shopify/Customer/1", "firstName": "Ada1",
+                     "mail": {"emailAddress": "ada1@example.com"}, "gid": "gid://shopify/Customer/1",
+                     "__typename": "Customer"}
+
+
+def test_a_mistake_inside_a_fragment_has_the_fragment_in_its_path(emulator):
+    reply = post(emulator, 'query Tags { nodes(ids: ["gid://shopify/Customer/1"]) { ... on Customer { tagz } } }')
+    assert reply.json()["errors"][0]["path"] == ["query Tags", "nodes", "... on Customer", "tagz"]
 
 
 def test_other_mistakes_are_worded_as_shopify_words_them(emulator):
