@@ -37,19 +37,27 @@ SCHEMA = build_schema((Path(__file__).parent / "admin-2026-10.graphql").read_tex
 MUTATION_COST = 10  # Shopify's cost of a mutation field
 # graphql-core's wording of a validation error -> graphql-ruby's message and extensions for the same mistake
 _RUBY_WORDING = (
-    (re.compile(r"Cannot query field '(?P<field>\w+)' on type '(?P<type>\w+)'"),
-     "Field '{field}' doesn't exist on type '{type}'",
-     {"code": "undefinedField", "typeName": "{type}", "fieldName": "{field}"}),
-    (re.compile(r"Unknown argument '(?P<argument>\w+)' on field '\w+\.(?P<field>\w+)'"),
-     "Field '{field}' doesn't accept argument '{argument}'",
-     {"code": "argumentNotAccepted", "name": "{field}", "typeName": "Field", "argumentName": "{argument}"}),
-    (re.compile(r"Field '(?P<field>\w+)' argument '(?P<argument>\w+)' of type '.*' is required"),
-     "Field '{field}' is missing required arguments: {argument}",
-     {"code": "missingRequiredArguments", "className": "Field", "name": "{field}", "arguments": "{argument}"}),
-    (re.compile(r"Field '(?P<field>\w+)' of type '\[*(?P<type>\w+)[!\]]*' must have a selection of subfields"),
-     "Field must have selections (field '{field}' returns {type} but has no selections. "
-     "Did you mean '{field} {{ ... }}'?)",
-     {"code": "selectionMismatch", "nodeName": "field '{field}'", "typeName": "{type}"}),
+    (
+        re.compile(r"Cannot query field '(?P<field>\w+)' on type '(?P<type>\w+)'"),
+        "Field '{field}' doesn't exist on type '{type}'",
+        {"code": "undefinedField", "typeName": "{type}", "fieldName": "{field}"},
+    ),
+    (
+        re.compile(r"Unknown argument '(?P<argument>\w+)' on field '\w+\.(?P<field>\w+)'"),
+        "Field '{field}' doesn't accept argument '{argument}'",
+        {"code": "argumentNotAccepted", "name": "{field}", "typeName": "Field", "argumentName": "{argument}"},
+    ),
+    (
+        re.compile(r"Field '(?P<field>\w+)' argument '(?P<argument>\w+)' of type '.*' is required"),
+        "Field '{field}' is missing required arguments: {argument}",
+        {"code": "missingRequiredArguments", "className": "Field", "name": "{field}", "arguments": "{argument}"},
+    ),
+    (
+        re.compile(r"Field '(?P<field>\w+)' of type '\[*(?P<type>\w+)[!\]]*' must have a selection of subfields"),
+        "Field must have selections (field '{field}' returns {type} but has no selections. "
+        "Did you mean '{field} {{ ... }}'?)",
+        {"code": "selectionMismatch", "nodeName": "field '{field}'", "typeName": "{type}"},
+    ),
 )
 
 
@@ -153,8 +161,9 @@ def fragments_of(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
     return {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
 
 
-def fields_of(selection_set: SelectionSetNode | None, fragments: Mapping[str, FragmentDefinitionNode],
-              typename: str | None) -> list[FieldNode]:
+def fields_of(
+    selection_set: SelectionSetNode | None, fragments: Mapping[str, FragmentDefinitionNode], typename: str | None
+) -> list[FieldNode]:
     """The fields a selection asks of an object of type `typename`, its fragments that apply spread out."""
     fields: list[FieldNode] = []
 
