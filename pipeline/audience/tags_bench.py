@@ -15,7 +15,7 @@ from pipeline.audience.gateways import AudienceTarget
 from pipeline.audience.shopify_tags import BULK_THRESHOLD, LIST_PAGE_COST, ShopifyTagsGateway
 from pipeline.settings import DEFAULT_BATCH_SIZE
 from pipeline.shopify.emulator import ShopifyEmulator
-from pipeline.shopify.emulator_tags import MUTATION_COST
+from pipeline.shopify.emulator_schema import MUTATION_COST
 
 # The GraphQL Admin API's documented restore rates (points/second) by plan.
 RESTORE_RATES = {"standard": 100.0, "advanced": 200.0, "plus": 1000.0}

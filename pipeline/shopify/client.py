@@ -283,7 +283,11 @@ class ShopifyClient:
             problems = (
                 "; ".join(e.get("message", "?") for e in started["userErrors"]) or "no operation returned"
             )
-            raise ShopifyQueryError(f"Shopify refused {purpose}: {problems}")
+            # the usual cause: a field the pinned API version renamed or removed, which the message names
+            raise ShopifyQueryError(
+                f"Shopify refused {purpose}: {problems} (asked of Admin API {self.api_version}; smsseg's queries"
+                f" are written for {API_VERSION}: set SHOPIFY_API_VERSION to it, or report this error)"
+            )
         operation_id = started["bulkOperation"]["id"]
         log.info("%s started as %s", purpose, operation_id)
         operation = self.wait_for_bulk_operation(operation_id, purpose)

@@ -1,5 +1,9 @@
 """A local stand-in for a shop's Admin GraphQL API that serves any store directory through the bulk
-operation protocol, with faults on demand, so the real client is tested over real HTTP."""
+operation protocol, with faults on demand, so the real client is tested over real HTTP.
+
+Requests are validated against the schema of what it serves (emulator_schema) and executed by graphql-core,
+so a field Shopify does not have is refused as Shopify refuses it; a bulk query is validated when it is
+submitted, and its result file is the store's records cut to the fields the query selects."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -20,21 +24,33 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from graphql import FieldNode, FragmentDefinitionNode, GraphQLError, SelectionSetNode, execute_sync, get_operation_ast
+from graphql.utilities import value_from_ast_untyped
+
 from pipeline.loopback import EmulatorHandler, LoopbackServer
 from pipeline.shopify import emulator_tags
+from pipeline.shopify.emulator_schema import (
+    SCHEMA,
+    check,
+    fields_of,
+    fragments_of,
+    requested_cost,
+    root_fields,
+    shopify_errors,
+)
 from pipeline.shopify.emulator_tags import STAGED_UPLOAD_PATH, UPLOAD_LIMIT_BYTES, CustomerTags, StagedUploads, TagsApi
-from pipeline.shopify.graphql_subset import Field, GraphQLSyntaxError, parse
 
 # Shopify answers a request for a version it no longer supports with the oldest supported one
 # and says so in X-Shopify-Api-Version; the emulator does the same with this list.
 SUPPORTED_API_VERSIONS = ("2026-01", "2026-04", "2026-07", "2026-10")
+
+Fragments = Mapping[str, FragmentDefinitionNode]
 
 _GRAPHQL_PATH = re.compile(r"/admin/api/(?P<version>[^/]+)/graphql\.json")
 _DOWNLOAD_PATH = re.compile(r"/downloads/(?P<op>\d+)\.jsonl")
 _SINCE = re.compile(r"updated_at:(?P<op>>=?)'?(?P<at>[^'\s]+)'?")
 _RATE_LIMIT_DOCS = "https://shopify.dev/api/usage/rate-limits"
 _SCOPE_DOCS = "https://shopify.dev/api/usage/access-scopes"
-_BULK_MUTATION_COST = 10
 _READ_ALL_ORDERS_WINDOW = timedelta(days=60)
 # Since 2026-01 a shop runs up to five bulk mutations at once; the sixth is refused with LIMIT_REACHED.
 BULK_MUTATION_SLOTS = 5
@@ -43,16 +59,17 @@ BULK_MUTATION_SLOTS = 5
 @dataclass(frozen=True)
 class _Resource:
     file: str
+    typename: str  # the GraphQL type of its records
     scope: str
     children: dict[str, str]  # nested connection name -> GID type of its child lines
 
 
 # What each bulk-queryable root connection serves, and the scope Shopify demands for it.
 _RESOURCES = {
-    "customers": _Resource("customers.jsonl", "read_customers", {}),
-    "orders": _Resource("orders.jsonl", "read_orders", {"lineItems": "LineItem"}),
-    "products": _Resource("products.jsonl", "read_products", {"collections": "Collection"}),
-    "abandonedCheckouts": _Resource("abandoned_checkouts.jsonl", "read_orders", {}),
+    "customers": _Resource("customers.jsonl", "Customer", "read_customers", {}),
+    "orders": _Resource("orders.jsonl", "Order", "read_orders", {"lineItems": "LineItem"}),
+    "products": _Resource("products.jsonl", "Product", "read_products", {"collections": "Collection"}),
+    "abandonedCheckouts": _Resource("abandoned_checkouts.jsonl", "AbandonedCheckout", "read_orders", {}),
 }
 
 
@@ -135,6 +152,11 @@ class ShopifyEmulator(LoopbackServer):
         self.staged_uploads = StagedUploads(upload_limit_bytes)
         self._tags_api = TagsApi(self.customer_tags, self.staged_uploads, lambda: self.url + STAGED_UPLOAD_PATH,
                                  self._start_bulk_mutation, lambda: self.faults.missing_scope)
+        # graphql-core calls a root value's callables by field name
+        self._resolvers = {"shop": self._shop, "node": self._node, "currentBulkOperation": self._current_bulk_operation,
+                           "bulkOperationRunQuery": self._bulk_operation_run_query,
+                           **{name: self._bulk_only for name in _RESOURCES if name != "customers"},
+                           **self._tags_api.resolvers()}
         super().__init__(_handler_for(self), port=port, name="shopify-emulator")
 
     def stop(self) -> None:
@@ -177,20 +199,17 @@ class ShopifyEmulator(LoopbackServer):
         return granted, status
 
     def _execute(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        """Answer one GraphQL request body; the flag says whether it was throttled."""
-        try:
-            operation = parse(str(body.get("query") or ""), body.get("variables") or {})
-        except GraphQLSyntaxError as exc:
-            return {"errors": [{"message": f"Parse error: {exc}"}]}, False
-        typed = emulator_tags.uses(operation)
-        if typed:
-            cost = emulator_tags.cost(operation)
-        else:
-            cost = (
-                _BULK_MUTATION_COST * len(operation.selections)
-                if operation.kind == "mutation"
-                else len(operation.selections)
-            )
+        """Answer one GraphQL request body; the flag says whether it was throttled. A document that does
+        not fit the schema is refused before it costs anything, as Shopify does."""
+        document, errors = check(str(body.get("query") or ""))
+        if document is None or errors:
+            return {"errors": errors}, False
+        variables = body.get("variables") or {}
+        if not isinstance(variables, dict):
+            refusal = f"variables must be a JSON object of values by name, not {variables!r}"
+            return {"errors": [{"message": refusal}]}, False
+        operation_name = body.get("operationName")
+        cost = requested_cost(document, operation_name, variables)
         granted, throttle = self._spend(cost)
         if not granted or self._take_fault("throttled"):
             return {
@@ -202,74 +221,65 @@ class ShopifyEmulator(LoopbackServer):
                 ],
                 "extensions": _cost(cost, None, throttle),
             }, True
-        if typed:
-            return {**self._tags_api.execute(body), "extensions": _cost(cost, cost, throttle)}, False
-        data: dict[str, Any] = {}
-        errors: list[dict[str, Any]] = []
-        for top in operation.selections:
-            resolve = self._mutation_field if operation.kind == "mutation" else self._query_field
-            data[top.key] = resolve(top, errors)
-        reply: dict[str, Any] = {"data": data}
-        if errors:
-            reply["errors"] = errors
+        result = execute_sync(SCHEMA, document, root_value=self._resolvers, variable_values=variables,
+                              operation_name=operation_name)
+        reply: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            reply["errors"] = shopify_errors(result.errors, document)
         reply["extensions"] = _cost(cost, cost, throttle)
         return reply, False
 
-    def _query_field(self, top: Field, errors: list[dict[str, Any]]) -> Any:
-        if top.name == "shop":
-            shop = next(_read_jsonl(self.store_dir / "shop.jsonl"), {})
-            return _project(shop, top.selections)
-        if top.name in ("currentBulkOperation", "node"):
-            with self._lock:
-                if top.name == "node":
-                    number = _gid_number(str(top.arguments.get("id", "")))
-                    op = self._operations.get(number) if number is not None else None
-                else:
-                    kind = top.arguments.get("type") or "QUERY"
-                    op = max((o for o in self._operations.values() if o.type == kind),
-                             key=lambda o: o.number, default=None)
-                return None if op is None else _project(self._poll(op), top.selections)
-        resource = _RESOURCES.get(top.name)
-        if resource is not None and resource.scope == self.faults.missing_scope:
-            errors.append(_access_denied(top.name, resource.scope))
-            return None
-        errors.append(
-            {
-                "message": f"Field '{top.name}' is not served by the emulator outside bulkOperationRunQuery",
-                "path": [top.key],
-            }
-        )
-        return None
+    # --- resolvers of the root fields served here (the tags API serves the others) ---
 
-    def _mutation_field(self, top: Field, errors: list[dict[str, Any]]) -> Any:
-        if top.name != "bulkOperationRunQuery":
-            errors.append(
-                {"message": f"Field '{top.name}' doesn't exist on type 'Mutation'", "path": [top.key]}
-            )
-            return None
-        try:
-            bulk = parse(str(top.arguments.get("query") or ""))
-        except GraphQLSyntaxError as exc:
-            return _project(_user_errors(f"Invalid bulk query: {exc}"), top.selections)
-        roots = [f for f in bulk.selections if f.name in _RESOURCES]
-        node = _connection_node(roots[0]) if len(roots) == 1 and len(bulk.selections) == 1 else None
+    def _shop(self, info: Any) -> dict[str, Any]:
+        return next(_read_jsonl(self.store_dir / "shop.jsonl"), {})
+
+    def _node(self, info: Any, id: str) -> dict[str, Any] | None:  # noqa: A002 - the API's name
+        number = _gid_number(id)
+        if number is None:
+            return self.customer_tags.get(id)
+        with self._lock:
+            op = self._operations.get(number)
+            return None if op is None else self._poll(op)
+
+    def _current_bulk_operation(self, info: Any, type: str = "QUERY") -> dict[str, Any] | None:  # noqa: A002
+        with self._lock:
+            op = max((o for o in self._operations.values() if o.type == type), key=lambda o: o.number, default=None)
+            return None if op is None else self._poll(op)
+
+    def _bulk_only(self, info: Any, **arguments: Any) -> None:
+        resource = _RESOURCES[info.field_name]
+        if resource.scope == self.faults.missing_scope:
+            raise _access_denied(info.field_name, resource.scope)
+        raise GraphQLError(f"Field '{info.field_name}' is not served by the emulator outside bulkOperationRunQuery")
+
+    def _bulk_operation_run_query(self, info: Any, query: str, groupObjects: bool = False) -> dict[str, Any]:  # noqa: N803
+        """Shopify validates the bulk query against the schema when the mutation runs: a bad one is a
+        userError, and no operation starts."""
+        bulk, errors = check(query)
+        if bulk is None or errors:
+            return _user_errors(*(f"Invalid bulk query: {e['message']}" for e in errors))
+        operation = get_operation_ast(bulk)
+        if operation is None or operation.operation.value != "query":
+            return _user_errors("Invalid bulk query: the emulator runs one query operation")
+        roots, fragments = root_fields(operation), fragments_of(bulk)
+        if not any(r.name.value in _RESOURCES for r in roots):
+            return _user_errors("Bulk queries must contain at least one connection.")
+        node = _connection_node(roots[0], fragments) if len(roots) == 1 else None
         if node is None:
-            return _project(
-                _user_errors("Bulk queries must contain exactly one root connection with edges { node }"),
-                top.selections,
-            )
-        op = self._run_bulk_query(roots[0], node)
-        reply = {"bulkOperation": _describe(op, self.url), "userErrors": []}
-        return _project(reply, top.selections)
+            return _user_errors("the emulator runs bulk queries of one root connection with edges { node } or nodes")
+        op = self._run_bulk_query(roots[0], node, fragments)
+        return {"bulkOperation": _describe(op, self.url), "userErrors": []}
 
-    def _run_bulk_query(self, root: Field, node: tuple[Field, ...]) -> _BulkOperation:
-        resource = _RESOURCES[root.name]
+    def _run_bulk_query(self, root: FieldNode, node: SelectionSetNode, fragments: Fragments) -> _BulkOperation:
+        resource = _RESOURCES[root.name.value]
         created_after = None
-        if self.faults.missing_scope == "read_all_orders" and root.name == "orders":
+        if self.faults.missing_scope == "read_all_orders" and root.name.value == "orders":
             # Without read_all_orders Shopify silently serves only the last 60 days of orders.
             created_after = datetime.now(UTC) - _READ_ALL_ORDERS_WINDOW
-        keep = _record_filter(str(root.arguments.get("query") or ""), created_after)
-        if root.name == "customers":
+        arguments = {a.name.value: value_from_ast_untyped(a.value) for a in root.arguments}
+        keep = _record_filter(str(arguments.get("query") or ""), created_after)
+        if root.name.value == "customers":
             # the store directory's deletions.jsonl: customers deleted in the shop, which it no longer serves
             deleted = {(r.get("customer") or {}).get("id") for r in _read_jsonl(self.store_dir / "deletions.jsonl")}
             keep = _without(deleted, keep)
@@ -279,7 +289,7 @@ class ShopifyEmulator(LoopbackServer):
             if self.faults.missing_scope == resource.scope:
                 fail_with = "ACCESS_DENIED"
         out = Path(self._workdir.name) / f"{number}.jsonl"
-        objects, roots = _write_bulk_output(self.store_dir / resource.file, resource, node, keep, out)
+        objects, roots = _write_bulk_output(self.store_dir / resource.file, resource, node, fragments, keep, out)
         op = _BulkOperation(
             number=number,
             file=out,
@@ -434,14 +444,18 @@ def _handler_for(emulator: ShopifyEmulator) -> type[EmulatorHandler]:
 def _write_bulk_output(
     source: Path,
     resource: _Resource,
-    node: tuple[Field, ...],
+    node: SelectionSetNode,
+    fragments: Fragments,
     keep: Callable[[dict[str, Any]], bool],
     out: Path,
 ) -> tuple[int, int]:
     """Write the bulk JSONL for one root connection: each kept record projected on the query's
     fields, followed by its children (one line each, with `__parentId`). Returns (objects, roots)."""
-    nested = {f.name: _connection_node(f) for f in node if f.name in resource.children}
-    own_fields = tuple(f for f in node if f.name not in nested)
+    fields = fields_of(node, fragments, resource.typename)
+    nested = {f.name.value: _connection_node(f, fragments) for f in fields if f.name.value in resource.children}
+    own_fields = [f for f in fields if f.name.value not in nested]
+    child_fields = {name: fields_of(selection, fragments, resource.children[name])
+                    for name, selection in nested.items() if selection is not None}
     children: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in _read_jsonl(source):
         if "__parentId" in record:
@@ -451,16 +465,15 @@ def _write_bulk_output(
         for record in _read_jsonl(source):
             if "__parentId" in record or not keep(record):
                 continue
-            fh.write(json.dumps(_project(record, own_fields)) + "\n")
+            fh.write(json.dumps(_project_fields(record, own_fields, fragments)) + "\n")
             objects += 1
             roots += 1
-            for connection, child_node in nested.items():
+            for connection, wanted in child_fields.items():
                 child_type = resource.children[connection]
                 for child in children.get(record.get("id"), []):
-                    if _gid_type(child.get("id")) == child_type and child_node is not None:
-                        fh.write(
-                            json.dumps({**_project(child, child_node), "__parentId": record["id"]}) + "\n"
-                        )
+                    if _gid_type(child.get("id")) == child_type:
+                        line = {**_project_fields(child, wanted, fragments), "__parentId": record["id"]}
+                        fh.write(json.dumps(line) + "\n")
                         objects += 1
     return objects, roots
 
@@ -502,27 +515,36 @@ def _timestamp(value: Any) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _connection_node(connection: Field) -> tuple[Field, ...] | None:
+def _connection_node(connection: FieldNode, fragments: Fragments) -> SelectionSetNode | None:
     """The node selection of `conn { edges { node { ... } } }` or `conn { nodes { ... } }`."""
-    edges = connection.child("edges")
-    node = edges.child("node") if edges else connection.child("nodes")
-    return node.selections if node else None
+    selected = {f.name.value: f for f in fields_of(connection.selection_set, fragments, None)}
+    if "edges" in selected:
+        selected = {f.name.value: f for f in fields_of(selected["edges"].selection_set, fragments, None)}
+        node = selected.get("node")
+    else:
+        node = selected.get("nodes")
+    return node.selection_set if node else None
 
 
-def _project(value: Any, selections: tuple[Field, ...]) -> Any:
+def _project(value: Any, selection_set: SelectionSetNode | None, fragments: Fragments) -> Any:
     """Keep only the requested fields, as a GraphQL server answers; absent fields are null."""
-    if not selections or value is None:
+    if selection_set is None or value is None:
         return value
     if isinstance(value, list):
-        return [_project(item, selections) for item in value]
+        return [_project(item, selection_set, fragments) for item in value]
     if not isinstance(value, dict):
         return value
+    return _project_fields(value, fields_of(selection_set, fragments, _gid_type(value.get("id"))), fragments)
+
+
+def _project_fields(record: dict[str, Any], fields: list[FieldNode], fragments: Fragments) -> dict[str, Any]:
     out = {}
-    for f in selections:
-        if f.name == "__typename":
-            out[f.key] = _gid_type(value.get("id"))
+    for f in fields:
+        key = (f.alias or f.name).value
+        if f.name.value == "__typename":
+            out[key] = _gid_type(record.get("id"))
         else:
-            out[f.key] = _project(value.get(f.name), f.selections)
+            out[key] = _project(record.get(f.name.value), f.selection_set, fragments)
     return out
 
 
@@ -532,6 +554,7 @@ def _describe(op: _BulkOperation, base_url: str) -> dict[str, Any]:
     if completed and op.object_count:
         url = f"{base_url}/downloads/{op.number}.jsonl?X-Goog-Expires=604800&X-Goog-Signature={op.signature}"
     return {
+        "__typename": "BulkOperation",  # how graphql-core tells which Node this is
         "id": op.gid,
         "type": op.type,
         "status": op.status,
@@ -547,23 +570,17 @@ def _describe(op: _BulkOperation, base_url: str) -> dict[str, Any]:
     }
 
 
-def _user_errors(message: str) -> dict[str, Any]:
+def _user_errors(*messages: str) -> dict[str, Any]:
     return {
         "bulkOperation": None,
-        "userErrors": [{"field": ["query"], "message": message, "code": "INVALID"}],
+        "userErrors": [{"field": ["query"], "message": message, "code": "INVALID"} for message in messages],
     }
 
 
-def _access_denied(field_name: str, scope: str) -> dict[str, Any]:
-    return {
-        "message": f"Access denied for {field_name} field. Required access: `{scope}` access scope.",
-        "path": [field_name],
-        "extensions": {
-            "code": "ACCESS_DENIED",
-            "documentation": _SCOPE_DOCS,
-            "requiredAccess": f"`{scope}` access scope.",
-        },
-    }
+def _access_denied(field_name: str, scope: str) -> GraphQLError:
+    required = f"`{scope}` access scope."
+    return GraphQLError(f"Access denied for {field_name} field. Required access: {required}",
+                        extensions={"code": "ACCESS_DENIED", "documentation": _SCOPE_DOCS, "requiredAccess": required})
 
 
 def _cost(requested: int, actual: int | None, throttle: dict[str, Any]) -> dict[str, Any]:

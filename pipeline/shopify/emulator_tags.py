@@ -1,9 +1,8 @@
 """The emulator's write side for customer tags: tagsAdd/tagsRemove, the customers and nodes queries that
 read tags back, staged uploads and bulk mutations, as the pinned Admin API version documents them.
 
-Requests that use these fields are parsed, validated and executed by graphql-core against a small
-schema of exactly the types served here, so a misspelt field or argument is refused with a GraphQL
-error in Shopify's words, as the real API does, rather than answered with null. Tag changes live in
+The emulator executes requests with graphql-core against its one schema (emulator_schema), calling
+the resolvers here for these fields, and so does a bulk mutation for each of its lines. Tag changes live in
 memory (the store files are not rewritten); `additions` counts every tag a tagsAdd asked for, even
 one the customer already carried, so a test can tell a replayed batch from an applied-once one.
 """
@@ -22,123 +21,18 @@ from email.policy import HTTP
 from pathlib import Path
 from typing import Any
 
-from graphql import GraphQLError, build_schema, execute, graphql_sync, parse, validate
-from graphql.language import OperationDefinitionNode
+from graphql import GraphQLError, OperationDefinitionNode, execute
 
-from pipeline.shopify.graphql_subset import Operation
+from pipeline.shopify.emulator_schema import SCHEMA, check, root_fields, shopify_errors
 
 # Shopify's documented limit for one staged bulk mutation variables file since 2026-01.
 UPLOAD_LIMIT_BYTES = 100 * 10**6
 STAGED_UPLOAD_PATH = "/staged-uploads"
-MUTATION_COST = 10  # Shopify's cost of a mutation field
 MISSING_CUSTOMER = "Customer does not exist"
 
-SCHEMA = build_schema('''
-scalar URL
-scalar DateTime
-scalar UnsignedInt64
-
-interface Node { id: ID! }
-
-type CustomerPhoneNumber { phoneNumber: String! }
-
-type Customer implements Node {
-  id: ID!
-  firstName: String
-  lastName: String
-  tags: [String!]!
-  defaultPhoneNumber: CustomerPhoneNumber
-}
-
-type PageInfo { hasNextPage: Boolean! hasPreviousPage: Boolean! startCursor: String endCursor: String }
-type CustomerEdge { cursor: String! node: Customer! }
-type CustomerConnection { edges: [CustomerEdge!]! nodes: [Customer!]! pageInfo: PageInfo! }
-
-type UserError { field: [String!] message: String! }
-type TagsAddPayload { node: Node userErrors: [UserError!]! }
-type TagsRemovePayload { node: Node userErrors: [UserError!]! }
-
-enum StagedUploadTargetGenerateUploadResource {
-  BULK_MUTATION_VARIABLES COLLECTION_IMAGE FILE IMAGE MODEL_3D PRODUCT_IMAGE SHOP_IMAGE VIDEO
-  RETURN_LABEL URL_REDIRECT_IMPORT DISPUTE_FILE_UPLOAD
-}
-enum StagedUploadHttpMethodType { POST PUT }
-input StagedUploadInput {
-  resource: StagedUploadTargetGenerateUploadResource!
-  filename: String!
-  mimeType: String!
-  httpMethod: StagedUploadHttpMethodType = PUT
-  fileSize: UnsignedInt64
-}
-type StagedUploadParameter { name: String! value: String! }
-type StagedMediaUploadTarget { url: URL resourceUrl: URL parameters: [StagedUploadParameter!]! }
-type StagedUploadsCreatePayload { stagedTargets: [StagedMediaUploadTarget!] userErrors: [UserError!]! }
-
-enum BulkOperationType { QUERY MUTATION }
-enum BulkOperationStatus { CANCELED CANCELING COMPLETED CREATED EXPIRED FAILED RUNNING }
-enum BulkOperationErrorCode { ACCESS_DENIED INTERNAL_SERVER_ERROR TIMEOUT }
-enum BulkMutationErrorCode {
-  INTERNAL_FILE_SERVER_ERROR INVALID_MUTATION INVALID_STAGED_UPLOAD_FILE LIMIT_REACHED NO_SUCH_FILE
-  OPERATION_IN_PROGRESS
-}
-type BulkOperation implements Node {
-  id: ID!
-  type: BulkOperationType!
-  status: BulkOperationStatus!
-  errorCode: BulkOperationErrorCode
-  createdAt: DateTime!
-  completedAt: DateTime
-  objectCount: UnsignedInt64!
-  rootObjectCount: UnsignedInt64!
-  fileSize: UnsignedInt64
-  url: URL
-  partialDataUrl: URL
-}
-type BulkMutationUserError { field: [String!] message: String! code: BulkMutationErrorCode }
-type BulkOperationRunMutationPayload { bulkOperation: BulkOperation userErrors: [BulkMutationUserError!]! }
-
-type QueryRoot {
-  customers(first: Int, after: String, last: Int, before: String, query: String, reverse: Boolean = false):
-    CustomerConnection!
-  nodes(ids: [ID!]!): [Node]!
-}
-
-type Mutation {
-  tagsAdd(id: ID!, tags: [String!]!): TagsAddPayload
-  tagsRemove(id: ID!, tags: [String!]!): TagsRemovePayload
-  stagedUploadsCreate(input: [StagedUploadInput!]!): StagedUploadsCreatePayload
-  bulkOperationRunMutation(mutation: String!, stagedUploadPath: String!, clientIdentifier: String,
-                           groupObjects: Boolean = false): BulkOperationRunMutationPayload
-}
-
-schema { query: QueryRoot mutation: Mutation }
-''')
-
-# The root fields answered here; a request naming any of them is executed by graphql-core.
-FIELDS = frozenset({"customers", "nodes", "tagsAdd", "tagsRemove", "stagedUploadsCreate", "bulkOperationRunMutation"})
 _BULK_MUTABLE = ("tagsAdd", "tagsRemove")  # what a bulk mutation here may run
 _TAG_SEARCH = re.compile(r"""\s*tag:(?:'(?P<single>(?:[^'\\]|\\.)*)'|"(?P<double>(?:[^"\\]|\\.)*)"|(?P<bare>\S+))\s*""")
 _MAX_PAGE = 250  # Shopify's most items a connection page or a nodes() call returns
-
-
-def uses(operation: Operation) -> bool:
-    return any(f.name in FIELDS for f in operation.selections)
-
-
-def cost(operation: Operation) -> int:
-    """Shopify's requested cost, near enough: 10 a mutation; a connection 2 + 2 a node (the customer
-    and its phone); nodes() one an id."""
-    total = 0
-    for f in operation.selections:
-        if operation.kind == "mutation":
-            total += MUTATION_COST
-        elif f.name == "customers":
-            total += 2 + 2 * int(f.arguments.get("first") or f.arguments.get("last") or 0)
-        elif f.name == "nodes":
-            total += len(f.arguments.get("ids") or [])
-        else:
-            total += 1
-    return total
 
 
 class CustomerTags:
@@ -250,7 +144,8 @@ StartBulkMutation = Callable[[Callable[[Path], int]], dict[str, Any] | None]
 
 
 class TagsApi:
-    """The resolvers of SCHEMA's root fields (graphql-core calls a root value's methods by field name)."""
+    """The resolvers of the schema's fields served here, by field name (graphql-core calls them with their
+    arguments)."""
 
     def __init__(self, tags: CustomerTags, uploads: StagedUploads, upload_url: Callable[[], str],
                  start_bulk_mutation: StartBulkMutation, missing_scope: Callable[[], str | None]) -> None:
@@ -260,30 +155,10 @@ class TagsApi:
         self._start = start_bulk_mutation
         self._missing_scope = missing_scope  # the token lacks this scope (a fault)
 
-    def execute(self, body: dict[str, Any]) -> dict[str, Any]:
-        """One GraphQL request: Shopify's error wording for an invalid document; data otherwise."""
-        try:
-            document = parse(str(body.get("query") or ""))
-        except GraphQLError as exc:
-            return {"errors": [_shopify_error(exc)]}
-        errors = validate(SCHEMA, document)
-        if errors:
-            return {"errors": [_shopify_error(e) for e in errors]}
-        if self._missing_scope() == "write_customers":
-            denied = [s.name.value for d in document.definitions if isinstance(d, OperationDefinitionNode)
-                      for s in d.selection_set.selections if s.name.value in _BULK_MUTABLE]
-            if denied:
-                return {"errors": [{
-                    "message": f"Access denied for {denied[0]} field. Required access: `write_customers` access "
-                               "scope.",
-                    "path": [denied[0]],
-                    "extensions": {"code": "ACCESS_DENIED", "requiredAccess": "`write_customers` access scope."}}]}
-        result = graphql_sync(SCHEMA, body.get("query"), root_value=self,
-                              variable_values=body.get("variables") or {})
-        reply: dict[str, Any] = {"data": result.data}
-        if result.errors:
-            reply["errors"] = [_shopify_error(e) for e in result.errors]
-        return reply
+    FIELDS = ("customers", "nodes", "tagsAdd", "tagsRemove", "stagedUploadsCreate", "bulkOperationRunMutation")
+
+    def resolvers(self) -> dict[str, Callable[..., Any]]:
+        return {name: getattr(self, name) for name in self.FIELDS}
 
     # --- QueryRoot ---
 
@@ -318,10 +193,18 @@ class TagsApi:
     # --- Mutation ---
 
     def tagsAdd(self, info: Any, id: str, tags: list[str]) -> dict[str, Any]:  # noqa: A002, N802 - the API's names
+        self._require_write_customers(info)
         return self._tags.change(id, tags, add=True)
 
     def tagsRemove(self, info: Any, id: str, tags: list[str]) -> dict[str, Any]:  # noqa: A002, N802
+        self._require_write_customers(info)
         return self._tags.change(id, tags, add=False)
+
+    def _require_write_customers(self, info: Any) -> None:
+        if self._missing_scope() == "write_customers":
+            scope = "`write_customers` access scope."
+            raise GraphQLError(f"Access denied for {info.field_name} field. Required access: {scope}",
+                               extensions={"code": "ACCESS_DENIED", "requiredAccess": scope})
 
     def stagedUploadsCreate(self, info: Any, input: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: A002, N802
         targets = []
@@ -338,16 +221,16 @@ class TagsApi:
         def refused(code: str, message: str) -> dict[str, Any]:
             return {"bulkOperation": None, "userErrors": [{"field": None, "message": message, "code": code}]}
 
-        try:
-            document = parse(mutation)
-        except GraphQLError as exc:
-            return refused("INVALID_MUTATION", f"Failed to parse the mutation - {exc.message}")
-        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-        problems = validate(SCHEMA, document)
+        document, problems = check(mutation)
+        if document is None:
+            return refused("INVALID_MUTATION", f"Failed to parse the mutation - {problems[0]['message']}")
         if problems:
-            return refused("INVALID_MUTATION", "; ".join(_shopify_error(e)["message"] for e in problems))
-        fields = [s.name.value for s in operations[0].selection_set.selections] if len(operations) == 1 else []
-        if operations[0].operation.value != "mutation" or len(fields) != 1 or fields[0] not in _BULK_MUTABLE:
+            return refused("INVALID_MUTATION", "; ".join(p["message"] for p in problems))
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        if len(operations) != 1 or operations[0].operation.value != "mutation":
+            return refused("INVALID_MUTATION", "Invalid operation type. Only `mutation` operations are supported.")
+        fields = [f.name.value for f in root_fields(operations[0])]
+        if len(fields) != 1 or fields[0] not in _BULK_MUTABLE:
             return refused("INVALID_MUTATION", "the emulator runs one tagsAdd or tagsRemove per line in bulk")
         content = self._uploads.file(stagedUploadPath)
         if content is None:
@@ -363,10 +246,10 @@ class TagsApi:
             with out.open("w", encoding="utf-8") as fh:
                 for number, variables in enumerate(lines):
                     # parsed and validated once above: each line only binds its variables
-                    result = execute(SCHEMA, document, root_value=self, variable_values=variables)
+                    result = execute(SCHEMA, document, root_value=self.resolvers(), variable_values=variables)
                     line: dict[str, Any] = {"data": result.data}
                     if result.errors:
-                        line["errors"] = [_shopify_error(e) for e in result.errors]
+                        line["errors"] = shopify_errors(result.errors)
                     fh.write(json.dumps({**line, "__lineNumber": number}) + "\n")
             return len(lines)
 
@@ -374,26 +257,6 @@ class TagsApi:
         if started is None:
             return refused("LIMIT_REACHED", "Bulk operations limit reached. Please try again later.")
         return {"bulkOperation": started, "userErrors": []}
-
-
-def _shopify_error(error: GraphQLError) -> dict[str, Any]:
-    """graphql-core's error, in the words and codes Shopify uses for the same mistakes."""
-    message = error.message
-    extensions: dict[str, Any] = {}
-    if match := re.match(r"Cannot query field '(\w+)' on type '(\w+)'", message):
-        message = f"Field '{match[1]}' doesn't exist on type '{match[2]}'"
-        extensions = {"code": "undefinedField", "typeName": match[2], "fieldName": match[1]}
-    elif match := re.match(r"Unknown argument '(\w+)' on field '\w+\.(\w+)'", message):
-        message = f"Field '{match[2]}' doesn't accept argument '{match[1]}'"
-        extensions = {"code": "argumentNotAccepted", "name": match[2], "typeName": "Field", "argumentName": match[1]}
-    out: dict[str, Any] = {"message": message}
-    if error.locations:
-        out["locations"] = [{"line": loc.line, "column": loc.column} for loc in error.locations]
-    if error.path:
-        out["path"] = list(error.path)
-    if extensions:
-        out["extensions"] = extensions
-    return out
 
 
 def _storage_error(code: str, message: str) -> str:

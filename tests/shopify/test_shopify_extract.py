@@ -9,11 +9,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from graphql import FieldNode, parse
 from shopify_store import TOKEN, customer, lines_of, order, write_jsonl, write_store
 
 from pipeline.shopify.client import RESOURCES, ShopifyAuthError, ShopifyClient, ShopifyConfigError, bulk_query
 from pipeline.shopify.emulator import ShopifyEmulator
-from pipeline.shopify.graphql_subset import Field, parse
 from pipeline.store.schema import resources_in
 
 STORE_FILES = ("shop.jsonl", "customers.jsonl", "orders.jsonl", "products.jsonl", "abandoned_checkouts.jsonl")
@@ -100,29 +100,37 @@ def _only(source: Path, target: Path, order_number: str) -> Path:
 
 def test_incremental_query_carries_the_updated_at_filter():
     since = datetime(2026, 10, 3, 4, 5, 6, 789000, tzinfo=UTC)
-    text = bulk_query(RESOURCES[0], since)
-    (root,) = parse(text).selections
-    assert root.arguments == {"query": "updated_at:>'2026-10-03T04:05:06Z'"}
+    (root,) = _root_fields(bulk_query(RESOURCES[0], since))
+    assert {a.name.value: a.value.value for a in root.arguments} == {"query": "updated_at:>'2026-10-03T04:05:06Z'"}
 
 
 def test_bulk_queries_request_every_field_the_ingest_reads():
     for resource in RESOURCES:
-        (root,) = parse(bulk_query(resource)).selections
-        node = root.child("edges").child("node")
-        requested = _paths(node.selections)
+        (root,) = _root_fields(bulk_query(resource))
+        requested = _paths(_child(_child(root, "edges"), "node"))
         for schema_resource in resources_in(resource.file):
             for column in schema_resource.columns:
                 assert column.path in requested, (resource.file, column.path)
 
 
-def _paths(selections: tuple[Field, ...], prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+def _root_fields(document: str) -> list[FieldNode]:
+    (operation,) = parse(document).definitions
+    return list(operation.selection_set.selections)
+
+
+def _child(field: FieldNode, name: str) -> FieldNode | None:
+    selections = field.selection_set.selections if field.selection_set else ()
+    return next((f for f in selections if f.name.value == name), None)
+
+
+def _paths(field: FieldNode, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
     paths = set()
-    for field in selections:
-        if field.child("edges"):  # a child connection: its fields are read from the child lines
-            paths |= _paths(field.child("edges").child("node").selections)
+    for child in field.selection_set.selections if field.selection_set else ():
+        if _child(child, "edges"):  # a child connection: its fields are read from the child lines
+            paths |= _paths(_child(_child(child, "edges"), "node"))
         else:
-            paths.add((*prefix, field.name))
-            paths |= _paths(field.selections, (*prefix, field.name))
+            paths.add((*prefix, child.name.value))
+            paths |= _paths(child, (*prefix, child.name.value))
     return paths
 
 
