@@ -255,6 +255,18 @@ def test_throttling_server_errors_and_dropped_connections_are_retried(serve):
     assert set(additions(emulator).values()) == {1}
 
 
+def test_it_retries_by_the_one_policy_with_the_gateways_own_settings(serve):
+    emulator = serve(shop(3))
+    emulator.faults.server_errors = 100
+    waits = []
+    gave_up = r"gave up after 3 attempts at POST http://127\.0\.0\.1:\d+" + GRAPHQL
+    with pytest.raises(GatewayError, match=gave_up) as failure:
+        gateway(emulator, waits, max_attempts=3, backoff_seconds=1.0, max_backoff_seconds=1.5).send_batch(
+            TARGET, [member(1)], [], "r1:s:1")
+    assert failure.value.retryable, "the next run replays the batch"
+    assert len(waits) == 2 and all(0 <= w <= cap for w, cap in zip(waits, [1.0, 1.5], strict=True))
+    assert TOKEN not in str(failure.value)
+
 def test_the_cost_based_throttle_is_respected_without_a_throttled_reply(serve):
     # a bucket of 300 points refilling at 3000/s: the 250-point requests wait for it rather than hit it
     emulator = serve(shop(100), bucket_size=300.0, restore_rate=3000.0)
