@@ -40,7 +40,7 @@ chromium:
 	fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check pipeline tests
+	$(BIN)/ruff check pipeline bench tests
 
 dev: $(STAMP)
 	$(BIN)/smsseg ui

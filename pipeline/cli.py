@@ -426,14 +426,27 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline.segments.commands import register as register_segments
 
     register_segments(commands)
-    from pipeline.bench import register as register_bench
-
-    register_bench(commands)
+    # The benchmark is a package of its own (bench/), outside the pipeline's import path: every other command
+    # starts without it. It reads its own options, so `smsseg bench --help` is its help.
+    bench = commands.add_parser("bench", add_help=False, help="time the nightly job, or the destinations' "
+                                                              "syncs, at scale (smsseg bench --help)")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bench.cli import main as bench_main
+
+    return bench_main(args.bench_args)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "bench":
+        args.bench_args = rest
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry signed download URLs
     try:

@@ -8,7 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.bench import SEGMENTS, STAGES, Sampler, bench_segments, stage_of, write_segment_defs
+from bench import measure
+from bench.destinations import bench_klaviyo, bench_shopify_tags, floor_points, rate_limit_floor
+from bench.measure import Sampler
+from bench.nights import STAGES, stage_of
+from bench.segments import SEGMENTS, bench_segments, write_segment_defs
 from pipeline.cli import main
 from pipeline.segments import load_definitions
 from pipeline.segments.catalogue import ATTRIBUTES, FUNCTIONS
@@ -100,8 +104,6 @@ def test_the_process_tree_leaves_out_a_process_that_ends_while_it_looks(monkeypa
     import subprocess
     import sys
 
-    from pipeline import bench
-
     ended = subprocess.Popen([sys.executable, "-c", "pass"])
     ended.wait()
     real_glob = Path.glob
@@ -112,10 +114,10 @@ def test_the_process_tree_leaves_out_a_process_that_ends_while_it_looks(monkeypa
         return real_glob(self, pattern)
 
     monkeypatch.setattr(Path, "glob", racing_glob)
-    assert bench._process_tree(ended.pid) == [ended.pid]
+    assert measure._process_tree(ended.pid) == [ended.pid]
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        assert alive.pid in bench._process_tree(os.getpid())
+        assert alive.pid in measure._process_tree(os.getpid())
     finally:
         alive.kill()
         alive.wait()
@@ -126,13 +128,56 @@ def test_destinations_report_each_sync_against_its_floor(tmp_path: Path) -> None
     assert main(["bench", "--customers", "1200", "--destinations", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["members"] == 1200 and report["throttled"] is False
-    assert report["klaviyo"]["detail"]["held"] == 1200, "every number reached the list"
-    assert report["shopify_tags"]["detail"]["members"] == 1200
     for name in ("klaviyo", "shopify_tags"):
         row = report[name]
+        assert row["held"] == 1200, f"every number reached {name}"
         assert row["requests"] > 0 and row["seconds"] > 0
         expected = round(row["seconds"] / row["floor_seconds"], 2) if row["floor_seconds"] else None
         assert row["ratio_to_floor"] == expected
     assert report["klaviyo"]["floor_seconds"] == 0, "3 import jobs fit the first minute's allowance"
     # the last batch, 200 numbers, is small enough for a tagsAdd each: 2,000 points, a bucket and 10 s more
     assert report["shopify_tags"]["floor_seconds"] > 0
+
+
+def test_klaviyo_reports_time_requests_and_the_rate_limit_floor() -> None:
+    run = bench_klaviyo(1200, 500, throttled=False)
+    assert run.held == 1200
+    by_operation = run.detail["by_operation"]
+    assert by_operation["bulk_import_profiles"] == 3
+    assert by_operation["get_profiles_for_list"] == 12, "the list asked before each import, 100 a time"
+    assert by_operation["get_profiles"] == 12, "and the new profiles' ids after it"
+    assert run.requests == sum(by_operation.values())
+    assert run.floor_seconds == 0, "3 jobs and 12 lookups fit the first minute's allowance"
+    assert run.seconds > 0 and run.ratio_to_floor is None
+    # 451 jobs at 150 a minute need 3 minutes after the first; 1,000 lookups at 750 a minute, 1
+    assert rate_limit_floor({"bulk_import_profiles": 451, "get_profiles": 1000}) == ("bulk_import_profiles", 180.0)
+    assert rate_limit_floor({"bulk_import_profiles": 150, "get_profiles": 1501}) == ("get_profiles", 120.0)
+
+
+def test_shopify_tags_tags_everyone_and_prices_it_against_the_rate_limits() -> None:
+    run = bench_shopify_tags(600, 300, throttled=False)
+    assert run.held == 600
+    assert (run.detail["uploads"], run.detail["downloads"]) == (2, 2)
+    # one page listing who carries the tag (no one), then per batch: stage, run, polls (2 in the emulator)
+    assert run.requests == 1 + 2 * (1 + 1 + 2)
+    assert run.detail["points"] == 2 + 2 * 250 + 2 * (10 + 10 + 1), "a page of customers, then 21 a bulk mutation"
+    assert run.detail["floor_seconds_by_plan"] == {"standard": 0.0, "advanced": 0.0, "plus": 0.0}, (
+        "544 points: a bucket's worth")
+    assert run.floor_seconds == 0.0 and run.seconds > 0
+    assert floor_points(600, 100) == 6 * (100 + 10 * 100), "small batches pay 10 points a tagsAdd"
+
+
+def test_the_benchmark_stays_out_of_every_other_command(capsys: pytest.CaptureFixture) -> None:
+    """`smsseg --help` (and every command but bench) imports no benchmark module: bench/ is not the pipeline's."""
+    import subprocess
+    import sys
+
+    smsseg = Path(sys.executable).parent / "smsseg"  # the installed command, as a user runs it
+    for argv in (["--help"], ["run", "--help"], ["segments", "--help"]):
+        started = subprocess.run([smsseg, *argv], capture_output=True, text=True, timeout=120, check=True,
+                                 env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+        imported = {line.rsplit("|", 1)[-1].strip() for line in started.stderr.splitlines() if "|" in line}
+        assert "pipeline.cli" in imported, "importtime lists the modules imported"
+        assert not {m for m in imported if any("bench" in part for part in m.split("."))}, argv
+    assert main(["bench", "--customers", "0", "--out", "x.json"]) == 2, "bench reads its own options"
+    assert "--customers 0 and --segments 20: both need to be 1 or more" in capsys.readouterr().out

@@ -11,7 +11,6 @@ import csv
 import datetime as dt
 import io
 import os
-import random
 import re
 import time
 from collections.abc import Callable, Collection
@@ -23,10 +22,10 @@ import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
-from dagster import ConfigurableResource, InitResourceContext, get_dagster_logger
+from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
-log = get_dagster_logger(__name__)  # inside a step, its retries reach the run log
+from pipeline.retry import RetriesExhausted, RetryPolicy, endpoint, raise_if_retryable, with_retries
 
 CHANGE_COLUMNS = ("action", "phone", "customer_id")
 AUDIENCE_FILE = re.compile(r"\d{4}-\d{2}-\d{2}\.csv")  # <as_of>.csv, not <as_of>.changes.csv
@@ -232,10 +231,23 @@ def required_env(env: dict[str, str], names: tuple[str, ...], why: str) -> None:
 
 class ClientGateway(AudienceGateway):
     """A destination reached through one client kept for the gateway's life (its connections and TLS
-    sessions are reused), with every wait going through `_sleep`, which tests replace with a recorder."""
+    sessions are reused), retrying as every HTTP client does (pipeline.retry), with every wait going
+    through `_sleep`, which tests replace with a recorder."""
 
+    timeout_seconds: float = 10.0
+    max_attempts: int = 8
+    backoff_seconds: float = 0.5
+    max_backoff_seconds: float = 30.0
+    max_retry_after_seconds: float = 120.0
+    max_wait_seconds: float = 600.0
     _sleep: Callable[[float], None] = PrivateAttr(default=time.sleep)
     _client: Any = PrivateAttr(default=None)
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(max_attempts=self.max_attempts, backoff_seconds=self.backoff_seconds,
+                           max_backoff_seconds=self.max_backoff_seconds,
+                           max_retry_after_seconds=self.max_retry_after_seconds, max_wait_seconds=self.max_wait_seconds)
 
     def with_sleep(self, sleep: Callable[[float], None]) -> Self:
         """Uses `sleep` for every wait (tests pass a recorder instead of waiting)."""
@@ -252,19 +264,12 @@ class ClientGateway(AudienceGateway):
 
 
 class RetryingGateway(ClientGateway):
-    """What every HTTP destination shares: one client for the gateway's life, and one retry policy.
+    """An HTTP destination reached with one httpx client at `url`.
 
-    429 waits Retry-After (at most `max_retry_after_seconds`); 5xx, timeouts and dropped
-    connections back off exponentially with full jitter; after `max_attempts` the request fails
-    with a retryable GatewayError, so a run never waits forever and the next one replays.
+    A request that runs out of retries fails with a retryable GatewayError: the next run replays it.
     """
 
     url: str
-    timeout_seconds: float = 10.0
-    max_attempts: int = 8
-    backoff_seconds: float = 0.5
-    max_backoff_seconds: float = 30.0
-    max_retry_after_seconds: float = 120.0
 
     def _send(self, what: str, method: str, path: str, describe: Callable[[httpx.Response], str],
               **request: object) -> httpx.Response:
@@ -275,34 +280,17 @@ class RetryingGateway(ClientGateway):
         if self._client is None:
             # one client for the gateway's life: batches reuse its connections (and TLS sessions)
             self._client = httpx.Client(base_url=self.url, timeout=self.timeout_seconds)
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = self._client.request(method, path, **request)
-            except httpx.TransportError as exc:  # timeouts, refused and dropped connections
-                problem, wait = type(exc).__name__, self._backoff(attempt)
-            else:
-                if response.status_code == 429:
-                    problem, wait = "429 Too Many Requests", self._retry_after(response, attempt)
-                elif response.status_code >= 500:
-                    problem, wait = f"{response.status_code} {describe(response)}", self._backoff(attempt)
-                else:
-                    return response
-            if attempt >= self.max_attempts:
-                raise GatewayError(f"{what}: gave up after {attempt} attempts, last: {problem}", retryable=True)
-            log.warning("%s: %s; attempt %d of %d, retrying in %.2fs", what, problem, attempt, self.max_attempts, wait)
-            self._sleep(wait)
 
-    def _backoff(self, attempt: int) -> float:
-        # full jitter: spreads the retries of many clients instead of bunching them on the same beat
-        return random.uniform(0, min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (attempt - 1)))  # noqa: S311
+        def attempt() -> httpx.Response:
+            response = self._client.request(method, path, **request)
+            raise_if_retryable(response, describe)
+            return response
 
-    def _retry_after(self, response: httpx.Response, attempt: int) -> float:
         try:
-            return min(max(float(response.headers.get("Retry-After", "")), 0.0), self.max_retry_after_seconds)
-        except ValueError:  # missing, or an HTTP date: fall back to our own backoff
-            return self._backoff(attempt)
+            where = endpoint(method, self._client.build_request(method, path).url)
+            return with_retries(attempt, what=what, where=where, policy=self.retry_policy, sleep=self._sleep)
+        except RetriesExhausted as exc:
+            raise GatewayError(str(exc), retryable=True) from None
 
 
 class HttpGateway(RetryingGateway):
@@ -371,18 +359,21 @@ class HttpGateway(RetryingGateway):
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         what = f"{method} {path}" + (f" (batch {idempotency_key})" if idempotency_key else "")
-        response = self._send(what, method, path, _message, json=payload, params=params, headers=headers)
+        response = self._send(what, method, path, self._describe, json=payload, params=params, headers=headers)
         if response.status_code < 300:
             try:
                 return response.json()
             except ValueError:  # a 2xx that is not JSON: it may have landed, so only a replay is safe
                 raise GatewayError(f"{what}: the gateway replied {response.status_code} without JSON",
                                    retryable=True) from None
-        # the gateway's own words, minus the token should it ever echo a header back
-        message = _message(response).replace(self.token, "***")
+        message = self._describe(response)
         if response.status_code == 413:
             message += " (send smaller batches: lower SMSSEG_BATCH_SIZE)"
         raise GatewayError(f"{what}: the gateway refused it with {response.status_code}: {message}", retryable=False)
+
+    def _describe(self, response: httpx.Response) -> str:
+        """The gateway's own words, minus the token should it ever echo a header back."""
+        return _message(response).replace(self.token, "***")
 
 
 def _message(response: httpx.Response) -> str:

@@ -34,7 +34,7 @@ from pipeline.audience.gateways import (
     required_env,
 )
 
-log = get_dagster_logger(__name__)  # inside a step, its retries reach the run log
+log = get_dagster_logger(__name__)  # inside a step, its lines reach the run log
 
 DEFAULT_URL = "https://a.klaviyo.com"
 REVISION = "2026-07-15"  # the GA revision of klaviyo/openapi's main branch (info.version of stable.json)

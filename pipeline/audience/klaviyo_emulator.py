@@ -15,9 +15,6 @@ Faults are a script of steps cycled over API requests, as in the gateway emulato
   ok, 429 (Retry-After, nothing applied), 500 (503, nothing applied), drop (connection closed,
   nothing applied), drop_after (applied, then the connection closed)
 plus `fail_rows` (phone -> import error detail), `cancel_jobs` and `slow_seconds`.
-
-`benchmark(members)` syncs that many numbers through KlaviyoGateway to a fresh emulator and sets
-the time it took beside the floor Klaviyo's documented steady rates put under the same requests.
 """
 
 import base64
@@ -34,16 +31,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from pipeline.audience.gateways import AudienceTarget
 from pipeline.audience.klaviyo import (
     MAX_IMPORT_BYTES,
     MAX_IMPORT_PROFILES,
     MAX_REMOVE_PROFILES,
     RATE_LIMITS,
-    KlaviyoGateway,
 )
 from pipeline.loopback import EmulatorHandler, LoopbackServer
-from pipeline.settings import DEFAULT_BATCH_SIZE
 
 STEPS = ("ok", "429", "500", "drop", "drop_after")
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -494,41 +488,3 @@ def _handler(emulator: KlaviyoEmulator) -> type[EmulatorHandler]:
                 self._reply(error.status, error.body, error.headers)
 
     return Handler
-
-
-def rate_limit_floor(requests: dict[str, int]) -> tuple[str, float]:
-    """The operation whose documented steady limit holds `requests` (operation -> count) back longest, and how
-    long: n requests at a limit per minute need the whole minutes after the first that n fills."""
-    floors = {op: max(0, math.ceil(n / RATE_LIMITS[op][1]) - 1) * 60.0 for op, n in requests.items()}
-    slowest = max(floors, key=floors.get)
-    return slowest, floors[slowest]
-
-
-def benchmark(members: int, batch_size: int = DEFAULT_BATCH_SIZE, *, rate_limits: bool = False) -> dict:
-    """Adds `members` new numbers to a list, `batch_size` a batch, as a first night's sync sends them.
-
-    Returns the wall time, the requests by operation, and `floor_seconds`: the least time those
-    requests could take at Klaviyo's documented steady rates, each operation in its own window
-    (the busiest operation's whole minutes beyond its first). Without `rate_limits` the emulator does not
-    throttle, so `seconds` is our own cost; with them it answers 429 past each documented limit, as
-    Klaviyo does, and seconds / floor_seconds is how close the client comes to the fastest allowed.
-    """
-    key = "bench-key"
-    target = AudienceTarget("bench", name="smsseg bench")
-    with KlaviyoEmulator(key, rate_limits=rate_limits) as server:
-        gateway = KlaviyoGateway(url=server.url, api_key=key)
-        started = time.perf_counter()
-        gateway.upsert_audience(target)
-        for start in range(0, members, batch_size):
-            adds = [{"phone": f"+1555{n:07d}", "customer_id": n, "first_name": "Bench", "last_name": str(n),
-                     "country": "US"} for n in range(start, min(start + batch_size, members))]
-            gateway.send_batch(target, adds, [], f"bench:bench:{start // batch_size + 1}")
-        seconds = time.perf_counter() - started
-        gateway.close()
-        held = len(server.members(target.list_name))
-        by_operation = dict(server.received)
-    slowest, floor = rate_limit_floor(by_operation)
-    return {"members": members, "batch_size": batch_size, "rate_limited": rate_limits, "held": held,
-            "seconds": round(seconds, 2),
-            "requests": sum(by_operation.values()), "by_operation": by_operation,
-            "floor_seconds": floor, "floor_operation": slowest}

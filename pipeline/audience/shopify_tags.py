@@ -92,7 +92,6 @@ class ShopifyTagsGateway(ClientGateway):
     api_version: str = API_VERSION
     bulk_threshold: int = BULK_THRESHOLD
     timeout_seconds: float = 30.0
-    max_retries: int = 6
     poll_interval_seconds: float = 1.0
     poll_timeout_seconds: float = 6 * 3600.0  # Shopify stops a bulk mutation at 24 h; a night's sync cannot wait that
     slot_timeout_seconds: float = 1800.0  # waiting for one of the shop's bulk mutation slots
@@ -276,7 +275,7 @@ class ShopifyTagsGateway(ClientGateway):
     def _shopify(self) -> ShopifyClient:
         if self._client is None:
             self._client = ShopifyClient(self.store, self.token, self.api_version, timeout=self.timeout_seconds,
-                                         max_retries=self.max_retries, poll_interval_s=self.poll_interval_seconds,
+                                         retry=self.retry_policy, poll_interval_s=self.poll_interval_seconds,
                                          poll_timeout_s=self.poll_timeout_seconds, sleep=self._sleep)
         return self._client
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import random
 import re
 import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,7 +18,9 @@ from urllib.parse import urlsplit
 import httpx
 from dagster import get_dagster_logger
 
-# a Dagster logger: inside a step its warnings (a changed API version, retries) reach the run log
+from pipeline.retry import RetriesExhausted, Retryable, RetryPolicy, endpoint, raise_if_retryable, with_retries
+
+# a Dagster logger: inside a step its lines (a changed API version, a low query budget) reach the run log
 log = get_dagster_logger(__name__)
 
 API_VERSION = "2026-10"
@@ -176,8 +176,8 @@ class ExtractResult:
 
 
 class ShopifyClient:
-    """Admin GraphQL client that writes a store directory. Retries, throttling and polling are
-    bounded; `sleep` is injectable so tests do not wait."""
+    """Admin GraphQL client that writes a store directory. Retries (`retry`, pipeline.retry's policy),
+    throttling and polling are bounded; `sleep` is injectable so tests do not wait."""
 
     def __init__(
         self,
@@ -186,12 +186,10 @@ class ShopifyClient:
         api_version: str = API_VERSION,
         *,
         timeout: float = 30.0,
-        max_retries: int = 6,
-        backoff_cap_s: float = 30.0,
+        retry: RetryPolicy | None = None,
         poll_interval_s: float = 1.0,
         poll_timeout_s: float = 6 * 3600.0,
         sleep: Callable[[float], None] = time.sleep,
-        rng: random.Random | None = None,
     ) -> None:
         if not token:
             raise ShopifyConfigError(
@@ -200,12 +198,10 @@ class ShopifyClient:
         self.base_url = _base_url(store)
         self.api_version = api_version
         self._endpoint = f"{self.base_url}/admin/api/{api_version}/graphql.json"
-        self._max_retries = max_retries
-        self._backoff_cap_s = backoff_cap_s
+        self._retry = retry or RetryPolicy()
         self._poll_interval_s = poll_interval_s
         self._poll_timeout_s = poll_timeout_s
         self._sleep = sleep
-        self._rng = rng or random.Random()
         self._warned_versions: set[str] = set()
         # The leaky bucket as Shopify last reported it, and when.
         self._bucket_available: float | None = None
@@ -339,28 +335,20 @@ class ShopifyClient:
             raise ShopifyQueryError(f"Shopify refused to stage {purpose}: {problems}")
         target = created["stagedTargets"][0]
         form = {p["name"]: p["value"] for p in target["parameters"]}
-        failure = ""
-        for attempt in range(self._max_retries + 1):
-            try:
-                response = self._storage.post(
-                    target["url"], data=form, files={"file": (filename, content, "text/jsonl")}
+
+        def upload() -> str:
+            response = self._storage.post(target["url"], data=form, files={"file": (filename, content, "text/jsonl")})
+            raise_if_retryable(response, _storage_detail)
+            if response.status_code >= 300:
+                raise ShopifyQueryError(
+                    f"uploading {purpose} ({len(content)} bytes) was refused: storage answered HTTP"
+                    f" {response.status_code} ({_storage_detail(response)}); a file over Shopify's"
+                    f" {STAGED_UPLOAD_LIMIT_BYTES // 10**6} MB limit must be split: lower SMSSEG_BATCH_SIZE"
                 )
-            except httpx.TransportError as exc:
-                failure = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.status_code < 300:
-                    return form["key"]
-                if response.status_code < 500:
-                    raise ShopifyQueryError(
-                        f"uploading {purpose} ({len(content)} bytes) was refused: storage answered HTTP"
-                        f" {response.status_code} ({_storage_detail(response)}); a file over Shopify's"
-                        f" {STAGED_UPLOAD_LIMIT_BYTES // 10**6} MB limit must be split: lower SMSSEG_BATCH_SIZE"
-                    )
-                failure = f"HTTP {response.status_code}"
-            self._backoff(attempt, f"uploading {purpose}", failure)
-        raise ShopifyRetriesExhausted(
-            f"gave up uploading {purpose} after {self._max_retries + 1} attempts (last: {failure}): rerun later"
-        )
+            return form["key"]
+
+        return self._retrying(upload, f"uploading {purpose}", endpoint("POST", target["url"]),
+                              ShopifyRetriesExhausted, "rerun later")
 
     def run_bulk_mutation(self, mutation: str, staged_path: str, *, purpose: str, scopes: tuple[str, ...],
                           slot_timeout_s: float = 600.0) -> dict[str, Any]:
@@ -414,36 +402,30 @@ class ShopifyClient:
     def download(self, url: str, part: Path, what: str, rerun: str = "rerun the extraction") -> int:
         """Stream the result file of bulk operation `what` into `part`; returns its line count.
 
-        The URL is a signed storage link: it goes out without our token. On failure `part` is removed."""
-        failure = ""
-        for attempt in range(self._max_retries + 1):
-            try:
-                with part.open("wb") as fh, self._storage.stream("GET", url) as response:
-                    if 400 <= response.status_code < 500:
-                        raise DownloadError(
-                            f"the result of {what} could not be downloaded:"
-                            f" storage answered HTTP {response.status_code} ({_storage_detail(response)});"
-                            f" its signed URL has expired or was refused: {rerun} for a fresh one"
-                        )
-                    if response.status_code >= 500:
-                        failure = f"HTTP {response.status_code}"
-                    else:
-                        lines = _stream_lines(response, fh)
-                        fh.flush()
-                        os.fsync(fh.fileno())
-                        return lines
-            except httpx.TransportError as exc:
-                failure = f"{type(exc).__name__}: {exc}"
-            except BaseException:
-                part.unlink(missing_ok=True)
-                raise
-            if attempt < self._max_retries:
-                self._backoff(attempt, f"downloading the result of {what}", failure)
-        part.unlink(missing_ok=True)
-        raise DownloadError(
-            f"the result of {what} was cut off {self._max_retries + 1} times"
-            f" (last: {failure}); nothing was written: check the network and {rerun}"
-        )
+        The URL is a signed storage link: it goes out without our token, and its query (the signature)
+        never reaches a log line or an error. On failure `part` is removed."""
+
+        def attempt() -> int:
+            with part.open("wb") as fh, self._storage.stream("GET", url) as response:
+                raise_if_retryable(response, _storage_detail)
+                if response.status_code >= 400:
+                    raise DownloadError(
+                        f"the result of {what} could not be downloaded:"
+                        f" storage answered HTTP {response.status_code} ({_storage_detail(response)});"
+                        f" its signed URL has expired or was refused: {rerun} for a fresh one"
+                    )
+                lines = _stream_lines(response, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+                return lines
+
+        try:
+            return self._retrying(attempt, f"downloading the result of {what}", endpoint("GET", url), DownloadError,
+                                  f"the download was cut off or refused each time; nothing was written: check the"
+                                  f" network and {rerun}")
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
 
     # --- GraphQL with retries and throttling ---
 
@@ -456,18 +438,11 @@ class ShopifyClient:
         scopes: tuple[str, ...] = ALL_SCOPES,
     ) -> dict[str, Any]:
         """Run one GraphQL request and return its `data`, retrying what is worth retrying."""
-        failure = ""
-        for attempt in range(self._max_retries + 1):
+
+        def attempt() -> dict[str, Any]:
             self._wait_for_bucket()
             self.requests += 1
-            try:
-                response = self._api.post(
-                    self._endpoint, json={"query": query, "variables": dict(variables or {})}
-                )
-            except httpx.TransportError as exc:
-                failure = f"{type(exc).__name__}: {exc}"
-                self._backoff(attempt, purpose, failure)
-                continue
+            response = self._api.post(self._endpoint, json={"query": query, "variables": dict(variables or {})})
             self._check_version(response)
             if response.status_code == 401:
                 raise ShopifyAuthError(
@@ -480,10 +455,7 @@ class ShopifyClient:
                 raise ShopifyAccessDenied(
                     f"Shopify refused {purpose} (HTTP 403: {detail}): {_scope_advice(scopes)}", scopes
                 )
-            if response.status_code == 429 or response.status_code >= 500:
-                failure = f"HTTP {response.status_code}"
-                self._backoff(attempt, purpose, failure, _retry_after(response))
-                continue
+            raise_if_retryable(response, _error_text)
             if response.status_code != 200:
                 raise ShopifyQueryError(
                     f"Shopify answered HTTP {response.status_code} to {purpose}: {_error_text(response)}"
@@ -492,10 +464,8 @@ class ShopifyClient:
             self._note_cost(payload.get("extensions"))
             errors = payload.get("errors") or []
             codes = {(e.get("extensions") or {}).get("code") for e in errors}
-            if "THROTTLED" in codes:
-                failure = "THROTTLED"
-                self._backoff(attempt, purpose, failure, self._refill_wait())
-                continue
+            if "THROTTLED" in codes:  # the query budget ran dry: wait for it to refill, when we know how long
+                raise Retryable("THROTTLED", self._refill_wait() or None)
             if "ACCESS_DENIED" in codes:
                 needed = tuple(sorted(set(re.findall(r"\b((?:read|write)_\w+)", str(errors))))) or scopes
                 raise ShopifyAccessDenied(f"Shopify denied {purpose}: {_scope_advice(needed)}", needed)
@@ -503,21 +473,17 @@ class ShopifyClient:
                 messages = "; ".join(str(e.get("message")) for e in errors)
                 raise ShopifyQueryError(f"Shopify rejected {purpose}: {messages}")
             return payload["data"]
-        raise ShopifyRetriesExhausted(
-            f"gave up on {purpose} after {self._max_retries + 1} attempts (last: {failure}); Shopify or the"
-            " network is struggling: rerun later"
-        )
 
-    def _backoff(self, attempt: int, purpose: str, failure: str, at_least: float = 0.0) -> None:
-        if attempt >= self._max_retries:
-            return
-        # Capped exponential backoff with jitter, so that parallel clients do not retry in step.
-        ceiling = min(self._backoff_cap_s, 0.5 * 2**attempt)
-        delay = min(self._backoff_cap_s, max(at_least, ceiling / 2 + self._rng.uniform(0, ceiling / 2)))
-        log.warning(
-            "%s failed (%s); retry %d of %d in %.1fs", purpose, failure, attempt + 1, self._max_retries, delay
-        )
-        self._sleep(delay)
+        return self._retrying(attempt, purpose, endpoint("POST", self._endpoint), ShopifyRetriesExhausted,
+                              "Shopify or the network is struggling: rerun later")
+
+    def _retrying(self, attempt: Callable[[], Any], what: str, where: str, error: type[ShopifyError],
+                  advice: str) -> Any:
+        """`attempt` under the retry policy; when it runs out, `error` with the policy's message and `advice`."""
+        try:
+            return with_retries(attempt, what=what, where=where, policy=self._retry, sleep=self._sleep)
+        except RetriesExhausted as exc:
+            raise error(f"{exc}; {advice}") from None
 
     def _note_cost(self, extensions: Mapping[str, Any] | None) -> None:
         cost = (extensions or {}).get("cost") or {}
@@ -593,19 +559,6 @@ def _scope_advice(scopes: tuple[str, ...]) -> str:
         f"the app's access token lacks a scope it needs ({', '.join(scopes)}); grant it in the app's Admin"
         " API access scopes, reinstall or approve the app on the store, and update SHOPIFY_ACCESS_TOKEN"
     )
-
-
-def _retry_after(response: httpx.Response) -> float:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return 0.0
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-        except (TypeError, ValueError):
-            return 0.0
 
 
 def _error_text(response: httpx.Response) -> str:

@@ -38,7 +38,7 @@ def test_server_errors_back_off_capped_with_jitter_and_give_up_after_bounded_att
     emulator.set_faults(Faults(script=["500"]))
     waits = []
     client = gateway(emulator, waits, max_attempts=6, backoff_seconds=1.0, max_backoff_seconds=4.0)
-    with pytest.raises(GatewayError, match="gave up after 6 attempts, last: 503") as failure:
+    with pytest.raises(GatewayError, match="gave up after 6 attempts at PUT http://127.*, last: HTTP 503") as failure:
         client.upsert_audience(TARGET)
     assert failure.value.retryable
     assert emulator.received["PUT"] == 6

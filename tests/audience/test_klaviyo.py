@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.audience.gateways import AudienceGateway, AudienceTarget, GatewayError
 from pipeline.audience.klaviyo import REVISION, KlaviyoGateway, _row_phone
-from pipeline.audience.klaviyo_emulator import Faults, KlaviyoEmulator, benchmark, rate_limit_floor
+from pipeline.audience.klaviyo_emulator import Faults, KlaviyoEmulator
 from pipeline.audience.sync import GROUP_BATCHES, SyncError, sync_segment
 from pipeline.defs.exports import gateway_resource
 from pipeline.settings import Settings, SettingsError
@@ -201,7 +201,7 @@ def test_server_errors_and_dropped_connections_are_retried_with_bounded_backoff(
     assert klaviyo.adds_of(LIST) == {mobile(1): 1}
 
     klaviyo.set_faults(Faults(script=["500"]))
-    with pytest.raises(GatewayError, match="gave up after 3 attempts, last: 503 Service unavailable") as failure:
+    with pytest.raises(GatewayError, match="gave up after 3 attempts at .*, last: HTTP 503 Service unavail") as failure:
         client(klaviyo, max_attempts=3).send_batch(TARGET, [member(2)], [], "r:s:2")
     assert failure.value.retryable
 
@@ -422,19 +422,6 @@ def test_a_sync_killed_mid_export_then_rerun_converges_without_adding_any_number
     assert set(klaviyo.adds_of(LIST).values()) == {1}, "a number was added twice"
     assert result.replayed_batches == pending
 
-
-def test_the_benchmark_hook_reports_time_requests_and_the_rate_limit_floor():
-    report = benchmark(1200, batch_size=500)
-    assert report["held"] == 1200
-    assert report["by_operation"]["bulk_import_profiles"] == 3
-    assert report["by_operation"]["get_profiles_for_list"] == 12, "the list asked before each import, 100 a time"
-    assert report["by_operation"]["get_profiles"] == 12, "and the new profiles' ids after it"
-    assert report["requests"] == sum(report["by_operation"].values())
-    assert report["floor_seconds"] == 0, "3 jobs and 12 lookups fit the first minute's allowance"
-    assert report["seconds"] > 0
-    # 451 jobs at 150 a minute need 3 minutes after the first; 1,000 lookups at 750 a minute, 1
-    assert rate_limit_floor({"bulk_import_profiles": 451, "get_profiles": 1000}) == ("bulk_import_profiles", 180.0)
-    assert rate_limit_floor({"bulk_import_profiles": 150, "get_profiles": 1501}) == ("get_profiles", 120.0)
 
 
 def test_a_definition_naming_another_list_empties_the_old_one(audience_db, klaviyo):

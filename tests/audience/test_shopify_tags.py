@@ -13,7 +13,6 @@ import pytest
 from pipeline.audience.gateways import AudienceGateway, AudienceTarget, GatewayError
 from pipeline.audience.shopify_tags import BULK_THRESHOLD, ShopifyTagsGateway
 from pipeline.audience.sync import GROUP_BATCHES, sync_segment
-from pipeline.audience.tags_bench import bench_shopify_tags, floor_points
 from pipeline.defs.exports import gateway_resource
 from pipeline.settings import Settings, SettingsError
 from pipeline.shopify.client import ShopifyClient
@@ -255,6 +254,18 @@ def test_throttling_server_errors_and_dropped_connections_are_retried(serve):
     assert set(additions(emulator).values()) == {1}
 
 
+def test_it_retries_by_the_one_policy_with_the_gateways_own_settings(serve):
+    emulator = serve(shop(3))
+    emulator.faults.server_errors = 100
+    waits = []
+    gave_up = r"gave up after 3 attempts at POST http://127\.0\.0\.1:\d+" + GRAPHQL
+    with pytest.raises(GatewayError, match=gave_up) as failure:
+        gateway(emulator, waits, max_attempts=3, backoff_seconds=1.0, max_backoff_seconds=1.5).send_batch(
+            TARGET, [member(1)], [], "r1:s:1")
+    assert failure.value.retryable, "the next run replays the batch"
+    assert len(waits) == 2 and all(0 <= w <= cap for w, cap in zip(waits, [1.0, 1.5], strict=True))
+    assert TOKEN not in str(failure.value)
+
 def test_the_cost_based_throttle_is_respected_without_a_throttled_reply(serve):
     # a bucket of 300 points refilling at 3000/s: the 250-point requests wait for it rather than hit it
     emulator = serve(shop(100), bucket_size=300.0, restore_rate=3000.0)
@@ -358,16 +369,6 @@ def test_a_sync_killed_mid_export_then_rerun_tags_everyone_once(audience_db, ser
     assert result.replayed_batches == GROUP_BATCHES
     assert result.added == members - confirmed
 
-
-def test_the_benchmark_hook_tags_everyone_and_prices_it_against_the_rate_limits():
-    result = bench_shopify_tags(600, batch_size=300)
-    assert (result.members, result.uploads, result.downloads) == (600, 2, 2)
-    # one page listing who carries the tag (no one), then per batch: stage, run, polls (2 in the emulator)
-    assert result.graphql_requests == 1 + 2 * (1 + 1 + 2)
-    assert result.points == 2 + 2 * 250 + 2 * (10 + 10 + 1), "a page of customers, then 21 a bulk mutation"
-    assert result.floor_seconds == {"standard": 0.0, "advanced": 0.0, "plus": 0.0}, "544 points: a bucket's worth"
-    assert result.wall_seconds > 0
-    assert floor_points(600, 100) == 6 * (100 + 10 * 100), "small batches pay 10 points a tagsAdd"
 
 
 def test_another_tag_is_another_audience_and_case_is_not() -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from shopify_store import TOKEN, write_store
 
+from pipeline.retry import RetryPolicy
 from pipeline.shopify.client import ShopifyClient
 from pipeline.shopify.emulator import ShopifyEmulator
 
@@ -28,5 +29,6 @@ def sleeps() -> list[float]:
 
 @pytest.fixture
 def client(emulator: ShopifyEmulator, sleeps: list[float]) -> Iterator[ShopifyClient]:
-    with ShopifyClient(emulator.url, TOKEN, timeout=5.0, max_retries=4, sleep=sleeps.append) as shopify:
+    policy = RetryPolicy(max_attempts=5)
+    with ShopifyClient(emulator.url, TOKEN, timeout=5.0, retry=policy, sleep=sleeps.append) as shopify:
         yield shopify

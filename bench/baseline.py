@@ -1,0 +1,281 @@
+"""The baseline: plain DuckDB by hand, reading the same JSONL and computing the same memberships, which must
+equal the pipeline's."""
+
+import datetime as dt
+import shutil
+import time
+from pathlib import Path
+
+import duckdb
+
+from bench.measure import Sampler, measured
+from bench.segments import BenchSegment
+from bench.stores import UNCHANGED_FILES
+
+MONEY = "decimal(18, 4)"
+SHOP_MONEY = f"struct(shopMoney struct(amount {MONEY}))"
+ID_REF = "struct(id varchar)"
+JSON_COLUMNS = {
+    "shop": {"ianaTimezone": "varchar"},
+    "customers": {
+        "id": "varchar", "firstName": "varchar", "lastName": "varchar", "createdAt": "timestamptz",
+        "updatedAt": "timestamptz", "state": "varchar", "locale": "varchar", "tags": "varchar[]",
+        "defaultEmailAddress": "struct(emailAddress varchar, marketingState varchar)",
+        "defaultPhoneNumber": "struct(phoneNumber varchar, marketingState varchar)",
+        "defaultAddress": "struct(countryCodeV2 varchar, provinceCode varchar, city varchar)",
+        "addresses": "struct(countryCodeV2 varchar, provinceCode varchar, city varchar)[]",
+    },
+    "orders": {  # orders and their line items share the file; __parentId tells them apart
+        "id": "varchar", "__parentId": "varchar", "customer": ID_REF, "createdAt": "timestamptz",
+        "processedAt": "timestamptz", "updatedAt": "timestamptz", "cancelledAt": "timestamptz", "test": "boolean",
+        "totalPriceSet": SHOP_MONEY, "currentTotalPriceSet": SHOP_MONEY, "product": ID_REF, "quantity": "integer",
+    },
+    "products": {"id": "varchar", "__parentId": "varchar", "handle": "varchar", "tags": "varchar[]",
+                 "updatedAt": "timestamptz"},
+    "abandoned_checkouts": {"id": "varchar", "createdAt": "timestamptz", "updatedAt": "timestamptz",
+                            "completedAt": "timestamptz", "abandonedCheckoutUrl": "varchar", "customer": ID_REF},
+    "sms_events": {"phone": "varchar", "type": "varchar", "campaign": "varchar", "occurredAt": "timestamptz"},
+    "redactions": {"customer": ID_REF},
+}
+
+# The same marts.customers columns the segments read, written from the spec in one script.
+BASELINE_SQL = """
+create table shop as select coalesce(ianaTimezone, 'UTC') as tz from read_parquet('shop.parquet') limit 1;
+
+create table stg_customers as
+select
+    cast(split_part(id, '/', 5) as bigint) as customer_id, firstName as first_name, lastName as last_name,
+    cast(timezone((select tz from shop), createdAt) as date) as created_date, upper(state) as account_state,
+    locale, coalesce(tags, []) as tags, nullif(trim(defaultEmailAddress.emailAddress), '') as email,
+    upper(defaultEmailAddress.marketingState) as email_state,
+    nullif(trim(defaultPhoneNumber.phoneNumber), '') as phone,
+    upper(defaultPhoneNumber.marketingState) as sms_state,
+    upper(nullif(trim(defaultAddress.countryCodeV2), '')) as country,
+    upper(nullif(trim(defaultAddress.provinceCode), '')) as province,
+    nullif(trim(defaultAddress.city), '') as city,
+    coalesce(addresses, []) as addresses
+from read_parquet('customers.parquet')
+qualify row_number() over (partition by id order by updatedAt desc nulls last, filename desc) = 1;
+
+create table orders as
+with latest as (
+    select * from read_parquet('orders.parquet') where __parentId is null
+    qualify row_number() over (partition by id order by updatedAt desc nulls last, filename desc) = 1
+)
+select
+    cast(split_part(id, '/', 5) as bigint) as order_id, id as order_gid,
+    cast(split_part(customer.id, '/', 5) as bigint) as customer_id,
+    coalesce(currentTotalPriceSet.shopMoney.amount, totalPriceSet.shopMoney.amount) as amount,
+    cast(timezone((select tz from shop), coalesce(processedAt, createdAt)) as date) as order_date
+from latest
+where not coalesce(test, false)
+    and cast(timezone((select tz from shop), coalesce(processedAt, createdAt)) as date) <= $as_of
+    and (cancelledAt is null or cast(timezone((select tz from shop), cancelledAt) as date) > $as_of);
+
+create table products as
+select id, coalesce(tags, []) as tags from read_parquet('products.parquet') where __parentId is null
+qualify row_number() over (partition by id order by updatedAt desc nulls last, filename desc) = 1;
+
+create table collections as
+select
+    cast(split_part(__parentId, '/', 5) as bigint) as product_id,
+    list_sort(list(distinct lower(handle))) as handles,
+    list_sort(list(distinct cast(split_part(id, '/', 5) as bigint))) as ids
+from read_parquet('products.parquet') where __parentId is not null
+group by 1;
+
+create table order_lines as
+with lines as (
+    select distinct on (id) __parentId, product.id as product_gid, quantity
+    from read_parquet('orders.parquet') where __parentId is not null
+)
+select
+    orders.customer_id, orders.order_id, orders.order_date,
+    cast(split_part(lines.product_gid, '/', 5) as bigint) as product_id,
+    coalesce(lines.quantity, 0) as quantity,
+    coalesce(list_sort(list_transform(products.tags, lambda t: lower(t))), []) as product_tags,
+    coalesce(collections.handles, []) as collection_handles,
+    coalesce(collections.ids, []) as collection_ids
+from lines
+join orders on lines.__parentId = orders.order_gid
+left join products on lines.product_gid = products.id
+left join collections on cast(split_part(lines.product_gid, '/', 5) as bigint) = collections.product_id;
+
+create table sms_events as
+select distinct
+    trim(phone) as phone_e164, lower(trim(type)) as event_type, campaign, occurredAt,
+    cast(timezone((select tz from shop), occurredAt) as date) as event_date
+from read_parquet('sms_events.parquet')
+where cast(timezone((select tz from shop), occurredAt) as date) <= $as_of;
+
+create table customers as
+with known as (
+    select * from stg_customers where created_date <= $as_of
+),
+stats as (
+    select customer_id, sum(amount) as spent, count(*) as n, min(order_date) as first_date,
+        max(order_date) as last_date
+    from orders where customer_id in (select customer_id from known)
+    group by 1
+),
+scored as (
+    select customer_id,
+        (5 * count(*) over (order by last_date) + count(*) over () - 1) // count(*) over () as r,
+        ((5 * count(*) over (order by n) + count(*) over () - 1) // count(*) over ()
+         + (5 * count(*) over (order by spent) + count(*) over () - 1) // count(*) over ()) // 2 as fm
+    from stats
+),
+checkouts as (
+    select
+        cast(split_part(customer.id, '/', 5) as bigint) as customer_id,
+        cast(split_part(id, '/', 5) as bigint) as checkout_id, createdAt, abandonedCheckoutUrl as url,
+        cast(timezone((select tz from shop), createdAt) as date) as created_date,
+        cast(timezone((select tz from shop), completedAt) as date) as completed_date
+    from read_parquet('abandoned_checkouts.parquet')
+    qualify row_number() over (partition by id order by updatedAt desc nulls last, filename desc) = 1
+),
+abandoned as (
+    select customer_id, created_date, url from checkouts
+    where customer_id is not null and created_date <= $as_of
+        and (completed_date is null or completed_date > $as_of)
+    qualify row_number() over (partition by customer_id order by createdAt desc, checkout_id desc) = 1
+),
+redacted as (
+    select distinct cast(split_part(customer.id, '/', 5) as bigint) as customer_id
+    from read_parquet('redactions.parquet')
+),
+places as (
+    select customer_id, list_filter(
+        [{'country': country, 'province': province, 'city': city}] || list_transform(addresses, lambda a: {
+            'country': upper(nullif(trim(a.countryCodeV2), '')), 'province': upper(nullif(trim(a.provinceCode), '')),
+            'city': nullif(trim(a.city), '')}),
+        lambda p: p.country is not null) as places
+    from known
+),
+phones as (
+    select known.customer_id, phones.phone_e164
+    from known join read_parquet('phones.parquet') phones
+        on known.phone = phones.phone and known.country is not distinct from phones.region
+)
+select
+    known.customer_id,
+    case when redacted.customer_id is null then phones.phone_e164 end as phone_e164,
+    case
+        when redacted.customer_id is not null then 'REDACTED'
+        when known.phone is null then 'NOT_SUBSCRIBED'
+        when known.sms_state in ('SUBSCRIBED', 'NOT_SUBSCRIBED', 'PENDING', 'UNSUBSCRIBED', 'REDACTED')
+            then known.sms_state
+        else 'NOT_SUBSCRIBED'
+    end as sms_subscription_status,
+    case
+        when redacted.customer_id is not null then 'REDACTED'
+        when known.email is null then 'NOT_SUBSCRIBED'
+        when known.email_state in ('SUBSCRIBED', 'NOT_SUBSCRIBED', 'PENDING', 'UNSUBSCRIBED', 'REDACTED')
+            then known.email_state
+        else 'NOT_SUBSCRIBED'
+    end as email_subscription_status,
+    known.account_state as customer_account_status,
+    known.locale as customer_language,
+    case when redacted.customer_id is null then lower(nullif(split_part(known.email, '@', -1), known.email))
+    end as customer_email_domain,
+    known.created_date as customer_added_date,
+    coalesce(stats.spent, 0) as amount_spent,
+    coalesce(stats.n, 0) as number_of_orders,
+    case when stats.n > 0 then cast(cast((cast(stats.spent * 10000 as hugeint) * 2 + stats.n) // (2 * stats.n)
+        as decimal(38, 0)) * 0.0001 as decimal(18, 4)) end as average_order_value,
+    stats.first_date as first_order_date,
+    stats.last_date as last_order_date,
+    abandoned.created_date as abandoned_checkout_date,
+    case when redacted.customer_id is null then known.tags else [] end as customer_tags,
+    case when redacted.customer_id is null
+        then list_sort(list_distinct(list_transform(places.places, lambda p: p.country))) else [] end
+        as customer_countries,
+    case when redacted.customer_id is null then list_sort(list_distinct(list_filter(
+        list_transform(places.places, lambda p: p.country || '-' || p.province), lambda r: r is not null))) else [] end
+        as customer_regions,
+    case when redacted.customer_id is null then list_sort(list_distinct(list_filter(
+        list_transform(places.places, lambda p: case
+            when p.city is not null then concat_ws('-', p.country, p.province, replace(p.city, ' ', '')) end),
+        lambda x: x is not null))) else [] end as customer_cities,
+    case
+        when scored.r is null then 'PROSPECTS'
+        when scored.r = 5 then ['NEW', 'PROMISING', 'ACTIVE', 'LOYAL', 'CHAMPIONS'][scored.fm]
+        when scored.r = 4 then ['PROMISING', 'PROMISING', 'ACTIVE', 'LOYAL', 'CHAMPIONS'][scored.fm]
+        when scored.r = 3 then ['NEEDS_ATTENTION', 'NEEDS_ATTENTION', 'NEEDS_ATTENTION', 'LOYAL', 'LOYAL'][scored.fm]
+        when scored.r = 2 then ['ALMOST_LOST', 'ALMOST_LOST', 'AT_RISK', 'AT_RISK', 'PREVIOUSLY_LOYAL'][scored.fm]
+        else ['DORMANT', 'DORMANT', 'ALMOST_LOST', 'PREVIOUSLY_LOYAL', 'PREVIOUSLY_LOYAL'][scored.fm]
+    end as rfm_group
+from known
+left join redacted using (customer_id)
+left join stats using (customer_id)
+left join scored using (customer_id)
+left join abandoned using (customer_id)
+left join places using (customer_id)
+left join phones using (customer_id);
+"""
+
+
+def run_baseline(work: Path, stores: tuple[Path, Path], segments: list[BenchSegment], as_of: dt.date,
+                 memory_limit: str) -> dict:
+    """read_json of both nights' stores into Parquet, then the hand-written script and every segment.
+
+    Phone normalisation is not the baseline's work: it reads the pipeline's own E.164 cache,
+    written out before the clock starts. Returns wall time, peak memory and the baseline's file.
+    """
+    folder = work / "baseline"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    with duckdb.connect(str(work / "data" / "state.duckdb"), read_only=True) as state:
+        state.execute("copy (select phone, region, phone_e164 from phone_cache) to ? (format parquet)",
+                      [str(folder / "phones.parquet")])
+    night_one, night_two = stores
+    phase: dict = {"file": str(folder / "baseline.duckdb"), "stages": {}, "stages_cpu": {}}
+    with measured(phase) as sampler, duckdb.connect(phase["file"]) as con:
+        con.execute("set memory_limit = ?", [memory_limit])  # the pipeline's bound, for a fair race
+        con.execute("set file_search_path = ?", [str(folder)])
+        started = time.time()
+        for name, columns in JSON_COLUMNS.items():
+            file = f"{name}.jsonl"
+            files = [str(night_one / file)] + ([] if file in UNCHANGED_FILES else [str(night_two / file)])
+            con.execute("copy (select * from read_json(?, columns = ?, format = 'newline_delimited', "
+                        "filename = true)) to ? (format parquet)", [files, columns, str(folder / f"{name}.parquet")])
+        started = _lap(phase, sampler, "ingest_s", started)
+        for statement in (s for s in BASELINE_SQL.split(";\n") if s.strip()):
+            con.execute(statement, {"as_of": as_of} if "$as_of" in statement else None)
+        started = _lap(phase, sampler, "warehouse_s", started)
+        for s in segments:
+            con.execute(f"create table seg_{s.name} as select customer_id from customers c where {s.baseline}",  # noqa: S608 (our own SQL)
+                        {"as_of": as_of} if "$as_of" in s.baseline else None)
+        _lap(phase, sampler, "segments_s", started)
+    return phase
+
+
+def _lap(phase: dict, sampler: Sampler, stage: str, started: float) -> float:
+    """Records the wall and CPU seconds of `stage`, which began at `started` (time.time()); returns now."""
+    now = time.time()
+    phase["stages"][stage] = round(now - started, 2)
+    phase["stages_cpu"][stage] = round(sampler.cpu_between(started, now), 2)
+    return now
+
+
+def membership_mismatches(warehouse: Path, baseline: Path, segments: list[BenchSegment]) -> dict[str, int]:
+    """Per segment, the customers in ours or the baseline's but not both; every figure must be 0."""
+    mismatches = {}
+    with duckdb.connect(str(warehouse), read_only=True) as ours, duckdb.connect(str(baseline), read_only=True) as base:
+        for s in segments:
+            mine = ours.sql(f"select customer_id from segments.{s.name}").to_arrow_table()  # noqa: S608
+            theirs = base.sql(f"select customer_id from seg_{s.name}").to_arrow_table()  # noqa: S608
+            both = duckdb.connect()
+            both.register("mine", mine)
+            both.register("theirs", theirs)
+            mismatches[s.name] = both.execute(
+                "select count(*) from ((select * from mine except select * from theirs) "
+                "union all (select * from theirs except select * from mine))").fetchall()[0][0]
+            both.close()
+    return mismatches
+
+
+def segment_sizes(warehouse: Path, segments: list[BenchSegment]) -> dict[str, int]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return {s.name: con.execute(f"select count(*) from segments.{s.name}").fetchall()[0][0]  # noqa: S608
+                for s in segments}
