@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import duckdb
+from sqlglot import exp
 
 from bench.measure import Sampler, measured
 from bench.segments import BenchSegment
@@ -244,8 +245,9 @@ def run_baseline(work: Path, stores: tuple[Path, Path], segments: list[BenchSegm
             con.execute(statement, {"as_of": as_of} if "$as_of" in statement else None)
         started = _lap(phase, sampler, "warehouse_s", started)
         for s in segments:
-            con.execute(f"create table seg_{s.name} as select customer_id from customers c where {s.baseline}",  # noqa: S608 (our own SQL)
-                        {"as_of": as_of} if "$as_of" in s.baseline else None)
+            members = exp.select("customer_id").from_(exp.to_table("customers").as_("c")).where(s.baseline, dialect="duckdb")
+            create = exp.Create(this=exp.to_table(f"seg_{s.name}"), kind="TABLE", expression=members)
+            con.execute(create.sql(dialect="duckdb"), {"as_of": as_of} if "$as_of" in s.baseline else None)
         _lap(phase, sampler, "segments_s", started)
     return phase
 
@@ -263,8 +265,8 @@ def membership_mismatches(warehouse: Path, baseline: Path, segments: list[BenchS
     mismatches = {}
     with duckdb.connect(str(warehouse), read_only=True) as ours, duckdb.connect(str(baseline), read_only=True) as base:
         for s in segments:
-            mine = ours.sql(f"select customer_id from segments.{s.name}").to_arrow_table()  # noqa: S608
-            theirs = base.sql(f"select customer_id from seg_{s.name}").to_arrow_table()  # noqa: S608
+            mine = ours.sql(_select(exp.to_table(f"segments.{s.name}"), "customer_id")).to_arrow_table()
+            theirs = base.sql(_select(exp.to_table(f"seg_{s.name}"), "customer_id")).to_arrow_table()
             both = duckdb.connect()
             both.register("mine", mine)
             both.register("theirs", theirs)
@@ -277,5 +279,9 @@ def membership_mismatches(warehouse: Path, baseline: Path, segments: list[BenchS
 
 def segment_sizes(warehouse: Path, segments: list[BenchSegment]) -> dict[str, int]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return {s.name: con.execute(f"select count(*) from segments.{s.name}").fetchall()[0][0]  # noqa: S608
+        return {s.name: con.execute(_select(exp.to_table(f"segments.{s.name}"), "count(*)")).fetchall()[0][0]
                 for s in segments}
+
+
+def _select(table: exp.Table, column: str) -> str:
+    return exp.select(column).from_(table).sql(dialect="duckdb")

@@ -102,4 +102,8 @@ def source_resources(source: str) -> dict[str, dg.ConfigurableResource]:
                                        api_version=os.environ.get("SHOPIFY_API_VERSION") or API_VERSION)}
 
 
-defs = build_definitions(Settings.resolve())
+@dg.definitions
+def defs() -> dg.Definitions:
+    """What `dagster dev` and the UI load: called when Dagster loads the code location, not at import,
+    so a bad setting in the environment is reported there (naming it) and importing this module never fails."""
+    return build_definitions(Settings.resolve())
