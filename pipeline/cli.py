@@ -214,9 +214,13 @@ def print_summary(result) -> None:
                             if k.startswith("excluded_") and v)
         if reasons:
             excluded[path[1]] = reasons
-    for table in (sizes, exports):
-        if table.row_count:
-            console.print(table)
+    if sizes.row_count:
+        console.print(sizes)
+    for path, segment in sorted(figures.items()):
+        if path[0] == "segments" and segment.get("empty_reason"):
+            console.print(f"segments/{path[1]} is empty: {segment['empty_reason']}", soft_wrap=True)
+    if exports.row_count:
+        console.print(exports)
     for name, reasons in excluded.items():
         console.print(f"not sent from {name}: {reasons}", soft_wrap=True)
     for path, export in sorted(figures.items()):

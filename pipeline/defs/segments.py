@@ -9,7 +9,14 @@ import duckdb
 
 from pipeline.defs.resources import PipelineSettings, RunOptions
 from pipeline.defs.warehouse import MARTS_KEYS, POOL, with_build
-from pipeline.segments import DefinitionSet, create_segment_view, load_definitions, render, segment_view
+from pipeline.segments import (
+    DefinitionSet,
+    create_segment_view,
+    empty_reason,
+    load_definitions,
+    render,
+    segment_view,
+)
 from pipeline.segments.history import previous_size, record_membership
 
 
@@ -71,9 +78,12 @@ def segment_asset(name: str, path: Path, definitions: DefinitionSet) -> dg.Asset
             moves = None if run.dry_run else record_membership(con, name, as_of)
             if moves is not None:
                 change |= {k: dg.MetadataValue.int(v) for k, v in moves.items()}
+            # dates, tags, collections and segment names: nothing personal reaches the event log
+            reason = empty_reason(con, definition, as_of, definitions.definitions) if size == 0 else None
             return dg.MaterializeResult(metadata={
                 "size": dg.MetadataValue.int(size),
                 **change,
+                **({"empty_reason": reason} if reason else {}),
                 "as_of": as_of.isoformat(),
                 "exported": definition.export,
                 "sql": dg.MetadataValue.md(f"```sql\n{render(segment_view(definition, as_of), pretty=True)}\n```"),
