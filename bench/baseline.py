@@ -245,7 +245,8 @@ def run_baseline(work: Path, stores: tuple[Path, Path], segments: list[BenchSegm
             con.execute(statement, {"as_of": as_of} if "$as_of" in statement else None)
         started = _lap(phase, sampler, "warehouse_s", started)
         for s in segments:
-            members = exp.select("customer_id").from_(exp.to_table("customers").as_("c")).where(s.baseline, dialect="duckdb")
+            members = exp.select("customer_id").from_(exp.to_table("customers").as_("c"))
+            members = members.where(s.baseline, dialect="duckdb")
             create = exp.Create(this=exp.to_table(f"seg_{s.name}"), kind="TABLE", expression=members)
             con.execute(create.sql(dialect="duckdb"), {"as_of": as_of} if "$as_of" in s.baseline else None)
         _lap(phase, sampler, "segments_s", started)

@@ -9,7 +9,6 @@ import numpy as np
 
 from pipeline.store.demo import (
     CUSTOMER_ID_BASE,
-    DEFAULT_AS_OF,
     LINE_ITEM_ID_BASE,
     ORDER_ID_BASE,
     ORDER_NUMBER_START,
@@ -18,8 +17,8 @@ from pipeline.store.demo import (
     generate_store,
 )
 
-NIGHT_ONE = DEFAULT_AS_OF
-NIGHT_TWO = DEFAULT_AS_OF + dt.timedelta(days=1)
+NIGHT_ONE = dt.date(2026, 11, 1)  # fixed, not today, so every measurement runs over the same store
+NIGHT_TWO = NIGHT_ONE + dt.timedelta(days=1)
 CHANGED_SHARE = 0.01
 # Files night 2 carries over unchanged: hard links, so the ingest recognises them by digest and skips them.
 UNCHANGED_FILES = ("shop.jsonl", "products.jsonl", "abandoned_checkouts.jsonl", "sms_events.jsonl",
@@ -120,7 +119,7 @@ def _new_orders(target: Path, customers: int, orders: int, line_items: int,
 
 def prepare_stores(work: Path, customers: int, seed: int) -> dict[str, int]:
     """Night 1's and night 2's store directories; runs in a child process so its memory is not ours."""
-    counts = generate_store(work / "night1", customers=customers, seed=seed, as_of=NIGHT_ONE)
+    counts = generate_store(work / "night1", customers=customers, seed=seed, end_day=NIGHT_ONE)
     changes = write_night_two(work / "night1", work / "night2", customers, counts["orders"], counts["line_items"],
                               seed)
     return {**counts, **changes}

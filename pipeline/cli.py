@@ -273,9 +273,13 @@ def print_summary(result) -> None:
                             if k.startswith("excluded_") and v)
         if reasons:
             excluded[path[1]] = reasons
-    for table in (sizes, exports):
-        if table.row_count:
-            console.print(table)
+    if sizes.row_count:
+        console.print(sizes)
+    for path, segment in sorted(figures.items()):
+        if path[0] == "segments" and segment.get("empty_reason"):
+            console.print(f"segments/{path[1]} is empty: {segment['empty_reason']}", soft_wrap=True)
+    if exports.row_count:
+        console.print(exports)
     for name, reasons in excluded.items():
         console.print(f"not sent from {name}: {reasons}", soft_wrap=True)
     for path, export in sorted(figures.items()):
@@ -367,9 +371,17 @@ def _run_sql(con, sql: str) -> bool:
 def cmd_demo_generate(args: argparse.Namespace) -> int:
     from pipeline.store.demo import generate_store
 
-    counts = generate_store(Path(args.out), customers=args.customers, seed=args.seed)
+    counts = generate_store(Path(args.out), customers=args.customers, seed=args.seed, end_day=args.end_day)
     console.print(", ".join(f"{k} {v:,}" for k, v in counts.items()) + f" written to {args.out}")
     return 0
+
+
+def end_day(value: str) -> dt.date:
+    """--end-day as a date, or an argparse error that says what to write."""
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a date such as 2026-10-31") from None
 
 
 def version_line() -> str:
@@ -421,6 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--customers", type=int, required=True)
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--out", required=True)
+    generate.add_argument("--end-day", type=end_day,
+                          help="the store's last day YYYY-MM-DD, in its time zone (default: today there)")
     generate.set_defaults(func=cmd_demo_generate)
 
     from pipeline.segments.commands import register as register_segments

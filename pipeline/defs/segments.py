@@ -13,6 +13,7 @@ from pipeline.segments import (
     DefinitionSet,
     SegmentDefinition,
     create_segment_view,
+    empty_reason,
     load_definitions,
     render,
     segment_view,
@@ -99,9 +100,12 @@ def segment_asset(name: str, path: Path, definitions: DefinitionSet) -> dg.Asset
                                                 "size_change": dg.MetadataValue.int(size - before)}
             if not run.dry_run:  # live or backfill, the day's membership is recorded
                 change |= {k: dg.MetadataValue.int(v) for k, v in record_membership(con, name, as_of).items()}
+            # dates, tags, collections and segment names: nothing personal reaches the event log
+            reason = empty_reason(con, definition, as_of, definitions.definitions) if size == 0 else None
             return dg.MaterializeResult(metadata={
                 "size": dg.MetadataValue.int(size),
                 **change,
+                **({"empty_reason": reason} if reason else {}),
                 "as_of": as_of.isoformat(),
                 "mode": night.mode,
                 "exported": definition.export,

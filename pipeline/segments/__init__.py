@@ -6,10 +6,11 @@ The Dagster assets and the `smsseg segments` commands call only what is exported
 from pipeline.segments.catalogue import SEGMENT_NAME, docs_table
 from pipeline.segments.compiler import compile_query, create_segment_view, render, segment_view
 from pipeline.segments.definitions import DefinitionSet, SegmentDefinition, load_definitions
+from pipeline.segments.empty import empty_reason
 from pipeline.segments.errors import SegmentError, SegmentErrors
 from pipeline.segments.parser import parse
 
 __all__ = [
     "SEGMENT_NAME", "DefinitionSet", "SegmentDefinition", "SegmentError", "SegmentErrors", "compile_query",
-    "create_segment_view", "docs_table", "load_definitions", "parse", "render", "segment_view",
+    "create_segment_view", "docs_table", "empty_reason", "load_definitions", "parse", "render", "segment_view",
 ]

@@ -12,6 +12,7 @@ from pipeline.segments import tree as t
 from pipeline.segments.checker import segment_references, suggest
 from pipeline.segments.compiler import CUSTOMER, compile_query, parse_checked, render, segment_view, select_members
 from pipeline.segments.definitions import SegmentDefinition, load_definitions
+from pipeline.segments.empty import empty_reason
 from pipeline.segments.errors import SegmentErrors, Source
 from pipeline.settings import PROJECT_DIR, SettingsError, parse_as_of, today_in
 from pipeline.warehouse.build import shop_timezone
@@ -138,9 +139,10 @@ def cmd_preview(args: argparse.Namespace) -> int:
                                 query=exp.select("customer_id").from_(members).subquery()))
                   .order_by(exp.column("customer_id", table=CUSTOMER)).limit(max(args.limit, 0)))
         rows = con.execute(render(sample)).fetchall()
+        reason = empty_reason(con, node, as_of) if total == 0 else None
     finally:
         con.close()
-    print(f"{total} customer(s) match as of {as_of}")
+    print(f"{total} customer(s) match as of {as_of}" + (f": {reason}" if reason else ""))
     if rows:
         print(" | ".join(columns))
         for row in rows:

@@ -6,6 +6,7 @@ real extraction has (children before parents, revised rows, bad phones) so the i
 """
 
 import datetime
+import zoneinfo
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,14 +17,17 @@ import polars as pl
 import pyarrow as pa
 
 DEMO_CUSTOMERS = 2000
-DEFAULT_AS_OF = datetime.date(2026, 11, 1)  # fixed, not today, so the demo reproduces byte for byte
+TIMEZONE = "Europe/Rome"  # the demo shop's: its end day is a local day, as every date of the language is
 
 CHUNK_CUSTOMERS = 200_000
 HISTORY_DAYS = 3 * 365
-LATE_DAYS = 5  # extraction happens after as_of: a few rows fall after it so as-of filtering is exercised
 BLOCK_PARENTS = 10_000  # parents written per block; their children follow the block, not each parent
 SHOP_URL = "https://demo-store.myshopify.com"
 CURRENCY = "EUR"
+# Gift cards are sold at a round price, alone, undiscounted and without shipping: what gives a shop
+# customers who spent a round amount (every other price ends in .90).
+GIFT_CARD_CENTS = 5000
+GIFT_CARD_SHARE = 0.05
 
 # Id bases make GIDs look like Shopify's 13-digit ids while staying unique across resources.
 CUSTOMER_ID_BASE = 6_100_000_000_000
@@ -98,7 +102,7 @@ COUNTRIES: tuple[Country, ...] = (
             (("Toronto", "ON", "M5V 2T6"), ("Vancouver", "BC", "V6B 1A1"), ("Montréal", "QC", "H2Y 1C6"),
              ("Calgary", "AB", "T2P 1J9"), ("Ottawa", "ON", "K1P 1J1")),
             ("gmail.com", "yahoo.ca", "outlook.com", "rogers.com")),
-    Country("AU", 0.05, "61", ("40", "41", "48", "49"),
+    Country("AU", 0.05, "61", ("40", "41", "42", "43"),
             9, "0", (4, 3, 3), (3, 3, 3), ("en-AU", "en"), "en",
             (("Sydney", "NSW", "2000"), ("Melbourne", "VIC", "3000"), ("Brisbane", "QLD", "4000"),
              ("Perth", "WA", "6000"), ("Gold Coast", "QLD", "4217")),
@@ -145,6 +149,7 @@ CUSTOMER_TAGS: tuple[tuple[float, tuple[str, ...]], ...] = (
     (0.04, ("loyalty-gold", "Loyalty Gold")),
 )
 
+SMS_EVENT_KINDS = ("sent", "delivered", "clicked", "converted", "opted_out")  # in the order they happen
 SMS_STATES = ("SUBSCRIBED", "NOT_SUBSCRIBED", "UNSUBSCRIBED", "PENDING", "REDACTED")
 SMS_STATE_WEIGHTS = (0.55, 0.24, 0.12, 0.06, 0.03)
 EMAIL_STATES = ("SUBSCRIBED", "NOT_SUBSCRIBED", "UNSUBSCRIBED", "PENDING", "INVALID")  # REDACTED: see _people
@@ -180,28 +185,40 @@ COLLECTIONS = (  # handle, title
     ("made-in-italy", "Made in Italy"), ("back-to-school", "Back to School"), ("holiday", "Holiday"),
 )
 
-# Campaign name and how many days before as_of it went out (negative: after as_of).
-CAMPAIGNS = (("black-friday", 338), ("winter-sale", 290), ("spring-sale", 215), ("summer-sale", 125),
-             ("back-in-stock", 40), ("vip-preview", 6), ("flash-sale", -2))
+# SMS campaigns of the year before the end day: seasonal ones on their (month, day), and a newsletter
+# on the first of every month, so every 30 days hold a send. All go out at 10:00 in the shop.
+SEASONAL_CAMPAIGNS = {(1, 7): "winter-sale", (3, 21): "spring-sale", (6, 21): "summer-sale",
+                      (9, 15): "back-in-stock", (11, 27): "black-friday"}
+MONTHLY_CAMPAIGN = "newsletter"
+CAMPAIGN_REACH = 0.3  # the share of texted numbers each send reaches
+
+
+def today() -> datetime.date:
+    """The default end day: today where the demo shop is."""
+    return datetime.datetime.now(zoneinfo.ZoneInfo(TIMEZONE)).date()
 
 
 def generate_store(out_dir: Path, customers: int, seed: int = 0, *,
-                   as_of: datetime.date | None = None) -> dict[str, int]:
-    """Write a demo store directory of `customers` customers with history up to `as_of`.
+                   end_day: datetime.date | None = None) -> dict[str, int]:
+    """Write a demo store directory of `customers` customers whose history ends on `end_day`.
 
-    The same (customers, seed, as_of) always gives byte-identical files. Returns how many distinct
-    entities of each kind were written (revised duplicates count once), i.e. what a correct ingest keeps.
+    `end_day` (default today) is a day in the shop's time zone: every record, and every change to
+    one, happened on or before it, so a run evaluated that day sees the whole store and an earlier
+    day sees what was true then. The same (customers, seed, end_day) always gives byte-identical
+    files. Returns how many distinct entities of each kind were written (revised duplicates count
+    once), i.e. what a correct ingest keeps.
     """
     if customers < 0:
         raise ValueError(f"customers must be 0 or more, got {customers}")
-    as_of = as_of or DEFAULT_AS_OF
+    end_day = end_day or today()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    end = int(datetime.datetime.combine(as_of + datetime.timedelta(days=1), datetime.time(),
-                                        tzinfo=datetime.UTC).timestamp())
+    end = int(datetime.datetime.combine(end_day + datetime.timedelta(days=1), datetime.time(),
+                                        tzinfo=zoneinfo.ZoneInfo(TIMEZONE)).timestamp())
     catalog = _Catalog.build(np.random.default_rng([seed, 0]), customers, end)
+    sends = _campaign_sends(end_day)
 
-    shop = '{"name":"Demo Store","ianaTimezone":"Europe/Rome","currencyCode":"EUR"}\n'
+    shop = f'{{"name":"Demo Store","ianaTimezone":"{TIMEZONE}","currencyCode":"{CURRENCY}"}}\n'
     (out_dir / "shop.jsonl").write_text(shop, encoding="utf-8")
     counts = {"customers": 0, "orders": 0, "line_items": 0, "products": catalog.products,
               "collections": len(COLLECTIONS), "abandoned_checkouts": 0, "sms_events": 0, "redactions": 0}
@@ -210,7 +227,8 @@ def generate_store(out_dir: Path, customers: int, seed: int = 0, *,
         for chunk_no, start in enumerate(range(0, customers, CHUNK_CUSTOMERS)):
             # One generator per chunk: the output depends only on the arguments, not on memory or timing.
             rng = np.random.default_rng([seed, 2, chunk_no])
-            chunk = _Chunk(rng, start, min(CHUNK_CUSTOMERS, customers - start), end, catalog, counts)
+            chunk = _Chunk(rng, start, min(CHUNK_CUSTOMERS, customers - start), end, catalog, counts,
+                           sends, (seed, chunk_no))
             chunk.write(files)
             files.wait_for_previous_chunk()
     return counts
@@ -282,9 +300,11 @@ def _pick_within(rng: np.random.Generator, group: np.ndarray, sizes: list[int]) 
     return starts[group] + (rng.random(len(group)) * sizes_[group]).astype(np.int64)
 
 
-def _times_of_day(rng: np.random.Generator, days: np.ndarray) -> np.ndarray:
+def _times_of_day(rng: np.random.Generator, days: np.ndarray, end: int) -> np.ndarray:
+    """A busy-hour time on each UTC day; one that falls at or after `end` goes back a day instead."""
     hours = rng.choice(24, size=len(days), p=HOUR_WEIGHTS / HOUR_WEIGHTS.sum())
-    return days * DAY + hours * 3600 + rng.integers(0, 3600, len(days))
+    moments = days * DAY + hours * 3600 + rng.integers(0, 3600, len(days))
+    return np.where(moments >= end, moments - DAY, moments)
 
 
 def _write_blocks(files: _Files, name: str, parents: pl.DataFrame, parent_block: np.ndarray,
@@ -331,6 +351,7 @@ class _Catalog:
     sku: pl.Series
     title: pl.Series
     popularity: np.ndarray  # probability of each product on a line item
+    gift_card: int  # the gift card's product number: bought only alone, in gift card orders
 
     @classmethod
     def build(cls, rng: np.random.Generator, customers: int, end: int) -> "_Catalog":
@@ -344,11 +365,18 @@ class _Catalog:
         low = np.array([k[3][0] for k in PRODUCT_KINDS])[kind]
         high = np.array([k[3][1] for k in PRODUCT_KINDS])[kind]
         price = (rng.integers(low // 100, high // 100 + 1) * 100 + 90).astype(np.int64)
-        sku = np.char.add(np.char.add(np.array([k[2] for k in PRODUCT_KINDS])[kind], "-"),
-                          np.char.zfill(np.arange(n).astype(str), 4))
         popularity = 1.0 / np.arange(1, n + 1) ** 0.9
         popularity = rng.permutation(popularity / popularity.sum())
+        # The gift card comes last, never drawn for an ordinary line.
+        gift_card, n = n, n + 1
+        kind = np.append(kind, len(PRODUCT_KINDS))
+        title = np.append(title, "Gift Card")
+        price = np.append(price, GIFT_CARD_CENTS)
+        popularity = np.append(popularity, 0.0)
+        stems = [k[2] for k in PRODUCT_KINDS] + ["GFT"]
+        sku = np.char.add(np.char.add(np.array(stems)[kind], "-"), np.char.zfill(np.arange(n).astype(str), 4))
         tag_mask = rng.random((n, len(PRODUCT_TAGS))) < 0.18
+        tag_mask[gift_card] = False
         tags = pa.ListArray.from_arrays(
             np.concatenate([[0], np.cumsum(tag_mask.sum(axis=1))]).astype(np.int32),
             pa.array(np.broadcast_to(np.array(PRODUCT_TAGS), tag_mask.shape)[tag_mask]))
@@ -361,14 +389,15 @@ class _Catalog:
             # The product number keeps handles unique even when two products share a title.
             handle=pl.col("title").str.to_lowercase().str.replace_all(r"[^a-z0-9]+", "-") + "-"
             + pl.col("n").cast(pl.String),
-            productType=pl.col("kind").replace_strict(range(len(PRODUCT_KINDS)),
-                                                      [k[1] for k in PRODUCT_KINDS]),
+            productType=pl.col("kind").replace_strict(range(len(PRODUCT_KINDS) + 1),
+                                                      [k[1] for k in PRODUCT_KINDS] + ["Gift Cards"]),
             vendor=pl.col("vendor"),
             tags=pl.col("tags"),
             updatedAt=_ts(pl.col("updated")),
         )
         in_collection = np.zeros((n, len(COLLECTIONS)), dtype=bool)
         per_product = rng.integers(1, 4, n)
+        per_product[gift_card] = 0
         order = np.argsort(rng.random((n, len(COLLECTIONS))), axis=1)
         for k in range(3):
             chosen = per_product > k
@@ -382,8 +411,10 @@ class _Catalog:
             __parentId=_gid("Product", pl.col("p") + PRODUCT_ID_BASE),
         )
         product_collections = product_collections.with_columns(_product=pl.Series(product_of))
-        return cls(n, frame, product_collections, rng.integers(1, len(SIZES) + 1, n), price, pl.Series(sku),
-                   pl.Series(title), popularity)
+        variants = rng.integers(1, len(SIZES) + 1, n)
+        variants[gift_card] = 1
+        return cls(n, frame, product_collections, variants, price, pl.Series(sku), pl.Series(title), popularity,
+                   gift_card)
 
     def write(self, files: _Files, rng: np.random.Generator) -> None:
         n = self.products
@@ -406,9 +437,10 @@ class _Chunk:
     """One slice of customers with their orders, checkouts, SMS events and redactions."""
 
     def __init__(self, rng: np.random.Generator, start: int, size: int, end: int, catalog: _Catalog,
-                 counts: dict[str, int]) -> None:
+                 counts: dict[str, int], sends: list[tuple[str, int, int]], key: tuple[int, int]) -> None:
         self.rng, self.start, self.size, self.end = rng, start, size, end
         self.catalog, self.counts = catalog, counts
+        self.sends, self.key = sends, key  # key: (seed, chunk number), which a send's draws start from
 
     def write(self, files: _Files) -> None:
         people = self._people()
@@ -530,18 +562,19 @@ class _Chunk:
         since = np.concatenate([created[owner], np.full(guests, self.end - HISTORY_DAYS * DAY)])
         n = len(customer_number)
         moment = since + (rng.random(n) * (self.end - since)).astype(np.int64)
-        late = rng.random(n) < 0.015
-        moment[late] = self.end + rng.integers(0, LATE_DAYS * DAY, late.sum())
-        processed = np.maximum(_times_of_day(rng, moment // DAY), since + 60)
+        processed = np.maximum(_times_of_day(rng, moment // DAY, self.end), since + 60)
 
-        lines_per_order = 1 + rng.poisson(1.5, n)
+        gift = rng.random(n) < GIFT_CARD_SHARE  # one gift card, alone in its order
+        lines_per_order = np.where(gift, 1, 1 + rng.poisson(1.5, n))
         order_of_line = np.repeat(np.arange(n), lines_per_order)
         product = rng.choice(catalog.products, size=len(order_of_line), p=catalog.popularity)
+        gift_line = gift[order_of_line]
+        product[gift_line] = catalog.gift_card
         variant = (rng.random(len(product)) * catalog.variants[product]).astype(np.int64)
-        quantity = rng.geometric(0.7, len(product))
+        quantity = np.where(gift_line, 1, rng.geometric(0.7, len(product)))
         line_total = catalog.price[product] * quantity
         subtotal = np.bincount(order_of_line, weights=line_total, minlength=n).astype(np.int64)
-        discounted = rng.random(n) < 0.1
+        discounted = (rng.random(n) < 0.1) & ~gift
         total = np.where(discounted, subtotal * 9 // 10, subtotal) + np.where(subtotal < 5000, 490, 0)
 
         status = _choose(rng, FINANCIAL_STATUSES, n, (0.88, 0.04, 0.03, 0.03, 0.02, 0))
@@ -551,8 +584,11 @@ class _Chunk:
         partial = status == PARTIALLY_REFUNDED
         current[partial] = total[partial] - total[partial] * rng.integers(10, 60, partial.sum()) // 100
         cancelled_at = np.where(cancelled, processed + rng.integers(3600, 3 * DAY, n), -1)
+        cancelled_at[cancelled_at + 60 >= self.end] = -1  # not cancelled yet by the end day
         refund_delay = np.where(partial | (status == REFUNDED), rng.integers(DAY, 30 * DAY, n), 0)
-        updated = np.maximum(processed + rng.integers(60, 3 * DAY, n) + refund_delay, cancelled_at + 60)
+        # A change still to come after the end day has not happened: the last update is before it.
+        updated = np.minimum(np.maximum(processed + rng.integers(60, 3 * DAY, n) + refund_delay, cancelled_at + 60),
+                             self.end - 1)
 
         number = self.counts["orders"] + np.arange(n)
         orders = pl.DataFrame({
@@ -612,13 +648,12 @@ class _Chunk:
         created = since + (rng.random(n) * (self.end - since)).astype(np.int64)
         recent = rng.random(n) < 0.45  # abandoned-cart audiences look at the last few weeks
         created[recent] = np.maximum(self.end - rng.integers(60, 30 * DAY, recent.sum()), since[recent] + 60)
-        late = rng.random(n) < 0.03
-        created[late] = self.end + rng.integers(0, LATE_DAYS * DAY, late.sum())
         completed = np.where(rng.random(n) < 0.2, created + rng.integers(3600, 5 * DAY, n), -1)
+        completed[completed >= self.end] = -1  # still open on the end day
         number = CHECKOUT_ID_BASE + self.counts["abandoned_checkouts"] + np.arange(n)
         files.append("abandoned_checkouts", pl.DataFrame({
             "number": number, "customer": customer, "created": created, "completed": completed,
-            "updated": np.maximum(created + rng.integers(60, 3600, n), completed),
+            "updated": np.maximum(np.minimum(created + rng.integers(60, 3600, n), self.end - 1), completed),
             "token": _random_tokens(rng, n, 32), "total": rng.integers(19, 300, n) * 100 + 90,
         }).select(
             id=_gid("AbandonedCheckout", pl.col("number")),
@@ -638,29 +673,31 @@ class _Chunk:
         reachable = pl.col("has_phone") & (pl.col("sms") == "SUBSCRIBED") & (pl.col("phone_format") < 5)
         phones = people.filter(reachable).select(_e164()).unique(maintain_order=True).to_series().to_numpy()
         phones = phones[rng.random(len(phones)) < 0.3]
-        reached = rng.random((len(phones), len(CAMPAIGNS))) < 0.4
-        phone_of, campaign_of = np.nonzero(reached)
-        sent = self.end - np.array([days for _, days in CAMPAIGNS])[campaign_of] * DAY + 10 * 3600 \
-            + rng.integers(0, 3600, len(phone_of))
-        delivered = rng.random(len(sent)) < 0.95
-        clicked = delivered & (rng.random(len(sent)) < 0.15)
-        converted = clicked & (rng.random(len(sent)) < 0.25)
-        opted_out = delivered & (rng.random(len(sent)) < 0.02)
-        steps = (("sent", np.ones(len(sent), dtype=bool), 0, 1), ("delivered", delivered, 1, 60),
-                 ("clicked", clicked, 60, 7200), ("converted", converted, 7200, DAY),
-                 ("opted_out", opted_out, 60, 3600))
-        kinds, rows, moments = [], [], []
-        for kind, happened, low, high in steps:
-            idx = np.flatnonzero(happened)
-            kinds.append(np.full(len(idx), kind))
-            rows.append(idx)
-            moments.append(sent[idx] + rng.integers(low, high, len(idx)))
-        row, moment = np.concatenate(rows), np.concatenate(moments)
-        order = np.lexsort((row, moment))
-        names = np.array([name for name, _ in CAMPAIGNS])
+        parts = []
+        for number, (_, sent_at, day) in enumerate(self.sends):
+            # Each send draws from its own day, not from the chunk's sequence: a store generated a day
+            # later holds the same events (which staging then keeps once) and only the newer ones more.
+            send_rng = np.random.default_rng([*self.key, 3, day])
+            reached = np.flatnonzero(send_rng.random(len(phones)) < CAMPAIGN_REACH)
+            sent = sent_at + send_rng.integers(0, 3600, len(reached))
+            delivered = send_rng.random(len(sent)) < 0.95
+            clicked = delivered & (send_rng.random(len(sent)) < 0.15)
+            converted = clicked & (send_rng.random(len(sent)) < 0.25)
+            opted_out = delivered & (send_rng.random(len(sent)) < 0.02)
+            steps = ((0, np.ones(len(sent), dtype=bool), 0, 1), (1, delivered, 1, 60), (2, clicked, 60, 7200),
+                     (3, converted, 7200, DAY), (4, opted_out, 60, 3600))
+            for kind, happened, low, high in steps:
+                idx = np.flatnonzero(happened)
+                parts.append((reached[idx], np.full(len(idx), kind), np.full(len(idx), number),
+                              sent[idx] + send_rng.integers(low, high, len(idx))))
+        phone_of, kind, send, moment = (np.concatenate(column) for column in zip(*parts, strict=True))
+        before = moment < self.end  # a send's later steps, or the end day's send, may not have happened yet
+        order = np.lexsort((send[before], phone_of[before], moment[before]))
+        row = np.flatnonzero(before)[order]
+        names = np.array([name for name, _, _ in self.sends])
         files.append("sms_events", pl.DataFrame({
-            "phone": phones[phone_of[row[order]]], "type": np.concatenate(kinds)[order],
-            "campaign": names[campaign_of[row[order]]], "occurredAt": moment[order],
+            "phone": phones[phone_of[row]], "type": np.array(SMS_EVENT_KINDS)[kind[row]],
+            "campaign": names[send[row]], "occurredAt": moment[row],
         }).with_columns(occurredAt=_ts(pl.col("occurredAt"))))
         self.counts["sms_events"] += len(row)
 
@@ -675,6 +712,18 @@ class _Chunk:
         files.append("redactions", rows.select(customer=pl.struct(id=_gid("Customer", pl.col("number"))),
                                                requestedAt=_ts(pl.Series(requested))))
         self.counts["redactions"] += len(rows)
+
+
+def _campaign_sends(end_day: datetime.date) -> list[tuple[str, int, int]]:
+    """(campaign, send time, day number) of every send in the year up to `end_day`, oldest first."""
+    sends = []
+    for back in range(364, -1, -1):
+        day = end_day - datetime.timedelta(days=back)
+        name = SEASONAL_CAMPAIGNS.get((day.month, day.day)) or (MONTHLY_CAMPAIGN if day.day == 1 else None)
+        if name:
+            at = datetime.datetime.combine(day, datetime.time(10), tzinfo=zoneinfo.ZoneInfo(TIMEZONE))
+            sends.append((name, int(at.timestamp()), day.toordinal()))
+    return sends
 
 
 def _customer_ref() -> pl.Expr:

@@ -48,7 +48,7 @@ LINES = "select * from marts.order_lines order by line_id"
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("shop") / "store"
-    generate_store(folder, customers=300, seed=3)
+    generate_store(folder, customers=300, seed=3, end_day=AS_OF + dt.timedelta(days=5))
     return folder
 
 

@@ -1,16 +1,20 @@
 """docs/analysts.md stays true: its queries answer on a warehouse the nightly job built, its tables are the real ones.
 
-The warehouse is built once for the module from the demo store, two nights running (2026-10-31
-then 2026-11-01), so the segment history and the audience ledger have a day to compare with.
+The warehouse is built once for the module from the built-in demo store's shop (its history ending a
+few days after the nights, so it is the same every day), two nights running (2026-10-31 then
+2026-11-01), so the segment history and the audience ledger have a day to compare with.
 """
 
+import datetime as dt
 import re
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from pipeline.defs.extract import DEMO_SEED
 from pipeline.settings import PROJECT_DIR, Settings
+from pipeline.store.demo import DEMO_CUSTOMERS, generate_store
 from tests.fixtures.nightly import run_nightly_job
 
 DOC = PROJECT_DIR / "docs" / "analysts.md"
@@ -28,7 +32,9 @@ QUERIES = sql_blocks(DOC.read_text())
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data_dir = tmp_path_factory.mktemp("analysts") / "data"
-    settings = Settings(source="demo", data_dir=data_dir, segments_dir=PROJECT_DIR / "segment_defs")
+    store = data_dir.parent / "store"
+    generate_store(store, DEMO_CUSTOMERS, DEMO_SEED, end_day=dt.date(2026, 11, 6))
+    settings = Settings(source=f"jsonl:{store}", data_dir=data_dir, segments_dir=PROJECT_DIR / "segment_defs")
     for as_of in NIGHTS:
         result = run_nightly_job(settings, as_of=as_of)
         assert result.success, f"the nightly job failed for {as_of}"

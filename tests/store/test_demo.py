@@ -3,6 +3,7 @@
 import datetime
 import json
 import re
+import zoneinfo
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -10,9 +11,16 @@ from pathlib import Path
 import phonenumbers
 import pytest
 
-from pipeline.store.demo import DEMO_CUSTOMERS, generate_store
+from pipeline.defs.extract import demo_store
+from pipeline.store.demo import DEMO_CUSTOMERS, GIFT_CARD_CENTS, generate_store
 
-AS_OF = datetime.date(2026, 11, 1)
+AS_OF = datetime.date(2026, 11, 1)  # the evaluation date the checks below read the store as of
+END_DAY = AS_OF + datetime.timedelta(days=5)  # the store's last day: a run as of AS_OF filters what follows
+ROME = zoneinfo.ZoneInfo("Europe/Rome")
+# Every moment a store records, by file: nothing may come after the store's end day.
+MOMENTS = {"customers": ("createdAt", "updatedAt"), "orders": ("createdAt", "processedAt", "updatedAt", "cancelledAt"),
+           "products": ("updatedAt",), "abandoned_checkouts": ("createdAt", "updatedAt", "completedAt"),
+           "sms_events": ("occurredAt",), "redactions": ("requestedAt",)}
 FILES = ("shop", "customers", "orders", "products", "abandoned_checkouts", "sms_events", "redactions")
 CUSTOMER_KEYS = {"id", "firstName", "lastName", "createdAt", "updatedAt", "state", "locale", "tags",
                  "defaultEmailAddress", "defaultPhoneNumber", "defaultAddress", "addresses"}
@@ -46,7 +54,7 @@ def read(store: Path, name: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
     store = tmp_path_factory.mktemp("store")
-    return store, generate_store(store, 3000, seed=7, as_of=AS_OF)
+    return store, generate_store(store, 3000, seed=7, end_day=END_DAY)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +68,7 @@ def split(lines: list[dict]) -> tuple[list[dict], list[dict]]:
 
 def test_same_seed_gives_the_same_bytes_and_another_seed_does_not(tmp_path: Path) -> None:
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
-        generate_store(tmp_path / name, 500, seed)
+        generate_store(tmp_path / name, 500, seed, end_day=END_DAY)
     for file in (f"{name}.jsonl" for name in FILES):
         assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes(), file
     for file in ("customers.jsonl", "orders.jsonl"):
@@ -235,7 +243,6 @@ def test_orders_cover_the_awkward_cases(store: dict[str, list[dict]]) -> None:
                  and o["currentTotalPriceSet"]["shopMoney"] != o["totalPriceSet"]["shopMoney"]) > 0
     assert share(lambda o: timestamp(o["processedAt"]).hour >= 22) > 0
     assert 0 < share(lambda o: timestamp(o["processedAt"]) >= end) < 0.05
-    assert max(timestamp(o["processedAt"]) for o in orders) < end + datetime.timedelta(days=6)
     assert min(timestamp(o["processedAt"]) for o in orders) > end - datetime.timedelta(days=3 * 366)
     per_customer = Counter(o["customer"]["id"] for o in orders if o["customer"])
     assert max(per_customer.values()) >= 20 and len(per_customer) < 3000
@@ -256,14 +263,66 @@ def test_checkouts_and_events_look_like_a_live_shop(store: dict[str, list[dict]]
     assert {"summer", "winter-sale", "bestsellers"} <= {c["handle"] for c in collections}
 
 
-def test_as_of_moves_the_whole_history(tmp_path: Path) -> None:
-    as_of = datetime.date(2024, 3, 15)
-    generate_store(tmp_path, 300, as_of=as_of)
-    end = datetime.datetime.combine(as_of + datetime.timedelta(days=1), datetime.time(), tzinfo=datetime.UTC)
-    assert max(timestamp(c["createdAt"]) for c in read(tmp_path, "customers")) < end
+def last_moment(store: Path) -> datetime.datetime:
+    return max(timestamp(line[key]) for name, keys in MOMENTS.items() for line in read(store, name)
+               for key in keys if line.get(key))
+
+
+def test_nothing_happens_after_the_end_day(generated: tuple[Path, dict[str, int]]) -> None:
+    end = datetime.datetime.combine(END_DAY + datetime.timedelta(days=1), datetime.time(), tzinfo=ROME)
+    assert end - datetime.timedelta(hours=1) < last_moment(generated[0]) < end  # not even an update, a
+    # cancellation or a completed checkout; yet the shop was busy up to the end
+
+
+def test_the_end_day_moves_the_whole_history(tmp_path: Path) -> None:
+    end_day = datetime.date(2024, 3, 15)
+    generate_store(tmp_path, 300, end_day=end_day)
+    end = datetime.datetime.combine(end_day + datetime.timedelta(days=1), datetime.time(), tzinfo=ROME)
+    assert last_moment(tmp_path) < end
     processed = [timestamp(o["processedAt"]) for o in split(read(tmp_path, "orders"))[0]]
-    assert max(processed) < end + datetime.timedelta(days=6)
+    assert max(processed) > end - datetime.timedelta(days=2)  # the shop was trading up to its last day
     assert min(processed) > end - datetime.timedelta(days=3 * 366)
+
+
+def test_by_default_the_history_ends_today_in_the_shops_time_zone(tmp_path: Path) -> None:
+    generate_store(tmp_path, 300)
+    today = datetime.datetime.now(ROME).date()
+    assert today - datetime.timedelta(days=2) <= last_moment(tmp_path).astimezone(ROME).date() <= today
+
+
+def test_a_day_later_the_store_holds_the_same_sms_events_and_the_new_days_send(tmp_path: Path) -> None:
+    """Events have no id: the built-in demo, regenerated each day, must not add a shifted copy of them."""
+    def events(day: datetime.date) -> set[tuple]:
+        generate_store(tmp_path / str(day), 300, seed=2, end_day=day)
+        # the sends of the year before the end day: the oldest drops out as a new day comes in
+        return {tuple(e.values()) for e in read(tmp_path / str(day), "sms_events") if e["occurredAt"] > "2026-01"}
+
+    before, after = events(datetime.date(2026, 10, 31)), events(datetime.date(2026, 11, 1))
+    assert before < after
+    assert {(campaign, occurred[:10]) for _, _, campaign, occurred in after - before} == \
+        {("newsletter", "2026-11-01")}
+
+
+def test_gift_cards_sell_alone_at_a_round_price(store: dict[str, list[dict]]) -> None:
+    orders, line_items = split(store["orders"])
+    lines_of = Counter(line["__parentId"] for line in line_items)
+    gift_cards = {line["__parentId"] for line in line_items if line["sku"].startswith("GFT-")}
+    totals = {o["id"]: o["totalPriceSet"]["shopMoney"]["amount"] for o in orders}
+    assert len(gift_cards) > 0.02 * len(totals)
+    assert all(lines_of[order] == 1 and totals[order] == f"{GIFT_CARD_CENTS // 100}.00" for order in gift_cards)
+
+
+def test_the_built_in_demo_is_generated_once_a_day_and_earlier_days_are_removed(tmp_path: Path) -> None:
+    old_release = tmp_path / "source" / f"demo-{DEMO_CUSTOMERS}-0"  # before the folder was named by its day
+    old_release.mkdir(parents=True)
+    first = demo_store(tmp_path, datetime.date(2026, 11, 6))
+    assert first.name == f"demo-{DEMO_CUSTOMERS}-0-2026-11-06" and not old_release.exists()
+    written = (first / "orders.jsonl").stat().st_mtime_ns
+    assert demo_store(tmp_path, datetime.date(2026, 11, 6)) == first
+    assert (first / "orders.jsonl").stat().st_mtime_ns == written  # the same day reuses it
+    second = demo_store(tmp_path, datetime.date(2026, 11, 7))
+    assert sorted(p.name for p in (tmp_path / "source").iterdir()) == [second.name]
+    assert last_moment(second).astimezone(ROME).date() == datetime.date(2026, 11, 7)
 
 
 def test_an_empty_store_still_has_a_catalogue(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ without the daemon, which would load the code a third time on a small CI machine
 The run executes in one process (run config), as `smsseg run` does, instead of one process per step.
 """
 
+import datetime as dt
 import os
 import socket
 import subprocess
@@ -110,7 +111,7 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
                          f"      location_name: {LOCATION}\n      working_directory: {PROJECT_DIR}\n")
     for name, text in SEGMENT_DEFS.items():
         (segments / name).write_text(text)
-    generate_store(store, customers=200)
+    generate_store(store, customers=200, end_day=dt.date.fromisoformat(AS_OF) + dt.timedelta(days=5))
     settings = Settings(source=f"jsonl:{store}", data_dir=root / "data", segments_dir=segments)
 
     port = free_port()

@@ -166,6 +166,6 @@ def test_demo_store_matches_the_oracle(tmp_path: Path, warehouse) -> None:
     from pipeline.store.demo import generate_store
 
     store_dir = tmp_path / "demo"
-    generate_store(store_dir, customers=1500, seed=7)
     as_of = dt.date(2026, 11, 1)
+    generate_store(store_dir, customers=1500, seed=7, end_day=as_of + dt.timedelta(days=5))
     assert_same_customers(marts_customers(warehouse(store_dir, as_of)), Oracle(store_dir, as_of).customers)
