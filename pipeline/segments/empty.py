@@ -17,9 +17,8 @@ from sqlglot import exp
 from pipeline.segments import tree as t
 from pipeline.segments.catalogue import ATTRIBUTES, CUSTOMERS, FUNCTIONS
 from pipeline.segments.checker import product_id, segment_name
-from pipeline.segments.compiler import CUSTOMER, parse_checked, predicate, render
+from pipeline.segments.compiler import CUSTOMER, predicate, render
 from pipeline.segments.definitions import SegmentDefinition
-from pipeline.segments.errors import Source
 
 # What the latest value of a date attribute or a function's date is the latest of.
 DATED = {"last_order_date": "order", "first_order_date": "first order", "customer_added_date": "customer added",
@@ -45,7 +44,7 @@ def empty_reason(con: duckdb.DuckDBPyConnection, query: SegmentDefinition | t.No
     `con` holds marts.* as of `as_of` and the views of the segments the query uses.
     """
     if isinstance(query, SegmentDefinition):
-        query = parse_checked(query.query, Source.of_query(query.query, name=str(query.path)))
+        query = query.tree
     return _Explainer(con, as_of, definitions or {}).reason(query)
 
 
