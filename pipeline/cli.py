@@ -206,7 +206,7 @@ def report(result: "dg.ExecuteInProcessResult", instance: "dg.DagsterInstance", 
         console.print(f"[red]failed:[/red] {event.step_key}: {error.message.strip() if error else ''}", soft_wrap=True)
     started = {e.step_key for e in result.all_events if e.is_step_start}
     not_run = [name for name in result.job_def.graph.node_names() if name not in started]
-    if not_run:
+    if not_run and not result.success:  # a backfill skips the publish by design, and succeeds
         console.print(f"[yellow]not run (upstream failed):[/yellow] {', '.join(not_run)}", soft_wrap=True)
     failed_checks = [c for c in result.get_asset_check_evaluations()
                      if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR]

@@ -159,6 +159,7 @@ def test_cli_backfill_runs_each_day_and_changes_no_destination(settings: Setting
     for day in ("2026-10-19", "2026-10-20"):
         assert f"evaluated as of {day} (backfill: {LIVE} has run already" in done.stdout
     assert "backfill 2026-10-19..2026-10-20: 2 of 2 days succeeded" in done.stdout
+    assert "not run" not in done.stdout  # skipping the publish is what a backfill does, not a failure
     assert sorted(p.name for p in (settings.data_dir / "exports").rglob("*.csv")) == exports  # nothing exported
     assert live_warehouse(settings.data_dir)[0] == LIVE
     assert history(settings.data_dir, "repeat", dt.date(2026, 10, 19)) == {1, 2, 3}
