@@ -533,8 +533,7 @@ def _shape_problem(r: Resource) -> exp.Expression:
     for field, kind in _shapes(r).items():
         found: exp.Expression = _func("json_type", column("line"), exp.Literal.string(f"$.{field}"))
         if field.endswith("[*]"):  # a list of objects: the first element that is not one
-            t = exp.to_identifier("t")
-            other = exp.Lambda(this=exp.column(t).isin(kind, "NULL").not_(), expressions=[t])
+            other = exp.Lambda(this=column("t").isin(kind, "NULL").not_(), expressions=[identifier("t")])
             found = _func("list_extract", _func("list_filter", found, other), exp.Literal.number(1))
         tests = tests.when(found.isin(kind, "NULL").not_(), exp.DPipe(this=exp.Literal.string(f"{field}|"),
                                                                       expression=found))
