@@ -1,10 +1,9 @@
 -- Line items of each order's winning version: the lines of the batch that version came from.
 -- A line belongs to the order whose numeric id its __parentId carries, the id stg_orders keys on.
--- A view: marts.line_items reads it once, so writing its 10M rows (at 1M customers) to the
--- warehouse only to read them back cost more than computing them where they are read.
+-- A view: marts.line_items reads it once, so writing its rows to the warehouse only to read them
+-- back costs more than computing them where they are read.
 -- materialized: view
 with order_lines as not materialized (
-    -- read three times: rereading the Parquet costs less than a copy of 10M lines
     select
         *,
         gid_number(_parent_id, 'order_lines', _batch, _line, '__parentId') as parent_order_id
@@ -22,10 +21,8 @@ batch_names as (
 ),
 
 -- The hash table the lines are joined to: 12 bytes an order (numeric id, batch position), not the
--- GID and the 40-character batch name. With a million customers' 4M orders the join then runs
--- within a 400 MB memory bound; keyed on the strings it spilled even at 600 MB. Past the bound
--- the join spills every line item with all its columns: that made this model 3.5x slower a
--- customer at 5M customers than at 1M.
+-- GID and the 40-character batch name, so the join stays within the memory bound rather than spill
+-- every line item with all its columns (BENCHMARKS.md, session 4, has the figures).
 winning_versions as (
     select
         orders.order_id,
