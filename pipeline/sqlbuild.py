@@ -23,6 +23,12 @@ def column(name: str, table: str | None = None) -> exp.Column:
     return exp.Column(this=identifier(name), table=identifier(table) if table else None)
 
 
+def call(function: str, *args: exp.Expression) -> exp.Anonymous:
+    """A call of DuckDB's `function`, as written: sqlglot must not translate it into another (it would
+    shift a list index, or turn `len` into `length`)."""
+    return exp.Anonymous(this=function, expressions=list(args))
+
+
 def to_sql(expression: exp.Expression) -> str:
     return expression.sql(dialect=DIALECT)
 

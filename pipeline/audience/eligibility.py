@@ -16,7 +16,7 @@ from sqlglot import exp
 
 from pipeline.audience.phones import to_e164
 from pipeline.segments.catalogue import MEMBER_COLUMNS
-from pipeline.sqlbuild import column, identifier, table, temp, to_sql
+from pipeline.sqlbuild import call, column, identifier, table, temp, to_sql
 from pipeline.warehouse.models import SQL_DIR
 
 CLASSIFIED = SQL_DIR / "audience" / "classified.sql"  # makes temp table audience_classified
@@ -84,7 +84,7 @@ def _eligible_members(fields: tuple[str, ...]) -> exp.Select:
     query = exp.select(
         *(column(c, "e") for c in ("phone", "customer_id", "first_name", "last_name", "country")),
         *(exp.alias_(value, identifier(f)) for value, f in zip(extra, fields, strict=True)),
-        exp.alias_(exp.func("md5", exp.Anonymous(this="to_json", expressions=[exp.Array(expressions=hashed)])),
+        exp.alias_(call("md5", call("to_json", exp.Array(expressions=hashed))),
                    identifier("fields_hash")),
     ).from_(exp.alias_(table("audience_classified"), "e", table=True))
     if fields:

@@ -31,7 +31,7 @@ from pipeline.audience.eligibility import Eligibility, eligible_audience
 from pipeline.audience.gateways import AudienceGateway, AudienceTarget, GatewayError
 from pipeline.segments.catalogue import MEMBER_COLUMNS
 from pipeline.settings import DEFAULT_BATCH_SIZE
-from pipeline.sqlbuild import column, identifier, table, temp, to_sql
+from pipeline.sqlbuild import call, column, identifier, table, temp, to_sql
 from pipeline.warehouse.build import transaction
 from pipeline.warehouse.state import migrate, state_version
 
@@ -439,8 +439,8 @@ def _plan_group(con: duckdb.DuckDBPyConnection, destination: str, segment: str, 
     DuckDB builds each plan's JSON from the diff in one statement, which is then what is sent.
     """
     # what the gateway gets of each member: the member columns and the definition's fields
-    member = exp.Struct(expressions=[exp.PropertyEQ(this=identifier(c), expression=column(c))
-                                     for c in (*MEMBER_COLUMNS, *fields)])
+    member = call("struct_pack", *(exp.PropertyEQ(this=identifier(c), expression=column(c))
+                                   for c in (*MEMBER_COLUMNS, *fields)))
     con.execute(to_sql(temp("audience_diff_members", exp.select("*", exp.alias_(member, identifier("member")))
                             .from_(table("audience_diff")), kind="VIEW")))
     con.execute("""
@@ -630,7 +630,7 @@ def _save_suppressions(con: duckdb.DuckDBPyConnection) -> None:
 
 def _save_members(con: duckdb.DuckDBPyConnection, segment: str, as_of: dt.date, run_id: str,
                   audience: Eligibility) -> None:
-    fields = exp.func("json_object", *(arg for f in audience.fields for arg in (exp.Literal.string(f), column(f))))
+    fields = call("json_object", *(arg for f in audience.fields for arg in (exp.Literal.string(f), column(f))))
     members = exp.select(exp.Placeholder(), "phone", "customer_id", "first_name", "last_name", "country", fields,
                          exp.Placeholder(), exp.Placeholder()).from_(table("audience_eligible"))
     with transaction(con):
@@ -650,8 +650,7 @@ def _held_members_table(con: duckdb.DuckDBPyConnection, destination: str, segmen
     """The audience a held sync leaves at the destination: its sync state, with each member's details as
     the last real sync sent them (or, for a member adopted from the destination, as they are now)."""
     sent = {c: column(c, "m") for c in ("first_name", "last_name", "country")}
-    sent |= {f: exp.Anonymous(this="json_extract_string", expressions=[column("fields", "m"), exp.Literal.string(f)])
-             for f in audience.fields}
+    sent |= {f: call("json_extract_string", column("fields", "m"), exp.Literal.string(f)) for f in audience.fields}
     query = (exp.select(column("phone", "s"), column("customer_id", "s"),
                         *(exp.alias_(exp.func("coalesce", value, column(c, "e")), identifier(c))
                           for c, value in sent.items()))

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 from sqlglot import exp
 
 from pipeline.settings import DEFAULT_MEMORY_LIMIT
-from pipeline.sqlbuild import column, identifier, table, temp, to_sql
+from pipeline.sqlbuild import call, column, identifier, table, temp, to_sql
 from pipeline.store.schema import GID, OPTIONAL_FILES, SHOP_CURRENCY, STORE_FILES, Column, Resource, resources_in
 
 CHUNK_LINES = 200_000
@@ -221,10 +221,10 @@ def _whole_file_query(resources: tuple[Resource, ...], shape: dict) -> exp.Selec
     def prefixed(i: int) -> Callable[[str], exp.Column]:
         return lambda name: column(f"{i}.{name}")
 
-    read = _func("read_json", exp.Placeholder(), exp.EQ(this=exp.var("columns"), expression=exp.Placeholder()),
+    read = call("read_json", exp.Placeholder(), exp.EQ(this=exp.var("columns"), expression=exp.Placeholder()),
                     exp.EQ(this=exp.var("records"), expression=exp.true()),
                     exp.EQ(this=exp.var("format"), expression=exp.Literal.string("newline_delimited")))
-    record = _func("struct_pack", *(exp.PropertyEQ(this=identifier(key), expression=column(key)) for key in shape))
+    record = call("struct_pack", *(exp.PropertyEQ(this=identifier(key), expression=column(key)) for key in shape))
     which = exp.Case(ifs=[exp.If(this=_selects(r), true=exp.Literal.number(i)) for i, r in enumerate(resources)])
     values = [exp.alias_(expr, identifier(f"{i}.{name}"))
               for i, r in enumerate(resources) for name, expr in _typed_columns(r) + _raw_columns(r)]
@@ -236,11 +236,6 @@ def _whole_file_query(resources: tuple[Resource, ...], shape: dict) -> exp.Selec
                        *typed)
             .from_(exp.select(exp.alias_(which, identifier("_resource")), *values).from_(lines.subquery())
                    .subquery()))
-
-
-def _func(name: str, *args: exp.Expression) -> exp.Anonymous:
-    """A call of DuckDB's function `name`, as written: sqlglot must not translate it into another one."""
-    return exp.Anonymous(this=name, expressions=list(args))
 
 
 @contextmanager
@@ -469,23 +464,23 @@ def _typed_expr(c: Column) -> exp.Expression:
         # Up to 18 digits always fit, so only longer numbers pay for the cast.
         short = _matches(raw, f"^{GID_PATTERN.removesuffix('[0-9]+')}0*[1-9][0-9]{{0,17}}$")
         long = exp.and_(_matches(raw, f"^{GID_PATTERN}$"),
-                        exp.TryCast(this=_func("split_part", raw, exp.Literal.string("/"), exp.Literal.number(5)),
+                        exp.TryCast(this=call("split_part", raw, exp.Literal.string("/"), exp.Literal.number(5)),
                                     to=exp.DataType.build("BIGINT")) > 0)
         return exp.case().when(short, raw).when(long, raw)
     if c.type == SHOP_CURRENCY:
-        shop = exp.func("coalesce", _func("getvariable", exp.Literal.string("shop_currency")), raw)
+        shop = exp.func("coalesce", call("getvariable", exp.Literal.string("shop_currency")), raw)
         return exp.case().when(raw.eq(shop), raw)
     if c.values:
-        return exp.case().when(_func("lower", _func("trim", raw)).isin(*c.values), raw)
+        return exp.case().when(call("lower", call("trim", raw)).isin(*c.values), raw)
     if c.type == "TIMESTAMPTZ":
         # Shopify's own times end in Z: the suffix test, a third of the regex's cost, spares them the regex
-        offset = exp.or_(_func("suffix", raw, exp.Literal.string("Z")), _matches(raw, OFFSET_PATTERN))
+        offset = exp.or_(call("suffix", raw, exp.Literal.string("Z")), _matches(raw, OFFSET_PATTERN))
         return exp.case().when(offset, exp.TryCast(this=raw, to=exp.DataType.build("TIMESTAMPTZ")))
     return exp.TryCast(this=raw, to=exp.DataType.build(c.type, dialect="duckdb"))
 
 
 def _matches(value: exp.Expression, pattern: str) -> exp.Anonymous:
-    return _func("regexp_matches", value, exp.Literal.string(pattern))
+    return call("regexp_matches", value, exp.Literal.string(pattern))
 
 
 PARENT = Column("_parent_id", ("__parentId",), GID)
@@ -531,10 +526,10 @@ def _shape_problem(r: Resource) -> exp.Expression:
     """
     tests = exp.case()
     for field, kind in _shapes(r).items():
-        found: exp.Expression = _func("json_type", column("line"), exp.Literal.string(f"$.{field}"))
+        found: exp.Expression = call("json_type", column("line"), exp.Literal.string(f"$.{field}"))
         if field.endswith("[*]"):  # a list of objects: the first element that is not one
             other = exp.Lambda(this=column("t").isin(kind, "NULL").not_(), expressions=[identifier("t")])
-            found = _func("list_extract", _func("list_filter", found, other), exp.Literal.number(1))
+            found = call("list_extract", call("list_filter", found, other), exp.Literal.number(1))
         tests = tests.when(found.isin(kind, "NULL").not_(), exp.DPipe(this=exp.Literal.string(f"{field}|"),
                                                                       expression=found))
     return tests if tests.args.get("ifs") else exp.null()

@@ -34,7 +34,7 @@ from sqlglot import exp
 
 from pipeline.audience.phones import to_e164
 from pipeline.settings import DEFAULT_MEMORY_LIMIT
-from pipeline.sqlbuild import column, identifier, to_sql
+from pipeline.sqlbuild import call, column, identifier, to_sql
 from pipeline.store.ingest import bounded_connection
 from pipeline.store.schema import resource
 
@@ -123,7 +123,7 @@ def _scrub_batch(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     nulled = [c for c in NULLED if c in columns]
     emptied = [c for c in EMPTIED if c in columns]
     has_pii = exp.or_(*(column(c).is_(exp.null()).not_() for c in nulled),
-                      *(exp.Anonymous(this="len", expressions=[column(c)]) > 0 for c in emptied))
+                      *(call("len", column(c)) > 0 for c in emptied))
     redacted = exp.condition("id in (select id from redacted)")
     rows = con.execute(to_sql(exp.select("count(*)").from_("read_parquet(?)").where(redacted, exp.paren(has_pii))),
                        [str(path)]).fetchall()[0][0]
