@@ -62,14 +62,14 @@ def eligible_audience(con: duckdb.DuckDBPyConnection, segment: str, *, fields: t
     _check_fields(con, fields)
     load_suppressions(con, suppressions_csv)
     _load_calling_codes(con)
-    con.execute(to_sql(temp("audience_members", exp.select("customer_id").from_(table(segment, "segments")),
-                            kind="VIEW")))
+    members = exp.select("customer_id").from_(table(segment, "segments"))
+    con.execute(to_sql(temp("audience_segment_members", members, kind="VIEW")))
     con.execute(CLASSIFIED.read_text())
     con.execute(to_sql(temp("audience_eligible", _eligible_members(fields))))
     counts = dict(con.execute("select coalesce(reason, 'eligible'), count(*) from audience_classified "
                               "group by all").fetchall())
     con.execute("drop table audience_classified")
-    con.execute("drop view audience_members")
+    con.execute("drop view audience_segment_members")
     eligible = counts.pop("eligible", 0)
     return Eligibility(segment=segment, members=eligible + sum(counts.values()), eligible=eligible,
                        excluded={reason: counts.get(reason, 0) for reason in REASONS}, fields=fields)

@@ -1,11 +1,12 @@
--- Temp table audience_classified: one row per member of the segment in temp view audience_members,
--- with the one reason it may not be texted (null: eligible). Each member gets the first reason that
--- applies, so the counts add up to the segment size; a redaction comes first, as it also sets the
--- consent to REDACTED and "redacted" is the reason an operator looks for. The duplicate check ranks
--- only members that passed every other one, so a shared number goes to the lowest eligible customer_id.
+-- Temp table audience_classified: one row per member of the segment (temp view
+-- audience_segment_members), with the one reason it may not be texted (null: eligible). Each member
+-- gets the first reason that applies, so the counts add up to the segment size; a redaction comes
+-- first, as it also sets the consent to REDACTED and "redacted" is the reason an operator looks for.
+-- The duplicate check ranks only members that passed every other one, so a shared number goes to the
+-- lowest eligible customer_id.
 create or replace temp table audience_classified as
 with members as (
-    select distinct customer_id from audience_members
+    select distinct customer_id from audience_segment_members
 ),
 
 candidates as (
