@@ -16,12 +16,11 @@ from sqlglot import exp
 
 from pipeline.audience.phones import to_e164
 from pipeline.segments.catalogue import MEMBER_COLUMNS
+from pipeline.sqlbuild import call, column, identifier, table, temp, to_sql
+from pipeline.warehouse.models import SQL_DIR
 
-ELIGIBLE_TABLE = "audience_eligible"
-SUPPRESSED_TABLE = "audience_suppressed"
-# The order decides the one reason a member is counted under when several apply.
-# Counted under the first that applies. A redaction comes first: it also sets the consent to
-# REDACTED, and "redacted" is the reason an operator looks for.
+CLASSIFIED = SQL_DIR / "audience" / "classified.sql"  # makes temp table audience_classified
+# The reasons a member is not texted, in the order CLASSIFIED tries them (it says why that order)
 REASONS = ("redacted", "no_consent", "bad_phone", "suppressed", "duplicate")
 SEGMENT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 _INTERNATIONAL = re.compile(r"\s*(?:\+|00)\s*")  # a number written with its country code
@@ -63,82 +62,40 @@ def eligible_audience(con: duckdb.DuckDBPyConnection, segment: str, *, fields: t
     _check_fields(con, fields)
     load_suppressions(con, suppressions_csv)
     _load_calling_codes(con)
-    segment_view = exp.table_(exp.to_identifier(segment, quoted=True), db="segments").sql(dialect="duckdb")
-    extra = "".join(f", cast(customers.{quote_identifier(f)} as varchar) as {quote_identifier(f)}" for f in fields)
-    hashed = ", ".join(["cast(customer_id as varchar)", "first_name", "last_name", "country",
-                        *(quote_identifier(f) for f in fields)])
-    # One classification pass: each member gets the first reason that applies, so the counts add
-    # up to the segment size. The duplicate check ranks only members that passed every other one,
-    # so a shared number goes to the lowest eligible customer_id.
-    con.execute(f"""
-        create or replace temp table audience_classified as
-        with members as (
-            select distinct customer_id from {segment_view}
-        ),
-
-        candidates as (
-            select
-                customers.customer_id,
-                customers.first_name,
-                customers.last_name,
-                customers.phone_e164 as phone,
-                customers.sms_subscription_status,
-                customers.is_redacted,
-                profiles.default_country as phone_region,  -- where a number without + was read
-                -- the default address's country; else another address's; else the number's
-                coalesce(profiles.default_country, customers.customer_countries[1], c2.region, c3.region, c4.region)
-                    as country
-                {extra}
-            from members
-            inner join marts.customers as customers on members.customer_id = customers.customer_id
-            left join staging.stg_customers as profiles on members.customer_id = profiles.customer_id
-            left join audience_calling_codes as c2 on c2.prefix = left(customers.phone_e164, 2)
-            left join audience_calling_codes as c3 on c3.prefix = left(customers.phone_e164, 3)
-            left join audience_calling_codes as c4 on c4.prefix = left(customers.phone_e164, 4)
-        ),
-
-        reasoned as (
-            select
-                *,
-                case
-                    when is_redacted then 'redacted'
-                    when sms_subscription_status is distinct from 'SUBSCRIBED' then 'no_consent'
-                    when phone is null then 'bad_phone'
-                    when exists (
-                        select 1 from {SUPPRESSED_TABLE} as s
-                        where s.phone = candidates.phone and (s.region is null or s.region = candidates.phone_region)
-                    ) then 'suppressed'
-                end as reason
-            from candidates
-        )
-
-        select
-            * exclude (reason),
-            case
-                when reason is not null then reason
-                when row_number() over (partition by phone, reason is null order by customer_id) > 1
-                    then 'duplicate'
-            end as reason
-        from reasoned""")  # noqa: S608 - identifiers are quoted; values are never formatted in
-    con.execute(f"""
-        create or replace temp table {ELIGIBLE_TABLE} as
-        select
-            phone, customer_id, first_name, last_name, country
-            {"".join(", " + quote_identifier(f) for f in fields)},
-            md5(to_json([{hashed}])) as fields_hash
-        from audience_classified
-        where reason is null
-        order by phone""")  # noqa: S608
+    members = exp.select("customer_id").from_(table(segment, "segments"))
+    con.execute(to_sql(temp("audience_segment_members", members, kind="VIEW")))
+    con.execute(CLASSIFIED.read_text())
+    con.execute(to_sql(temp("audience_eligible", _eligible_members(fields))))
     counts = dict(con.execute("select coalesce(reason, 'eligible'), count(*) from audience_classified "
                               "group by all").fetchall())
     con.execute("drop table audience_classified")
+    con.execute("drop view audience_segment_members")
     eligible = counts.pop("eligible", 0)
     return Eligibility(segment=segment, members=eligible + sum(counts.values()), eligible=eligible,
                        excluded={reason: counts.get(reason, 0) for reason in REASONS}, fields=fields)
 
 
+def _eligible_members(fields: tuple[str, ...]) -> exp.Select:
+    """The eligible of audience_classified, by phone, with the extra `fields` of marts.customers as text and
+    fields_hash: the MD5 of the JSON list of every value the gateway holds for the member."""
+    extra = [exp.cast(column(f, "customers"), "varchar") for f in fields]
+    hashed = [exp.cast(column("customer_id", "e"), "varchar"),
+              *(column(c, "e") for c in ("first_name", "last_name", "country")), *extra]
+    query = exp.select(
+        *(column(c, "e") for c in ("phone", "customer_id", "first_name", "last_name", "country")),
+        *(exp.alias_(value, identifier(f)) for value, f in zip(extra, fields, strict=True)),
+        exp.alias_(call("md5", call("to_json", exp.Array(expressions=hashed))),
+                   identifier("fields_hash")),
+    ).from_(exp.alias_(table("audience_classified"), "e", table=True))
+    if fields:
+        query = query.join(exp.alias_(table("customers", "marts"), "customers", table=True), join_type="inner",
+                           on=column("customer_id", "customers").eq(column("customer_id", "e")))
+    return query.where(column("reason", "e").is_(exp.null())).order_by(column("phone", "e"))
+
+
 def load_suppressions(con: duckdb.DuckDBPyConnection, suppressions_csv: Path | None) -> int:
-    """Temp table `audience_suppressed(phone, region, reason, source, since)`: opted_out events and the CSV.
+    """Temp table `audience_suppressed(phone, region, reason, source, since)`: opted_out events and the CSV,
+    and temp macro `audience_suppressed_number(number, customer_region)`: whether it suppresses a number.
 
     `phone` is E.164. An opt-out is written however the gateway or the merchant wrote it, and one
     that slips through by its spelling texts someone who said stop: every distinct number written
@@ -169,8 +126,8 @@ def load_suppressions(con: duckdb.DuckDBPyConnection, suppressions_csv: Path | N
         "region": pa.array([r[2] for r in readings], pa.string()),
     }))
     try:
-        con.execute(f"""
-            create or replace temp table {SUPPRESSED_TABLE} as
+        con.execute("""
+            create or replace temp table audience_suppressed as
             select r.phone, r.region, 'opted_out' as reason, 'sms_events' as source, min(o.since) as since
             from audience_opted_out as o
             inner join audience_readings as r on o.phone = r.written
@@ -179,12 +136,19 @@ def load_suppressions(con: duckdb.DuckDBPyConnection, suppressions_csv: Path | N
             select r.phone, r.region, any_value(l.reason), 'suppressions.csv', cast(null as timestamptz)
             from audience_listed as l
             inner join audience_readings as r on l.phone = r.written
-            group by r.phone, r.region""")  # noqa: S608 - constant names
+            group by r.phone, r.region""")
     finally:
         con.unregister("audience_listed")
         con.unregister("audience_readings")
         con.execute("drop table audience_opted_out")
-    return con.execute(f"select count(distinct phone) from {SUPPRESSED_TABLE}").fetchall()[0][0]  # noqa: S608
+    # The one test of a number against the list, for the eligibility and for a held export's removals:
+    # a national reading suppresses only a customer whose default address is in its region.
+    con.execute("""
+        create or replace temp macro audience_suppressed_number(number, customer_region) as exists (
+            select 1 from audience_suppressed as s
+            where s.phone = number and (s.region is null or s.region = customer_region)
+        )""")
+    return con.execute("select count(distinct phone) from audience_suppressed").fetchall()[0][0]
 
 
 def suppressed_readings(written: list[str], regions: list[str]) -> list[tuple[str, str, str | None]]:
@@ -273,7 +237,3 @@ def _load_calling_codes(con: duckdb.DuckDBPyConnection) -> None:
     finally:
         con.unregister("audience_codes")
 
-
-def quote_identifier(name: str) -> str:
-    """A column or view name as a quoted DuckDB identifier: definitions name columns, never write SQL."""
-    return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")

@@ -7,15 +7,17 @@ resumes.
 """
 
 import duckdb
+from sqlglot import exp
 
+from pipeline.sqlbuild import table, to_sql
 from pipeline.warehouse.state import migrate
 
-# warehouse table <- state table
+# audience.<table> in the warehouse <- state.<table>
 WAREHOUSE_COPIES = {
-    "audience.members": "state.audience_members",
-    "audience.changes": "state.audience_changes",
-    "audience.sync_state": "state.audience_sync_state",
-    "audience.suppressions": "state.audience_suppressions",
+    "members": "audience_members",
+    "changes": "audience_changes",
+    "sync_state": "audience_sync_state",
+    "suppressions": "audience_suppressions",
 }
 
 
@@ -27,9 +29,11 @@ def copy_audience_tables(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     migrate(con)
     con.execute("create schema if not exists audience")
     counts = {}
-    for table, source in WAREHOUSE_COPIES.items():
-        con.execute(f"create or replace table {table} as select * from {source}")  # noqa: S608 - constant names
-        counts[table] = con.execute(f"select count(*) from {table}").fetchall()[0][0]  # noqa: S608
+    for name, source in WAREHOUSE_COPIES.items():
+        copy = table(name, "audience")
+        con.execute(to_sql(exp.Create(this=copy, kind="TABLE", replace=True,
+                                      expression=exp.select("*").from_(table(source, "state")))))
+        counts[f"audience.{name}"] = con.execute(to_sql(exp.select("count(*)").from_(copy))).fetchall()[0][0]
     return counts
 
 

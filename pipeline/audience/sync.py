@@ -27,16 +27,11 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from pipeline.audience.eligibility import (
-    ELIGIBLE_TABLE,
-    SUPPRESSED_TABLE,
-    Eligibility,
-    eligible_audience,
-    quote_identifier,
-)
+from pipeline.audience.eligibility import Eligibility, eligible_audience
 from pipeline.audience.gateways import AudienceGateway, AudienceTarget, GatewayError
 from pipeline.segments.catalogue import MEMBER_COLUMNS
 from pipeline.settings import DEFAULT_BATCH_SIZE
+from pipeline.sqlbuild import call, column, identifier, table, temp, to_sql
 from pipeline.warehouse.build import transaction
 from pipeline.warehouse.state import migrate, state_version
 
@@ -49,7 +44,6 @@ GROUP_BATCHES = 20
 # tail of the growing ledger; with this a sync's commits only append to the WAL, and DuckDB
 # checkpoints it once, when the connection closes.
 CHECKPOINT_THRESHOLD = "256MB"
-DIFF_TABLE = "audience_diff"
 # what settling a batch reads back from its plan (contents also carry each member's fields)
 PLAN_TYPE = json.dumps({
     "adds": [{"member": {"phone": "VARCHAR", "customer_id": "BIGINT"}, "fields_hash": "VARCHAR", "kind": "VARCHAR"}],
@@ -149,7 +143,7 @@ def retire_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, seg
     next night does not retire it again. The target is the one the segment was last synced to.
     """
     run_id = run_id or uuid.uuid4().hex
-    con.execute(f"create or replace temp table {ELIGIBLE_TABLE} (phone varchar, customer_id bigint, "  # noqa: S608
+    con.execute("create or replace temp table audience_eligible (phone varchar, customer_id bigint, "
                 "first_name varchar, last_name varchar, country varchar, fields_hash varchar)")
     audience = Eligibility(segment=segment, members=0, eligible=0, excluded={}, fields=())
     result = SyncResult(segment=segment, run_id=run_id, dry_run=dry_run, members=0, eligible=0, excluded={})
@@ -280,9 +274,9 @@ def _claim_unowned(con: duckdb.DuckDBPyConnection, destination: str, segment: st
     than resend the audience.
     """
     with transaction(con):
-        for table in ("audience_sync_state", "audience_changes", "audience_batches"):
-            con.execute(f"update state.{table} set destination = ? "  # noqa: S608 - constant names
-                        "where destination is null and segment = ?", [destination, segment])
+        for name in ("audience_sync_state", "audience_changes", "audience_batches"):
+            con.execute(to_sql(exp.update(table(name, "state"), {"destination": exp.Placeholder()},
+                                          where="destination is null and segment = ?")), [destination, segment])
 
 
 def _ledger_empty(con: duckdb.DuckDBPyConnection, destination: str, segment: str) -> bool:
@@ -310,7 +304,7 @@ def _adopt_held(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target
     }))
     try:
         with transaction(con):
-            con.execute(f"""
+            con.execute("""
                 insert into state.audience_sync_state by name
                 select
                     $segment as segment, h.phone, coalesce(any_value(h.customer_id), any_value(e.customer_id))
@@ -318,8 +312,8 @@ def _adopt_held(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target
                     any_value(e.fields_hash) as fields_hash, now() as synced_at, $run_id as run_id,
                     $destination as destination, any_value(h.destination_id) as destination_id
                 from audience_held as h
-                left join {ELIGIBLE_TABLE} as e on h.phone = e.phone
-                group by h.phone""",  # noqa: S608 - constant names
+                left join audience_eligible as e on h.phone = e.phone
+                group by h.phone""",
                         {"segment": target.segment, "run_id": run_id, "destination": gateway.destination})
     finally:
         con.unregister("audience_held")
@@ -372,14 +366,14 @@ def _diff(con: duckdb.DuckDBPyConnection, result: SyncResult, batch_size: int, s
     A real run counts added/updated/removed as the gateway confirms them; a dry run reports the diff.
     """
     # the adds carry every member column now, so a batch is then a cheap range read of seq
-    con.execute(f"""
-        create or replace temp table {DIFF_TABLE} as
+    con.execute("""
+        create or replace temp table audience_diff as
         with adds as (
             select
                 'add' as action,
                 case when cur.phone is null then 'new' else 'update' end as kind,
                 e.*
-            from {ELIGIBLE_TABLE} as e
+            from audience_eligible as e
             left join audience_current as cur on e.phone = cur.phone
             anti join audience_rejected_before as rej on e.phone = rej.phone
             where cur.phone is null or cur.fields_hash is distinct from e.fields_hash
@@ -388,26 +382,26 @@ def _diff(con: duckdb.DuckDBPyConnection, result: SyncResult, batch_size: int, s
         removes as (
             select 'remove' as action, 'remove' as kind, cur.phone, cur.customer_id, cur.destination_id
             from audience_current as cur
-            anti join {ELIGIBLE_TABLE} as e on cur.phone = e.phone
+            anti join audience_eligible as e on cur.phone = e.phone
         )
 
         select row_number() over (order by action, phone) as seq, *
         from (select * from adds union all by name select * from removes)
-        order by seq""")  # noqa: S608 - constant names
-    counts = dict(con.execute(f"select kind, count(*) from {DIFF_TABLE} group by kind").fetchall())  # noqa: S608
-    result.unchanged = con.execute(f"""
-        select count(*) from {ELIGIBLE_TABLE} as e
+        order by seq""")
+    counts = dict(con.execute("select kind, count(*) from audience_diff group by kind").fetchall())
+    result.unchanged = con.execute("""
+        select count(*) from audience_eligible as e
         inner join audience_current as cur on e.phone = cur.phone and e.fields_hash = cur.fields_hash
-        """).fetchall()[0][0]  # noqa: S608
-    result.rejected_before = con.execute(f"""
-        select count(*) from {ELIGIBLE_TABLE} as e
+        """).fetchall()[0][0]
+    result.rejected_before = con.execute("""
+        select count(*) from audience_eligible as e
         semi join audience_rejected_before as rej on e.phone = rej.phone
-        anti join audience_current as cur on e.phone = cur.phone""").fetchall()[0][0]  # noqa: S608
+        anti join audience_current as cur on e.phone = cur.phone""").fetchall()[0][0]
     total = sum(counts.values())
     result.batches = -(-total // batch_size)
     for action, target in (("add", result.sample_adds), ("remove", result.sample_removes)):
         target.extend({"customer_id": customer_id, "kind": kind} for customer_id, kind in
-                      con.execute(f"select customer_id, kind from {DIFF_TABLE} where action = ? "  # noqa: S608
+                      con.execute("select customer_id, kind from audience_diff where action = ? "
                                   "order by phone limit ?", [action, sample_size]).fetchall())
     if result.dry_run:
         result.added, result.updated, result.removed = (counts.get(k, 0) for k in ("new", "update", "remove"))
@@ -420,23 +414,21 @@ def _keep_consent_removals(con: duckdb.DuckDBPyConnection, result: SyncResult, b
     who are no longer SUBSCRIBED, were redacted, or are gone from marts.customers. The rest waits
     for the swing to be acknowledged.
     """
-    con.execute(f"""
-        create or replace temp table {DIFF_TABLE} as
+    con.execute("""
+        create or replace temp table audience_diff as
         select row_number() over (order by phone) as seq, * exclude (seq)
-        from {DIFF_TABLE} as d
+        from audience_diff as d
         where action = 'remove' and (
             not exists (
                 select 1 from marts.customers as c
                 where c.customer_id = d.customer_id and c.sms_subscription_status = 'SUBSCRIBED'
                     and c.is_redacted is not true
             )
-            or exists (
-                select 1 from {SUPPRESSED_TABLE} as s
-                left join staging.stg_customers as p on p.customer_id = d.customer_id
-                where s.phone = d.phone and (s.region is null or s.region = p.default_country)
-            )
-        )""")  # noqa: S608 - constant names
-    total = con.execute(f"select count(*) from {DIFF_TABLE}").fetchall()[0][0]  # noqa: S608
+            or audience_suppressed_number(d.phone, (
+                select p.default_country from staging.stg_customers as p where p.customer_id = d.customer_id
+            ))
+        )""")
+    total = con.execute("select count(*) from audience_diff").fetchall()[0][0]
     result.batches = -(-total // batch_size)
 
 
@@ -446,40 +438,44 @@ def _plan_group(con: duckdb.DuckDBPyConnection, destination: str, segment: str, 
 
     DuckDB builds each plan's JSON from the diff in one statement, which is then what is sent.
     """
-    member = ", ".join(f"{quote_identifier(c)} := {quote_identifier(c)}" for c in (*MEMBER_COLUMNS, *fields))
-    con.execute(f"""
+    # what the gateway gets of each member: the member columns and the definition's fields
+    member = call("struct_pack", *(exp.PropertyEQ(this=identifier(c), expression=column(c))
+                                   for c in (*MEMBER_COLUMNS, *fields)))
+    con.execute(to_sql(temp("audience_diff_members", exp.select("*", exp.alias_(member, identifier("member")))
+                            .from_(table("audience_diff")), kind="VIEW")))
+    con.execute("""
         insert into state.audience_batches by name
         select
-            format('{{}}:{{}}:{{}}', ?, ?, ? + part) as idempotency_key, ? as segment, ? as run_id,
+            format('{}:{}:{}', ?, ?, ? + part) as idempotency_key, ? as segment, ? as run_id,
             ? + part as batch_no, ? as as_of,
             to_json(struct_pack(adds := adds, removes := removes)) as contents, 'planned' as status,
             now() as planned_at, ? as destination
         from (
             select
                 (seq - 1) // ? + 1 as part,
-                coalesce(list(struct_pack(member := struct_pack({member}), fields_hash := fields_hash, kind := kind)
+                coalesce(list(struct_pack(member := member, fields_hash := fields_hash, kind := kind)
                               order by seq) filter (where action = 'add'), []) as adds,
                 coalesce(list(struct_pack(phone := phone, customer_id := customer_id, destination_id := destination_id)
                               order by seq) filter (where action = 'remove'), []) as removes
-            from {DIFF_TABLE}
+            from audience_diff_members
             where seq > ? and seq <= ?
             group by part
-        )""",  # noqa: S608 - names quoted by sqlglot
-                [run_id, segment, numbered, segment, run_id, numbered, as_of, destination, batch_size,
-                 (parts.start - 1) * batch_size, (parts.stop - 1) * batch_size])
-    return _plans(con, destination, segment, "run_id = ? and batch_no > ? and batch_no <= ? order by batch_no",
-                  [run_id, numbered + parts.start - 1, numbered + parts.stop - 1])
+        )""", [run_id, segment, numbered, segment, run_id, numbered, as_of, destination, batch_size,
+               (parts.start - 1) * batch_size, (parts.stop - 1) * batch_size])
+    return _plans(destination, segment, con.execute(
+        "select idempotency_key, batch_no, contents from state.audience_batches where destination = ? "
+        "and segment = ? and run_id = ? and batch_no > ? and batch_no <= ? order by batch_no",
+        [destination, segment, run_id, numbered + parts.start - 1, numbered + parts.stop - 1]).fetchall())
 
 
 def _pending_batches(con: duckdb.DuckDBPyConnection, destination: str, segment: str) -> list[_Plan]:
-    return _plans(con, destination, segment, "status = 'planned' order by planned_at, batch_no", [])
+    return _plans(destination, segment, con.execute(
+        "select idempotency_key, batch_no, contents from state.audience_batches where destination = ? "
+        "and segment = ? and status = 'planned' order by planned_at, batch_no", [destination, segment]).fetchall())
 
 
-def _plans(con: duckdb.DuckDBPyConnection, destination: str, segment: str, where: str, params: list) -> list[_Plan]:
-    """The segment's stored plans at `destination` that meet `where` (our own SQL, ending with its order)."""
-    query = ("select idempotency_key, batch_no, contents from state.audience_batches "  # noqa: S608 - constant SQL
-             f"where destination = ? and segment = ? and {where}")
-    rows = con.execute(query, [destination, segment, *params]).fetchall()
+def _plans(destination: str, segment: str, rows: list[tuple]) -> list[_Plan]:
+    """The segment's stored plans at `destination`, from rows (idempotency_key, batch_no, contents)."""
     return [_Plan(key, destination, segment, batch_no, contents) for key, batch_no, contents in rows]
 
 
@@ -609,24 +605,24 @@ def _temp_table(con: duckdb.DuckDBPyConnection, name: str, columns: tuple[str, .
     con.register(f"{name}_rows", pa.table({c: pa.array([row[i] for row in rows], pa.string())
                                            for i, c in enumerate(columns)}))
     try:
-        con.execute(f"create or replace temp table {name} as select * from {name}_rows")  # noqa: S608 - our names
+        con.execute(to_sql(temp(name, exp.select("*").from_(table(f"{name}_rows")))))
     finally:
         con.unregister(f"{name}_rows")
 
 
 def _save_suppressions(con: duckdb.DuckDBPyConnection) -> None:
     """Replaces state.audience_suppressions with today's list, keeping when each number was first suppressed."""
-    con.execute(f"""
+    con.execute("""
         create or replace temp table audience_suppressions_next as
         with today as (  -- a national number read in several regions is one suppressed number here
             select phone, source, any_value(reason) as reason, min(since) as since
-            from {SUPPRESSED_TABLE}
+            from audience_suppressed
             group by phone, source
         )
 
         select s.phone, s.reason, s.source, coalesce(s.since, old.since, now()) as since
         from today as s
-        left join state.audience_suppressions as old on s.phone = old.phone and s.source = old.source""")  # noqa: S608
+        left join state.audience_suppressions as old on s.phone = old.phone and s.source = old.source""")
     with transaction(con):
         con.execute("delete from state.audience_suppressions")
         con.execute("insert into state.audience_suppressions select * from audience_suppressions_next")
@@ -634,13 +630,12 @@ def _save_suppressions(con: duckdb.DuckDBPyConnection) -> None:
 
 def _save_members(con: duckdb.DuckDBPyConnection, segment: str, as_of: dt.date, run_id: str,
                   audience: Eligibility) -> None:
-    pairs = ", ".join(f"{exp.Literal.string(f).sql(dialect='duckdb')}, {quote_identifier(f)}" for f in audience.fields)
+    fields = call("json_object", *(arg for f in audience.fields for arg in (exp.Literal.string(f), column(f))))
+    members = exp.select(exp.Placeholder(), "phone", "customer_id", "first_name", "last_name", "country", fields,
+                         exp.Placeholder(), exp.Placeholder()).from_(table("audience_eligible"))
     with transaction(con):
         con.execute("delete from state.audience_members where segment = ?", [segment])
-        con.execute(f"""
-            insert into state.audience_members
-            select ?, phone, customer_id, first_name, last_name, country, json_object({pairs}), ?, ?
-            from {ELIGIBLE_TABLE}""", [segment, as_of, run_id])  # noqa: S608 - names quoted by sqlglot
+        con.execute(to_sql(exp.insert(members, table("audience_members", "state"))), [segment, as_of, run_id])
 
 
 def _forget_removed_members(con: duckdb.DuckDBPyConnection, destination: str, segment: str) -> None:
@@ -654,25 +649,20 @@ def _held_members_table(con: duckdb.DuckDBPyConnection, destination: str, segmen
                         audience: Eligibility) -> pa.Table:
     """The audience a held sync leaves at the destination: its sync state, with each member's details as
     the last real sync sent them (or, for a member adopted from the destination, as they are now)."""
-    def detail(column: str, sent: str) -> str:
-        return f"coalesce({sent}, e.{quote_identifier(column)}) as {quote_identifier(column)}"
-
-    columns = ", ".join([*(detail(c, f"m.{c}") for c in ("first_name", "last_name", "country")),
-                         *(detail(f, f"m.fields ->> {exp.Literal.string(f).sql(dialect='duckdb')}")
-                           for f in audience.fields)])
-    return con.sql(f"""
-        select s.phone, s.customer_id, {columns}
-        from state.audience_sync_state as s
-        left join state.audience_members as m on m.segment = s.segment and m.phone = s.phone
-        left join {ELIGIBLE_TABLE} as e on e.phone = s.phone
-        where s.destination = $destination and s.segment = $segment
-        order by s.phone""",  # noqa: S608 - names quoted by sqlglot
-                   params={"destination": destination, "segment": segment}).to_arrow_table()
+    sent = {c: column(c, "m") for c in ("first_name", "last_name", "country")}
+    sent |= {f: call("json_extract_string", column("fields", "m"), exp.Literal.string(f)) for f in audience.fields}
+    query = (exp.select(column("phone", "s"), column("customer_id", "s"),
+                        *(exp.alias_(exp.func("coalesce", value, column(c, "e")), identifier(c))
+                          for c, value in sent.items()))
+             .from_("state.audience_sync_state as s")
+             .join("state.audience_members as m", on="m.segment = s.segment and m.phone = s.phone", join_type="left")
+             .join("audience_eligible as e", on="e.phone = s.phone", join_type="left")
+             .where("s.destination = ? and s.segment = ?")
+             .order_by(column("phone", "s")))
+    return con.sql(to_sql(query), params=[destination, segment]).to_arrow_table()
 
 
 def _members_table(con: duckdb.DuckDBPyConnection, audience: Eligibility) -> pa.Table:
-    columns = ", ".join(["phone", "customer_id", "first_name", "last_name", "country",
-                         *(quote_identifier(f) for f in audience.fields)])
-    return con.sql(f"select {columns} from {ELIGIBLE_TABLE} order by phone").to_arrow_table()  # noqa: S608
-
-
+    columns = ("phone", "customer_id", "first_name", "last_name", "country", *audience.fields)
+    query = exp.select(*(column(c) for c in columns)).from_(table("audience_eligible")).order_by(column("phone"))
+    return con.sql(to_sql(query)).to_arrow_table()

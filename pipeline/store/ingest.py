@@ -32,8 +32,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from sqlglot import exp
 
 from pipeline.settings import DEFAULT_MEMORY_LIMIT
+from pipeline.sqlbuild import call, column, identifier, table, temp, to_sql
 from pipeline.store.schema import GID, OPTIONAL_FILES, SHOP_CURRENCY, STORE_FILES, Column, Resource, resources_in
 
 CHUNK_LINES = 200_000
@@ -191,22 +193,11 @@ def _write_whole_file(path: Path, lines: int, resources: tuple[Resource, ...], b
     folder = tmp_paths[resources[0].name].parent.parent
     folder.mkdir(parents=True, exist_ok=True)
     shape = _json_shape(resources)
-    fields = ", ".join(f"{_quoted(key)} := {_quoted(key)}" for key in shape)
-    which = " ".join(f"when {_selects(r)} then {i}" for i, r in enumerate(resources))
-    # Each resource's columns are prefixed with its position: both resources' lines share the query.
-    values = ", ".join(f"{expr} as {_quoted(f'{i}.{name}')}"
-                       for i, r in enumerate(resources) for name, expr in _typed_columns(r) + _raw_columns(r))
-    bad = " ".join(f"when {i} then {_problems(r, lambda name, i=i: _quoted(f'{i}.{name}'))}"
-                   for i, r in enumerate(resources))
-    typed = ", ".join(_quoted(f"{i}.{name}") for i, r in enumerate(resources) for name, _ in _typed_columns(r))
     with bounded_connection(folder / f".{batch}.spill", memory_limit) as con:
         con.execute("set variable shop_currency = ?", [currency])
         try:
-            typed_lines = con.sql(
-                f"select _resource, coalesce(case _resource {bad} end, false) as _bad, {typed} "  # noqa: S608 (names from schema.py)
-                f"from (select case {which} end as _resource, {values} from (select struct_pack({fields}) as r "
-                "from read_json(?, columns = ?, records = true, format = 'newline_delimited')))",
-                params=[str(path), {key: _duckdb_type(value) for key, value in shape.items()}])
+            typed_lines = con.sql(to_sql(_whole_file_query(resources, shape)),
+                                  params=[str(path), {key: _duckdb_type(value) for key, value in shape.items()}])
             outputs = [(i, r.name, [name for name, _ in _typed_columns(r)]) for i, r in enumerate(resources)]
             with _BatchWriter(batch, tmp_paths, resources) as writer:
                 read = 0
@@ -222,6 +213,29 @@ def _write_whole_file(path: Path, lines: int, resources: tuple[Resource, ...], b
                 return writer.finish() if read == lines else None
         except duckdb.InvalidInputException:  # not JSON, not UTF-8, not an object: the chunks name the line
             return None
+
+
+def _whole_file_query(resources: tuple[Resource, ...], shape: dict) -> exp.Select:
+    """Every line of the file (the query's first parameter) as its resource's position, whether it fits, and
+    the typed columns of every resource, prefixed with its position: both resources' lines share the query."""
+    def prefixed(i: int) -> Callable[[str], exp.Column]:
+        return lambda name: column(f"{i}.{name}")
+
+    read = call("read_json", exp.Placeholder(), exp.EQ(this=exp.var("columns"), expression=exp.Placeholder()),
+                    exp.EQ(this=exp.var("records"), expression=exp.true()),
+                    exp.EQ(this=exp.var("format"), expression=exp.Literal.string("newline_delimited")))
+    record = call("struct_pack", *(exp.PropertyEQ(this=identifier(key), expression=column(key)) for key in shape))
+    which = exp.Case(ifs=[exp.If(this=_selects(r), true=exp.Literal.number(i)) for i, r in enumerate(resources)])
+    values = [exp.alias_(expr, identifier(f"{i}.{name}"))
+              for i, r in enumerate(resources) for name, expr in _typed_columns(r) + _raw_columns(r)]
+    bad = exp.Case(this=column("_resource"), ifs=[exp.If(this=exp.Literal.number(i), true=_problems(r, prefixed(i)))
+                                                  for i, r in enumerate(resources)])
+    typed = [prefixed(i)(name) for i, r in enumerate(resources) for name, _ in _typed_columns(r)]
+    lines = exp.select(exp.alias_(record, identifier("r"))).from_(read)
+    return (exp.select(column("_resource"), exp.alias_(exp.func("coalesce", bad, exp.false()), identifier("_bad")),
+                       *typed)
+            .from_(exp.select(exp.alias_(which, identifier("_resource")), *values).from_(lines.subquery())
+                   .subquery()))
 
 
 @contextmanager
@@ -344,11 +358,8 @@ def _duckdb_type(node: str | list | dict) -> str:
         return node
     if isinstance(node, list):
         return _duckdb_type(node[0]) + "[]"
-    return "STRUCT(" + ", ".join(f"{_quoted(key)} {_duckdb_type(value)}" for key, value in node.items()) + ")"
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    fields = (f"{to_sql(identifier(key))} {_duckdb_type(value)}" for key, value in node.items())
+    return "STRUCT(" + ", ".join(fields) + ")"
 
 
 def _write_chunks(path: Path | None, resources: tuple[Resource, ...], batch: str,
@@ -356,6 +367,8 @@ def _write_chunks(path: Path | None, resources: tuple[Resource, ...], batch: str
     con = _connect()
     con.execute("set variable shop_currency = ?", [currency])
     shape = json.dumps(_json_shape(resources))
+    # built once: each chunk runs the same statements
+    statements = {r.name: (to_sql(temp("typed", _typed_rows(r))), to_sql(_output_rows(r))) for r in resources}
     try:
         with _BatchWriter(batch, tmp_paths, resources) as writer:
             for chunk in _line_chunks(path):
@@ -371,9 +384,13 @@ def _write_chunks(path: Path | None, resources: tuple[Resource, ...], batch: str
                     raise StoreError(f"{path}:{bad}: not valid JSON. Each line must be one JSON object; "
                                      "fix or remove that line.")
                 for r in resources:
-                    _typed_rows(con, path, r, currency)
-                    writer.add(r.name, con.sql(f"select {_output_columns(r)} from typed order by _line")  # noqa: S608
-                               .to_arrow_table())
+                    typed, output = statements[r.name]
+                    con.execute(typed)
+                    result = con.execute("select * from typed where _bad order by _line limit 1")
+                    names, bad_rows = [d[0] for d in result.description], result.fetchall()
+                    if bad_rows:
+                        raise StoreError(_describe(path, r, dict(zip(names, bad_rows[0], strict=True)), currency))
+                    writer.add(r.name, con.sql(output).to_arrow_table())
                 con.unregister("chunk")
             return writer.finish()
     finally:
@@ -428,11 +445,15 @@ def _json_shape(resources: tuple[Resource, ...]) -> dict:
     return shape
 
 
-def _raw_expr(c: Column) -> str:
-    return "r" + "".join(f"['{key}']" for key in c.path)
+def _raw_expr(c: Column) -> exp.Expression:
+    """The value at c's path in `r`, the parsed line."""
+    value: exp.Expression = column("r")
+    for key in c.path:
+        value = exp.Bracket(this=value, expressions=[exp.Literal.string(key)])
+    return value
 
 
-def _typed_expr(c: Column) -> str:
+def _typed_expr(c: Column) -> exp.Expression:
     raw = _raw_expr(c)
     if not c.checked:
         return raw
@@ -441,32 +462,40 @@ def _typed_expr(c: Column) -> str:
         # of the text), a quarter faster, on every id of every line. The number must be a positive
         # BIGINT, as staging casts it: a larger one would fail every later build, not this line.
         # Up to 18 digits always fit, so only longer numbers pay for the cast.
-        return (f"case when regexp_matches({raw}, '^{GID_PATTERN.removesuffix('[0-9]+')}0*[1-9][0-9]{{0,17}}$') "
-                f"then {raw} when regexp_matches({raw}, '^{GID_PATTERN}$') "
-                f"and try_cast(split_part({raw}, '/', 5) as bigint) > 0 then {raw} end")
+        short = _matches(raw, f"^{GID_PATTERN.removesuffix('[0-9]+')}0*[1-9][0-9]{{0,17}}$")
+        long = exp.and_(_matches(raw, f"^{GID_PATTERN}$"),
+                        exp.TryCast(this=call("split_part", raw, exp.Literal.string("/"), exp.Literal.number(5)),
+                                    to=exp.DataType.build("BIGINT")) > 0)
+        return exp.case().when(short, raw).when(long, raw)
     if c.type == SHOP_CURRENCY:
-        return f"case when {raw} = coalesce(getvariable('shop_currency'), {raw}) then {raw} end"
+        shop = exp.func("coalesce", call("getvariable", exp.Literal.string("shop_currency")), raw)
+        return exp.case().when(raw.eq(shop), raw)
     if c.values:
-        listed = ", ".join(f"'{value}'" for value in c.values)
-        return f"case when lower(trim({raw})) in ({listed}) then {raw} end"
+        return exp.case().when(call("lower", call("trim", raw)).isin(*c.values), raw)
     if c.type == "TIMESTAMPTZ":
         # Shopify's own times end in Z: the suffix test, a third of the regex's cost, spares them the regex
-        offset = f"suffix({raw}, 'Z') or regexp_matches({raw}, '{OFFSET_PATTERN}')"
-        return f"case when {offset} then try_cast({raw} as TIMESTAMPTZ) end"
-    return f"try_cast({raw} as {c.type})"
+        offset = exp.or_(call("suffix", raw, exp.Literal.string("Z")), _matches(raw, OFFSET_PATTERN))
+        return exp.case().when(offset, exp.TryCast(this=raw, to=exp.DataType.build("TIMESTAMPTZ")))
+    return exp.TryCast(this=raw, to=exp.DataType.build(c.type, dialect="duckdb"))
+
+
+def _matches(value: exp.Expression, pattern: str) -> exp.Anonymous:
+    return call("regexp_matches", value, exp.Literal.string(pattern))
 
 
 PARENT = Column("_parent_id", ("__parentId",), GID)
 
 
-def _selects(r: Resource) -> str:
-    """SQL over `r` (a parsed line) that is true when the line is one of resource r's."""
-    is_child = "r['__parentId'] is not null" if r.child_of else "r['__parentId'] is null"
-    return f"{is_child} and coalesce(r['__typename'], '{r.typename}') = '{r.typename}'"
+def _selects(r: Resource) -> exp.Expression:
+    """True over `r` (a parsed line) when the line is one of resource r's."""
+    parent = exp.Bracket(this=column("r"), expressions=[exp.Literal.string("__parentId")]).is_(exp.null())
+    typename = exp.Bracket(this=column("r"), expressions=[exp.Literal.string("__typename")])
+    named = exp.func("coalesce", typename, exp.Literal.string(r.typename)).eq(exp.Literal.string(r.typename))
+    return exp.and_(parent.not_() if r.child_of else parent, named)
 
 
-def _typed_columns(r: Resource) -> list[tuple[str, str]]:
-    """(name, SQL over `r`) of the raw table's columns after _batch and _line, in order."""
+def _typed_columns(r: Resource) -> list[tuple[str, exp.Expression]]:
+    """(name, expression over `r`) of the raw table's columns after _batch and _line, in order."""
     return [(c.name, _typed_expr(c)) for c in ((PARENT,) if r.child_of else ()) + r.columns]
 
 
@@ -488,57 +517,59 @@ def _shapes(r: Resource) -> dict[str, str]:
     return shapes
 
 
-def _shape_problem(r: Resource) -> str:
-    """SQL over `line` (the line's text): 'field|JSON type found' for the first nested value of another
-    shape than `_shapes` says, else NULL.
+def _shape_problem(r: Resource) -> exp.Expression:
+    """An expression over `line` (the line's text): 'field|JSON type found' for the first nested value of
+    another shape than `_shapes` says, else NULL.
 
     DuckDB's JSON reader refuses such a line, which sends the file to the chunked reader, but
     from_json reads it as NULL: a guest order where the line said `"customer": "gid://..."`.
     """
-    tests = []
+    tests = exp.case()
     for field, kind in _shapes(r).items():
-        found = f"json_type(line, '$.{field}')"
+        found: exp.Expression = call("json_type", column("line"), exp.Literal.string(f"$.{field}"))
         if field.endswith("[*]"):  # a list of objects: the first element that is not one
-            found = f"list_filter({found}, lambda t: t not in ('{kind}', 'NULL'))[1]"
-        tests.append(f"when {found} not in ('{kind}', 'NULL') then '{field}|' || {found}")
-    return f"case {' '.join(tests)} end" if tests else "null"
+            other = exp.Lambda(this=column("t").isin(kind, "NULL").not_(), expressions=[identifier("t")])
+            found = call("list_extract", call("list_filter", found, other), exp.Literal.number(1))
+        tests = tests.when(found.isin(kind, "NULL").not_(), exp.DPipe(this=exp.Literal.string(f"{field}|"),
+                                                                      expression=found))
+    return tests if tests.args.get("ifs") else exp.null()
 
 
-def _raw_columns(r: Resource) -> list[tuple[str, str]]:
-    """(name, SQL over `r`) of the values as the line has them, for the columns `_problems` checks."""
+def _raw_columns(r: Resource) -> list[tuple[str, exp.Expression]]:
+    """(name, expression over `r`) of the values as the line has them, for the columns `_problems` checks."""
     checked = _checked(r)
     return [(f"{c.name}__raw", _raw_expr(c)) for c in r.columns if c in checked or c.required]
 
 
-def _problems(r: Resource, name: Callable[[str], str] = _quoted) -> str:
-    """SQL that is true when a line of resource r does not fit its columns.
+def _problems(r: Resource, name: Callable[[str], exp.Expression] = column) -> exp.Expression:
+    """True when a line of resource r does not fit its columns.
 
     It reads the line's typed columns and `_raw_columns`, each called `name(column)`: each value
     is cast once, for the table and for this test.
     """
-    problems = [f"({name(f'{c.name}__raw')} is not null and {name(c.name)} is null)" for c in _checked(r)]
-    problems += [f"{name(f'{c.name}__raw')} is null" for c in r.columns if c.required]
+    problems = [exp.and_(name(f"{c.name}__raw").is_(exp.null()).not_(), name(c.name).is_(exp.null()))
+                for c in _checked(r)]
+    problems += [name(f"{c.name}__raw").is_(exp.null()) for c in r.columns if c.required]
     if r.child_of:
-        problems.append(f"{name(PARENT.name)} is null")
-    return "(" + " or ".join(problems) + ")" if problems else "false"
+        problems.append(name(PARENT.name).is_(exp.null()))
+    return exp.paren(exp.or_(*problems)) if problems else exp.false()
 
 
-def _typed_rows(con: duckdb.DuckDBPyConnection, path: Path | None, r: Resource, currency: str | None) -> None:
-    """Temp table `typed`: this resource's lines of `parsed`, typed; raises StoreError at the first line
-    with a value that doesn't fit or a nested value of another shape."""
-    values = ", ".join(f"{expr} as {name}" for name, expr in _typed_columns(r) + _raw_columns(r))
-    con.execute(
-        f"create or replace temp table typed as select *, ({_problems(r)} or _shape is not null) as _bad "  # noqa: S608 (names from schema.py)
-        f"from (select line_no as _line, {_shape_problem(r)} as _shape, {values} from parsed where {_selects(r)})")
-    result = con.execute("select * from typed where _bad order by _line limit 1")
-    names, bad = [d[0] for d in result.description], result.fetchall()
-    if bad:
-        raise StoreError(_describe(path, r, dict(zip(names, bad[0], strict=True)), currency))
+def _typed_rows(r: Resource) -> exp.Select:
+    """This resource's lines of temp table `parsed`, typed, and `_bad`: whether a value doesn't fit or a
+    nested value has another shape."""
+    lines = exp.select(exp.alias_(column("line_no"), identifier("_line")),
+                       exp.alias_(_shape_problem(r), identifier("_shape")),
+                       *(exp.alias_(expr, identifier(name)) for name, expr in _typed_columns(r) + _raw_columns(r)))
+    bad = exp.or_(_problems(r), column("_shape").is_(exp.null()).not_())
+    return exp.select("*", exp.alias_(exp.paren(bad), identifier("_bad"))).from_(
+        lines.from_(table("parsed")).where(_selects(r)).subquery())
 
 
-def _output_columns(r: Resource) -> str:
-    """The raw table's columns after _batch, in order."""
-    return ", ".join(["_line"] + [name for name, _ in _typed_columns(r)])
+def _output_rows(r: Resource) -> exp.Select:
+    """The raw table's columns after _batch, in order, from temp table `typed`."""
+    names = ["_line"] + [name for name, _ in _typed_columns(r)]
+    return exp.select(*(column(name) for name in names)).from_(table("typed")).order_by(column("_line"))
 
 
 JSON_KINDS = {"OBJECT": "an object", "ARRAY": "a list", "VARCHAR": "a string", "BOOLEAN": "true or false"}

@@ -30,9 +30,11 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+from sqlglot import exp
 
 from pipeline.audience.phones import to_e164
 from pipeline.settings import DEFAULT_MEMORY_LIMIT
+from pipeline.sqlbuild import call, column, identifier, to_sql
 from pipeline.store.ingest import bounded_connection
 from pipeline.store.schema import resource
 
@@ -69,6 +71,9 @@ def erase_redacted(data_dir: Path, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> 
         redacted = {row[0] for row in con.execute("select id from redacted").fetchall()}
         source_lines = _scrub_sources(data_dir, raw, redacted, numbers)
         con.register("erased_numbers", pa.table({"digest": sorted(numbers)}))
+        # an event whose number's digits hash to an erased number (DuckDB's sha256 of the same digits)
+        con.execute("create temp macro erased_number(phone) as "
+                    "sha256(regexp_replace(phone, '[^0-9]', '', 'g')) in (select digest from erased_numbers)")
         events = sum(_drop_events(con, path) for path in sorted((raw / "sms_events").glob("*.parquet")))
         customers = sum(_scrub_batch(con, path) for path in sorted((raw / "customers").glob("*.parquet")))
     return {"customers_scrubbed": customers, "sms_events_dropped": events, "source_lines_scrubbed": source_lines}
@@ -117,27 +122,27 @@ def _scrub_batch(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     columns = [row[0] for row in con.execute("describe select * from read_parquet(?)", [str(path)]).fetchall()]
     nulled = [c for c in NULLED if c in columns]
     emptied = [c for c in EMPTIED if c in columns]
-    has_pii = " or ".join([f"{c} is not null" for c in nulled] + [f"len({c}) > 0" for c in emptied])
-    rows = con.execute(
-        f"select count(*) from read_parquet(?) where id in (select id from redacted) and ({has_pii})",  # noqa: S608 (names from this module)
-        [str(path)]).fetchall()[0][0]
+    has_pii = exp.or_(*(column(c).is_(exp.null()).not_() for c in nulled),
+                      *(call("len", column(c)) > 0 for c in emptied))
+    redacted = exp.condition("id in (select id from redacted)")
+    rows = con.execute(to_sql(exp.select("count(*)").from_("read_parquet(?)").where(redacted, exp.paren(has_pii))),
+                       [str(path)]).fetchall()[0][0]
     if rows:
-        blanks = [f"case when hit then null else {c} end as {c}" for c in nulled]
-        blanks += [f"case when hit then [] else {c} end as {c}" for c in emptied]
-        hits = "select *, coalesce(id in (select id from redacted), false) as hit from read_parquet(?)"
-        _write_atomically(con, f"select * exclude (hit) replace ({', '.join(blanks)}) from ({hits})", path)  # noqa: S608
+        hits = exp.select("*", exp.alias_(exp.func("coalesce", redacted, exp.false()), "hit")).from_("read_parquet(?)")
+        blanks = {c: exp.null() for c in nulled} | {c: exp.Array() for c in emptied}
+        replaced = [exp.alias_(exp.case().when(column("hit"), blank).else_(column(c)), identifier(c))
+                    for c, blank in blanks.items()]
+        _write_atomically(con, exp.select(exp.Star(except_=[column("hit")], replace=replaced)).from_(hits.subquery()),
+                          path)
     return rows
-
-
-# The events whose number's digits hash to an erased number (DuckDB's sha256 of the same digits)
-_ERASED_EVENT = "sha256(regexp_replace(phone, '[^0-9]', '', 'g')) in (select digest from erased_numbers)"
 
 
 def _drop_events(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     """Rewrites one sms_events batch without the events on an erased number; returns events dropped."""
-    rows = con.execute(f"select count(*) from read_parquet(?) where {_ERASED_EVENT}", [str(path)]).fetchall()[0][0]  # noqa: S608 (a constant)
+    rows = con.execute("select count(*) from read_parquet(?) where erased_number(phone)", [str(path)]).fetchall()[0][0]
     if rows:
-        _write_atomically(con, f"select * from read_parquet(?) where not coalesce({_ERASED_EVENT}, false)", path)  # noqa: S608
+        kept = exp.select("*").from_("read_parquet(?)").where("not coalesce(erased_number(phone), false)")
+        _write_atomically(con, kept, path)
     return rows
 
 
@@ -195,9 +200,9 @@ def _scrubbed_line(line: bytes, events: bool, wanted: re.Pattern | None, redacte
     record = json.loads(line)
     if record.get("id") not in redacted:
         return line
-    for column in resource("customers").columns:
-        if column.name in NULLED or column.name in EMPTIED:
-            _blank(record, column.path, [] if column.name in EMPTIED else None)
+    for field in resource("customers").columns:
+        if field.name in NULLED or field.name in EMPTIED:
+            _blank(record, field.path, [] if field.name in EMPTIED else None)
     return (json.dumps(record) + "\n").encode()
 
 
@@ -209,11 +214,13 @@ def _blank(record: dict, path: Iterable[str], blank: list | None) -> None:
         record[leaf] = blank
 
 
-def _write_atomically(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
+def _write_atomically(con: duckdb.DuckDBPyConnection, query: exp.Select, path: Path) -> None:
     """Writes `query` (reading `path` as its one parameter) over `path`: a temporary file, then a rename."""
     tmp = path.with_name(f".{path.name}.tmp")
+    copy = exp.Copy(this=query.subquery(), kind=False, files=[exp.Placeholder()],
+                    params=[exp.CopyParameter(this=exp.var("format"), expression=exp.var("parquet"))])
     try:
-        con.execute(f"copy ({query}) to ? (format parquet)", [str(path), str(tmp)])
+        con.execute(to_sql(copy), [str(path), str(tmp)])
         _replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -1,5 +1,5 @@
 -- One row per checkout: the version with the latest updatedAt, with local dates.
-with checkouts as (
+with checkouts as not materialized (
     select * from raw.abandoned_checkouts
 ),
 
@@ -8,11 +8,7 @@ shop as (
 ),
 
 latest as (
-    select *
-    from checkouts
-    qualify row_number() over (
-        partition by id order by updated_at desc nulls last, _batch desc, _line desc
-    ) = 1
+    select * from latest_versions('checkouts')
 )
 
 select

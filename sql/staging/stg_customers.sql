@@ -1,6 +1,5 @@
 -- One row per customer: the version with the latest updatedAt (then the latest batch and line).
 with customers as not materialized (
-    -- read three times below: rereading the Parquet costs less than a copy of every customer
     select * from raw.customers
 ),
 
@@ -8,31 +7,8 @@ shop as (
     select shop_timezone from staging.stg_shop
 ),
 
--- Ids listed more than once (by hash: a collision only adds a candidate). Only these need ranking:
--- sorting every customer to find them is what made this model slow.
-repeated_ids as (
-    select hash(id) as id_hash
-    from customers
-    group by id_hash
-    having count(*) > 1
-),
-
--- Every version but the winner: latest updatedAt, then the later batch, then the later line.
-superseded as (
-    select _batch, _line
-    from customers
-    where hash(id) in (select id_hash from repeated_ids)
-    qualify row_number() over (
-        partition by id order by updated_at desc nulls last, _batch desc, _line desc
-    ) > 1
-),
-
 latest as (
-    select customers.*
-    from customers
-    anti join superseded
-        on customers._batch = superseded._batch
-        and customers._line = superseded._line
+    select * from latest_versions('customers')
 )
 
 select

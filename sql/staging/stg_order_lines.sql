@@ -1,10 +1,9 @@
 -- Line items of each order's winning version: the lines of the batch that version came from.
 -- A line belongs to the order whose numeric id its __parentId carries, the id stg_orders keys on.
--- A view: marts.line_items reads it once, so writing its 10M rows (at 1M customers) to the
--- warehouse only to read them back cost more than computing them where they are read.
+-- A view: marts.line_items reads it once, so writing its rows to the warehouse only to read them
+-- back costs more than computing them where they are read.
 -- materialized: view
 with order_lines as not materialized (
-    -- read three times below: rereading the Parquet costs less than a copy of 10M lines
     select
         *,
         gid_number(_parent_id, 'order_lines', _batch, _line, '__parentId') as parent_order_id
@@ -15,28 +14,6 @@ orders as not materialized (
     select order_id, source_batch from staging.stg_orders
 ),
 
--- Line ids listed more than once (by hash: a collision only adds a candidate). Only these need
--- ranking, usually none: sorting every line item to find them is what made this model slow.
-repeated_ids as (
-    select hash(id) as id_hash
-    from order_lines
-    group by id_hash
-    having count(*) > 1
-),
-
--- Winning lines of a repeated id other than its last (by line, then batch): the ones to drop.
-superseded as (
-    select order_lines._batch, order_lines._line
-    from order_lines
-    inner join orders
-        on order_lines.parent_order_id = orders.order_id
-        and order_lines._batch = orders.source_batch
-    where hash(order_lines.id) in (select id_hash from repeated_ids)
-    qualify row_number() over (
-        partition by order_lines.id order by order_lines._line desc, order_lines._batch desc
-    ) > 1
-),
-
 -- Every batch name once, in a list: the orders below carry the position of their batch in it.
 batch_names as (
     select list(distinct _batch order by _batch) as names
@@ -44,10 +21,8 @@ batch_names as (
 ),
 
 -- The hash table the lines are joined to: 12 bytes an order (numeric id, batch position), not the
--- GID and the 40-character batch name. With a million customers' 4M orders the join then runs
--- within a 400 MB memory bound; keyed on the strings it spilled even at 600 MB. Past the bound
--- the join spills every line item with all its columns: that made this model 3.5x slower a
--- customer at 5M customers than at 1M.
+-- GID and the 40-character batch name, so the join stays within the memory bound rather than spill
+-- every line item with all its columns (BENCHMARKS.md, session 4, has the figures).
 winning_versions as (
     select
         orders.order_id,
@@ -56,17 +31,21 @@ winning_versions as (
     cross join batch_names
 ),
 
-winning as (
+-- A line item has no updatedAt of its own (its order's chose the batch): of a line id listed more
+-- than once among the winning orders' lines, the later batch, then the later line, wins.
+winning_lines as not materialized (
     select
         order_lines.*,
-        winning_versions.order_id
+        winning_versions.order_id,
+        cast(null as timestamptz) as updated_at
     from order_lines
     inner join winning_versions on order_lines.parent_order_id = winning_versions.order_id
     cross join batch_names
-    anti join superseded
-        on order_lines._batch = superseded._batch
-        and order_lines._line = superseded._line
     where order_lines._batch = batch_names.names[winning_versions.batch_position]
+),
+
+latest as (
+    select * from latest_versions('winning_lines', listed := 'order_lines')
 )
 
 select
@@ -78,4 +57,4 @@ select
     title,
     coalesce(quantity, 0) as quantity,
     original_total as line_total
-from winning
+from latest

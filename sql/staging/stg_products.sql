@@ -1,14 +1,10 @@
 -- One row per product: the version with the latest updatedAt.
-with products as (
+with products as not materialized (
     select * from raw.products
 ),
 
 latest as (
-    select *
-    from products
-    qualify row_number() over (
-        partition by id order by updated_at desc nulls last, _batch desc, _line desc
-    ) = 1
+    select * from latest_versions('products')
 )
 
 select

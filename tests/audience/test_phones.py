@@ -146,7 +146,7 @@ def test_demo_numbers_match_the_formatter(tmp_path: Path) -> None:
 
 def test_refresh_parses_each_number_once_and_forgets_numbers_no_one_has(tmp_path: Path) -> None:
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
-    con.execute(f"attach '{tmp_path / 'state.duckdb'}' as state")
+    con.execute("attach ? as state", [str(tmp_path / "state.duckdb")])
     con.execute("create schema staging")
     con.execute("create table staging.stg_customers (phone varchar, default_country varchar)")
     con.execute("insert into staging.stg_customers values ('347 1234567', 'IT'), ('347 1234567', 'IT'), "

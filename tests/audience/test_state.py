@@ -57,7 +57,7 @@ def test_a_state_file_from_the_previous_release_is_migrated_and_resumed_without_
 
 def test_a_state_file_from_a_newer_release_is_refused(tmp_path: Path):
     with duckdb.connect() as con:
-        con.execute(f"attach '{tmp_path / 'state.duckdb'}' as state")
+        con.execute("attach ? as state", [str(tmp_path / "state.duckdb")])
         migrate(con)
         con.execute("insert into state.schema_version values (?, now())", [VERSION + 1])
         with pytest.raises(StateVersionError, match=rf"schema version {VERSION + 1}, .* up to {VERSION}: it was "
@@ -67,7 +67,7 @@ def test_a_state_file_from_a_newer_release_is_refused(tmp_path: Path):
 
 def test_migrating_twice_changes_nothing(tmp_path: Path):
     with duckdb.connect() as con:
-        con.execute(f"attach '{tmp_path / 'state.duckdb'}' as state")
+        con.execute("attach ? as state", [str(tmp_path / "state.duckdb")])
         assert migrate(con) == 0
         tables = con.execute("select table_name from duckdb_tables() where database_name = 'state' "
                              "order by 1").fetchall()

@@ -222,7 +222,7 @@ def test_warehouse_copy_of_the_audience_tables(audience_db, emulator):
 def state_snapshot(con) -> dict[str, list]:
     tables = [r[0] for r in con.execute("select table_name from duckdb_tables() where database_name = 'state' "
                                         "and table_name like 'audience%' order by 1").fetchall()]
-    return {t: sorted(map(repr, con.execute(f"select * from state.{t}").fetchall())) for t in tables}  # noqa: S608
+    return {t: sorted(map(repr, con.table(f"state.{t}").fetchall())) for t in tables}
 
 
 def read_csv(path: Path) -> list[list[str]]:

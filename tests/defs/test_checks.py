@@ -14,6 +14,8 @@ from tests.fixtures.nightly import run_nightly_job
 from tests.fixtures.stores import Store, customer, line, order, redaction, sms_event
 
 AS_OF = dt.date(2026, 10, 31)
+STAGING_KEYED = ("stg_abandoned_checkouts", "stg_customers", "stg_deletions", "stg_orders", "stg_phone_numbers",
+                 "stg_product_collections", "stg_products", "stg_redactions", "stg_sms_events")
 
 
 def run(tmp_path: Path, store: Store, *, acknowledge: tuple[str, ...] = (), threshold: float = 0.5,
@@ -38,10 +40,11 @@ def started(result: dg.ExecuteInProcessResult) -> set[str]:
 def test_a_clean_store_passes_every_check(tmp_path: Path) -> None:
     result = run(tmp_path, Store(customers=[customer(1)], orders=[order(10, 1), line(1, 10, 5)]))
     assert result.success
+    keys = {f"staging/{table}:unique_key": (True, 0) for table in STAGING_KEYED}
     assert checks(result) == {
         "raw/orders:order_known": (True, 0), "marts/orders:customer_known": (True, 0),
         "staging/stg_orders:non_negative_total": (True, 0), "marts/customers:unique_customer_id": (True, 0),
-        "segments/buyers:size_swing": (True, "none")}
+        "staging/stg_shop:one_row": (True, 0), **keys, "segments/buyers:size_swing": (True, "none")}
 
 
 def test_warnings_report_orphans_and_let_the_run_go_on(tmp_path: Path) -> None:
@@ -64,7 +67,8 @@ def test_a_negative_total_blocks_everything_downstream(tmp_path: Path) -> None:
 
 
 def test_duplicate_customers_block_the_export(tmp_path: Path) -> None:
-    """A fan-out in marts.customers (here a corrupted phone cache) must never reach the gateway."""
+    """A fan-out in marts.customers (here from a corrupted phone cache) must never reach the gateway: the
+    staging key test stops it before the mart is built (the mart's own test is in tests/warehouse)."""
     import duckdb
 
     store = Store(customers=[customer(1), customer(2, phone="+393470000002")], orders=[order(10, 1), order(11, 2)])
@@ -72,8 +76,8 @@ def test_duplicate_customers_block_the_export(tmp_path: Path) -> None:
     with duckdb.connect(str(tmp_path / "data" / "state.duckdb")) as state:
         state.execute("insert into phone_cache select * from phone_cache where phone = '+393470000002'")
     result = run(tmp_path, store)
-    assert checks(result)["marts/customers:unique_customer_id"] == (False, 1)
-    assert not {"segments__buyers", "exports__buyers", "warehouse"} & started(result)
+    assert checks(result)["staging/stg_phone_numbers:unique_key"] == (False, 1)
+    assert not {"marts__customers", "segments__buyers", "exports__buyers", "warehouse"} & started(result)
 
 
 def test_a_size_swing_holds_the_export_until_acknowledged(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -1,0 +1,5 @@
+-- blocking: every customer is one row, with its id
+select customer_id, count(*) as rows
+from staging.stg_customers
+group by all
+having count(*) > 1 or customer_id is null
