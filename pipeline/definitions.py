@@ -16,9 +16,10 @@ from pipeline.defs.checks import data_test_checks, swing_check
 from pipeline.defs.exports import export_asset, gateway_resource, retired_asset
 from pipeline.defs.extract import extract_assets
 from pipeline.defs.resources import PipelineSettings, RunOptions, ShopifyResource, daily_partitions
-from pipeline.defs.segments import bring_views_to_day, healthy_segments, segment_assets, segment_key
+from pipeline.defs.segments import segment_assets, segment_key
 from pipeline.defs.warehouse import MARTS_KEYS, model_assets, phone_numbers, published_warehouse_asset
 from pipeline.segments import SegmentDefinition
+from pipeline.segments.compiler import bring_views_to_day
 from pipeline.segments.history import copy_history
 from pipeline.settings import Settings
 from pipeline.shopify.client import API_VERSION
@@ -67,7 +68,7 @@ def build_definitions(settings: Settings, loggers: dict[str, dg.LoggerDefinition
                                          source=settings.source, swing_threshold=settings.swing_threshold,
                                          memory_limit=settings.memory_limit, batch_size=settings.batch_size)
     segments, definitions = segment_assets(settings.segments_dir)
-    healthy = healthy_segments(definitions)
+    healthy = definitions.healthy()
     exported = [name for name in healthy if definitions.definitions[name].export]
     exports = [export_asset(definitions.definitions[name]) for name in exported]
     retired = retired_asset(exported, kept=[n for n in definitions.names if n not in healthy])

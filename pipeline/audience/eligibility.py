@@ -14,15 +14,14 @@ import phonenumbers
 import pyarrow as pa
 from sqlglot import exp
 
-from pipeline.audience.phones import to_e164
-from pipeline.segments.catalogue import MEMBER_COLUMNS
+from pipeline.phones import to_e164
+from pipeline.segments.catalogue import MEMBER_COLUMNS, SEGMENT_NAME
 from pipeline.sqlbuild import call, column, identifier, table, temp, to_sql
 from pipeline.warehouse.models import SQL_DIR
 
 CLASSIFIED = SQL_DIR / "audience" / "classified.sql"  # makes temp table audience_classified
 # The reasons a member is not texted, in the order CLASSIFIED tries them (it says why that order)
 REASONS = ("redacted", "no_consent", "bad_phone", "suppressed", "duplicate")
-SEGMENT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 _INTERNATIONAL = re.compile(r"\s*(?:\+|00)\s*")  # a number written with its country code
 
 
@@ -42,10 +41,11 @@ class Eligibility:
 
 
 def check_segment_name(segment: str) -> str:
-    """The name, if it is safe as a view name, a file directory and a URL path segment."""
+    """The name, if it is a segment's (which makes it safe as a view name, a directory and a URL path segment)."""
     if not SEGMENT_NAME.fullmatch(segment):
-        raise AudienceError(f"segment name {segment!r}: use letters, digits, _ and - only "
-                            "(it names a directory under data/exports and a gateway URL)")
+        raise AudienceError(f"segment name {segment!r}: a segment's name is lowercase letters, digits and _, "
+                            "starting with a letter (it names a view, a directory under data/exports and a "
+                            "gateway URL)")
     return segment
 
 

@@ -1,7 +1,5 @@
 """Extraction assets: one per store file, each publishing its raw Parquet batch."""
 
-import datetime as dt
-import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -10,13 +8,10 @@ from pipeline.defs.resources import PipelineSettings, ShopifyResource
 from pipeline.shopify import downloads
 from pipeline.shopify.client import ShopifyError
 from pipeline.store import demo
-from pipeline.store.demo import DEMO_CUSTOMERS
 from pipeline.store.ingest import StoreError, ingest_file
 from pipeline.store.redact import erase_redacted
 from pipeline.store.schema import INBOX_FILES, STORE_FILES, resources_in
 from pipeline.warehouse.build import raw_dir
-
-DEMO_SEED = 0
 
 
 def raw_asset_key(file: str) -> dg.AssetKey:
@@ -38,32 +33,13 @@ def store_directory(settings: PipelineSettings, file: str) -> Path:
     if settings.source.startswith("jsonl:"):
         return Path(settings.source.removeprefix("jsonl:"))
     if settings.source == "demo":
-        return demo_store(settings.data_path)
+        return demo.demo_store(settings.data_path)
     if file in INBOX_FILES:
         return settings.data_path / "inbox"
     latest = downloads.latest_download(settings.data_path)
     if latest is None:
         raise dg.Failure("no Shopify download yet: materialise raw/shopify_download first")
     return latest
-
-
-def demo_store(data_dir: Path, end_day: dt.date | None = None) -> Path:
-    """The built-in demo store whose history ends on `end_day` (default today in the demo shop's time
-    zone), generated once that day and reused; the folders of earlier days are removed, so a demo left
-    running for weeks keeps one store and no segment empties because its data stopped on the first day.
-    """
-    end_day = end_day or demo.today()
-    prefix = f"demo-{DEMO_CUSTOMERS}-{DEMO_SEED}"
-    target = data_dir / "source" / f"{prefix}-{end_day.isoformat()}"
-    if not target.exists():
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        demo.generate_store(tmp, customers=DEMO_CUSTOMERS, seed=DEMO_SEED, end_day=end_day)
-        tmp.rename(target)
-    for old in target.parent.glob(f"{prefix}*"):  # the folder without a day is an older release's
-        if old != target:
-            shutil.rmtree(old)
-    return target
 
 
 SHOPIFY_DOWNLOAD = dg.AssetKey(["raw", "shopify_download"])

@@ -1,6 +1,5 @@
 """Segment assets: one per definition file, each a view segments.<name> in the build warehouse."""
 
-import datetime as dt
 import re
 from pathlib import Path
 
@@ -11,7 +10,6 @@ from pipeline.defs.resources import PipelineSettings, RunOptions
 from pipeline.defs.warehouse import MARTS_KEYS, POOL, with_build
 from pipeline.segments import (
     DefinitionSet,
-    SegmentDefinition,
     create_segment_view,
     empty_reason,
     load_definitions,
@@ -19,7 +17,6 @@ from pipeline.segments import (
     segment_view,
 )
 from pipeline.segments.history import previous_size, record_membership
-from pipeline.warehouse.build import built_as_of, stamp
 from pipeline.warehouse.days import Evaluation
 
 
@@ -46,33 +43,6 @@ def failure(path: Path, errors: list) -> dg.Failure:
     return dg.Failure(f"{path}: the definition has errors; fix them (smsseg segments check):\n\n{shown}")
 
 
-def segment_table_name(name: str) -> str:
-    return f"segments.{name}"
-
-
-def bring_views_to_day(con: duckdb.DuckDBPyConnection, definitions: list[SegmentDefinition], day: dt.date) -> list[str]:
-    """Recreates, as of `day`, the views of `definitions` the build holds as of another day; returns them.
-
-    Before a live day is published: a backfill, or a segment whose asset failed tonight, may have left
-    a view of another day's relative dates in the build.
-    """
-    stamps = built_as_of(con)
-    stale = [d for d in definitions if stamps.get(segment_table_name(d.name)) != day]
-    for definition in stale:
-        con.execute(render(segment_view(definition, day)))
-        stamp(con, segment_table_name(definition.name), day)
-    return [d.name for d in stale]
-
-
-def healthy_segments(definitions: DefinitionSet) -> list[str]:
-    """Valid definitions whose every used segment is valid too, in dependency order."""
-    healthy: list[str] = []
-    for name, definition in definitions.definitions.items():  # dependency order: uses come first
-        if all(used in healthy for used in definition.uses):
-            healthy.append(name)
-    return healthy
-
-
 def segment_asset(name: str, path: Path, definitions: DefinitionSet) -> dg.AssetsDefinition:
     definition = definitions.definitions.get(name)
     uses = definition.uses if definition else ()
@@ -95,7 +65,6 @@ def segment_asset(name: str, path: Path, definitions: DefinitionSet) -> dg.Asset
             as_of = night.day
             before = previous_size(con, name, as_of)
             size = create_segment_view(con, definition, as_of)
-            stamp(con, segment_table_name(name), as_of)
             change = {} if before is None else {"previous_size": dg.MetadataValue.int(before),
                                                 "size_change": dg.MetadataValue.int(size - before)}
             if not run.dry_run:  # live or backfill, the day's membership is recorded

@@ -9,7 +9,6 @@ import dagster as dg
 import duckdb
 
 from pipeline.audience.gateways import erase_from_exports
-from pipeline.audience.phones import refresh_phone_table
 from pipeline.audience.state import mark_compacted, record_erasures
 from pipeline.defs.extract import resource_asset_key
 from pipeline.defs.resources import PipelineSettings, RunOptions, evaluation_day, run_evaluation
@@ -24,6 +23,7 @@ from pipeline.warehouse.build import (
 )
 from pipeline.warehouse.days import Evaluation
 from pipeline.warehouse.models import PYTHON_TABLES, Model, load_models
+from pipeline.warehouse.phones import refresh_phone_table
 
 POOL = "duckdb"  # DuckDB has one writer: every asset that writes the build warehouse shares this pool
 PHONE_TABLE = PYTHON_TABLES[0]

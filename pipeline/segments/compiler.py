@@ -17,6 +17,7 @@ from pipeline.segments.checker import check, product_id, segment_name
 from pipeline.segments.definitions import SegmentDefinition
 from pipeline.segments.errors import SegmentErrors, Source
 from pipeline.segments.parser import parse
+from pipeline.warehouse.build import built_as_of, stamp
 
 CUSTOMER = "customers"  # alias of marts.customers in compiled queries
 ITEM = "item"  # the lambda variable that lowercases list items
@@ -78,11 +79,26 @@ def create_segment_view(con: duckdb.DuckDBPyConnection, defn: SegmentDefinition,
     """
     con.execute("create schema if not exists segments")
     con.execute(render(segment_view(defn, as_of)))
+    stamp(con, f"segments.{defn.name}", as_of)
     members = exp.Create(this=exp.to_table(MEMBERS_TABLE), kind="TABLE", replace=True,
                          properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
                          expression=exp.select("customer_id").from_(segment_table(defn.name)))
     con.execute(render(members))
     return con.execute(render(exp.select("count(*)").from_(exp.to_table(MEMBERS_TABLE)))).fetchall()[0][0]
+
+
+def bring_views_to_day(con: duckdb.DuckDBPyConnection, definitions: list[SegmentDefinition], day: dt.date) -> list[str]:
+    """Recreates, as of `day`, the views of `definitions` the build holds as of another day; returns their names.
+
+    Before a live day is published: a backfill, or a segment whose asset failed tonight, may have left
+    a view of another day's relative dates in the build.
+    """
+    stamps = built_as_of(con)
+    stale = [d for d in definitions if stamps.get(f"segments.{d.name}") != day]
+    for definition in stale:
+        con.execute(render(segment_view(definition, day)))
+        stamp(con, f"segments.{definition.name}", day)
+    return [d.name for d in stale]
 
 
 def predicate(node: t.Node, as_of: dt.date) -> exp.Expression:

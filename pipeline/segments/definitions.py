@@ -63,6 +63,14 @@ class DefinitionSet:
     def errors_in(self, path: Path) -> list[SegmentError]:
         return [e for e in self.errors if e.file == str(path)]
 
+    def healthy(self) -> list[str]:
+        """Valid definitions whose every used segment is valid too, in dependency order."""
+        healthy: list[str] = []
+        for name, definition in self.definitions.items():  # dependency order: uses come first
+            if all(used in healthy for used in definition.uses):
+                healthy.append(name)
+        return healthy
+
 
 @dataclass
 class _File:

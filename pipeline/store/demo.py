@@ -6,6 +6,7 @@ real extraction has (children before parents, revised rows, bad phones) so the i
 """
 
 import datetime
+import shutil
 import zoneinfo
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,6 +18,7 @@ import polars as pl
 import pyarrow as pa
 
 DEMO_CUSTOMERS = 2000
+DEMO_SEED = 0
 TIMEZONE = "Europe/Rome"  # the demo shop's: its end day is a local day, as every date of the language is
 
 CHUNK_CUSTOMERS = 200_000
@@ -819,3 +821,22 @@ def _customer_fields() -> dict[str, pl.Expr]:
         "defaultAddress": pl.col("addresses").list.first(),
         "addresses": pl.col("addresses"),
     }
+
+
+def demo_store(data_dir: Path, end_day: datetime.date | None = None) -> Path:
+    """The built-in demo store whose history ends on `end_day` (default today in the demo shop's time
+    zone), generated once that day and reused; the folders of earlier days are removed, so a demo left
+    running for weeks keeps one store and no segment empties because its data stopped on the first day.
+    """
+    end_day = end_day or today()
+    prefix = f"demo-{DEMO_CUSTOMERS}-{DEMO_SEED}"
+    target = data_dir / "source" / f"{prefix}-{end_day.isoformat()}"
+    if not target.exists():
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        generate_store(tmp, customers=DEMO_CUSTOMERS, seed=DEMO_SEED, end_day=end_day)
+        tmp.rename(target)
+    for old in target.parent.glob(f"{prefix}*"):  # the folder without a day is an older release's
+        if old != target:
+            shutil.rmtree(old)
+    return target

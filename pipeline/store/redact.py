@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlglot import exp
 
-from pipeline.audience.phones import to_e164
+from pipeline.phones import to_e164
 from pipeline.settings import DEFAULT_MEMORY_LIMIT
 from pipeline.sqlbuild import call, column, identifier, to_sql
 from pipeline.store.ingest import bounded_connection

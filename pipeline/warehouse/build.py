@@ -304,7 +304,7 @@ def build_all(data_dir: Path, as_of: dt.date, memory_limit: str = DEFAULT_MEMORY
     The nightly job runs the same steps as separate assets. Staging comes first, then the phone
     numbers that marts.customers reads, then the marts.
     """
-    from pipeline.audience.phones import refresh_phone_table
+    from pipeline.warehouse.phones import refresh_phone_table
 
     counts = {}
     models = load_models()

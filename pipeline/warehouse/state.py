@@ -20,7 +20,7 @@ MIGRATIONS: list[list[str]] = [
     # 1: the tables as the first releases created them, one by one as each module first ran; a file
     # from then has some or all of them and no schema_version
     [
-        # each distinct (number, region) a customer has, normalised once (pipeline/audience/phones.py)
+        # each distinct (number, region) a customer has, normalised once (pipeline/warehouse/phones.py)
         "create table if not exists state.phone_cache (phone varchar, region varchar, phone_e164 varchar)",
         # segment membership over time, one row per stay (pipeline/segments/history.py)
         "create table if not exists state.segment_membership "

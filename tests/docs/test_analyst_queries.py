@@ -12,9 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.defs.extract import DEMO_SEED
 from pipeline.settings import PROJECT_DIR, Settings
-from pipeline.store.demo import DEMO_CUSTOMERS, generate_store
+from pipeline.store.demo import DEMO_CUSTOMERS, DEMO_SEED, generate_store
 from tests.fixtures.nightly import run_nightly_job
 
 DOC = PROJECT_DIR / "docs" / "analysts.md"

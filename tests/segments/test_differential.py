@@ -8,10 +8,12 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlglot import exp
 
 from pipeline.segments import compile_query, create_segment_view, load_definitions, render
 from pipeline.segments.compiler import parse_checked
 from pipeline.settings import PROJECT_DIR
+from pipeline.sqlbuild import table, to_sql
 from tests.segments.conftest import Built
 from tests.segments.evaluator import Evaluator
 
@@ -142,7 +144,8 @@ def test_every_shipped_definition_matches_the_evaluator(varied: Built, evaluator
     try:
         for name, defn in result.definitions.items():
             count = create_segment_view(con, defn, varied.as_of)
-            ours = {r[0] for r in con.execute(f"select customer_id from segments.{name}").fetchall()}  # noqa: S608
+            ours = {r[0] for r in con.execute(to_sql(exp.select("customer_id").from_(table(name, "segments"))))
+                    .fetchall()}
             evaluator.segments[name] = evaluator.members(parse_checked(defn.query))
             assert ours == evaluator.segments[name], name
             assert count == len(ours)

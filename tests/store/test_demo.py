@@ -11,8 +11,7 @@ from pathlib import Path
 import phonenumbers
 import pytest
 
-from pipeline.defs.extract import demo_store
-from pipeline.store.demo import DEMO_CUSTOMERS, GIFT_CARD_CENTS, generate_store
+from pipeline.store.demo import DEMO_CUSTOMERS, GIFT_CARD_CENTS, demo_store, generate_store
 
 AS_OF = datetime.date(2026, 11, 1)  # the evaluation date the checks below read the store as of
 END_DAY = AS_OF + datetime.timedelta(days=5)  # the store's last day: a run as of AS_OF filters what follows

@@ -1,41 +1,18 @@
-"""Phone numbers to E.164: the one normalisation the audience and the marts share.
+"""staging.stg_phone_numbers: every customer's number in E.164 (pipeline/phones), each distinct
+(number, region) pair normalised once and cached in state.duckdb across runs.
 
-`phonenumbers` is slow (about 28,000 numbers a second on one core), so a plainly written number is
-read by `numbering` from the same metadata at about 200,000 a second, and each distinct (number,
-region) pair is normalised once and cached in state.duckdb across runs. At that speed 840,000 cold
-numbers (a million customers) take 3.8 s on one core; two worker processes would take 1 s off it
-for 1.7 s more CPU, spent starting them, so there are none.
+At about 200,000 numbers a second, 840,000 cold numbers (a million customers) take 3.8 s on one
+core; two worker processes would take 1 s off it for 1.7 s more CPU, spent starting them, so there
+are none.
 """
 
 import duckdb
-import phonenumbers
 import pyarrow as pa
 
-from pipeline.audience.numbering import NotPlain, plain_e164
+from pipeline.phones import to_e164
 from pipeline.warehouse.state import migrate
 
 PARSE_BATCH = 250_000  # pairs held in Python at once: about 100 MB with their results
-
-
-def to_e164(phone: str | None, region: str | None) -> str | None:
-    """The number in E.164, or None when it is not a valid number.
-
-    A number without a leading + is read in `region` (the customer's default address country).
-    """
-    if not phone:
-        return None
-    try:
-        return plain_e164(phone, region)
-    except NotPlain:
-        pass
-    try:
-        parsed = phonenumbers.parse(phone, region.upper() if region else None)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(parsed):
-        return None
-    # What format_number(parsed, E164) returns for a valid number, without its dispatch: a fifth of the time
-    return f"+{parsed.country_code}{phonenumbers.national_significant_number(parsed)}"
 
 
 def refresh_phone_table(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

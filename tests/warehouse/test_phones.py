@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.audience.numbering import NotPlain, plain_e164
-from pipeline.audience.phones import refresh_phone_table, to_e164
+from pipeline.phones import to_e164
+from pipeline.phones.numbering import NotPlain, plain_e164
 from pipeline.store.demo import generate_store
+from pipeline.warehouse.phones import refresh_phone_table
 
 # Shapes customers type, and shapes that break: national with its trunk 0, an Italian fixed line that
 # keeps its leading 0, "(0)" after the country code, an extension, letters, too short, not a number.
