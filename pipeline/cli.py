@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipeline.settings import PROJECT_DIR, Settings, SettingsError, parse_day, today_in
+from pipeline.settings import PROJECT_DIR, Settings, SettingsError, data_dir_from, parse_day, today_in
 from pipeline.warehouse.build import shop_timezone
 
 if TYPE_CHECKING:  # dagster is imported when a command needs it: `smsseg --help` stays quick
@@ -301,10 +301,10 @@ def print_summary(result) -> None:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     """The Dagster UI on loopback, on the same instance (and settings) as `smsseg run`."""
-    settings = Settings.resolve(data_dir=args.data_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    home = dagster_home(settings.data_dir)
-    os.environ["SMSSEG_DATA_DIR"] = str(settings.data_dir)
+    data_dir = data_dir_from(args.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    home = dagster_home(data_dir)
+    os.environ["SMSSEG_DATA_DIR"] = str(data_dir)
     console.print(f"Dagster UI on http://127.0.0.1:{args.port} (instance {home}); Ctrl-C stops it")
     dagster = Path(sys.executable).parent / "dagster"
     os.chdir(PROJECT_DIR)  # where pyproject.toml names the code location
@@ -317,8 +317,7 @@ def cmd_shell(args: argparse.Namespace) -> int:
 
     from pipeline.warehouse.build import live_path
 
-    settings = Settings.resolve(data_dir=args.data_dir)
-    path = live_path(settings.data_dir)
+    path = live_path(data_dir_from(args.data_dir))
     if not path.exists():
         console.print(f"{path}: no warehouse yet. Run `smsseg run` first.")
         return 1

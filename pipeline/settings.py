@@ -87,8 +87,8 @@ class Settings:
                                 "e.g. 0.5 to hold exports whose segment grows or shrinks by more than half")
         return cls(
             source=source,
-            data_dir=Path(data_dir or env.get("SMSSEG_DATA_DIR") or cls.data_dir).resolve(),
-            segments_dir=Path(segments_dir or env.get("SMSSEG_SEGMENTS_DIR") or cls.segments_dir).resolve(),
+            data_dir=data_dir_from(data_dir, env),
+            segments_dir=segments_dir_from(segments_dir, env),
             gateway=gateway,
             as_of=parse_as_of(as_of or env.get("SMSSEG_AS_OF")),
             first_day=parse_day(env.get("SMSSEG_FIRST_DAY"), "SMSSEG_FIRST_DAY"),
@@ -97,6 +97,16 @@ class Settings:
             memory_limit=memory_limit_from(env),
             batch_size=batch_size_from(env),
         )
+
+
+def data_dir_from(flag: str | None, env: Mapping[str, str] = os.environ) -> Path:
+    """--data-dir, SMSSEG_DATA_DIR, or data/: for every command, including those that need no other setting."""
+    return Path(flag or env.get("SMSSEG_DATA_DIR") or Settings.data_dir).resolve()
+
+
+def segments_dir_from(flag: str | None, env: Mapping[str, str] = os.environ) -> Path:
+    """--segments-dir, SMSSEG_SEGMENTS_DIR, or segment_defs/."""
+    return Path(flag or env.get("SMSSEG_SEGMENTS_DIR") or Settings.segments_dir).resolve()
 
 
 def memory_limit_from(env: Mapping[str, str]) -> str:

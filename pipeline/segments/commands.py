@@ -2,7 +2,6 @@
 
 import argparse
 import datetime as dt
-import os
 from pathlib import Path
 
 import duckdb
@@ -14,7 +13,7 @@ from pipeline.segments.compiler import CUSTOMER, compile_query, parse_checked, r
 from pipeline.segments.definitions import SegmentDefinition, load_definitions
 from pipeline.segments.empty import empty_reason
 from pipeline.segments.errors import SegmentErrors, Source
-from pipeline.settings import PROJECT_DIR, SettingsError, parse_as_of, today_in
+from pipeline.settings import SettingsError, data_dir_from, parse_as_of, segments_dir_from, today_in
 from pipeline.warehouse.build import shop_timezone
 
 
@@ -48,19 +47,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     preview.set_defaults(func=cmd_preview)
 
 
-def segments_dir(flag: str | None) -> Path:
-    return Path(flag or os.environ.get("SMSSEG_SEGMENTS_DIR") or PROJECT_DIR / "segment_defs")
-
-
-def data_dir(flag: str | None) -> Path:
-    return Path(flag or os.environ.get("SMSSEG_DATA_DIR") or PROJECT_DIR / "data")
-
-
 def cmd_check(args: argparse.Namespace) -> int:
     if args.dir and args.segments_dir and Path(args.dir) != Path(args.segments_dir):
         print(f"two definitions directories given ({args.dir} and --segments-dir {args.segments_dir}): give one")
         return 2
-    result = load_definitions(segments_dir(args.dir or args.segments_dir))
+    result = load_definitions(segments_dir_from(args.dir or args.segments_dir))
     for error in result.errors:
         print(f"{error}\n")
     for name, defn in result.definitions.items():
@@ -82,7 +73,7 @@ def dialect(name: str) -> str:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    as_of = _as_of(args.as_of) or today_in(shop_timezone(data_dir(None)))
+    as_of = _as_of(args.as_of) or today_in(shop_timezone(data_dir_from(None)))
     try:
         if args.query is not None:
             expr = compile_query(args.query, as_of)
@@ -99,7 +90,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    path = data_dir(args.data_dir) / "warehouse.duckdb"
+    path = data_dir_from(args.data_dir) / "warehouse.duckdb"
     if not path.exists():
         print(f"{path}: no warehouse yet. Run `smsseg run` first.")
         return 1
@@ -114,12 +105,14 @@ def cmd_preview(args: argparse.Namespace) -> int:
     try:
         # The marts hold one evaluation date's data: a query is read as of that day, and only that day.
         built = con.execute("select max(as_of) from marts.customers").fetchall()[0][0] \
-            or today_in(shop_timezone(data_dir(args.data_dir)))
+            or today_in(shop_timezone(data_dir_from(args.data_dir)))
         as_of = _as_of(args.as_of) or built
         if as_of != built:
             print(f"--as-of {as_of}: the warehouse holds the data as of {built}, and another day would move the "
                   f"query's relative dates but not the orders, consent and checkouts they are compared with. "
-                  f"Preview as of {built} (leave --as-of out), or run that day first: smsseg run --as-of {as_of}")
+                  f"Preview as of {built} (leave --as-of out), or evaluate that day with smsseg run --as-of {as_of} "
+                  f"and read its members in audience.segment_membership (an earlier day is a backfill, which "
+                  f"records the day's membership but does not replace the warehouse)")
             return 1
         views = [row[0] for row in con.execute("select table_name from information_schema.tables "
                                                "where table_schema = 'segments'").fetchall()]
@@ -152,7 +145,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 def _definition(name: str, directory: str | None) -> SegmentDefinition | None:
     """The valid definition called `name`, or None after printing why there is none."""
-    result = load_definitions(segments_dir(directory))
+    result = load_definitions(segments_dir_from(directory))
     if name not in result.names:
         print(f"no segment named {name!r}; known: {', '.join(sorted(result.names)) or 'none'}")
         return None
