@@ -61,6 +61,8 @@ class GatewayEmulator(LoopbackServer):
         self.token = token
         self.max_batch = max_batch
         self._lock = threading.Lock()
+        self._idle = threading.Condition()  # notified whenever a request is done
+        self._in_flight = 0
         self._faults = faults or Faults()
         self._steps = itertools.cycle(self._faults.script or ["ok"])
         self.audiences: dict[str, dict] = {}  # segment -> {"name", "description", "members": {phone: member}}
@@ -68,6 +70,14 @@ class GatewayEmulator(LoopbackServer):
         self.received: Counter[str] = Counter()  # "PUT" / "POST" -> API requests received, replays included
         self._replies: dict[str, tuple[str, int, dict]] = {}  # Idempotency-Key -> (body digest, status, reply)
         super().__init__(_handler(self), port=port, name="gateway-emulator")
+
+    def wait_idle(self, timeout_s: float = 10.0) -> None:
+        """Returns once no request is being handled, such as one whose client was killed mid-request
+        (its change is applied, and its reply written to a closed socket); TimeoutError after `timeout_s`."""
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout_s):
+                raise TimeoutError(f"the gateway emulator still handles {self._in_flight} request(s) "
+                                   f"after {timeout_s} s")
 
     def set_faults(self, faults: Faults) -> None:
         with self._lock:
@@ -165,6 +175,16 @@ def _handler(emulator: GatewayEmulator) -> type[EmulatorHandler]:
         methods = frozenset({"GET", "PUT", "POST"})
 
         def _handle(self, method: str) -> None:
+            with emulator._idle:
+                emulator._in_flight += 1
+            try:
+                self._serve(method)
+            finally:
+                with emulator._idle:
+                    emulator._in_flight -= 1
+                    emulator._idle.notify_all()
+
+        def _serve(self, method: str) -> None:
             raw = self._body()
             if self.headers.get("Authorization") != f"Bearer {emulator.token}":
                 return self._reply(401, {"error": "missing or wrong bearer token"})

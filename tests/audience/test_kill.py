@@ -4,7 +4,6 @@ The kill lands inside the second group of batches: the first group is recorded, 
 planned and partly sent but not recorded, so the rerun must replay batches the gateway holds.
 """
 
-import time
 from pathlib import Path
 
 import duckdb
@@ -30,7 +29,7 @@ def test_killed_sync_then_rerun_converges_without_adding_any_number_twice(audien
 
     env = {"SMS_GATEWAY_URL": emulator.url, "SMS_GATEWAY_TOKEN": TOKEN}
     kill_sync(HttpGateway, env, tmp_path, BATCH, lambda: emulator.received["POST"] >= KILL_AFTER_POSTS)
-    time.sleep(0.1)  # let the emulator finish the reply it was writing to the dead process
+    emulator.wait_idle()  # the request the dead process was making is applied, or not, for good
 
     applied = len(emulator.members(SEGMENT))
     assert 0 < applied < MEMBERS, "killed mid-export"
