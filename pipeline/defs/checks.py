@@ -10,14 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 
 from pipeline.audience.sync import swing
 from pipeline.defs.resources import PipelineSettings, RunOptions, evaluation_day
 from pipeline.defs.segments import segment_key
-from pipeline.defs.warehouse import POOL, table_asset_key, with_build
+from pipeline.defs.warehouse import POOL, day_build, table_asset_key
 from pipeline.warehouse.build import create_raw_views
-from pipeline.warehouse.days import Evaluation
 from pipeline.warehouse.models import SQL_DIR, referenced_tables
 
 SAMPLE_ROWS = 5
@@ -50,19 +48,18 @@ def data_test_check(test: DataTest) -> dg.AssetChecksDefinition:
                     description=test.description, pool=POOL)
     def _check(context: dg.AssetCheckExecutionContext, settings: PipelineSettings,
                run: RunOptions) -> dg.AssetCheckResult:
-        def work(con: duckdb.DuckDBPyConnection, _: Evaluation) -> dg.AssetCheckResult:
-            create_raw_views(con, settings.data_path, referenced_tables(test.sql))
+        reads = referenced_tables(test.sql)
+        with day_build(context, settings, run, reads=reads) as (con, _):
+            create_raw_views(con, settings.data_path, reads)
             result = con.execute(test.sql)
             columns = [d[0] for d in result.description]
             rows = result.fetchall()
-            sample = [dict(zip(columns, map(str, row), strict=True)) for row in rows[:SAMPLE_ROWS]]
-            return dg.AssetCheckResult(
-                passed=not rows,
-                severity=dg.AssetCheckSeverity.ERROR if test.blocking else dg.AssetCheckSeverity.WARN,
-                metadata={"violations": dg.MetadataValue.int(len(rows)), "sample": dg.MetadataValue.json(sample),
-                          "sql": dg.MetadataValue.md(f"```sql\n{test.sql}\n```")})
-
-        return with_build(context, settings, run, work, reads=referenced_tables(test.sql))
+        sample = [dict(zip(columns, map(str, row), strict=True)) for row in rows[:SAMPLE_ROWS]]
+        return dg.AssetCheckResult(
+            passed=not rows,
+            severity=dg.AssetCheckSeverity.ERROR if test.blocking else dg.AssetCheckSeverity.WARN,
+            metadata={"violations": dg.MetadataValue.int(len(rows)), "sample": dg.MetadataValue.json(sample),
+                      "sql": dg.MetadataValue.md(f"```sql\n{test.sql}\n```")})
 
     return _check
 

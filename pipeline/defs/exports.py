@@ -4,7 +4,6 @@ import os
 from collections.abc import Iterator
 
 import dagster as dg
-import duckdb
 
 from pipeline.audience.gateways import AudienceGateway, AudienceTarget, FileGateway, HttpGateway
 from pipeline.audience.klaviyo import DEFAULT_URL, REVISION, KlaviyoGateway
@@ -13,10 +12,9 @@ from pipeline.audience.sync import SyncError, SyncResult, retire_segment, retire
 from pipeline.defs.checks import size_swing
 from pipeline.defs.resources import PipelineSettings, RunOptions, evaluation_day
 from pipeline.defs.segments import segment_key
-from pipeline.defs.warehouse import MARTS_KEYS, POOL, with_build
+from pipeline.defs.warehouse import MARTS_KEYS, POOL, day_build
 from pipeline.segments import SegmentDefinition
 from pipeline.shopify.client import API_VERSION
-from pipeline.warehouse.days import Evaluation
 
 # not under exports/: any name there could be a segment's
 RETIRED_KEY = dg.AssetKey(["retired_exports"])
@@ -72,15 +70,14 @@ def export_asset(definition: SegmentDefinition) -> dg.AssetsDefinition:
         # a held export still sends the removals of numbers that must not be texted; a dry run
         # previews a held export's whole diff: what acknowledging the swing would send
 
-        def work(con: duckdb.DuckDBPyConnection, night: Evaluation) -> dg.MaterializeResult | None:
+        with day_build(context, settings, run) as (con, night):
             if not night.live:
                 context.log.info(f"backfill of {night.day}: nothing synced ({night.latest} has run already)")
-                return None
-            as_of = night.day
+                return
             suppressions = settings.data_path / "suppressions.csv"
             try:
                 result = sync_segment(
-                    con, gateway, definition.name, as_of=as_of,
+                    con, gateway, definition.name, as_of=night.day,
                     run_id=context.run.run_id, fields=definition.fields,
                     target=AudienceTarget(definition.name, name=definition.list_name, tag=definition.tag,
                                           description=definition.description or ""),
@@ -90,20 +87,16 @@ def export_asset(definition: SegmentDefinition) -> dg.AssetsDefinition:
                     suppressions_csv=suppressions if suppressions.exists() else None)
             except SyncError as e:
                 raise dg.Failure(str(e), metadata=sync_metadata(e.result)) from None
-            if result.dry_run:
-                context.log.info(f"dry run, nothing sent: +{result.added} ~{result.updated} -{result.removed}; "
-                                 f"sample adds {result.sample_adds}, removes {result.sample_removes}"
-                                 + (f"; the real run would hold it: {swing}" if held else ""))
-            reason = swing or result.hold_reason
-            if result.held:
-                context.log.warning(f"export held: sent only the {result.removed} removals of numbers that may "
-                                    f"no longer be texted: {reason}")
-            return dg.MaterializeResult(metadata={**sync_metadata(result),
-                                                  **({"held": True, "reason": reason} if held or result.held else {})})
-
-        result = with_build(context, settings, run, work)
-        if result is not None:
-            yield result
+        if result.dry_run:
+            context.log.info(f"dry run, nothing sent: +{result.added} ~{result.updated} -{result.removed}; "
+                             f"sample adds {result.sample_adds}, removes {result.sample_removes}"
+                             + (f"; the real run would hold it: {swing}" if held else ""))
+        reason = swing or result.hold_reason
+        if result.held:
+            context.log.warning(f"export held: sent only the {result.removed} removals of numbers that may "
+                                f"no longer be texted: {reason}")
+        yield dg.MaterializeResult(metadata={**sync_metadata(result),
+                                             **({"held": True, "reason": reason} if held or result.held else {})})
 
     return _export
 
@@ -129,14 +122,13 @@ def retired_asset(exported: list[str], kept: list[str]) -> dg.AssetsDefinition:
     )
     def _retired(context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions,
                  gateway: AudienceGateway) -> Iterator[dg.MaterializeResult]:
-        def work(con: duckdb.DuckDBPyConnection, night: Evaluation) -> dg.MaterializeResult | None:
+        removed: dict[str, int] = {}
+        with day_build(context, settings, run) as (con, night):
             if not night.live:
-                return None
-            as_of = night.day
-            removed: dict[str, int] = {}
+                return
             for segment in retired_segments(con, gateway.destination, {*exported, *kept}):
                 try:
-                    result = retire_segment(con, gateway, segment, as_of=as_of, run_id=context.run.run_id,
+                    result = retire_segment(con, gateway, segment, as_of=night.day, run_id=context.run.run_id,
                                             batch_size=settings.batch_size, dry_run=run.dry_run)
                 except SyncError as e:
                     raise dg.Failure(f"retiring segment {segment}: {e}", metadata=sync_metadata(e.result)) from None
@@ -144,13 +136,9 @@ def retired_asset(exported: list[str], kept: list[str]) -> dg.AssetsDefinition:
                 context.log.info(f"segment {segment} is no longer exported: "
                                  f"{'would remove' if run.dry_run else 'removed'} {result.removed} numbers "
                                  f"from {gateway.destination}")
-            return dg.MaterializeResult(metadata={
-                "destination": gateway.destination, "dry_run": run.dry_run,
-                "segments": dg.MetadataValue.int(len(removed)), "removed": dg.MetadataValue.int(sum(removed.values())),
-                "retired": dg.MetadataValue.json(removed)})
-
-        result = with_build(context, settings, run, work)
-        if result is not None:
-            yield result
+        yield dg.MaterializeResult(metadata={
+            "destination": gateway.destination, "dry_run": run.dry_run,
+            "segments": dg.MetadataValue.int(len(removed)), "removed": dg.MetadataValue.int(sum(removed.values())),
+            "retired": dg.MetadataValue.json(removed)})
 
     return _retired

@@ -4,10 +4,9 @@ import re
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 
 from pipeline.defs.resources import PipelineSettings, RunOptions
-from pipeline.defs.warehouse import MARTS_KEYS, POOL, with_build
+from pipeline.defs.warehouse import MARTS_KEYS, POOL, day_build
 from pipeline.segments import (
     DefinitionSet,
     create_segment_view,
@@ -17,7 +16,6 @@ from pipeline.segments import (
     segment_view,
 )
 from pipeline.segments.history import previous_size, record_membership
-from pipeline.warehouse.days import Evaluation
 
 
 def segment_key(name: str) -> dg.AssetKey:
@@ -61,7 +59,7 @@ def segment_asset(name: str, path: Path, definitions: DefinitionSet) -> dg.Asset
         if definition is None:
             raise failure(path, definitions.errors_for(name))
 
-        def work(con: duckdb.DuckDBPyConnection, night: Evaluation) -> dg.MaterializeResult:
+        with day_build(context, settings, run) as (con, night):
             as_of = night.day
             before = previous_size(con, name, as_of)
             size = create_segment_view(con, definition, as_of)
@@ -71,17 +69,15 @@ def segment_asset(name: str, path: Path, definitions: DefinitionSet) -> dg.Asset
                 change |= {k: dg.MetadataValue.int(v) for k, v in record_membership(con, name, as_of).items()}
             # dates, tags, collections and segment names: nothing personal reaches the event log
             reason = empty_reason(con, definition, as_of, definitions.definitions) if size == 0 else None
-            return dg.MaterializeResult(metadata={
-                "size": dg.MetadataValue.int(size),
-                **change,
-                **({"empty_reason": reason} if reason else {}),
-                "as_of": as_of.isoformat(),
-                "mode": night.mode,
-                "exported": definition.export,
-                "sql": dg.MetadataValue.md(f"```sql\n{render(segment_view(definition, as_of), pretty=True)}\n```"),
-            })
-
-        return with_build(context, settings, run, work)
+        return dg.MaterializeResult(metadata={
+            "size": dg.MetadataValue.int(size),
+            **change,
+            **({"empty_reason": reason} if reason else {}),
+            "as_of": as_of.isoformat(),
+            "mode": night.mode,
+            "exported": definition.export,
+            "sql": dg.MetadataValue.md(f"```sql\n{render(segment_view(definition, as_of), pretty=True)}\n```"),
+        })
 
     return _segment
 

@@ -3,7 +3,7 @@
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TypeVar
+from contextlib import contextmanager
 
 import dagster as dg
 import duckdb
@@ -36,13 +36,11 @@ def table_asset_key(table: str) -> dg.AssetKey:
     return resource_asset_key(name) if schema == "raw" else dg.AssetKey([schema, name])
 
 
-Result = TypeVar("Result", dg.MaterializeResult, dg.AssetCheckResult)
-
-
-def with_build(context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions,
-               work: Callable[[duckdb.DuckDBPyConnection, Evaluation], Result], reads: Iterable[str] = ALL_MARTS,
-               ) -> Result:
-    """Runs `work(con, evaluation)` on the build warehouse, as of this run's day, with state.duckdb attached.
+@contextmanager
+def day_build(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, settings: PipelineSettings,
+              run: RunOptions, reads: Iterable[str] = ALL_MARTS,
+              ) -> Iterator[tuple[duckdb.DuckDBPyConnection, Evaluation]]:
+    """The build warehouse as of this run's day, with state.duckdb attached, and whether the run is live.
 
     The marts among `reads` (the tables the step reads) and what they are built from are of the run's
     day first: rebuilt when an earlier step, or a backfill, left them as of another day.
@@ -54,7 +52,7 @@ def with_build(context: dg.AssetExecutionContext, settings: PipelineSettings, ru
         rebuilt = bring_to_day(con, day, reads)
         if rebuilt:
             context.log.info(f"rebuilt as of {day}, as they were of another day: {', '.join(rebuilt)}")
-        return work(con, evaluation)
+        yield con, evaluation
 
 
 def model_asset(model: Model) -> dg.AssetsDefinition:
@@ -68,16 +66,15 @@ def model_asset(model: Model) -> dg.AssetsDefinition:
         code_version=hashlib.sha256(model.sql.encode()).hexdigest()[:12],
     )
     def _model(context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions) -> dg.MaterializeResult:
-        def work(con: duckdb.DuckDBPyConnection, _: Evaluation) -> dg.MaterializeResult:
+        with day_build(context, settings, run, reads=model.deps) as (con, _):
             create_raw_views(con, settings.data_path, model.deps)
             rows = run_model(con, model)
-            return dg.MaterializeResult(metadata={
-                **({} if rows is None else {"rows": dg.MetadataValue.int(rows)}),
-                "materialized": model.materialized,
-                "sql": dg.MetadataValue.md(f"```sql\n{model.sql}\n```"),
-                "path": dg.MetadataValue.path(str(model.path)),
-            })
-        return with_build(context, settings, run, work, reads=model.deps)
+        return dg.MaterializeResult(metadata={
+            **({} if rows is None else {"rows": dg.MetadataValue.int(rows)}),
+            "materialized": model.materialized,
+            "sql": dg.MetadataValue.md(f"```sql\n{model.sql}\n```"),
+            "path": dg.MetadataValue.path(str(model.path)),
+        })
 
     return _model
 
@@ -92,11 +89,10 @@ def model_asset(model: Model) -> dg.AssetsDefinition:
 def phone_numbers(context: dg.AssetExecutionContext, settings: PipelineSettings,
                   run: RunOptions) -> dg.MaterializeResult:
     """Every customer's phone number in E.164 (NULL when invalid), each distinct number parsed once ever."""
-    def work(con: duckdb.DuckDBPyConnection, _: Evaluation) -> dg.MaterializeResult:
+    with day_build(context, settings, run, reads=()) as (con, _):
         counts = refresh_phone_table(con)
-        context.log.info(f"phone numbers: {counts}")
-        return dg.MaterializeResult(metadata={k: dg.MetadataValue.int(v) for k, v in counts.items()})
-    return with_build(context, settings, run, work, reads=())
+    context.log.info(f"phone numbers: {counts}")
+    return dg.MaterializeResult(metadata={k: dg.MetadataValue.int(v) for k, v in counts.items()})
 
 
 def published_warehouse_asset(deps: Sequence[dg.AssetKey],
@@ -116,39 +112,34 @@ def published_warehouse_asset(deps: Sequence[dg.AssetKey],
         audience has let them go) also erases them from the file gateway's past exports and rewrites
         the DuckDB files fresh, so the published copy, the build and state.duckdb hold no trace of them.
         """
-        erased: list[int] = []
-
-        def work(con: duckdb.DuckDBPyConnection, night: Evaluation) -> dg.MaterializeResult | None:
+        with day_build(context, settings, run) as (con, night):
             if not night.live:
-                return None
+                context.log.info("backfill: data/warehouse.duckdb stays as the latest live day published it")
+                return
             if before_publish is not None:
                 before_publish(con, night.day)
-            if not run.dry_run:
-                erased.extend(record_erasures(con))
-            customers = con.execute("select count(*) from marts.customers").fetchall()[0][0]
-            orders = con.execute("select count(*) from marts.orders").fetchall()[0][0]
-            return dg.MaterializeResult(metadata={"customers": dg.MetadataValue.int(customers),
-                                                  "counted_orders": dg.MetadataValue.int(orders)})
-        result = with_build(context, settings, run, work)
-        if result is None:
-            context.log.info("backfill: data/warehouse.duckdb stays as the latest live day published it")
-            return
+            erased = [] if run.dry_run else record_erasures(con)
+            figures = {"customers": dg.MetadataValue.int(con.execute("select count(*) from marts.customers")
+                                                         .fetchall()[0][0]),
+                       "counted_orders": dg.MetadataValue.int(con.execute("select count(*) from marts.orders")
+                                                              .fetchall()[0][0])}
         if run.dry_run:
             context.log.info("dry run: the warehouse was built but not published")
-            yield dg.MaterializeResult(metadata={**result.metadata, "published": False})
+            yield dg.MaterializeResult(metadata={**figures, "published": False})
             return
         erasure = {}
         if erased:
             files = erase_from_exports(settings.data_path, erased)
             sizes = rewrite_fresh(settings.data_path, settings.memory_limit)
-            with_build(context, settings, run, lambda con, _: mark_compacted(con, erased), reads=())
+            with day_build(context, settings, run, reads=()) as (con, _):
+                mark_compacted(con, erased)
             context.log.info(f"erased {len(erased)} redacted customer(s): {files} export file(s) rewritten, "
                              f"DuckDB files rewritten fresh ({sizes})")
             erasure = {"erased_customers": dg.MetadataValue.int(len(erased)),
                        "export_files_rewritten": dg.MetadataValue.int(files)}
         path = publish(settings.data_path)
         context.log.info(f"published {path}")
-        yield dg.MaterializeResult(metadata={**result.metadata, **erasure, "path": dg.MetadataValue.path(str(path))})
+        yield dg.MaterializeResult(metadata={**figures, **erasure, "path": dg.MetadataValue.path(str(path))})
 
     return _publish
 
