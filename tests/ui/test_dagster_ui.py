@@ -324,6 +324,13 @@ def test_a_backfill_from_the_ui_records_each_day_and_the_segment_page_plots_its_
     page.goto(f"{asset_page}?view=partitions", wait_until="domcontentloaded")
     sync_api.expect(page.get_by_text(f"Materialized ({len(sizes)})")).to_be_visible(timeout=30_000)
     sync_api.expect(page.get_by_text("Failed (0)")).to_be_visible()
+    for day, [size] in sorted(sizes.items()):  # each day's own materialization, picked from the list
+        page.get_by_placeholder("Filter by name…").fill(day)
+        page.get_by_text(day, exact=True).first.click()
+        mode = "live" if day == LIVE_DAY.isoformat() else "backfill"
+        for label, value in (("as_of", day), ("size", size), ("mode", mode)):
+            row = page.get_by_role("row").filter(has=page.get_by_text(label, exact=True))
+            sync_api.expect(row.get_by_role("cell").nth(1)).to_have_text(str(value))  # label, value
     screenshot(page, "dagster-ui-partitions.png")
 
     # the overview's metadata, plotted with the partitions (days) along the x axis
