@@ -5,7 +5,8 @@ webserver, the daemon (the run queue and the backfill loop) and one code server,
 own settings (the duckdb pool of one). Runs are launched through the GraphQL mutations the UI's buttons
 call: *Materialize* of one day (a run tagged with its partition) and *Materialize* of several days (a
 partition backfill, whose runs the daemon submits). Each run executes in one process (run config, which
-the launch dialog lets an operator set too), as `smsseg run` does, instead of one process per step.
+the launch dialog lets an operator set too), as `smsseg run` does, instead of one process per step
+(minutes a day here); so the queue starts one run at a time (RUN_QUEUE_YAML, as README advises).
 
 The browser then finds the assets, the runs and their days, and a segment's partitions and its size
 plotted by partition. Screenshots are kept in test-artifacts/ for a person to look at.
