@@ -183,6 +183,11 @@ COLLECTIONS = (  # handle, title
 # Campaign name and how many days before as_of it went out (negative: after as_of).
 CAMPAIGNS = (("black-friday", 338), ("winter-sale", 290), ("spring-sale", 215), ("summer-sale", 125),
              ("back-in-stock", 40), ("vip-preview", 6), ("flash-sale", -2))
+# Shopify Email marketing activities: id and how many days before as_of each went out (negative: after as_of).
+EMAIL_ACTIVITIES = ((5_240_029_206, 300), (1_932_881_090, 160), (3_250_045_832, 75), (4_410_502_117, 21),
+                    (6_021_774_305, 3), (7_310_008_421, -1))
+# Of a delivered email, the share that each later event follows (clicked: of those opened).
+EMAIL_OPENED, EMAIL_CLICKED, EMAIL_SPAM, EMAIL_UNSUBSCRIBED, EMAIL_BOUNCED = 0.4, 0.25, 0.004, 0.01, 0.03
 
 
 def generate_store(out_dir: Path, customers: int, seed: int = 0, *,
@@ -204,7 +209,8 @@ def generate_store(out_dir: Path, customers: int, seed: int = 0, *,
     shop = '{"name":"Demo Store","ianaTimezone":"Europe/Rome","currencyCode":"EUR"}\n'
     (out_dir / "shop.jsonl").write_text(shop, encoding="utf-8")
     counts = {"customers": 0, "orders": 0, "line_items": 0, "products": catalog.products,
-              "collections": len(COLLECTIONS), "abandoned_checkouts": 0, "sms_events": 0, "redactions": 0}
+              "collections": len(COLLECTIONS), "abandoned_checkouts": 0, "sms_events": 0, "redactions": 0,
+              "shopify_email_events": 0, "storefront_events": 0}
     with _Files(out_dir) as files:
         catalog.write(files, np.random.default_rng([seed, 1]))
         for chunk_no, start in enumerate(range(0, customers, CHUNK_CUSTOMERS)):
@@ -223,7 +229,8 @@ class _Files:
     next chunk is generated meanwhile. One worker keeps every file's appends in submission order.
     """
 
-    NAMES = ("customers", "orders", "products", "abandoned_checkouts", "sms_events", "redactions")
+    NAMES = ("customers", "orders", "products", "abandoned_checkouts", "sms_events", "redactions",
+             "shopify_email_events", "storefront_events")
 
     def __init__(self, out_dir: Path) -> None:
         self._handles = {name: open(out_dir / f"{name}.jsonl", "wb") for name in self.NAMES}  # noqa: SIM115
@@ -417,6 +424,8 @@ class _Chunk:
         self._write_checkouts(files, people)
         self._write_sms_events(files, people)
         self._write_redactions(files, people)
+        self._write_email_events(files, people)
+        self._write_storefront_events(files, people)
 
     def _people(self) -> pl.DataFrame:
         """Everything about the chunk's customers, one row each, before it is shaped as JSON."""
@@ -675,6 +684,68 @@ class _Chunk:
         files.append("redactions", rows.select(customer=pl.struct(id=_gid("Customer", pl.col("number"))),
                                                requestedAt=_ts(pl.Series(requested))))
         self.counts["redactions"] += len(rows)
+
+
+    def _write_email_events(self, files: _Files, people: pl.DataFrame) -> None:
+        """Shopify Email campaigns to the email subscribers: delivered or bounced, then opened, clicked, marked
+        as spam or unsubscribed; one line a event, in time order."""
+        rng = self.rng
+        subscribed = (people["has_email"] & (people["email_state"] == "SUBSCRIBED")).to_numpy()
+        numbers, created = people["number"].to_numpy()[subscribed], people["created"].to_numpy()[subscribed]
+        went_out = self.end - np.array([days for _, days in EMAIL_ACTIVITIES]) * DAY + 9 * 3600
+        # a campaign reaches those who had signed up by the time it went out
+        reached = (rng.random((len(numbers), len(EMAIL_ACTIVITIES))) < 0.6) & (created[:, None] < went_out)
+        person, activity = np.nonzero(reached)
+        sent = went_out[activity] + rng.integers(0, 4 * 3600, len(person))
+        bounced = rng.random(len(sent)) < EMAIL_BOUNCED
+        delivered = ~bounced
+        opened = delivered & (rng.random(len(sent)) < EMAIL_OPENED)
+        clicked = opened & (rng.random(len(sent)) < EMAIL_CLICKED)
+        spam = delivered & (rng.random(len(sent)) < EMAIL_SPAM)
+        unsubscribed = delivered & (rng.random(len(sent)) < EMAIL_UNSUBSCRIBED)
+        steps = (("bounced", bounced, 1, 60), ("delivered", delivered, 1, 60), ("opened", opened, 60, 2 * DAY),
+                 ("clicked", clicked, 2 * DAY, 2 * DAY + 600), ("marked_as_spam", spam, 60, DAY),
+                 ("unsubscribed", unsubscribed, DAY, 2 * DAY))
+        kinds, rows, moments = [], [], []
+        for kind, happened, low, high in steps:
+            idx = np.flatnonzero(happened)
+            kinds.append(np.full(len(idx), kind))
+            rows.append(idx)
+            moments.append(sent[idx] + rng.integers(low, high, len(idx)))
+        row, moment = np.concatenate(rows), np.concatenate(moments)
+        order = np.lexsort((row, moment))
+        ids = np.array([number for number, _ in EMAIL_ACTIVITIES])
+        files.append("shopify_email_events", pl.DataFrame({
+            "customer": numbers[person[row[order]]], "type": np.concatenate(kinds)[order],
+            "activity": ids[activity[row[order]]], "occurredAt": moment[order],
+        }).select(customer=pl.struct(id=_gid("Customer", pl.col("customer"))), type=pl.col("type"),
+                  marketingActivity=pl.struct(id=_gid("MarketingActivity", pl.col("activity"))),
+                  occurredAt=_ts(pl.col("occurredAt"))))
+        self.counts["shopify_email_events"] += len(row)
+
+    def _write_storefront_events(self, files: _Files, people: pl.DataFrame) -> None:
+        """Products and collections viewed in the last 90 days by a third of the customers, popular products
+        most; some views fall after as_of."""
+        rng = self.rng
+        views = np.where(rng.random(self.size) < 0.35, rng.integers(1, 8, self.size), 0)
+        person = np.repeat(np.arange(self.size), views)
+        moment = self.end - rng.integers(-DAY, 90 * DAY, len(person))
+        moment = np.maximum(moment, people["created"].to_numpy()[person] + 60)
+        collection = rng.random(len(person)) < 0.25
+        product = rng.choice(self.catalog.products, size=len(person), p=self.catalog.popularity)
+        handle = rng.integers(0, len(COLLECTIONS), len(person))
+        order = np.lexsort((person, moment))
+        files.append("storefront_events", pl.DataFrame({
+            "customer": people["number"].to_numpy()[person][order], "collection": collection[order],
+            "product": product[order], "handle": handle[order], "occurredAt": moment[order],
+        }).select(customer=pl.struct(id=_gid("Customer", pl.col("customer"))),
+                  type=pl.when(pl.col("collection")).then(pl.lit("collection_viewed")).otherwise(pl.lit("product_viewed")),
+                  product=pl.when(~pl.col("collection")).then(
+                      pl.struct(id=_gid("Product", pl.col("product") + PRODUCT_ID_BASE))),
+                  collection=pl.when(pl.col("collection")).then(
+                      pl.struct(id=_gid("Collection", pl.col("handle") + COLLECTION_ID_BASE))),
+                  occurredAt=_ts(pl.col("occurredAt"))))
+        self.counts["storefront_events"] += len(person)
 
 
 def _customer_ref() -> pl.Expr:

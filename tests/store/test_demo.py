@@ -13,7 +13,8 @@ import pytest
 from pipeline.store.demo import DEMO_CUSTOMERS, generate_store
 
 AS_OF = datetime.date(2026, 11, 1)
-FILES = ("shop", "customers", "orders", "products", "abandoned_checkouts", "sms_events", "redactions")
+FILES = ("shop", "customers", "orders", "products", "abandoned_checkouts", "sms_events", "redactions",
+         "shopify_email_events", "storefront_events")
 CUSTOMER_KEYS = {"id", "firstName", "lastName", "createdAt", "updatedAt", "state", "locale", "tags",
                  "defaultEmailAddress", "defaultPhoneNumber", "defaultAddress", "addresses"}
 PHONE_KEYS = {"phoneNumber", "marketingState", "marketingOptInLevel", "marketingUpdatedAt"}
@@ -132,6 +133,16 @@ def test_products_collections_checkouts_events_and_redactions_have_the_spec_fiel
     for redaction in store["redactions"]:
         assert set(redaction) == {"customer", "requestedAt"}
         assert gid("Customer").match(redaction["customer"]["id"])
+    for event in store["shopify_email_events"]:
+        assert set(event) == {"customer", "type", "marketingActivity", "occurredAt"}
+        assert gid("Customer").match(event["customer"]["id"])
+        assert gid("MarketingActivity").match(event["marketingActivity"]["id"])
+        timestamp(event["occurredAt"])
+    for event in store["storefront_events"]:
+        assert set(event) == {"customer", "type", "product", "collection", "occurredAt"}
+        viewed = event["product"] if event["type"] == "product_viewed" else event["collection"]
+        assert gid("Product" if event["type"] == "product_viewed" else "Collection").match(viewed["id"])
+        timestamp(event["occurredAt"])
 
 
 def test_counts_are_the_distinct_entities_written(generated: tuple[Path, dict[str, int]],
@@ -144,6 +155,8 @@ def test_counts_are_the_distinct_entities_written(generated: tuple[Path, dict[st
         "products": len({p["id"] for p in products}), "collections": len({c["id"] for c in collections}),
         "abandoned_checkouts": len(store["abandoned_checkouts"]), "sms_events": len(store["sms_events"]),
         "redactions": len(store["redactions"]),
+        "shopify_email_events": len(store["shopify_email_events"]),
+        "storefront_events": len(store["storefront_events"]),
     }
     assert generated[1] == distinct
     assert distinct["customers"] == 3000
@@ -252,6 +265,13 @@ def test_checkouts_and_events_look_like_a_live_shop(store: dict[str, list[dict]]
         assert phonenumbers.is_valid_number(number)
         assert phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) == event["phone"]
     assert store["redactions"]
+    emails = Counter(e["type"] for e in store["shopify_email_events"])
+    assert emails.keys() == {"bounced", "clicked", "delivered", "marked_as_spam", "opened", "unsubscribed"}
+    assert emails["delivered"] > emails["opened"] > emails["clicked"] > emails["unsubscribed"]
+    joined = {c["id"]: timestamp(c["createdAt"]) for c in store["customers"]}
+    assert all(timestamp(e["occurredAt"]) > joined[e["customer"]["id"]] for e in store["shopify_email_events"])
+    views = Counter(e["type"] for e in store["storefront_events"])
+    assert views["product_viewed"] > views["collection_viewed"] > 0
     collections = split(store["products"])[1]
     assert {"summer", "winter-sale", "bestsellers"} <= {c["handle"] for c in collections}
 
