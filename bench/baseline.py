@@ -37,6 +37,10 @@ JSON_COLUMNS = {
                             "completedAt": "timestamptz", "abandonedCheckoutUrl": "varchar", "customer": ID_REF},
     "sms_events": {"phone": "varchar", "type": "varchar", "campaign": "varchar", "occurredAt": "timestamptz"},
     "redactions": {"customer": ID_REF},
+    "shopify_email_events": {"customer": ID_REF, "type": "varchar", "marketingActivity": ID_REF,
+                             "occurredAt": "timestamptz"},
+    "storefront_events": {"customer": ID_REF, "type": "varchar", "product": ID_REF, "collection": ID_REF,
+                          "occurredAt": "timestamptz"},
 }
 
 # The same marts.customers columns the segments read, written from the spec in one script.
@@ -107,6 +111,23 @@ select distinct
     trim(phone) as phone_e164, lower(trim(type)) as event_type, campaign, occurredAt,
     cast(timezone((select tz from shop), occurredAt) as date) as event_date
 from read_parquet('sms_events.parquet')
+where cast(timezone((select tz from shop), occurredAt) as date) <= $as_of;
+
+create table email_events as
+select distinct
+    cast(split_part(customer.id, '/', 5) as bigint) as customer_id, lower(trim(type)) as event_type,
+    cast(split_part(marketingActivity.id, '/', 5) as bigint) as activity_id, occurredAt,
+    cast(timezone((select tz from shop), occurredAt) as date) as event_date
+from read_parquet('shopify_email_events.parquet')
+where cast(timezone((select tz from shop), occurredAt) as date) <= $as_of;
+
+create table storefront_events as
+select distinct
+    cast(split_part(customer.id, '/', 5) as bigint) as customer_id, lower(trim(type)) as event_type,
+    cast(split_part(product.id, '/', 5) as bigint) as product_id,
+    cast(split_part(collection.id, '/', 5) as bigint) as collection_id, occurredAt,
+    cast(timezone((select tz from shop), occurredAt) as date) as event_date
+from read_parquet('storefront_events.parquet')
 where cast(timezone((select tz from shop), occurredAt) as date) <= $as_of;
 
 create table customers as

@@ -11,7 +11,8 @@ class BenchSegment:
     """A segment definition for the benchmark and the baseline's own predicate for it.
 
     `baseline` is hand-written SQL over the baseline's tables (customers as c, orders, order_lines,
-    sms_events, and seg_<name> for earlier segments), with $as_of the evaluation date.
+    sms_events, email_events, storefront_events, and seg_<name> for earlier segments), with $as_of the
+    evaluation date.
     """
 
     name: str
@@ -100,6 +101,44 @@ SEGMENTS: tuple[BenchSegment, ...] = (
                  "c.customer_id in (select customer_id from seg_lapsed_buyers) "
                  "and c.customer_id not in (select customer_id from seg_clicked_no_conversion)",
                  export=True),
+    # Shopify Email and storefront events: every function and parameter.
+    BenchSegment("email_engaged",
+                 "shopify_email.opened MATCHES (activity_id IN (5240029206, 3250045832), date >= -1y, count >= 1) "
+                 "AND shopify_email.clicked MATCHES (activity_id != 1932881090)",
+                 "exists (select 1 from email_events e where e.customer_id = c.customer_id "
+                 "and e.event_type = 'opened' and e.activity_id in (5240029206, 3250045832) "
+                 "and e.event_date >= cast($as_of - interval 1 year as date) having count(*) >= 1) "
+                 "and exists (select 1 from email_events e where e.customer_id = c.customer_id "
+                 "and e.event_type = 'clicked' and e.activity_id <> 1932881090)"),
+    BenchSegment("email_reachable",
+                 "shopify_email.delivered MATCHES (date BETWEEN -90d AND today) "
+                 "AND shopify_email.bounced NOT MATCHES () "
+                 "AND shopify_email.marked_as_spam NOT MATCHES (activity_id NOT IN (5240029206)) "
+                 "AND shopify_email.unsubscribed MATCHES (count = 0)",
+                 "exists (select 1 from email_events e where e.customer_id = c.customer_id "
+                 "and e.event_type = 'delivered' and e.event_date between $as_of - 90 and $as_of) "
+                 "and not exists (select 1 from email_events e where e.customer_id = c.customer_id "
+                 "and e.event_type = 'bounced') "
+                 "and not exists (select 1 from email_events e where e.customer_id = c.customer_id "
+                 "and e.event_type = 'marked_as_spam' and e.activity_id not in (5240029206)) "
+                 "and not exists (select 1 from email_events e where e.customer_id = c.customer_id "
+                 "and e.event_type = 'unsubscribed')"),
+    BenchSegment("browsed_top_products",
+                 "storefront_event.product_viewed MATCHES (product_id IN (8300000000001, "
+                 "'gid://shopify/Product/8300000000002'), date >= -30d) "
+                 "OR storefront_event.product_viewed MATCHES (id = 8300000000003, count >= 2) "
+                 "OR storefront_event.collection_viewed MATCHES (collection_id = 450000000001, date >= -7d) "
+                 "OR storefront_event.collection_viewed MATCHES (id != 450000000002, count >= 3)",
+                 "exists (select 1 from storefront_events v where v.customer_id = c.customer_id "
+                 "and v.event_type = 'product_viewed' and v.product_id in (8300000000001, 8300000000002) "
+                 "and v.event_date >= $as_of - 30) "
+                 "or exists (select 1 from storefront_events v where v.customer_id = c.customer_id "
+                 "and v.event_type = 'product_viewed' and v.product_id = 8300000000003 having count(*) >= 2) "
+                 "or exists (select 1 from storefront_events v where v.customer_id = c.customer_id "
+                 "and v.event_type = 'collection_viewed' and v.collection_id = 450000000001 "
+                 "and v.event_date >= $as_of - 7) "
+                 "or exists (select 1 from storefront_events v where v.customer_id = c.customer_id "
+                 "and v.event_type = 'collection_viewed' and v.collection_id <> 450000000002 having count(*) >= 3)"),
 )
 
 

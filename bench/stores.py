@@ -22,7 +22,7 @@ NIGHT_TWO = NIGHT_ONE + dt.timedelta(days=1)
 CHANGED_SHARE = 0.01
 # Files night 2 carries over unchanged: hard links, so the ingest recognises them by digest and skips them.
 UNCHANGED_FILES = ("shop.jsonl", "products.jsonl", "abandoned_checkouts.jsonl", "sms_events.jsonl",
-                   "redactions.jsonl")
+                   "redactions.jsonl", "shopify_email_events.jsonl", "storefront_events.jsonl")
 
 
 def write_night_two(night_one: Path, night_two: Path, customers: int, orders: int, line_items: int,

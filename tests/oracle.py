@@ -80,6 +80,7 @@ class Oracle:
         self._products(store_dir)
         self._customers(store_dir)
         self._events(store_dir)
+        self._customer_events(store_dir)
 
     def local(self, value: str | None) -> dt.date | None:
         ts = _ts(value)
@@ -251,3 +252,26 @@ class Oracle:
                 events.add((e["phone"].strip(), (e.get("type") or "").strip().lower(), e.get("campaign"), day))
         self.events = pl.DataFrame(sorted(events, key=str), orient="row", schema={
             "phone_e164": pl.String, "event_type": pl.String, "campaign": pl.String, "event_date": pl.Date})
+
+    def _customer_events(self, store_dir: Path) -> None:
+        """Shopify Email and storefront events (keyed by customer, not phone) on or before as_of. An event
+        repeated, even with its instant written in another offset, is one event."""
+        email, views = set(), set()
+        for e in _lines(store_dir / "shopify_email_events.jsonl"):
+            if self.local(e["occurredAt"]) <= self.as_of:
+                email.add((_num(e["customer"]["id"]), e["type"].strip().lower(),
+                           _num(_get(e, "marketingActivity", "id")), _ts(e["occurredAt"])))
+        for e in _lines(store_dir / "storefront_events.jsonl"):
+            if self.local(e["occurredAt"]) <= self.as_of:
+                views.add((_num(e["customer"]["id"]), e["type"].strip().lower(), _num(_get(e, "product", "id")),
+                           _num(_get(e, "collection", "id")), _ts(e["occurredAt"])))
+
+        def frame(rows: set, names: list[str]) -> pl.DataFrame:
+            dated = [(*row[:-1], row[-1].astimezone(dt.UTC), row[-1].astimezone(self.tz).date())
+                     for row in sorted(rows, key=str)]
+            types = {"event_type": pl.String, "occurred_at": pl.Datetime("us", "UTC"), "event_date": pl.Date}
+            columns = (*names, "occurred_at", "event_date")
+            return pl.DataFrame(dated, orient="row", schema={n: types.get(n, pl.Int64) for n in columns})
+
+        self.email_events = frame(email, ["customer_id", "event_type", "activity_id"])
+        self.storefront_events = frame(views, ["customer_id", "event_type", "product_id", "collection_id"])

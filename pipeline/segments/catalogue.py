@@ -22,6 +22,7 @@ EXAMPLES = {
     "string": "a string in single quotes such as 'it'",
     "list": "a string in single quotes such as 'vip'",
     "product_id": "a product id such as 42 or 'gid://shopify/Product/42'",
+    "id": "an id, a whole number such as 5240029206",
     "segment": "the name of another segment in single quotes such as 'vip'",
 }
 
@@ -92,7 +93,7 @@ class Param:
     """
 
     name: str
-    type: str  # number, integer, date, enum, string, product_id
+    type: str  # number, integer, date, enum, string, product_id, id (a whole number compared only for equality)
     column: str | None
     kind: str  # scalar, list, sum, count
     meaning: str
@@ -127,6 +128,9 @@ class Function:
     join: tuple[str, str]
     meaning: str
     params: dict[str, Param]
+    # Only the table's rows of this event_type: one events table serves a family of functions
+    # (shopify_email.opened and shopify_email.clicked read marts.shopify_email_events).
+    event_type: str | None = None
 
 
 def _params(*params: Param) -> dict[str, Param]:
@@ -162,6 +166,49 @@ FUNCTIONS = {f.name: f for f in (
              )),
 )}
 
+
+# Shopify Email and storefront events (inbox files; the Admin API exports neither): one function per
+# event, named as Shopify names it, with the parameters its segment query language reference documents.
+EMAIL_EVENTS = {
+    "bounced": "Shopify Email bounced: the receiving server returned the email",
+    "clicked": "Shopify Email clicked: the customer clicked a link or image in the email",
+    "delivered": "Shopify Email delivered: the receiving server accepted the email",
+    "marked_as_spam": "Shopify Email marked as spam: the customer reported the email as spam or junk",
+    "opened": "Shopify Email opened: the customer opened the email",
+    "unsubscribed": "Shopify Email unsubscribed: the customer asked to leave the mailing list",
+}
+
+
+def _email_params() -> dict[str, Param]:
+    return _params(
+        Param("activity_id", "id", "activity_id", "scalar", "the Shopify Email marketing activity id"),
+        Param("date", "date", "event_date", "scalar", "local date of the event"),
+        Param("count", "integer", None, "count", "number of matching events"),
+    )
+
+
+def _viewed_params(thing: str, type_: str, column: str) -> dict[str, Param]:
+    # The help center writes product_id / collection_id, ShopifyQL's table of semi-joins writes id.
+    return _params(
+        Param(f"{thing}_id", type_, column, "scalar", f"the {thing} viewed"),
+        Param("id", type_, column, "scalar", f"the {thing} viewed (the same as {thing}_id)"),
+        Param("date", "date", "event_date", "scalar", "local date of the view"),
+        Param("count", "integer", None, "count", "number of matching views"),
+    )
+
+
+EVENT_FUNCTIONS = (
+    *(Function(f"shopify_email.{event}", "marts.shopify_email_events", ("customer_id", "customer_id"), meaning,
+               _email_params(), event_type=event) for event, meaning in EMAIL_EVENTS.items()),
+    Function("storefront_event.product_viewed", "marts.storefront_events", ("customer_id", "customer_id"),
+             "storefront product views", _viewed_params("product", "product_id", "product_id"),
+             event_type="product_viewed"),
+    Function("storefront_event.collection_viewed", "marts.storefront_events", ("customer_id", "customer_id"),
+             "storefront collection views", _viewed_params("collection", "id", "collection_id"),
+             event_type="collection_viewed"),
+)
+FUNCTIONS |= {f.name: f for f in EVENT_FUNCTIONS}
+
 # Shopify's filters that need data smsseg does not extract yet, with what they need: a query naming
 # one is a definition error that says so, never a silently empty segment. Dotted families are keyed
 # by their prefix (shopify_email.opened, metafields.custom.vip).
@@ -174,9 +221,6 @@ SHOPIFY_ONLY = {
     "product_subscription_status": "product subscription contracts (Customer.productSubscriberStatus)",
     "store_credit_accounts": "store credit accounts and their balances",
     "metafields": "customer metafields",
-    "shopify_email": "Shopify Email activity (opens, clicks, bounces), which the Admin API does not export",
-    "storefront_event": "storefront events (products and collections viewed), which the Admin API does not "
-                        "export",
 }
 
 

@@ -190,6 +190,10 @@ def _check_value(source: Source, name: str, type_: str, allowed: tuple[str, ...]
         return wrong()
     if type_ == "product_id":
         return [] if product_id(value) is not None else wrong(f"{_describe(value)} is not a product id")
+    if type_ == "id":
+        # a number has at most 18 digits (the parser's rule), so a whole one fits the warehouse's BIGINT
+        whole = isinstance(value, t.Number) and value.value == value.value.to_integral_value() and value.value > 0
+        return [] if whole else wrong(f"{_describe(value)} is not an id")
     if not isinstance(value, t.String):
         return wrong()
     if type_ == "enum" and value.value not in allowed:

@@ -163,6 +163,9 @@ def _matches(condition: t.Matches, as_of: dt.date) -> exp.Expression:
     row_column, customer_column = function.join
     filters = [exp.EQ(this=exp.column(row_column, table=alias),
                       expression=exp.column(customer_column, table=CUSTOMER))]
+    if function.event_type:
+        filters.append(exp.EQ(this=exp.column("event_type", table=alias),
+                              expression=exp.Literal.string(function.event_type)))
     totals = []
     for param in condition.params:
         spec = function.params[param.name.text]

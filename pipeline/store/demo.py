@@ -198,6 +198,15 @@ CAMPAIGN_REACH = 0.3  # the share of texted numbers each send reaches
 def today() -> datetime.date:
     """The default end day: today where the demo shop is."""
     return datetime.datetime.now(zoneinfo.ZoneInfo(TIMEZONE)).date()
+# Shopify Email campaigns: the marketing activity's id and the (month, day) it goes out, at 09:00 in the
+# shop, on the latest such day up to the end day; a store generated later repeats the same events.
+EMAIL_ACTIVITIES = ((5_240_029_206, (2, 10)), (1_932_881_090, (6, 29)), (3_250_045_832, (9, 22)),
+                    (4_410_502_117, (11, 15)), (6_021_774_305, (12, 3)))
+EMAIL_REACH = 0.6  # the share of email subscribers each campaign is sent to
+# Of a delivered email, the share that each later event follows (clicked: of those opened).
+EMAIL_OPENED, EMAIL_CLICKED, EMAIL_SPAM, EMAIL_UNSUBSCRIBED, EMAIL_BOUNCED = 0.4, 0.25, 0.004, 0.01, 0.03
+STOREFRONT_DAYS = 90  # the storefront events kept: views of the last 90 days
+STOREFRONT_DAILY_VIEWERS = 0.015  # the share of customers who browse on a given day
 
 
 def generate_store(out_dir: Path, customers: int, seed: int = 0, *,
@@ -218,19 +227,20 @@ def generate_store(out_dir: Path, customers: int, seed: int = 0, *,
     end = int(datetime.datetime.combine(end_day + datetime.timedelta(days=1), datetime.time(),
                                         tzinfo=zoneinfo.ZoneInfo(TIMEZONE)).timestamp())
     catalog = _Catalog.build(np.random.default_rng([seed, 0]), customers, end)
-    sends = _campaign_sends(end_day)
+    sends, email_sends = _campaign_sends(end_day), _email_sends(end_day)
 
     shop = f'{{"name":"Demo Store","ianaTimezone":"{TIMEZONE}","currencyCode":"{CURRENCY}"}}\n'
     (out_dir / "shop.jsonl").write_text(shop, encoding="utf-8")
     counts = {"customers": 0, "orders": 0, "line_items": 0, "products": catalog.products,
-              "collections": len(COLLECTIONS), "abandoned_checkouts": 0, "sms_events": 0, "redactions": 0}
+              "collections": len(COLLECTIONS), "abandoned_checkouts": 0, "sms_events": 0, "redactions": 0,
+              "shopify_email_events": 0, "storefront_events": 0}
     with _Files(out_dir) as files:
         catalog.write(files, np.random.default_rng([seed, 1]))
         for chunk_no, start in enumerate(range(0, customers, CHUNK_CUSTOMERS)):
             # One generator per chunk: the output depends only on the arguments, not on memory or timing.
             rng = np.random.default_rng([seed, 2, chunk_no])
             chunk = _Chunk(rng, start, min(CHUNK_CUSTOMERS, customers - start), end, catalog, counts,
-                           sends, (seed, chunk_no))
+                           sends, email_sends, (seed, chunk_no))
             chunk.write(files)
             files.wait_for_previous_chunk()
     return counts
@@ -243,7 +253,8 @@ class _Files:
     next chunk is generated meanwhile. One worker keeps every file's appends in submission order.
     """
 
-    NAMES = ("customers", "orders", "products", "abandoned_checkouts", "sms_events", "redactions")
+    NAMES = ("customers", "orders", "products", "abandoned_checkouts", "sms_events", "redactions",
+             "shopify_email_events", "storefront_events")
 
     def __init__(self, out_dir: Path) -> None:
         self._handles = {name: open(out_dir / f"{name}.jsonl", "wb") for name in self.NAMES}  # noqa: SIM115
@@ -439,10 +450,12 @@ class _Chunk:
     """One slice of customers with their orders, checkouts, SMS events and redactions."""
 
     def __init__(self, rng: np.random.Generator, start: int, size: int, end: int, catalog: _Catalog,
-                 counts: dict[str, int], sends: list[tuple[str, int, int]], key: tuple[int, int]) -> None:
+                 counts: dict[str, int], sends: list[tuple[str, int, int]], email_sends: list[tuple[int, int, int]],
+                 key: tuple[int, int]) -> None:
         self.rng, self.start, self.size, self.end = rng, start, size, end
         self.catalog, self.counts = catalog, counts
-        self.sends, self.key = sends, key  # key: (seed, chunk number), which a send's draws start from
+        self.sends, self.email_sends = sends, email_sends
+        self.key = key  # (seed, chunk number), which a send's draws start from
 
     def write(self, files: _Files) -> None:
         people = self._people()
@@ -451,6 +464,8 @@ class _Chunk:
         self._write_checkouts(files, people)
         self._write_sms_events(files, people)
         self._write_redactions(files, people)
+        self._write_email_events(files, people)
+        self._write_storefront_events(files, people)
 
     def _people(self) -> pl.DataFrame:
         """Everything about the chunk's customers, one row each, before it is shaped as JSON."""
@@ -716,6 +731,74 @@ class _Chunk:
         self.counts["redactions"] += len(rows)
 
 
+    def _write_email_events(self, files: _Files, people: pl.DataFrame) -> None:
+        """Shopify Email campaigns to the email subscribers: delivered or bounced, then opened, clicked, marked
+        as spam or unsubscribed; one line an event, in time order, none after the end day."""
+        subscribed = (people["has_email"] & (people["email_state"] == "SUBSCRIBED")).to_numpy()
+        numbers, created = people["number"].to_numpy()[subscribed], people["created"].to_numpy()[subscribed]
+        parts = []
+        for activity, went_out, day in self.email_sends:
+            # each campaign draws from its own day, as the SMS sends do: a store generated later repeats it
+            send_rng = np.random.default_rng([*self.key, 4, day])
+            person = np.flatnonzero((send_rng.random(len(numbers)) < EMAIL_REACH) & (created < went_out))
+            sent = went_out + send_rng.integers(0, 4 * 3600, len(person))
+            bounced = send_rng.random(len(sent)) < EMAIL_BOUNCED
+            delivered = ~bounced
+            opened = delivered & (send_rng.random(len(sent)) < EMAIL_OPENED)
+            clicked = opened & (send_rng.random(len(sent)) < EMAIL_CLICKED)
+            spam = delivered & (send_rng.random(len(sent)) < EMAIL_SPAM)
+            unsubscribed = delivered & (send_rng.random(len(sent)) < EMAIL_UNSUBSCRIBED)
+            steps = (("bounced", bounced, 1, 60), ("delivered", delivered, 1, 60),
+                     ("opened", opened, 60, 2 * DAY), ("clicked", clicked, 2 * DAY, 2 * DAY + 600),
+                     ("marked_as_spam", spam, 60, DAY), ("unsubscribed", unsubscribed, DAY, 2 * DAY))
+            for kind, happened, low, high in steps:
+                idx = np.flatnonzero(happened)
+                parts.append((person[idx], np.full(len(idx), kind), np.full(len(idx), activity),
+                              sent[idx] + send_rng.integers(low, high, len(idx))))
+        if not parts:
+            return
+        person, kind, activity, moment = (np.concatenate(column) for column in zip(*parts, strict=True))
+        before = np.flatnonzero(moment < self.end)  # a campaign's later steps may not have happened yet
+        order = before[np.lexsort((person[before], moment[before]))]
+        files.append("shopify_email_events", pl.DataFrame({
+            "customer": numbers[person[order]], "type": kind[order], "activity": activity[order],
+            "occurredAt": moment[order],
+        }).select(customer=pl.struct(id=_gid("Customer", pl.col("customer"))), type=pl.col("type"),
+                  marketingActivity=pl.struct(id=_gid("MarketingActivity", pl.col("activity"))),
+                  occurredAt=_ts(pl.col("occurredAt"))))
+        self.counts["shopify_email_events"] += len(order)
+
+    def _write_storefront_events(self, files: _Files, people: pl.DataFrame) -> None:
+        """Products (popular ones most) and collections viewed on each of the last 90 days, none after the end
+        day; each day draws from its own generator, so a store generated a day later repeats the same views."""
+        created = people["created"].to_numpy()
+        end_day = self.end // DAY
+        parts = []
+        for day in range(end_day - STOREFRONT_DAYS + 1, end_day + 1):
+            day_rng = np.random.default_rng([*self.key, 5, day])
+            person = np.flatnonzero(day_rng.random(self.size) < STOREFRONT_DAILY_VIEWERS)
+            person = np.repeat(person, day_rng.integers(1, 4, len(person)))
+            moment = day * DAY + day_rng.integers(0, DAY, len(person))
+            collection = day_rng.random(len(person)) < 0.25
+            product = day_rng.choice(self.catalog.products, size=len(person), p=self.catalog.popularity)
+            handle = day_rng.integers(0, len(COLLECTIONS), len(person))
+            seen = (moment > created[person]) & (moment < self.end)
+            parts.append((person[seen], moment[seen], collection[seen], product[seen], handle[seen]))
+        person, moment, collection, product, handle = (np.concatenate(c) for c in zip(*parts, strict=True))
+        order = np.lexsort((person, moment))
+        files.append("storefront_events", pl.DataFrame({
+            "customer": people["number"].to_numpy()[person][order], "collection": collection[order],
+            "product": product[order], "handle": handle[order], "occurredAt": moment[order],
+        }).select(customer=pl.struct(id=_gid("Customer", pl.col("customer"))),
+                  type=pl.when(pl.col("collection")).then(pl.lit("collection_viewed"))
+                  .otherwise(pl.lit("product_viewed")),
+                  product=pl.when(~pl.col("collection")).then(
+                      pl.struct(id=_gid("Product", pl.col("product") + PRODUCT_ID_BASE))),
+                  collection=pl.when(pl.col("collection")).then(
+                      pl.struct(id=_gid("Collection", pl.col("handle") + COLLECTION_ID_BASE))),
+                  occurredAt=_ts(pl.col("occurredAt"))))
+        self.counts["storefront_events"] += len(person)
+
 def _campaign_sends(end_day: datetime.date) -> list[tuple[str, int, int]]:
     """(campaign, send time, day number) of every send in the year up to `end_day`, oldest first."""
     sends = []
@@ -725,6 +808,18 @@ def _campaign_sends(end_day: datetime.date) -> list[tuple[str, int, int]]:
         if name:
             at = datetime.datetime.combine(day, datetime.time(10), tzinfo=zoneinfo.ZoneInfo(TIMEZONE))
             sends.append((name, int(at.timestamp()), day.toordinal()))
+    return sends
+
+
+def _email_sends(end_day: datetime.date) -> list[tuple[int, int, int]]:
+    """(activity id, send time, day number) of each Shopify Email campaign: its latest day up to `end_day`."""
+    sends = []
+    for activity, (month, day) in EMAIL_ACTIVITIES:
+        sent = datetime.date(end_day.year, month, day)
+        if sent > end_day:
+            sent = sent.replace(year=end_day.year - 1)
+        at = datetime.datetime.combine(sent, datetime.time(9), tzinfo=zoneinfo.ZoneInfo(TIMEZONE))
+        sends.append((activity, int(at.timestamp()), sent.toordinal()))
     return sends
 
 

@@ -61,6 +61,10 @@ SMS_MARKETING_STATES = ("NOT_SUBSCRIBED", "PENDING", "REDACTED", "SUBSCRIBED", "
 OPT_IN_LEVELS = ("CONFIRMED_OPT_IN", "SINGLE_OPT_IN", "UNKNOWN")
 # The gateway's event types, our own contract (the segment language's sms_events type).
 SMS_EVENT_TYPES = ("sent", "delivered", "clicked", "converted", "opted_out")
+# Shopify Email's events and the storefront's, as the segment language names them (shopify_email.opened,
+# storefront_event.product_viewed): the Admin API exports neither, so they arrive as inbox files.
+EMAIL_EVENT_TYPES = ("bounced", "clicked", "delivered", "marked_as_spam", "opened", "unsubscribed")
+STOREFRONT_EVENT_TYPES = ("product_viewed", "collection_viewed")
 
 ADDRESSES = [{"countryCodeV2": "VARCHAR", "provinceCode": "VARCHAR", "city": "VARCHAR", "zip": "VARCHAR"}]
 
@@ -147,6 +151,21 @@ RESOURCES: tuple[Resource, ...] = (
         col("campaign", "campaign"),
         col("occurred_at", "occurredAt", TS),
     )),
+    # Shopify Email activity of a customer: which marketing activity (campaign) and when
+    Resource("shopify_email_events", "shopify_email_events.jsonl", "ShopifyEmailEvent", (
+        col("customer_id", "customer.id", GID, required=True),
+        col("type", "type", required=True, values=EMAIL_EVENT_TYPES),
+        col("activity_id", "marketingActivity.id", GID),
+        col("occurred_at", "occurredAt", TS, required=True),
+    )),
+    # A customer's storefront browsing: the product or collection viewed, and when
+    Resource("storefront_events", "storefront_events.jsonl", "StorefrontEvent", (
+        col("customer_id", "customer.id", GID, required=True),
+        col("type", "type", required=True, values=STOREFRONT_EVENT_TYPES),
+        col("product_id", "product.id", GID),
+        col("collection_id", "collection.id", GID),
+        col("occurred_at", "occurredAt", TS, required=True),
+    )),
     Resource("redactions", "redactions.jsonl", "CustomerRedaction", (
         col("customer_id", "customer.id", GID, required=True),
         col("requested_at", "requestedAt", TS),
@@ -165,8 +184,10 @@ RESOURCES: tuple[Resource, ...] = (
 
 REQUIRED_FILES = ("shop.jsonl", "customers.jsonl", "orders.jsonl", "products.jsonl",
                   "abandoned_checkouts.jsonl")
-# Webhooks and gateway events: with --source shopify they are read from data/inbox/, not the download
-INBOX_FILES = ("sms_events.jsonl", "redactions.jsonl", "deletions.jsonl")
+# Webhooks, gateway events, Shopify Email and storefront events: with --source shopify they are read from
+# data/inbox/, not the download
+INBOX_FILES = ("sms_events.jsonl", "redactions.jsonl", "deletions.jsonl", "shopify_email_events.jsonl",
+               "storefront_events.jsonl")
 OPTIONAL_FILES = (*INBOX_FILES, "customer_ids.jsonl")
 STORE_FILES = REQUIRED_FILES + OPTIONAL_FILES
 

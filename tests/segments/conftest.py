@@ -19,15 +19,22 @@ from tests.fixtures.stores import (
     checkout,
     collection,
     customer,
+    email_event,
     line,
     order,
     product,
     redaction,
     sms_event,
+    storefront_event,
 )
 from tests.oracle import Oracle
 
 AS_OF = dt.date(2026, 10, 15)
+ACTIVITIES = [5240029206, 1932881090, 3250045832]
+# Around the evaluation day in Rome (UTC+2 in October): 22:30 UTC on the 14th is the 15th, 21:59:59 UTC on the
+# 15th is still the 15th, 22:00 UTC on the 15th is the 16th (after the evaluation date).
+EVENT_MOMENTS = ["2026-10-14T22:30:00Z", "2026-10-15T21:59:59Z", "2026-10-15T22:00:00Z", "2026-10-14T21:59:59Z",
+                 "2026-10-08T10:00:00Z", "2026-09-15T10:00:00Z", "2025-10-15T10:00:00Z"]
 PHONES = ["+393471234567", "+393471234568", "+393471234569", "3471234570", "+12125550123", None]
 TAGS = [[], ["VIP"], ["vip", "Wholesale"], ["Summer Fan"], ["wholesale"]]
 PLACES = [("IT", "MI", "Milano"), ("IT", "RM", "Roma"), ("US", "NY", "New York City"), ("FR", None, "Paris"),
@@ -95,7 +102,41 @@ def varied_store() -> Store:
                 store.sms_events.append(sms_event(phone, type_, when, campaign))
     store.sms_events.append(sms_event("+393471234569", "converted", "2026-10-10T10:00:00Z", "Spring"))
     store.redactions.append(redaction(5))
+    add_customer_events(store, rng)
     return store
+
+
+def add_customer_events(store: Store, rng: random.Random) -> None:
+    """Shopify Email and storefront events: random ones over most customers, and the traps by hand."""
+    for n in range(1, 31):
+        for _ in range(rng.choice([0, 0, 1, 2, 3, 4])):
+            store.email_events.append(email_event(
+                n, rng.choice(["opened", "clicked", "delivered", "bounced", "marked_as_spam", "unsubscribed"]),
+                rng.choice(EVENT_MOMENTS), rng.choice([*ACTIVITIES, None])))
+        for _ in range(rng.choice([0, 0, 1, 2, 3])):
+            if rng.random() < 0.6:
+                store.storefront_events.append(storefront_event(
+                    n, "product_viewed", rng.choice(EVENT_MOMENTS), product=rng.choice([42, 43, 44, 45, None])))
+            else:
+                store.storefront_events.append(storefront_event(
+                    n, "collection_viewed", rng.choice(EVENT_MOMENTS), collection=rng.choice([7, 8, None])))
+    # The traps, on an activity and products of their own: customer 30 opened activity 7777777777 at 00:30 on
+    # the 15th in Rome, the same open again written with Rome's offset (one event), again at 10:00 (a tie on the
+    # day: two events today), at 23:59:59 on the 14th (yesterday) and at 00:00 on the 16th (after the evaluation
+    # date); a click typed 'Clicked'. Customer 999 is unknown, 29 created after the evaluation date.
+    trap = 7777777777
+    store.email_events += [email_event(30, "opened", "2026-10-14T22:30:00Z", trap),
+                           email_event(30, "opened", "2026-10-15T00:30:00+02:00", trap),
+                           email_event(30, "opened", "2026-10-15T08:00:00Z", trap),
+                           email_event(30, "opened", "2026-10-14T21:59:59Z", trap),
+                           email_event(30, "opened", "2026-10-15T22:00:00Z", trap),
+                           email_event(30, "Clicked", "2026-10-15T08:01:00Z", trap),
+                           email_event(999, "opened", "2026-10-01T10:00:00Z", trap),
+                           email_event(29, "opened", "2026-10-01T10:00:00Z", trap)]
+    store.storefront_events += [storefront_event(30, "product_viewed", "2026-10-15T21:59:59Z", product=46),
+                                storefront_event(30, "product_viewed", "2026-10-15T22:00:00Z", product=47),
+                                storefront_event(999, "product_viewed", "2026-10-01T10:00:00Z", product=46),
+                                storefront_event(29, "collection_viewed", "2026-10-01T10:00:00Z", collection=9)]
 
 
 @pytest.fixture(scope="session")

@@ -81,6 +81,11 @@ class Evaluator:
             self.lines[row["customer_id"]].append(row)
         for row in oracle.events.to_dicts():
             self.events[row["phone_e164"]].append(row)
+        # shopify_email.<type> and storefront_event.<type>: the customer's events of that type
+        self.customer_events = defaultdict(list)
+        for family, frame in (("shopify_email", oracle.email_events), ("storefront_event", oracle.storefront_events)):
+            for row in frame.to_dicts():
+                self.customer_events[(row["customer_id"], f"{family}.{row['event_type']}")].append(row)
 
     def members(self, node: t.Node) -> set[int]:
         if isinstance(node, t.And):
@@ -130,9 +135,11 @@ class Evaluator:
         elif name == "orders_placed":
             rows, totals = self.orders[cid], {"count": len, "sum_amount": lambda rs: sum(
                 (r["amount"] for r in rs), Decimal(0))}
-        else:
+        elif name == "sms_events":
             phone = self.customers[cid]["phone_e164"]
             rows, totals = (self.events[phone] if phone else []), {"count": len}
+        else:
+            rows, totals = self.customer_events[(cid, name)], {"count": len}
         filters = [p for p in m.params if p.name.text not in totals]
         kept = [r for r in rows if all(self.row_holds(name, p, r) for p in filters)]
         aggregates = [p for p in m.params if p.name.text in totals]
@@ -143,14 +150,17 @@ class Evaluator:
     def row_holds(self, function: str, p: t.Param, row: dict) -> bool:
         param = p.name.text
         if param == "date":
-            return self.value_holds(row["order_date" if function != "sms_events" else "event_date"], p, lower=False)
-        if param == "id":
+            return self.value_holds(row["event_date"] if "event_date" in row else row["order_date"], p, lower=False)
+        # the one id a row carries: a line's or a view's product, a view's collection, an email's activity
+        one_id = param in ("id", "product_id", "activity_id")
+        if one_id or (param == "collection_id" and function != "products_purchased"):
+            key = {"id": "collection_id" if function.endswith("collection_viewed") else "product_id"}.get(param, param)
             wanted = {product_number(plain(v, self.as_of, self.zone))
                       for v in (p.values if isinstance(p, t.ParamIn) else (p.value,))}
-            if row["product_id"] is None:  # a deleted product is no product we can name, in or out
+            if row[key] is None:  # a deleted product, a view or an email without one: none we can name, in or out
                 return False
             negated = p.negated if isinstance(p, t.ParamIn) else p.op == "!="
-            return (row["product_id"] in wanted) != negated
+            return (row[key] in wanted) != negated
         if param in ("tag", "collection", "collection_id"):
             items = row[{"tag": "product_tags", "collection": "collection_handles",
                          "collection_id": "collection_ids"}[param]]

@@ -119,8 +119,8 @@ def test_check_takes_segments_dir_like_the_other_commands(tmp_path: Path, capsys
 
 @pytest.mark.parametrize(("query", "first_line"), [
     ("segments CONTAINS 'does_not_exist'", "<query>:1:19: no segment named 'does_not_exist' in the warehouse"),
-    ("shopify_email.opened MATCHES ()", "<query>:1:1: shopify_email.opened is a Shopify filter smsseg cannot "
-                                        "evaluate yet: it needs Shopify Email activity"),
+    ("created_by_app_id = 580111", "<query>:1:1: created_by_app_id is a Shopify filter smsseg cannot "
+                                   "evaluate yet: it needs the app that created each customer"),
     ("FROM customers WHERE amount_spent > 1 LIMIT 5", "<query>:1:39: LIMIT does not apply to a segment"),
 ])
 def test_preview_of_a_query_it_cannot_run_is_an_error_not_a_traceback(

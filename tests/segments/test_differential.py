@@ -91,6 +91,32 @@ EDGES = [
     "orders_placed() = true", "sms_events(type: 'clicked') != true",
     "FROM customers SHOW customer_name, amount_spent WHERE amount_spent > 100 OR number_of_orders = 0 "
     "ORDER BY updated_at DESC",
+    # Shopify Email and storefront events (the traps are in conftest.add_customer_events): an event repeated
+    # with another offset is one, a tie on the day is two, the day is Rome's, events after the evaluation
+    # date, of unknown customers and of customers not yet created count for no one.
+    ("shopify_email.opened MATCHES (activity_id = 7777777777, date = today, count = 2)", {30}),
+    ("shopify_email.opened MATCHES (activity_id = 7777777777, date = yesterday)", {30}),
+    ("shopify_email.opened MATCHES (activity_id = 7777777777, count = 3)", {30}),
+    ("shopify_email.opened MATCHES (activity_id = 7777777777, date > today)", set()),
+    ("shopify_email.clicked MATCHES (activity_id IN (7777777777), date = 2026-10-15)", {30}),
+    ("storefront_event.product_viewed MATCHES (product_id = 46, date = today)", {30}),
+    ("storefront_event.product_viewed MATCHES (id = 'gid://shopify/Product/46')", {30}),
+    ("storefront_event.product_viewed MATCHES (product_id = 47)", set()),
+    ("storefront_event.collection_viewed MATCHES (collection_id = 9)", set()),
+    "shopify_email.opened MATCHES ()", "shopify_email.opened NOT MATCHES ()", "shopify_email.delivered MATCHES ()",
+    "shopify_email.bounced MATCHES (count = 0)", "shopify_email.marked_as_spam MATCHES (count < 2)",
+    "shopify_email.unsubscribed MATCHES (date >= -30d)", "shopify_email.clicked NOT MATCHES (date >= -7d)",
+    "shopify_email.opened MATCHES (activity_id = 5240029206, date > -30d)",
+    "shopify_email.opened MATCHES (activity_id != 5240029206)", "shopify_email.opened MATCHES (activity_id NOT IN "
+    "(5240029206, 1932881090))", "shopify_email.bounced NOT MATCHES (activity_id = 5240029206, date BETWEEN -12m AND "
+    "today)", "shopify_email.delivered MATCHES (activity_id = 5240029206, date = 2026-10-15T00:30:00+02:00)",
+    "storefront_event.product_viewed MATCHES (product_id = 42, date >= -7d)",
+    "storefront_event.product_viewed MATCHES (product_id != 42)", "storefront_event.product_viewed MATCHES (id IN "
+    "(43, 'gid://shopify/Product/45'), count >= 1)", "storefront_event.collection_viewed MATCHES ()",
+    "storefront_event.collection_viewed NOT MATCHES (collection_id NOT IN (7))",
+    "storefront_event.collection_viewed MATCHES (id = 8, date BETWEEN 2026-01-01 AND today)",
+    "shopify_email.clicked() = true", "shopify_email.opened(activity_id: 5240029206) != true",
+    "storefront_event.product_viewed(product_id: (42, 43), date: -30d) = true",
 ]
 
 # Forms that must select exactly the customers of the form they stand for.
@@ -236,6 +262,19 @@ PARAMS = {
                    listed("campaign", ["'spring'", "'Autumn'", "'SPRING'", "'winter'"], ["=", "!="]),
                    ranged("date", DATES), ranged("count", COUNTS)],
 }
+# Shopify Email and storefront events: every function, every parameter.
+ACTIVITY_IDS = ["5240029206", "1932881090", "3250045832", "7777777777", "42"]
+PARAMS |= {f"shopify_email.{event}": [listed("activity_id", ACTIVITY_IDS, ["=", "!="]), ranged("date", DATES),
+                                      ranged("count", COUNTS)]
+           for event in ("bounced", "clicked", "delivered", "marked_as_spam", "opened", "unsubscribed")}
+PARAMS |= {
+    "storefront_event.product_viewed": [
+        listed("product_id", ["42", "43", "'gid://shopify/Product/44'", "45", "46"], ["=", "!="]),
+        listed("id", ["42", "43", "47"], ["=", "!="]), ranged("date", DATES), ranged("count", COUNTS)],
+    "storefront_event.collection_viewed": [
+        listed("collection_id", ["7", "8", "9"], ["=", "!="]), listed("id", ["7", "8"], ["=", "!="]),
+        ranged("date", DATES), ranged("count", COUNTS)],
+}
 
 
 @st.composite
@@ -254,6 +293,13 @@ OLD_PARAMS = {
                       st.builds(lambda v: f"count: {v}", st.sampled_from(COUNTS))],
     "sms_events": [st.builds(lambda v: f"type: {v}", st.sampled_from(["'clicked'", "('sent', 'delivered')"])),
                    st.builds(lambda v: f"campaign: {v}", st.sampled_from(["'spring'", "'AUTUMN'"]))],
+}
+OLD_PARAMS |= {
+    "shopify_email.opened": [st.builds(lambda v: f"activity_id: {v}", st.sampled_from(["5240029206", "(1932881090, "
+                                                                                       "3250045832)"])),
+                             st.builds(lambda v: f"date: {v}", st.sampled_from(DATES))],
+    "storefront_event.product_viewed": [st.builds(lambda v: f"product_id: {v}", st.sampled_from(["42", "(43, 46)"])),
+                                        st.builds(lambda v: f"date: {v}", st.sampled_from(DATES))],
 }
 
 

@@ -99,6 +99,33 @@ def test_wrong_value_type_says_what_is_expected() -> None:
      "customer", "write orders_placed MATCHES (param = value, ...), or orders_placed(...) = true"),
     ("orders_placed(cont: 2) = true", "1:15: unknown parameter 'cont' of orders_placed", "did you mean count?"),
     ("marts.customers.amount_spent > 1", "1:1: unknown attribute 'marts.customers.amount_spent'", "did you mean"),
+    # Shopify Email and storefront events
+    ("shopify_email.open MATCHES ()", "1:1: unknown function 'shopify_email.open'",
+     "did you mean shopify_email.opened?"),
+    ("shopify_email.opened MATCHES (activty_id = 1)", "1:31: unknown parameter 'activty_id' of shopify_email.opened",
+     "did you mean activity_id?"),
+    ("shopify_email.clicked MATCHES (activity_id > 5240029206)",
+     "1:32: > does not apply to shopify_email.clicked activity_id",
+     "compare activity_id with =, !=, IN (...) or NOT IN (...) to an id, a whole number such as 5240029206"),
+    ("shopify_email.bounced MATCHES (activity_id = 'newsletter')", "1:46: the string 'newsletter' is not an id",
+     "activity_id expects an id, a whole number such as 5240029206"),
+    ("shopify_email.opened MATCHES (activity_id IN (5240029206, 1.5))", "1:59: the number 1.5 is not an id",
+     "activity_id expects an id"),
+    ("shopify_email.opened MATCHES (activity_id = 0)", "1:45: the number 0 is not an id", "activity_id expects an id"),
+    ("shopify_email.delivered MATCHES (date IN (2026-01-01))", "1:34: IN does not apply to shopify_email.delivered "
+     "date", "compare date with =, !=, >, >=, <, <= or BETWEEN"),
+    ("shopify_email.opened MATCHES (count = 'many')", "1:39: count cannot be compared with the string 'many'",
+     "count expects a whole number"),
+    ("storefront_event.product_viewed MATCHES (product_id = 'shirt')",
+     "1:55: the string 'shirt' is not a product id", "product_id expects a product id such as 42"),
+    ("storefront_event.product_viewed MATCHES (product_id > 4)",
+     "1:42: > does not apply to storefront_event.product_viewed product_id", "write id = 42"),
+    ("storefront_event.collection_viewed MATCHES (collection_id BETWEEN 1 AND 5)",
+     "1:45: BETWEEN does not apply to storefront_event.collection_viewed collection_id",
+     "compare collection_id with =, !="),
+    ("storefront_event.collection_viewed MATCHES (handle = 'summer')",
+     "1:45: unknown parameter 'handle' of storefront_event.collection_viewed", "known names: collection_id, id"),
+    ("storefront_event.viewed MATCHES ()", "1:1: unknown function 'storefront_event.viewed'", "did you mean"),
 ])
 def test_type_errors(query: str, message: str, hint: str) -> None:
     text = only(query)
@@ -107,12 +134,6 @@ def test_type_errors(query: str, message: str, hint: str) -> None:
 
 
 @pytest.mark.parametrize(("query", "message"), [
-    ("shopify_email.opened MATCHES (activity_id = 5240029206)", "1:1: shopify_email.opened is a Shopify filter "
-     "smsseg cannot evaluate yet: it needs Shopify Email activity"),
-    ("shopify_email.clicked() = true", "1:1: shopify_email.clicked is a Shopify filter smsseg cannot evaluate yet"),
-    ("storefront_event.product_viewed MATCHES (product_id = 42, date >= -30d)",
-     "1:1: storefront_event.product_viewed is a Shopify filter smsseg cannot evaluate yet: it needs storefront "
-     "events"),
     ("predicted_spend_tier = 'HIGH'", "1:1: predicted_spend_tier is a Shopify filter smsseg cannot evaluate yet: it "
      "needs Shopify's predicted spend tier"),
     ("companies IS NOT NULL", "1:1: companies is a Shopify filter smsseg cannot evaluate yet: it needs B2B company"),

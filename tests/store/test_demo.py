@@ -11,7 +11,7 @@ from pathlib import Path
 import phonenumbers
 import pytest
 
-from pipeline.store.demo import DEMO_CUSTOMERS, GIFT_CARD_CENTS, demo_store, generate_store
+from pipeline.store.demo import DEMO_CUSTOMERS, GIFT_CARD_CENTS, STOREFRONT_DAYS, demo_store, generate_store
 
 AS_OF = datetime.date(2026, 11, 1)  # the evaluation date the checks below read the store as of
 END_DAY = AS_OF + datetime.timedelta(days=5)  # the store's last day: a run as of AS_OF filters what follows
@@ -19,8 +19,10 @@ ROME = zoneinfo.ZoneInfo("Europe/Rome")
 # Every moment a store records, by file: nothing may come after the store's end day.
 MOMENTS = {"customers": ("createdAt", "updatedAt"), "orders": ("createdAt", "processedAt", "updatedAt", "cancelledAt"),
            "products": ("updatedAt",), "abandoned_checkouts": ("createdAt", "updatedAt", "completedAt"),
-           "sms_events": ("occurredAt",), "redactions": ("requestedAt",)}
-FILES = ("shop", "customers", "orders", "products", "abandoned_checkouts", "sms_events", "redactions")
+           "sms_events": ("occurredAt",), "redactions": ("requestedAt",), "shopify_email_events": ("occurredAt",),
+           "storefront_events": ("occurredAt",)}
+FILES = ("shop", "customers", "orders", "products", "abandoned_checkouts", "sms_events", "redactions",
+         "shopify_email_events", "storefront_events")
 CUSTOMER_KEYS = {"id", "firstName", "lastName", "createdAt", "updatedAt", "state", "locale", "tags",
                  "defaultEmailAddress", "defaultPhoneNumber", "defaultAddress", "addresses"}
 PHONE_KEYS = {"phoneNumber", "marketingState", "marketingOptInLevel", "marketingUpdatedAt"}
@@ -139,6 +141,16 @@ def test_products_collections_checkouts_events_and_redactions_have_the_spec_fiel
     for redaction in store["redactions"]:
         assert set(redaction) == {"customer", "requestedAt"}
         assert gid("Customer").match(redaction["customer"]["id"])
+    for event in store["shopify_email_events"]:
+        assert set(event) == {"customer", "type", "marketingActivity", "occurredAt"}
+        assert gid("Customer").match(event["customer"]["id"])
+        assert gid("MarketingActivity").match(event["marketingActivity"]["id"])
+        timestamp(event["occurredAt"])
+    for event in store["storefront_events"]:
+        assert set(event) == {"customer", "type", "product", "collection", "occurredAt"}
+        viewed = event["product"] if event["type"] == "product_viewed" else event["collection"]
+        assert gid("Product" if event["type"] == "product_viewed" else "Collection").match(viewed["id"])
+        timestamp(event["occurredAt"])
 
 
 def test_counts_are_the_distinct_entities_written(generated: tuple[Path, dict[str, int]],
@@ -151,6 +163,8 @@ def test_counts_are_the_distinct_entities_written(generated: tuple[Path, dict[st
         "products": len({p["id"] for p in products}), "collections": len({c["id"] for c in collections}),
         "abandoned_checkouts": len(store["abandoned_checkouts"]), "sms_events": len(store["sms_events"]),
         "redactions": len(store["redactions"]),
+        "shopify_email_events": len(store["shopify_email_events"]),
+        "storefront_events": len(store["storefront_events"]),
     }
     assert generated[1] == distinct
     assert distinct["customers"] == 3000
@@ -258,6 +272,13 @@ def test_checkouts_and_events_look_like_a_live_shop(store: dict[str, list[dict]]
         assert phonenumbers.is_valid_number(number)
         assert phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) == event["phone"]
     assert store["redactions"]
+    emails = Counter(e["type"] for e in store["shopify_email_events"])
+    assert emails.keys() == {"bounced", "clicked", "delivered", "marked_as_spam", "opened", "unsubscribed"}
+    assert emails["delivered"] > emails["opened"] > emails["clicked"] > emails["unsubscribed"]
+    joined = {c["id"]: timestamp(c["createdAt"]) for c in store["customers"]}
+    assert all(timestamp(e["occurredAt"]) > joined[e["customer"]["id"]] for e in store["shopify_email_events"])
+    views = Counter(e["type"] for e in store["storefront_events"])
+    assert views["product_viewed"] > views["collection_viewed"] > 0
     collections = split(store["products"])[1]
     assert {"summer", "winter-sale", "bestsellers"} <= {c["handle"] for c in collections}
 
@@ -332,3 +353,22 @@ def test_an_empty_store_still_has_a_catalogue(tmp_path: Path) -> None:
 
 def test_built_in_demo_size() -> None:
     assert DEMO_CUSTOMERS == 2000
+
+
+def test_a_day_later_the_store_repeats_the_email_and_storefront_events_it_had(tmp_path: Path) -> None:
+    """Like the SMS events: each campaign and each day of views draws from its own generator."""
+    def events(day: datetime.date) -> dict[str, set[str]]:
+        generate_store(tmp_path / str(day), 300, seed=2, end_day=day)
+        return {name: {json.dumps(e, sort_keys=True) for e in read(tmp_path / str(day), name)}
+                for name in ("shopify_email_events", "storefront_events")}
+
+    before, after = events(datetime.date(2026, 11, 20)), events(datetime.date(2026, 11, 21))
+    # The views of the day that left the 90-day window aside, the earlier store's events are still there,
+    # but for the few of a customer who signs up a day later in the later store (sign-ups move with the
+    # end day, as all of the demo's customers do): no shifted copy of every view.
+    window = (datetime.date(2026, 11, 21) - datetime.timedelta(days=STOREFRONT_DAYS - 1)).isoformat()
+    kept = {e for e in before["storefront_events"] if json.loads(e)["occurredAt"] >= window}
+    assert len(kept & after["storefront_events"]) >= 0.97 * len(kept)
+    assert len(after["storefront_events"] - before["storefront_events"]) < 0.05 * len(after["storefront_events"])
+    emails = before["shopify_email_events"]
+    assert len(emails & after["shopify_email_events"]) >= 0.97 * len(emails)

@@ -1,0 +1,20 @@
+-- Storefront events (inbox), each once however many batches repeat it, with the local date.
+with events as (
+    select * from raw.storefront_events
+),
+
+shop as (
+    select shop_timezone from staging.stg_shop
+)
+
+select distinct
+    gid_number(events.customer_id, 'storefront_events', events._batch, events._line, 'customer.id')
+        as customer_id,
+    lower(trim(events.type)) as event_type,
+    gid_number(events.product_id, 'storefront_events', events._batch, events._line, 'product.id') as product_id,
+    gid_number(events.collection_id, 'storefront_events', events._batch, events._line, 'collection.id')
+        as collection_id,
+    events.occurred_at,
+    cast(timezone(shop.shop_timezone, events.occurred_at) as date) as event_date
+from events
+cross join shop
