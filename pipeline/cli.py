@@ -33,6 +33,9 @@ telemetry:
 concurrency:
   pools:
     default_limit: 1        # DuckDB has one writer: the duckdb pool runs one asset at a time
+  runs:
+    max_concurrent_runs: 1  # and the UI's runs (a backfill's days) go one after another: a run that
+                            # executes in one process holds the build warehouse until it ends
 run_monitoring:             # the daemon `smsseg ui` starts watches the runs the UI launches
   enabled: true             # fails a run stuck starting or canceling
   free_slots_after_run_end_seconds: 60  # frees the pool slots a run still holds a minute after it ended

@@ -125,7 +125,8 @@ def test_an_older_instance_yaml_gains_the_new_settings_and_keeps_the_users_own(t
     assert settings["run_monitoring"] == {"poll_interval_seconds": 30, "enabled": True,
                                           "free_slots_after_run_end_seconds": 60}
     assert settings["retention"] == {"schedule": {"purge_after_days": 90}}
-    assert settings["concurrency"] == {"pools": {"default_limit": 1}} and settings["telemetry"] == {"enabled": False}
+    assert settings["concurrency"] == {"pools": {"default_limit": 1}, "runs": {"max_concurrent_runs": 1}}
+    assert settings["telemetry"] == {"enabled": False}
     with dg.DagsterInstance.get() as instance:  # Dagster accepts it
         assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 60
 

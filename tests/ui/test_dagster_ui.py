@@ -6,7 +6,7 @@ own settings (the duckdb pool of one). Runs are launched through the GraphQL mut
 call: *Materialize* of one day (a run tagged with its partition) and *Materialize* of several days (a
 partition backfill, whose runs the daemon submits). Each run executes in one process (run config, which
 the launch dialog lets an operator set too), as `smsseg run` does, instead of one process per step
-(minutes a day here); so the queue starts one run at a time (RUN_QUEUE_YAML, as README advises).
+(minutes a day here); the instance smsseg writes starts one run at a time.
 
 The browser then finds the assets, the runs and their days, and a segment's partitions and its size
 plotted by partition. Screenshots are kept in test-artifacts/ for a person to look at.
@@ -51,12 +51,8 @@ SERVER_START_S = 90
 RUN_S = 90
 BACKFILL_S = 150  # the daemon looks for new backfills every 30 s; then the runs, one after another
 IN_ONE_PROCESS = {"execution": {"config": {"in_process": {}}}}
-# Beside the settings smsseg writes: one run at a time, taken from the queue every second. A run in one
-# process holds the build warehouse for the whole run, so a second run at once finds it locked.
+# Beside the settings smsseg writes (one run at a time): the queue looked at every second, not every 5.
 RUN_QUEUE_YAML = """\
-concurrency:
-  runs:
-    max_concurrent_runs: 1
 run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator
