@@ -105,7 +105,7 @@ class _Explainer:
         if start is None:
             return None
         latest = self.con.execute(render(exp.select(exp.Max(this=exp.column(column))).from_(table))).fetchall()[0][0]
-        noun = DATED[kind]
+        noun = DATED.get(kind, f"{kind} event")  # shopify_email.opened, storefront_event.product_viewed
         if latest is None:
             return f"there is no {noun} as of {self.as_of}, and this segment's window starts on {start}"
         if latest < start:

@@ -15,7 +15,8 @@ from tests.fixtures.stores import Store, customer, line, order, redaction, sms_e
 
 AS_OF = dt.date(2026, 10, 31)
 STAGING_KEYED = ("stg_abandoned_checkouts", "stg_customers", "stg_deletions", "stg_orders", "stg_phone_numbers",
-                 "stg_product_collections", "stg_products", "stg_redactions", "stg_sms_events")
+                 "stg_product_collections", "stg_products", "stg_redactions", "stg_shopify_email_events",
+                 "stg_sms_events", "stg_storefront_events")
 
 
 def run(tmp_path: Path, store: Store, *, acknowledge: tuple[str, ...] = (), threshold: float = 0.5,

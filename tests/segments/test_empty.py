@@ -77,6 +77,8 @@ def reason(con: duckdb.DuckDBPyConnection, query: str) -> str | None:
     ("customer_added_date = today",
      "no customer added on or after 2026-10-15, the start of this segment's window; "
      "the latest customer added is 2025-01-10"),
+    ("shopify_email.opened MATCHES (date >= -7d)",  # no email event at all in this store
+     "there is no shopify_email.opened event as of 2026-10-15, and this segment's window starts on 2026-10-08"),
 ])
 def test_a_window_after_the_latest_data_is_named(con: duckdb.DuckDBPyConnection, query: str, expected: str) -> None:
     assert reason(con, query) == expected

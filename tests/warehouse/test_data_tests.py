@@ -9,7 +9,19 @@ import pytest
 from pipeline.defs.checks import DataTest, load_data_tests
 from pipeline.store.ingest import ingest_store
 from pipeline.warehouse.build import build_all, publish
-from tests.fixtures.stores import Store, checkout, collection, customer, line, order, product, redaction, sms_event
+from tests.fixtures.stores import (
+    Store,
+    checkout,
+    collection,
+    customer,
+    email_event,
+    line,
+    order,
+    product,
+    redaction,
+    sms_event,
+    storefront_event,
+)
 
 AS_OF = dt.date(2026, 10, 31)
 TESTS = load_data_tests()
@@ -30,7 +42,9 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
         abandoned_checkouts=[checkout(20, 1, created="2026-10-20T10:00:00Z")],
         sms_events=[sms_event("+393470000001", "sent", "2026-10-02T10:00:00Z"),
                     sms_event("+393470000001", "clicked", "2026-10-02T11:00:00Z")],
-        redactions=[redaction(3)])
+        redactions=[redaction(3)],
+        email_events=[email_event(1, "opened", "2026-10-02T10:00:00Z", 5240029206)],
+        storefront_events=[storefront_event(1, "product_viewed", "2026-10-02T10:00:00Z", product=5)])
     directory = store.write(tmp_path / "store")
     (directory / "deletions.jsonl").write_text(
         '{"customer":{"id":"gid://shopify/Customer/2"},"deletedAt":"2026-10-03T10:00:00Z"}\n')
