@@ -1,16 +1,13 @@
 """Extraction assets: one per store file, each publishing its raw Parquet batch."""
 
-from pathlib import Path
-
 import dagster as dg
 
 from pipeline.defs.resources import PipelineSettings, ShopifyResource
 from pipeline.shopify import downloads
 from pipeline.shopify.client import ShopifyError
-from pipeline.store import demo
 from pipeline.store.ingest import StoreError, ingest_file
 from pipeline.store.redact import erase_redacted
-from pipeline.store.schema import INBOX_FILES, STORE_FILES, resources_in
+from pipeline.store.schema import STORE_FILES, resources_in
 from pipeline.warehouse.build import raw_dir
 
 
@@ -22,24 +19,6 @@ def resource_asset_key(resource_name: str) -> dg.AssetKey:
     """The extraction asset that writes a raw resource (order_lines come with orders)."""
     file = next(f for f in STORE_FILES if any(r.name == resource_name for r in resources_in(f)))
     return raw_asset_key(file)
-
-
-def store_directory(settings: PipelineSettings, file: str) -> Path:
-    """The store directory `file` is read from: the built-in demo, a jsonl: directory, or Shopify.
-
-    Shopify's bulk API carries neither GDPR redaction or deletion webhooks nor gateway events, so with
-    a real shop those optional files are read from data/inbox/, where their receivers drop them.
-    """
-    if settings.source.startswith("jsonl:"):
-        return Path(settings.source.removeprefix("jsonl:"))
-    if settings.source == "demo":
-        return demo.demo_store(settings.data_path)
-    if file in INBOX_FILES:
-        return settings.data_path / "inbox"
-    latest = downloads.latest_download(settings.data_path)
-    if latest is None:
-        raise dg.Failure("no Shopify download yet: materialise raw/shopify_download first")
-    return latest
 
 
 SHOPIFY_DOWNLOAD = dg.AssetKey(["raw", "shopify_download"])
@@ -78,9 +57,9 @@ def extract_asset(file: str, source: str) -> dg.AssetsDefinition:
         description=f"Raw Parquet batches of {file}: {', '.join(r.name for r in resources)}, typed and checked.",
     )
     def _extract(context: dg.AssetExecutionContext, settings: PipelineSettings) -> dg.MaterializeResult:
-        store = store_directory(settings, file)
         with settings.memory_bound():
             try:
+                store = settings.store_source().directory(file)
                 ingested = ingest_file(store, file, raw_dir(settings.data_path), settings.memory_limit)
             except StoreError as e:
                 raise dg.Failure(str(e)) from None

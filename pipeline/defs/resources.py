@@ -10,6 +10,8 @@ import duckdb
 
 from pipeline.settings import DEFAULT_BATCH_SIZE, DEFAULT_MEMORY_LIMIT
 from pipeline.shopify.client import API_VERSION, ShopifyClient
+from pipeline.shopify.downloads import ShopifySource
+from pipeline.store.sources import DemoSource, DirectorySource, StoreSource
 from pipeline.warehouse import days
 from pipeline.warehouse.build import held_open, shop_timezone
 from pipeline.warehouse.days import Evaluation
@@ -40,6 +42,14 @@ class PipelineSettings(dg.ConfigurableResource):
         open that long, rather than being opened again for each step."""
         with held_open(self.data_path):
             yield self
+
+    def store_source(self) -> StoreSource:
+        """Where tonight's store files come from: `source` is demo, jsonl:DIR or shopify (Settings checked it)."""
+        if self.source.startswith("jsonl:"):
+            return DirectorySource(Path(self.source.removeprefix("jsonl:")))
+        if self.source == "shopify":
+            return ShopifySource(self.data_path)
+        return DemoSource(self.data_path)
 
     def shop_timezone(self) -> str:
         return shop_timezone(self.data_path)

@@ -7,11 +7,13 @@ whose files are all published, so it can never pass data that did not land.
 
 import json
 import shutil
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.shopify.client import ShopifyClient
-from pipeline.store.schema import REQUIRED_FILES
+from pipeline.store.ingest import StoreError
+from pipeline.store.schema import INBOX_FILES, REQUIRED_FILES
 
 MANIFEST = "extract.json"
 KEEP = 3  # published downloads kept for inspection; older ones are deleted
@@ -33,6 +35,24 @@ def latest_download(data_dir: Path) -> Path | None:
     """The newest complete download: what the extraction assets ingest."""
     folders = sorted(p for p in downloads_dir(data_dir).glob("*") if p.is_dir() and _complete(p))
     return folders[-1] if folders else None
+
+
+@dataclass(frozen=True)
+class ShopifySource:
+    """`--source shopify`: the newest complete bulk download. Shopify's bulk API carries neither GDPR
+    redaction or deletion webhooks nor gateway events, so those files are read from data/inbox/, where
+    their receivers drop them."""
+
+    data_dir: Path
+
+    def directory(self, file: str) -> Path:
+        if file in INBOX_FILES:
+            return self.data_dir / "inbox"
+        latest = latest_download(self.data_dir)
+        if latest is None:
+            raise StoreError(f"{downloads_dir(self.data_dir)}: no Shopify download yet. "
+                             "Materialise raw/shopify_download first.")
+        return latest
 
 
 def bookmark(data_dir: Path) -> datetime | None:
