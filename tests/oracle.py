@@ -17,6 +17,10 @@ import polars as pl
 
 # The marketing states a customer row keeps; any other (email's INVALID, a value Shopify adds later) is no consent.
 STATES = {"SUBSCRIBED", "NOT_SUBSCRIBED", "PENDING", "UNSUBSCRIBED", "REDACTED"}
+SPEND_TIERS = {"HIGH", "MEDIUM", "LOW"}
+# Customer.productSubscriberStatus -> product_subscription_status: the language's SUBSCRIBED is ACTIVE.
+SUBSCRIBERS = {"ACTIVE": "SUBSCRIBED", "PAUSED": "PAUSED", "CANCELLED": "CANCELLED", "EXPIRED": "EXPIRED",
+               "FAILED": "FAILED", "NEVER_SUBSCRIBED": "NEVER_SUBSCRIBED"}
 RFM_GRID = {  # R score -> groups for FM scores 1..5, as documented in the README
     5: ["NEW", "PROMISING", "ACTIVE", "LOYAL", "CHAMPIONS"],
     4: ["PROMISING", "PROMISING", "ACTIVE", "LOYAL", "CHAMPIONS"],
@@ -196,13 +200,22 @@ class Oracle:
                 "customer_regions": [] if gone else sorted(regions),
                 "customer_cities": [] if gone else sorted(cities),
                 "rfm_group": RFM_GRID[r[cid]][(f[cid] + m[cid]) // 2 - 1] if s else "PROSPECTS",
+                "predicted_spend_tier": self._enum(_get(c, "statistics", "predictedSpendTier"), SPEND_TIERS),
+                "product_subscription_status": SUBSCRIBERS.get((c.get("productSubscriberStatus") or "").upper()),
+                "companies": [] if gone else self._companies(c.get("companyContactProfiles")),
+                "latitude": None if gone else self._point(c.get("defaultAddress"))[0],
+                "longitude": None if gone else self._point(c.get("defaultAddress"))[1],
+                "sms_consent_date": None if gone or not phone
+                else self.local(_get(c, "defaultPhoneNumber", "marketingUpdatedAt")),
                 "is_redacted": gone,
                 "as_of": self.as_of,
             })
         self.customers = pl.DataFrame(rows, schema_overrides={
             "amount_spent": pl.Decimal(38, 4), "average_order_value": pl.Decimal(18, 4),
             "customer_tags": pl.List(pl.String), "customer_countries": pl.List(pl.String),
-            "customer_regions": pl.List(pl.String), "customer_cities": pl.List(pl.String)},
+            "customer_regions": pl.List(pl.String), "customer_cities": pl.List(pl.String),
+            "companies": pl.List(pl.Int64), "latitude": pl.Float64, "longitude": pl.Float64,
+            "sms_consent_date": pl.Date},
             infer_schema_length=None).sort("customer_id")
         self.orders = pl.DataFrame(list(self.counted.values()),
                                    schema={"order_id": pl.Int64, "customer_id": pl.Int64, "order_date": pl.Date,
@@ -221,6 +234,29 @@ class Oracle:
             "line_id": pl.Int64, "order_id": pl.Int64, "customer_id": pl.Int64, "order_date": pl.Date,
             "product_id": pl.Int64, "quantity": pl.Int64, "product_tags": pl.List(pl.String),
             "collection_handles": pl.List(pl.String), "collection_ids": pl.List(pl.Int64)})
+
+    @staticmethod
+    def _enum(value: str | None, known: set[str]) -> str | None:
+        value = (value or "").upper()
+        return value if value in known else None
+
+    @staticmethod
+    def _companies(contacts: list | None) -> list[int]:
+        ids = set()
+        for contact in contacts or []:
+            company = _get(contact, "company", "id") or ""
+            kind, _, number = company.removeprefix("gid://shopify/").partition("/")
+            if kind == "Company" and number.isdigit() and 0 < int(number) < 2**63:
+                ids.add(int(number))
+        return sorted(ids)
+
+    @staticmethod
+    def _point(address: dict | None) -> tuple[float | None, float | None]:
+        """The default address's coordinates, when both are there and on the globe."""
+        lat, lng = _get(address, "latitude"), _get(address, "longitude")
+        if lat is None or lng is None or abs(float(lat)) > 90 or abs(float(lng)) > 180:
+            return None, None
+        return float(lat), float(lng)
 
     @staticmethod
     def _status(gone: bool, contact: str | None, state: str | None) -> str:

@@ -23,6 +23,7 @@ EXAMPLES = {
     "list": "a string in single quotes such as 'vip'",
     "product_id": "a product id such as 42 or 'gid://shopify/Product/42'",
     "segment": "the name of another segment in single quotes such as 'vip'",
+    "coordinates": "a latitude and a longitude in degrees such as (45.4215, -75.6972)",
 }
 
 COMPARE = ("=", "!=", ">", ">=", "<", "<=")
@@ -38,7 +39,7 @@ class Attribute:
     column: str | None  # in marts.customers; None for `segments`, which reads the segments schema
     meaning: str
     values: tuple[str, ...] = ()  # allowed values of an enum
-    element: str = "string"  # what a list holds: string, or segment (names of segments)
+    element: str = "string"  # what a list holds: string, integer (ids), or segment (names of segments)
 
     @property
     def operators(self) -> tuple[str, ...]:
@@ -78,6 +79,17 @@ ATTRIBUTES = {a.name: a for a in (
               ("CHAMPIONS", "LOYAL", "ACTIVE", "NEW", "PROMISING", "NEEDS_ATTENTION", "AT_RISK", "ALMOST_LOST",
                "PREVIOUSLY_LOYAL", "DORMANT", "PROSPECTS")),
     Attribute("segments", "list", None, "names of the other segments the customer belongs to", element="segment"),
+    # From the Admin API's Customer (2026-10): statistics, productSubscriberStatus, companyContactProfiles.
+    Attribute("predicted_spend_tier", "enum", "predicted_spend_tier",
+              "Shopify's predicted spend tier; NULL when Shopify has none", ("HIGH", "MEDIUM", "LOW")),
+    Attribute("product_subscription_status", "enum", "product_subscription_status",
+              "product subscription contracts (Shopify's ACTIVE is SUBSCRIBED)",
+              ("SUBSCRIBED", "PAUSED", "CANCELLED", "EXPIRED", "FAILED", "NEVER_SUBSCRIBED")),
+    Attribute("companies", "list", "companies", "ids of the B2B companies the customer is a contact of",
+              element="integer"),
+    # Beyond Shopify, for SMS.
+    Attribute("sms_consent_date", "date", "sms_consent_date",
+              "day the SMS consent last changed (marketingUpdatedAt); NULL without a phone"),
 )}
 
 
@@ -88,7 +100,8 @@ class Param:
 
     `kind` says how `column` is read: `scalar` compares the column, `list` tests membership in a
     list column, `sum` compares the sum of the column, `count` the number of distinct values of the
-    column (of rows, when column is None).
+    column (of rows, when column is None); `point` and `radius` are customer_within_distance's centre
+    and distance (`= 25` is "within 25").
     """
 
     name: str
@@ -105,17 +118,20 @@ class Param:
 
     @property
     def operators(self) -> tuple[str, ...]:
+        if self.kind in ("point", "radius"):
+            return ("=",)
         return COMPARE if self.takes_between else EQUALITY
 
     @property
     def takes_between(self) -> bool:
-        """Whether it is ordered: a list parameter (a collection id too) only tests membership."""
-        return self.type in ("number", "integer", "date") and self.kind != "list"
+        """Whether it is ordered: a list parameter (a collection id too) only tests membership, a
+        distance is a radius."""
+        return self.type in ("number", "integer", "date") and self.kind not in ("list", "radius")
 
     @property
     def takes_in(self) -> bool:
         """Whether IN (...) and NOT IN (...) apply: lists of values, not ranges."""
-        return self.type not in ("date", "number") and not self.aggregate
+        return self.type not in ("date", "number", "coordinates") and not self.aggregate
 
 
 
@@ -127,6 +143,8 @@ class Function:
     join: tuple[str, str]
     meaning: str
     params: dict[str, Param]
+    # Groups of parameters of which a condition must give exactly one each.
+    required: tuple[tuple[str, ...], ...] = ()
 
 
 def _params(*params: Param) -> dict[str, Param]:
@@ -160,6 +178,13 @@ FUNCTIONS = {f.name: f for f in (
                  Param("date", "date", "event_date", "scalar", "local date of the event"),
                  Param("count", "integer", None, "count", "number of matching events"),
              )),
+    # A predicate on the customer row itself (no table of its own): compiled apart.
+    Function("customer_within_distance", CUSTOMERS, ("customer_id", "customer_id"),
+             "the default address is within a distance of a point (great-circle)", _params(
+                 Param("coordinates", "coordinates", None, "point", "latitude and longitude of the centre"),
+                 Param("distance_km", "number", None, "radius", "within this many kilometres"),
+                 Param("distance_mi", "number", None, "radius", "within this many miles"),
+             ), required=(("coordinates",), ("distance_km", "distance_mi"))),
 )}
 
 # Shopify's filters that need data smsseg does not extract yet, with what they need: a query naming
@@ -167,11 +192,7 @@ FUNCTIONS = {f.name: f for f in (
 # by their prefix (shopify_email.opened, metafields.custom.vip).
 SHOPIFY_ONLY = {
     "anniversary": "customer metafields holding dates (such as a birth date)",
-    "companies": "B2B company contacts (Customer.companyContactProfiles)",
     "created_by_app_id": "the app that created each customer",
-    "customer_within_distance": "address coordinates (Customer.addressesV2)",
-    "predicted_spend_tier": "Shopify's predicted spend tier (Customer.statistics.predictedSpendTier)",
-    "product_subscription_status": "product subscription contracts (Customer.productSubscriberStatus)",
     "store_credit_accounts": "store credit accounts and their balances",
     "metafields": "customer metafields",
     "shopify_email": "Shopify Email activity (opens, clicks, bounces), which the Admin API does not export",
@@ -192,6 +213,7 @@ CUSTOMER_COLUMNS = (
     "customer_added_date", "amount_spent", "number_of_orders", "average_order_value", "first_order_date",
     "last_order_date", "abandoned_checkout_date", "abandoned_checkout_url", "customer_tags", "customer_countries",
     "customer_regions", "customer_cities", "rfm_group",
+    "predicted_spend_tier", "product_subscription_status", "companies", "sms_consent_date",
 )
 
 # What the gateway gets for every member of an exported audience (phone: the E.164 number), so no

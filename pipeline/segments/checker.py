@@ -72,6 +72,8 @@ def _check_condition(condition: t.Condition, source: Source) -> list[SegmentErro
         if attribute.type != "list":
             return [source.error(span.start, span.end, f"CONTAINS needs a list attribute; {name.text} is "
                                                        f"{_a(attribute.type)}", hint=_usage(attribute))]
+        if attribute.element == "integer":
+            return _check_id(source, name.text, condition.value)
         return _check_value(source, name.text, "segment" if attribute.element == "segment" else "list",
                             (), condition.value)
     if isinstance(condition, t.IsNull):
@@ -140,6 +142,9 @@ def _check_function(condition: t.Matches | t.CalledWithValue, source: Source) ->
                                        hint=suggest(param.name.text, list(function.params))))
             continue
         label = f"{name.text} {spec.name}"
+        if spec.type == "coordinates":
+            errors.extend(_check_coordinates(source, label, param))
+            continue
         if isinstance(param, t.ParamIn):
             if not spec.takes_in:
                 errors.append(source.error(param.span.start, param.span.end,
@@ -161,7 +166,49 @@ def _check_function(condition: t.Matches | t.CalledWithValue, source: Source) ->
             values = (param.value,)
         for value in values:
             errors.extend(_check_value(source, spec.name, spec.type, spec.values, value))
+        if spec.kind == "radius" and isinstance(param, t.ParamComparison) and isinstance(param.value, t.Number) \
+                and param.value.value < 0:
+            errors.append(source.error(param.value.span.start, param.value.span.end,
+                                       f"{label} is a distance: it cannot be negative"))
+    for group in function.required:
+        given = [p for p in condition.params if p.name.text in group]
+        if len(given) != 1:
+            what = group[0] if len(group) == 1 else f"one of {', '.join(group)}"
+            span = given[1].span if given[1:] else condition.span
+            errors.append(source.error(span.start, span.end,
+                                       f"{name.text} takes {what}, not several" if given
+                                       else f"{name.text} needs {what}",
+                                       hint=_function_usage(function.name)))
     return errors
+
+
+def _check_id(source: Source, name: str, value: t.Value) -> list[SegmentError]:
+    """A value for a list of ids (companies CONTAINS 42): a positive whole number (the parser keeps numbers
+    to 18 digits, so it fits the warehouse's BIGINT)."""
+    if isinstance(value, t.Number) and value.value == value.value.to_integral_value() and value.value > 0:
+        return []
+    return [source.error(value.span.start, value.span.end, f"{name} cannot contain {_describe(value)}",
+                         hint=f"{name} holds ids: write {name} CONTAINS 42, NOT CONTAINS or IS [NOT] NULL")]
+
+
+def _check_coordinates(source: Source, label: str, param: t.Param) -> list[SegmentError]:
+    """coordinates = (latitude, longitude): two numbers in degrees, on the globe."""
+    usage = "write coordinates = (45.4215, -75.6972): latitude, then longitude, in degrees"
+    if not isinstance(param, t.ParamIn) or param.negated or len(param.values) != 2:
+        return [source.error(param.span.start, param.span.end, f"{label} is a point", hint=usage)]
+    errors = []
+    for value, limit, what in zip(param.values, (90, 180), ("latitude", "longitude"), strict=True):
+        if not isinstance(value, t.Number) or abs(value.value) > limit:
+            errors.append(source.error(value.span.start, value.span.end,
+                                       f"{label}: {_describe(value)} is not a {what}",
+                                       hint=f"a {what} is a number from -{limit} to {limit}; {usage}"))
+    return errors
+
+
+def _function_usage(name: str) -> str:
+    if name == "customer_within_distance":
+        return "write customer_within_distance MATCHES (coordinates = (45.4215, -75.6972), distance_km = 25)"
+    return f"write {name} MATCHES (param = value, ...)"
 
 
 def _check_value(source: Source, name: str, type_: str, allowed: tuple[str, ...],

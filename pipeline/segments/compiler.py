@@ -115,6 +115,9 @@ def _attribute_condition(condition: t.Condition, as_of: dt.date) -> exp.Expressi
         found = exp.In(this=exp.column("customer_id", table=CUSTOMER), query=members.subquery())
         return negate(found) if condition.negated else found
     column = exp.column(attribute.column, table=CUSTOMER)
+    if isinstance(condition, t.Contains) and attribute.element == "integer":
+        found = exp.ArrayContains(this=column, expression=exp.Literal.number(str(condition.value.value)))
+        return negate(found) if condition.negated else found
     if isinstance(condition, t.Contains):
         # Customer lists keep the merchant's case; lower every item and the value.
         items = exp.Transform(this=column, expression=exp.Lambda(this=exp.Lower(this=exp.column(ITEM)),
@@ -143,6 +146,9 @@ def _matches(condition: t.Matches, as_of: dt.date) -> exp.Expression:
     parameters the subquery aggregates those rows with no GROUP BY, so it yields one row even when
     there are none, and HAVING tests the totals: count = 0 holds for customers without any row."""
     function = FUNCTIONS[condition.function.text]
+    if function.name == "customer_within_distance":
+        found = _within_distance(condition)
+        return negate(found) if condition.negated else found
     alias = function.table.split(".")[1]
     row_column, customer_column = function.join
     filters = [exp.EQ(this=exp.column(row_column, table=alias),
@@ -157,6 +163,43 @@ def _matches(condition: t.Matches, as_of: dt.date) -> exp.Expression:
         rows = rows.having(balanced(exp.And, totals))
     found = exp.Exists(this=rows)
     return negate(found) if condition.negated else found
+
+
+EARTH_RADIUS_KM = 6371.0088  # the IUGG mean radius
+KM_PER_MILE = 1.609344
+
+
+def _within_distance(condition: t.Matches) -> exp.Expression:
+    """The customer's default address is within the radius of the point: the haversine great-circle
+    distance, which needs no care at the antimeridian (sin² of half the longitude step is the same
+    either way round). A customer without coordinates is within no distance."""
+    params = {p.name.text: p for p in condition.params}
+    latitude, longitude = (float(v.value) for v in params["coordinates"].values)
+    radius_param = params.get("distance_km") or params["distance_mi"]
+    radius_km = float(radius_param.value.value) * (KM_PER_MILE if radius_param.name.text == "distance_mi" else 1)
+
+    def radians(e: exp.Expression) -> exp.Expression:
+        return exp.Radians(this=e)
+
+    def squared_sine_of_half(step: exp.Expression) -> exp.Expression:
+        return exp.Pow(this=exp.Sin(this=exp.Div(this=exp.Paren(this=step), expression=exp.Literal.number(2))),
+                       expression=exp.Literal.number(2))
+
+    lat = radians(exp.column("latitude", table=CUSTOMER))
+    lng = radians(exp.column("longitude", table=CUSTOMER))
+    centre_lat, centre_lng = radians(exp.Literal.number(latitude)), radians(exp.Literal.number(longitude))
+    haversine = exp.Add(
+        this=squared_sine_of_half(exp.Sub(this=lat, expression=centre_lat)),
+        expression=exp.Mul(this=exp.Mul(this=exp.Cos(this=lat), expression=exp.Cos(this=centre_lat)),
+                           expression=squared_sine_of_half(exp.Sub(this=lng, expression=centre_lng))))
+    # least(1, ...): rounding can lift the haversine of antipodes just past 1, where asin(sqrt) is NaN
+    distance = exp.Mul(this=exp.Literal.number(2 * EARTH_RADIUS_KM), expression=exp.Asin(this=exp.Sqrt(
+        this=exp.Least(this=exp.Literal.number(1), expressions=[haversine], ignore_nulls=True))))
+    # DuckDB's least() skips a NULL, so a customer without coordinates is ruled out first; never NULL
+    # either, so that NOT MATCHES holds for them
+    located = exp.Not(this=exp.Is(this=exp.column("latitude", table=CUSTOMER), expression=exp.Null()))
+    within = exp.And(this=located, expression=exp.LTE(this=distance, expression=exp.Literal.number(radius_km)))
+    return exp.Coalesce(this=within, expressions=[exp.false()])
 
 
 def _param(function: Function, spec: Param, param: t.Param, alias: str, as_of: dt.date) -> exp.Expression:

@@ -90,7 +90,8 @@ RESOURCES: tuple[BulkResource, ...] = (
         "id firstName lastName createdAt updatedAt state locale tags"
         " defaultEmailAddress { emailAddress marketingState }"
         " defaultPhoneNumber { phoneNumber marketingState marketingOptInLevel marketingUpdatedAt }"
-        f" defaultAddress {{ {_ADDRESS} }} addresses {{ {_ADDRESS} }}",
+        f" defaultAddress {{ {_ADDRESS} latitude longitude }} addresses {{ {_ADDRESS} }}"
+        " statistics { predictedSpendTier } productSubscriberStatus companyContactProfiles { company { id } }",
     ),
     BulkResource(
         "orders.jsonl",

@@ -580,6 +580,7 @@ def _expected(c: Column, raw: str) -> str:
         "TIMESTAMPTZ": "an ISO-8601 timestamp with offset (Z or +hh:mm) such as 2026-10-01T21:30:00Z",
         "BOOLEAN": "true or false",
         "INTEGER": "a whole number",
+        "DOUBLE": "a number such as 45.4215",
     }.get(c.type, "a decimal amount such as 59.90")
 
 

@@ -59,10 +59,16 @@ CUSTOMER_STATES = ("ENABLED", "DISABLED", "INVITED", "DECLINED")
 EMAIL_MARKETING_STATES = ("INVALID", "NOT_SUBSCRIBED", "PENDING", "REDACTED", "SUBSCRIBED", "UNSUBSCRIBED")
 SMS_MARKETING_STATES = ("NOT_SUBSCRIBED", "PENDING", "REDACTED", "SUBSCRIBED", "UNSUBSCRIBED")
 OPT_IN_LEVELS = ("CONFIRMED_OPT_IN", "SINGLE_OPT_IN", "UNKNOWN")
+# CustomerPredictedSpendTier and CustomerProductSubscriberStatus (2026-10), read for the segment language.
+PREDICTED_SPEND_TIERS = ("HIGH", "LOW", "MEDIUM")
+PRODUCT_SUBSCRIBER_STATES = ("ACTIVE", "CANCELLED", "EXPIRED", "FAILED", "NEVER_SUBSCRIBED", "PAUSED")
 # The gateway's event types, our own contract (the segment language's sms_events type).
 SMS_EVENT_TYPES = ("sent", "delivered", "clicked", "converted", "opted_out")
 
 ADDRESSES = [{"countryCodeV2": "VARCHAR", "provinceCode": "VARCHAR", "city": "VARCHAR", "zip": "VARCHAR"}]
+
+# Customer.companyContactProfiles: the B2B companies the customer is a contact of
+COMPANY_CONTACTS = [{"company": {"id": "VARCHAR"}}]
 
 RESOURCES: tuple[Resource, ...] = (
     Resource("shop", "shop.jsonl", "Shop", (
@@ -90,6 +96,13 @@ RESOURCES: tuple[Resource, ...] = (
         col("default_city", "defaultAddress.city"),
         col("default_zip", "defaultAddress.zip"),
         col("addresses", "addresses", ADDRESSES),
+        # Shopify's own filters (predicted_spend_tier, product_subscription_status, companies,
+        # customer_within_distance)
+        col("predicted_spend_tier", "statistics.predictedSpendTier", known=PREDICTED_SPEND_TIERS),
+        col("product_subscriber_status", "productSubscriberStatus", known=PRODUCT_SUBSCRIBER_STATES),
+        col("company_contacts", "companyContactProfiles", COMPANY_CONTACTS),
+        col("default_latitude", "defaultAddress.latitude", "DOUBLE"),
+        col("default_longitude", "defaultAddress.longitude", "DOUBLE"),
     )),
     Resource("orders", "orders.jsonl", "Order", (
         col("id", "id", GID, required=True),

@@ -7,6 +7,7 @@ NOT MATCHES is the complement over all customers.
 
 import calendar
 import datetime as dt
+import math
 import re
 from collections import defaultdict
 from decimal import Decimal
@@ -15,10 +16,24 @@ from pipeline.segments import tree as t
 from tests.oracle import Oracle
 
 NUMBERS = {"amount_spent", "number_of_orders", "average_order_value"}
-DATES = {"first_order_date", "last_order_date", "customer_added_date", "abandoned_checkout_date"}
-ENUMS = {"sms_subscription_status", "email_subscription_status", "customer_account_status", "rfm_group"}
+DATES = {"first_order_date", "last_order_date", "customer_added_date", "abandoned_checkout_date", "sms_consent_date"}
+ENUMS = {"sms_subscription_status", "email_subscription_status", "customer_account_status", "rfm_group",
+         "predicted_spend_tier", "product_subscription_status"}
 TEXTS = {"customer_email_domain", "customer_language"}
 LISTS = {"customer_tags", "customer_countries", "customer_regions", "customer_cities"}
+ID_LISTS = {"companies"}
+EARTH_KM = 6371.0088
+MILE_KM = 1.609344
+
+
+def great_circle_km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Through the chord between the two points as 3D unit vectors (not the haversine the compiler uses)."""
+    def unit(lat: float, lng: float) -> tuple[float, float, float]:
+        phi, lam = math.radians(lat), math.radians(lng)
+        return math.cos(phi) * math.cos(lam), math.cos(phi) * math.sin(lam), math.sin(phi)
+
+    chord = math.dist(unit(*a), unit(*b))
+    return 2 * EARTH_KM * math.asin(min(1.0, chord / 2))
 
 
 NAMED_DATE = re.compile(r"(\d+)_(day|week|month|year)s?_ago")
@@ -102,8 +117,11 @@ class Evaluator:
             return not inside if c.negated else inside
         if isinstance(c, t.IsNull):
             # A list is missing when it holds nothing.
-            missing = not row[name] if name in LISTS else row[name] is None
+            missing = not row[name] if name in LISTS | ID_LISTS else row[name] is None
             return not missing if c.negated else missing
+        if name in ID_LISTS:
+            inside = int(c.value.value) in row[name]
+            return not inside if c.negated else inside
         if name in LISTS:
             inside = c.value.value.lower() in [x.lower() for x in row[name]]
             return not inside if c.negated else inside
@@ -124,6 +142,8 @@ class Evaluator:
 
     def matches(self, m: t.Matches, cid: int) -> bool:
         name = m.function.text
+        if name == "customer_within_distance":
+            return self.within(m, self.customers[cid])
         if name == "products_purchased":
             rows, totals = self.lines[cid], {"count": lambda rs: len({r["order_id"] for r in rs}),
                                              "quantity": lambda rs: sum(r["quantity"] for r in rs)}
@@ -139,6 +159,18 @@ class Evaluator:
         if not aggregates:
             return bool(kept)
         return all(self.value_holds(totals[p.name.text](kept), p, lower=False) for p in aggregates)
+
+    @staticmethod
+    def within(m: t.Matches, row: dict) -> bool:
+        params = {p.name.text: p for p in m.params}
+        centre = tuple(float(v.value) for v in params["coordinates"].values)
+        if "distance_km" in params:
+            radius = float(params["distance_km"].value.value)
+        else:
+            radius = float(params["distance_mi"].value.value) * MILE_KM
+        if row["latitude"] is None:
+            return False
+        return great_circle_km((row["latitude"], row["longitude"]), centre) <= radius
 
     def row_holds(self, function: str, p: t.Param, row: dict) -> bool:
         param = p.name.text

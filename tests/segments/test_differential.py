@@ -89,6 +89,19 @@ EDGES = [
     "orders_placed() = true", "sms_events(type: 'clicked') != true",
     "FROM customers SHOW customer_name, amount_spent WHERE amount_spent > 100 OR number_of_orders = 0 "
     "ORDER BY updated_at DESC",
+    # The Admin API's fields: lower-case and unknown values, NULLs, lists of ids, consent at 23:30 UTC.
+    "predicted_spend_tier = 'HIGH'", "predicted_spend_tier IS NULL", "predicted_spend_tier != 'LOW'",
+    "predicted_spend_tier IN ('HIGH', 'MEDIUM')", "product_subscription_status = 'SUBSCRIBED'",
+    "product_subscription_status IS NULL", "product_subscription_status NOT IN ('NEVER_SUBSCRIBED')",
+    "companies IS NOT NULL", "companies IS NULL", "companies CONTAINS 3", "companies NOT CONTAINS 9",
+    "sms_consent_date = 2026-10-15", "sms_consent_date = 2026-10-14", "sms_consent_date >= -30d",
+    "sms_consent_date IS NULL", "sms_consent_date = 2025-03-01",
+    "customer_within_distance MATCHES (coordinates = (45.4642, 9.19), distance_km = 10)",
+    "customer_within_distance MATCHES (coordinates = (45.4642, 9.19), distance_km = 5)",
+    "customer_within_distance NOT MATCHES (coordinates = (45.4215, -75.6972), distance_mi = 1)",
+    "customer_within_distance(coordinates: (45.4642, 9.19), distance_km: 5) = true",
+    "customer_within_distance MATCHES (coordinates = (16.5, 0.05), distance_km = 20016)",
+    "customer_within_distance MATCHES (coordinates = (-16.5, -179.99), distance_mi = 100) AND companies IS NULL",
 ]
 
 # Forms that must select exactly the customers of the form they stand for.
@@ -123,6 +136,15 @@ def test_edges_match_the_evaluator(con, evaluator: Evaluator, case) -> None:
     found = assert_same(con, evaluator, query)
     if expected is not None:
         assert found == expected
+
+
+def test_distance_crosses_the_antimeridian(con, evaluator: Evaluator) -> None:
+    """179.95 and -179.95 are 10 km apart: a radius around 179.99 holds both, and not 178.0 (200 km off)."""
+    found = assert_same(con, evaluator, "customer_within_distance MATCHES (coordinates = (-16.5, 179.99), "
+                                        "distance_km = 20)")
+    rows = evaluator.customers
+    assert found == {cid for cid, r in rows.items() if r["latitude"] == -16.5 and abs(r["longitude"] or 0) == 179.95}
+    assert {rows[cid]["longitude"] for cid in found} == {179.95, -179.95}
 
 
 def test_not_matches_is_the_exact_complement(con, evaluator: Evaluator) -> None:
@@ -164,14 +186,17 @@ STRINGS = {"customer_email_domain": ["'example.com'", "'SHOP.IT'", "'other.org'"
 LISTS = {"customer_tags": ["'vip'", "'VIP'", "'wholesale'", "'summer fan'", "'none'"],
          "customer_countries": ["'IT'", "'us'", "'FR'", "'DE'"],
          "customer_regions": ["'IT-MI'", "'it-rm'", "'US-NY'"],
-         "customer_cities": ["'IT-MI-Milano'", "'it-rm-roma'", "'US-NY-NewYorkCity'", "'FR-Paris'"]}
+         "customer_cities": ["'IT-MI-Milano'", "'it-rm-roma'", "'US-NY-NewYorkCity'", "'FR-Paris'"],
+         "companies": ["3", "9", "4"]}
 ENUMS = {"sms_subscription_status": ["SUBSCRIBED", "UNSUBSCRIBED", "PENDING", "NOT_SUBSCRIBED", "REDACTED"],
+         "predicted_spend_tier": ["HIGH", "MEDIUM", "LOW"],
+         "product_subscription_status": ["SUBSCRIBED", "PAUSED", "CANCELLED", "NEVER_SUBSCRIBED"],
          "email_subscription_status": ["SUBSCRIBED", "UNSUBSCRIBED", "NOT_SUBSCRIBED"],
          "customer_account_status": ["ENABLED", "DISABLED", "INVITED"],
          "rfm_group": ["PROSPECTS", "LOYAL", "CHAMPIONS", "AT_RISK", "DORMANT"]}
 ORDERED = {"amount_spent": NUMBERS, "average_order_value": NUMBERS, "number_of_orders": COUNTS,
            "first_order_date": DATES, "last_order_date": DATES, "customer_added_date": DATES,
-           "abandoned_checkout_date": DATES}
+           "abandoned_checkout_date": DATES, "sms_consent_date": DATES}
 CMP = st.sampled_from(["=", "!=", ">", ">=", "<", "<="])
 
 
@@ -262,7 +287,19 @@ def deprecated_function_condition(draw) -> str:
     return f"{name}({', '.join(params)}) {op} {boolean}"
 
 
-CONDITION = st.one_of(ordered_condition(), other_condition(), function_condition(), deprecated_function_condition())
+@st.composite
+def distance_condition(draw) -> str:
+    """customer_within_distance around the store's points (Milan, Ottawa, both sides of the antimeridian)."""
+    point = draw(st.sampled_from(["(45.4642, 9.19)", "(45.4215, -75.6972)", "(-16.5, 180)", "(-16.4, -179.9)",
+                                   "(0, 0)"]))
+    unit = draw(st.sampled_from(["distance_km", "distance_mi"]))
+    radius = draw(st.sampled_from(["0", "3", "12", "150", "250", "7000", "21000"]))
+    negated = draw(st.sampled_from(["", "NOT "]))
+    return f"customer_within_distance {negated}MATCHES (coordinates = {point}, {unit} = {radius})"
+
+
+CONDITION = st.one_of(ordered_condition(), other_condition(), function_condition(), deprecated_function_condition(),
+                      distance_condition())
 QUERY = st.recursive(
     CONDITION,
     lambda inner: st.builds(lambda items, joiner, paren: (

@@ -27,8 +27,12 @@ def customer(number: int, updated_at: str = "2026-10-01T10:00:00Z", **changes: o
             "marketingOptInLevel": "SINGLE_OPT_IN",
             "marketingUpdatedAt": "2026-09-02T08:00:00Z",
         },
-        "defaultAddress": address,
+        # the bulk query asks for the default address's coordinates only
+        "defaultAddress": {**address, "latitude": 52.52, "longitude": 13.405},
         "addresses": [address],
+        "statistics": {"predictedSpendTier": "HIGH"},
+        "productSubscriberStatus": "NEVER_SUBSCRIBED",
+        "companyContactProfiles": [{"company": {"id": f"gid://shopify/Company/{number}"}}],
         **changes,
     }
 

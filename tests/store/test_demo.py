@@ -15,8 +15,10 @@ from pipeline.store.demo import DEMO_CUSTOMERS, generate_store
 AS_OF = datetime.date(2026, 11, 1)
 FILES = ("shop", "customers", "orders", "products", "abandoned_checkouts", "sms_events", "redactions")
 CUSTOMER_KEYS = {"id", "firstName", "lastName", "createdAt", "updatedAt", "state", "locale", "tags",
-                 "defaultEmailAddress", "defaultPhoneNumber", "defaultAddress", "addresses"}
+                 "defaultEmailAddress", "defaultPhoneNumber", "defaultAddress", "addresses", "statistics",
+                 "productSubscriberStatus", "companyContactProfiles"}
 PHONE_KEYS = {"phoneNumber", "marketingState", "marketingOptInLevel", "marketingUpdatedAt"}
+PRODUCT_SUBSCRIBER_STATES = ("ACTIVE", "CANCELLED", "EXPIRED", "FAILED", "NEVER_SUBSCRIBED", "PAUSED")
 ADDRESS_KEYS = {"countryCodeV2", "provinceCode", "city", "zip"}
 ORDER_KEYS = {"id", "name", "customer", "createdAt", "processedAt", "updatedAt", "cancelledAt", "test",
               "displayFinancialStatus", "currencyCode", "totalPriceSet", "currentTotalPriceSet"}
@@ -88,7 +90,17 @@ def test_customers_have_the_spec_fields(store: dict[str, list[dict]]) -> None:
         assert len(customer["addresses"]) <= 3
         for address in customer["addresses"]:
             assert set(address) == ADDRESS_KEYS
-        assert customer["defaultAddress"] == (customer["addresses"][0] if customer["addresses"] else None)
+        # the default address is the first, with its coordinates when Shopify geocoded it
+        default = customer["defaultAddress"]
+        if default is not None:
+            point = default.pop("latitude"), default.pop("longitude")
+            assert point == (None, None) or (-90 <= point[0] <= 90 and -180 <= point[1] <= 180)
+        assert default == (customer["addresses"][0] if customer["addresses"] else None)
+        assert set(customer["statistics"]) == {"predictedSpendTier"}
+        assert customer["statistics"]["predictedSpendTier"] in ("LOW", "MEDIUM", "HIGH", None)
+        assert customer["productSubscriberStatus"] in PRODUCT_SUBSCRIBER_STATES
+        companies = [c["company"]["id"] for c in customer["companyContactProfiles"]]
+        assert all(gid("Company").match(c) for c in companies) and len(set(companies)) == len(companies)
         if customer["defaultEmailAddress"] is not None:
             assert set(customer["defaultEmailAddress"]) == {"emailAddress", "marketingState"}
         if customer["defaultPhoneNumber"] is not None:

@@ -71,6 +71,13 @@ def replace_line(path: Path, number: int, text: str) -> None:
      "customers.jsonl:2: addresses is an object, where a list is expected"),
     ("customers.jsonl", 2, json.dumps({**customer(2), "defaultPhoneNumber": True}),
      "customers.jsonl:2: defaultPhoneNumber is true or false, where an object is expected"),
+    # the Admin API's own fields for the segment language
+    ("customers.jsonl", 2, json.dumps(customer(2, coordinates=(45.46, "north"))),
+     "customers.jsonl:2: defaultAddress.longitude is 'north', which is not a number such as 45.4215"),
+    ("customers.jsonl", 1, json.dumps({**customer(1), "companyContactProfiles": {"company": {"id": "x"}}}),
+     "customers.jsonl:1: companyContactProfiles is an object, where a list is expected"),
+    ("customers.jsonl", 2, json.dumps({**customer(2), "statistics": "HIGH"}),
+     "customers.jsonl:2: statistics is a string, where an object is expected"),
     # money is summed as the shop's: an amount in another currency would be added as if it were EUR
     ("orders.jsonl", 3, json.dumps({**order(101, 2), "totalPriceSet": money("10.00", "USD")}),
      "orders.jsonl:3: Order gid://shopify/Order/101: totalPriceSet.shopMoney.currencyCode is 'USD', "

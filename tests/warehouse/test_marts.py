@@ -43,6 +43,16 @@ def trap_store() -> Store:
             customer(8, phone="+393471234567"),  # shares customer 1's number
             customer(9),  # redacted
             customer(2, phone="347 123 4568", tags=["new"], sms_state="UNSUBSCRIBED", updated="2026-03-01T00:00:00Z"),
+            # the Admin API's fields: lower case, a repeated company, the antimeridian, consent changed at
+            # 23:15 UTC on Oct 30 (Oct 31 in Rome)
+            customer(10, spend_tier="high", subscriber="ACTIVE", companies=(5, 3, 5), coordinates=(-16.5, 179.9),
+                     sms_updated="2026-10-30T23:15:00Z"),
+            # no tier, coordinates off the globe, a contact of something that is not a company
+            {**customer(11, spend_tier=None, subscriber="PAUSED", coordinates=(95.0, 10.0)),
+             "companyContactProfiles": [{"company": {"id": "gid://shopify/Customer/4"}}]},
+            # values the reference does not list; no phone, so no consent date
+            customer(12, spend_tier="ULTRA", subscriber="SOMEDAY", phone=None, coordinates=(0.0, -180.0)),
+            customer(13, companies=(8,), coordinates=(45.46, 9.19)),  # redacted
         ],
         orders=[
             line(5001, 100, 42, quantity=2, amount="59.90"),  # the child comes before its parent
@@ -74,7 +84,7 @@ def trap_store() -> Store:
             checkout(4, 3, created="2026-11-01T10:00:00Z"),
         ],
         sms_events=[sms_event("+393471234567", "clicked", "2026-10-15T10:00:00Z")],
-        redactions=[redaction(9)],
+        redactions=[redaction(9), redaction(13)],
     )
 
 
@@ -119,6 +129,14 @@ def test_trap_store_rules_hold(tmp_path: Path, warehouse) -> None:
     assert rows[9]["first_name"] is None and rows[9]["sms_subscription_status"] == "REDACTED"
     assert rows[9]["amount_spent"] == Decimal("12.00") and rows[9]["customer_tags"] == []
     assert rows[5]["rfm_group"] == "PROSPECTS"
+    assert (rows[10]["predicted_spend_tier"], rows[10]["product_subscription_status"]) == ("HIGH", "SUBSCRIBED")
+    assert rows[10]["companies"] == [3, 5] and (rows[10]["latitude"], rows[10]["longitude"]) == (-16.5, 179.9)
+    assert rows[10]["sms_consent_date"] == dt.date(2026, 10, 31)
+    assert rows[11]["predicted_spend_tier"] is None and rows[11]["product_subscription_status"] == "PAUSED"
+    assert rows[11]["companies"] == [] and rows[11]["latitude"] is None
+    assert rows[12]["predicted_spend_tier"] is None and rows[12]["product_subscription_status"] is None
+    assert rows[12]["sms_consent_date"] is None and rows[12]["longitude"] == -180.0
+    assert rows[13]["companies"] == [] and rows[13]["latitude"] is None and rows[13]["sms_consent_date"] is None
 
 
 def test_order_lines_carry_collections_and_lowercase_tags(tmp_path: Path, warehouse) -> None:
