@@ -130,7 +130,8 @@ class Oracle:
             if cid not in open_checkouts or key > open_checkouts[cid][0]:
                 open_checkouts[cid] = (key, created, c.get("abandonedCheckoutUrl"))
 
-        latest = _latest(_lines(store_dir / "customers.jsonl"))
+        lines = _lines(store_dir / "customers.jsonl")
+        latest = _latest([r for r in lines if "__parentId" not in r])
         # deleted in Shopify: a customers/delete webhook, or (a Shopify download) missing from its id sweep
         deleted = {_num(_get(r, "customer", "id")) for r in _lines(store_dir / "deletions.jsonl")}
         if (store_dir / "customer_ids.jsonl").exists():
@@ -210,6 +211,7 @@ class Oracle:
                 "is_redacted": gone,
                 "as_of": self.as_of,
             })
+        self._customer_children([r for r in lines if "__parentId" in r], people, redacted)
         self.customers = pl.DataFrame(rows, schema_overrides={
             "amount_spent": pl.Decimal(38, 4), "average_order_value": pl.Decimal(18, 4),
             "customer_tags": pl.List(pl.String), "customer_countries": pl.List(pl.String),
@@ -234,6 +236,27 @@ class Oracle:
             "line_id": pl.Int64, "order_id": pl.Int64, "customer_id": pl.Int64, "order_date": pl.Date,
             "product_id": pl.Int64, "quantity": pl.Int64, "product_tags": pl.List(pl.String),
             "collection_handles": pl.List(pl.String), "collection_ids": pl.List(pl.Int64)})
+
+    def _customer_children(self, children: list[dict], people: dict[int, dict], redacted: set[int]) -> None:
+        """Metafields (the last line of a namespace.key; none for a redacted customer) and store credit
+        accounts (the last line of an id) of the customers known on the date, as the lines give them."""
+        metafields, credits = {}, {}
+        for child in children:
+            cid = _num(child["__parentId"])
+            kind = child.get("__typename") or child["id"].split("/")[3]
+            if cid not in people:
+                continue
+            if kind == "Metafield" and cid not in redacted:
+                metafields[(cid, child["namespace"], child["key"])] = {
+                    "customer_id": cid, "namespace": child["namespace"], "key": child["key"],
+                    "type": child["type"], "value": child["value"]}
+            elif kind == "StoreCreditAccount":
+                credits[child["id"]] = {"customer_id": cid, "balance": Decimal(child["balance"]["amount"]),
+                                        "currency": child["balance"]["currencyCode"].strip().upper()}
+        self.metafields = pl.DataFrame(list(metafields.values()), schema={
+            "customer_id": pl.Int64, "namespace": pl.String, "key": pl.String, "type": pl.String, "value": pl.String})
+        self.store_credit = pl.DataFrame(list(credits.values()), schema={
+            "customer_id": pl.Int64, "balance": pl.Decimal(18, 4), "currency": pl.String})
 
     @staticmethod
     def _enum(value: str | None, known: set[str]) -> str | None:

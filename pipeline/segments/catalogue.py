@@ -178,6 +178,11 @@ FUNCTIONS = {f.name: f for f in (
                  Param("date", "date", "event_date", "scalar", "local date of the event"),
                  Param("count", "integer", None, "count", "number of matching events"),
              )),
+    Function("store_credit_accounts", "marts.store_credit_accounts", ("customer_id", "customer_id"),
+             "the customer's store credit accounts", _params(
+                 Param("balance", "number", "balance", "scalar", "balance of an account, in its currency"),
+                 Param("currency", "string", "currency_code", "scalar", "currency of an account, e.g. 'EUR'"),
+             )),
     # A predicate on the customer row itself (no table of its own): compiled apart.
     Function("customer_within_distance", CUSTOMERS, ("customer_id", "customer_id"),
              "the default address is within a distance of a point (great-circle)", _params(
@@ -191,14 +196,31 @@ FUNCTIONS = {f.name: f for f in (
 # one is a definition error that says so, never a silently empty segment. Dotted families are keyed
 # by their prefix (shopify_email.opened, metafields.custom.vip).
 SHOPIFY_ONLY = {
-    "anniversary": "customer metafields holding dates (such as a birth date)",
     "created_by_app_id": "the app that created each customer",
-    "store_credit_accounts": "store credit accounts and their balances",
-    "metafields": "customer metafields",
     "shopify_email": "Shopify Email activity (opens, clicks, bounces), which the Admin API does not export",
     "storefront_event": "storefront events (products and collections viewed), which the Admin API does not "
                         "export",
 }
+
+
+# Customer metafields: `metafields.<namespace>.<key>`, compared by the kind of value written (a number,
+# true or false, a date, a string), each kind in its own column of marts.customer_metafields.
+METAFIELDS = "marts.customer_metafields"
+METAFIELD_NAME = re.compile(r"metafields\.([A-Za-z0-9_-]{1,255})\.([A-Za-z0-9_-]{1,64})")
+METAFIELD_COLUMNS = {"number": "value_number", "boolean": "value_boolean", "date": "value_date",
+                     "string": "value_text"}
+METAFIELD_LISTS = {"number": "value_numbers", "string": "value_texts"}
+
+
+def metafield(name: str) -> tuple[str, str] | None:
+    """(namespace, key) of a metafield filter's name, or None if it is not one."""
+    found = METAFIELD_NAME.fullmatch(name)
+    return (found.group(1), found.group(2)) if found else None
+
+
+# anniversary(date: '<a date>') = D or BETWEEN a AND b: the dates whose anniversaries it can take.
+ANNIVERSARY = "anniversary"
+ANNIVERSARY_DATES = ("customer_added_date",)  # and any date metafield, 'metafields.facts.birth_date'
 
 
 def shopify_only(name: str) -> str | None:

@@ -6,12 +6,16 @@ import re
 
 from pipeline.segments import tree as t
 from pipeline.segments.catalogue import (
+    ANNIVERSARY,
+    ANNIVERSARY_DATES,
     ATTRIBUTES,
     EXAMPLES,
     FUNCTIONS,
+    METAFIELD_LISTS,
     SEGMENT_NAME,
     Attribute,
     Param,
+    metafield,
     shopify_only,
 )
 from pipeline.segments.errors import SegmentError, Source
@@ -61,6 +65,8 @@ def _check_condition(condition: t.Condition, source: Source) -> list[SegmentErro
     if isinstance(condition, t.Matches | t.CalledWithValue):
         return _check_function(condition, source)
     name = condition.attribute
+    if name.text == "metafields" or name.text.startswith("metafields."):
+        return _check_metafield(condition, source)
     attribute = ATTRIBUTES.get(name.text)
     if attribute is None:
         if name.text in FUNCTIONS:
@@ -123,6 +129,8 @@ def _unknown(name: t.Name, kind: str, known: list[str], source: Source) -> Segme
 
 def _check_function(condition: t.Matches | t.CalledWithValue, source: Source) -> list[SegmentError]:
     name = condition.function
+    if name.text == ANNIVERSARY:
+        return _check_anniversary(condition, source)
     function = FUNCTIONS.get(name.text)
     if function is None:
         if name.text in ATTRIBUTES:
@@ -179,6 +187,84 @@ def _check_function(condition: t.Matches | t.CalledWithValue, source: Source) ->
                                        f"{name.text} takes {what}, not several" if given
                                        else f"{name.text} needs {what}",
                                        hint=_function_usage(function.name)))
+    return errors
+
+
+METAFIELD_USAGE = ("write metafields.<namespace>.<key> compared with a number, true or false, a date or a "
+                   "'string'; CONTAINS for a list; IS [NOT] NULL for whether the customer has it")
+
+
+def _check_metafield(condition: t.Condition, source: Source) -> list[SegmentError]:
+    """metafields.<namespace>.<key>: the value written says which kind of metafield it compares."""
+    name, span = condition.attribute, condition.span
+    if metafield(name.text) is None:
+        return [source.error(name.span.start, name.span.end, f"{name.text!r} does not name a metafield",
+                             hint="a metafield filter is metafields.<namespace>.<key>, such as "
+                                  "metafields.custom.vip; namespace and key are letters, digits, _ and -")]
+    if isinstance(condition, t.IsNull):
+        return []
+    if isinstance(condition, t.In):
+        return [source.error(span.start, span.end, f"{_operator(condition)} does not apply to a metafield",
+                             hint=METAFIELD_USAGE)]
+    values = (condition.low, condition.high) if isinstance(condition, t.Between) else (condition.value,)
+    kinds = {metafield_kind(v) for v in values}
+    if None in kinds or len(kinds) > 1:
+        wrong = next((v for v in values if metafield_kind(v) is None), values[-1])
+        return [source.error(wrong.span.start, wrong.span.end, f"{name.text} cannot be compared with "
+                                                                f"{_describe(wrong)}", hint=METAFIELD_USAGE)]
+    kind = kinds.pop()
+    if isinstance(condition, t.Contains) and kind not in METAFIELD_LISTS:
+        return [source.error(span.start, span.end, f"a metafield list holds numbers or strings, not "
+                                                   f"{_describe(condition.value)}", hint=METAFIELD_USAGE)]
+    ordered = kind in ("number", "date")
+    if isinstance(condition, t.Between) and not ordered:
+        return [source.error(span.start, span.end, "BETWEEN needs numbers or dates", hint=METAFIELD_USAGE)]
+    if isinstance(condition, t.Comparison) and not ordered and condition.op not in ("=", "!="):
+        return [source.error(span.start, span.end, f"{condition.op} does not apply to {_describe(condition.value)}",
+                             hint=f"compare {name.text} with = or !=")]
+    return [e for v in values if kind == "date" for e in _check_value(source, name.text, "date", (), v)]
+
+
+def metafield_kind(value: t.Value) -> str | None:
+    """Which kind of metafield a value compares: number, boolean, date or string."""
+    if isinstance(value, t.Number):
+        return "number"
+    if isinstance(value, t.Boolean):
+        return "boolean"
+    if isinstance(value, t.String):
+        return "string"
+    return "date" if isinstance(value, t.Date | t.DateTime | t.RelativeDate) else None
+
+
+ANNIVERSARY_USAGE = "write anniversary(date: 'metafields.facts.birth_date') BETWEEN today AND +30d, or = today"
+
+
+def _check_anniversary(condition: t.Matches | t.CalledWithValue, source: Source) -> list[SegmentError]:
+    """anniversary(date: '<date>') = D, or BETWEEN a AND b: the date is a customer date or a date metafield."""
+    span = condition.span
+    if isinstance(condition, t.Matches):
+        return [source.error(span.start, span.end, "anniversary(...) is compared with a date, not matched",
+                             hint=ANNIVERSARY_USAGE)]
+    if condition.op not in ("=", "BETWEEN"):
+        return [source.error(span.start, span.end, f"{condition.op} does not apply to anniversary(...)",
+                             hint=ANNIVERSARY_USAGE)]
+    params = condition.params
+    date = params[0] if len(params) == 1 and params[0].name.text == "date" else None
+    if not isinstance(date, t.ParamComparison) or date.op != "=" or not isinstance(date.value, t.String):
+        where = params[0].span if params else condition.function.span
+        return [source.error(where.start, where.end, "anniversary needs date: '<the date>', and only that",
+                             hint=ANNIVERSARY_USAGE)]
+    if date.value.value not in ANNIVERSARY_DATES and metafield(date.value.value) is None:
+        return [source.error(date.value.span.start, date.value.span.end,
+                             f"{_describe(date.value)} is not a date anniversary can take",
+                             hint=f"one of {', '.join(ANNIVERSARY_DATES)}, or a date metafield such as "
+                                  "'metafields.facts.birth_date'")]
+    errors = [e for v in condition.values for e in _check_value(source, "anniversary", "date", (), v)]
+    for value in condition.values:
+        if isinstance(value, t.DateTime) and value.value.tzinfo is not None:
+            errors.append(source.error(value.span.start, value.span.end,
+                                       "anniversary compares days: a date-time with an offset is not one",
+                                       hint="write the day, such as 2026-10-01, or the shop's local time"))
     return errors
 
 

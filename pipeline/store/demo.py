@@ -33,8 +33,11 @@ PRODUCT_ID_BASE = 8_300_000_000_000
 VARIANT_ID_BASE = 45_000_000_000_000
 COLLECTION_ID_BASE = 450_000_000_000
 CHECKOUT_ID_BASE = 31_000_000_000_000
+METAFIELD_ID_BASE = 27_000_000_000_000
+STORE_CREDIT_ID_BASE = 1_700_000_000
 ORDER_NUMBER_START = 1001
 
+EPOCH = datetime.date(1970, 1, 1)
 TS_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 DAY = 86_400
 
@@ -232,7 +235,8 @@ def generate_store(out_dir: Path, customers: int, seed: int = 0, *,
     shop = '{"name":"Demo Store","ianaTimezone":"Europe/Rome","currencyCode":"EUR"}\n'
     (out_dir / "shop.jsonl").write_text(shop, encoding="utf-8")
     counts = {"customers": 0, "orders": 0, "line_items": 0, "products": catalog.products,
-              "collections": len(COLLECTIONS), "abandoned_checkouts": 0, "sms_events": 0, "redactions": 0}
+              "collections": len(COLLECTIONS), "abandoned_checkouts": 0, "sms_events": 0, "redactions": 0,
+              "customer_metafields": 0, "store_credit_accounts": 0}
     with _Files(out_dir) as files:
         catalog.write(files, np.random.default_rng([seed, 1]))
         for chunk_no, start in enumerate(range(0, customers, CHUNK_CUSTOMERS)):
@@ -568,6 +572,46 @@ class _Chunk:
         position = np.concatenate([np.arange(n) * 2, rng.integers(0, n, len(revised)) * 2 + 1])
         rows = pl.concat([people, stale]).with_columns(_position=pl.Series(position)).sort("_position")
         files.append("customers", rows.select(**_customer_fields()))
+        self._write_customer_children(files, people)
+
+    def _write_customer_children(self, files: _Files, people: pl.DataFrame) -> None:
+        """Metafields (a birth date, loyalty points, a VIP flag) and store credit accounts: lines after
+        the chunk's customers, as a bulk query's nested connections come. Some birthdays are Feb 29."""
+        rng, n = self.statistics_rng, self.size
+        born = rng.integers(-7300, 13500, n)  # days since 1970: 1950 to 2006
+        leap_days = np.array([(datetime.date(1952 + 4 * k, 2, 29) - EPOCH).days for k in range(14)])
+        born = np.where(rng.random(n) < 0.01, leap_days[rng.integers(0, len(leap_days), n)], born)
+        fields = (
+            ("facts", "birth_date", "date", pl.Series(born).cast(pl.Date).dt.strftime("%Y-%m-%d"), 0.3),
+            ("custom", "loyalty_points", "number_integer", pl.Series(rng.integers(0, 5000, n)).cast(pl.String), 0.2),
+            ("custom", "vip", "boolean", pl.Series(rng.random(n) < 0.3).cast(pl.String).str.to_lowercase(), 0.1),
+        )
+        metafields = pl.concat([
+            pl.DataFrame({"number": people["number"], "value": values}).filter(pl.Series(rng.random(n) < share))
+            .with_columns(namespace=pl.lit(namespace), key=pl.lit(key), type=pl.lit(type_))
+            for namespace, key, type_, values, share in fields])
+        first = METAFIELD_ID_BASE + self.counts["customer_metafields"]
+        self.counts["customer_metafields"] += len(metafields)
+        files.append("customers", metafields.select(
+            __typename=pl.lit("Metafield"), id=_gid("Metafield", first + pl.int_range(pl.len(), dtype=pl.Int64)),
+            namespace="namespace", key="key", type="type", value="value",
+            __parentId=_gid("Customer", pl.col("number"))))
+
+        has_credit = rng.random(n) < 0.05
+        k = int(has_credit.sum())
+        accounts = pl.DataFrame({
+            "number": people["number"].filter(pl.Series(has_credit)),
+            # a fifth have spent it all
+            "cents": np.where(rng.random(k) < 0.2, 0, rng.integers(100, 20_000, k)),
+            "currency": _pick(rng, ("EUR", "USD"), k, (0.9, 0.1)),
+        })
+        first = STORE_CREDIT_ID_BASE + self.counts["store_credit_accounts"]
+        self.counts["store_credit_accounts"] += k
+        files.append("customers", accounts.select(
+            __typename=pl.lit("StoreCreditAccount"),
+            id=_gid("StoreCreditAccount", first + pl.int_range(pl.len(), dtype=pl.Int64)),
+            balance=pl.struct(amount=_money(pl.col("cents")), currencyCode=pl.col("currency")),
+            __parentId=_gid("Customer", pl.col("number"))))
 
     def _write_orders(self, files: _Files, people: pl.DataFrame) -> None:
         rng, catalog = self.rng, self.catalog

@@ -8,7 +8,10 @@ So each of them is rewritten without it:
 - raw sms_events/*.parquet: an event on a redacted customer's number loses its row. The number is
   the event's only key (a required column), so a blanked row would belong to no one and count for
   nothing; dropping it is what blanking would mean;
-- store JSONL files under data/: the same, line by line (customer lines blanked, event lines dropped).
+- raw customer_metafields and store_credit_accounts: a redacted customer's rows are dropped (a metafield
+  may hold a birth date);
+- store JSONL files under data/: the same, line by line (customer lines blanked, their metafield and
+  store credit lines and event lines dropped).
 A batch is rewritten under a temporary name and then renamed, so a crash leaves either the old file
 or the new one. DuckDB streams the rewrite within its memory bound: a batch of five million customers
 is never held in memory at once.
@@ -34,12 +37,15 @@ import pyarrow.parquet as pq
 from pipeline.audience.phones import to_e164
 from pipeline.settings import DEFAULT_MEMORY_LIMIT
 from pipeline.store.ingest import bounded_connection
-from pipeline.store.schema import resource
+from pipeline.store.schema import RESOURCES, resource
 
 # The personal data of a customer row (pipeline/store/schema.py); ids, dates and states stay.
 NULLED = ("first_name", "last_name", "email", "phone", "default_country", "default_province", "default_city",
-          "default_zip")
-EMPTIED = ("addresses", "tags")
+          "default_zip", "default_latitude", "default_longitude")
+EMPTIED = ("addresses", "tags", "company_contacts")
+# Child lines of a customer (metafields, which may hold a birth date; store credit accounts): a redacted
+# customer's are dropped, as they have no meaning without their customer.
+CHILDREN = tuple(r.name for r in RESOURCES if r.child_of == "customers")
 ERASED_NUMBERS = "erased_numbers.parquet"  # in the raw folder: sha256 of the digits of erased numbers
 # Store files under data/ that hold customers or events: the inbox, Shopify downloads, the demo store
 SOURCE_FOLDERS = ("inbox", "downloads", "source")
@@ -61,7 +67,8 @@ def erase_redacted(data_dir: Path, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> 
     raw = data_dir / "raw"
     requests = sorted((raw / "redactions").glob("*.parquet"))
     if not requests:
-        return {"customers_scrubbed": 0, "sms_events_dropped": 0, "source_lines_scrubbed": 0}
+        return {"customers_scrubbed": 0, "sms_events_dropped": 0, "source_lines_scrubbed": 0,
+                "customer_children_dropped": 0}
     with bounded_connection(raw / ".scrub.spill", memory_limit) as con:
         con.execute("create temp table redacted as select distinct customer_id as id from read_parquet(?) "
                     "where customer_id is not null", [[str(f) for f in requests]])
@@ -71,7 +78,10 @@ def erase_redacted(data_dir: Path, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> 
         con.register("erased_numbers", pa.table({"digest": sorted(numbers)}))
         events = sum(_drop_events(con, path) for path in sorted((raw / "sms_events").glob("*.parquet")))
         customers = sum(_scrub_batch(con, path) for path in sorted((raw / "customers").glob("*.parquet")))
-    return {"customers_scrubbed": customers, "sms_events_dropped": events, "source_lines_scrubbed": source_lines}
+        children = sum(_drop_children(con, path) for name in CHILDREN
+                       for path in sorted((raw / name).glob("*.parquet")))
+    return {"customers_scrubbed": customers, "sms_events_dropped": events, "source_lines_scrubbed": source_lines,
+            "customer_children_dropped": children}
 
 
 def _remember_numbers(con: duckdb.DuckDBPyConnection, raw: Path) -> set[str]:
@@ -126,6 +136,15 @@ def _scrub_batch(con: duckdb.DuckDBPyConnection, path: Path) -> int:
         blanks += [f"case when hit then [] else {c} end as {c}" for c in emptied]
         hits = "select *, coalesce(id in (select id from redacted), false) as hit from read_parquet(?)"
         _write_atomically(con, f"select * exclude (hit) replace ({', '.join(blanks)}) from ({hits})", path)  # noqa: S608
+    return rows
+
+
+def _drop_children(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+    """Rewrites one batch of a customer's child lines without those of redacted customers; returns rows dropped."""
+    mine = "_parent_id in (select id from redacted)"
+    rows = con.execute(f"select count(*) from read_parquet(?) where {mine}", [str(path)]).fetchall()[0][0]  # noqa: S608 (a constant)
+    if rows:
+        _write_atomically(con, f"select * from read_parquet(?) where not coalesce({mine}, false)", path)  # noqa: S608
     return rows
 
 
@@ -193,6 +212,8 @@ def _scrubbed_line(line: bytes, events: bool, wanted: re.Pattern | None, redacte
     if wanted is None or not wanted.search(line):
         return line
     record = json.loads(line)
+    if record.get("__parentId") in redacted:
+        return b""
     if record.get("id") not in redacted:
         return line
     for column in resource("customers").columns:

@@ -104,6 +104,21 @@ RESOURCES: tuple[Resource, ...] = (
         col("default_latitude", "defaultAddress.latitude", "DOUBLE"),
         col("default_longitude", "defaultAddress.longitude", "DOUBLE"),
     )),
+    # The customer's metafields and store credit accounts: child lines of customers.jsonl (nested
+    # connections of the bulk query), told apart by __typename or, without one, their id's type.
+    Resource("customer_metafields", "customers.jsonl", "Metafield", (
+        col("id", "id", GID, required=True),
+        col("namespace", "namespace"),
+        col("key", "key"),
+        col("type", "type"),
+        col("value", "value"),
+    ), child_of="customers"),
+    Resource("store_credit_accounts", "customers.jsonl", "StoreCreditAccount", (
+        col("id", "id", GID, required=True),
+        # in the account's own currency, which need not be the shop's
+        col("balance", "balance.amount", MONEY),
+        col("currency_code", "balance.currencyCode"),
+    ), child_of="customers"),
     Resource("orders", "orders.jsonl", "Order", (
         col("id", "id", GID, required=True),
         col("name", "name"),

@@ -76,6 +76,8 @@ select
     case
         when latest.default_latitude between -90 and 90 and latest.default_longitude between -180 and 180
             then latest.default_longitude
-    end as default_longitude
+    end as default_longitude,
+    -- the batch of the winning version: its metafields and store credit accounts are those of that batch
+    latest._batch as source_batch
 from latest
 cross join shop

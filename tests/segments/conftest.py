@@ -20,10 +20,12 @@ from tests.fixtures.stores import (
     collection,
     customer,
     line,
+    metafield,
     order,
     product,
     redaction,
     sms_event,
+    store_credit,
 )
 from tests.oracle import Oracle
 
@@ -42,6 +44,15 @@ COMPANIES = [(), (), (3,), (3, 9), (9,)]
 POINTS = [(45.4642, 9.19), (45.50, 9.30), (45.4215, -75.6972), (-16.5, 179.95), (-16.5, -179.95), (-17.0, 178.0),
           None]
 CONSENT_TIMES = ["2026-10-14T23:30:00Z", "2026-10-14T10:00:00Z", "2026-09-01T10:00:00Z", "2025-02-28T23:30:00Z"]
+# Metafields (a birthday on Feb 29, at the year's turn, today; every type the filters read, one that does
+# not read as its type) and store credit accounts (spent, in another currency written in lower case).
+BIRTHS = ["1990-10-15", "1992-02-29", "1985-11-10", "1970-12-31", "2000-01-01", "1988-10-14", "1979-03-01"]
+CUSTOM = [("vip", "boolean", "true"), ("vip", "boolean", "false"), ("points", "number_integer", "120"),
+          ("points", "number_decimal", "12.5"), ("points", "number_integer", "lots"),
+          ("tier", "single_line_text_field", "Gold"), ("tier", "single_line_text_field", "silver"),
+          ("badges", "list.single_line_text_field", '["Gold", "Early Bird"]'),
+          ("lucky", "list.number_integer", "[3, 7]"), ("last_visit", "date_time", "2026-10-14T23:30:00Z")]
+CREDITS = [("0.00", "EUR"), ("25.50", "EUR"), ("100.00", "USD"), ("7.25", "usd")]
 DAYS = ["2025-12-31", "2026-01-15", "2026-06-30", "2026-07-15", "2026-09-30", "2026-10-01", "2026-10-08",
         "2026-10-14", "2026-10-15", "2026-10-16"]
 
@@ -108,6 +119,18 @@ def varied_store() -> Store:
                 store.sms_events.append(sms_event(phone, type_, when, campaign))
     store.sms_events.append(sms_event("+393471234569", "converted", "2026-10-10T10:00:00Z", "Spring"))
     store.redactions.append(redaction(5))
+    field_n = 0
+    for n in range(1, 31):
+        lines = []
+        if admin.random() < 0.6:
+            field_n += 1
+            lines.append(metafield(field_n, n, "facts", "birth_date", "date", admin.choice(BIRTHS)))
+        for key, type_, value in admin.sample(CUSTOM, admin.randint(0, 3)):
+            field_n += 1
+            lines.append(metafield(field_n, n, "custom", key, type_, value))
+        if admin.random() < 0.3:
+            lines.append(store_credit(n, n, *admin.choice(CREDITS)))
+        store.customers += lines
     return store
 
 

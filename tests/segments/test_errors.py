@@ -130,6 +130,30 @@ def test_wrong_value_type_says_what_is_expected() -> None:
      "1:57: > does not apply to customer_within_distance distance_km", "compare distance_km"),
     ("customer_within_distance MATCHES (coordinates = (1, 2), distance_mi = -5)",
      "1:71: customer_within_distance distance_mi is a distance: it cannot be negative", None),
+    ("metafields.custom = 1", "1:1: 'metafields.custom' does not name a metafield", "metafields.<namespace>.<key>"),
+    ("metafields.custom.vip > true", "1:1: > does not apply to the value true", "compare metafields.custom.vip with ="),
+    ("metafields.custom.tier BETWEEN 'a' AND 'b'", "1:1: BETWEEN needs numbers or dates", "IS [NOT] NULL"),
+    ("metafields.custom.n BETWEEN 1 AND 2026-01-01", "1:35: metafields.custom.n cannot be compared with the "
+     "date 2026-01-01", "compared with a number"),
+    ("metafields.custom.tier IN ('a', 'b')", "1:1: IN does not apply to a metafield", "CONTAINS for a list"),
+    ("metafields.custom.vip CONTAINS true", "1:1: a metafield list holds numbers or strings, not the value true",
+     "CONTAINS for a list"),
+    ("anniversary(date: 'metafields.facts.birth_date') > today", "1:1: > does not apply to anniversary(...)",
+     "BETWEEN today AND +30d"),
+    ("anniversary(date: 'birthday') = today", "1:19: the string 'birthday' is not a date anniversary can take",
+     "one of customer_added_date, or a date metafield"),
+    ("anniversary(day: 'customer_added_date') = today", "1:13: anniversary needs date: '<the date>', and only that",
+     "anniversary(date: 'metafields.facts.birth_date')"),
+    ("anniversary(date: 'customer_added_date') = 5", "1:44: anniversary cannot be compared with the number 5",
+     "a date such as 2026-01-31"),
+    ("anniversary(date: 'customer_added_date') = 2026-10-01T23:00:00Z", "1:44: anniversary compares days: a "
+     "date-time with an offset is not one", "write the day"),
+    ("anniversary MATCHES (date = 'customer_added_date')", "1:1: anniversary(...) is compared with a date, not "
+     "matched", "BETWEEN today AND +30d"),
+    ("store_credit_accounts MATCHES (balance > 'x')", "1:42: balance cannot be compared with the string 'x'",
+     "a number such as 100"),
+    ("store_credit_accounts MATCHES (next_expiry_date <= +7d)", "1:32: unknown parameter 'next_expiry_date' of "
+     "store_credit_accounts", "known names: balance, currency"),
     ("customer_within_distance MATCHES (coordinates = (1, 2), distance_km = '5')",
      "1:71: distance_km cannot be compared with the string '5'", "a number such as 100"),
 ])
@@ -149,10 +173,6 @@ def test_type_errors(query: str, message: str, hint: str | None) -> None:
     ("storefront_event.product_viewed MATCHES (product_id = 42, date >= -30d)",
      "1:1: storefront_event.product_viewed is a Shopify filter smsseg cannot evaluate yet: it needs storefront "
      "events"),
-    ("metafields.custom.vip = true", "1:1: metafields.custom.vip is a Shopify filter smsseg cannot evaluate yet: it "
-     "needs customer metafields"),
-    ("anniversary(date: 'metafields.facts.birth_date') BETWEEN today AND +30d",
-     "1:1: anniversary is a Shopify filter smsseg cannot evaluate yet"),
 ])
 def test_shopify_filters_we_lack_the_data_for_say_what_they_need(query: str, message: str) -> None:
     text = only(query)

@@ -47,6 +47,11 @@ ACCEPTED = [
     "companies IS NOT NULL",
     "companies IS NULL",
     "customer_within_distance MATCHES (coordinates = (45.39, -75.74), distance_km = 25)",
+    "anniversary(date: 'metafields.facts.birth_date') BETWEEN today AND +30d",
+    "anniversary(date: 'metafields.facts.birth_date') BETWEEN today AND +7d",
+    "anniversary(date: 'metafields.facts.birth_date') = today",
+    "store_credit_accounts MATCHES (balance > 0)",
+    "metafields.custom.vip = true",
     "FROM customers\nSHOW customer_name, note, subscription_status, location, orders, amount_spent\n"
     "WHERE amount_spent > 100\nORDER BY updated_at",
 ]

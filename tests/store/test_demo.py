@@ -53,7 +53,10 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
 
 @pytest.fixture(scope="module")
 def store(generated: tuple[Path, dict[str, int]]) -> dict[str, list[dict]]:
-    return {name: read(generated[0], name) for name in FILES}
+    """Each file's lines; customers.jsonl's metafields and store credit accounts apart, as `customer_children`."""
+    files = {name: read(generated[0], name) for name in FILES}
+    files["customers"], files["customer_children"] = split(files["customers"])
+    return files
 
 
 def split(lines: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -107,6 +110,27 @@ def test_customers_have_the_spec_fields(store: dict[str, list[dict]]) -> None:
             assert set(customer["defaultPhoneNumber"]) == PHONE_KEYS
 
 
+def test_metafields_and_store_credit_are_lines_of_known_customers(store: dict[str, list[dict]]) -> None:
+    customers = {c["id"] for c in store["customers"]}
+    metafields = [c for c in store["customer_children"] if c["__typename"] == "Metafield"]
+    accounts = [c for c in store["customer_children"] if c["__typename"] == "StoreCreditAccount"]
+    assert {c["__typename"] for c in store["customer_children"]} == {"Metafield", "StoreCreditAccount"}
+    assert all(c["__parentId"] in customers for c in store["customer_children"])
+    for m in metafields:
+        assert set(m) == {"__typename", "id", "namespace", "key", "type", "value", "__parentId"}
+        assert gid("Metafield").match(m["id"])
+    births = [m["value"] for m in metafields if m["key"] == "birth_date"]
+    assert all(datetime.date.fromisoformat(b) for b in births)
+    assert any(b.endswith("-02-29") for b in births), "some birthdays on Feb 29"
+    assert {m["value"] for m in metafields if m["type"] == "boolean"} == {"true", "false"}
+    assert {(m["namespace"], m["key"], m["type"]) for m in metafields} == {
+        ("facts", "birth_date", "date"), ("custom", "loyalty_points", "number_integer"), ("custom", "vip", "boolean")}
+    for a in accounts:
+        assert gid("StoreCreditAccount").match(a["id"]) and MONEY.match(a["balance"]["amount"])
+    assert {a["balance"]["currencyCode"] for a in accounts} == {"EUR", "USD"}
+    assert any(a["balance"]["amount"] == "0.00" for a in accounts), "some accounts spent"
+
+
 def test_orders_and_line_items_have_the_spec_fields(store: dict[str, list[dict]]) -> None:
     orders, line_items = split(store["orders"])
     for order in orders:
@@ -156,6 +180,9 @@ def test_counts_are_the_distinct_entities_written(generated: tuple[Path, dict[st
         "products": len({p["id"] for p in products}), "collections": len({c["id"] for c in collections}),
         "abandoned_checkouts": len(store["abandoned_checkouts"]), "sms_events": len(store["sms_events"]),
         "redactions": len(store["redactions"]),
+        "customer_metafields": len({c["id"] for c in store["customer_children"] if c["__typename"] == "Metafield"}),
+        "store_credit_accounts": len({c["id"] for c in store["customer_children"]
+                                      if c["__typename"] == "StoreCreditAccount"}),
     }
     assert generated[1] == distinct
     assert distinct["customers"] == 3000
@@ -272,7 +299,7 @@ def test_as_of_moves_the_whole_history(tmp_path: Path) -> None:
     as_of = datetime.date(2024, 3, 15)
     generate_store(tmp_path, 300, as_of=as_of)
     end = datetime.datetime.combine(as_of + datetime.timedelta(days=1), datetime.time(), tzinfo=datetime.UTC)
-    assert max(timestamp(c["createdAt"]) for c in read(tmp_path, "customers")) < end
+    assert max(timestamp(c["createdAt"]) for c in split(read(tmp_path, "customers"))[0]) < end
     processed = [timestamp(o["processedAt"]) for o in split(read(tmp_path, "orders"))[0]]
     assert max(processed) < end + datetime.timedelta(days=6)
     assert min(processed) > end - datetime.timedelta(days=3 * 366)
