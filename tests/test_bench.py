@@ -180,4 +180,4 @@ def test_the_benchmark_stays_out_of_every_other_command(capsys: pytest.CaptureFi
         assert "pipeline.cli" in imported, "importtime lists the modules imported"
         assert not {m for m in imported if any("bench" in part for part in m.split("."))}, argv
     assert main(["bench", "--customers", "0", "--out", "x.json"]) == 2, "bench reads its own options"
-    assert "--customers 0 and --segments 20: both need to be 1 or more" in capsys.readouterr().out
+    assert f"--customers 0 and --segments {len(SEGMENTS)}: both need to be 1 or more" in capsys.readouterr().out

@@ -8,10 +8,10 @@ So each of them is rewritten without it:
 - raw sms_events/*.parquet: an event on a redacted customer's number loses its row. The number is
   the event's only key (a required column), so a blanked row would belong to no one and count for
   nothing; dropping it is what blanking would mean;
-- raw customer_metafields and store_credit_accounts: a redacted customer's rows are dropped (a metafield
-  may hold a birth date);
-- store JSONL files under data/: the same, line by line (customer lines blanked, their metafield and
-  store credit lines and event lines dropped).
+- raw customer_metafields: a redacted customer's rows are dropped (a metafield may hold a birth date);
+  store credit accounts are money and stay, as orders do;
+- store JSONL files under data/: the same, line by line (customer lines blanked, their metafield lines
+  and event lines dropped).
 A batch is rewritten under a temporary name and then renamed, so a crash leaves either the old file
 or the new one. DuckDB streams the rewrite within its memory bound: a batch of five million customers
 is never held in memory at once.
@@ -37,15 +37,15 @@ import pyarrow.parquet as pq
 from pipeline.audience.phones import to_e164
 from pipeline.settings import DEFAULT_MEMORY_LIMIT
 from pipeline.store.ingest import bounded_connection
-from pipeline.store.schema import RESOURCES, resource
+from pipeline.store.schema import resource
 
 # The personal data of a customer row (pipeline/store/schema.py); ids, dates and states stay.
 NULLED = ("first_name", "last_name", "email", "phone", "default_country", "default_province", "default_city",
           "default_zip", "default_latitude", "default_longitude")
 EMPTIED = ("addresses", "tags", "company_contacts")
-# Child lines of a customer (metafields, which may hold a birth date; store credit accounts): a redacted
-# customer's are dropped, as they have no meaning without their customer.
-CHILDREN = tuple(r.name for r in RESOURCES if r.child_of == "customers")
+# A customer's metafields may hold anything about them (a birth date): a redacted customer's are dropped.
+# Their store credit accounts are money, which an anonymous row keeps, like its orders.
+ERASED_CHILDREN = (resource("customer_metafields"),)
 ERASED_NUMBERS = "erased_numbers.parquet"  # in the raw folder: sha256 of the digits of erased numbers
 # Store files under data/ that hold customers or events: the inbox, Shopify downloads, the demo store
 SOURCE_FOLDERS = ("inbox", "downloads", "source")
@@ -78,8 +78,8 @@ def erase_redacted(data_dir: Path, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> 
         con.register("erased_numbers", pa.table({"digest": sorted(numbers)}))
         events = sum(_drop_events(con, path) for path in sorted((raw / "sms_events").glob("*.parquet")))
         customers = sum(_scrub_batch(con, path) for path in sorted((raw / "customers").glob("*.parquet")))
-        children = sum(_drop_children(con, path) for name in CHILDREN
-                       for path in sorted((raw / name).glob("*.parquet")))
+        children = sum(_drop_children(con, path) for child in ERASED_CHILDREN
+                       for path in sorted((raw / child.name).glob("*.parquet")))
     return {"customers_scrubbed": customers, "sms_events_dropped": events, "source_lines_scrubbed": source_lines,
             "customer_children_dropped": children}
 
@@ -213,7 +213,9 @@ def _scrubbed_line(line: bytes, events: bool, wanted: re.Pattern | None, redacte
         return line
     record = json.loads(line)
     if record.get("__parentId") in redacted:
-        return b""
+        # a child line is told by __typename, or without one by its id's type, as the ingest tells it
+        kind = record.get("__typename") or str(record.get("id")).removeprefix("gid://shopify/").split("/")[0]
+        return b"" if kind in {c.typename for c in ERASED_CHILDREN} else line
     if record.get("id") not in redacted:
         return line
     for column in resource("customers").columns:

@@ -104,8 +104,8 @@ def test_store_files_under_data_lose_the_redacted_customer_and_their_events(tmp_
 
     erased = erase_redacted(data)
 
-    assert erased == {"customers_scrubbed": 1, "sms_events_dropped": 2, "source_lines_scrubbed": 7,
-                      "customer_children_dropped": 2}
+    assert erased == {"customers_scrubbed": 1, "sms_events_dropped": 2, "source_lines_scrubbed": 6,
+                      "customer_children_dropped": 1}
     for folder in (download, inbox):
         events = [json.loads(line)["phone"] for line in (folder / "sms_events.jsonl").read_text().splitlines()]
         assert events == ["+393471234567"]  # the other customer's event stays
@@ -114,11 +114,13 @@ def test_store_files_under_data_lose_the_redacted_customer_and_their_events(tmp_
     assert lines[1]["id"] == "gid://shopify/Customer/2" and lines[1]["firstName"] is None
     assert lines[1]["defaultPhoneNumber"]["phoneNumber"] is None and lines[1]["addresses"] == []
     assert lines[1]["defaultAddress"]["latitude"] is None and lines[1]["companyContactProfiles"] == []
-    assert lines[2:] == [children[2]]  # the redacted customer's metafield and store credit lines are gone
-    for name in ("customer_metafields", "store_credit_accounts"):
+    # the redacted customer's metafield is gone; store credit is money, kept as orders are
+    assert lines[2:] == children[1:]
+    for name, kept in (("customer_metafields", ["gid://shopify/Customer/1"]),
+                       ("store_credit_accounts", ["gid://shopify/Customer/2"])):
         parents = [r["_parent_id"] for p in sorted((data / "raw" / name).glob("*.parquet"))
                    for r in pq.read_table(p).to_pylist()]
-        assert parents == (["gid://shopify/Customer/1"] if name == "customer_metafields" else [])
+        assert parents == kept
     assert (download / "orders.jsonl").read_bytes() == untouched
     # what is kept to recognise the number later is not the number
     everything = b"".join(p.read_bytes() for p in data.rglob("*") if p.is_file() and "raw" in p.parts)
