@@ -308,7 +308,8 @@ class _BatchWriter:
             warnings.append(
                 f"{r.file}: {unknown.count} {r.typename} line(s) have a {field} that Shopify's reference does "
                 f"not list, the first at line {unknown.first_line}: {unknown.first_value!r}. Kept as it is and "
-                "never read as consent (an unknown marketing state counts as NOT_SUBSCRIBED); "
+                "never read as consent (an unknown marketing state counts as NOT_SUBSCRIBED, an unknown "
+                "spend tier or subscription status as none); "
                 "a newer Shopify API version may have added it.")
         return self.rows, tuple(warnings)
 
