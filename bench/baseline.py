@@ -18,13 +18,19 @@ SHOP_MONEY = f"struct(shopMoney struct(amount {MONEY}))"
 ID_REF = "struct(id varchar)"
 JSON_COLUMNS = {
     "shop": {"ianaTimezone": "varchar"},
-    "customers": {
-        "id": "varchar", "firstName": "varchar", "lastName": "varchar", "createdAt": "timestamptz",
+    "customers": {  # customers, their metafields and store credit accounts; __parentId tells them apart
+        "id": "varchar", "__parentId": "varchar", "__typename": "varchar", "firstName": "varchar",
+        "lastName": "varchar", "createdAt": "timestamptz",
         "updatedAt": "timestamptz", "state": "varchar", "locale": "varchar", "tags": "varchar[]",
         "defaultEmailAddress": "struct(emailAddress varchar, marketingState varchar)",
-        "defaultPhoneNumber": "struct(phoneNumber varchar, marketingState varchar)",
-        "defaultAddress": "struct(countryCodeV2 varchar, provinceCode varchar, city varchar)",
+        "defaultPhoneNumber": "struct(phoneNumber varchar, marketingState varchar, marketingUpdatedAt timestamptz)",
+        "defaultAddress": "struct(countryCodeV2 varchar, provinceCode varchar, city varchar, latitude double, "
+                          "longitude double)",
         "addresses": "struct(countryCodeV2 varchar, provinceCode varchar, city varchar)[]",
+        "statistics": "struct(predictedSpendTier varchar)", "productSubscriberStatus": "varchar",
+        "companyContactProfiles": "struct(company struct(id varchar))[]",
+        "namespace": "varchar", "key": "varchar", "type": "varchar", "value": "varchar",
+        "balance": f"struct(amount {MONEY}, currencyCode varchar)",
     },
     "orders": {  # orders and their line items share the file; __parentId tells them apart
         "id": "varchar", "__parentId": "varchar", "customer": ID_REF, "createdAt": "timestamptz",
@@ -58,9 +64,38 @@ select
     upper(nullif(trim(defaultAddress.countryCodeV2), '')) as country,
     upper(nullif(trim(defaultAddress.provinceCode), '')) as province,
     nullif(trim(defaultAddress.city), '') as city,
-    coalesce(addresses, []) as addresses
+    coalesce(addresses, []) as addresses,
+    upper(statistics.predictedSpendTier) as spend_tier, upper(productSubscriberStatus) as subscriber,
+    list_sort(list_distinct(list_transform(companyContactProfiles,
+        lambda p: cast(split_part(p.company.id, '/', 5) as bigint)))) as company_ids,
+    defaultAddress.latitude as latitude, defaultAddress.longitude as longitude,
+    cast(timezone((select tz from shop), defaultPhoneNumber.marketingUpdatedAt) as date) as consent_date,
+    filename
 from read_parquet('customers.parquet')
+where __parentId is null
 qualify row_number() over (partition by id order by updatedAt desc nulls last, filename desc) = 1;
+
+create table customer_children as
+select
+    children.*, cast(split_part(children.__parentId, '/', 5) as bigint) as customer_id
+from read_parquet('customers.parquet') as children
+join stg_customers
+    on cast(split_part(children.__parentId, '/', 5) as bigint) = stg_customers.customer_id
+    and children.filename = stg_customers.filename
+where children.__parentId is not null;
+
+create table metafields as
+select distinct on (customer_id, namespace, key)
+    customer_id, namespace, key, type, value
+from customer_children
+where coalesce(__typename, split_part(id, '/', 4)) = 'Metafield'
+    and customer_id not in (select cast(split_part(customer.id, '/', 5) as bigint)
+                            from read_parquet('redactions.parquet'));
+
+create table store_credit as
+select distinct on (id) customer_id, balance.amount as balance, upper(trim(balance.currencyCode)) as currency
+from customer_children
+where coalesce(__typename, split_part(id, '/', 4)) = 'StoreCreditAccount';
 
 create table orders as
 with latest as (
@@ -226,7 +261,16 @@ select
         when scored.r = 3 then ['NEEDS_ATTENTION', 'NEEDS_ATTENTION', 'NEEDS_ATTENTION', 'LOYAL', 'LOYAL'][scored.fm]
         when scored.r = 2 then ['ALMOST_LOST', 'ALMOST_LOST', 'AT_RISK', 'AT_RISK', 'PREVIOUSLY_LOYAL'][scored.fm]
         else ['DORMANT', 'DORMANT', 'ALMOST_LOST', 'PREVIOUSLY_LOYAL', 'PREVIOUSLY_LOYAL'][scored.fm]
-    end as rfm_group
+    end as rfm_group,
+    case when known.spend_tier in ('HIGH', 'MEDIUM', 'LOW') then known.spend_tier end as predicted_spend_tier,
+    case known.subscriber when 'ACTIVE' then 'SUBSCRIBED' when 'PAUSED' then 'PAUSED' when 'CANCELLED' then 'CANCELLED'
+        when 'EXPIRED' then 'EXPIRED' when 'FAILED' then 'FAILED' when 'NEVER_SUBSCRIBED' then 'NEVER_SUBSCRIBED'
+    end as product_subscription_status,
+    case when redacted.customer_id is null then known.company_ids else [] end as companies,
+    case when redacted.customer_id is null then known.latitude end as latitude,
+    case when redacted.customer_id is null then known.longitude end as longitude,
+    case when redacted.customer_id is null and known.phone is not null then known.consent_date end
+        as sms_consent_date
 from known
 left join redacted using (customer_id)
 left join stats using (customer_id)

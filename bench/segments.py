@@ -26,6 +26,29 @@ def _lowered(column: str) -> str:
     return f"list_transform({column}, lambda x: lower(x))"
 
 
+def _within_km(latitude: float, longitude: float, km: float) -> str:
+    """The baseline's own great-circle test: the spherical law of cosines on c.latitude, c.longitude."""
+    return (f"c.latitude is not null and 6371.0088 * acos(least(1, sin(radians(c.latitude)) * sin(radians({latitude}))"
+            f" + cos(radians(c.latitude)) * cos(radians({latitude})) * cos(radians(c.longitude - {longitude})))) "
+            f"<= {km}")
+
+
+# A birthday (Feb 29 on Feb 28 in other years) this year or next, within 30 days of the evaluation date.
+BIRTHDAYS_NEXT_MONTH = (
+    "exists (select 1 from (select try_cast(m.value as date) as b from metafields m "
+    "where m.customer_id = c.customer_id and m.namespace = 'facts' and m.key = 'birth_date' and m.type = 'date') "
+    "where make_date(year($as_of), month(b), least(day(b), day(last_day(make_date(year($as_of), month(b), 1))))) "
+    "between $as_of and $as_of + 30 "
+    "or make_date(year($as_of) + 1, month(b), least(day(b), day(last_day(make_date(year($as_of) + 1, month(b), 1))))) "
+    "between $as_of and $as_of + 30)")
+LOYAL_BY_METAFIELD = (
+    "exists (select 1 from metafields m where m.customer_id = c.customer_id and m.namespace = 'custom' "
+    "and m.key = 'vip' and m.type = 'boolean' and try_cast(m.value as boolean)) "
+    "or exists (select 1 from metafields m where m.customer_id = c.customer_id and m.namespace = 'custom' "
+    "and m.key = 'loyalty_points' and m.type in ('number_integer', 'number_decimal') "
+    "and try_cast(m.value as decimal(38, 9)) >= 4000)")
+
+
 # Between them they use every attribute, every function and parameter, and every operator of the language.
 SEGMENTS: tuple[BenchSegment, ...] = (
     BenchSegment("vip_big_spenders", "amount_spent > 500 AND customer_tags CONTAINS 'VIP'",
@@ -97,6 +120,25 @@ SEGMENTS: tuple[BenchSegment, ...] = (
                  "and e.event_type = 'clicked' and e.event_date >= $as_of - 60 having count(*) >= 1) "
                  "and not exists (select 1 from sms_events e where e.phone_e164 = c.phone_e164 "
                  "and e.event_type = 'converted' and lower(e.campaign) = 'back-in-stock')"),
+    BenchSegment("predicted_high_subscribers",
+                 "predicted_spend_tier = 'HIGH' AND product_subscription_status IN ('SUBSCRIBED', 'PAUSED')",
+                 "c.predicted_spend_tier = 'HIGH' and c.product_subscription_status in ('SUBSCRIBED', 'PAUSED')"),
+    BenchSegment("b2b_contacts", "companies IS NOT NULL AND companies NOT CONTAINS 1",
+                 "len(c.companies) > 0 and not list_contains(c.companies, 1)"),
+    BenchSegment("near_milan_new_consent",
+                 "customer_within_distance MATCHES (coordinates = (45.4642, 9.19), distance_km = 30) "
+                 "AND sms_consent_date >= -90d",
+                 f"{_within_km(45.4642, 9.19, 30)} and c.sms_consent_date >= $as_of - 90", export=True),
+    BenchSegment("far_from_new_york",
+                 "customer_within_distance NOT MATCHES (coordinates = (40.7128, -74.006), distance_mi = 50)",
+                 f"not coalesce({_within_km(40.7128, -74.006, 50 * 1.609344)}, false)"),
+    BenchSegment("birthdays_next_month", "anniversary(date: 'metafields.facts.birth_date') BETWEEN today AND +30d",
+                 BIRTHDAYS_NEXT_MONTH, export=True),
+    BenchSegment("loyal_by_metafield", "metafields.custom.vip = true OR metafields.custom.loyalty_points >= 4000",
+                 LOYAL_BY_METAFIELD),
+    BenchSegment("store_credit_left", "store_credit_accounts MATCHES (balance > 0, currency = 'eur')",
+                 "exists (select 1 from store_credit s where s.customer_id = c.customer_id and s.balance > 0 "
+                 "and s.currency = 'EUR')"),
     BenchSegment("winback_quiet", "segments CONTAINS 'lapsed_buyers' AND segments NOT CONTAINS 'clicked_no_conversion'",
                  "c.customer_id in (select customer_id from seg_lapsed_buyers) "
                  "and c.customer_id not in (select customer_id from seg_clicked_no_conversion)",

@@ -73,8 +73,14 @@ def _changed_customers(source: Path, target: Path, rng: np.random.Generator) -> 
             else:
                 customer["tags"] = [*customer.get("tags", []), "VIP"]
             patched.append(json.dumps(customer, ensure_ascii=False, separators=(",", ":")) + "\n")
+    # A changed customer comes with its metafields and store credit accounts, as a bulk query's nested
+    # connections bring them: the demo writes them after its customers, each naming its parent last.
+    parents = {f'"__parentId":"gid://shopify/Customer/{number}"}}\n' for number in seen}
+    with open(source, encoding="utf-8") as lines:
+        patched += [line for line in lines
+                    if line.startswith('{"__typename"') and line[line.rfind(",") + 1:] in parents]
     target.write_text("".join(patched), encoding="utf-8")
-    return len(patched)
+    return len(seen)
 
 
 def _new_orders(target: Path, customers: int, orders: int, line_items: int,

@@ -17,6 +17,10 @@ import polars as pl
 
 # The marketing states a customer row keeps; any other (email's INVALID, a value Shopify adds later) is no consent.
 STATES = {"SUBSCRIBED", "NOT_SUBSCRIBED", "PENDING", "UNSUBSCRIBED", "REDACTED"}
+SPEND_TIERS = {"HIGH", "MEDIUM", "LOW"}
+# Customer.productSubscriberStatus -> product_subscription_status: the language's SUBSCRIBED is ACTIVE.
+SUBSCRIBERS = {"ACTIVE": "SUBSCRIBED", "PAUSED": "PAUSED", "CANCELLED": "CANCELLED", "EXPIRED": "EXPIRED",
+               "FAILED": "FAILED", "NEVER_SUBSCRIBED": "NEVER_SUBSCRIBED"}
 RFM_GRID = {  # R score -> groups for FM scores 1..5, as documented in the README
     5: ["NEW", "PROMISING", "ACTIVE", "LOYAL", "CHAMPIONS"],
     4: ["PROMISING", "PROMISING", "ACTIVE", "LOYAL", "CHAMPIONS"],
@@ -127,7 +131,8 @@ class Oracle:
             if cid not in open_checkouts or key > open_checkouts[cid][0]:
                 open_checkouts[cid] = (key, created, c.get("abandonedCheckoutUrl"))
 
-        latest = _latest(_lines(store_dir / "customers.jsonl"))
+        lines = _lines(store_dir / "customers.jsonl")
+        latest = _latest([r for r in lines if "__parentId" not in r])
         # deleted in Shopify: a customers/delete webhook, or (a Shopify download) missing from its id sweep
         deleted = {_num(_get(r, "customer", "id")) for r in _lines(store_dir / "deletions.jsonl")}
         if (store_dir / "customer_ids.jsonl").exists():
@@ -197,13 +202,23 @@ class Oracle:
                 "customer_regions": [] if gone else sorted(regions),
                 "customer_cities": [] if gone else sorted(cities),
                 "rfm_group": RFM_GRID[r[cid]][(f[cid] + m[cid]) // 2 - 1] if s else "PROSPECTS",
+                "predicted_spend_tier": self._enum(_get(c, "statistics", "predictedSpendTier"), SPEND_TIERS),
+                "product_subscription_status": SUBSCRIBERS.get((c.get("productSubscriberStatus") or "").upper()),
+                "companies": [] if gone else self._companies(c.get("companyContactProfiles")),
+                "latitude": None if gone else self._point(c.get("defaultAddress"))[0],
+                "longitude": None if gone else self._point(c.get("defaultAddress"))[1],
+                "sms_consent_date": None if gone or not phone
+                else self.local(_get(c, "defaultPhoneNumber", "marketingUpdatedAt")),
                 "is_redacted": gone,
                 "as_of": self.as_of,
             })
+        self._customer_children([r for r in lines if "__parentId" in r], people, redacted)
         self.customers = pl.DataFrame(rows, schema_overrides={
             "amount_spent": pl.Decimal(38, 4), "average_order_value": pl.Decimal(18, 4),
             "customer_tags": pl.List(pl.String), "customer_countries": pl.List(pl.String),
-            "customer_regions": pl.List(pl.String), "customer_cities": pl.List(pl.String)},
+            "customer_regions": pl.List(pl.String), "customer_cities": pl.List(pl.String),
+            "companies": pl.List(pl.Int64), "latitude": pl.Float64, "longitude": pl.Float64,
+            "sms_consent_date": pl.Date},
             infer_schema_length=None).sort("customer_id")
         self.orders = pl.DataFrame(list(self.counted.values()),
                                    schema={"order_id": pl.Int64, "customer_id": pl.Int64, "order_date": pl.Date,
@@ -222,6 +237,50 @@ class Oracle:
             "line_id": pl.Int64, "order_id": pl.Int64, "customer_id": pl.Int64, "order_date": pl.Date,
             "product_id": pl.Int64, "quantity": pl.Int64, "product_tags": pl.List(pl.String),
             "collection_handles": pl.List(pl.String), "collection_ids": pl.List(pl.Int64)})
+
+    def _customer_children(self, children: list[dict], people: dict[int, dict], redacted: set[int]) -> None:
+        """Metafields (the last line of a namespace.key; none for a redacted customer) and store credit
+        accounts (the last line of an id) of the customers known on the date, as the lines give them."""
+        metafields, credits = {}, {}
+        for child in children:
+            cid = _num(child["__parentId"])
+            kind = child.get("__typename") or child["id"].split("/")[3]
+            if cid not in people:
+                continue
+            if kind == "Metafield" and cid not in redacted:
+                metafields[(cid, child["namespace"], child["key"])] = {
+                    "customer_id": cid, "namespace": child["namespace"], "key": child["key"],
+                    "type": child["type"], "value": child["value"]}
+            elif kind == "StoreCreditAccount":
+                credits[child["id"]] = {"customer_id": cid, "balance": Decimal(child["balance"]["amount"]),
+                                        "currency": child["balance"]["currencyCode"].strip().upper()}
+        self.metafields = pl.DataFrame(list(metafields.values()), schema={
+            "customer_id": pl.Int64, "namespace": pl.String, "key": pl.String, "type": pl.String, "value": pl.String})
+        self.store_credit = pl.DataFrame(list(credits.values()), schema={
+            "customer_id": pl.Int64, "balance": pl.Decimal(18, 4), "currency": pl.String})
+
+    @staticmethod
+    def _enum(value: str | None, known: set[str]) -> str | None:
+        value = (value or "").upper()
+        return value if value in known else None
+
+    @staticmethod
+    def _companies(contacts: list | None) -> list[int]:
+        ids = set()
+        for contact in contacts or []:
+            company = _get(contact, "company", "id") or ""
+            kind, _, number = company.removeprefix("gid://shopify/").partition("/")
+            if kind == "Company" and number.isdigit() and 0 < int(number) < 2**63:
+                ids.add(int(number))
+        return sorted(ids)
+
+    @staticmethod
+    def _point(address: dict | None) -> tuple[float | None, float | None]:
+        """The default address's coordinates, when both are there and on the globe."""
+        lat, lng = _get(address, "latitude"), _get(address, "longitude")
+        if lat is None or lng is None or abs(float(lat)) > 90 or abs(float(lng)) > 180:
+            return None, None
+        return float(lat), float(lng)
 
     @staticmethod
     def _status(gone: bool, contact: str | None, state: str | None) -> str:

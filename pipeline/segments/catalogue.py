@@ -24,6 +24,7 @@ EXAMPLES = {
     "product_id": "a product id such as 42 or 'gid://shopify/Product/42'",
     "id": "an id, a whole number such as 5240029206",
     "segment": "the name of another segment in single quotes such as 'vip'",
+    "coordinates": "a latitude and a longitude in degrees such as (45.4215, -75.6972)",
 }
 
 COMPARE = ("=", "!=", ">", ">=", "<", "<=")
@@ -39,7 +40,7 @@ class Attribute:
     column: str | None  # in marts.customers; None for `segments`, which reads the segments schema
     meaning: str
     values: tuple[str, ...] = ()  # allowed values of an enum
-    element: str = "string"  # what a list holds: string, or segment (names of segments)
+    element: str = "string"  # what a list holds: string, integer (ids), or segment (names of segments)
 
     @property
     def operators(self) -> tuple[str, ...]:
@@ -79,6 +80,17 @@ ATTRIBUTES = {a.name: a for a in (
               ("CHAMPIONS", "LOYAL", "ACTIVE", "NEW", "PROMISING", "NEEDS_ATTENTION", "AT_RISK", "ALMOST_LOST",
                "PREVIOUSLY_LOYAL", "DORMANT", "PROSPECTS")),
     Attribute("segments", "list", None, "names of the other segments the customer belongs to", element="segment"),
+    # From the Admin API's Customer (2026-10): statistics, productSubscriberStatus, companyContactProfiles.
+    Attribute("predicted_spend_tier", "enum", "predicted_spend_tier",
+              "Shopify's predicted spend tier; NULL when Shopify has none", ("HIGH", "MEDIUM", "LOW")),
+    Attribute("product_subscription_status", "enum", "product_subscription_status",
+              "product subscription contracts (Shopify's ACTIVE is SUBSCRIBED)",
+              ("SUBSCRIBED", "PAUSED", "CANCELLED", "EXPIRED", "FAILED", "NEVER_SUBSCRIBED")),
+    Attribute("companies", "list", "companies", "ids of the B2B companies the customer is a contact of",
+              element="integer"),
+    # Beyond Shopify, for SMS.
+    Attribute("sms_consent_date", "date", "sms_consent_date",
+              "day the SMS consent last changed (marketingUpdatedAt); NULL without a phone"),
 )}
 
 
@@ -89,7 +101,8 @@ class Param:
 
     `kind` says how `column` is read: `scalar` compares the column, `list` tests membership in a
     list column, `sum` compares the sum of the column, `count` the number of distinct values of the
-    column (of rows, when column is None).
+    column (of rows, when column is None); `point` and `radius` are customer_within_distance's centre
+    and distance (`= 25` is "within 25").
     """
 
     name: str
@@ -106,17 +119,20 @@ class Param:
 
     @property
     def operators(self) -> tuple[str, ...]:
+        if self.kind in ("point", "radius"):
+            return ("=",)
         return COMPARE if self.takes_between else EQUALITY
 
     @property
     def takes_between(self) -> bool:
-        """Whether it is ordered: a list parameter (a collection id too) only tests membership."""
-        return self.type in ("number", "integer", "date") and self.kind != "list"
+        """Whether it is ordered: a list parameter (a collection id too) only tests membership, a
+        distance is a radius."""
+        return self.type in ("number", "integer", "date") and self.kind not in ("list", "radius")
 
     @property
     def takes_in(self) -> bool:
         """Whether IN (...) and NOT IN (...) apply: lists of values, not ranges."""
-        return self.type not in ("date", "number") and not self.aggregate
+        return self.type not in ("date", "number", "coordinates") and not self.aggregate
 
 
 
@@ -131,6 +147,8 @@ class Function:
     # Only the table's rows of this event_type: one events table serves a family of functions
     # (shopify_email.opened and shopify_email.clicked read marts.shopify_email_events).
     event_type: str | None = None
+    # Groups of parameters of which a condition must give exactly one each.
+    required: tuple[tuple[str, ...], ...] = ()
 
 
 def _params(*params: Param) -> dict[str, Param]:
@@ -164,6 +182,18 @@ FUNCTIONS = {f.name: f for f in (
                  Param("date", "date", "event_date", "scalar", "local date of the event"),
                  Param("count", "integer", None, "count", "number of matching events"),
              )),
+    Function("store_credit_accounts", "marts.store_credit_accounts", ("customer_id", "customer_id"),
+             "the customer's store credit accounts", _params(
+                 Param("balance", "number", "balance", "scalar", "balance of an account, in its currency"),
+                 Param("currency", "string", "currency_code", "scalar", "currency of an account, e.g. 'EUR'"),
+             )),
+    # A predicate on the customer row itself (no table of its own): compiled apart.
+    Function("customer_within_distance", CUSTOMERS, ("customer_id", "customer_id"),
+             "the default address is within a distance of a point (great-circle)", _params(
+                 Param("coordinates", "coordinates", None, "point", "latitude and longitude of the centre"),
+                 Param("distance_km", "number", None, "radius", "within this many kilometres"),
+                 Param("distance_mi", "number", None, "radius", "within this many miles"),
+             ), required=(("coordinates",), ("distance_km", "distance_mi"))),
 )}
 
 
@@ -213,15 +243,28 @@ FUNCTIONS |= {f.name: f for f in EVENT_FUNCTIONS}
 # one is a definition error that says so, never a silently empty segment. Dotted families are keyed
 # by their prefix (shopify_email.opened, metafields.custom.vip).
 SHOPIFY_ONLY = {
-    "anniversary": "customer metafields holding dates (such as a birth date)",
-    "companies": "B2B company contacts (Customer.companyContactProfiles)",
     "created_by_app_id": "the app that created each customer",
-    "customer_within_distance": "address coordinates (Customer.addressesV2)",
-    "predicted_spend_tier": "Shopify's predicted spend tier (Customer.statistics.predictedSpendTier)",
-    "product_subscription_status": "product subscription contracts (Customer.productSubscriberStatus)",
-    "store_credit_accounts": "store credit accounts and their balances",
-    "metafields": "customer metafields",
 }
+
+
+# Customer metafields: `metafields.<namespace>.<key>`, compared by the kind of value written (a number,
+# true or false, a date, a string), each kind in its own column of marts.customer_metafields.
+METAFIELDS = "marts.customer_metafields"
+METAFIELD_NAME = re.compile(r"metafields\.([A-Za-z0-9_-]{1,255})\.([A-Za-z0-9_-]{1,64})")
+METAFIELD_COLUMNS = {"number": "value_number", "boolean": "value_boolean", "date": "value_date",
+                     "string": "value_text"}
+METAFIELD_LISTS = {"number": "value_numbers", "string": "value_texts"}
+
+
+def metafield(name: str) -> tuple[str, str] | None:
+    """(namespace, key) of a metafield filter's name, or None if it is not one."""
+    found = METAFIELD_NAME.fullmatch(name)
+    return (found.group(1), found.group(2)) if found else None
+
+
+# anniversary(date: '<a date>') = D or BETWEEN a AND b: the dates whose anniversaries it can take.
+ANNIVERSARY = "anniversary"
+ANNIVERSARY_DATES = ("customer_added_date",)  # and any date metafield, 'metafields.facts.birth_date'
 
 
 def shopify_only(name: str) -> str | None:
@@ -236,6 +279,7 @@ CUSTOMER_COLUMNS = (
     "customer_added_date", "amount_spent", "number_of_orders", "average_order_value", "first_order_date",
     "last_order_date", "abandoned_checkout_date", "abandoned_checkout_url", "customer_tags", "customer_countries",
     "customer_regions", "customer_cities", "rfm_group",
+    "predicted_spend_tier", "product_subscription_status", "companies", "sms_consent_date",
 )
 
 # What the gateway gets for every member of an exported audience (phone: the E.164 number), so no

@@ -6,12 +6,16 @@ import re
 
 from pipeline.segments import tree as t
 from pipeline.segments.catalogue import (
+    ANNIVERSARY,
+    ANNIVERSARY_DATES,
     ATTRIBUTES,
     EXAMPLES,
     FUNCTIONS,
+    METAFIELD_LISTS,
     SEGMENT_NAME,
     Attribute,
     Param,
+    metafield,
     shopify_only,
 )
 from pipeline.segments.errors import SegmentError, Source
@@ -61,6 +65,8 @@ def _check_condition(condition: t.Condition, source: Source) -> list[SegmentErro
     if isinstance(condition, t.Matches | t.CalledWithValue):
         return _check_function(condition, source)
     name = condition.attribute
+    if name.text == "metafields" or name.text.startswith("metafields."):
+        return _check_metafield(condition, source)
     attribute = ATTRIBUTES.get(name.text)
     if attribute is None:
         if name.text in FUNCTIONS:
@@ -72,6 +78,8 @@ def _check_condition(condition: t.Condition, source: Source) -> list[SegmentErro
         if attribute.type != "list":
             return [source.error(span.start, span.end, f"CONTAINS needs a list attribute; {name.text} is "
                                                        f"{_a(attribute.type)}", hint=_usage(attribute))]
+        if attribute.element == "integer":
+            return _check_id(source, name.text, condition.value)
         return _check_value(source, name.text, "segment" if attribute.element == "segment" else "list",
                             (), condition.value)
     if isinstance(condition, t.IsNull):
@@ -121,6 +129,8 @@ def _unknown(name: t.Name, kind: str, known: list[str], source: Source) -> Segme
 
 def _check_function(condition: t.Matches | t.CalledWithValue, source: Source) -> list[SegmentError]:
     name = condition.function
+    if name.text == ANNIVERSARY:
+        return _check_anniversary(condition, source)
     function = FUNCTIONS.get(name.text)
     if function is None:
         if name.text in ATTRIBUTES:
@@ -140,6 +150,9 @@ def _check_function(condition: t.Matches | t.CalledWithValue, source: Source) ->
                                        hint=suggest(param.name.text, list(function.params))))
             continue
         label = f"{name.text} {spec.name}"
+        if spec.type == "coordinates":
+            errors.extend(_check_coordinates(source, label, param))
+            continue
         if isinstance(param, t.ParamIn):
             if not spec.takes_in:
                 errors.append(source.error(param.span.start, param.span.end,
@@ -161,7 +174,127 @@ def _check_function(condition: t.Matches | t.CalledWithValue, source: Source) ->
             values = (param.value,)
         for value in values:
             errors.extend(_check_value(source, spec.name, spec.type, spec.values, value))
+        if spec.kind == "radius" and isinstance(param, t.ParamComparison) and isinstance(param.value, t.Number) \
+                and param.value.value < 0:
+            errors.append(source.error(param.value.span.start, param.value.span.end,
+                                       f"{label} is a distance: it cannot be negative"))
+    for group in function.required:
+        given = [p for p in condition.params if p.name.text in group]
+        if len(given) != 1:
+            what = group[0] if len(group) == 1 else f"one of {', '.join(group)}"
+            span = given[1].span if given[1:] else condition.span
+            errors.append(source.error(span.start, span.end,
+                                       f"{name.text} takes {what}, not several" if given
+                                       else f"{name.text} needs {what}",
+                                       hint=_function_usage(function.name)))
     return errors
+
+
+METAFIELD_USAGE = ("write metafields.<namespace>.<key> compared with a number, true or false, a date or a "
+                   "'string'; CONTAINS for a list; IS [NOT] NULL for whether the customer has it")
+
+
+def _check_metafield(condition: t.Condition, source: Source) -> list[SegmentError]:
+    """metafields.<namespace>.<key>: the value written says which kind of metafield it compares."""
+    name, span = condition.attribute, condition.span
+    if metafield(name.text) is None:
+        return [source.error(name.span.start, name.span.end, f"{name.text!r} does not name a metafield",
+                             hint="a metafield filter is metafields.<namespace>.<key>, such as "
+                                  "metafields.custom.vip; namespace and key are letters, digits, _ and -")]
+    if isinstance(condition, t.IsNull):
+        return []
+    if isinstance(condition, t.In):
+        return [source.error(span.start, span.end, f"{_operator(condition)} does not apply to a metafield",
+                             hint=METAFIELD_USAGE)]
+    values = (condition.low, condition.high) if isinstance(condition, t.Between) else (condition.value,)
+    kinds = {metafield_kind(v) for v in values}
+    if None in kinds or len(kinds) > 1:
+        wrong = next((v for v in values if metafield_kind(v) is None), values[-1])
+        return [source.error(wrong.span.start, wrong.span.end, f"{name.text} cannot be compared with "
+                                                                f"{_describe(wrong)}", hint=METAFIELD_USAGE)]
+    kind = kinds.pop()
+    if isinstance(condition, t.Contains) and kind not in METAFIELD_LISTS:
+        return [source.error(span.start, span.end, f"a metafield list holds numbers or strings, not "
+                                                   f"{_describe(condition.value)}", hint=METAFIELD_USAGE)]
+    ordered = kind in ("number", "date")
+    if isinstance(condition, t.Between) and not ordered:
+        return [source.error(span.start, span.end, "BETWEEN needs numbers or dates", hint=METAFIELD_USAGE)]
+    if isinstance(condition, t.Comparison) and not ordered and condition.op not in ("=", "!="):
+        return [source.error(span.start, span.end, f"{condition.op} does not apply to {_describe(condition.value)}",
+                             hint=f"compare {name.text} with = or !=")]
+    return [e for v in values if kind == "date" for e in _check_value(source, name.text, "date", (), v)]
+
+
+def metafield_kind(value: t.Value) -> str | None:
+    """Which kind of metafield a value compares: number, boolean, date or string."""
+    if isinstance(value, t.Number):
+        return "number"
+    if isinstance(value, t.Boolean):
+        return "boolean"
+    if isinstance(value, t.String):
+        return "string"
+    return "date" if isinstance(value, t.Date | t.DateTime | t.RelativeDate) else None
+
+
+ANNIVERSARY_USAGE = "write anniversary(date: 'metafields.facts.birth_date') BETWEEN today AND +30d, or = today"
+
+
+def _check_anniversary(condition: t.Matches | t.CalledWithValue, source: Source) -> list[SegmentError]:
+    """anniversary(date: '<date>') = D, or BETWEEN a AND b: the date is a customer date or a date metafield."""
+    span = condition.span
+    if isinstance(condition, t.Matches):
+        return [source.error(span.start, span.end, "anniversary(...) is compared with a date, not matched",
+                             hint=ANNIVERSARY_USAGE)]
+    if condition.op not in ("=", "BETWEEN"):
+        return [source.error(span.start, span.end, f"{condition.op} does not apply to anniversary(...)",
+                             hint=ANNIVERSARY_USAGE)]
+    params = condition.params
+    date = params[0] if len(params) == 1 and params[0].name.text == "date" else None
+    if not isinstance(date, t.ParamComparison) or date.op != "=" or not isinstance(date.value, t.String):
+        where = params[0].span if params else condition.function.span
+        return [source.error(where.start, where.end, "anniversary needs date: '<the date>', and only that",
+                             hint=ANNIVERSARY_USAGE)]
+    if date.value.value not in ANNIVERSARY_DATES and metafield(date.value.value) is None:
+        return [source.error(date.value.span.start, date.value.span.end,
+                             f"{_describe(date.value)} is not a date anniversary can take",
+                             hint=f"one of {', '.join(ANNIVERSARY_DATES)}, or a date metafield such as "
+                                  "'metafields.facts.birth_date'")]
+    errors = [e for v in condition.values for e in _check_value(source, "anniversary", "date", (), v)]
+    for value in condition.values:
+        if isinstance(value, t.DateTime) and value.value.tzinfo is not None:
+            errors.append(source.error(value.span.start, value.span.end,
+                                       "anniversary compares days: a date-time with an offset is not one",
+                                       hint="write the day, such as 2026-10-01, or the shop's local time"))
+    return errors
+
+
+def _check_id(source: Source, name: str, value: t.Value) -> list[SegmentError]:
+    """A value for a list of ids (companies CONTAINS 42): a positive whole number (the parser keeps numbers
+    to 18 digits, so it fits the warehouse's BIGINT)."""
+    if isinstance(value, t.Number) and value.value == value.value.to_integral_value() and value.value > 0:
+        return []
+    return [source.error(value.span.start, value.span.end, f"{name} cannot contain {_describe(value)}",
+                         hint=f"{name} holds ids: write {name} CONTAINS 42, NOT CONTAINS or IS [NOT] NULL")]
+
+
+def _check_coordinates(source: Source, label: str, param: t.Param) -> list[SegmentError]:
+    """coordinates = (latitude, longitude): two numbers in degrees, on the globe."""
+    usage = "write coordinates = (45.4215, -75.6972): latitude, then longitude, in degrees"
+    if not isinstance(param, t.ParamIn) or param.negated or len(param.values) != 2:
+        return [source.error(param.span.start, param.span.end, f"{label} is a point", hint=usage)]
+    errors = []
+    for value, limit, what in zip(param.values, (90, 180), ("latitude", "longitude"), strict=True):
+        if not isinstance(value, t.Number) or abs(value.value) > limit:
+            errors.append(source.error(value.span.start, value.span.end,
+                                       f"{label}: {_describe(value)} is not a {what}",
+                                       hint=f"a {what} is a number from -{limit} to {limit}; {usage}"))
+    return errors
+
+
+def _function_usage(name: str) -> str:
+    if name == "customer_within_distance":
+        return "write customer_within_distance MATCHES (coordinates = (45.4215, -75.6972), distance_km = 25)"
+    return f"write {name} MATCHES (param = value, ...)"
 
 
 def _check_value(source: Source, name: str, type_: str, allowed: tuple[str, ...],

@@ -5,6 +5,7 @@ ever formatted into SQL. AND/OR chains are built as balanced binary trees: a tho
 are ten levels deep, which every renderer and DuckDB's binder handle.
 """
 
+import calendar
 import datetime as dt
 from collections.abc import Callable, Sequence
 
@@ -12,8 +13,21 @@ import duckdb
 from sqlglot import exp
 
 from pipeline.segments import tree as t
-from pipeline.segments.catalogue import ATTRIBUTES, CUSTOMERS, FUNCTIONS, SHOP, VIEW_COLUMNS, Function, Param
-from pipeline.segments.checker import check, product_id, segment_name
+from pipeline.segments.catalogue import (
+    ANNIVERSARY_DATES,
+    ATTRIBUTES,
+    CUSTOMERS,
+    FUNCTIONS,
+    METAFIELD_COLUMNS,
+    METAFIELD_LISTS,
+    METAFIELDS,
+    SHOP,
+    VIEW_COLUMNS,
+    Function,
+    Param,
+    metafield,
+)
+from pipeline.segments.checker import check, metafield_kind, product_id, segment_name
 from pipeline.segments.definitions import SegmentDefinition
 from pipeline.segments.errors import SegmentErrors, Source
 from pipeline.segments.parser import parse
@@ -101,6 +115,112 @@ def bring_views_to_day(con: duckdb.DuckDBPyConnection, definitions: list[Segment
     return [d.name for d in stale]
 
 
+METAFIELD = "customer_metafields"  # alias of marts.customer_metafields
+
+
+def _metafield_rows(namespace: str, key: str) -> list[exp.Expression]:
+    """The filters that pick the customer's metafield namespace.key."""
+    return [exp.EQ(this=exp.column("customer_id", table=METAFIELD),
+                   expression=exp.column("customer_id", table=CUSTOMER)),
+            exp.EQ(this=exp.column("namespace", table=METAFIELD), expression=exp.Literal.string(namespace)),
+            exp.EQ(this=exp.column("key", table=METAFIELD), expression=exp.Literal.string(key))]
+
+
+def _metafield_condition(condition: t.Condition, as_of: dt.date) -> exp.Expression:
+    """EXISTS over the customer's metafield: IS NULL is its absence; a comparison reads the column of the
+    kind of value written (a metafield of another type has NULL there, so it does not match)."""
+    namespace, key = metafield(condition.attribute.text)
+    filters = _metafield_rows(namespace, key)
+    if isinstance(condition, t.Contains):
+        kind = metafield_kind(condition.value)
+        items = exp.column(METAFIELD_LISTS[kind], table=METAFIELD)
+        filters.append(exp.ArrayContains(this=items, expression=_metafield_value(kind, condition.value, as_of)))
+    elif isinstance(condition, t.Between):
+        kind = metafield_kind(condition.low)
+        filters.append(exp.Between(this=exp.column(METAFIELD_COLUMNS[kind], table=METAFIELD),
+                                   low=_metafield_value(kind, condition.low, as_of),
+                                   high=_metafield_value(kind, condition.high, as_of)))
+    elif isinstance(condition, t.Comparison):
+        kind = metafield_kind(condition.value)
+        filters.append(_COMPARE[condition.op](this=exp.column(METAFIELD_COLUMNS[kind], table=METAFIELD),
+                                              expression=_metafield_value(kind, condition.value, as_of)))
+    rows = exp.select(exp.Literal.number(1)).from_(exp.to_table(METAFIELDS).as_(METAFIELD))
+    found = exp.Exists(this=rows.where(balanced(exp.And, filters)))
+    # IS NULL: the customer has no such metafield; NOT CONTAINS: none that contains the value
+    absent = condition.negated if isinstance(condition, t.Contains) else (
+        isinstance(condition, t.IsNull) and not condition.negated)
+    return negate(found) if absent else found
+
+
+def _metafield_value(kind: str, value: t.Value, as_of: dt.date) -> exp.Expression:
+    if kind == "boolean":
+        return exp.Boolean(this=value.value)
+    literal = _literal(value, as_of)
+    # text metafields are kept lowercase: strings compare case-insensitively
+    return exp.Lower(this=literal) if kind == "string" else literal
+
+
+def _anniversary(condition: t.CalledWithValue, as_of: dt.date) -> exp.Expression:
+    """The date's anniversary falls on one of the days from a to b (= D is D to D). The days are known
+    when the query compiles, so they become ranges of month*100+day: a customer's date matches when its
+    month and day are in one. A Feb 29 date has its anniversary on Feb 28 in other years."""
+    (date_param,) = condition.params
+    source = date_param.value.value
+    low = _day(condition.values[0], as_of)
+    high = _day(condition.values[-1], as_of)
+
+    def code(date: exp.Expression) -> exp.Expression:
+        return exp.Add(this=exp.Mul(this=exp.Month(this=date), expression=exp.Literal.number(100)),
+                       expression=exp.Day(this=date))
+
+    if source in ANNIVERSARY_DATES:
+        month_day = code(exp.column(ATTRIBUTES[source].column, table=CUSTOMER))
+    else:
+        namespace, key = metafield(source)
+        month_day = (exp.select(code(exp.column("value_date", table=METAFIELD)))
+                     .from_(exp.to_table(METAFIELDS).as_(METAFIELD))
+                     .where(balanced(exp.And, _metafield_rows(namespace, key))).subquery())
+    ranges = anniversary_ranges(low, high)
+    if not ranges:
+        return exp.false()
+    return exp.Coalesce(this=exp.Paren(this=balanced(exp.Or, [
+        exp.Between(this=month_day, low=exp.Literal.number(a), high=exp.Literal.number(b)) for a, b in ranges])),
+        expressions=[exp.false()])
+
+
+def anniversary_ranges(low: dt.date, high: dt.date) -> list[tuple[int, int]]:
+    """The month*100+day codes celebrated on the days from low to high, as inclusive ranges: each day's
+    own code, and 229 on Feb 28 of a year without a Feb 29."""
+    codes: set[int] = set()
+    day = low
+    while day <= high and len(codes) < 366:
+        codes.add(day.month * 100 + day.day)
+        if (day.month, day.day) == (2, 28) and not calendar.isleap(day.year):
+            codes.add(229)
+        day += dt.timedelta(days=1)
+    ranges: list[tuple[int, int]] = []
+    for code in sorted(codes):
+        # consecutive in a leap year's calendar, where every code is a day
+        if ranges and _next_code(ranges[-1][1]) == code:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
+    return ranges
+
+
+def _next_code(code: int) -> int:
+    following = dt.date(2000, code // 100, code % 100) + dt.timedelta(days=1)
+    return following.month * 100 + following.day
+
+
+def _day(value: t.Value, as_of: dt.date) -> dt.date:
+    """The day a date value stands for (the checker refuses a date-time with an offset here: its day
+    depends on the shop's zone, which the compiled query only reads when it runs)."""
+    if isinstance(value, t.DateTime):
+        return value.value.date()
+    return value.value if isinstance(value, t.Date) else value.resolve(as_of)
+
+
 def predicate(node: t.Node, as_of: dt.date) -> exp.Expression:
     if isinstance(node, t.And):
         return balanced(exp.And, [predicate(item, as_of) for item in node.items])
@@ -108,6 +228,8 @@ def predicate(node: t.Node, as_of: dt.date) -> exp.Expression:
         return balanced(exp.Or, [predicate(item, as_of) for item in node.items])
     if isinstance(node, t.Matches):
         return _matches(node, as_of)
+    if isinstance(node, t.CalledWithValue):
+        return _anniversary(node, as_of)
     return _attribute_condition(node, as_of)
 
 
@@ -125,12 +247,17 @@ def negate(expr: exp.Expression) -> exp.Expression:
 
 
 def _attribute_condition(condition: t.Condition, as_of: dt.date) -> exp.Expression:
+    if condition.attribute.text.startswith("metafields."):
+        return _metafield_condition(condition, as_of)
     attribute = ATTRIBUTES[condition.attribute.text]
     if attribute.element == "segment":
         members = exp.select(exp.column("customer_id")).from_(segment_table(segment_name(condition.value)))
         found = exp.In(this=exp.column("customer_id", table=CUSTOMER), query=members.subquery())
         return negate(found) if condition.negated else found
     column = exp.column(attribute.column, table=CUSTOMER)
+    if isinstance(condition, t.Contains) and attribute.element == "integer":
+        found = exp.ArrayContains(this=column, expression=exp.Literal.number(str(condition.value.value)))
+        return negate(found) if condition.negated else found
     if isinstance(condition, t.Contains):
         # Customer lists keep the merchant's case; lower every item and the value.
         items = exp.Transform(this=column, expression=exp.Lambda(this=exp.Lower(this=exp.column(ITEM)),
@@ -159,6 +286,9 @@ def _matches(condition: t.Matches, as_of: dt.date) -> exp.Expression:
     parameters the subquery aggregates those rows with no GROUP BY, so it yields one row even when
     there are none, and HAVING tests the totals: count = 0 holds for customers without any row."""
     function = FUNCTIONS[condition.function.text]
+    if function.name == "customer_within_distance":
+        found = _within_distance(condition)
+        return negate(found) if condition.negated else found
     alias = function.table.split(".")[1]
     row_column, customer_column = function.join
     filters = [exp.EQ(this=exp.column(row_column, table=alias),
@@ -176,6 +306,43 @@ def _matches(condition: t.Matches, as_of: dt.date) -> exp.Expression:
         rows = rows.having(balanced(exp.And, totals))
     found = exp.Exists(this=rows)
     return negate(found) if condition.negated else found
+
+
+EARTH_RADIUS_KM = 6371.0088  # the IUGG mean radius
+KM_PER_MILE = 1.609344
+
+
+def _within_distance(condition: t.Matches) -> exp.Expression:
+    """The customer's default address is within the radius of the point: the haversine great-circle
+    distance, which needs no care at the antimeridian (sin² of half the longitude step is the same
+    either way round). A customer without coordinates is within no distance."""
+    params = {p.name.text: p for p in condition.params}
+    latitude, longitude = (float(v.value) for v in params["coordinates"].values)
+    radius_param = params.get("distance_km") or params["distance_mi"]
+    radius_km = float(radius_param.value.value) * (KM_PER_MILE if radius_param.name.text == "distance_mi" else 1)
+
+    def radians(e: exp.Expression) -> exp.Expression:
+        return exp.Radians(this=e)
+
+    def squared_sine_of_half(step: exp.Expression) -> exp.Expression:
+        return exp.Pow(this=exp.Sin(this=exp.Div(this=exp.Paren(this=step), expression=exp.Literal.number(2))),
+                       expression=exp.Literal.number(2))
+
+    lat = radians(exp.column("latitude", table=CUSTOMER))
+    lng = radians(exp.column("longitude", table=CUSTOMER))
+    centre_lat, centre_lng = radians(exp.Literal.number(latitude)), radians(exp.Literal.number(longitude))
+    haversine = exp.Add(
+        this=squared_sine_of_half(exp.Sub(this=lat, expression=centre_lat)),
+        expression=exp.Mul(this=exp.Mul(this=exp.Cos(this=lat), expression=exp.Cos(this=centre_lat)),
+                           expression=squared_sine_of_half(exp.Sub(this=lng, expression=centre_lng))))
+    # least(1, ...): rounding can lift the haversine of antipodes just past 1, where asin(sqrt) is NaN
+    distance = exp.Mul(this=exp.Literal.number(2 * EARTH_RADIUS_KM), expression=exp.Asin(this=exp.Sqrt(
+        this=exp.Least(this=exp.Literal.number(1), expressions=[haversine], ignore_nulls=True))))
+    # DuckDB's least() skips a NULL, so a customer without coordinates is ruled out first; never NULL
+    # either, so that NOT MATCHES holds for them
+    located = exp.Not(this=exp.Is(this=exp.column("latitude", table=CUSTOMER), expression=exp.Null()))
+    within = exp.And(this=located, expression=exp.LTE(this=distance, expression=exp.Literal.number(radius_km)))
+    return exp.Coalesce(this=within, expressions=[exp.false()])
 
 
 def _param(function: Function, spec: Param, param: t.Param, alias: str, as_of: dt.date) -> exp.Expression:

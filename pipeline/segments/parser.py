@@ -444,11 +444,11 @@ class _Parser:
             if isinstance(value, t.Boolean) and token.value in ("=", "!="):
                 negated = value.value != (token.value == "=")
                 return t.Matches(name, params, negated, t.Span(start, value.span.end))
-            return t.CalledWithValue(name, t.Span(start, value.span.end))
+            return t.CalledWithValue(name, t.Span(start, value.span.end), params, token.value, (value,))
         if self.is_keyword("between"):
             self.advance()
-            _, high = self.between(f"{name.text}(...)")
-            return t.CalledWithValue(name, t.Span(start, high.span.end))
+            low, high = self.between(f"{name.text}(...)")
+            return t.CalledWithValue(name, t.Span(start, high.span.end), params, "BETWEEN", (low, high))
         raise self.fail(token, f"expected = true or = false after {name.text}(...), found {token.describe()}",
                         hint=f"write {name.text} MATCHES (param = value, ...), or the older "
                              f"{name.text}(param: value) = true")

@@ -160,12 +160,15 @@ class Matches:
 
 @dataclass(frozen=True)
 class CalledWithValue:
-    """`fn(param: value) > x` or `fn(...) BETWEEN a AND b`: a function compared with a value, as the
-    deprecated `anniversary(date: ...) BETWEEN today AND +30d` is written. Kept so that the checker
-    can say what the function is; no function of ours is compared this way."""
+    """`fn(param: value) op x` or `fn(...) BETWEEN a AND b`: a function compared with a value, as
+    `anniversary(date: 'metafields.facts.birth_date') BETWEEN today AND +30d` is written. `values` is
+    (x,) with `op`, or (a, b) with op "BETWEEN"."""
 
     function: Name
     span: Span
+    params: tuple[Param, ...] = ()
+    op: str = "="
+    values: tuple[Value, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,11 @@ RESOURCES: tuple[BulkResource, ...] = (
         "id firstName lastName createdAt updatedAt state locale tags"
         " defaultEmailAddress { emailAddress marketingState }"
         " defaultPhoneNumber { phoneNumber marketingState marketingOptInLevel marketingUpdatedAt }"
-        f" defaultAddress {{ {_ADDRESS} }} addresses {{ {_ADDRESS} }}",
+        f" defaultAddress {{ {_ADDRESS} latitude longitude }} addresses {{ {_ADDRESS} }}"
+        " statistics { predictedSpendTier } productSubscriberStatus companyContactProfiles { company { id } }"
+        # nested connections: each metafield and store credit account is a line of its own after the customer
+        " metafields { edges { node { __typename id namespace key type value } } }"
+        f" storeCreditAccounts {{ edges {{ node {{ __typename id balance {{ amount currencyCode }} }} }} }}",
     ),
     BulkResource(
         "orders.jsonl",

@@ -66,7 +66,8 @@ class _Resource:
 
 # What each bulk-queryable root connection serves, and the scope Shopify demands for it.
 _RESOURCES = {
-    "customers": _Resource("customers.jsonl", "Customer", "read_customers", {}),
+    "customers": _Resource("customers.jsonl", "Customer", "read_customers",
+                           {"metafields": "Metafield", "storeCreditAccounts": "StoreCreditAccount"}),
     "orders": _Resource("orders.jsonl", "Order", "read_orders", {"lineItems": "LineItem"}),
     "products": _Resource("products.jsonl", "Product", "read_products", {"collections": "Collection"}),
     "abandonedCheckouts": _Resource("abandoned_checkouts.jsonl", "AbandonedCheckout", "read_orders", {}),

@@ -39,8 +39,11 @@ PRODUCT_ID_BASE = 8_300_000_000_000
 VARIANT_ID_BASE = 45_000_000_000_000
 COLLECTION_ID_BASE = 450_000_000_000
 CHECKOUT_ID_BASE = 31_000_000_000_000
+METAFIELD_ID_BASE = 27_000_000_000_000
+STORE_CREDIT_ID_BASE = 1_700_000_000
 ORDER_NUMBER_START = 1001
 
+EPOCH = datetime.date(1970, 1, 1)
 TS_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 DAY = 86_400
 
@@ -60,6 +63,34 @@ class Country:
     cities: tuple[tuple[str, str | None, str], ...]  # city, provinceCode (None: no provinces), zip
     email_domains: tuple[str, ...]
 
+
+# The Admin API's CustomerPredictedSpendTier and CustomerProductSubscriberStatus, as a shop has them:
+# most customers without a subscription, a few without a predicted tier yet.
+SPEND_TIERS = ("LOW", "MEDIUM", "HIGH", None)
+SPEND_TIER_WEIGHTS = (0.55, 0.3, 0.1, 0.05)
+SUBSCRIBER_STATES = ("NEVER_SUBSCRIBED", "ACTIVE", "PAUSED", "CANCELLED", "EXPIRED", "FAILED")
+SUBSCRIBER_WEIGHTS = (0.88, 0.05, 0.02, 0.03, 0.01, 0.01)
+COMPANIES = 400  # B2B companies; about 3% of customers are a contact of one (a few of two)
+
+# Where each demo city is (degrees), for the default address's geocoding.
+CITY_COORDINATES = {
+    "Milano": (45.4642, 9.19), "Roma": (41.9028, 12.4964), "Napoli": (40.8518, 14.2681),
+    "Torino": (45.0703, 7.6869), "Firenze": (43.7696, 11.2558), "Bologna": (44.4949, 11.3426),
+    "Reggio Emilia": (44.6989, 10.6297), "San Lazzaro di Savena": (44.4706, 11.4085), "Bari": (41.1171, 16.8719),
+    "Verona": (45.4384, 10.9916), "New York City": (40.7128, -74.006), "San Francisco": (37.7749, -122.4194),
+    "Los Angeles": (34.0522, -118.2437), "Chicago": (41.8781, -87.6298), "Austin": (30.2672, -97.7431),
+    "Boston": (42.3601, -71.0589), "Miami": (25.7617, -80.1918), "Seattle": (47.6062, -122.3321),
+    "London": (51.5074, -0.1278), "Manchester": (53.4808, -2.2426), "Edinburgh": (55.9533, -3.1883),
+    "Bristol": (51.4545, -2.5879), "Milton Keynes": (52.0406, -0.7594), "Berlin": (52.52, 13.405),
+    "München": (48.1351, 11.582), "Hamburg": (53.5511, 9.9937), "Frankfurt am Main": (50.1109, 8.6821),
+    "Köln": (50.9375, 6.9603), "Paris": (48.8566, 2.3522), "Lyon": (45.764, 4.8357), "Marseille": (43.2965, 5.3698),
+    "Aix-en-Provence": (43.5297, 5.4474), "Saint-Étienne": (45.4397, 4.3872), "Madrid": (40.4168, -3.7038),
+    "Barcelona": (41.3874, 2.1686), "Valencia": (39.4699, -0.3763), "Sevilla": (37.3891, -5.9845),
+    "Palma de Mallorca": (39.5696, 2.6502), "Toronto": (43.6532, -79.3832), "Vancouver": (49.2827, -123.1207),
+    "Montréal": (45.5019, -73.5674), "Calgary": (51.0447, -114.0719), "Ottawa": (45.4215, -75.6972),
+    "Sydney": (-33.8688, 151.2093), "Melbourne": (-37.8136, 144.9631), "Brisbane": (-27.4698, 153.0251),
+    "Perth": (-31.9505, 115.8605), "Gold Coast": (-28.0167, 153.4),
+}
 
 # Mobile prefixes were checked with `phonenumbers`: every number drawn from them is valid for its region.
 COUNTRIES: tuple[Country, ...] = (
@@ -233,14 +264,15 @@ def generate_store(out_dir: Path, customers: int, seed: int = 0, *,
     (out_dir / "shop.jsonl").write_text(shop, encoding="utf-8")
     counts = {"customers": 0, "orders": 0, "line_items": 0, "products": catalog.products,
               "collections": len(COLLECTIONS), "abandoned_checkouts": 0, "sms_events": 0, "redactions": 0,
-              "shopify_email_events": 0, "storefront_events": 0}
+              "shopify_email_events": 0, "storefront_events": 0, "customer_metafields": 0,
+              "store_credit_accounts": 0}
     with _Files(out_dir) as files:
         catalog.write(files, np.random.default_rng([seed, 1]))
         for chunk_no, start in enumerate(range(0, customers, CHUNK_CUSTOMERS)):
             # One generator per chunk: the output depends only on the arguments, not on memory or timing.
             rng = np.random.default_rng([seed, 2, chunk_no])
             chunk = _Chunk(rng, start, min(CHUNK_CUSTOMERS, customers - start), end, catalog, counts,
-                           sends, email_sends, (seed, chunk_no))
+                           sends, email_sends, (seed, chunk_no), np.random.default_rng([seed, 3, chunk_no]))
             chunk.write(files)
             files.wait_for_previous_chunk()
     return counts
@@ -451,11 +483,13 @@ class _Chunk:
 
     def __init__(self, rng: np.random.Generator, start: int, size: int, end: int, catalog: _Catalog,
                  counts: dict[str, int], sends: list[tuple[str, int, int]], email_sends: list[tuple[int, int, int]],
-                 key: tuple[int, int]) -> None:
+                 key: tuple[int, int], statistics_rng: np.random.Generator) -> None:
         self.rng, self.start, self.size, self.end = rng, start, size, end
         self.catalog, self.counts = catalog, counts
         self.sends, self.email_sends = sends, email_sends
         self.key = key  # (seed, chunk number), which a send's draws start from
+        # Its own generator, so that adding these fields left every other value of the store as it was.
+        self.statistics_rng = statistics_rng
 
     def write(self, files: _Files) -> None:
         people = self._people()
@@ -522,12 +556,31 @@ class _Chunk:
             "sms_updated": created + (rng.random(n) * (updated - created)).astype(np.int64),
             "addresses": self._addresses(country),
         })
-        return frame.with_columns(
+        return frame.with_columns(**self._statistics()).with_columns(
             tags=pl.concat_list(tags).list.drop_nulls(),
             # A customer whose SMS consent was redacted had the e-mail consent redacted with it.
             email_state=pl.when(pl.col("sms") == "REDACTED").then(pl.lit("REDACTED"))
             .otherwise(pl.col("email_state")),
         )
+
+    def _statistics(self) -> dict[str, pl.Series]:
+        """What the Admin API computes or links for each customer: predicted spend tier, product
+        subscriptions, B2B companies, and the default address's geocoding offset."""
+        rng, n = self.statistics_rng, self.size
+        company = rng.integers(1, COMPANIES + 1, n)
+        contacts = np.where(rng.random(n) < 0.03, np.where(rng.random(n) < 0.1, 2, 1), 0)
+        offsets = np.concatenate([[0], np.cumsum(contacts)]).astype(np.int32)
+        # a second company is the next one: a contact never lists the same company twice
+        owned = np.repeat(company, contacts) + np.arange(offsets[-1]) - np.repeat(offsets[:-1], contacts)
+        return {
+            "spend_tier": _pick(rng, SPEND_TIERS, n, SPEND_TIER_WEIGHTS),
+            "subscriber": _pick(rng, SUBSCRIBER_STATES, n, SUBSCRIBER_WEIGHTS),
+            "companies": pl.Series(pa.ListArray.from_arrays(offsets, pa.array(owned, pa.int64()))),
+            # Shopify leaves an address it could not geocode without coordinates.
+            "geocoded": rng.random(n) >= 0.1,
+            "lat_offset": pl.Series(rng.normal(0, 0.02, n)),
+            "lng_offset": pl.Series(rng.normal(0, 0.02, n)),
+        }
 
     def _addresses(self, country: np.ndarray) -> pl.Series:
         rng, n = self.rng, len(country)
@@ -567,6 +620,46 @@ class _Chunk:
         position = np.concatenate([np.arange(n) * 2, rng.integers(0, n, len(revised)) * 2 + 1])
         rows = pl.concat([people, stale]).with_columns(_position=pl.Series(position)).sort("_position")
         files.append("customers", rows.select(**_customer_fields()))
+        self._write_customer_children(files, people)
+
+    def _write_customer_children(self, files: _Files, people: pl.DataFrame) -> None:
+        """Metafields (a birth date, loyalty points, a VIP flag) and store credit accounts: lines after
+        the chunk's customers, as a bulk query's nested connections come. Some birthdays are Feb 29."""
+        rng, n = self.statistics_rng, self.size
+        born = rng.integers(-7300, 13500, n)  # days since 1970: 1950 to 2006
+        leap_days = np.array([(datetime.date(1952 + 4 * k, 2, 29) - EPOCH).days for k in range(14)])
+        born = np.where(rng.random(n) < 0.01, leap_days[rng.integers(0, len(leap_days), n)], born)
+        fields = (
+            ("facts", "birth_date", "date", pl.Series(born).cast(pl.Date).dt.strftime("%Y-%m-%d"), 0.3),
+            ("custom", "loyalty_points", "number_integer", pl.Series(rng.integers(0, 5000, n)).cast(pl.String), 0.2),
+            ("custom", "vip", "boolean", pl.Series(rng.random(n) < 0.3).cast(pl.String).str.to_lowercase(), 0.1),
+        )
+        metafields = pl.concat([
+            pl.DataFrame({"number": people["number"], "value": values}).filter(pl.Series(rng.random(n) < share))
+            .with_columns(namespace=pl.lit(namespace), key=pl.lit(key), type=pl.lit(type_))
+            for namespace, key, type_, values, share in fields])
+        first = METAFIELD_ID_BASE + self.counts["customer_metafields"]
+        self.counts["customer_metafields"] += len(metafields)
+        files.append("customers", metafields.select(
+            __typename=pl.lit("Metafield"), id=_gid("Metafield", first + pl.int_range(pl.len(), dtype=pl.Int64)),
+            namespace="namespace", key="key", type="type", value="value",
+            __parentId=_gid("Customer", pl.col("number"))))
+
+        has_credit = rng.random(n) < 0.05
+        k = int(has_credit.sum())
+        accounts = pl.DataFrame({
+            "number": people["number"].filter(pl.Series(has_credit)),
+            # a fifth have spent it all
+            "cents": np.where(rng.random(k) < 0.2, 0, rng.integers(100, 20_000, k)),
+            "currency": _pick(rng, ("EUR", "USD"), k, (0.9, 0.1)),
+        })
+        first = STORE_CREDIT_ID_BASE + self.counts["store_credit_accounts"]
+        self.counts["store_credit_accounts"] += k
+        files.append("customers", accounts.select(
+            __typename=pl.lit("StoreCreditAccount"),
+            id=_gid("StoreCreditAccount", first + pl.int_range(pl.len(), dtype=pl.Int64)),
+            balance=pl.struct(amount=_money(pl.col("cents")), currencyCode=pl.col("currency")),
+            __parentId=_gid("Customer", pl.col("number"))))
 
     def _write_orders(self, files: _Files, people: pl.DataFrame) -> None:
         rng, catalog = self.rng, self.catalog
@@ -913,9 +1006,25 @@ def _customer_fields() -> dict[str, pl.Expr]:
             marketingOptInLevel=pl.when(subscribed_once).then(pl.col("opt_in_level")),
             marketingUpdatedAt=pl.when(subscribed_once).then(_ts(pl.col("sms_updated"))),
         )),
-        "defaultAddress": pl.col("addresses").list.first(),
+        "defaultAddress": _geocoded(pl.col("addresses").list.first()),
         "addresses": pl.col("addresses"),
+        "statistics": pl.struct(predictedSpendTier=pl.col("spend_tier")),
+        "productSubscriberStatus": pl.col("subscriber"),
+        "companyContactProfiles": pl.col("companies").list.eval(
+            pl.struct(company=pl.struct(id=pl.lit("gid://shopify/Company/") + pl.element().cast(pl.String)))),
     }
+
+
+def _geocoded(address: pl.Expr) -> pl.Expr:
+    """The address with its city's coordinates, a little apart for each customer; null ones (both keys
+    there, as in a bulk query's answer) when Shopify could not geocode it."""
+    city = address.struct.field("city")
+    latitude = city.replace_strict({c: xy[0] for c, xy in CITY_COORDINATES.items()}, default=None,
+                                   return_dtype=pl.Float64) + pl.col("lat_offset")
+    longitude = city.replace_strict({c: xy[1] for c, xy in CITY_COORDINATES.items()}, default=None,
+                                    return_dtype=pl.Float64) + pl.col("lng_offset")
+    return address.struct.with_fields(latitude=pl.when(pl.col("geocoded")).then(latitude.round(6)),
+                                      longitude=pl.when(pl.col("geocoded")).then(longitude.round(6)))
 
 
 def demo_store(data_dir: Path, end_day: datetime.date | None = None) -> Path:

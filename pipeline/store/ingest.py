@@ -36,7 +36,16 @@ from sqlglot import exp
 
 from pipeline.settings import DEFAULT_MEMORY_LIMIT
 from pipeline.sqlbuild import call, column, identifier, table, temp, to_sql
-from pipeline.store.schema import GID, OPTIONAL_FILES, SHOP_CURRENCY, STORE_FILES, Column, Resource, resources_in
+from pipeline.store.schema import (
+    GID,
+    OPTIONAL_FILES,
+    RESOURCES,
+    SHOP_CURRENCY,
+    STORE_FILES,
+    Column,
+    Resource,
+    resources_in,
+)
 
 CHUNK_LINES = 200_000
 STREAM_ROWS = 1 << 19  # rows asked of DuckDB per Arrow batch
@@ -313,7 +322,8 @@ class _BatchWriter:
             warnings.append(
                 f"{r.file}: {unknown.count} {r.typename} line(s) have a {field} that Shopify's reference does "
                 f"not list, the first at line {unknown.first_line}: {unknown.first_value!r}. Kept as it is and "
-                "never read as consent (an unknown marketing state counts as NOT_SUBSCRIBED); "
+                "never read as consent (an unknown marketing state counts as NOT_SUBSCRIBED, an unknown "
+                "spend tier or subscription status as none); "
                 "a newer Shopify API version may have added it.")
         return self.rows, tuple(warnings)
 
@@ -488,9 +498,14 @@ PARENT = Column("_parent_id", ("__parentId",), GID)
 
 def _selects(r: Resource) -> exp.Expression:
     """True over `r` (a parsed line) when the line is one of resource r's."""
-    parent = exp.Bracket(this=column("r"), expressions=[exp.Literal.string("__parentId")]).is_(exp.null())
-    typename = exp.Bracket(this=column("r"), expressions=[exp.Literal.string("__typename")])
-    named = exp.func("coalesce", typename, exp.Literal.string(r.typename)).eq(exp.Literal.string(r.typename))
+    field = lambda name: exp.Bracket(this=column("r"), expressions=[exp.Literal.string(name)])  # noqa: E731
+    parent = field("__parentId").is_(exp.null())
+    # Children of two kinds in one file (a customer's metafields and store credit accounts) are told
+    # apart by their id's type when a line has no __typename; a file of one kind of child takes any.
+    siblings = r.child_of is not None and sum(o.child_of == r.child_of and o.file == r.file for o in RESOURCES) > 1
+    fallback = call("split_part", field("id"), exp.Literal.string("/"), exp.Literal.number(4)) if siblings \
+        else exp.Literal.string(r.typename)
+    named = exp.func("coalesce", field("__typename"), fallback).eq(exp.Literal.string(r.typename))
     return exp.and_(parent.not_() if r.child_of else parent, named)
 
 
@@ -611,6 +626,7 @@ def _expected(c: Column, raw: str) -> str:
         "TIMESTAMPTZ": "an ISO-8601 timestamp with offset (Z or +hh:mm) such as 2026-10-01T21:30:00Z",
         "BOOLEAN": "true or false",
         "INTEGER": "a whole number",
+        "DOUBLE": "a number such as 45.4215",
     }.get(c.type, "a decimal amount such as 59.90")
 
 

@@ -8,7 +8,10 @@ So each of them is rewritten without it:
 - raw sms_events/*.parquet: an event on a redacted customer's number loses its row. The number is
   the event's only key (a required column), so a blanked row would belong to no one and count for
   nothing; dropping it is what blanking would mean;
-- store JSONL files under data/: the same, line by line (customer lines blanked, event lines dropped).
+- raw customer_metafields: a redacted customer's rows are dropped (a metafield may hold a birth date);
+  store credit accounts are money and stay, as orders do;
+- store JSONL files under data/: the same, line by line (customer lines blanked, their metafield lines
+  and event lines dropped).
 A batch is rewritten under a temporary name and then renamed, so a crash leaves either the old file
 or the new one. DuckDB streams the rewrite within its memory bound: a batch of five million customers
 is never held in memory at once.
@@ -40,8 +43,11 @@ from pipeline.store.schema import resource
 
 # The personal data of a customer row (pipeline/store/schema.py); ids, dates and states stay.
 NULLED = ("first_name", "last_name", "email", "phone", "default_country", "default_province", "default_city",
-          "default_zip")
-EMPTIED = ("addresses", "tags")
+          "default_zip", "default_latitude", "default_longitude")
+EMPTIED = ("addresses", "tags", "company_contacts")
+# A customer's metafields may hold anything about them (a birth date): a redacted customer's are dropped.
+# Their store credit accounts are money, which an anonymous row keeps, like its orders.
+ERASED_CHILDREN = (resource("customer_metafields"),)
 ERASED_NUMBERS = "erased_numbers.parquet"  # in the raw folder: sha256 of the digits of erased numbers
 # Store files under data/ that hold customers or events: the inbox, Shopify downloads, the demo store
 SOURCE_FOLDERS = ("inbox", "downloads", "source")
@@ -63,7 +69,8 @@ def erase_redacted(data_dir: Path, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> 
     raw = data_dir / "raw"
     requests = sorted((raw / "redactions").glob("*.parquet"))
     if not requests:
-        return {"customers_scrubbed": 0, "sms_events_dropped": 0, "source_lines_scrubbed": 0}
+        return {"customers_scrubbed": 0, "sms_events_dropped": 0, "source_lines_scrubbed": 0,
+                "customer_children_dropped": 0}
     with bounded_connection(raw / ".scrub.spill", memory_limit) as con:
         con.execute("create temp table redacted as select distinct customer_id as id from read_parquet(?) "
                     "where customer_id is not null", [[str(f) for f in requests]])
@@ -76,7 +83,10 @@ def erase_redacted(data_dir: Path, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> 
                     "sha256(regexp_replace(phone, '[^0-9]', '', 'g')) in (select digest from erased_numbers)")
         events = sum(_drop_events(con, path) for path in sorted((raw / "sms_events").glob("*.parquet")))
         customers = sum(_scrub_batch(con, path) for path in sorted((raw / "customers").glob("*.parquet")))
-    return {"customers_scrubbed": customers, "sms_events_dropped": events, "source_lines_scrubbed": source_lines}
+        children = sum(_drop_children(con, path) for child in ERASED_CHILDREN
+                       for path in sorted((raw / child.name).glob("*.parquet")))
+    return {"customers_scrubbed": customers, "sms_events_dropped": events, "source_lines_scrubbed": source_lines,
+            "customer_children_dropped": children}
 
 
 def _remember_numbers(con: duckdb.DuckDBPyConnection, raw: Path) -> set[str]:
@@ -134,6 +144,17 @@ def _scrub_batch(con: duckdb.DuckDBPyConnection, path: Path) -> int:
                     for c, blank in blanks.items()]
         _write_atomically(con, exp.select(exp.Star(except_=[column("hit")], replace=replaced)).from_(hits.subquery()),
                           path)
+    return rows
+
+
+def _drop_children(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+    """Rewrites one batch of a customer's child lines without those of redacted customers; returns rows dropped."""
+    rows = con.execute("select count(*) from read_parquet(?) where _parent_id in (select id from redacted)",
+                       [str(path)]).fetchall()[0][0]
+    if rows:
+        kept = exp.select("*").from_("read_parquet(?)").where(
+            "not coalesce(_parent_id in (select id from redacted), false)")
+        _write_atomically(con, kept, path)
     return rows
 
 
@@ -198,6 +219,10 @@ def _scrubbed_line(line: bytes, events: bool, wanted: re.Pattern | None, redacte
     if wanted is None or not wanted.search(line):
         return line
     record = json.loads(line)
+    if record.get("__parentId") in redacted:
+        # a child line is told by __typename, or without one by its id's type, as the ingest tells it
+        kind = record.get("__typename") or str(record.get("id")).removeprefix("gid://shopify/").split("/")[0]
+        return b"" if kind in {c.typename for c in ERASED_CHILDREN} else line
     if record.get("id") not in redacted:
         return line
     for field in resource("customers").columns:

@@ -59,6 +59,9 @@ CUSTOMER_STATES = ("ENABLED", "DISABLED", "INVITED", "DECLINED")
 EMAIL_MARKETING_STATES = ("INVALID", "NOT_SUBSCRIBED", "PENDING", "REDACTED", "SUBSCRIBED", "UNSUBSCRIBED")
 SMS_MARKETING_STATES = ("NOT_SUBSCRIBED", "PENDING", "REDACTED", "SUBSCRIBED", "UNSUBSCRIBED")
 OPT_IN_LEVELS = ("CONFIRMED_OPT_IN", "SINGLE_OPT_IN", "UNKNOWN")
+# CustomerPredictedSpendTier and CustomerProductSubscriberStatus (2026-10), read for the segment language.
+PREDICTED_SPEND_TIERS = ("HIGH", "LOW", "MEDIUM")
+PRODUCT_SUBSCRIBER_STATES = ("ACTIVE", "CANCELLED", "EXPIRED", "FAILED", "NEVER_SUBSCRIBED", "PAUSED")
 # The gateway's event types, our own contract (the segment language's sms_events type).
 SMS_EVENT_TYPES = ("sent", "delivered", "clicked", "converted", "opted_out")
 # Shopify Email's events and the storefront's, as the segment language names them (shopify_email.opened,
@@ -67,6 +70,9 @@ EMAIL_EVENT_TYPES = ("bounced", "clicked", "delivered", "marked_as_spam", "opene
 STOREFRONT_EVENT_TYPES = ("product_viewed", "collection_viewed")
 
 ADDRESSES = [{"countryCodeV2": "VARCHAR", "provinceCode": "VARCHAR", "city": "VARCHAR", "zip": "VARCHAR"}]
+
+# Customer.companyContactProfiles: the B2B companies the customer is a contact of
+COMPANY_CONTACTS = [{"company": {"id": "VARCHAR"}}]
 
 RESOURCES: tuple[Resource, ...] = (
     Resource("shop", "shop.jsonl", "Shop", (
@@ -94,7 +100,29 @@ RESOURCES: tuple[Resource, ...] = (
         col("default_city", "defaultAddress.city"),
         col("default_zip", "defaultAddress.zip"),
         col("addresses", "addresses", ADDRESSES),
+        # Shopify's own filters (predicted_spend_tier, product_subscription_status, companies,
+        # customer_within_distance)
+        col("predicted_spend_tier", "statistics.predictedSpendTier", known=PREDICTED_SPEND_TIERS),
+        col("product_subscriber_status", "productSubscriberStatus", known=PRODUCT_SUBSCRIBER_STATES),
+        col("company_contacts", "companyContactProfiles", COMPANY_CONTACTS),
+        col("default_latitude", "defaultAddress.latitude", "DOUBLE"),
+        col("default_longitude", "defaultAddress.longitude", "DOUBLE"),
     )),
+    # The customer's metafields and store credit accounts: child lines of customers.jsonl (nested
+    # connections of the bulk query), told apart by __typename or, without one, their id's type.
+    Resource("customer_metafields", "customers.jsonl", "Metafield", (
+        col("id", "id", GID, required=True),
+        col("namespace", "namespace"),
+        col("key", "key"),
+        col("type", "type"),
+        col("value", "value"),
+    ), child_of="customers"),
+    Resource("store_credit_accounts", "customers.jsonl", "StoreCreditAccount", (
+        col("id", "id", GID, required=True),
+        # in the account's own currency, which need not be the shop's
+        col("balance", "balance.amount", MONEY),
+        col("currency_code", "balance.currencyCode"),
+    ), child_of="customers"),
     Resource("orders", "orders.jsonl", "Order", (
         col("id", "id", GID, required=True),
         col("name", "name"),

@@ -192,6 +192,22 @@ select
     case when is_redacted then [] else coalesce(customer_regions, []) end as customer_regions,
     case when is_redacted then [] else coalesce(customer_cities, []) end as customer_cities,
     rfm_group,
+    -- Shopify's own figures; a value its reference does not list (the ingest warns) is no value
+    case when predicted_spend_tier in ('HIGH', 'MEDIUM', 'LOW') then predicted_spend_tier end as predicted_spend_tier,
+    -- the segment language says SUBSCRIBED where the Admin API says ACTIVE
+    case
+        when product_subscriber_status = 'ACTIVE' then 'SUBSCRIBED'
+        when product_subscriber_status in ('CANCELLED', 'EXPIRED', 'FAILED', 'NEVER_SUBSCRIBED', 'PAUSED')
+            then product_subscriber_status
+    end as product_subscription_status,
+    case when is_redacted then [] else coalesce(company_ids, []) end as companies,
+    case when not is_redacted then default_latitude end as latitude,
+    case when not is_redacted then default_longitude end as longitude,
+    -- the day SMS consent last changed, in the shop's time zone (latest known, as consent itself)
+    case
+        when not is_redacted and phone is not null
+            then sms_marketing_updated_date
+    end as sms_consent_date,
     is_redacted,
     getvariable('as_of') as as_of
 from joined

@@ -33,6 +33,27 @@ select
     upper(nullif(trim(latest.default_province), '')) as default_province,
     nullif(trim(latest.default_city), '') as default_city,
     latest.default_zip,
-    coalesce(latest.addresses, []) as addresses
+    coalesce(latest.addresses, []) as addresses,
+    cast(timezone(shop.shop_timezone, latest.sms_marketing_updated_at) as date) as sms_marketing_updated_date,
+    upper(latest.predicted_spend_tier) as predicted_spend_tier,
+    upper(latest.product_subscriber_status) as product_subscriber_status,
+    -- the numbers of the companies' GIDs; an id that is not a company GID is no company
+    list_sort(list_distinct(list_filter(
+        list_transform(latest.company_contacts, lambda c: try_cast(
+            regexp_extract(c.company.id, '^gid://shopify/Company/([0-9]{1,18})$', 1) as bigint
+        )),
+        lambda n: n is not null
+    ))) as company_ids,
+    -- coordinates off the globe are no coordinates
+    case
+        when latest.default_latitude between -90 and 90 and latest.default_longitude between -180 and 180
+            then latest.default_latitude
+    end as default_latitude,
+    case
+        when latest.default_latitude between -90 and 90 and latest.default_longitude between -180 and 180
+            then latest.default_longitude
+    end as default_longitude,
+    -- the batch of the winning version: its metafields and store credit accounts are those of that batch
+    latest._batch as source_batch
 from latest
 cross join shop

@@ -14,9 +14,9 @@ from tests.fixtures.nightly import run_nightly_job
 from tests.fixtures.stores import Store, customer, line, order, redaction, sms_event
 
 AS_OF = dt.date(2026, 10, 31)
-STAGING_KEYED = ("stg_abandoned_checkouts", "stg_customers", "stg_deletions", "stg_orders", "stg_phone_numbers",
-                 "stg_product_collections", "stg_products", "stg_redactions", "stg_shopify_email_events",
-                 "stg_sms_events", "stg_storefront_events")
+STAGING_KEYED = ("stg_abandoned_checkouts", "stg_customer_metafields", "stg_customers", "stg_deletions", "stg_orders",
+                 "stg_phone_numbers", "stg_product_collections", "stg_products", "stg_redactions",
+                 "stg_shopify_email_events", "stg_sms_events", "stg_store_credit_accounts", "stg_storefront_events")
 
 
 def run(tmp_path: Path, store: Store, *, acknowledge: tuple[str, ...] = (), threshold: float = 0.5,

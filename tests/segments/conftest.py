@@ -21,10 +21,12 @@ from tests.fixtures.stores import (
     customer,
     email_event,
     line,
+    metafield,
     order,
     product,
     redaction,
     sms_event,
+    store_credit,
     storefront_event,
 )
 from tests.oracle import Oracle
@@ -40,6 +42,24 @@ TAGS = [[], ["VIP"], ["vip", "Wholesale"], ["Summer Fan"], ["wholesale"]]
 PLACES = [("IT", "MI", "Milano"), ("IT", "RM", "Roma"), ("US", "NY", "New York City"), ("FR", None, "Paris"),
           (None, None, None)]
 AMOUNTS = ["59.90", "50.00", "100.00", "100.01", "999.99", "1000.00", "10.00", "0.00", "25.50"]
+# The Admin API's fields, drawn from their own generator so the rest of the store stays as it was:
+# lower case and unknown values, no companies, the antimeridian (179.95 and -179.95 are 10 km apart),
+# consent changed at 23:30 UTC (the next day in Rome).
+SPEND_TIERS = ["HIGH", "MEDIUM", "LOW", None, "high", "ULTRA"]
+SUBSCRIBERS = ["ACTIVE", "NEVER_SUBSCRIBED", "PAUSED", "CANCELLED", "active"]
+COMPANIES = [(), (), (3,), (3, 9), (9,)]
+POINTS = [(45.4642, 9.19), (45.50, 9.30), (45.4215, -75.6972), (-16.5, 179.95), (-16.5, -179.95), (-17.0, 178.0),
+          None]
+CONSENT_TIMES = ["2026-10-14T23:30:00Z", "2026-10-14T10:00:00Z", "2026-09-01T10:00:00Z", "2025-02-28T23:30:00Z"]
+# Metafields (a birthday on Feb 29, at the year's turn, today; every type the filters read, one that does
+# not read as its type) and store credit accounts (spent, in another currency written in lower case).
+BIRTHS = ["1990-10-15", "1992-02-29", "1985-11-10", "1970-12-31", "2000-01-01", "1988-10-14", "1979-03-01"]
+CUSTOM = [("vip", "boolean", "true"), ("vip", "boolean", "false"), ("points", "number_integer", "120"),
+          ("points", "number_decimal", "12.5"), ("points", "number_integer", "lots"),
+          ("tier", "single_line_text_field", "Gold"), ("tier", "single_line_text_field", "silver"),
+          ("badges", "list.single_line_text_field", '["Gold", "Early Bird"]'),
+          ("lucky", "list.number_integer", "[3, 7]"), ("last_visit", "date_time", "2026-10-14T23:30:00Z")]
+CREDITS = [("0.00", "EUR"), ("25.50", "EUR"), ("100.00", "USD"), ("7.25", "usd")]
 DAYS = ["2025-12-31", "2026-01-15", "2026-06-30", "2026-07-15", "2026-09-30", "2026-10-01", "2026-10-08",
         "2026-10-14", "2026-10-15", "2026-10-16"]
 
@@ -61,6 +81,7 @@ def varied_store() -> Store:
     """~30 customers covering the edges: no orders, no phone, shared phones, redaction, cancelled,
     test and future orders, orders at 23:30 UTC (the next day in Rome), lists in mixed case."""
     rng = random.Random(20261015)
+    admin = random.Random(23)
     store = Store(timezone="Europe/Rome")
     store.products = [product(42, tags=["Summer", "Sale"]), collection(7, 42, "Summer"),
                       product(43, tags=["winter"]), collection(8, 43, "Winter"), collection(7, 43, "Summer"),
@@ -76,7 +97,10 @@ def varied_store() -> Store:
             email_state=rng.choice(["SUBSCRIBED", "UNSUBSCRIBED", "PENDING"]),
             phone=PHONES[n % len(PHONES)], sms_state=rng.choice(["SUBSCRIBED", "UNSUBSCRIBED", "PENDING"]),
             state=rng.choice(["ENABLED", "ENABLED", "DISABLED", "INVITED"]), locale=rng.choice(["it", "en-US", "fr"]),
-            tags=rng.choice(TAGS), country=country, province=province, city=city, addresses=default + extra))
+            tags=rng.choice(TAGS), country=country, province=province, city=city, addresses=default + extra,
+            spend_tier=admin.choice(SPEND_TIERS), subscriber=admin.choice(SUBSCRIBERS),
+            companies=admin.choice(COMPANIES), coordinates=admin.choice(POINTS),
+            sms_updated=admin.choice(CONSENT_TIMES)))
         for _ in range(rng.choice([0, 0, 1, 1, 2, 3, 5])):
             order_n += 1
             day = rng.choice(DAYS)
@@ -103,6 +127,18 @@ def varied_store() -> Store:
     store.sms_events.append(sms_event("+393471234569", "converted", "2026-10-10T10:00:00Z", "Spring"))
     store.redactions.append(redaction(5))
     add_customer_events(store, rng)
+    field_n = 0
+    for n in range(1, 31):
+        lines = []
+        if admin.random() < 0.6:
+            field_n += 1
+            lines.append(metafield(field_n, n, "facts", "birth_date", "date", admin.choice(BIRTHS)))
+        for key, type_, value in admin.sample(CUSTOM, admin.randint(0, 3)):
+            field_n += 1
+            lines.append(metafield(field_n, n, "custom", key, type_, value))
+        if admin.random() < 0.3:
+            lines.append(store_credit(n, n, *admin.choice(CREDITS)))
+        store.customers += lines
     return store
 
 

@@ -7,6 +7,8 @@ NOT MATCHES is the complement over all customers.
 
 import calendar
 import datetime as dt
+import json
+import math
 import re
 from collections import defaultdict
 from decimal import Decimal
@@ -15,10 +17,24 @@ from pipeline.segments import tree as t
 from tests.oracle import Oracle
 
 NUMBERS = {"amount_spent", "number_of_orders", "average_order_value"}
-DATES = {"first_order_date", "last_order_date", "customer_added_date", "abandoned_checkout_date"}
-ENUMS = {"sms_subscription_status", "email_subscription_status", "customer_account_status", "rfm_group"}
+DATES = {"first_order_date", "last_order_date", "customer_added_date", "abandoned_checkout_date", "sms_consent_date"}
+ENUMS = {"sms_subscription_status", "email_subscription_status", "customer_account_status", "rfm_group",
+         "predicted_spend_tier", "product_subscription_status"}
 TEXTS = {"customer_email_domain", "customer_language"}
 LISTS = {"customer_tags", "customer_countries", "customer_regions", "customer_cities"}
+ID_LISTS = {"companies"}
+EARTH_KM = 6371.0088
+MILE_KM = 1.609344
+
+
+def great_circle_km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Through the chord between the two points as 3D unit vectors (not the haversine the compiler uses)."""
+    def unit(lat: float, lng: float) -> tuple[float, float, float]:
+        phi, lam = math.radians(lat), math.radians(lng)
+        return math.cos(phi) * math.cos(lam), math.cos(phi) * math.sin(lam), math.sin(phi)
+
+    chord = math.dist(unit(*a), unit(*b))
+    return 2 * EARTH_KM * math.asin(min(1.0, chord / 2))
 
 
 NAMED_DATE = re.compile(r"(\d+)_(day|week|month|year)s?_ago")
@@ -75,6 +91,11 @@ class Evaluator:
         self.segments = segments or {}
         self.customers = {row["customer_id"]: row for row in oracle.customers.to_dicts()}
         self.orders, self.lines, self.events = defaultdict(list), defaultdict(list), defaultdict(list)
+        self.credits = defaultdict(list)
+        for row in oracle.store_credit.to_dicts():
+            self.credits[row["customer_id"]].append(row)
+        self.metafields = {(row["customer_id"], row["namespace"], row["key"]): row
+                           for row in oracle.metafields.to_dicts()}
         for row in oracle.orders.to_dicts():
             self.orders[row["customer_id"]].append(row)
         for row in oracle.lines.to_dicts():
@@ -98,17 +119,24 @@ class Evaluator:
         if isinstance(node, t.Matches):
             found = {cid for cid in self.customers if self.matches(node, cid)}
             return set(self.customers) - found if node.negated else found
+        if isinstance(node, t.CalledWithValue):
+            return {cid for cid in self.customers if self.anniversary(node, cid)}
         return {cid for cid, row in self.customers.items() if self.condition(node, cid, row)}
 
     def condition(self, c: t.Condition, cid: int, row: dict) -> bool:
         name = c.attribute.text
+        if name.startswith("metafields."):
+            return self.metafield(c, cid)
         if name == "segments":
             inside = cid in self.segments[c.value.value]
             return not inside if c.negated else inside
         if isinstance(c, t.IsNull):
             # A list is missing when it holds nothing.
-            missing = not row[name] if name in LISTS else row[name] is None
+            missing = not row[name] if name in LISTS | ID_LISTS else row[name] is None
             return not missing if c.negated else missing
+        if name in ID_LISTS:
+            inside = int(c.value.value) in row[name]
+            return not inside if c.negated else inside
         if name in LISTS:
             inside = c.value.value.lower() in [x.lower() for x in row[name]]
             return not inside if c.negated else inside
@@ -129,6 +157,13 @@ class Evaluator:
 
     def matches(self, m: t.Matches, cid: int) -> bool:
         name = m.function.text
+        if name == "customer_within_distance":
+            return self.within(m, self.customers[cid])
+        if name == "store_credit_accounts":
+            kept = [r for r in self.credits[cid] if all(
+                self.value_holds(r["balance"] if p.name.text == "balance" else r["currency"], p,
+                                 lower=p.name.text == "currency") for p in m.params)]
+            return bool(kept)
         if name == "products_purchased":
             rows, totals = self.lines[cid], {"count": lambda rs: len({r["order_id"] for r in rs}),
                                              "quantity": lambda rs: sum(r["quantity"] for r in rs)}
@@ -146,6 +181,92 @@ class Evaluator:
         if not aggregates:
             return bool(kept)
         return all(self.value_holds(totals[p.name.text](kept), p, lower=False) for p in aggregates)
+
+    def metafield_value(self, cid: int, name: str, kind: str):
+        """The customer's metafield read as `kind` (number, boolean, date, string, numbers, strings) when
+        its type is that kind; None when it is absent, of another type, or does not read."""
+        _, namespace, key = name.split(".")
+        row = self.metafields.get((cid, namespace, key))
+        if row is None:
+            return None
+        kind_of_type = {"number_integer": "number", "number_decimal": "number", "boolean": "boolean",
+                        "date": "date", "date_time": "date", "single_line_text_field": "string",
+                        "multi_line_text_field": "string", "list.single_line_text_field": "strings",
+                        "list.number_integer": "numbers", "list.number_decimal": "numbers"}
+        if kind_of_type.get(row["type"]) != kind:
+            return None
+        text = row["value"]
+        try:
+            if kind == "number":
+                return Decimal(text)
+            if kind == "boolean":
+                return {"true": True, "false": False}.get(text.strip().lower())
+            if kind == "date":
+                if row["type"] == "date":
+                    return dt.date.fromisoformat(text)
+                return dt.datetime.fromisoformat(text).astimezone(self.zone).date()
+            if kind == "string":
+                return text.lower()
+            items = json.loads(text)
+            return [x.lower() for x in items] if kind == "strings" else [Decimal(str(x)) for x in items]
+        except (ValueError, ArithmeticError):
+            return None
+
+    def metafield(self, c: t.Condition, cid: int) -> bool:
+        name = c.attribute.text
+        _, namespace, key = name.split(".")
+        if isinstance(c, t.IsNull):
+            present = (cid, namespace, key) in self.metafields
+            return present if c.negated else not present
+        if isinstance(c, t.Contains):
+            wanted = plain(c.value, self.as_of, self.zone)
+            items = self.metafield_value(cid, name, "strings" if isinstance(wanted, str) else "numbers") or []
+            inside = (wanted.lower() if isinstance(wanted, str) else wanted) in items
+            return not inside if c.negated else inside
+        first = c.low if isinstance(c, t.Between) else c.value
+        if isinstance(first, t.Boolean):
+            kind = "boolean"
+        else:
+            kind = {Decimal: "number", str: "string"}.get(type(plain(first, self.as_of, self.zone)), "date")
+
+        def literal(v: t.Value):
+            if isinstance(v, t.Boolean):
+                return v.value
+            x = plain(v, self.as_of, self.zone)
+            return x.lower() if kind == "string" else x
+
+        value = self.metafield_value(cid, name, kind)
+        if isinstance(c, t.Between):
+            return holds(value, ">=", literal(c.low)) and holds(value, "<=", literal(c.high))
+        return holds(value, c.op, literal(c.value))
+
+    def anniversary(self, c: t.CalledWithValue, cid: int) -> bool:
+        """Some year's anniversary of the date (Feb 28 for a Feb 29 in a year without one) is within the days."""
+        source = c.params[0].value.value
+        if source.startswith("metafields."):
+            born = self.metafield_value(cid, source, "date")
+        else:
+            born = self.customers[cid][source]
+        low, high = (day_of(v, self.as_of, self.zone) for v in (c.values[0], c.values[-1]))
+        if born is None:
+            return False
+        for year in range(low.year, high.year + 1):
+            day = min(born.day, calendar.monthrange(year, born.month)[1])
+            if low <= dt.date(year, born.month, day) <= high:
+                return True
+        return False
+
+    @staticmethod
+    def within(m: t.Matches, row: dict) -> bool:
+        params = {p.name.text: p for p in m.params}
+        centre = tuple(float(v.value) for v in params["coordinates"].values)
+        if "distance_km" in params:
+            radius = float(params["distance_km"].value.value)
+        else:
+            radius = float(params["distance_mi"].value.value) * MILE_KM
+        if row["latitude"] is None:
+            return False
+        return great_circle_km((row["latitude"], row["longitude"]), centre) <= radius
 
     def row_holds(self, function: str, p: t.Param, row: dict) -> bool:
         param = p.name.text

@@ -117,6 +117,44 @@ EDGES = [
     "storefront_event.collection_viewed MATCHES (id = 8, date BETWEEN 2026-01-01 AND today)",
     "shopify_email.clicked() = true", "shopify_email.opened(activity_id: 5240029206) != true",
     "storefront_event.product_viewed(product_id: (42, 43), date: -30d) = true",
+    # The Admin API's fields: lower-case and unknown values, NULLs, lists of ids, consent at 23:30 UTC.
+    "predicted_spend_tier = 'HIGH'", "predicted_spend_tier IS NULL", "predicted_spend_tier != 'LOW'",
+    "predicted_spend_tier IN ('HIGH', 'MEDIUM')", "product_subscription_status = 'SUBSCRIBED'",
+    "product_subscription_status IS NULL", "product_subscription_status NOT IN ('NEVER_SUBSCRIBED')",
+    "companies IS NOT NULL", "companies IS NULL", "companies CONTAINS 3", "companies NOT CONTAINS 9",
+    "sms_consent_date = 2026-10-15", "sms_consent_date = 2026-10-14", "sms_consent_date >= -30d",
+    "sms_consent_date IS NULL", "sms_consent_date = 2025-03-01",
+    "customer_within_distance MATCHES (coordinates = (45.4642, 9.19), distance_km = 10)",
+    "customer_within_distance MATCHES (coordinates = (45.4642, 9.19), distance_km = 5)",
+    "customer_within_distance NOT MATCHES (coordinates = (45.4215, -75.6972), distance_mi = 1)",
+    "customer_within_distance(coordinates: (45.4642, 9.19), distance_km: 5) = true",
+    "customer_within_distance MATCHES (coordinates = (16.5, 0.05), distance_km = 20016)",
+    "customer_within_distance MATCHES (coordinates = (-16.5, -179.99), distance_mi = 100) AND companies IS NULL",
+    # Metafields: each kind of value reads its type; a repeated key's last line; one that does not read.
+    "metafields.custom.vip = true", "metafields.custom.vip != true", "metafields.custom.vip IS NULL",
+    "metafields.custom.points >= 100", "metafields.custom.points = 12.5", "metafields.custom.points IS NOT NULL",
+    "metafields.custom.points BETWEEN 10 AND 200", "metafields.custom.tier = 'GOLD'",
+    "metafields.custom.tier != 'gold'", "metafields.custom.badges CONTAINS 'early bird'",
+    "metafields.custom.badges NOT CONTAINS 'Gold'", "metafields.custom.lucky CONTAINS 7",
+    "metafields.custom.last_visit = 2026-10-15", "metafields.custom.last_visit >= -7d",
+    "metafields.facts.birth_date < 1980-01-01", "metafields.custom.tier = 1",
+    # Store credit: any account matching every parameter; currencies ignore case.
+    "store_credit_accounts MATCHES (balance > 0)", "store_credit_accounts MATCHES (currency = 'usd')",
+    "store_credit_accounts NOT MATCHES (balance > 0)", "store_credit_accounts MATCHES ()",
+    "store_credit_accounts MATCHES (balance >= 25.5, currency IN ('EUR'))",
+    "store_credit_accounts(balance: 100) = true",
+    # Anniversaries: today, the next 30 days, across the year's turn, Feb 29 in and out of leap years.
+    "anniversary(date: 'metafields.facts.birth_date') BETWEEN today AND +30d",
+    "anniversary(date: 'metafields.facts.birth_date') = today",
+    "anniversary(date: 'metafields.facts.birth_date') BETWEEN 2026-12-20 AND 2027-01-05",
+    "anniversary(date: 'metafields.facts.birth_date') = 2027-02-28",
+    "anniversary(date: 'metafields.facts.birth_date') = 2028-02-28",
+    "anniversary(date: 'metafields.facts.birth_date') = 2028-02-29",
+    "anniversary(date: 'metafields.facts.birth_date') BETWEEN 2027-02-27 AND 2027-03-01",
+    "anniversary(date: 'metafields.facts.birth_date') BETWEEN -1y AND today",
+    "anniversary(date: 'metafields.facts.birth_date') BETWEEN today AND -1d",
+    "anniversary(date: 'customer_added_date') BETWEEN -7d AND +7d",
+    "anniversary(date: 'metafields.custom.last_visit') = today",
 ]
 
 # Forms that must select exactly the customers of the form they stand for.
@@ -151,6 +189,24 @@ def test_edges_match_the_evaluator(con, evaluator: Evaluator, case) -> None:
     found = assert_same(con, evaluator, query)
     if expected is not None:
         assert found == expected
+
+
+def test_distance_crosses_the_antimeridian(con, evaluator: Evaluator) -> None:
+    """179.95 and -179.95 are 10 km apart: a radius around 179.99 holds both, and not 178.0 (200 km off)."""
+    found = assert_same(con, evaluator, "customer_within_distance MATCHES (coordinates = (-16.5, 179.99), "
+                                        "distance_km = 20)")
+    rows = evaluator.customers
+    assert found == {cid for cid, r in rows.items() if r["latitude"] == -16.5 and abs(r["longitude"] or 0) == 179.95}
+    assert {rows[cid]["longitude"] for cid in found} == {179.95, -179.95}
+
+
+@pytest.mark.parametrize(("day", "expected"), [("2027-02-28", True), ("2028-02-28", False), ("2028-02-29", True),
+                                             ("2027-03-01", False)])
+def test_a_feb_29_birthday_is_on_feb_28_in_other_years(con, evaluator: Evaluator, day: str, expected: bool) -> None:
+    leap = {cid for (cid, _, key), row in evaluator.metafields.items() if key == "birth_date"
+            and row["value"] == "1992-02-29"}
+    found = assert_same(con, evaluator, f"anniversary(date: 'metafields.facts.birth_date') = {day}")
+    assert leap and (leap <= found if expected else not leap & found)
 
 
 def test_not_matches_is_the_exact_complement(con, evaluator: Evaluator) -> None:
@@ -193,14 +249,17 @@ STRINGS = {"customer_email_domain": ["'example.com'", "'SHOP.IT'", "'other.org'"
 LISTS = {"customer_tags": ["'vip'", "'VIP'", "'wholesale'", "'summer fan'", "'none'"],
          "customer_countries": ["'IT'", "'us'", "'FR'", "'DE'"],
          "customer_regions": ["'IT-MI'", "'it-rm'", "'US-NY'"],
-         "customer_cities": ["'IT-MI-Milano'", "'it-rm-roma'", "'US-NY-NewYorkCity'", "'FR-Paris'"]}
+         "customer_cities": ["'IT-MI-Milano'", "'it-rm-roma'", "'US-NY-NewYorkCity'", "'FR-Paris'"],
+         "companies": ["3", "9", "4"]}
 ENUMS = {"sms_subscription_status": ["SUBSCRIBED", "UNSUBSCRIBED", "PENDING", "NOT_SUBSCRIBED", "REDACTED"],
+         "predicted_spend_tier": ["HIGH", "MEDIUM", "LOW"],
+         "product_subscription_status": ["SUBSCRIBED", "PAUSED", "CANCELLED", "NEVER_SUBSCRIBED"],
          "email_subscription_status": ["SUBSCRIBED", "UNSUBSCRIBED", "NOT_SUBSCRIBED"],
          "customer_account_status": ["ENABLED", "DISABLED", "INVITED"],
          "rfm_group": ["PROSPECTS", "LOYAL", "CHAMPIONS", "AT_RISK", "DORMANT"]}
 ORDERED = {"amount_spent": NUMBERS, "average_order_value": NUMBERS, "number_of_orders": COUNTS,
            "first_order_date": DATES, "last_order_date": DATES, "customer_added_date": DATES,
-           "abandoned_checkout_date": DATES}
+           "abandoned_checkout_date": DATES, "sms_consent_date": DATES}
 CMP = st.sampled_from(["=", "!=", ">", ">=", "<", "<="])
 
 
@@ -258,6 +317,8 @@ PARAMS = {
         ranged("date", DATES), ranged("quantity", COUNTS + ["6"]), ranged("count", COUNTS)],
     "orders_placed": [ranged("date", DATES), ranged("amount", NUMBERS), ranged("count", COUNTS),
                       ranged("sum_amount", NUMBERS)],
+    "store_credit_accounts": [ranged("balance", NUMBERS),
+                              listed("currency", ["'EUR'", "'usd'", "'GBP'"], ["=", "!="])],
     "sms_events": [listed("type", ["'sent'", "'delivered'", "'clicked'", "'converted'", "'opted_out'"], ["=", "!="]),
                    listed("campaign", ["'spring'", "'Autumn'", "'SPRING'", "'winter'"], ["=", "!="]),
                    ranged("date", DATES), ranged("count", COUNTS)],
@@ -311,7 +372,52 @@ def deprecated_function_condition(draw) -> str:
     return f"{name}({', '.join(params)}) {op} {boolean}"
 
 
-CONDITION = st.one_of(ordered_condition(), other_condition(), function_condition(), deprecated_function_condition())
+@st.composite
+def distance_condition(draw) -> str:
+    """customer_within_distance around the store's points (Milan, Ottawa, both sides of the antimeridian)."""
+    point = draw(st.sampled_from(["(45.4642, 9.19)", "(45.4215, -75.6972)", "(-16.5, 180)", "(-16.4, -179.9)",
+                                   "(0, 0)"]))
+    unit = draw(st.sampled_from(["distance_km", "distance_mi"]))
+    radius = draw(st.sampled_from(["0", "3", "12", "150", "250", "7000", "21000"]))
+    negated = draw(st.sampled_from(["", "NOT "]))
+    return f"customer_within_distance {negated}MATCHES (coordinates = {point}, {unit} = {radius})"
+
+
+METAFIELD_VALUES = {"custom.vip": ["true", "false"], "custom.points": ["0", "12.5", "120", "500"],
+                    "custom.tier": ["'gold'", "'Silver'", "'bronze'"], "custom.last_visit": DATES,
+                    "facts.birth_date": ["1980-01-01", "1990-10-15", "2000-01-01"]}
+METAFIELD_LISTS = {"custom.badges": ["'gold'", "'EARLY BIRD'", "'x'"], "custom.lucky": ["3", "7", "8"]}
+
+
+@st.composite
+def metafield_condition(draw) -> str:
+    """A metafield compared as its type says, or as another (which holds for no one), or tested for being there."""
+    form = draw(st.sampled_from(["cmp", "cmp", "list", "null"]))
+    if form == "list":
+        name = draw(st.sampled_from(sorted(METAFIELD_LISTS)))
+        op = draw(st.sampled_from(["CONTAINS", "NOT CONTAINS"]))
+        return f"metafields.{name} {op} {draw(st.sampled_from(METAFIELD_LISTS[name]))}"
+    name = draw(st.sampled_from(sorted(METAFIELD_VALUES)))
+    if form == "null":
+        return f"metafields.{name} IS {draw(st.sampled_from(['', 'NOT ']))}NULL"
+    value = draw(st.sampled_from(METAFIELD_VALUES[name] + ["5"]))
+    ordered = value[0] not in "'tf"
+    return f"metafields.{name} {draw(CMP) if ordered else draw(st.sampled_from(['=', '!=']))} {value}"
+
+
+@st.composite
+def anniversary_condition(draw) -> str:
+    source = draw(st.sampled_from(["'metafields.facts.birth_date'", "'customer_added_date'",
+                                   "'metafields.custom.last_visit'"]))
+    days = ["today", "+30d", "-1d", "+2m", "2027-02-28", "2028-02-28", "2028-02-29", "2026-12-31", "2027-01-01",
+            "-1y", "+1y"]
+    if draw(st.booleans()):
+        return f"anniversary(date: {source}) = {draw(st.sampled_from(days))}"
+    return f"anniversary(date: {source}) BETWEEN {draw(st.sampled_from(days))} AND {draw(st.sampled_from(days))}"
+
+
+CONDITION = st.one_of(ordered_condition(), other_condition(), function_condition(), deprecated_function_condition(),
+                      distance_condition(), metafield_condition(), anniversary_condition())
 QUERY = st.recursive(
     CONDITION,
     lambda inner: st.builds(lambda items, joiner, paren: (

@@ -38,7 +38,7 @@ def test_other_dialects_render_and_parse_back(query: str, as_of: dt.date, expect
 
 
 def test_golden_file_has_every_case() -> None:
-    assert len(cases()) == 17
+    assert len(cases()) == 19
 
 
 def test_segment_view_selects_members_with_their_fields() -> None:

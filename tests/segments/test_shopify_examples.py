@@ -42,6 +42,16 @@ ACCEPTED = [
     "products_purchased NOT MATCHES ()",
     "rfm_group = 'AT_RISK' AND email_subscription_status = 'SUBSCRIBED'",
     "customer_added_date >= 2026-10-01T10:00:00",
+    "predicted_spend_tier = 'HIGH'",
+    "product_subscription_status = 'SUBSCRIBED'",
+    "companies IS NOT NULL",
+    "companies IS NULL",
+    "customer_within_distance MATCHES (coordinates = (45.39, -75.74), distance_km = 25)",
+    "anniversary(date: 'metafields.facts.birth_date') BETWEEN today AND +30d",
+    "anniversary(date: 'metafields.facts.birth_date') BETWEEN today AND +7d",
+    "anniversary(date: 'metafields.facts.birth_date') = today",
+    "store_credit_accounts MATCHES (balance > 0)",
+    "metafields.custom.vip = true",
     "FROM customers\nSHOW customer_name, note, subscription_status, location, orders, amount_spent\n"
     "WHERE amount_spent > 100\nORDER BY updated_at",
     # Shopify Email and storefront events: the reference's examples, ShopifyQL's, the changelog's and the
@@ -88,7 +98,8 @@ def refused_in_readme() -> list[str]:
 
 
 def test_the_readme_lists_the_refused_examples() -> None:
-    assert refused_in_readme(), "the README's table of refused examples is read"
+    # the table is read (its rows shrink as filters are served; created_by_app_id has no data yet)
+    assert "created_by_app_id = 580111" in refused_in_readme()
 
 
 @pytest.mark.parametrize("query", refused_in_readme())

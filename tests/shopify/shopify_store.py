@@ -27,8 +27,12 @@ def customer(number: int, updated_at: str = "2026-10-01T10:00:00Z", **changes: o
             "marketingOptInLevel": "SINGLE_OPT_IN",
             "marketingUpdatedAt": "2026-09-02T08:00:00Z",
         },
-        "defaultAddress": address,
+        # the bulk query asks for the default address's coordinates only
+        "defaultAddress": {**address, "latitude": 52.52, "longitude": 13.405},
         "addresses": [address],
+        "statistics": {"predictedSpendTier": "HIGH"},
+        "productSubscriberStatus": "NEVER_SUBSCRIBED",
+        "companyContactProfiles": [{"company": {"id": f"gid://shopify/Company/{number}"}}],
         **changes,
     }
 
@@ -105,7 +109,16 @@ def write_store(store_dir: Path) -> Path:
     """A tiny shop: children placed before and after their parents, as the contract allows."""
     store_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(store_dir / "shop.jsonl", [SHOP])
-    write_jsonl(store_dir / "customers.jsonl", [customer(1), customer(2), customer(3)])
+    # a customer's metafields and store credit accounts are child lines, one before its customer
+    write_jsonl(store_dir / "customers.jsonl", [
+        customer(1),
+        {"__typename": "Metafield", "id": "gid://shopify/Metafield/11", "namespace": "facts", "key": "birth_date",
+         "type": "date", "value": "1992-02-29", "__parentId": "gid://shopify/Customer/2"},
+        customer(2),
+        {"__typename": "StoreCreditAccount", "id": "gid://shopify/StoreCreditAccount/21",
+         "balance": {"amount": "12.50", "currencyCode": "EUR"}, "__parentId": "gid://shopify/Customer/2"},
+        customer(3),
+    ])
     write_jsonl(
         store_dir / "orders.jsonl",
         [line_item(5002, 1001), order(1001, 1), line_item(5001, 1001), order(1002, 2), line_item(5003, 1002)],

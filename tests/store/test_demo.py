@@ -24,8 +24,10 @@ MOMENTS = {"customers": ("createdAt", "updatedAt"), "orders": ("createdAt", "pro
 FILES = ("shop", "customers", "orders", "products", "abandoned_checkouts", "sms_events", "redactions",
          "shopify_email_events", "storefront_events")
 CUSTOMER_KEYS = {"id", "firstName", "lastName", "createdAt", "updatedAt", "state", "locale", "tags",
-                 "defaultEmailAddress", "defaultPhoneNumber", "defaultAddress", "addresses"}
+                 "defaultEmailAddress", "defaultPhoneNumber", "defaultAddress", "addresses", "statistics",
+                 "productSubscriberStatus", "companyContactProfiles"}
 PHONE_KEYS = {"phoneNumber", "marketingState", "marketingOptInLevel", "marketingUpdatedAt"}
+PRODUCT_SUBSCRIBER_STATES = ("ACTIVE", "CANCELLED", "EXPIRED", "FAILED", "NEVER_SUBSCRIBED", "PAUSED")
 ADDRESS_KEYS = {"countryCodeV2", "provinceCode", "city", "zip"}
 ORDER_KEYS = {"id", "name", "customer", "createdAt", "processedAt", "updatedAt", "cancelledAt", "test",
               "displayFinancialStatus", "currencyCode", "totalPriceSet", "currentTotalPriceSet"}
@@ -60,7 +62,10 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
 
 @pytest.fixture(scope="module")
 def store(generated: tuple[Path, dict[str, int]]) -> dict[str, list[dict]]:
-    return {name: read(generated[0], name) for name in FILES}
+    """Each file's lines; customers.jsonl's metafields and store credit accounts apart, as `customer_children`."""
+    files = {name: read(generated[0], name) for name in FILES}
+    files["customers"], files["customer_children"] = split(files["customers"])
+    return files
 
 
 def split(lines: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -97,11 +102,42 @@ def test_customers_have_the_spec_fields(store: dict[str, list[dict]]) -> None:
         assert len(customer["addresses"]) <= 3
         for address in customer["addresses"]:
             assert set(address) == ADDRESS_KEYS
-        assert customer["defaultAddress"] == (customer["addresses"][0] if customer["addresses"] else None)
+        # the default address is the first, with its coordinates when Shopify geocoded it
+        default = customer["defaultAddress"]
+        if default is not None:
+            point = default.pop("latitude"), default.pop("longitude")
+            assert point == (None, None) or (-90 <= point[0] <= 90 and -180 <= point[1] <= 180)
+        assert default == (customer["addresses"][0] if customer["addresses"] else None)
+        assert set(customer["statistics"]) == {"predictedSpendTier"}
+        assert customer["statistics"]["predictedSpendTier"] in ("LOW", "MEDIUM", "HIGH", None)
+        assert customer["productSubscriberStatus"] in PRODUCT_SUBSCRIBER_STATES
+        companies = [c["company"]["id"] for c in customer["companyContactProfiles"]]
+        assert all(gid("Company").match(c) for c in companies) and len(set(companies)) == len(companies)
         if customer["defaultEmailAddress"] is not None:
             assert set(customer["defaultEmailAddress"]) == {"emailAddress", "marketingState"}
         if customer["defaultPhoneNumber"] is not None:
             assert set(customer["defaultPhoneNumber"]) == PHONE_KEYS
+
+
+def test_metafields_and_store_credit_are_lines_of_known_customers(store: dict[str, list[dict]]) -> None:
+    customers = {c["id"] for c in store["customers"]}
+    metafields = [c for c in store["customer_children"] if c["__typename"] == "Metafield"]
+    accounts = [c for c in store["customer_children"] if c["__typename"] == "StoreCreditAccount"]
+    assert {c["__typename"] for c in store["customer_children"]} == {"Metafield", "StoreCreditAccount"}
+    assert all(c["__parentId"] in customers for c in store["customer_children"])
+    for m in metafields:
+        assert set(m) == {"__typename", "id", "namespace", "key", "type", "value", "__parentId"}
+        assert gid("Metafield").match(m["id"])
+    births = [m["value"] for m in metafields if m["key"] == "birth_date"]
+    assert all(datetime.date.fromisoformat(b) for b in births)
+    assert any(b.endswith("-02-29") for b in births), "some birthdays on Feb 29"
+    assert {m["value"] for m in metafields if m["type"] == "boolean"} == {"true", "false"}
+    assert {(m["namespace"], m["key"], m["type"]) for m in metafields} == {
+        ("facts", "birth_date", "date"), ("custom", "loyalty_points", "number_integer"), ("custom", "vip", "boolean")}
+    for a in accounts:
+        assert gid("StoreCreditAccount").match(a["id"]) and MONEY.match(a["balance"]["amount"])
+    assert {a["balance"]["currencyCode"] for a in accounts} == {"EUR", "USD"}
+    assert any(a["balance"]["amount"] == "0.00" for a in accounts), "some accounts spent"
 
 
 def test_orders_and_line_items_have_the_spec_fields(store: dict[str, list[dict]]) -> None:
@@ -165,6 +201,9 @@ def test_counts_are_the_distinct_entities_written(generated: tuple[Path, dict[st
         "redactions": len(store["redactions"]),
         "shopify_email_events": len(store["shopify_email_events"]),
         "storefront_events": len(store["storefront_events"]),
+        "customer_metafields": len({c["id"] for c in store["customer_children"] if c["__typename"] == "Metafield"}),
+        "store_credit_accounts": len({c["id"] for c in store["customer_children"]
+                                      if c["__typename"] == "StoreCreditAccount"}),
     }
     assert generated[1] == distinct
     assert distinct["customers"] == 3000

@@ -9,7 +9,7 @@ import pytest
 from pipeline.store.demo import generate_store
 from pipeline.store.ingest import StoreError, ingest_file, ingest_store
 from pipeline.store.schema import RESOURCES
-from tests.fixtures.stores import Store, customer, line, money, order, sms_event
+from tests.fixtures.stores import Store, customer, line, metafield, money, order, sms_event, store_credit
 
 
 def store_dir(tmp_path: Path) -> Path:
@@ -71,6 +71,19 @@ def replace_line(path: Path, number: int, text: str) -> None:
      "customers.jsonl:2: addresses is an object, where a list is expected"),
     ("customers.jsonl", 2, json.dumps({**customer(2), "defaultPhoneNumber": True}),
      "customers.jsonl:2: defaultPhoneNumber is true or false, where an object is expected"),
+    # the Admin API's own fields for the segment language
+    ("customers.jsonl", 2, json.dumps(customer(2, coordinates=(45.46, "north"))),
+     "customers.jsonl:2: defaultAddress.longitude is 'north', which is not a number such as 45.4215"),
+    ("customers.jsonl", 1, json.dumps({**customer(1), "companyContactProfiles": {"company": {"id": "x"}}}),
+     "customers.jsonl:1: companyContactProfiles is an object, where a list is expected"),
+    ("customers.jsonl", 2, json.dumps({**customer(2), "statistics": "HIGH"}),
+     "customers.jsonl:2: statistics is a string, where an object is expected"),
+    ("customers.jsonl", 2, json.dumps(store_credit(1, 1, "12,50")),
+     "customers.jsonl:2: balance.amount is '12,50', which is not a decimal amount such as 59.90"),
+    ("customers.jsonl", 2, json.dumps({**metafield(1, 1, "custom", "vip", "boolean", "true"), "id": None}),
+     "customers.jsonl:2: Metafield without id"),
+    ("customers.jsonl", 1, json.dumps({**store_credit(1, 1, "1.00"), "balance": "1.00"}),
+     "customers.jsonl:1: balance is a string, where an object is expected"),
     # money is summed as the shop's: an amount in another currency would be added as if it were EUR
     ("orders.jsonl", 3, json.dumps({**order(101, 2), "totalPriceSet": money("10.00", "USD")}),
      "orders.jsonl:3: Order gid://shopify/Order/101: totalPriceSet.shopMoney.currencyCode is 'USD', "
@@ -172,7 +185,8 @@ def test_large_file_is_read_in_chunks(tmp_path: Path, monkeypatch) -> None:
     (store / "customers.jsonl").write_text("".join(json.dumps(customer(n)) + "\n" for n in range(1, 51)))
     ingested = ingest_file(store, "customers.jsonl", tmp_path / "raw")
     table = pq.read_table(next((tmp_path / "raw" / "customers").glob("*.parquet")))
-    assert ingested.rows == {"customers": 50} and table["_line"].to_pylist() == list(range(1, 51))
+    assert ingested.rows == {"customers": 50, "customer_metafields": 0, "store_credit_accounts": 0}
+    assert table["_line"].to_pylist() == list(range(1, 51))
 
 
 def test_whole_file_and_chunked_readers_give_the_same_rows(tmp_path: Path, monkeypatch) -> None:
@@ -252,7 +266,7 @@ def test_shopify_enum_values_we_do_not_know_are_kept_counted_and_warned_about(tm
     monkeypatch.setattr("pipeline.store.ingest._write_whole_file", lambda *args: None)
     chunked = ingest_file(store, "customers.jsonl", tmp_path / "chunked")
     for ingested in (fast, chunked):
-        assert ingested.rows == {"customers": 4}
+        assert ingested.rows == {"customers": 4, "customer_metafields": 0, "store_credit_accounts": 0}
         assert [w.split(" Kept as it is")[0] for w in ingested.warnings] == list(expected)
         assert all("never read as consent" in w for w in ingested.warnings)
 

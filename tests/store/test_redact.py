@@ -11,7 +11,7 @@ import pytest
 from pipeline.store.ingest import StoreError, ingest_file, ingest_store
 from pipeline.store.redact import EMPTIED, NULLED, erase_redacted
 from pipeline.warehouse.build import build_all
-from tests.fixtures.stores import Store, address, customer, redaction, sms_event
+from tests.fixtures.stores import Store, address, customer, metafield, redaction, sms_event, store_credit
 
 
 def scrub_redacted(raw: Path) -> int:
@@ -89,8 +89,11 @@ def test_no_redactions_no_change(tmp_path: Path):
 
 def test_store_files_under_data_lose_the_redacted_customer_and_their_events(tmp_path: Path):
     data = tmp_path / "data"
-    person = customer(2, first="Zelmira", phone="347 987 6543", country="IT")
-    store = Store(customers=[customer(1), person], redactions=[redaction(2)],
+    person = customer(2, first="Zelmira", phone="347 987 6543", country="IT", coordinates=(45.4642, 9.19),
+                      companies=(7,))
+    children = [metafield(1, 2, "facts", "birth_date", "date", "1985-07-31"), store_credit(1, 2, "12.00"),
+                metafield(2, 1, "facts", "birth_date", "date", "1990-01-02")]
+    store = Store(customers=[customer(1), person, *children], redactions=[redaction(2)],
                   sms_events=[sms_event("+393479876543", "clicked", "2026-10-02T10:00:00Z"),
                               sms_event("+39 347 987 6543", "opted_out", "2026-10-03T10:00:00Z"),
                               sms_event("+393471234567", "clicked", "2026-10-02T10:00:00Z")])
@@ -101,7 +104,8 @@ def test_store_files_under_data_lose_the_redacted_customer_and_their_events(tmp_
 
     erased = erase_redacted(data)
 
-    assert erased == {"customers_scrubbed": 1, "sms_events_dropped": 2, "source_lines_scrubbed": 5}
+    assert erased == {"customers_scrubbed": 1, "sms_events_dropped": 2, "source_lines_scrubbed": 6,
+                      "customer_children_dropped": 1}
     for folder in (download, inbox):
         events = [json.loads(line)["phone"] for line in (folder / "sms_events.jsonl").read_text().splitlines()]
         assert events == ["+393471234567"]  # the other customer's event stays
@@ -109,11 +113,20 @@ def test_store_files_under_data_lose_the_redacted_customer_and_their_events(tmp_
     assert lines[0] == customer(1)
     assert lines[1]["id"] == "gid://shopify/Customer/2" and lines[1]["firstName"] is None
     assert lines[1]["defaultPhoneNumber"]["phoneNumber"] is None and lines[1]["addresses"] == []
+    assert lines[1]["defaultAddress"]["latitude"] is None and lines[1]["companyContactProfiles"] == []
+    # the redacted customer's metafield is gone; store credit is money, kept as orders are
+    assert lines[2:] == children[1:]
+    for name, kept in (("customer_metafields", ["gid://shopify/Customer/1"]),
+                       ("store_credit_accounts", ["gid://shopify/Customer/2"])):
+        parents = [r["_parent_id"] for p in sorted((data / "raw" / name).glob("*.parquet"))
+                   for r in pq.read_table(p).to_pylist()]
+        assert parents == kept
     assert (download / "orders.jsonl").read_bytes() == untouched
     # what is kept to recognise the number later is not the number
     everything = b"".join(p.read_bytes() for p in data.rglob("*") if p.is_file() and "raw" in p.parts)
-    assert b"9876543" not in everything and b"Zelmira" not in everything
-    assert erase_redacted(data) == {"customers_scrubbed": 0, "sms_events_dropped": 0, "source_lines_scrubbed": 0}
+    assert b"9876543" not in everything and b"Zelmira" not in everything and b"1985-07-31" not in everything
+    assert erase_redacted(data) == {"customers_scrubbed": 0, "sms_events_dropped": 0, "source_lines_scrubbed": 0,
+                                    "customer_children_dropped": 0}
 
 
 def test_a_broken_deletion_line_names_the_file_line_and_field(tmp_path: Path):

@@ -16,10 +16,12 @@ from tests.fixtures.stores import (
     customer,
     email_event,
     line,
+    metafield,
     order,
     product,
     redaction,
     sms_event,
+    store_credit,
     storefront_event,
 )
 
@@ -36,7 +38,8 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A warehouse with rows in every staging table."""
     tmp_path = tmp_path_factory.mktemp("warehouse")
     store = Store(
-        customers=[customer(1, phone="+393470000001"), customer(2, phone="+393470000002"), customer(3)],
+        customers=[customer(1, phone="+393470000001"), metafield(1, 1, "facts", "birth_date", "date", "1990-02-01"),
+                   store_credit(1, 1, "10.00"), customer(2, phone="+393470000002"), customer(3)],
         orders=[order(10, 1), line(100, 10, 5), line(101, 10, 6), order(11, 2), line(102, 11, 5)],
         products=[product(5), collection(50, 5, "summer"), collection(51, 5, "sale"), product(6)],
         abandoned_checkouts=[checkout(20, 1, created="2026-10-20T10:00:00Z")],

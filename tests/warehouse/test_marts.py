@@ -15,10 +15,12 @@ from tests.fixtures.stores import (
     collection,
     customer,
     line,
+    metafield,
     order,
     product,
     redaction,
     sms_event,
+    store_credit,
 )
 from tests.oracle import Oracle
 
@@ -30,7 +32,11 @@ def trap_store() -> Store:
     return Store(
         timezone="Europe/Rome",
         customers=[
+            # a metafield line before its customer, without __typename (its id says Metafield)
+            {k: v for k, v in metafield(5, 1, "custom", "badges", "list.single_line_text_field",
+                                        '["Gold", "Early, Bird"]').items() if k != "__typename"},
             customer(1, tags=["VIP", "newsletter"]),
+            {k: v for k, v in store_credit(3, 1, "5.00").items() if k != "__typename"},
             # listed twice: the later updatedAt wins (new tag, unsubscribed)
             customer(2, phone="347 123 4568", tags=["old"], updated="2026-01-01T00:00:00Z"),
             customer(3, phone="+1 (212) 555-0142", country="US", province="NY", city="New York City",
@@ -43,6 +49,24 @@ def trap_store() -> Store:
             customer(8, phone="+393471234567"),  # shares customer 1's number
             customer(9),  # redacted
             customer(2, phone="347 123 4568", tags=["new"], sms_state="UNSUBSCRIBED", updated="2026-03-01T00:00:00Z"),
+            # the Admin API's fields: lower case, a repeated company, the antimeridian, consent changed at
+            # 23:15 UTC on Oct 30 (Oct 31 in Rome)
+            customer(10, spend_tier="high", subscriber="ACTIVE", companies=(5, 3, 5), coordinates=(-16.5, 179.9),
+                     sms_updated="2026-10-30T23:15:00Z"),
+            # no tier, coordinates off the globe, a contact of something that is not a company
+            {**customer(11, spend_tier=None, subscriber="PAUSED", coordinates=(95.0, 10.0)),
+             "companyContactProfiles": [{"company": {"id": "gid://shopify/Customer/4"}}]},
+            # values the reference does not list; no phone, so no consent date
+            customer(12, spend_tier="ULTRA", subscriber="SOMEDAY", phone=None, coordinates=(0.0, -180.0)),
+            customer(13, companies=(8,), coordinates=(45.46, 9.19)),  # redacted
+            metafield(1, 10, "facts", "birth_date", "date", "1992-02-29"),
+            metafield(2, 10, "custom", "vip", "boolean", "true"),
+            metafield(3, 10, "custom", "points", "number_integer", "120"),
+            metafield(4, 10, "custom", "points", "number_integer", "150"),  # the same one again: the last wins
+            metafield(6, 13, "facts", "birth_date", "date", "1980-05-05"),  # a redacted customer's
+            metafield(7, 2, "custom", "last_visit", "date_time", "2026-10-30T23:15:00Z"),  # Oct 31 in Rome
+            metafield(8, 2, "custom", "points", "number_integer", "lots"),  # does not read as its type
+            store_credit(1, 10, "25.50"), store_credit(2, 10, "0.00", "usd"),
         ],
         orders=[
             line(5001, 100, 42, quantity=2, amount="59.90"),  # the child comes before its parent
@@ -74,7 +98,7 @@ def trap_store() -> Store:
             checkout(4, 3, created="2026-11-01T10:00:00Z"),
         ],
         sms_events=[sms_event("+393471234567", "clicked", "2026-10-15T10:00:00Z")],
-        redactions=[redaction(9)],
+        redactions=[redaction(9), redaction(13)],
     )
 
 
@@ -119,6 +143,37 @@ def test_trap_store_rules_hold(tmp_path: Path, warehouse) -> None:
     assert rows[9]["first_name"] is None and rows[9]["sms_subscription_status"] == "REDACTED"
     assert rows[9]["amount_spent"] == Decimal("12.00") and rows[9]["customer_tags"] == []
     assert rows[5]["rfm_group"] == "PROSPECTS"
+    assert (rows[10]["predicted_spend_tier"], rows[10]["product_subscription_status"]) == ("HIGH", "SUBSCRIBED")
+    assert rows[10]["companies"] == [3, 5] and (rows[10]["latitude"], rows[10]["longitude"]) == (-16.5, 179.9)
+    assert rows[10]["sms_consent_date"] == dt.date(2026, 10, 31)
+    assert rows[11]["predicted_spend_tier"] is None and rows[11]["product_subscription_status"] == "PAUSED"
+    assert rows[11]["companies"] == [] and rows[11]["latitude"] is None
+    assert rows[12]["predicted_spend_tier"] is None and rows[12]["product_subscription_status"] is None
+    assert rows[12]["sms_consent_date"] is None and rows[12]["longitude"] == -180.0
+    assert rows[13]["companies"] == [] and rows[13]["latitude"] is None and rows[13]["sms_consent_date"] is None
+
+
+def test_metafields_and_store_credit_match_the_oracle(tmp_path: Path, warehouse) -> None:
+    store_dir = trap_store().write(tmp_path / "store")
+    oracle = Oracle(store_dir, AS_OF)
+    with duckdb.connect(str(warehouse(store_dir, AS_OF)), read_only=True) as con:
+        metafields = con.sql("select customer_id, namespace, key, type, value from marts.customer_metafields "
+                             "order by all").pl()
+        credit = con.sql("select customer_id, balance, currency_code as currency from marts.store_credit_accounts "
+                         "order by all").pl()
+        typed = {(r[0], r[1]): r[2:] for r in con.sql(
+            "select customer_id, key, value_number, value_boolean, value_date, value_texts "
+            "from marts.customer_metafields").fetchall()}
+    assert metafields.rows() == oracle.metafields.sort(pl.all()).rows()
+    assert credit.rows() == oracle.store_credit.sort(pl.all()).rows()
+    assert credit.rows() == [(1, Decimal("5.00"), "EUR"), (10, Decimal("0.00"), "USD"), (10, Decimal("25.50"), "EUR")]
+    assert typed[(10, "points")] == (Decimal("150"), None, None, None)
+    assert typed[(10, "vip")] == (None, True, None, None)
+    assert typed[(10, "birth_date")] == (None, None, dt.date(1992, 2, 29), None)
+    assert typed[(2, "last_visit")] == (None, None, dt.date(2026, 10, 31), None)
+    assert typed[(2, "points")] == (None, None, None, None)
+    assert typed[(1, "badges")] == (None, None, None, ["gold", "early, bird"])
+    assert 13 not in {cid for cid, _ in typed}
 
 
 def test_order_lines_carry_collections_and_lowercase_tags(tmp_path: Path, warehouse) -> None:
