@@ -41,6 +41,7 @@ chromium:
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline bench tests
+	$(BIN)/ruff format --check pipeline bench tests
 
 dev: $(STAMP)
 	$(BIN)/smsseg ui

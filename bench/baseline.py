@@ -19,34 +19,74 @@ ID_REF = "struct(id varchar)"
 JSON_COLUMNS = {
     "shop": {"ianaTimezone": "varchar"},
     "customers": {  # customers, their metafields and store credit accounts; __parentId tells them apart
-        "id": "varchar", "__parentId": "varchar", "__typename": "varchar", "firstName": "varchar",
-        "lastName": "varchar", "createdAt": "timestamptz",
-        "updatedAt": "timestamptz", "state": "varchar", "locale": "varchar", "tags": "varchar[]",
+        "id": "varchar",
+        "__parentId": "varchar",
+        "__typename": "varchar",
+        "firstName": "varchar",
+        "lastName": "varchar",
+        "createdAt": "timestamptz",
+        "updatedAt": "timestamptz",
+        "state": "varchar",
+        "locale": "varchar",
+        "tags": "varchar[]",
         "defaultEmailAddress": "struct(emailAddress varchar, marketingState varchar)",
         "defaultPhoneNumber": "struct(phoneNumber varchar, marketingState varchar, marketingUpdatedAt timestamptz)",
         "defaultAddress": "struct(countryCodeV2 varchar, provinceCode varchar, city varchar, latitude double, "
-                          "longitude double)",
+        "longitude double)",
         "addresses": "struct(countryCodeV2 varchar, provinceCode varchar, city varchar)[]",
-        "statistics": "struct(predictedSpendTier varchar)", "productSubscriberStatus": "varchar",
+        "statistics": "struct(predictedSpendTier varchar)",
+        "productSubscriberStatus": "varchar",
         "companyContactProfiles": "struct(company struct(id varchar))[]",
-        "namespace": "varchar", "key": "varchar", "type": "varchar", "value": "varchar",
+        "namespace": "varchar",
+        "key": "varchar",
+        "type": "varchar",
+        "value": "varchar",
         "balance": f"struct(amount {MONEY}, currencyCode varchar)",
     },
     "orders": {  # orders and their line items share the file; __parentId tells them apart
-        "id": "varchar", "__parentId": "varchar", "customer": ID_REF, "createdAt": "timestamptz",
-        "processedAt": "timestamptz", "updatedAt": "timestamptz", "cancelledAt": "timestamptz", "test": "boolean",
-        "totalPriceSet": SHOP_MONEY, "currentTotalPriceSet": SHOP_MONEY, "product": ID_REF, "quantity": "integer",
+        "id": "varchar",
+        "__parentId": "varchar",
+        "customer": ID_REF,
+        "createdAt": "timestamptz",
+        "processedAt": "timestamptz",
+        "updatedAt": "timestamptz",
+        "cancelledAt": "timestamptz",
+        "test": "boolean",
+        "totalPriceSet": SHOP_MONEY,
+        "currentTotalPriceSet": SHOP_MONEY,
+        "product": ID_REF,
+        "quantity": "integer",
     },
-    "products": {"id": "varchar", "__parentId": "varchar", "handle": "varchar", "tags": "varchar[]",
-                 "updatedAt": "timestamptz"},
-    "abandoned_checkouts": {"id": "varchar", "createdAt": "timestamptz", "updatedAt": "timestamptz",
-                            "completedAt": "timestamptz", "abandonedCheckoutUrl": "varchar", "customer": ID_REF},
+    "products": {
+        "id": "varchar",
+        "__parentId": "varchar",
+        "handle": "varchar",
+        "tags": "varchar[]",
+        "updatedAt": "timestamptz",
+    },
+    "abandoned_checkouts": {
+        "id": "varchar",
+        "createdAt": "timestamptz",
+        "updatedAt": "timestamptz",
+        "completedAt": "timestamptz",
+        "abandonedCheckoutUrl": "varchar",
+        "customer": ID_REF,
+    },
     "sms_events": {"phone": "varchar", "type": "varchar", "campaign": "varchar", "occurredAt": "timestamptz"},
     "redactions": {"customer": ID_REF},
-    "shopify_email_events": {"customer": ID_REF, "type": "varchar", "marketingActivity": ID_REF,
-                             "occurredAt": "timestamptz"},
-    "storefront_events": {"customer": ID_REF, "type": "varchar", "product": ID_REF, "collection": ID_REF,
-                          "occurredAt": "timestamptz"},
+    "shopify_email_events": {
+        "customer": ID_REF,
+        "type": "varchar",
+        "marketingActivity": ID_REF,
+        "occurredAt": "timestamptz",
+    },
+    "storefront_events": {
+        "customer": ID_REF,
+        "type": "varchar",
+        "product": ID_REF,
+        "collection": ID_REF,
+        "occurredAt": "timestamptz",
+    },
 }
 
 # The same marts.customers columns the segments read, written from the spec in one script.
@@ -281,8 +321,9 @@ left join phones using (customer_id);
 """
 
 
-def run_baseline(work: Path, stores: tuple[Path, Path], segments: list[BenchSegment], as_of: dt.date,
-                 memory_limit: str) -> dict:
+def run_baseline(
+    work: Path, stores: tuple[Path, Path], segments: list[BenchSegment], as_of: dt.date, memory_limit: str
+) -> dict:
     """read_json of both nights' stores into Parquet, then the hand-written script and every segment.
 
     Phone normalisation is not the baseline's work: it reads the pipeline's own E.164 cache,
@@ -292,8 +333,10 @@ def run_baseline(work: Path, stores: tuple[Path, Path], segments: list[BenchSegm
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     with duckdb.connect(str(work / "data" / "state.duckdb"), read_only=True) as state:
-        state.execute("copy (select phone, region, phone_e164 from phone_cache) to ? (format parquet)",
-                      [str(folder / "phones.parquet")])
+        state.execute(
+            "copy (select phone, region, phone_e164 from phone_cache) to ? (format parquet)",
+            [str(folder / "phones.parquet")],
+        )
     night_one, night_two = stores
     phase: dict = {"file": str(folder / "baseline.duckdb"), "stages": {}, "stages_cpu": {}}
     with measured(phase) as sampler, duckdb.connect(phase["file"]) as con:
@@ -303,8 +346,11 @@ def run_baseline(work: Path, stores: tuple[Path, Path], segments: list[BenchSegm
         for name, columns in JSON_COLUMNS.items():
             file = f"{name}.jsonl"
             files = [str(night_one / file)] + ([] if file in UNCHANGED_FILES else [str(night_two / file)])
-            con.execute("copy (select * from read_json(?, columns = ?, format = 'newline_delimited', "
-                        "filename = true)) to ? (format parquet)", [files, columns, str(folder / f"{name}.parquet")])
+            con.execute(
+                "copy (select * from read_json(?, columns = ?, format = 'newline_delimited', "
+                "filename = true)) to ? (format parquet)",
+                [files, columns, str(folder / f"{name}.parquet")],
+            )
         started = _lap(phase, sampler, "ingest_s", started)
         for statement in (s for s in BASELINE_SQL.split(";\n") if s.strip()):
             con.execute(statement, {"as_of": as_of} if "$as_of" in statement else None)
@@ -338,15 +384,18 @@ def membership_mismatches(warehouse: Path, baseline: Path, segments: list[BenchS
             both.register("theirs", theirs)
             mismatches[s.name] = both.execute(
                 "select count(*) from ((select * from mine except select * from theirs) "
-                "union all (select * from theirs except select * from mine))").fetchall()[0][0]
+                "union all (select * from theirs except select * from mine))"
+            ).fetchall()[0][0]
             both.close()
     return mismatches
 
 
 def segment_sizes(warehouse: Path, segments: list[BenchSegment]) -> dict[str, int]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return {s.name: con.execute(_select(exp.to_table(f"segments.{s.name}"), "count(*)")).fetchall()[0][0]
-                for s in segments}
+        return {
+            s.name: con.execute(_select(exp.to_table(f"segments.{s.name}"), "count(*)")).fetchall()[0][0]
+            for s in segments
+        }
 
 
 def _select(table: exp.Table, column: str) -> str:

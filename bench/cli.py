@@ -18,22 +18,38 @@ console = Console()
 
 
 def build_parser() -> argparse.ArgumentParser:
-    bench = argparse.ArgumentParser(prog="smsseg bench", description=(
-        "Time night 1, night 2 and a plain-DuckDB baseline on a demo store (under SMSSEG_MEMORY_LIMIT, as a run). "
-        "BENCHMARKS.md says how to read the report."))
+    bench = argparse.ArgumentParser(
+        prog="smsseg bench",
+        description=(
+            "Time night 1, night 2 and a plain-DuckDB baseline on a demo store (under SMSSEG_MEMORY_LIMIT, as a run). "
+            "BENCHMARKS.md says how to read the report."
+        ),
+    )
     bench.add_argument("--customers", type=int, required=True, help="customers in the generated demo store")
-    bench.add_argument("--segments", type=int, default=len(SEGMENTS),
-                       help=f"segment definitions to evaluate (default {len(SEGMENTS)}, covering the whole language)")
+    bench.add_argument(
+        "--segments",
+        type=int,
+        default=len(SEGMENTS),
+        help=f"segment definitions to evaluate (default {len(SEGMENTS)}, covering the whole language)",
+    )
     bench.add_argument("--out", required=True, help="the JSON report to write")
     bench.add_argument("--seed", type=int, default=0)
-    bench.add_argument("--work-dir", help="where the stores and data go (default: a new directory under the "
-                                          "temp dir, deleted afterwards)")
+    bench.add_argument(
+        "--work-dir",
+        help="where the stores and data go (default: a new directory under the temp dir, deleted afterwards)",
+    )
     bench.add_argument("--keep", action="store_true", help="keep the work directory for a closer look")
-    bench.add_argument("--destinations", action="store_true",
-                       help="instead: a first night's sync of --customers numbers to the Klaviyo and Shopify "
-                            "emulators, set against the floor their documented rate limits allow")
-    bench.add_argument("--throttled", action="store_true",
-                       help="with --destinations: the emulators enforce those limits in real time (slow)")
+    bench.add_argument(
+        "--destinations",
+        action="store_true",
+        help="instead: a first night's sync of --customers numbers to the Klaviyo and Shopify "
+        "emulators, set against the floor their documented rate limits allow",
+    )
+    bench.add_argument(
+        "--throttled",
+        action="store_true",
+        help="with --destinations: the emulators enforce those limits in real time (slow)",
+    )
     return bench
 
 
@@ -45,8 +61,9 @@ def main(argv: list[str]) -> int:
         console.print(f"[red]bench:[/red] {e}")
         return 2
     if args.customers < 1 or args.segments < 1:
-        console.print(f"[red]bench:[/red] --customers {args.customers} and --segments {args.segments}: "
-                      "both need to be 1 or more")
+        console.print(
+            f"[red]bench:[/red] --customers {args.customers} and --segments {args.segments}: both need to be 1 or more"
+        )
         return 2
     out = Path(args.out)
     if args.destinations:

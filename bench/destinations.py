@@ -49,8 +49,10 @@ class DestinationRun:
 
 def members(count: int) -> list[dict]:
     """`count` members with distinct mobiles, customer ids 1..count."""
-    return [{"phone": phone(i), "customer_id": i, "first_name": "Bench", "last_name": str(i), "country": "IT"}
-            for i in range(1, count + 1)]
+    return [
+        {"phone": phone(i), "customer_id": i, "first_name": "Bench", "last_name": str(i), "country": "IT"}
+        for i in range(1, count + 1)
+    ]
 
 
 def phone(i: int) -> str:
@@ -62,7 +64,7 @@ def first_night(gateway: AudienceGateway, people: list[dict], batch_size: int) -
     started = time.perf_counter()
     gateway.upsert_audience(TARGET)
     for number, start in enumerate(range(0, len(people), batch_size), 1):
-        gateway.send_batch(TARGET, people[start:start + batch_size], [], f"bench:{TARGET.segment}:{number}")
+        gateway.send_batch(TARGET, people[start : start + batch_size], [], f"bench:{TARGET.segment}:{number}")
     return round(time.perf_counter() - started, 2)
 
 
@@ -86,8 +88,13 @@ def bench_klaviyo(count: int, batch_size: int, throttled: bool) -> DestinationRu
         held = len(server.members(TARGET.list_name))
         by_operation = dict(server.received)
     slowest, floor = rate_limit_floor(by_operation)
-    return DestinationRun(held=held, seconds=seconds, requests=sum(by_operation.values()), floor_seconds=floor,
-                          detail={"by_operation": by_operation, "floor_operation": slowest})
+    return DestinationRun(
+        held=held,
+        seconds=seconds,
+        requests=sum(by_operation.values()),
+        floor_seconds=floor,
+        detail={"by_operation": by_operation, "floor_operation": slowest},
+    )
 
 
 # --- Shopify customer tags
@@ -120,8 +127,16 @@ def bench_shopify_tags(count: int, batch_size: int, throttled: bool) -> Destinat
         store = Path(folder)
         with (store / "customers.jsonl").open("w", encoding="utf-8") as fh:
             for i in range(1, count + 1):
-                fh.write(json.dumps({"id": f"gid://shopify/Customer/{i}", "tags": [],
-                                     "defaultPhoneNumber": {"phoneNumber": phone(i)}}) + "\n")
+                fh.write(
+                    json.dumps(
+                        {
+                            "id": f"gid://shopify/Customer/{i}",
+                            "tags": [],
+                            "defaultPhoneNumber": {"phoneNumber": phone(i)},
+                        }
+                    )
+                    + "\n"
+                )
         (store / "shop.jsonl").write_text('{"name": "Bench"}\n', encoding="utf-8")
         bucket, restore = (STANDARD_BUCKET, RESTORE_RATES["standard"]) if throttled else (1e15, 1e15)
         with ShopifyEmulator(store, KEY, bucket_size=bucket, restore_rate=restore) as emulator:
@@ -134,9 +149,13 @@ def bench_shopify_tags(count: int, batch_size: int, throttled: bool) -> Destinat
             downloads = sum(r.method == "GET" for r in emulator.requests)
     points = floor_points(count, batch_size)
     floors = {plan: round(max(0.0, points - STANDARD_BUCKET) / rate, 1) for plan, rate in RESTORE_RATES.items()}
-    return DestinationRun(held=held, seconds=seconds, requests=requests, floor_seconds=floors["standard"],
-                          detail={"uploads": uploads, "downloads": downloads, "points": points,
-                                  "floor_seconds_by_plan": floors})
+    return DestinationRun(
+        held=held,
+        seconds=seconds,
+        requests=requests,
+        floor_seconds=floors["standard"],
+        detail={"uploads": uploads, "downloads": downloads, "points": points, "floor_seconds_by_plan": floors},
+    )
 
 
 DESTINATIONS: dict[str, Callable[[int, int, bool], DestinationRun]] = {

@@ -42,8 +42,10 @@ class Sampler:
     def cpu_between(self, start: float, end: float) -> float:
         """CPU seconds spent between two time.time() instants, to within a sampling interval."""
         times = [t for t, _ in self.cpu_samples]
+
         def at(instant: float) -> float:
             return self.cpu_samples[max(bisect.bisect_right(times, instant) - 1, 0)][1]
+
         return at(end) - at(start)
 
     def _sample(self) -> None:

@@ -35,20 +35,28 @@ def stage_of(step_key: str) -> str | None:
     return None
 
 
-def run_night(work: Path, store: Path, segments_dir: Path, as_of: dt.date, instance: "dg.DagsterInstance",
-              memory_limit: str) -> dict:
+def run_night(
+    work: Path, store: Path, segments_dir: Path, as_of: dt.date, instance: "dg.DagsterInstance", memory_limit: str
+) -> dict:
     """One nightly job through Dagster, in this process; returns its wall and CPU time, per stage too."""
     from pipeline.definitions import NIGHTLY, build_definitions
     from pipeline.settings import Settings
 
-    settings = Settings(source=f"jsonl:{store}", data_dir=work / "data", segments_dir=segments_dir, gateway="file",
-                        memory_limit=memory_limit, as_of=as_of)
+    settings = Settings(
+        source=f"jsonl:{store}",
+        data_dir=work / "data",
+        segments_dir=segments_dir,
+        gateway="file",
+        memory_limit=memory_limit,
+        as_of=as_of,
+    )
     defs = build_definitions(settings)
     run_config = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
     phase: dict = {}
     with measured(phase) as sampler:
-        result = defs.resolve_job_def(NIGHTLY).execute_in_process(run_config=run_config, instance=instance,
-                                                                  raise_on_error=False, partition_key=as_of.isoformat())
+        result = defs.resolve_job_def(NIGHTLY).execute_in_process(
+            run_config=run_config, instance=instance, raise_on_error=False, partition_key=as_of.isoformat()
+        )
     if not result.success:
         failed = [e.step_key for e in result.all_events if e.is_step_failure]
         raise RuntimeError(f"the nightly job failed as of {as_of} at {failed}; see the Dagster log above")
@@ -68,14 +76,24 @@ def run_night(work: Path, store: Path, segments_dir: Path, as_of: dt.date, insta
         if stage:
             stages[stage] += seconds
             stages_cpu[stage] += step_cpu[step]
-    return {"total_s": phase["seconds"], "cpu_s": phase["cpu_s"], "peak_rss_mb": phase["peak_rss_mb"],
-            "stages": {k: round(v, 2) for k, v in stages.items()},
-            "stages_cpu": {k: round(v, 2) for k, v in stages_cpu.items()},
-            "steps": {k: (round(v, 2), round(step_cpu[k], 2)) for k, v in sorted(steps.items(), key=lambda kv: -kv[1])}}
+    return {
+        "total_s": phase["seconds"],
+        "cpu_s": phase["cpu_s"],
+        "peak_rss_mb": phase["peak_rss_mb"],
+        "stages": {k: round(v, 2) for k, v in stages.items()},
+        "stages_cpu": {k: round(v, 2) for k, v in stages_cpu.items()},
+        "steps": {k: (round(v, 2), round(step_cpu[k], 2)) for k, v in sorted(steps.items(), key=lambda kv: -kv[1])},
+    }
 
 
-def run_benchmark(customers: int, segment_count: int = len(SEGMENTS), *, work: Path, seed: int = 0,
-                  memory_limit: str = DEFAULT_MEMORY_LIMIT) -> dict:
+def run_benchmark(
+    customers: int,
+    segment_count: int = len(SEGMENTS),
+    *,
+    work: Path,
+    seed: int = 0,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+) -> dict:
     """Generates the stores, times both nights and the baseline, and returns the report.
 
     Both nights and the baseline run under the same DuckDB memory bound."""
@@ -117,16 +135,21 @@ def run_benchmark(customers: int, segment_count: int = len(SEGMENTS), *, work: P
         "ratio": round(warm / baseline["seconds"], 2) if baseline["seconds"] else None,
         "cpu_s": {"night1": night_one["cpu_s"], "night2": night_two["cpu_s"], "baseline": baseline["cpu_s"]},
         "peak_rss_mb": max(night_one["peak_rss_mb"], night_two["peak_rss_mb"], baseline["peak_rss_mb"]),
-        "peak_rss_mb_by_phase": {"night1": night_one["peak_rss_mb"], "night2": night_two["peak_rss_mb"],
-                                 "baseline": baseline["peak_rss_mb"]},
+        "peak_rss_mb_by_phase": {
+            "night1": night_one["peak_rss_mb"],
+            "night2": night_two["peak_rss_mb"],
+            "baseline": baseline["peak_rss_mb"],
+        },
         "membership_mismatches": sum(mismatches.values()),
         "mismatches_by_segment": {k: v for k, v in mismatches.items() if v},
         "segment_sizes": segment_sizes(warehouse, segments),
         "night_two_changes": {k: counts[k] for k in ("changed_customers", "new_orders", "new_line_items")},
         "generate_s": generate_s,
         "store_bytes": sum(f.stat().st_size for f in (work / "night1").iterdir()),
-        "slowest_steps": {"night1": dict(list(night_one["steps"].items())[:12]),
-                          "night2": dict(list(night_two["steps"].items())[:12])},
+        "slowest_steps": {
+            "night1": dict(list(night_one["steps"].items())[:12]),
+            "night2": dict(list(night_two["steps"].items())[:12]),
+        },
         "load_average": load,
         "cpus": os.cpu_count(),
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -10,9 +10,11 @@ def write_report(out: Path, report: dict) -> None:
 
 
 def nights_summary(report: dict, out: Path) -> str:
-    return (f"{report['customers']:,} customers: night 1 {report['total_s']} s, night 2 {report['warm_total_s']} s, "
-            f"baseline {report['baseline_s']} s (ratio {report['ratio']}), peak {report['peak_rss_mb']} MB, "
-            f"membership mismatches {report['membership_mismatches']}; written to {out}")
+    return (
+        f"{report['customers']:,} customers: night 1 {report['total_s']} s, night 2 {report['warm_total_s']} s, "
+        f"baseline {report['baseline_s']} s (ratio {report['ratio']}), peak {report['peak_rss_mb']} MB, "
+        f"membership mismatches {report['membership_mismatches']}; written to {out}"
+    )
 
 
 def destinations_summary(report: dict, names: list[str]) -> list[str]:
@@ -20,7 +22,9 @@ def destinations_summary(report: dict, names: list[str]) -> list[str]:
     lines = []
     for name in names:
         row = report[name]
-        lines.append(f"{name}: {row['held']:,} of {report['members']:,} numbers in {row['seconds']} s, "
-                     f"{row['requests']:,} requests; the documented limits allow {row['floor_seconds']} s at best "
-                     f"(ratio {row['ratio_to_floor']}, {how})")
+        lines.append(
+            f"{name}: {row['held']:,} of {report['members']:,} numbers in {row['seconds']} s, "
+            f"{row['requests']:,} requests; the documented limits allow {row['floor_seconds']} s at best "
+            f"(ratio {row['ratio_to_floor']}, {how})"
+        )
     return lines

@@ -64,17 +64,22 @@ def add_missing_instance_settings(config: Path) -> None:
     try:
         current = yaml.safe_load(config.read_text())
     except yaml.YAMLError as e:
-        raise SettingsError(f"{config}: not valid YAML ({' '.join(str(e).split())}). Fix it, or delete it "
-                            "and smsseg writes a new one.") from None
+        raise SettingsError(
+            f"{config}: not valid YAML ({' '.join(str(e).split())}). Fix it, or delete it and smsseg writes a new one."
+        ) from None
     if current is None:
         current = {}
     if not isinstance(current, dict):
-        raise SettingsError(f"{config}: expected a mapping of Dagster instance settings, found "
-                            f"{type(current).__name__}. Fix it, or delete it and smsseg writes a new one.")
+        raise SettingsError(
+            f"{config}: expected a mapping of Dagster instance settings, found "
+            f"{type(current).__name__}. Fix it, or delete it and smsseg writes a new one."
+        )
     merged = with_defaults(current, yaml.safe_load(INSTANCE_YAML))
     if merged != current:
-        config.write_text("# smsseg added the settings this file lacked (see INSTANCE_YAML in pipeline/cli.py).\n"
-                          + yaml.safe_dump(merged, sort_keys=False))
+        config.write_text(
+            "# smsseg added the settings this file lacked (see INSTANCE_YAML in pipeline/cli.py).\n"
+            + yaml.safe_dump(merged, sort_keys=False)
+        )
 
 
 def with_defaults(given: dict, defaults: dict) -> dict:
@@ -89,8 +94,14 @@ def with_defaults(given: dict, defaults: dict) -> dict:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    settings = Settings.resolve(source=args.source, data_dir=args.data_dir, segments_dir=args.segments_dir,
-                                gateway=args.gateway, as_of=args.as_of, dry_run=args.dry_run)
+    settings = Settings.resolve(
+        source=args.source,
+        data_dir=args.data_dir,
+        segments_dir=args.segments_dir,
+        gateway=args.gateway,
+        as_of=args.as_of,
+        dry_run=args.dry_run,
+    )
     day = settings.as_of or today_in(shop_timezone(settings.data_dir))
     refuse_future(day, settings, "--as-of")
     with cli_instance(settings) as instance:
@@ -102,8 +113,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     """One run per day from --from to --to, oldest first, each as `smsseg run --as-of` that day would be."""
-    settings = Settings.resolve(source=args.source, data_dir=args.data_dir, segments_dir=args.segments_dir,
-                                gateway=args.gateway)
+    settings = Settings.resolve(
+        source=args.source, data_dir=args.data_dir, segments_dir=args.segments_dir, gateway=args.gateway
+    )
     first, last = parse_day(args.start, "--from"), parse_day(args.end, "--to")
     if first > last:
         raise SettingsError(f"--from {first} is after --to {last}: give the earlier day first")
@@ -115,20 +127,25 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             return 1
         for n, day in enumerate(days, start=1):
             console.print(f"[bold]{day}[/bold] ({n}/{len(days)})")
-            result = run_nightly(dataclasses.replace(settings, as_of=day), args, instance,
-                                 tags={BACKFILL_TAG: f"{first}..{last}"})
+            result = run_nightly(
+                dataclasses.replace(settings, as_of=day), args, instance, tags={BACKFILL_TAG: f"{first}..{last}"}
+            )
             if report(result, instance, brief=True):
                 failed.append(day)
-    console.print(f"backfill {first}..{last}: {len(days) - len(failed)} of {len(days)} days succeeded"
-                  + (f"; failed: {', '.join(map(str, failed))} (rerun each with smsseg run --as-of)" if failed else ""))
+    console.print(
+        f"backfill {first}..{last}: {len(days) - len(failed)} of {len(days)} days succeeded"
+        + (f"; failed: {', '.join(map(str, failed))} (rerun each with smsseg run --as-of)" if failed else "")
+    )
     return 1 if failed else 0
 
 
 def refuse_future(day: dt.date, settings: Settings, flag: str) -> None:
     today = today_in(shop_timezone(settings.data_dir))
     if day > today:
-        raise SettingsError(f"{flag} {day}: that day has not begun in the shop's time zone (today is {today}); "
-                            "a day is evaluated from the day itself on")
+        raise SettingsError(
+            f"{flag} {day}: that day has not begun in the shop's time zone (today is {today}); "
+            "a day is evaluated from the day itself on"
+        )
 
 
 @contextmanager
@@ -153,8 +170,9 @@ def cli_instance(settings: Settings) -> "Iterator[dg.DagsterInstance | None]":
         yield instance
 
 
-def run_nightly(settings: Settings, args: argparse.Namespace, instance: "dg.DagsterInstance",
-                tags: dict[str, str] | None = None) -> "dg.ExecuteInProcessResult":
+def run_nightly(
+    settings: Settings, args: argparse.Namespace, instance: "dg.DagsterInstance", tags: dict[str, str] | None = None
+) -> "dg.ExecuteInProcessResult":
     """The nightly job for the day settings.as_of (its partition) in this process, with a progress bar,
     tagged with this process's identity."""
     import dagster as dg
@@ -165,18 +183,29 @@ def run_nightly(settings: Settings, args: argparse.Namespace, instance: "dg.Dags
 
     # Dagster captures each step's stdout at the file-descriptor level for its compute logs; the bar
     # draws on a duplicate of the terminal's descriptor, taken before any step runs.
-    terminal = Console(file=open(os.dup(sys.stdout.fileno()), "w", buffering=1),  # noqa: SIM115 (closed below)
-                       force_terminal=console.is_terminal)
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=terminal, transient=True)
+    terminal = Console(
+        file=open(os.dup(sys.stdout.fileno()), "w", buffering=1),  # noqa: SIM115 (closed below)
+        force_terminal=console.is_terminal,
+    )
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=terminal,
+        transient=True,
+    )
     loggers = {"progress": progress_logger(progress)}
     if args.verbose:
         loggers["console"] = dg.colored_console_logger
     defs = build_definitions(settings, loggers=loggers)
     job = defs.resolve_job_def(NIGHTLY)
     run_options = {"dry_run": settings.dry_run, "acknowledge_swings": getattr(args, "ack_swing", None) or []}
-    run_config = {"resources": {"run": {"config": run_options}},
-                  "loggers": {name: {"config": {"log_level": "INFO"}} if name == "console" else {} for name in loggers}}
+    run_config = {
+        "resources": {"run": {"config": run_options}},
+        "loggers": {name: {"config": {"log_level": "INFO"}} if name == "console" else {} for name in loggers},
+    }
     # SIGTERM as Ctrl-C, as Dagster's own run worker does: the step raises, its transaction rolls back,
     # the run is marked failed and its pool slot freed, where SIGTERM's default would end the process at once.
     # Python's own Ctrl-C handler, not SIGINT's current one: a shell's background job ignores SIGINT.
@@ -184,8 +213,12 @@ def run_nightly(settings: Settings, args: argparse.Namespace, instance: "dg.Dags
     with progress:
         progress.add_task("starting", total=len(job.graph.node_names()))
         result = job.execute_in_process(
-            run_config=run_config, instance=instance, raise_on_error=False, partition_key=settings.as_of.isoformat(),
-            tags={"smsseg/source": settings.source, "smsseg/launched_by": "cli", **process_tags(), **(tags or {})})
+            run_config=run_config,
+            instance=instance,
+            raise_on_error=False,
+            partition_key=settings.as_of.isoformat(),
+            tags={"smsseg/source": settings.source, "smsseg/launched_by": "cli", **process_tags(), **(tags or {})},
+        )
     terminal.file.close()
     return result
 
@@ -201,8 +234,11 @@ def report(result: "dg.ExecuteInProcessResult", instance: "dg.DagsterInstance", 
     for event in failures:
         error = event.event_specific_data.error
         if error is not None and error.cls_name in INTERRUPTIONS:
-            console.print(f"[red]interrupted:[/red] {event.step_key}: stopped by a signal; what it was writing "
-                          "was rolled back and its pool slot freed. `smsseg run` again to finish.", soft_wrap=True)
+            console.print(
+                f"[red]interrupted:[/red] {event.step_key}: stopped by a signal; what it was writing "
+                "was rolled back and its pool slot freed. `smsseg run` again to finish.",
+                soft_wrap=True,
+            )
             continue
         while error is not None and error.cause is not None and "DagsterExecutionStepExecutionError" in error.cls_name:
             error = error.cause  # Dagster's wrapper says only that the step failed: show what did
@@ -211,17 +247,24 @@ def report(result: "dg.ExecuteInProcessResult", instance: "dg.DagsterInstance", 
     not_run = [name for name in result.job_def.graph.node_names() if name not in started]
     if not_run and not result.success:  # a backfill skips the publish by design, and succeeds
         console.print(f"[yellow]not run (upstream failed):[/yellow] {', '.join(not_run)}", soft_wrap=True)
-    failed_checks = [c for c in result.get_asset_check_evaluations()
-                     if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR]
+    failed_checks = [
+        c for c in result.get_asset_check_evaluations() if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR
+    ]
     for check in failed_checks:
         reason = check.metadata.get("swing") or check.metadata.get("violations")
-        console.print(f"[red]check failed:[/red] {check.asset_key.to_user_string()} {check.check_name}: "
-                      f"{reason.value if reason else ''}", soft_wrap=True)
+        console.print(
+            f"[red]check failed:[/red] {check.asset_key.to_user_string()} {check.check_name}: "
+            f"{reason.value if reason else ''}",
+            soft_wrap=True,
+        )
     # a held export is a night that needs a person, whichever guard held it (the size swing's check,
     # or an audience that moved too far from what the destination holds)
-    held = [event.asset_key.path[-1] for event in result.get_asset_materialization_events()
-            if event.asset_key.path[0] == "exports"
-            and event.event_specific_data.materialization.metadata.get("held", dg.MetadataValue.bool(False)).value]
+    held = [
+        event.asset_key.path[-1]
+        for event in result.get_asset_materialization_events()
+        if event.asset_key.path[0] == "exports"
+        and event.event_specific_data.materialization.metadata.get("held", dg.MetadataValue.bool(False)).value
+    ]
     ok = result.success and not failed_checks and not held
     console.print(f"run {result.run_id} " + ("[green]succeeded[/green]" if ok else "[red]failed[/red]"))
     return 0 if ok else 1
@@ -236,8 +279,9 @@ def evaluated(tags: "Mapping[str, str]") -> str:
     if MODE_TAG not in tags:  # it failed before reaching the warehouse
         return f"evaluating {day}: the run stopped before it reached the warehouse; nothing was changed past extraction"
     latest = tags.get(LATEST_TAG)
-    return Evaluation(dt.date.fromisoformat(day), tags[MODE_TAG] == "live",
-                      dt.date.fromisoformat(latest) if latest else None).describe()
+    return Evaluation(
+        dt.date.fromisoformat(day), tags[MODE_TAG] == "live", dt.date.fromisoformat(latest) if latest else None
+    ).describe()
 
 
 def print_summary(result) -> None:
@@ -248,8 +292,10 @@ def print_summary(result) -> None:
         figures[tuple(materialization.asset_key.path)] = {k: v.value for k, v in materialization.metadata.items()}
     warehouse = figures.get(("warehouse",), {})
     if warehouse:
-        console.print(f"customers {warehouse['customers']:,}, counted orders {warehouse['counted_orders']:,}"
-                      + ("" if warehouse.get("published", True) else " (dry run: warehouse not published)"))
+        console.print(
+            f"customers {warehouse['customers']:,}, counted orders {warehouse['counted_orders']:,}"
+            + ("" if warehouse.get("published", True) else " (dry run: warehouse not published)")
+        )
     # two narrow tables rather than one wide one: at 80 columns the wide one cut every name and figure
     sizes = Table(title="segments")
     for column in ("segment", "size", "change"):
@@ -272,8 +318,9 @@ def print_summary(result) -> None:
             exports.add_row(path[1], "held", "", "", "" if despite is None else f"{despite:,}", "")
         else:
             exports.add_row(path[1], *(f"{export[k]:,}" for k in counts))
-        reasons = ", ".join(f"{k.removeprefix('excluded_')} {v:,}" for k, v in export.items()
-                            if k.startswith("excluded_") and v)
+        reasons = ", ".join(
+            f"{k.removeprefix('excluded_')} {v:,}" for k, v in export.items() if k.startswith("excluded_") and v
+        )
         if reasons:
             excluded[path[1]] = reasons
     if sizes.row_count:
@@ -287,19 +334,26 @@ def print_summary(result) -> None:
         console.print(f"not sent from {name}: {reasons}", soft_wrap=True)
     for path, export in sorted(figures.items()):
         if path[0] == "exports" and export.get("dry_run"):
-            console.print(f"dry run {path[1]}: would add {export['added']:,}, update {export['updated']:,}, "
-                          f"remove {export['removed']:,}; sample adds {export.get('sample_adds')}, "
-                          f"removes {export.get('sample_removes')}"
-                          + ("; held by a size swing: --ack-swing to send it" if export.get("held") else ""),
-                          soft_wrap=True)
+            console.print(
+                f"dry run {path[1]}: would add {export['added']:,}, update {export['updated']:,}, "
+                f"remove {export['removed']:,}; sample adds {export.get('sample_adds')}, "
+                f"removes {export.get('sample_removes')}"
+                + ("; held by a size swing: --ack-swing to send it" if export.get("held") else ""),
+                soft_wrap=True,
+            )
         elif path == ("retired_exports",):
             for segment, removed in export.get("retired", {}).items():
-                console.print(f"segment {segment} is no longer exported: "
-                              f"{'would remove' if export.get('dry_run') else 'removed'} {removed:,} numbers "
-                              f"from {export['destination']}")
+                console.print(
+                    f"segment {segment} is no longer exported: "
+                    f"{'would remove' if export.get('dry_run') else 'removed'} {removed:,} numbers "
+                    f"from {export['destination']}"
+                )
         elif path[0] == "exports" and export.get("held"):
-            console.print(f"{path[1]} is held by a size swing: sent only {export['removed_despite_hold']:,} removals "
-                          "of numbers that may no longer be texted; --ack-swing to send the rest", soft_wrap=True)
+            console.print(
+                f"{path[1]} is held by a size swing: sent only {export['removed_despite_hold']:,} removals "
+                "of numbers that may no longer be texted; --ack-swing to send the rest",
+                soft_wrap=True,
+            )
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -327,8 +381,11 @@ def cmd_shell(args: argparse.Namespace) -> int:
     interactive = not args.sql and sys.stdin.isatty()
     with duckdb.connect(str(path), read_only=True) as con:
         if interactive:
-            console.print(f"{path} (read-only, duckdb {duckdb.__version__}): end a statement with ;  "
-                          "quit with Ctrl-D", highlight=False, soft_wrap=True)
+            console.print(
+                f"{path} (read-only, duckdb {duckdb.__version__}): end a statement with ;  quit with Ctrl-D",
+                highlight=False,
+                soft_wrap=True,
+            )
             return _shell_loop(con)
         ok = True
         for statement in args.sql or [sys.stdin.read()]:
@@ -405,14 +462,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="where everything is written (env SMSSEG_DATA_DIR; default data/)")
     run.add_argument("--gateway", help="file | http | klaviyo | shopify-tags (env SMSSEG_GATEWAY; default file)")
     run.add_argument("--dry-run", action="store_true", help="compute and print each export's diff; change nothing")
-    run.add_argument("--ack-swing", action="append", metavar="SEGMENT",
-                     help="export this segment although its size swung past the threshold (repeatable)")
+    run.add_argument(
+        "--ack-swing",
+        action="append",
+        metavar="SEGMENT",
+        help="export this segment although its size swung past the threshold (repeatable)",
+    )
     run.add_argument("--verbose", action="store_true", help="show Dagster's log as it runs")
     run.set_defaults(func=cmd_run)
 
     backfill = commands.add_parser(
-        "backfill", help="evaluate each day of a range, oldest first; days before the latest day run change nothing "
-                         "but their membership history")
+        "backfill",
+        help="evaluate each day of a range, oldest first; days before the latest day run change nothing "
+        "but their membership history",
+    )
     backfill.add_argument("--from", dest="start", required=True, help="first day YYYY-MM-DD")
     backfill.add_argument("--to", dest="end", required=True, help="last day YYYY-MM-DD")
     for flag in ("--source", "--segments-dir", "--data-dir", "--gateway"):
@@ -435,8 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--customers", type=int, required=True)
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--out", required=True)
-    generate.add_argument("--end-day", type=end_day,
-                          help="the store's last day YYYY-MM-DD, in its time zone (default: today there)")
+    generate.add_argument(
+        "--end-day", type=end_day, help="the store's last day YYYY-MM-DD, in its time zone (default: today there)"
+    )
     generate.set_defaults(func=cmd_demo_generate)
 
     from pipeline.segments.commands import register as register_segments
@@ -444,8 +508,9 @@ def build_parser() -> argparse.ArgumentParser:
     register_segments(commands)
     # The benchmark is a package of its own (bench/), outside the pipeline's import path: every other command
     # starts without it. It reads its own options, so `smsseg bench --help` is its help.
-    bench = commands.add_parser("bench", add_help=False, help="time the nightly job, or the destinations' "
-                                                              "syncs, at scale (smsseg bench --help)")
+    bench = commands.add_parser(
+        "bench", add_help=False, help="time the nightly job, or the destinations' syncs, at scale (smsseg bench --help)"
+    )
     bench.set_defaults(func=cmd_bench)
     return parser
 

@@ -33,8 +33,13 @@ FIRST_DAY_BEFORE_ANY_ORDER = dt.date(2000, 1, 1)
 
 
 def nightly_schedule(job: dg.JobDefinition, timezone: str) -> dg.ScheduleDefinition:
-    @dg.schedule(job=job, cron_schedule="0 2 * * *", execution_timezone=timezone, name="nightly_at_2am",
-                 default_status=dg.DefaultScheduleStatus.STOPPED)
+    @dg.schedule(
+        job=job,
+        cron_schedule="0 2 * * *",
+        execution_timezone=timezone,
+        name="nightly_at_2am",
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+    )
     def _nightly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
         """02:00 in the shop's time zone, evaluated as of that day: its partition."""
         day = context.scheduled_execution_time.date().isoformat()
@@ -61,12 +66,18 @@ def analysts_copy(healthy: list[SegmentDefinition]) -> Callable[[duckdb.DuckDBPy
     return copy_for_analysts
 
 
-def build_definitions(settings: Settings, loggers: dict[str, dg.LoggerDefinition] | None = None,
-                      **resources: dg.ConfigurableResource) -> dg.Definitions:
+def build_definitions(
+    settings: Settings, loggers: dict[str, dg.LoggerDefinition] | None = None, **resources: dg.ConfigurableResource
+) -> dg.Definitions:
     """Everything Dagster shows, for these settings; `resources` replace the defaults (tests, demos)."""
-    pipeline_settings = PipelineSettings(data_dir=str(settings.data_dir), segments_dir=str(settings.segments_dir),
-                                         source=settings.source, swing_threshold=settings.swing_threshold,
-                                         memory_limit=settings.memory_limit, batch_size=settings.batch_size)
+    pipeline_settings = PipelineSettings(
+        data_dir=str(settings.data_dir),
+        segments_dir=str(settings.segments_dir),
+        source=settings.source,
+        swing_threshold=settings.swing_threshold,
+        memory_limit=settings.memory_limit,
+        batch_size=settings.batch_size,
+    )
     segments, definitions = segment_assets(settings.segments_dir)
     healthy = definitions.healthy()
     exported = [name for name in healthy if definitions.definitions[name].export]
@@ -75,23 +86,32 @@ def build_definitions(settings: Settings, loggers: dict[str, dg.LoggerDefinition
     # a broken definition fails its own asset; the warehouse still publishes with every healthy segment
     publish = published_warehouse_asset(
         deps=[*MARTS_KEYS, *(segment_key(n) for n in healthy), *(e.key for e in exports), retired.key],
-        before_publish=analysts_copy([definitions.definitions[n] for n in healthy]))
+        before_publish=analysts_copy([definitions.definitions[n] for n in healthy]),
+    )
     timezone = pipeline_settings.shop_timezone()
     days = daily_partitions(timezone, first_day(settings, timezone))
     assets = dg.map_asset_specs(
         lambda spec: spec.replace_attributes(partitions_def=days),
-        [*extract_assets(settings.source), *model_assets, phone_numbers, *segments, *exports, retired, publish])
-    job = dg.define_asset_job(NIGHTLY, selection=dg.AssetSelection.all(),
-                              description="Extract, build the warehouse, evaluate segments, sync audiences, "
-                                          "as of one day (the partition).")
+        [*extract_assets(settings.source), *model_assets, phone_numbers, *segments, *exports, retired, publish],
+    )
+    job = dg.define_asset_job(
+        NIGHTLY,
+        selection=dg.AssetSelection.all(),
+        description="Extract, build the warehouse, evaluate segments, sync audiences, as of one day (the partition).",
+    )
     return dg.Definitions(
         assets=assets,
         asset_checks=[*data_test_checks, *(swing_check(e.key.path[-1]) for e in exports)],
         jobs=[job],
         schedules=[nightly_schedule(job, timezone)],
         loggers=loggers,
-        resources={"settings": pipeline_settings, "run": RunOptions(), **source_resources(settings.source),
-                   "gateway": gateway_resource(settings.gateway, str(settings.data_dir)), **resources},
+        resources={
+            "settings": pipeline_settings,
+            "run": RunOptions(),
+            **source_resources(settings.source),
+            "gateway": gateway_resource(settings.gateway, str(settings.data_dir)),
+            **resources,
+        },
     )
 
 
@@ -99,8 +119,13 @@ def source_resources(source: str) -> dict[str, dg.ConfigurableResource]:
     """The Shopify client, configured from the environment, when the source is a real shop."""
     if source != "shopify":
         return {}
-    return {"shopify": ShopifyResource(store=dg.EnvVar("SHOPIFY_STORE"), access_token=dg.EnvVar("SHOPIFY_ACCESS_TOKEN"),
-                                       api_version=os.environ.get("SHOPIFY_API_VERSION") or API_VERSION)}
+    return {
+        "shopify": ShopifyResource(
+            store=dg.EnvVar("SHOPIFY_STORE"),
+            access_token=dg.EnvVar("SHOPIFY_ACCESS_TOKEN"),
+            api_version=os.environ.get("SHOPIFY_API_VERSION") or API_VERSION,
+        )
+    }
 
 
 @dg.definitions

@@ -95,8 +95,9 @@ class LoopbackServer:
 
     def start(self) -> Self:
         # a short poll interval keeps stop() quick: shutdown waits for the serving loop's next turn
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=self._name, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=self._name, daemon=True
+        )
         self._thread.start()
         return self
 

@@ -29,8 +29,12 @@ def progress_logger(progress: Progress) -> dg.LoggerDefinition:
                     outcome = "done" if event.event_type_value == "STEP_SUCCESS" else "FAILED"
                     seconds = time.monotonic() - started.pop(step, time.monotonic())
                     width = len(str(task.total))
-                    progress.console.print(f"[{task.completed:>{width}}/{task.total}] {step} {outcome} "
-                                           f"{seconds:.1f}s", markup=False, highlight=False, soft_wrap=True)
+                    progress.console.print(
+                        f"[{task.completed:>{width}}/{task.total}] {step} {outcome} {seconds:.1f}s",
+                        markup=False,
+                        highlight=False,
+                        soft_wrap=True,
+                    )
 
     @dg.logger
     def _progress(_init_context: dg.InitLoggerContext) -> logging.Logger:

@@ -80,8 +80,10 @@ def raise_if_retryable(response: httpx.Response, describe: Callable[[httpx.Respo
     """Raises Retryable for a 429 or 5xx reply, with the server's Retry-After; `describe` gives its few words."""
     if response.status_code == 429 or response.status_code >= 500:
         detail = describe(response)
-        raise Retryable(f"HTTP {response.status_code}" + (f" {detail}" if detail else ""),
-                        retry_after_seconds(response.headers.get("Retry-After")))
+        raise Retryable(
+            f"HTTP {response.status_code}" + (f" {detail}" if detail else ""),
+            retry_after_seconds(response.headers.get("Retry-After")),
+        )
 
 
 def endpoint(method: str, url: str | httpx.URL) -> str:
@@ -91,8 +93,9 @@ def endpoint(method: str, url: str | httpx.URL) -> str:
     return f"{method} {url.scheme}://{url.host}{port}{url.path}"
 
 
-def with_retries(attempt: Callable[[], T], *, what: str, where: str, policy: RetryPolicy,
-                 sleep: Callable[[float], None] = time.sleep) -> T:
+def with_retries(
+    attempt: Callable[[], T], *, what: str, where: str, policy: RetryPolicy, sleep: Callable[[float], None] = time.sleep
+) -> T:
     """Calls `attempt` until it returns, retrying as the policy says; `where` is its endpoint (see `endpoint`)."""
     waited = 0.0
     number = 0
@@ -111,9 +114,14 @@ def with_retries(attempt: Callable[[], T], *, what: str, where: str, policy: Ret
         wait = policy.wait(number, failure.retry_after)
         if waited + wait > policy.max_wait_seconds:
             budget = policy.max_wait_seconds
-            raise RetriesExhausted(f"{gave_up} (waiting {wait:.0f} s more would pass the {budget:.0f} s one request"
-                                   f" may wait in all), last: {last}", number, last)
-        log.warning("%s: %s at %s; attempt %d of %d, retrying in %.2f s", what, last, where, number,
-                    policy.max_attempts, wait)
+            raise RetriesExhausted(
+                f"{gave_up} (waiting {wait:.0f} s more would pass the {budget:.0f} s one request"
+                f" may wait in all), last: {last}",
+                number,
+                last,
+            )
+        log.warning(
+            "%s: %s at %s; attempt %d of %d, retrying in %.2f s", what, last, where, number, policy.max_attempts, wait
+        )
         sleep(wait)
         waited += wait

@@ -42,49 +42,72 @@ class Settings:
     batch_size: int = DEFAULT_BATCH_SIZE
 
     @classmethod
-    def resolve(cls, *, source: str | None = None, data_dir: str | None = None, segments_dir: str | None = None,
-                gateway: str | None = None, as_of: str | None = None, dry_run: bool = False,
-                env: dict[str, str] | None = None) -> "Settings":
+    def resolve(
+        cls,
+        *,
+        source: str | None = None,
+        data_dir: str | None = None,
+        segments_dir: str | None = None,
+        gateway: str | None = None,
+        as_of: str | None = None,
+        dry_run: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> "Settings":
         """Settings from flags (the keyword arguments), then the environment, then the defaults."""
         env = os.environ if env is None else env
         source = source or env.get("SMSSEG_SOURCE") or cls.source
         gateway = gateway or env.get("SMSSEG_GATEWAY") or cls.gateway
         if not (source in ("demo", "shopify") or (source.startswith("jsonl:") and len(source) > 6)):
-            raise SettingsError(f"source {source!r} (--source or SMSSEG_SOURCE): expected one of "
-                                f"{', '.join(SOURCES)}, e.g. jsonl:/path/to/store")
+            raise SettingsError(
+                f"source {source!r} (--source or SMSSEG_SOURCE): expected one of "
+                f"{', '.join(SOURCES)}, e.g. jsonl:/path/to/store"
+            )
         if source.startswith("jsonl:") and not Path(source[6:]).is_dir():
-            raise SettingsError(f"source {source!r}: {source[6:]} is not a directory. "
-                                "Point jsonl: at a store directory holding customers.jsonl, orders.jsonl, ...")
+            raise SettingsError(
+                f"source {source!r}: {source[6:]} is not a directory. "
+                "Point jsonl: at a store directory holding customers.jsonl, orders.jsonl, ..."
+            )
         if source == "shopify":
             for variable in ("SHOPIFY_STORE", "SHOPIFY_ACCESS_TOKEN"):
                 if not env.get(variable):
-                    raise SettingsError(f"source shopify needs {variable} in the environment "
-                                        "(the shop, e.g. my-shop.myshopify.com, and its Admin API access token)")
+                    raise SettingsError(
+                        f"source shopify needs {variable} in the environment "
+                        "(the shop, e.g. my-shop.myshopify.com, and its Admin API access token)"
+                    )
         if gateway not in GATEWAYS:
-            raise SettingsError(f"gateway {gateway!r} (--gateway or SMSSEG_GATEWAY): expected one of "
-                                f"{', '.join(GATEWAYS)}")
+            raise SettingsError(
+                f"gateway {gateway!r} (--gateway or SMSSEG_GATEWAY): expected one of {', '.join(GATEWAYS)}"
+            )
         if gateway == "http":
             for variable in ("SMS_GATEWAY_URL", "SMS_GATEWAY_TOKEN"):
                 if not env.get(variable):
-                    raise SettingsError(f"gateway http needs {variable} in the environment "
-                                        "(the gateway's base URL and its bearer token)")
+                    raise SettingsError(
+                        f"gateway http needs {variable} in the environment "
+                        "(the gateway's base URL and its bearer token)"
+                    )
         if gateway == "klaviyo" and not env.get("KLAVIYO_API_KEY"):
-            raise SettingsError("gateway klaviyo needs KLAVIYO_API_KEY in the environment (a private API key "
-                                "with the scopes lists:read, lists:write, profiles:read and profiles:write)")
+            raise SettingsError(
+                "gateway klaviyo needs KLAVIYO_API_KEY in the environment (a private API key "
+                "with the scopes lists:read, lists:write, profiles:read and profiles:write)"
+            )
         if gateway == "shopify-tags":
             missing = [v for v in ("SHOPIFY_STORE", "SHOPIFY_ACCESS_TOKEN") if not env.get(v)]
             if missing:
-                raise SettingsError(f"gateway shopify-tags needs {' and '.join(missing)} in the environment (the shop, "
-                                    "e.g. my-shop.myshopify.com, and an Admin API token with the write_customers "
-                                    "scope)")
+                raise SettingsError(
+                    f"gateway shopify-tags needs {' and '.join(missing)} in the environment (the shop, "
+                    "e.g. my-shop.myshopify.com, and an Admin API token with the write_customers "
+                    "scope)"
+                )
         threshold = env.get("SMSSEG_SWING_THRESHOLD") or str(cls.swing_threshold)
         try:
             swing_threshold = float(threshold)
         except ValueError:
             swing_threshold = -1.0
         if not swing_threshold > 0:
-            raise SettingsError(f"SMSSEG_SWING_THRESHOLD {threshold!r}: expected a share above 0, "
-                                "e.g. 0.5 to hold exports whose segment grows or shrinks by more than half")
+            raise SettingsError(
+                f"SMSSEG_SWING_THRESHOLD {threshold!r}: expected a share above 0, "
+                "e.g. 0.5 to hold exports whose segment grows or shrinks by more than half"
+            )
         return cls(
             source=source,
             data_dir=data_dir_from(data_dir, env),
@@ -116,9 +139,11 @@ def memory_limit_from(env: Mapping[str, str]) -> str:
         try:
             con.execute("set memory_limit = ?", [value])
         except duckdb.Error as e:
-            raise SettingsError(f"SMSSEG_MEMORY_LIMIT {value!r}: {e}. Give DuckDB's memory bound as an amount "
-                                "with its unit, e.g. 1GB (the default) or 4GB for a shop of several million "
-                                "customers.") from None
+            raise SettingsError(
+                f"SMSSEG_MEMORY_LIMIT {value!r}: {e}. Give DuckDB's memory bound as an amount "
+                "with its unit, e.g. 1GB (the default) or 4GB for a shop of several million "
+                "customers."
+            ) from None
     return value
 
 
@@ -126,9 +151,11 @@ def batch_size_from(env: Mapping[str, str]) -> int:
     """SMSSEG_BATCH_SIZE, or the default: how many numbers a gateway request carries at most."""
     value = env.get("SMSSEG_BATCH_SIZE") or str(DEFAULT_BATCH_SIZE)
     if not re.fullmatch(r"[0-9]+", value.strip()) or int(value) < 1:
-        raise SettingsError(f"SMSSEG_BATCH_SIZE {value!r}: expected a whole number of phone numbers, at least 1 "
-                            f"(default {DEFAULT_BATCH_SIZE}). Lower it when the gateway refuses batches as too "
-                            "large.")
+        raise SettingsError(
+            f"SMSSEG_BATCH_SIZE {value!r}: expected a whole number of phone numbers, at least 1 "
+            f"(default {DEFAULT_BATCH_SIZE}). Lower it when the gateway refuses batches as too "
+            "large."
+        )
     return int(value)
 
 

@@ -35,5 +35,10 @@ def to_sql(expression: exp.Expression) -> str:
 
 def temp(name: str, query: exp.Query, kind: str = "TABLE") -> exp.Create:
     """`create or replace temp table name as query` (or a temp view, with kind="VIEW")."""
-    return exp.Create(this=table(name), kind=kind, replace=True, expression=query,
-                      properties=exp.Properties(expressions=[exp.TemporaryProperty()]))
+    return exp.Create(
+        this=table(name),
+        kind=kind,
+        replace=True,
+        expression=query,
+        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+    )

@@ -22,4 +22,3 @@ def build_warehouse(store: Store | Path, data_dir: Path, as_of: dt.date) -> Path
 def warehouse(tmp_path: Path):
     """warehouse(store, as_of) -> path of a published warehouse.duckdb built from that store."""
     return lambda store, as_of: build_warehouse(store, tmp_path / "data", as_of)
-

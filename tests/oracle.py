@@ -19,8 +19,14 @@ import polars as pl
 STATES = {"SUBSCRIBED", "NOT_SUBSCRIBED", "PENDING", "UNSUBSCRIBED", "REDACTED"}
 SPEND_TIERS = {"HIGH", "MEDIUM", "LOW"}
 # Customer.productSubscriberStatus -> product_subscription_status: the language's SUBSCRIBED is ACTIVE.
-SUBSCRIBERS = {"ACTIVE": "SUBSCRIBED", "PAUSED": "PAUSED", "CANCELLED": "CANCELLED", "EXPIRED": "EXPIRED",
-               "FAILED": "FAILED", "NEVER_SUBSCRIBED": "NEVER_SUBSCRIBED"}
+SUBSCRIBERS = {
+    "ACTIVE": "SUBSCRIBED",
+    "PAUSED": "PAUSED",
+    "CANCELLED": "CANCELLED",
+    "EXPIRED": "EXPIRED",
+    "FAILED": "FAILED",
+    "NEVER_SUBSCRIBED": "NEVER_SUBSCRIBED",
+}
 RFM_GRID = {  # R score -> groups for FM scores 1..5, as documented in the README
     5: ["NEW", "PROMISING", "ACTIVE", "LOYAL", "CHAMPIONS"],
     4: ["PROMISING", "PROMISING", "ACTIVE", "LOYAL", "CHAMPIONS"],
@@ -101,9 +107,14 @@ class Oracle:
             if o.get("test") or day > self.as_of or (cancelled is not None and cancelled <= self.as_of):
                 continue
             amount = _get(o, "currentTotalPriceSet", "shopMoney", "amount") or _get(
-                o, "totalPriceSet", "shopMoney", "amount")
-            self.counted[gid] = {"order_id": _num(gid), "customer_id": _num(_get(o, "customer", "id")),
-                                 "order_date": day, "amount": Decimal(amount)}
+                o, "totalPriceSet", "shopMoney", "amount"
+            )
+            self.counted[gid] = {
+                "order_id": _num(gid),
+                "customer_id": _num(_get(o, "customer", "id")),
+                "order_date": day,
+                "amount": Decimal(amount),
+            }
         self.line_items: dict[str, dict] = {}
         for li in children:  # the last line of an id wins
             if li["__parentId"] in self.counted:
@@ -123,8 +134,11 @@ class Oracle:
         checkouts = _latest(_lines(store_dir / "abandoned_checkouts.jsonl"))
         open_checkouts: dict[int, tuple] = {}
         for gid, c in checkouts.items():
-            cid, created, completed = _num(_get(c, "customer", "id")), self.local(c["createdAt"]), self.local(
-                c.get("completedAt"))
+            cid, created, completed = (
+                _num(_get(c, "customer", "id")),
+                self.local(c["createdAt"]),
+                self.local(c.get("completedAt")),
+            )
             if cid is None or created > self.as_of or (completed is not None and completed <= self.as_of):
                 continue
             key = (_ts(c["createdAt"]), _num(gid))
@@ -145,9 +159,15 @@ class Oracle:
         for o in self.counted.values():
             if o["customer_id"] in people:
                 per_customer[o["customer_id"]].append(o)
-        stats = {cid: {"amount_spent": sum(o["amount"] for o in os_), "number_of_orders": len(os_),
-                       "first_order_date": min(o["order_date"] for o in os_),
-                       "last_order_date": max(o["order_date"] for o in os_)} for cid, os_ in per_customer.items()}
+        stats = {
+            cid: {
+                "amount_spent": sum(o["amount"] for o in os_),
+                "number_of_orders": len(os_),
+                "first_order_date": min(o["order_date"] for o in os_),
+                "last_order_date": max(o["order_date"] for o in os_),
+            }
+            for cid, os_ in per_customer.items()
+        }
         r = _score({cid: s["last_order_date"] for cid, s in stats.items()})
         f = _score({cid: s["number_of_orders"] for cid, s in stats.items()})
         m = _score({cid: s["amount_spent"] for cid, s in stats.items()})
@@ -175,68 +195,103 @@ class Oracle:
                 if city:
                     cities.add("-".join(x for x in (ctry, prov, city.replace(" ", "")) if x))
             checkout = open_checkouts.get(cid)
-            rows.append({
-                "customer_id": cid,
-                "first_name": None if gone else c.get("firstName"),
-                "last_name": None if gone else c.get("lastName"),
-                "email": None if gone else email,
-                "phone": None if gone else phone,
-                "phone_e164": None if gone else self.e164(phone, country),
-                "sms_subscription_status": self._status(gone, phone, _get(c, "defaultPhoneNumber", "marketingState")),
-                "email_subscription_status": self._status(gone, email,
-                                                          _get(c, "defaultEmailAddress", "marketingState")),
-                "customer_account_status": (c.get("state") or "").upper() or None,
-                "customer_language": c.get("locale"),
-                "customer_email_domain": None if gone or not email or "@" not in email
-                else email.rsplit("@", 1)[1].lower(),
-                "customer_added_date": self.local(c["createdAt"]),
-                "amount_spent": spent,
-                "number_of_orders": n,
-                "average_order_value": (spent / n).quantize(Decimal("0.0001"), ROUND_HALF_UP) if n else None,
-                "first_order_date": s["first_order_date"] if s else None,
-                "last_order_date": s["last_order_date"] if s else None,
-                "abandoned_checkout_date": checkout[1] if checkout else None,
-                "abandoned_checkout_url": None if gone or not checkout else checkout[2],
-                "customer_tags": [] if gone else list(c.get("tags") or []),
-                "customer_countries": [] if gone else sorted(countries),
-                "customer_regions": [] if gone else sorted(regions),
-                "customer_cities": [] if gone else sorted(cities),
-                "rfm_group": RFM_GRID[r[cid]][(f[cid] + m[cid]) // 2 - 1] if s else "PROSPECTS",
-                "predicted_spend_tier": self._enum(_get(c, "statistics", "predictedSpendTier"), SPEND_TIERS),
-                "product_subscription_status": SUBSCRIBERS.get((c.get("productSubscriberStatus") or "").upper()),
-                "companies": [] if gone else self._companies(c.get("companyContactProfiles")),
-                "latitude": None if gone else self._point(c.get("defaultAddress"))[0],
-                "longitude": None if gone else self._point(c.get("defaultAddress"))[1],
-                "sms_consent_date": None if gone or not phone
-                else self.local(_get(c, "defaultPhoneNumber", "marketingUpdatedAt")),
-                "is_redacted": gone,
-                "as_of": self.as_of,
-            })
+            rows.append(
+                {
+                    "customer_id": cid,
+                    "first_name": None if gone else c.get("firstName"),
+                    "last_name": None if gone else c.get("lastName"),
+                    "email": None if gone else email,
+                    "phone": None if gone else phone,
+                    "phone_e164": None if gone else self.e164(phone, country),
+                    "sms_subscription_status": self._status(
+                        gone, phone, _get(c, "defaultPhoneNumber", "marketingState")
+                    ),
+                    "email_subscription_status": self._status(
+                        gone, email, _get(c, "defaultEmailAddress", "marketingState")
+                    ),
+                    "customer_account_status": (c.get("state") or "").upper() or None,
+                    "customer_language": c.get("locale"),
+                    "customer_email_domain": None
+                    if gone or not email or "@" not in email
+                    else email.rsplit("@", 1)[1].lower(),
+                    "customer_added_date": self.local(c["createdAt"]),
+                    "amount_spent": spent,
+                    "number_of_orders": n,
+                    "average_order_value": (spent / n).quantize(Decimal("0.0001"), ROUND_HALF_UP) if n else None,
+                    "first_order_date": s["first_order_date"] if s else None,
+                    "last_order_date": s["last_order_date"] if s else None,
+                    "abandoned_checkout_date": checkout[1] if checkout else None,
+                    "abandoned_checkout_url": None if gone or not checkout else checkout[2],
+                    "customer_tags": [] if gone else list(c.get("tags") or []),
+                    "customer_countries": [] if gone else sorted(countries),
+                    "customer_regions": [] if gone else sorted(regions),
+                    "customer_cities": [] if gone else sorted(cities),
+                    "rfm_group": RFM_GRID[r[cid]][(f[cid] + m[cid]) // 2 - 1] if s else "PROSPECTS",
+                    "predicted_spend_tier": self._enum(_get(c, "statistics", "predictedSpendTier"), SPEND_TIERS),
+                    "product_subscription_status": SUBSCRIBERS.get((c.get("productSubscriberStatus") or "").upper()),
+                    "companies": [] if gone else self._companies(c.get("companyContactProfiles")),
+                    "latitude": None if gone else self._point(c.get("defaultAddress"))[0],
+                    "longitude": None if gone else self._point(c.get("defaultAddress"))[1],
+                    "sms_consent_date": None
+                    if gone or not phone
+                    else self.local(_get(c, "defaultPhoneNumber", "marketingUpdatedAt")),
+                    "is_redacted": gone,
+                    "as_of": self.as_of,
+                }
+            )
         self._customer_children([r for r in lines if "__parentId" in r], people, redacted)
-        self.customers = pl.DataFrame(rows, schema_overrides={
-            "amount_spent": pl.Decimal(38, 4), "average_order_value": pl.Decimal(18, 4),
-            "customer_tags": pl.List(pl.String), "customer_countries": pl.List(pl.String),
-            "customer_regions": pl.List(pl.String), "customer_cities": pl.List(pl.String),
-            "companies": pl.List(pl.Int64), "latitude": pl.Float64, "longitude": pl.Float64,
-            "sms_consent_date": pl.Date},
-            infer_schema_length=None).sort("customer_id")
-        self.orders = pl.DataFrame(list(self.counted.values()),
-                                   schema={"order_id": pl.Int64, "customer_id": pl.Int64, "order_date": pl.Date,
-                                           "amount": pl.Decimal(18, 4)})
+        self.customers = pl.DataFrame(
+            rows,
+            schema_overrides={
+                "amount_spent": pl.Decimal(38, 4),
+                "average_order_value": pl.Decimal(18, 4),
+                "customer_tags": pl.List(pl.String),
+                "customer_countries": pl.List(pl.String),
+                "customer_regions": pl.List(pl.String),
+                "customer_cities": pl.List(pl.String),
+                "companies": pl.List(pl.Int64),
+                "latitude": pl.Float64,
+                "longitude": pl.Float64,
+                "sms_consent_date": pl.Date,
+            },
+            infer_schema_length=None,
+        ).sort("customer_id")
+        self.orders = pl.DataFrame(
+            list(self.counted.values()),
+            schema={"order_id": pl.Int64, "customer_id": pl.Int64, "order_date": pl.Date, "amount": pl.Decimal(18, 4)},
+        )
         lines = []
         for li in self.line_items.values():
             o = self.counted[li["__parentId"]]
             pid = _num(_get(li, "product", "id"))
             cols = sorted(self.collections.get(pid, set()))
-            lines.append({"line_id": _num(li["id"]), "order_id": o["order_id"], "customer_id": o["customer_id"],
-                          "order_date": o["order_date"], "product_id": pid, "quantity": li.get("quantity") or 0,
-                          "product_tags": self.product_tags.get(pid, []),
-                          "collection_handles": sorted({h for h, _ in cols}),
-                          "collection_ids": sorted({i for _, i in cols})})
-        self.lines = pl.DataFrame(lines, schema={
-            "line_id": pl.Int64, "order_id": pl.Int64, "customer_id": pl.Int64, "order_date": pl.Date,
-            "product_id": pl.Int64, "quantity": pl.Int64, "product_tags": pl.List(pl.String),
-            "collection_handles": pl.List(pl.String), "collection_ids": pl.List(pl.Int64)})
+            lines.append(
+                {
+                    "line_id": _num(li["id"]),
+                    "order_id": o["order_id"],
+                    "customer_id": o["customer_id"],
+                    "order_date": o["order_date"],
+                    "product_id": pid,
+                    "quantity": li.get("quantity") or 0,
+                    "product_tags": self.product_tags.get(pid, []),
+                    "collection_handles": sorted({h for h, _ in cols}),
+                    "collection_ids": sorted({i for _, i in cols}),
+                }
+            )
+        self.lines = pl.DataFrame(
+            lines,
+            schema={
+                "line_id": pl.Int64,
+                "order_id": pl.Int64,
+                "customer_id": pl.Int64,
+                "order_date": pl.Date,
+                "product_id": pl.Int64,
+                "quantity": pl.Int64,
+                "product_tags": pl.List(pl.String),
+                "collection_handles": pl.List(pl.String),
+                "collection_ids": pl.List(pl.Int64),
+            },
+        )
 
     def _customer_children(self, children: list[dict], people: dict[int, dict], redacted: set[int]) -> None:
         """Metafields (the last line of a namespace.key; none for a redacted customer) and store credit
@@ -249,15 +304,32 @@ class Oracle:
                 continue
             if kind == "Metafield" and cid not in redacted:
                 metafields[(cid, child["namespace"], child["key"])] = {
-                    "customer_id": cid, "namespace": child["namespace"], "key": child["key"],
-                    "type": child["type"], "value": child["value"]}
+                    "customer_id": cid,
+                    "namespace": child["namespace"],
+                    "key": child["key"],
+                    "type": child["type"],
+                    "value": child["value"],
+                }
             elif kind == "StoreCreditAccount":
-                credits[child["id"]] = {"customer_id": cid, "balance": Decimal(child["balance"]["amount"]),
-                                        "currency": child["balance"]["currencyCode"].strip().upper()}
-        self.metafields = pl.DataFrame(list(metafields.values()), schema={
-            "customer_id": pl.Int64, "namespace": pl.String, "key": pl.String, "type": pl.String, "value": pl.String})
-        self.store_credit = pl.DataFrame(list(credits.values()), schema={
-            "customer_id": pl.Int64, "balance": pl.Decimal(18, 4), "currency": pl.String})
+                credits[child["id"]] = {
+                    "customer_id": cid,
+                    "balance": Decimal(child["balance"]["amount"]),
+                    "currency": child["balance"]["currencyCode"].strip().upper(),
+                }
+        self.metafields = pl.DataFrame(
+            list(metafields.values()),
+            schema={
+                "customer_id": pl.Int64,
+                "namespace": pl.String,
+                "key": pl.String,
+                "type": pl.String,
+                "value": pl.String,
+            },
+        )
+        self.store_credit = pl.DataFrame(
+            list(credits.values()),
+            schema={"customer_id": pl.Int64, "balance": pl.Decimal(18, 4), "currency": pl.String},
+        )
 
     @staticmethod
     def _enum(value: str | None, known: set[str]) -> str | None:
@@ -309,8 +381,11 @@ class Oracle:
             day = self.local(e.get("occurredAt"))
             if day is not None and day <= self.as_of:
                 events.add((e["phone"].strip(), (e.get("type") or "").strip().lower(), e.get("campaign"), day))
-        self.events = pl.DataFrame(sorted(events, key=str), orient="row", schema={
-            "phone_e164": pl.String, "event_type": pl.String, "campaign": pl.String, "event_date": pl.Date})
+        self.events = pl.DataFrame(
+            sorted(events, key=str),
+            orient="row",
+            schema={"phone_e164": pl.String, "event_type": pl.String, "campaign": pl.String, "event_date": pl.Date},
+        )
 
     def _customer_events(self, store_dir: Path) -> None:
         """Shopify Email and storefront events (keyed by customer, not phone) on or before as_of. An event
@@ -318,16 +393,31 @@ class Oracle:
         email, views = set(), set()
         for e in _lines(store_dir / "shopify_email_events.jsonl"):
             if self.local(e["occurredAt"]) <= self.as_of:
-                email.add((_num(e["customer"]["id"]), e["type"].strip().lower(),
-                           _num(_get(e, "marketingActivity", "id")), _ts(e["occurredAt"])))
+                email.add(
+                    (
+                        _num(e["customer"]["id"]),
+                        e["type"].strip().lower(),
+                        _num(_get(e, "marketingActivity", "id")),
+                        _ts(e["occurredAt"]),
+                    )
+                )
         for e in _lines(store_dir / "storefront_events.jsonl"):
             if self.local(e["occurredAt"]) <= self.as_of:
-                views.add((_num(e["customer"]["id"]), e["type"].strip().lower(), _num(_get(e, "product", "id")),
-                           _num(_get(e, "collection", "id")), _ts(e["occurredAt"])))
+                views.add(
+                    (
+                        _num(e["customer"]["id"]),
+                        e["type"].strip().lower(),
+                        _num(_get(e, "product", "id")),
+                        _num(_get(e, "collection", "id")),
+                        _ts(e["occurredAt"]),
+                    )
+                )
 
         def frame(rows: set, names: list[str]) -> pl.DataFrame:
-            dated = [(*row[:-1], row[-1].astimezone(dt.UTC), row[-1].astimezone(self.tz).date())
-                     for row in sorted(rows, key=str)]
+            dated = [
+                (*row[:-1], row[-1].astimezone(dt.UTC), row[-1].astimezone(self.tz).date())
+                for row in sorted(rows, key=str)
+            ]
             types = {"event_type": pl.String, "occurred_at": pl.Datetime("us", "UTC"), "event_date": pl.Date}
             columns = (*names, "occurred_at", "event_date")
             return pl.DataFrame(dated, orient="row", schema={n: types.get(n, pl.Int64) for n in columns})

@@ -32,8 +32,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def test_report_has_every_figure(report: dict) -> None:
-    for key in ("customers", "orders", "line_items", "total_s", "warm_total_s", "baseline_s", "ratio",
-                "peak_rss_mb"):
+    for key in ("customers", "orders", "line_items", "total_s", "warm_total_s", "baseline_s", "ratio", "peak_rss_mb"):
         assert isinstance(report[key], int | float), key
     assert set(report["stages"]) == set(STAGES)
     assert all(seconds >= 0 for seconds in report["stages"].values())
@@ -54,8 +53,9 @@ def test_report_has_every_figure(report: dict) -> None:
     assert report["memory_limit"] == "512MB"
 
 
-def test_a_bad_memory_limit_is_refused_before_anything_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                            capsys: pytest.CaptureFixture) -> None:
+def test_a_bad_memory_limit_is_refused_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     monkeypatch.setenv("SMSSEG_MEMORY_LIMIT", "plenty")
     out, work = tmp_path / "b.json", tmp_path / "w"
     assert main(["bench", "--customers", "10", "--out", str(out), "--work-dir", str(work)]) == 2
@@ -162,7 +162,8 @@ def test_shopify_tags_tags_everyone_and_prices_it_against_the_rate_limits() -> N
     assert run.requests == 1 + 2 * (1 + 1 + 2)
     assert run.detail["points"] == 2 + 2 * 250 + 2 * (10 + 10 + 1), "a page of customers, then 21 a bulk mutation"
     assert run.detail["floor_seconds_by_plan"] == {"standard": 0.0, "advanced": 0.0, "plus": 0.0}, (
-        "544 points: a bucket's worth")
+        "544 points: a bucket's worth"
+    )
     assert run.floor_seconds == 0.0 and run.seconds > 0
     assert floor_points(600, 100) == 6 * (100 + 10 * 100), "small batches pay 10 points a tagsAdd"
 
@@ -174,8 +175,14 @@ def test_the_benchmark_stays_out_of_every_other_command(capsys: pytest.CaptureFi
 
     smsseg = Path(sys.executable).parent / "smsseg"  # the installed command, as a user runs it
     for argv in (["--help"], ["run", "--help"], ["segments", "--help"]):
-        started = subprocess.run([smsseg, *argv], capture_output=True, text=True, timeout=120, check=True,
-                                 env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+        started = subprocess.run(
+            [smsseg, *argv],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+            env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"},
+        )
         imported = {line.rsplit("|", 1)[-1].strip() for line in started.stderr.splitlines() if "|" in line}
         assert "pipeline.cli" in imported, "importtime lists the modules imported"
         assert not {m for m in imported if any("bench" in part for part in m.split("."))}, argv

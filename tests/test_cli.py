@@ -12,14 +12,26 @@ from pipeline.settings import PROJECT_DIR
 
 
 def test_version_names_the_engines_an_analyst_must_match() -> None:
-    shown = subprocess.run([sys.executable, "-m", "pipeline.cli", "--version"], cwd=PROJECT_DIR,
-                           capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    shown = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "--version"],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
     assert shown == f"smsseg {version('smsseg')} (duckdb {version('duckdb')}, dagster {version('dagster')})"
 
 
 def smsseg(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=PROJECT_DIR, input=stdin,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        cwd=PROJECT_DIR,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_shell_runs_sql_on_the_live_warehouse_read_only(tmp_path: Path) -> None:

@@ -14,8 +14,14 @@ from pipeline.settings import PROJECT_DIR
 
 LAYERS = ["base", "store", "shopify", "warehouse", "segments", "audience", "defs", "cli"]
 TOP_LEVEL = {  # modules directly under pipeline/, by layer
-    "settings": "base", "sqlbuild": "base", "retry": "base", "loopback": "base", "phones": "base",
-    "definitions": "defs", "cli": "cli", "progress": "cli",
+    "settings": "base",
+    "sqlbuild": "base",
+    "retry": "base",
+    "loopback": "base",
+    "phones": "base",
+    "definitions": "defs",
+    "cli": "cli",
+    "progress": "cli",
 }
 
 
@@ -30,8 +36,11 @@ def imports_of(path: Path) -> list[tuple[int, str]]:
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found += [(node.lineno, node.module)] + [(node.lineno, f"{node.module}.{a.name}") for a in node.names
-                                                     if f"{node.module}.{a.name}".count(".") == 2]
+            found += [(node.lineno, node.module)] + [
+                (node.lineno, f"{node.module}.{a.name}")
+                for a in node.names
+                if f"{node.module}.{a.name}".count(".") == 2
+            ]
         elif isinstance(node, ast.Import):
             found += [(node.lineno, a.name) for a in node.names]
     return found

@@ -125,8 +125,9 @@ def test_the_attempts_run_out_with_an_error_naming_the_endpoint_and_the_last_sta
     with Scripted(["503"] * 10) as server, pytest.raises(RetriesExhausted) as failure:
         fetch(client, server, waits, RetryPolicy(max_attempts=4))
     assert server.requests == 4 and len(waits) == 3
-    assert str(failure.value) == (f"fetching vips: gave up after 4 attempts at GET {server.url.split('?')[0]}, "
-                                  "last: HTTP 503 Service unavailable")
+    assert str(failure.value) == (
+        f"fetching vips: gave up after 4 attempts at GET {server.url.split('?')[0]}, last: HTTP 503 Service unavailable"
+    )
     assert (failure.value.attempts, failure.value.last) == (4, "HTTP 503 Service unavailable")
     assert len([r for r in caplog.records if "retrying in" in r.getMessage()]) == 3
     assert SIGNATURE not in caplog.text, "the query string stays out of the log"
@@ -150,10 +151,18 @@ def test_a_refused_connection_is_retried_and_named(client):
     def attempt() -> None:
         client.get(url)
 
-    with pytest.raises(RetriesExhausted, match=r"gave up after 3 attempts at GET http://127\.0\.0\.1:\d+/audiences/"
-                                               r"vips, last: ConnectError"):
-        with_retries(attempt, what="fetching vips", where=endpoint("GET", url), policy=RetryPolicy(max_attempts=3),
-                     sleep=waits.append)
+    with pytest.raises(
+        RetriesExhausted,
+        match=r"gave up after 3 attempts at GET http://127\.0\.0\.1:\d+/audiences/"
+        r"vips, last: ConnectError",
+    ):
+        with_retries(
+            attempt,
+            what="fetching vips",
+            where=endpoint("GET", url),
+            policy=RetryPolicy(max_attempts=3),
+            sleep=waits.append,
+        )
     assert len(waits) == 2
 
 

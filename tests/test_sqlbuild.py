@@ -13,12 +13,19 @@ NAMES = ["plain", "Mixed Case", 'with "quotes"', "it's", "x; drop table t; --", 
 def test_a_name_stays_one_name(name: str) -> None:
     con = duckdb.connect()
     con.execute("create schema s")
-    con.execute(to_sql(exp.Create(this=table(name, "s"), kind="TABLE",
-                                  expression=exp.select(exp.alias_(exp.Literal.number(7), name, quoted=True)))))
+    con.execute(
+        to_sql(
+            exp.Create(
+                this=table(name, "s"),
+                kind="TABLE",
+                expression=exp.select(exp.alias_(exp.Literal.number(7), name, quoted=True)),
+            )
+        )
+    )
     assert con.execute("select table_name from information_schema.tables where table_schema = 's'").fetchall() == [
-        (name,)]
+        (name,)
+    ]
     query = exp.select(column(name, "t")).from_(exp.alias_(table(name, "s"), "t", table=True))
     assert con.execute(to_sql(query)).fetchall() == [(7,)]
     con.execute(to_sql(temp("copied", exp.select(column(name)).from_(table(name, "s")))))
     assert con.execute("select * from copied").fetchall() == [(7,)]
-

@@ -43,14 +43,17 @@ class Eligibility:
 def check_segment_name(segment: str) -> str:
     """The name, if it is a segment's (which makes it safe as a view name, a directory and a URL path segment)."""
     if not SEGMENT_NAME.fullmatch(segment):
-        raise AudienceError(f"segment name {segment!r}: a segment's name is lowercase letters, digits and _, "
-                            "starting with a letter (it names a view, a directory under data/exports and a "
-                            "gateway URL)")
+        raise AudienceError(
+            f"segment name {segment!r}: a segment's name is lowercase letters, digits and _, "
+            "starting with a letter (it names a view, a directory under data/exports and a "
+            "gateway URL)"
+        )
     return segment
 
 
-def eligible_audience(con: duckdb.DuckDBPyConnection, segment: str, *, fields: tuple[str, ...] = (),
-                      suppressions_csv: Path | None = None) -> Eligibility:
+def eligible_audience(
+    con: duckdb.DuckDBPyConnection, segment: str, *, fields: tuple[str, ...] = (), suppressions_csv: Path | None = None
+) -> Eligibility:
     """Builds temp table `audience_eligible` for `segments.<segment>` and counts the excluded by reason.
 
     Columns: phone (E.164), customer_id, first_name, last_name, country, each extra field as text,
@@ -66,30 +69,41 @@ def eligible_audience(con: duckdb.DuckDBPyConnection, segment: str, *, fields: t
     con.execute(to_sql(temp("audience_segment_members", members, kind="VIEW")))
     con.execute(CLASSIFIED.read_text())
     con.execute(to_sql(temp("audience_eligible", _eligible_members(fields))))
-    counts = dict(con.execute("select coalesce(reason, 'eligible'), count(*) from audience_classified "
-                              "group by all").fetchall())
+    counts = dict(
+        con.execute("select coalesce(reason, 'eligible'), count(*) from audience_classified group by all").fetchall()
+    )
     con.execute("drop table audience_classified")
     con.execute("drop view audience_segment_members")
     eligible = counts.pop("eligible", 0)
-    return Eligibility(segment=segment, members=eligible + sum(counts.values()), eligible=eligible,
-                       excluded={reason: counts.get(reason, 0) for reason in REASONS}, fields=fields)
+    return Eligibility(
+        segment=segment,
+        members=eligible + sum(counts.values()),
+        eligible=eligible,
+        excluded={reason: counts.get(reason, 0) for reason in REASONS},
+        fields=fields,
+    )
 
 
 def _eligible_members(fields: tuple[str, ...]) -> exp.Select:
     """The eligible of audience_classified, by phone, with the extra `fields` of marts.customers as text and
     fields_hash: the MD5 of the JSON list of every value the gateway holds for the member."""
     extra = [exp.cast(column(f, "customers"), "varchar") for f in fields]
-    hashed = [exp.cast(column("customer_id", "e"), "varchar"),
-              *(column(c, "e") for c in ("first_name", "last_name", "country")), *extra]
+    hashed = [
+        exp.cast(column("customer_id", "e"), "varchar"),
+        *(column(c, "e") for c in ("first_name", "last_name", "country")),
+        *extra,
+    ]
     query = exp.select(
         *(column(c, "e") for c in ("phone", "customer_id", "first_name", "last_name", "country")),
         *(exp.alias_(value, identifier(f)) for value, f in zip(extra, fields, strict=True)),
-        exp.alias_(call("md5", call("to_json", exp.Array(expressions=hashed))),
-                   identifier("fields_hash")),
+        exp.alias_(call("md5", call("to_json", exp.Array(expressions=hashed))), identifier("fields_hash")),
     ).from_(exp.alias_(table("audience_classified"), "e", table=True))
     if fields:
-        query = query.join(exp.alias_(table("customers", "marts"), "customers", table=True), join_type="inner",
-                           on=column("customer_id", "customers").eq(column("customer_id", "e")))
+        query = query.join(
+            exp.alias_(table("customers", "marts"), "customers", table=True),
+            join_type="inner",
+            on=column("customer_id", "customers").eq(column("customer_id", "e")),
+        )
     return query.where(column("reason", "e").is_(exp.null())).order_by(column("phone", "e"))
 
 
@@ -111,20 +125,35 @@ def load_suppressions(con: duckdb.DuckDBPyConnection, suppressions_csv: Path | N
         from staging.stg_sms_events
         where event_type = 'opted_out' and phone is not null
         group by phone""")
-    written = sorted({row[0] for row in con.execute("select phone from audience_opted_out").fetchall()}
-                     | {row[0] for row in listed})
-    regions = [row[0] for row in con.execute("select distinct default_country from staging.stg_customers "
-                                             "where default_country is not null order by 1").fetchall()]
+    written = sorted(
+        {row[0] for row in con.execute("select phone from audience_opted_out").fetchall()} | {row[0] for row in listed}
+    )
+    regions = [
+        row[0]
+        for row in con.execute(
+            "select distinct default_country from staging.stg_customers where default_country is not null order by 1"
+        ).fetchall()
+    ]
     readings = suppressed_readings(written, regions)
-    con.register("audience_listed", pa.table({
-        "phone": pa.array([row[0] for row in listed], pa.string()),
-        "reason": pa.array([row[1] for row in listed], pa.string()),
-    }))
-    con.register("audience_readings", pa.table({
-        "written": pa.array([r[0] for r in readings], pa.string()),
-        "phone": pa.array([r[1] for r in readings], pa.string()),
-        "region": pa.array([r[2] for r in readings], pa.string()),
-    }))
+    con.register(
+        "audience_listed",
+        pa.table(
+            {
+                "phone": pa.array([row[0] for row in listed], pa.string()),
+                "reason": pa.array([row[1] for row in listed], pa.string()),
+            }
+        ),
+    )
+    con.register(
+        "audience_readings",
+        pa.table(
+            {
+                "written": pa.array([r[0] for r in readings], pa.string()),
+                "phone": pa.array([r[1] for r in readings], pa.string()),
+                "region": pa.array([r[2] for r in readings], pa.string()),
+            }
+        ),
+    )
     try:
         con.execute("""
             create or replace temp table audience_suppressed as
@@ -165,8 +194,7 @@ def suppressed_readings(written: list[str], regions: list[str]) -> list[tuple[st
         if alone is not None:
             readings.append((phone, alone, None))
         elif not _INTERNATIONAL.match(phone):
-            readings.extend((phone, e164, region) for region in regions
-                            if (e164 := to_e164(phone, region)) is not None)
+            readings.extend((phone, e164, region) for region in regions if (e164 := to_e164(phone, region)) is not None)
     return readings
 
 
@@ -175,7 +203,7 @@ def read_alone(phone: str) -> str | None:
     international = _INTERNATIONAL.match(phone)
     if not international:
         return None
-    return to_e164("+" + phone[international.end():], None)
+    return to_e164("+" + phone[international.end() :], None)
 
 
 def read_suppressions_csv(path: Path) -> list[tuple[str, str]]:
@@ -198,27 +226,33 @@ def read_suppressions_csv(path: Path) -> list[tuple[str, str]]:
             if not any(v.strip() for v in record):
                 continue
             if len(record) != len(header):
-                raise AudienceError(f"{path}:{line}: {len(record)} values, expected {len(header)} "
-                                    f"({','.join(header)})")
+                raise AudienceError(f"{path}:{line}: {len(record)} values, expected {len(header)} ({','.join(header)})")
             phone = read_alone(record[0].strip())
             if phone is None:
-                raise AudienceError(f"{path}:{line}: {record[0].strip()!r} is not a valid phone number; "
-                                    "write it in international format, e.g. +393471234567")
+                raise AudienceError(
+                    f"{path}:{line}: {record[0].strip()!r} is not a valid phone number; "
+                    "write it in international format, e.g. +393471234567"
+                )
             reason = record[1].strip() if len(record) > 1 and record[1].strip() else "listed"
             rows.append((phone, reason))
     return rows
 
 
 def _check_fields(con: duckdb.DuckDBPyConnection, fields: tuple[str, ...]) -> None:
-    known = {row[0] for row in con.execute(
-        "select column_name from information_schema.columns "
-        "where table_schema = 'marts' and table_name = 'customers'").fetchall()}
+    known = {
+        row[0]
+        for row in con.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = 'marts' and table_name = 'customers'"
+        ).fetchall()
+    }
     for field in fields:
         if field in (*MEMBER_COLUMNS, "phone_e164", "fields_hash"):
             raise AudienceError(f"sms.fields: {field!r} is already sent with every member; remove it")
         if field not in known:
-            raise AudienceError(f"sms.fields: unknown field {field!r}; use a marts.customers column, "
-                                f"one of: {', '.join(sorted(known))}")
+            raise AudienceError(
+                f"sms.fields: unknown field {field!r}; use a marts.customers column, one of: {', '.join(sorted(known))}"
+            )
     if len(set(fields)) != len(fields):
         raise AudienceError(f"sms.fields: {list(fields)} lists a field twice")
 
@@ -229,11 +263,13 @@ def _load_calling_codes(con: duckdb.DuckDBPyConnection) -> None:
     A calling code shared by several countries (+1, +7, +44...) maps to its main country: good
     enough for a country column, and it keeps the lookup in SQL instead of a Python parse a row.
     """
-    codes = [(f"+{code}", regions[0]) for code, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items()
-             if regions and regions[0] != "001"]
+    codes = [
+        (f"+{code}", regions[0])
+        for code, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items()
+        if regions and regions[0] != "001"
+    ]
     con.register("audience_codes", pa.table({"prefix": [c[0] for c in codes], "region": [c[1] for c in codes]}))
     try:
         con.execute("create or replace temp table audience_calling_codes as select * from audience_codes")
     finally:
         con.unregister("audience_codes")
-

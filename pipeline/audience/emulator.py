@@ -76,8 +76,9 @@ class GatewayEmulator(LoopbackServer):
         (its change is applied, and its reply written to a closed socket); TimeoutError after `timeout_s`."""
         with self._idle:
             if not self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout_s):
-                raise TimeoutError(f"the gateway emulator still handles {self._in_flight} request(s) "
-                                   f"after {timeout_s} s")
+                raise TimeoutError(
+                    f"the gateway emulator still handles {self._in_flight} request(s) after {timeout_s} s"
+                )
 
     def set_faults(self, faults: Faults) -> None:
         with self._lock:
@@ -153,7 +154,6 @@ class GatewayEmulator(LoopbackServer):
             return 200, {"added": added, "removed": removed, "rejected": rejected}
         return 404, {"error": f"no such endpoint: {method} {path}"}
 
-
     def _page(self, segment: str, query: dict) -> tuple[int, dict]:
         """One page of an audience's members, by phone; an audience never created holds none."""
         try:
@@ -164,10 +164,12 @@ class GatewayEmulator(LoopbackServer):
         if start < 0 or not 1 <= limit <= MAX_PAGE:
             return 400, {"error": f"cursor must be at least 0 and limit between 1 and {MAX_PAGE}"}
         members = self.audiences.get(segment, {}).get("members", {})
-        phones = sorted(members)[start:start + limit]
+        phones = sorted(members)[start : start + limit]
         more = start + limit < len(members)
-        return 200, {"members": [{"phone": p, "customer_id": members[p].get("customer_id")} for p in phones],
-                     "next_cursor": str(start + limit) if more else None}
+        return 200, {
+            "members": [{"phone": p, "customer_id": members[p].get("customer_id")} for p in phones],
+            "next_cursor": str(start + limit) if more else None,
+        }
 
 
 def _handler(emulator: GatewayEmulator) -> type[EmulatorHandler]:
@@ -230,11 +232,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--script", default="", help=f"comma-separated fault steps cycled: {','.join(STEPS)}")
     parser.add_argument("--slow", type=float, default=0.0, help="seconds every reply waits")
     parser.add_argument("--max-batch", type=int, default=MAX_BATCH, help="numbers a members request may carry")
-    parser.add_argument("--reject", action="append", default=[], metavar="PHONE=REASON",
-                        help="reject this number with this reason (repeatable)")
+    parser.add_argument(
+        "--reject",
+        action="append",
+        default=[],
+        metavar="PHONE=REASON",
+        help="reject this number with this reason (repeatable)",
+    )
     args = parser.parse_args(argv)
-    faults = Faults(script=[s for s in args.script.split(",") if s], slow_seconds=args.slow,
-                    reject=dict(r.split("=", 1) for r in args.reject))
+    faults = Faults(
+        script=[s for s in args.script.split(",") if s],
+        slow_seconds=args.slow,
+        reject=dict(r.split("=", 1) for r in args.reject),
+    )
     emulator = GatewayEmulator(args.token, faults=faults, port=args.port, max_batch=args.max_batch).start()
     print(emulator.url, flush=True)  # noqa: T201 - the one line a demo script reads
     try:

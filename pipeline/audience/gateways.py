@@ -103,8 +103,9 @@ class AudienceGateway(ConfigurableResource):
         """
         raise NotImplementedError
 
-    def send_batch(self, target: AudienceTarget, adds: list[dict], removes: list[dict],
-                   idempotency_key: str) -> BatchResult:
+    def send_batch(
+        self, target: AudienceTarget, adds: list[dict], removes: list[dict], idempotency_key: str
+    ) -> BatchResult:
         """Adds (or updates) the `adds` members and removes the `removes`, as one request or job.
 
         A remove is {"phone", "customer_id", "destination_id"} (the id a BatchResult gave, or None).
@@ -145,16 +146,22 @@ class FileGateway(AudienceGateway):
 
     def list_members(self, target: AudienceTarget) -> list[HeldMember]:
         """The members of the latest <as_of>.csv: the audience the last finished sync wrote."""
-        audiences = sorted(p for p in (Path(self.data_dir) / "exports" / target.segment).glob("*.csv")
-                           if AUDIENCE_FILE.fullmatch(p.name))
+        audiences = sorted(
+            p
+            for p in (Path(self.data_dir) / "exports" / target.segment).glob("*.csv")
+            if AUDIENCE_FILE.fullmatch(p.name)
+        )
         if not audiences:
             return []
         with open(audiences[-1], newline="", encoding="utf-8") as f:
-            return [HeldMember(row["phone"], int(row["customer_id"]) if row["customer_id"] else None)
-                    for row in csv.DictReader(f)]
+            return [
+                HeldMember(row["phone"], int(row["customer_id"]) if row["customer_id"] else None)
+                for row in csv.DictReader(f)
+            ]
 
-    def send_batch(self, target: AudienceTarget, adds: list[dict], removes: list[dict],
-                   idempotency_key: str) -> BatchResult:
+    def send_batch(
+        self, target: AudienceTarget, adds: list[dict], removes: list[dict], idempotency_key: str
+    ) -> BatchResult:
         segment = target.segment
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
@@ -202,8 +209,12 @@ def erase_from_exports(data_dir: Path, customer_ids: Collection[int]) -> int:
             header = next(csv.reader(f), [])
         if "customer_id" not in header or not len(wanted):
             continue
-        ids = pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(
-            column_types=dict.fromkeys(header, pa.string()), include_columns=["customer_id"]))["customer_id"]
+        ids = pa_csv.read_csv(
+            path,
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(header, pa.string()), include_columns=["customer_id"]
+            ),
+        )["customer_id"]
         if not pc.any(pc.is_in(ids, wanted)).as_py():
             continue
         key, blank = header.index("customer_id"), header.index("phone") if path.name.endswith(".changes.csv") else None
@@ -216,7 +227,7 @@ def erase_from_exports(data_dir: Path, customer_ids: Collection[int]) -> int:
                 if row[key] not in erased:
                     writer.writerow(row)
                 elif blank is not None:
-                    writer.writerow([*row[:blank], "", *row[blank + 1:]])
+                    writer.writerow([*row[:blank], "", *row[blank + 1 :]])
         _write_atomically(path, out.getvalue())
         rewritten += 1
     return rewritten
@@ -245,9 +256,13 @@ class ClientGateway(AudienceGateway):
 
     @property
     def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(max_attempts=self.max_attempts, backoff_seconds=self.backoff_seconds,
-                           max_backoff_seconds=self.max_backoff_seconds,
-                           max_retry_after_seconds=self.max_retry_after_seconds, max_wait_seconds=self.max_wait_seconds)
+        return RetryPolicy(
+            max_attempts=self.max_attempts,
+            backoff_seconds=self.backoff_seconds,
+            max_backoff_seconds=self.max_backoff_seconds,
+            max_retry_after_seconds=self.max_retry_after_seconds,
+            max_wait_seconds=self.max_wait_seconds,
+        )
 
     def with_sleep(self, sleep: Callable[[float], None]) -> Self:
         """Uses `sleep` for every wait (tests pass a recorder instead of waiting)."""
@@ -271,8 +286,9 @@ class RetryingGateway(ClientGateway):
 
     url: str
 
-    def _send(self, what: str, method: str, path: str, describe: Callable[[httpx.Response], str],
-              **request: object) -> httpx.Response:
+    def _send(
+        self, what: str, method: str, path: str, describe: Callable[[httpx.Response], str], **request: object
+    ) -> httpx.Response:
         """Sends until a reply that is neither 429 nor 5xx and returns it; the caller judges any other status.
 
         `describe` turns a 5xx reply into the few words a retry's log line and the final error carry.
@@ -306,8 +322,11 @@ class HttpGateway(RetryingGateway):
     def from_env(cls, env: dict[str, str] | None = None, **options: float) -> "HttpGateway":
         """A gateway from SMS_GATEWAY_URL and SMS_GATEWAY_TOKEN, outside Dagster (CLI tools, demos)."""
         env = os.environ if env is None else env
-        required_env(env, ("SMS_GATEWAY_URL", "SMS_GATEWAY_TOKEN"),
-                     "the http gateway needs the gateway's URL and token in the environment")
+        required_env(
+            env,
+            ("SMS_GATEWAY_URL", "SMS_GATEWAY_TOKEN"),
+            "the http gateway needs the gateway's URL and token in the environment",
+        )
         return cls(url=env["SMS_GATEWAY_URL"], token=env["SMS_GATEWAY_TOKEN"], **options)
 
     @property
@@ -315,8 +334,9 @@ class HttpGateway(RetryingGateway):
         return "http"
 
     def upsert_audience(self, target: AudienceTarget, known_id: str | None = None) -> str | None:
-        self._request("PUT", f"/audiences/{target.segment}",
-                      {"name": target.list_name, "description": target.description}, None)
+        self._request(
+            "PUT", f"/audiences/{target.segment}", {"name": target.list_name, "description": target.description}, None
+        )
         return None
 
     def list_members(self, target: AudienceTarget) -> list[HeldMember]:
@@ -334,27 +354,35 @@ class HttpGateway(RetryingGateway):
                 raise GatewayError(f"GET {path}: unexpected reply with {shape}", retryable=False) from None
             if not cursor:
                 return members
-        raise GatewayError(f"GET {path}: still more after {MAX_MEMBER_PAGES} pages of {MEMBERS_PAGE}; "
-                           "the gateway's next_cursor does not end", retryable=False)
+        raise GatewayError(
+            f"GET {path}: still more after {MAX_MEMBER_PAGES} pages of {MEMBERS_PAGE}; "
+            "the gateway's next_cursor does not end",
+            retryable=False,
+        )
 
-    def send_batch(self, target: AudienceTarget, adds: list[dict], removes: list[dict],
-                   idempotency_key: str) -> BatchResult:
-        body = self._request("POST", f"/audiences/{target.segment}/members",
-                             {"add": adds, "remove": [r["phone"] for r in removes]}, idempotency_key)
+    def send_batch(
+        self, target: AudienceTarget, adds: list[dict], removes: list[dict], idempotency_key: str
+    ) -> BatchResult:
+        body = self._request(
+            "POST",
+            f"/audiences/{target.segment}/members",
+            {"add": adds, "remove": [r["phone"] for r in removes]},
+            idempotency_key,
+        )
         try:
             rejected = [(r["phone"], r.get("reason") or "") for r in body.get("rejected", [])]
             return BatchResult(added=int(body["added"]), removed=int(body["removed"]), rejected=rejected)
         except (KeyError, TypeError, ValueError, AttributeError):
             # its keys, not its values: a reply names members, and the error reaches the event log
             shape = sorted(body) if isinstance(body, dict) else type(body).__name__
-            raise GatewayError(f"batch {idempotency_key}: unexpected reply with {shape}",
-                               retryable=False) from None
+            raise GatewayError(f"batch {idempotency_key}: unexpected reply with {shape}", retryable=False) from None
 
     def finish(self, target: AudienceTarget, as_of: dt.date, members: pa.Table) -> None:
         """Nothing to do: the gateway already holds the audience."""
 
-    def _request(self, method: str, path: str, payload: dict | None, idempotency_key: str | None,
-                 params: dict | None = None) -> dict:
+    def _request(
+        self, method: str, path: str, payload: dict | None, idempotency_key: str | None, params: dict | None = None
+    ) -> dict:
         headers = {"Authorization": f"Bearer {self.token}"}
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
@@ -364,8 +392,9 @@ class HttpGateway(RetryingGateway):
             try:
                 return response.json()
             except ValueError:  # a 2xx that is not JSON: it may have landed, so only a replay is safe
-                raise GatewayError(f"{what}: the gateway replied {response.status_code} without JSON",
-                                   retryable=True) from None
+                raise GatewayError(
+                    f"{what}: the gateway replied {response.status_code} without JSON", retryable=True
+                ) from None
         message = self._describe(response)
         if response.status_code == 413:
             message += " (send smaller batches: lower SMSSEG_BATCH_SIZE)"
@@ -387,9 +416,11 @@ def _message(response: httpx.Response) -> str:
 
 def _read_changes(paths: list[Path]) -> pa.Table:
     """The rows of batch files, as the text they were written, sorted; Arrow reads and sorts a night's at C speed."""
-    options = {"read_options": pa_csv.ReadOptions(column_names=CHANGE_COLUMNS),
-               "parse_options": pa_csv.ParseOptions(newlines_in_values=True),
-               "convert_options": pa_csv.ConvertOptions(column_types=dict.fromkeys(CHANGE_COLUMNS, pa.string()))}
+    options = {
+        "read_options": pa_csv.ReadOptions(column_names=CHANGE_COLUMNS),
+        "parse_options": pa_csv.ParseOptions(newlines_in_values=True),
+        "convert_options": pa_csv.ConvertOptions(column_types=dict.fromkeys(CHANGE_COLUMNS, pa.string())),
+    }
     none = pa.table({c: pa.array([], pa.string()) for c in CHANGE_COLUMNS})
     batches = [pa_csv.read_csv(p, **options) for p in paths if p.stat().st_size]
     return pa.concat_tables([none, *batches]).sort_by([(c, "ascending") for c in CHANGE_COLUMNS])

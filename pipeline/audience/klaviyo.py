@@ -58,8 +58,12 @@ RATE_LIMITS = {
 }
 SCOPES = ("lists:read", "lists:write", "profiles:read", "profiles:write")  # what the operations used need
 # a member's columns that become profile attributes; every other column is a custom property
-ATTRIBUTES = {"phone": "phone_number", "customer_id": "external_id", "first_name": "first_name",
-              "last_name": "last_name"}
+ATTRIBUTES = {
+    "phone": "phone_number",
+    "customer_id": "external_id",
+    "first_name": "first_name",
+    "last_name": "last_name",
+}
 
 
 class KlaviyoGateway(RetryingGateway):
@@ -83,8 +87,12 @@ class KlaviyoGateway(RetryingGateway):
         """A gateway from KLAVIYO_API_KEY, KLAVIYO_API_URL and KLAVIYO_REVISION, outside Dagster."""
         env = os.environ if env is None else env
         required_env(env, ("KLAVIYO_API_KEY",), "the klaviyo gateway needs a private API key in the environment")
-        return cls(api_key=env["KLAVIYO_API_KEY"], url=env.get("KLAVIYO_API_URL") or DEFAULT_URL,
-                   revision=env.get("KLAVIYO_REVISION") or REVISION, **options)
+        return cls(
+            api_key=env["KLAVIYO_API_KEY"],
+            url=env.get("KLAVIYO_API_URL") or DEFAULT_URL,
+            revision=env.get("KLAVIYO_REVISION") or REVISION,
+            **options,
+        )
 
     @property
     def destination(self) -> str:
@@ -98,8 +106,9 @@ class KlaviyoGateway(RetryingGateway):
         """The id of the list named `target.list_name`: `known_id` while it has that name, else found or created."""
         name = target.list_name
         if known_id:
-            known = self._call("get_list", "GET", f"/api/lists/{known_id}", params={"fields[list]": "name"},
-                               missing_ok=True)
+            known = self._call(
+                "get_list", "GET", f"/api/lists/{known_id}", params={"fields[list]": "name"}, missing_ok=True
+            )
             if known is not None and known["data"]["attributes"].get("name") == name:
                 self._lists[name] = known_id
                 return known_id
@@ -111,8 +120,9 @@ class KlaviyoGateway(RetryingGateway):
         self._lists[name] = list_id
         return list_id
 
-    def send_batch(self, target: AudienceTarget, adds: list[dict], removes: list[dict],
-                   idempotency_key: str) -> BatchResult:
+    def send_batch(
+        self, target: AudienceTarget, adds: list[dict], removes: list[dict], idempotency_key: str
+    ) -> BatchResult:
         list_id = self._list_id(target)
         # a batch resent in this process: its earlier jobs must finish before the list says who it holds
         for job_id in self._jobs.get(idempotency_key, []):
@@ -123,7 +133,7 @@ class KlaviyoGateway(RetryingGateway):
         jobs = []
         for members, to_list in ((joining, list_id), ([m for m in adds if m["phone"] in held], None)):
             for start in range(0, len(members), MAX_IMPORT_PROFILES):
-                chunk = members[start:start + MAX_IMPORT_PROFILES]
+                chunk = members[start : start + MAX_IMPORT_PROFILES]
                 jobs.append((chunk, _job_body(chunk, to_list, idempotency_key)))
         rejected: dict[str, str] = {}
         for chunk, body in jobs:
@@ -131,8 +141,12 @@ class KlaviyoGateway(RetryingGateway):
         # a number Get Profiles does not find goes without an id: its remove will look it up on the list
         ids = {**held, **self._profile_ids([m["phone"] for m in joining if m["phone"] not in rejected])}
         self._remove(list_id, removes, idempotency_key)
-        return BatchResult(added=len(adds) - len(rejected), removed=len(removes), rejected=sorted(rejected.items()),
-                           ids={phone: pid for phone, pid in ids.items() if phone not in rejected})
+        return BatchResult(
+            added=len(adds) - len(rejected),
+            removed=len(removes),
+            rejected=sorted(rejected.items()),
+            ids={phone: pid for phone, pid in ids.items() if phone not in rejected},
+        )
 
     def list_members(self, target: AudienceTarget) -> list[HeldMember]:
         list_id = self._lists.get(target.list_name) or self._find_list(target.list_name)
@@ -143,9 +157,13 @@ class KlaviyoGateway(RetryingGateway):
         for profile in self._pages("get_profiles_for_list", f"/api/lists/{list_id}/profiles", params):
             attributes = profile["attributes"]
             external = attributes.get("external_id") or ""
-            members.append(HeldMember(phone=attributes.get("phone_number") or "",
-                                      customer_id=int(external) if external.isdigit() else None,
-                                      destination_id=profile["id"]))
+            members.append(
+                HeldMember(
+                    phone=attributes.get("phone_number") or "",
+                    customer_id=int(external) if external.isdigit() else None,
+                    destination_id=profile["id"],
+                )
+            )
         return members
 
     def finish(self, target: AudienceTarget, as_of: dt.date, members: pa.Table) -> None:
@@ -156,14 +174,20 @@ class KlaviyoGateway(RetryingGateway):
 
     def _find_list(self, name: str) -> str | None:
         if '"' in name or "\\" in name:
-            raise GatewayError(f"list name {name!r} (sms.list): Klaviyo's filter syntax cannot look up a name "
-                               "with a double quote or backslash; rename the list", retryable=False)
-        found = self._call("get_lists", "GET", "/api/lists",
-                           params={"filter": f'equals(name,"{name}")', "fields[list]": "name"})["data"]
+            raise GatewayError(
+                f"list name {name!r} (sms.list): Klaviyo's filter syntax cannot look up a name "
+                "with a double quote or backslash; rename the list",
+                retryable=False,
+            )
+        found = self._call(
+            "get_lists", "GET", "/api/lists", params={"filter": f'equals(name,"{name}")', "fields[list]": "name"}
+        )["data"]
         if len(found) > 1:
-            raise GatewayError(f"Klaviyo holds {len(found)} lists named {name!r} ({', '.join(x['id'] for x in found)}):"
-                               " rename or delete all but one, or give the segment another sms.list",
-                               retryable=False)
+            raise GatewayError(
+                f"Klaviyo holds {len(found)} lists named {name!r} ({', '.join(x['id'] for x in found)}):"
+                " rename or delete all but one, or give the segment another sms.list",
+                retryable=False,
+            )
         return found[0]["id"] if found else None
 
     def _held(self, list_id: str, phones: list[str]) -> dict[str, str]:
@@ -182,9 +206,12 @@ class KlaviyoGateway(RetryingGateway):
         """phone -> profile id from `path` filtered on `phones`, PAGE_SIZE numbers (one full page) a request."""
         found = {}
         for start in range(0, len(phones), PAGE_SIZE):
-            chunk = phones[start:start + PAGE_SIZE]
-            params = {"filter": f"any(phone_number,{json.dumps(chunk, separators=(',', ':'))})",
-                      "fields[profile]": "phone_number", "page[size]": str(PAGE_SIZE)}
+            chunk = phones[start : start + PAGE_SIZE]
+            params = {
+                "filter": f"any(phone_number,{json.dumps(chunk, separators=(',', ':'))})",
+                "fields[profile]": "phone_number",
+                "page[size]": str(PAGE_SIZE),
+            }
             for profile in self._pages(operation, path, params):
                 found[profile["attributes"]["phone_number"]] = profile["id"]
         return found
@@ -201,7 +228,8 @@ class KlaviyoGateway(RetryingGateway):
         for error in self._pages("get_errors_for_bulk_import_profiles_job", errors, {"page[size]": str(PAGE_SIZE)}):
             attributes = error["attributes"]
             phone = (attributes.get("original_payload") or {}).get("phone_number") or _row_phone(
-                members, (attributes.get("source") or {}).get("pointer") or "")
+                members, (attributes.get("source") or {}).get("pointer") or ""
+            )
             if phone:
                 rejected[phone] = f"{attributes.get('title')}: {attributes.get('detail')}"
             else:
@@ -211,25 +239,34 @@ class KlaviyoGateway(RetryingGateway):
     def _await_job(self, job_id: str, key: str) -> dict:
         """The job's attributes once complete; a cancelled job, or one running after poll_attempts, fails the batch."""
         for poll in range(1, self.poll_attempts + 1):
-            attributes = self._call("get_bulk_import_profiles_job", "GET", f"/api/profile-bulk-import-jobs/{job_id}",
-                                    batch=key)["data"]["attributes"]
+            attributes = self._call(
+                "get_bulk_import_profiles_job", "GET", f"/api/profile-bulk-import-jobs/{job_id}", batch=key
+            )["data"]["attributes"]
             if attributes["status"] == "complete":
                 return attributes
             if attributes["status"] == "cancelled":
                 raise GatewayError(f"batch {key}: Klaviyo cancelled import job {job_id}", retryable=True)
             if poll < self.poll_attempts:
                 self._sleep(self.poll_seconds)
-        raise GatewayError(f"batch {key}: import job {job_id} still {attributes['status']} after {self.poll_attempts} "
-                           "looks; the next run checks the list before importing again", retryable=True)
+        raise GatewayError(
+            f"batch {key}: import job {job_id} still {attributes['status']} after {self.poll_attempts} "
+            "looks; the next run checks the list before importing again",
+            retryable=True,
+        )
 
     def _remove(self, list_id: str, removes: list[dict], key: str) -> None:
         ids = [r["destination_id"] for r in removes if r.get("destination_id")]
         unknown = [r["phone"] for r in removes if not r.get("destination_id")]
         ids.extend(self._held(list_id, unknown).values())  # one not on the list is already removed
         for start in range(0, len(ids), MAX_REMOVE_PROFILES):
-            body = {"data": [{"type": "profile", "id": pid} for pid in ids[start:start + MAX_REMOVE_PROFILES]]}
-            self._call("remove_profiles_from_list", "DELETE", f"/api/lists/{list_id}/relationships/profiles",
-                       body=body, batch=key)
+            body = {"data": [{"type": "profile", "id": pid} for pid in ids[start : start + MAX_REMOVE_PROFILES]]}
+            self._call(
+                "remove_profiles_from_list",
+                "DELETE",
+                f"/api/lists/{list_id}/relationships/profiles",
+                body=body,
+                batch=key,
+            )
 
     def _pages(self, operation: str, path: str, params: dict[str, str]) -> Iterator[dict]:
         """The `data` of every page, following links.next, at most max_pages pages."""
@@ -242,11 +279,20 @@ class KlaviyoGateway(RetryingGateway):
             reply = self._call(operation, "GET", following)
         raise GatewayError(f"{operation} {path}: still more after {self.max_pages} pages", retryable=True)
 
-    def _call(self, operation: str, method: str, path: str, *, params: dict | None = None, body: dict | None = None,
-              content: bytes | None = None, batch: str | None = None, missing_ok: bool = False) -> dict | None:
+    def _call(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        params: dict | None = None,
+        body: dict | None = None,
+        content: bytes | None = None,
+        batch: str | None = None,
+        missing_ok: bool = False,
+    ) -> dict | None:
         """One API request, retried as RetryingGateway does: its JSON reply, None for 204 (or a 404 when missing_ok)."""
-        headers = {"Authorization": f"Klaviyo-API-Key {self.api_key}", "revision": self.revision,
-                   "accept": MEDIA_TYPE}
+        headers = {"Authorization": f"Klaviyo-API-Key {self.api_key}", "revision": self.revision, "accept": MEDIA_TYPE}
         request = {"params": params, "headers": headers}
         if body is not None or content is not None:
             headers["content-type"] = MEDIA_TYPE
@@ -273,8 +319,9 @@ class KlaviyoGateway(RetryingGateway):
         """Klaviyo's JSON:API errors in a line, minus the key should a reply ever echo it."""
         try:
             errors = response.json()["errors"]
-            text = "; ".join(f"{e.get('title')} {e.get('detail')}" + (f" at {_where(e)}" if _where(e) else "")
-                             for e in errors)
+            text = "; ".join(
+                f"{e.get('title')} {e.get('detail')}" + (f" at {_where(e)}" if _where(e) else "") for e in errors
+            )
         except (ValueError, KeyError, TypeError, AttributeError):
             text = response.text
         return (str(text)[:500] or response.reason_phrase).replace(self.api_key, "***")
@@ -282,14 +329,21 @@ class KlaviyoGateway(RetryingGateway):
 
 def _job_body(members: list[dict], list_id: str | None, key: str) -> bytes:
     """A Bulk Import Profiles request of `members`, to the list when `list_id`; refused here when over 5 MB."""
-    body = {"data": {"type": "profile-bulk-import-job",
-                     "attributes": {"profiles": {"data": [_profile(m) for m in members]}}}}
+    body = {
+        "data": {
+            "type": "profile-bulk-import-job",
+            "attributes": {"profiles": {"data": [_profile(m) for m in members]}},
+        }
+    }
     if list_id:
         body["data"]["relationships"] = {"lists": {"data": [{"type": "list", "id": list_id}]}}
     content = json.dumps(body).encode()
     if len(content) > MAX_IMPORT_BYTES:
-        raise GatewayError(f"batch {key}: {len(members)} profiles make {len(content)} bytes, over Klaviyo's 5 MB a "
-                           "bulk import; lower SMSSEG_BATCH_SIZE (or export fewer fields)", retryable=False)
+        raise GatewayError(
+            f"batch {key}: {len(members)} profiles make {len(content)} bytes, over Klaviyo's 5 MB a "
+            "bulk import; lower SMSSEG_BATCH_SIZE (or export fewer fields)",
+            retryable=False,
+        )
     return content
 
 

@@ -42,15 +42,55 @@ from pipeline.loopback import EmulatorHandler, LoopbackServer
 STEPS = ("ok", "429", "500", "drop", "drop_after")
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 REVISION_FORMAT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(\.[a-z0-9]+)?")
-PROFILE_ATTRIBUTES = {"email", "phone_number", "external_id", "_kx", "first_name", "last_name", "organization",
-                      "locale", "title", "image", "location", "properties"}
-LOCATION_FIELDS = {"address1", "address2", "city", "country", "latitude", "longitude", "region", "zip", "timezone",
-                   "ip"}
-READ_ATTRIBUTES = {"email", "phone_number", "external_id", "first_name", "last_name", "organization", "locale",
-                   "title", "image", "created", "updated", "last_event_date", "location", "properties",
-                   "joined_group_at"}
-MAX_PAGE = {"get_lists": 10, "get_profiles_for_list": 100, "get_profiles": 100,
-            "get_errors_for_bulk_import_profiles_job": 100}
+PROFILE_ATTRIBUTES = {
+    "email",
+    "phone_number",
+    "external_id",
+    "_kx",
+    "first_name",
+    "last_name",
+    "organization",
+    "locale",
+    "title",
+    "image",
+    "location",
+    "properties",
+}
+LOCATION_FIELDS = {
+    "address1",
+    "address2",
+    "city",
+    "country",
+    "latitude",
+    "longitude",
+    "region",
+    "zip",
+    "timezone",
+    "ip",
+}
+READ_ATTRIBUTES = {
+    "email",
+    "phone_number",
+    "external_id",
+    "first_name",
+    "last_name",
+    "organization",
+    "locale",
+    "title",
+    "image",
+    "created",
+    "updated",
+    "last_event_date",
+    "location",
+    "properties",
+    "joined_group_at",
+}
+MAX_PAGE = {
+    "get_lists": 10,
+    "get_profiles_for_list": 100,
+    "get_profiles": 100,
+    "get_errors_for_bulk_import_profiles_job": 100,
+}
 MAX_PROFILE_BYTES = 100 * 1024  # "The maximum allowed payload size per-profile is 100KB"
 ROUTES = [  # (method, path pattern, operation)
     ("GET", re.compile(r"/api/lists"), "get_lists"),
@@ -61,8 +101,11 @@ ROUTES = [  # (method, path pattern, operation)
     ("DELETE", re.compile(r"/api/lists/(?P<id>[^/]+)/relationships/profiles"), "remove_profiles_from_list"),
     ("POST", re.compile(r"/api/profile-bulk-import-jobs"), "bulk_import_profiles"),
     ("GET", re.compile(r"/api/profile-bulk-import-jobs/(?P<id>[^/]+)"), "get_bulk_import_profiles_job"),
-    ("GET", re.compile(r"/api/profile-bulk-import-jobs/(?P<id>[^/]+)/import-errors"),
-     "get_errors_for_bulk_import_profiles_job"),
+    (
+        "GET",
+        re.compile(r"/api/profile-bulk-import-jobs/(?P<id>[^/]+)/import-errors"),
+        "get_errors_for_bulk_import_profiles_job",
+    ),
 ]
 
 
@@ -85,13 +128,32 @@ class Faults:
 class ApiError(Exception):
     """A reply in Klaviyo's error format."""
 
-    def __init__(self, status: int, code: str, title: str, detail: str, *, pointer: str | None = None,
-                 parameter: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        title: str,
+        detail: str,
+        *,
+        pointer: str | None = None,
+        parameter: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(detail)
         source = {"pointer": pointer} if pointer else {"parameter": parameter} if parameter else {}
         self.status, self.headers = status, headers or {}
-        self.body = {"errors": [{"id": str(uuid.uuid4()), "status": status, "code": code, "title": title,
-                                 "detail": detail, "source": source}]}
+        self.body = {
+            "errors": [
+                {
+                    "id": str(uuid.uuid4()),
+                    "status": status,
+                    "code": code,
+                    "title": title,
+                    "detail": detail,
+                    "source": source,
+                }
+            ]
+        }
 
 
 def invalid(detail: str, **source: str) -> ApiError:
@@ -101,8 +163,15 @@ def invalid(detail: str, **source: str) -> ApiError:
 class KlaviyoEmulator(LoopbackServer):
     """Klaviyo on 127.0.0.1 at an ephemeral port (or `port`); `rate_limits=False` lifts the documented limits."""
 
-    def __init__(self, api_key: str, *, faults: Faults | None = None, port: int = 0, rate_limits: bool = True,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        faults: Faults | None = None,
+        port: int = 0,
+        rate_limits: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.api_key = api_key
         self.rate_limits = rate_limits
         self.clock = clock  # seconds for rate windows and job ages; a test may drive its own
@@ -177,17 +246,25 @@ class KlaviyoEmulator(LoopbackServer):
             for seconds, (start, count, limit) in state.items():
                 if count >= limit:
                     wait = max(1, math.ceil(start + seconds - now))
-                    raise ApiError(429, "throttled", "Request was throttled.",
-                                   f"Request was throttled. Expected available in {wait} seconds.",
-                                   headers={"Retry-After": str(wait)})
+                    raise ApiError(
+                        429,
+                        "throttled",
+                        "Request was throttled.",
+                        f"Request was throttled. Expected available in {wait} seconds.",
+                        headers={"Retry-After": str(wait)},
+                    )
         for seconds, (start, count, _) in state.items():
             self._windows[(operation, seconds)] = (start, count + 1)
         start, count, limit = state[60]
-        return {"RateLimit-Limit": str(limit), "RateLimit-Remaining": str(max(limit - count - 1, 0)),
-                "RateLimit-Reset": str(max(0, math.ceil(start + 60 - now)))}
+        return {
+            "RateLimit-Limit": str(limit),
+            "RateLimit-Remaining": str(max(limit - count - 1, 0)),
+            "RateLimit-Reset": str(max(0, math.ceil(start + 60 - now))),
+        }
 
-    def _dispatch(self, operation: str, ids: dict, query: dict[str, list[str]], body: dict | None,
-                  base: str, faults: Faults) -> tuple[int, dict | None]:
+    def _dispatch(
+        self, operation: str, ids: dict, query: dict[str, list[str]], body: dict | None, base: str, faults: Faults
+    ) -> tuple[int, dict | None]:
         self._settle_jobs()
         if operation == "get_lists":
             return 200, self._get_lists(query, base)
@@ -225,8 +302,9 @@ class KlaviyoEmulator(LoopbackServer):
         attributes = data.get("attributes") or {}
         for name in attributes:
             if name not in ("name", "opt_in_process"):
-                raise invalid(f"'{name}' is not a valid field for the resource 'list'.",
-                              pointer=f"/data/attributes/{name}")
+                raise invalid(
+                    f"'{name}' is not a valid field for the resource 'list'.", pointer=f"/data/attributes/{name}"
+                )
         if not isinstance(attributes.get("name"), str) or not attributes["name"]:
             raise invalid("'name' is a required field for the resource 'list'.", pointer="/data/attributes/name")
         list_id = f"L{next(self._ids):05d}"
@@ -245,8 +323,9 @@ class KlaviyoEmulator(LoopbackServer):
             wanted = query["fields[profile]"][0].split(",")
             unknown = [f for f in wanted if f not in READ_ATTRIBUTES or (found is None and f == "joined_group_at")]
             if unknown:
-                raise invalid(f"'{unknown[0]}' is not a valid field for the resource 'profile'.",
-                              parameter="fields[profile]")
+                raise invalid(
+                    f"'{unknown[0]}' is not a valid field for the resource 'profile'.", parameter="fields[profile]"
+                )
         held = found["members"] if found is not None else self.profiles
         if "filter" in query:  # by the numbers, not by a scan of the list: a lookup stays cheap on a big list
             _, phones = _filter(query["filter"][0], {"phone_number"})
@@ -260,8 +339,12 @@ class KlaviyoEmulator(LoopbackServer):
                 attributes["joined_group_at"] = found["members"][pid]
             if wanted is not None:
                 attributes = {k: v for k, v in attributes.items() if k in wanted}
-            return {"type": "profile", "id": pid, "attributes": attributes,
-                    "links": {"self": f"{base}/api/profiles/{pid}/"}}
+            return {
+                "type": "profile",
+                "id": pid,
+                "attributes": attributes,
+                "links": {"self": f"{base}/api/profiles/{pid}/"},
+            }
 
         return _page(pids, query, operation, base, resource)
 
@@ -270,8 +353,10 @@ class KlaviyoEmulator(LoopbackServer):
         if not isinstance(data, list):
             raise invalid("'data' must be a list of profile identifiers.", pointer="/data")
         if len(data) > MAX_REMOVE_PROFILES:
-            raise invalid(f"A maximum of {MAX_REMOVE_PROFILES} profiles can be removed per request; got {len(data)}.",
-                          pointer="/data")
+            raise invalid(
+                f"A maximum of {MAX_REMOVE_PROFILES} profiles can be removed per request; got {len(data)}.",
+                pointer="/data",
+            )
         for i, item in enumerate(data):
             if not isinstance(item, dict) or item.get("type") != "profile" or not isinstance(item.get("id"), str):
                 raise invalid("Each item must be a profile resource identifier.", pointer=f"/data/{i}")
@@ -284,21 +369,37 @@ class KlaviyoEmulator(LoopbackServer):
         if not isinstance(profiles, list) or not profiles:
             raise invalid("'profiles' must hold at least one profile.", pointer="/data/attributes/profiles/data")
         if len(profiles) > MAX_IMPORT_PROFILES:
-            raise invalid(f"A maximum of {MAX_IMPORT_PROFILES} profiles can be imported per job; got {len(profiles)}.",
-                          pointer="/data/attributes/profiles/data")
+            raise invalid(
+                f"A maximum of {MAX_IMPORT_PROFILES} profiles can be imported per job; got {len(profiles)}.",
+                pointer="/data/attributes/profiles/data",
+            )
         for i, profile in enumerate(profiles):
             _check_profile(profile, f"/data/attributes/profiles/data/{i}")
         lists = ((data.get("relationships") or {}).get("lists") or {}).get("data") or []
         for i, item in enumerate(lists):
             if item.get("type") != "list" or item.get("id") not in self.lists:
-                raise ApiError(404, "not_found", "Not found.", f"A list with id {item.get('id')} does not exist.",
-                               pointer=f"/data/relationships/lists/data/{i}")
+                raise ApiError(
+                    404,
+                    "not_found",
+                    "Not found.",
+                    f"A list with id {item.get('id')} does not exist.",
+                    pointer=f"/data/relationships/lists/data/{i}",
+                )
         job_id = f"J{next(self._ids):05d}"
-        self.jobs[job_id] = {"id": job_id, "status": "cancelled" if faults.cancel_jobs else "queued",
-                             "created": self.clock(), "created_at": _now(), "polls": 0,
-                             "profiles": profiles, "lists": [x["id"] for x in lists], "errors": [],
-                             "profile_ids": [], "fail_rows": dict(faults.fail_rows),
-                             "job_polls": faults.job_polls, "job_seconds": faults.job_seconds}
+        self.jobs[job_id] = {
+            "id": job_id,
+            "status": "cancelled" if faults.cancel_jobs else "queued",
+            "created": self.clock(),
+            "created_at": _now(),
+            "polls": 0,
+            "profiles": profiles,
+            "lists": [x["id"] for x in lists],
+            "errors": [],
+            "profile_ids": [],
+            "fail_rows": dict(faults.fail_rows),
+            "job_polls": faults.job_polls,
+            "job_seconds": faults.job_seconds,
+        }
         return self.jobs[job_id]
 
     def _settle_jobs(self) -> None:
@@ -322,10 +423,19 @@ class KlaviyoEmulator(LoopbackServer):
             if reason is None and not (phone or attributes.get("email") or attributes.get("external_id")):
                 reason = "A profile requires an email, phone_number or external_id."
             if reason:
-                job["errors"].append({"type": "import-error", "id": str(uuid.uuid4()), "attributes": {
-                    "code": "invalid", "title": "Invalid input.", "detail": reason,
-                    "source": {"pointer": f"/data/attributes/profiles/data/{i}/attributes/phone_number"},
-                    "original_payload": attributes}})
+                job["errors"].append(
+                    {
+                        "type": "import-error",
+                        "id": str(uuid.uuid4()),
+                        "attributes": {
+                            "code": "invalid",
+                            "title": "Invalid input.",
+                            "detail": reason,
+                            "source": {"pointer": f"/data/attributes/profiles/data/{i}/attributes/phone_number"},
+                            "original_payload": attributes,
+                        },
+                    }
+                )
                 continue
             pid = self._upsert_profile(attributes)
             job["profile_ids"].append(pid)
@@ -344,24 +454,43 @@ class KlaviyoEmulator(LoopbackServer):
                 self._by_phone[phone] = pid
         profile = self.profiles[pid]
         properties = {**profile.get("properties", {}), **attributes.get("properties", {})}
-        profile.update({k: v for k, v in attributes.items() if k != "properties"}, properties=properties,
-                       updated=_now())
+        profile.update(
+            {k: v for k, v in attributes.items() if k != "properties"}, properties=properties, updated=_now()
+        )
         return pid
 
     def _list_resource(self, found: dict) -> dict:
-        return {"type": "list", "id": found["id"],
-                "attributes": {"name": found["name"], "created": found["created"], "updated": found["created"],
-                               "opt_in_process": "single_opt_in"},
-                "links": {"self": f"/api/lists/{found['id']}/"}}
+        return {
+            "type": "list",
+            "id": found["id"],
+            "attributes": {
+                "name": found["name"],
+                "created": found["created"],
+                "updated": found["created"],
+                "opt_in_process": "single_opt_in",
+            },
+            "links": {"self": f"/api/lists/{found['id']}/"},
+        }
 
     def _job_resource(self, job: dict) -> dict:
         total = len(job["profiles"]) if job["status"] != "complete" else len(job["profile_ids"]) + len(job["errors"])
-        attributes = {"status": job["status"], "created_at": job["created_at"], "total_count": total,
-                      "completed_count": len(job["profile_ids"]), "failed_count": len(job["errors"]),
-                      "completed_at": job.get("completed_at"), "expires_at": None, "started_at": job["created_at"]}
-        return {"type": "profile-bulk-import-job", "id": job["id"], "attributes": attributes,
-                "relationships": {"lists": {"data": [{"type": "list", "id": i} for i in job["lists"]]}},
-                "links": {"self": f"/api/profile-bulk-import-jobs/{job['id']}/"}}
+        attributes = {
+            "status": job["status"],
+            "created_at": job["created_at"],
+            "total_count": total,
+            "completed_count": len(job["profile_ids"]),
+            "failed_count": len(job["errors"]),
+            "completed_at": job.get("completed_at"),
+            "expires_at": None,
+            "started_at": job["created_at"],
+        }
+        return {
+            "type": "profile-bulk-import-job",
+            "id": job["id"],
+            "attributes": attributes,
+            "relationships": {"lists": {"data": [{"type": "list", "id": i} for i in job["lists"]]}},
+            "links": {"self": f"/api/profile-bulk-import-jobs/{job['id']}/"},
+        }
 
 
 def _now() -> str:
@@ -379,16 +508,21 @@ def _resource(body: dict | None, kind: str) -> dict:
 
 def _check_profile(profile: object, pointer: str) -> None:
     """What Klaviyo refuses in a whole import request: a malformed profile, an unknown attribute, one over 100 KB."""
-    if not isinstance(profile, dict) or profile.get("type") != "profile" or not isinstance(profile.get("attributes"),
-                                                                                             dict):
+    if (
+        not isinstance(profile, dict)
+        or profile.get("type") != "profile"
+        or not isinstance(profile.get("attributes"), dict)
+    ):
         raise invalid("Each profile must be a resource of type 'profile' with attributes.", pointer=pointer)
     if len(json.dumps(profile).encode()) > MAX_PROFILE_BYTES:
-        raise ApiError(413, "request_too_large", "Request too large.", "A profile may be at most 100KB.",
-                       pointer=pointer)
+        raise ApiError(
+            413, "request_too_large", "Request too large.", "A profile may be at most 100KB.", pointer=pointer
+        )
     for name, value in profile["attributes"].items():
         if name not in PROFILE_ATTRIBUTES:
-            raise invalid(f"'{name}' is not a valid field for the resource 'profile'.",
-                          pointer=f"{pointer}/attributes/{name}")
+            raise invalid(
+                f"'{name}' is not a valid field for the resource 'profile'.", pointer=f"{pointer}/attributes/{name}"
+            )
         if name == "location" and (not isinstance(value, dict) or set(value) - LOCATION_FIELDS):
             raise invalid("'location' holds an unknown field.", pointer=f"{pointer}/attributes/location")
         if name == "properties" and not isinstance(value, dict):
@@ -399,7 +533,7 @@ def _check_profile(profile: object, pointer: str) -> None:
 
 def _filter(text: str, fields: set[str]) -> tuple[str, set[str]]:
     """(field, values) of equals(field,"v") or any(field,["v",...]) over one of `fields`; else the 400 Klaviyo gives."""
-    match = re.fullmatch(r'(equals|any)\(([a-z_]+),(.*)\)', text)
+    match = re.fullmatch(r"(equals|any)\(([a-z_]+),(.*)\)", text)
     values = None
     if match:
         try:
@@ -411,8 +545,10 @@ def _filter(text: str, fields: set[str]) -> tuple[str, set[str]]:
         elif match[1] == "any" and isinstance(parsed, list) and all(isinstance(v, str) for v in parsed):
             values = set(parsed)
     if values is None or match[2] not in fields:
-        raise invalid(f"Invalid filter provided: {text!r}. Allowed: equals or any on {', '.join(sorted(fields))}.",
-                      parameter="filter")
+        raise invalid(
+            f"Invalid filter provided: {text!r}. Allowed: equals or any on {', '.join(sorted(fields))}.",
+            parameter="filter",
+        )
     return match[2], values
 
 
@@ -433,7 +569,7 @@ def _page(items: list, query: dict[str, list[str]], operation: str, base: str, r
         following = {k: v[0] for k, v in query.items()}
         following["page[cursor]"] = base64.urlsafe_b64encode(str(start + size).encode()).decode()
         links["next"] = f"{base}?{urlencode(following)}"
-    return {"data": [resource(item) for item in items[start:start + size]], "links": links}
+    return {"data": [resource(item) for item in items[start : start + size]], "links": links}
 
 
 def _handler(emulator: KlaviyoEmulator) -> type[EmulatorHandler]:
@@ -445,21 +581,28 @@ def _handler(emulator: KlaviyoEmulator) -> type[EmulatorHandler]:
             raw = self._body()
             url = urlsplit(self.path)
             path = url.path.rstrip("/")
-            route = next(((op, m) for verb, pattern, op in ROUTES if verb == method
-                          and (m := pattern.fullmatch(path))), None)
+            route = next(
+                ((op, m) for verb, pattern, op in ROUTES if verb == method and (m := pattern.fullmatch(path))), None
+            )
             try:
                 if self.headers.get("Authorization") != f"Klaviyo-API-Key {emulator.api_key}":
-                    raise ApiError(401, "not_authenticated", "Authentication credentials were not provided.",
-                                   "Missing or invalid private key.")
+                    raise ApiError(
+                        401,
+                        "not_authenticated",
+                        "Authentication credentials were not provided.",
+                        "Missing or invalid private key.",
+                    )
                 revision = self.headers.get("revision")
                 if not revision or not REVISION_FORMAT.fullmatch(revision):
-                    raise invalid("The 'revision' header is required, formatted YYYY-MM-DD[.suffix].",
-                                  parameter="revision")
+                    raise invalid(
+                        "The 'revision' header is required, formatted YYYY-MM-DD[.suffix].", parameter="revision"
+                    )
                 if route is None:
                     raise ApiError(404, "not_found", "Not found.", f"No such endpoint: {method} {path}")
                 if len(raw) > MAX_IMPORT_BYTES:
-                    raise ApiError(413, "request_too_large", "Request too large.",
-                                   "The maximum allowed payload size is 5MB.")
+                    raise ApiError(
+                        413, "request_too_large", "Request too large.", "The maximum allowed payload size is 5MB."
+                    )
                 try:
                     body = json.loads(raw) if raw else None
                 except ValueError:
@@ -470,16 +613,22 @@ def _handler(emulator: KlaviyoEmulator) -> type[EmulatorHandler]:
                     emulator.received[operation] += 1
                     headers = emulator._throttle(operation)
                 if step == "429":
-                    raise ApiError(429, "throttled", "Request was throttled.", "Request was throttled.",
-                                   headers={"Retry-After": faults.retry_after})
+                    raise ApiError(
+                        429,
+                        "throttled",
+                        "Request was throttled.",
+                        "Request was throttled.",
+                        headers={"Retry-After": faults.retry_after},
+                    )
                 if step == "500":
                     raise ApiError(503, "service_unavailable", "Service unavailable.", "Please try again later.")
                 if step == "drop":
                     return self._drop()
                 base = f"http://{self.headers.get('Host')}{path}"
                 with emulator._lock:
-                    status, reply = emulator._dispatch(operation, match.groupdict(), parse_qs(url.query), body,
-                                                       base, faults)
+                    status, reply = emulator._dispatch(
+                        operation, match.groupdict(), parse_qs(url.query), body, base, faults
+                    )
                 if step == "drop_after":
                     return self._drop()
                 time.sleep(faults.slow_seconds)

@@ -104,11 +104,17 @@ class ShopifyTagsGateway(ClientGateway):
     def from_env(cls, env: dict[str, str] | None = None, **options: float) -> "ShopifyTagsGateway":
         """A gateway from SHOPIFY_STORE, SHOPIFY_ACCESS_TOKEN and SHOPIFY_API_VERSION, outside Dagster."""
         env = os.environ if env is None else env
-        required_env(env, ("SHOPIFY_STORE", "SHOPIFY_ACCESS_TOKEN"),
-                     "the shopify-tags gateway needs the shop and an Admin API token with write_customers in the "
-                     "environment")
-        return cls(store=env["SHOPIFY_STORE"], token=env["SHOPIFY_ACCESS_TOKEN"],
-                   api_version=env.get("SHOPIFY_API_VERSION") or API_VERSION, **options)
+        required_env(
+            env,
+            ("SHOPIFY_STORE", "SHOPIFY_ACCESS_TOKEN"),
+            "the shopify-tags gateway needs the shop and an Admin API token with write_customers in the environment",
+        )
+        return cls(
+            store=env["SHOPIFY_STORE"],
+            token=env["SHOPIFY_ACCESS_TOKEN"],
+            api_version=env.get("SHOPIFY_API_VERSION") or API_VERSION,
+            **options,
+        )
 
     @property
     def missing_customers(self) -> int:
@@ -132,8 +138,9 @@ class ShopifyTagsGateway(ClientGateway):
         """Nothing to create: a tag exists while a customer carries it."""
         return None
 
-    def send_batch(self, target: AudienceTarget, adds: list[dict], removes: list[dict],
-                   idempotency_key: str) -> BatchResult:
+    def send_batch(
+        self, target: AudienceTarget, adds: list[dict], removes: list[dict], idempotency_key: str
+    ) -> BatchResult:
         tag = target.tag_name
         phones = {_gid(m["customer_id"]): m["phone"] for m in adds}
         rejected: list[tuple[str, str]] = []
@@ -151,18 +158,30 @@ class ShopifyTagsGateway(ClientGateway):
                 gone.add(gid)
             else:
                 rejected.append((phones[gid], f"Shopify refused tagging customer {_number(gid)}: {message}"))
-        rejected.extend((phones[g], f"customer {_number(g)} no longer exists at Shopify (deleted or redacted)")
-                        for g in sorted(gone))
+        rejected.extend(
+            (phones[g], f"customer {_number(g)} no longer exists at Shopify (deleted or redacted)")
+            for g in sorted(gone)
+        )
         refused_removes = {g: m for g, m in removed_errors.items() if MISSING not in m}
         if refused_removes:
             gid, message = next(iter(refused_removes.items()))
-            raise GatewayError(f"batch {idempotency_key}: Shopify refused untagging {len(refused_removes)} customers, "
-                               f"e.g. {_number(gid)}: {message}", retryable=False)
+            raise GatewayError(
+                f"batch {idempotency_key}: Shopify refused untagging {len(refused_removes)} customers, "
+                f"e.g. {_number(gid)}: {message}",
+                retryable=False,
+            )
         missing = len(gone) + len(removed_errors)
         self._missing += missing
-        log.info("batch %s: %d tagged, %d already carried %s, %d untagged, %d customers no longer exist, %d refused",
-                 idempotency_key, len(fresh) - len(errors), len(carrying), tag, len(removes) - len(removed_errors),
-                 missing, len(rejected) - len(gone))
+        log.info(
+            "batch %s: %d tagged, %d already carried %s, %d untagged, %d customers no longer exist, %d refused",
+            idempotency_key,
+            len(fresh) - len(errors),
+            len(carrying),
+            tag,
+            len(removes) - len(removed_errors),
+            missing,
+            len(rejected) - len(gone),
+        )
         return BatchResult(added=len(adds) - len(rejected), removed=len(removes), rejected=rejected)
 
     def list_members(self, target: AudienceTarget) -> list[HeldMember]:
@@ -170,11 +189,16 @@ class ShopifyTagsGateway(ClientGateway):
         with self._gateway_errors(f"listing {target.tag_name}"):
             carriers = self._list(target.tag_name, MAX_LIST_PAGES)
         if carriers is None:
-            raise GatewayError(f"listing {target.tag_name}: more than {MAX_LIST_PAGES * PAGE} customers carry it",
-                               retryable=False)
-        return [HeldMember(phone=c["defaultPhoneNumber"]["phoneNumber"], customer_id=_number(c["id"]),
-                           destination_id=c["id"])
-                for c in carriers if (c.get("defaultPhoneNumber") or {}).get("phoneNumber")]
+            raise GatewayError(
+                f"listing {target.tag_name}: more than {MAX_LIST_PAGES * PAGE} customers carry it", retryable=False
+            )
+        return [
+            HeldMember(
+                phone=c["defaultPhoneNumber"]["phoneNumber"], customer_id=_number(c["id"]), destination_id=c["id"]
+            )
+            for c in carriers
+            if (c.get("defaultPhoneNumber") or {}).get("phoneNumber")
+        ]
 
     def finish(self, target: AudienceTarget, as_of: dt.date, members: pa.Table) -> None:
         """Nothing to do: the shop's tags are the audience."""
@@ -185,9 +209,12 @@ class ShopifyTagsGateway(ClientGateway):
         """The customers carrying `tag` (id and phone); None when there are more than `most_pages` pages."""
         carriers, after = [], None
         for _ in range(most_pages):
-            page = self._shopify().graphql(_LIST, {"query": _tag_search(tag), "after": after},
-                                           purpose=f"listing the customers tagged {tag}",
-                                           scopes=("read_customers",))["customers"]
+            page = self._shopify().graphql(
+                _LIST,
+                {"query": _tag_search(tag), "after": after},
+                purpose=f"listing the customers tagged {tag}",
+                scopes=("read_customers",),
+            )["customers"]
             carriers.extend(page["nodes"])
             if not page["pageInfo"]["hasNextPage"]:
                 return carriers
@@ -206,8 +233,9 @@ class ShopifyTagsGateway(ClientGateway):
             return {g for g in gids if g in self._carriers[tag]}, set()
         carrying, gone = set(), set()
         for chunk in _chunks(gids, PAGE):
-            nodes = self._shopify().graphql(_CARRYING, {"ids": chunk}, purpose=f"checking who carries {tag}",
-                                            scopes=("read_customers",))["nodes"]
+            nodes = self._shopify().graphql(
+                _CARRYING, {"ids": chunk}, purpose=f"checking who carries {tag}", scopes=("read_customers",)
+            )["nodes"]
             for gid, node in zip(chunk, nodes, strict=True):
                 if not node:
                     gone.add(gid)
@@ -224,12 +252,16 @@ class ShopifyTagsGateway(ClientGateway):
         errors = {}
         for chunk in _chunks(gids, MUTATIONS_PER_REQUEST):
             declared = ", ".join(f"$id{i}: ID!" for i in range(len(chunk)))
-            fields = " ".join(f"m{i}: {direction.field}(id: $id{i}, tags: $tags) {{ userErrors {{ field message }} }}"
-                              for i in range(len(chunk)))
+            fields = " ".join(
+                f"m{i}: {direction.field}(id: $id{i}, tags: $tags) {{ userErrors {{ field message }} }}"
+                for i in range(len(chunk))
+            )
             data = self._shopify().graphql(
                 f"mutation Tags($tags: [String!]!, {declared}) {{ {fields} }}",
                 {"tags": [tag], **{f"id{i}": gid for i, gid in enumerate(chunk)}},
-                purpose=f"{direction.verb} {len(chunk)} customers (batch {key})", scopes=SCOPES)
+                purpose=f"{direction.verb} {len(chunk)} customers (batch {key})",
+                scopes=SCOPES,
+            )
             for i, gid in enumerate(chunk):
                 if data[f"m{i}"]["userErrors"]:
                     errors[gid] = "; ".join(e["message"] for e in data[f"m{i}"]["userErrors"])
@@ -240,14 +272,21 @@ class ShopifyTagsGateway(ClientGateway):
         purpose = f"the bulk {direction.field} of {len(gids)} customers (batch {key})"
         variables = "".join(json.dumps({"id": gid, "tags": [tag]}) + "\n" for gid in gids).encode()
         path = client.stage_upload("smsseg-tags.jsonl", variables, purpose=purpose, scopes=SCOPES)
-        mutation = (f"mutation call($id: ID!, $tags: [String!]!) {{ {direction.field}(id: $id, tags: $tags) "
-                    "{ node { id } userErrors { field message } } }")
-        operation = client.run_bulk_mutation(mutation, path, purpose=purpose, scopes=SCOPES,
-                                             slot_timeout_s=self.slot_timeout_seconds)
+        mutation = (
+            f"mutation call($id: ID!, $tags: [String!]!) {{ {direction.field}(id: $id, tags: $tags) "
+            "{ node { id } userErrors { field message } } }"
+        )
+        operation = client.run_bulk_mutation(
+            mutation, path, purpose=purpose, scopes=SCOPES, slot_timeout_s=self.slot_timeout_seconds
+        )
         if operation["status"] != "COMPLETED":
             # some lines may have landed: the batch stays pending and its replay skips who carries the tag
-            raise BulkOperationFailed(f"{purpose} ({operation['id']}) ended {operation['status']} with errorCode "
-                                      f"{operation.get('errorCode')}", operation["status"], operation.get("errorCode"))
+            raise BulkOperationFailed(
+                f"{purpose} ({operation['id']}) ended {operation['status']} with errorCode "
+                f"{operation.get('errorCode')}",
+                operation["status"],
+                operation.get("errorCode"),
+            )
         seen, errors = set(), {}
         for line in self._result_lines(client, operation.get("url"), purpose):
             gid = gids[int(line["__lineNumber"])]
@@ -274,9 +313,16 @@ class ShopifyTagsGateway(ClientGateway):
 
     def _shopify(self) -> ShopifyClient:
         if self._client is None:
-            self._client = ShopifyClient(self.store, self.token, self.api_version, timeout=self.timeout_seconds,
-                                         retry=self.retry_policy, poll_interval_s=self.poll_interval_seconds,
-                                         poll_timeout_s=self.poll_timeout_seconds, sleep=self._sleep)
+            self._client = ShopifyClient(
+                self.store,
+                self.token,
+                self.api_version,
+                timeout=self.timeout_seconds,
+                retry=self.retry_policy,
+                poll_interval_s=self.poll_interval_seconds,
+                poll_timeout_s=self.poll_timeout_seconds,
+                sleep=self._sleep,
+            )
         return self._client
 
     @contextmanager
@@ -305,4 +351,4 @@ def _tag_search(tag: str) -> str:
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]

@@ -31,8 +31,13 @@ def copy_audience_tables(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     counts = {}
     for name, source in WAREHOUSE_COPIES.items():
         copy = table(name, "audience")
-        con.execute(to_sql(exp.Create(this=copy, kind="TABLE", replace=True,
-                                      expression=exp.select("*").from_(table(source, "state")))))
+        con.execute(
+            to_sql(
+                exp.Create(
+                    this=copy, kind="TABLE", replace=True, expression=exp.select("*").from_(table(source, "state"))
+                )
+            )
+        )
         counts[f"audience.{name}"] = con.execute(to_sql(exp.select("count(*)").from_(copy))).fetchall()[0][0]
     return counts
 
@@ -72,5 +77,6 @@ def record_erasures(con: duckdb.DuckDBPyConnection) -> list[int]:
 
 def mark_compacted(con: duckdb.DuckDBPyConnection, customer_ids: list[int]) -> None:
     """Notes that the files holding these erased customers were rewritten (state.duckdb attached as `state`)."""
-    con.execute("update state.erased_customers set compacted = true where customer_id in (select unnest(?))",
-                [customer_ids])
+    con.execute(
+        "update state.erased_customers set compacted = true where customer_id in (select unnest(?))", [customer_ids]
+    )

@@ -45,10 +45,14 @@ GROUP_BATCHES = 20
 # checkpoints it once, when the connection closes.
 CHECKPOINT_THRESHOLD = "256MB"
 # what settling a batch reads back from its plan (contents also carry each member's fields)
-PLAN_TYPE = json.dumps({
-    "adds": [{"member": {"phone": "VARCHAR", "customer_id": "BIGINT"}, "fields_hash": "VARCHAR", "kind": "VARCHAR"}],
-    "removes": [{"phone": "VARCHAR", "customer_id": "BIGINT", "destination_id": "VARCHAR"}],
-})
+PLAN_TYPE = json.dumps(
+    {
+        "adds": [
+            {"member": {"phone": "VARCHAR", "customer_id": "BIGINT"}, "fields_hash": "VARCHAR", "kind": "VARCHAR"}
+        ],
+        "removes": [{"phone": "VARCHAR", "customer_id": "BIGINT", "destination_id": "VARCHAR"}],
+    }
+)
 
 
 @dataclass
@@ -81,12 +85,32 @@ class SyncResult:
 
     def metadata(self) -> dict[str, int | bool | str]:
         """Flat numbers a person would plot, for a Dagster MaterializeResult."""
-        counts = {name: getattr(self, name) for name in (
-            "members", "eligible", "added", "updated", "removed", "rejected", "failed", "unchanged",
-            "rejected_before", "replayed_batches", "pending_batches", "batches", "adopted")}
+        counts = {
+            name: getattr(self, name)
+            for name in (
+                "members",
+                "eligible",
+                "added",
+                "updated",
+                "removed",
+                "rejected",
+                "failed",
+                "unchanged",
+                "rejected_before",
+                "replayed_batches",
+                "pending_batches",
+                "batches",
+                "adopted",
+            )
+        }
         held = {"held": True, "removed_despite_hold": self.removed} if self.held else {}
-        return {"segment": self.segment, "dry_run": self.dry_run, **counts, **held,
-                **{f"excluded_{reason}": n for reason, n in self.excluded.items()}}
+        return {
+            "segment": self.segment,
+            "dry_run": self.dry_run,
+            **counts,
+            **held,
+            **{f"excluded_{reason}": n for reason, n in self.excluded.items()},
+        }
 
 
 class SyncError(RuntimeError):
@@ -97,11 +121,22 @@ class SyncError(RuntimeError):
         self.result = result
 
 
-def sync_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, segment: str, *, as_of: dt.date,
-                 run_id: str | None = None, fields: tuple[str, ...] = (), suppressions_csv: Path | None = None,
-                 target: AudienceTarget | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                 dry_run: bool = False, held: bool = False, swing_threshold: float | None = None,
-                 sample_size: int = 10) -> SyncResult:
+def sync_segment(
+    con: duckdb.DuckDBPyConnection,
+    gateway: AudienceGateway,
+    segment: str,
+    *,
+    as_of: dt.date,
+    run_id: str | None = None,
+    fields: tuple[str, ...] = (),
+    suppressions_csv: Path | None = None,
+    target: AudienceTarget | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    dry_run: bool = False,
+    held: bool = False,
+    swing_threshold: float | None = None,
+    sample_size: int = 10,
+) -> SyncResult:
     """Syncs `segments.<segment>` to the gateway; `con` is the build warehouse with state.duckdb as `state`.
 
     dry_run computes the diff and returns it (counts and a sample) without writing state or
@@ -120,10 +155,27 @@ def sync_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, segme
         # the definition names another list or tag: the old one is emptied first, as a retired segment is
         retire_segment(con, gateway, segment, as_of=as_of, run_id=run_id, batch_size=batch_size)
     audience = eligible_audience(con, segment, fields=fields, suppressions_csv=suppressions_csv)
-    result = SyncResult(segment=segment, run_id=run_id, dry_run=dry_run, members=audience.members,
-                        eligible=audience.eligible, excluded=audience.excluded, held=held and not dry_run)
-    return _sync(con, gateway, target, audience, result, as_of=as_of, batch_size=batch_size,
-                 sample_size=sample_size, suppressions=True, swing_threshold=swing_threshold)
+    result = SyncResult(
+        segment=segment,
+        run_id=run_id,
+        dry_run=dry_run,
+        members=audience.members,
+        eligible=audience.eligible,
+        excluded=audience.excluded,
+        held=held and not dry_run,
+    )
+    return _sync(
+        con,
+        gateway,
+        target,
+        audience,
+        result,
+        as_of=as_of,
+        batch_size=batch_size,
+        sample_size=sample_size,
+        suppressions=True,
+        swing_threshold=swing_threshold,
+    )
 
 
 def swing(before: int, after: int, threshold: float) -> float | None:
@@ -133,9 +185,16 @@ def swing(before: int, after: int, threshold: float) -> float | None:
     return share if abs(share) > threshold else None
 
 
-def retire_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, segment: str, *, as_of: dt.date,
-                   run_id: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                   dry_run: bool = False) -> SyncResult:
+def retire_segment(
+    con: duckdb.DuckDBPyConnection,
+    gateway: AudienceGateway,
+    segment: str,
+    *,
+    as_of: dt.date,
+    run_id: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    dry_run: bool = False,
+) -> SyncResult:
     """Removes every member the destination holds for `segment`, which no definition exports any more.
 
     It is a sync to an empty audience, so it resumes like one: a killed run's batches are replayed
@@ -143,13 +202,16 @@ def retire_segment(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, seg
     next night does not retire it again. The target is the one the segment was last synced to.
     """
     run_id = run_id or uuid.uuid4().hex
-    con.execute("create or replace temp table audience_eligible (phone varchar, customer_id bigint, "
-                "first_name varchar, last_name varchar, country varchar, fields_hash varchar)")
+    con.execute(
+        "create or replace temp table audience_eligible (phone varchar, customer_id bigint, "
+        "first_name varchar, last_name varchar, country varchar, fields_hash varchar)"
+    )
     audience = Eligibility(segment=segment, members=0, eligible=0, excluded={}, fields=())
     result = SyncResult(segment=segment, run_id=run_id, dry_run=dry_run, members=0, eligible=0, excluded={})
     target = recorded_target(con, gateway.destination, segment) or AudienceTarget(segment)
-    return _sync(con, gateway, target, audience, result, as_of=as_of,
-                 batch_size=batch_size, sample_size=0, suppressions=False)
+    return _sync(
+        con, gateway, target, audience, result, as_of=as_of, batch_size=batch_size, sample_size=0, suppressions=False
+    )
 
 
 def retired_segments(con: duckdb.DuckDBPyConnection, destination: str, exported: set[str]) -> list[str]:
@@ -157,14 +219,20 @@ def retired_segments(con: duckdb.DuckDBPyConnection, destination: str, exported:
     if state_version(con) == 0:
         return []
     migrate(con)
-    return [row[0] for row in con.execute("""
+    return [
+        row[0]
+        for row in con.execute(
+            """
         select distinct segment from state.audience_sync_state
         where (destination = $destination or destination is null) and not list_contains($exported, segment)
         union
         select distinct segment from state.audience_batches
         where (destination = $destination or destination is null) and status = 'planned'
             and not list_contains($exported, segment)
-        order by 1""", {"destination": destination, "exported": sorted(exported)}).fetchall()]
+        order by 1""",
+            {"destination": destination, "exported": sorted(exported)},
+        ).fetchall()
+    ]
 
 
 def _moved(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target: AudienceTarget) -> bool:
@@ -178,14 +246,26 @@ def _moved(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target: Aud
 
 def recorded_target(con: duckdb.DuckDBPyConnection, destination: str, segment: str) -> AudienceTarget | None:
     """The target `segment` was last synced to at `destination` (its definition may be gone), if any."""
-    row = con.execute("select list_name, tag from state.audience_targets where destination = ? and segment = ?",
-                      [destination, segment]).fetchall()
+    row = con.execute(
+        "select list_name, tag from state.audience_targets where destination = ? and segment = ?",
+        [destination, segment],
+    ).fetchall()
     return AudienceTarget(segment, name=row[0][0] or "", tag=row[0][1] or "") if row else None
 
 
-def _sync(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target: AudienceTarget, audience: Eligibility,
-          result: SyncResult, *, as_of: dt.date, batch_size: int, sample_size: int, suppressions: bool,
-          swing_threshold: float | None = None) -> SyncResult:
+def _sync(
+    con: duckdb.DuckDBPyConnection,
+    gateway: AudienceGateway,
+    target: AudienceTarget,
+    audience: Eligibility,
+    result: SyncResult,
+    *,
+    as_of: dt.date,
+    batch_size: int,
+    sample_size: int,
+    suppressions: bool,
+    swing_threshold: float | None = None,
+) -> SyncResult:
     """Brings the destination's copy of `target.segment` to the temp table audience_eligible."""
     segment, run_id, destination = target.segment, result.run_id, gateway.destination
     if result.dry_run:
@@ -198,7 +278,9 @@ def _sync(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target: Audi
         if has_state:
             result.pending_batches = con.execute(
                 "select count(*) from state.audience_batches where (destination = ? or destination is null) "
-                "and segment = ? and status = 'planned'", [destination, segment]).fetchall()[0][0]
+                "and segment = ? and status = 'planned'",
+                [destination, segment],
+            ).fetchall()[0][0]
         _diff(con, result, batch_size, sample_size)
         return result
 
@@ -222,23 +304,26 @@ def _sync(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target: Audi
                 result.hold_reason = (
                     f"{segment}: the ledger was empty and {destination} holds {result.adopted:,} numbers, where "
                     f"{result.eligible:,} are eligible now ({share:+.0%}; the limit is {swing_threshold:.0%}). "
-                    f"Check the segment, then acknowledge the swing (smsseg run --ack-swing {segment}).")
+                    f"Check the segment, then acknowledge the swing (smsseg run --ack-swing {segment})."
+                )
         pending = _pending_batches(con, destination, segment)
         for start in range(0, len(pending), GROUP_BATCHES):
             # a killed run's batches: the gateway may have applied them, so only their own keys may resend them
-            _send_group(con, gateway, target, pending[start:start + GROUP_BATCHES], run_id, as_of, result,
-                        replay=True)
+            _send_group(
+                con, gateway, target, pending[start : start + GROUP_BATCHES], run_id, as_of, result, replay=True
+            )
         _load_current(con, destination, segment, from_state=True)
         _diff(con, result, batch_size, sample_size)
         if result.held:
             _keep_consent_removals(con, result, batch_size)
         # a rerun under the same run_id numbers on, so no Idempotency-Key is ever used for two contents
-        numbered = con.execute("select coalesce(max(batch_no), 0) from state.audience_batches "
-                               "where run_id = ? and segment = ?", [run_id, segment]).fetchall()[0][0]
+        numbered = con.execute(
+            "select coalesce(max(batch_no), 0) from state.audience_batches where run_id = ? and segment = ?",
+            [run_id, segment],
+        ).fetchall()[0][0]
         for first in range(1, result.batches + 1, GROUP_BATCHES):
             parts = range(first, min(first + GROUP_BATCHES, result.batches + 1))
-            plans = _plan_group(con, destination, segment, run_id, as_of, numbered, parts, batch_size,
-                                audience.fields)
+            plans = _plan_group(con, destination, segment, run_id, as_of, numbered, parts, batch_size, audience.fields)
             _send_group(con, gateway, target, plans, run_id, as_of, result, replay=False)
         if not result.held:
             _save_members(con, segment, as_of, run_id, audience)
@@ -246,9 +331,16 @@ def _sync(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target: Audi
         elif result.removed or result.replayed_batches:
             _forget_removed_members(con, destination, segment)
             gateway.finish(target, as_of, _held_members_table(con, destination, segment, audience))
-    log.info("audience %s: %d eligible, %d added, %d updated, %d removed, %d rejected, %d unchanged",
-             segment, result.eligible, result.added, result.updated, result.removed, result.rejected,
-             result.unchanged)
+    log.info(
+        "audience %s: %d eligible, %d added, %d updated, %d removed, %d rejected, %d unchanged",
+        segment,
+        result.eligible,
+        result.added,
+        result.updated,
+        result.removed,
+        result.rejected,
+        result.unchanged,
+    )
     return result
 
 
@@ -275,21 +367,31 @@ def _claim_unowned(con: duckdb.DuckDBPyConnection, destination: str, segment: st
     """
     with transaction(con):
         for name in ("audience_sync_state", "audience_changes", "audience_batches"):
-            con.execute(to_sql(exp.update(table(name, "state"), {"destination": exp.Placeholder()},
-                                          where="destination is null and segment = ?")), [destination, segment])
+            con.execute(
+                to_sql(
+                    exp.update(
+                        table(name, "state"),
+                        {"destination": exp.Placeholder()},
+                        where="destination is null and segment = ?",
+                    )
+                ),
+                [destination, segment],
+            )
 
 
 def _ledger_empty(con: duckdb.DuckDBPyConnection, destination: str, segment: str) -> bool:
     """Whether state.duckdb has no record of `segment` at `destination`: new, or lost with the file."""
-    return not con.execute("""
+    return not con.execute(
+        """
         select 1 from state.audience_sync_state where destination = $d and segment = $s
         union all
         select 1 from state.audience_changes where destination = $d and segment = $s
-        limit 1""", {"d": destination, "s": segment}).fetchall()
+        limit 1""",
+        {"d": destination, "s": segment},
+    ).fetchall()
 
 
-def _adopt_held(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target: AudienceTarget,
-                run_id: str) -> int:
+def _adopt_held(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target: AudienceTarget, run_id: str) -> int:
     """Takes what the destination holds for the segment as its sync state; returns how many numbers.
 
     So a lost state.duckdb sends nothing twice and leaves nothing behind: the diff then adds only
@@ -297,14 +399,20 @@ def _adopt_held(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target
     still eligible is taken as up to date (its fields hash is the eligible one): no update is sent.
     """
     held = gateway.list_members(target)
-    con.register("audience_held", pa.table({
-        "phone": pa.array([m.phone for m in held], pa.string()),
-        "customer_id": pa.array([m.customer_id for m in held], pa.int64()),
-        "destination_id": pa.array([m.destination_id for m in held], pa.string()),
-    }))
+    con.register(
+        "audience_held",
+        pa.table(
+            {
+                "phone": pa.array([m.phone for m in held], pa.string()),
+                "customer_id": pa.array([m.customer_id for m in held], pa.int64()),
+                "destination_id": pa.array([m.destination_id for m in held], pa.string()),
+            }
+        ),
+    )
     try:
         with transaction(con):
-            con.execute("""
+            con.execute(
+                """
                 insert into state.audience_sync_state by name
                 select
                     $segment as segment, h.phone, coalesce(any_value(h.customer_id), any_value(e.customer_id))
@@ -314,7 +422,8 @@ def _adopt_held(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target
                 from audience_held as h
                 left join audience_eligible as e on h.phone = e.phone
                 group by h.phone""",
-                        {"segment": target.segment, "run_id": run_id, "destination": gateway.destination})
+                {"segment": target.segment, "run_id": run_id, "destination": gateway.destination},
+            )
     finally:
         con.unregister("audience_held")
     return len({m.phone for m in held})
@@ -323,13 +432,17 @@ def _adopt_held(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target
 def _upsert_audience(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target: AudienceTarget) -> None:
     """Creates or renames the audience at the gateway, and records its target and the id it was given."""
     destination = gateway.destination
-    known = con.execute("select audience_id from state.audience_targets where destination = ? and segment = ?",
-                        [destination, target.segment]).fetchall()
+    known = con.execute(
+        "select audience_id from state.audience_targets where destination = ? and segment = ?",
+        [destination, target.segment],
+    ).fetchall()
     audience_id = gateway.upsert_audience(target, known[0][0] if known else None)
     with transaction(con):
-        con.execute("""
+        con.execute(
+            """
             insert or replace into state.audience_targets values (?, ?, ?, ?, ?, now())""",
-                    [destination, target.segment, target.name, target.tag, audience_id])
+            [destination, target.segment, target.name, target.tag, audience_id],
+        )
 
 
 @dataclass(frozen=True)
@@ -347,16 +460,24 @@ def _load_current(con: duckdb.DuckDBPyConnection, destination: str, segment: str
     """Temp tables of what the destination holds for `segment` and the numbers it refused before."""
     if from_state:
         # a dry run may come before a real run claimed the rows of an older release (destination null)
-        con.execute("create or replace temp table audience_current as "
-                    "select phone, customer_id, fields_hash, destination_id from state.audience_sync_state "
-                    "where (destination = ? or destination is null) and segment = ?", [destination, segment])
-        con.execute("create or replace temp table audience_rejected_before as "
-                    "select distinct phone from state.audience_changes "
-                    "where (destination = ? or destination is null) and segment = ? "
-                    "and action = 'add' and outcome = 'rejected'", [destination, segment])
+        con.execute(
+            "create or replace temp table audience_current as "
+            "select phone, customer_id, fields_hash, destination_id from state.audience_sync_state "
+            "where (destination = ? or destination is null) and segment = ?",
+            [destination, segment],
+        )
+        con.execute(
+            "create or replace temp table audience_rejected_before as "
+            "select distinct phone from state.audience_changes "
+            "where (destination = ? or destination is null) and segment = ? "
+            "and action = 'add' and outcome = 'rejected'",
+            [destination, segment],
+        )
     else:  # a dry run before any real one: state.duckdb may not even have the tables yet
-        con.execute("create or replace temp table audience_current "
-                    "(phone varchar, customer_id bigint, fields_hash varchar, destination_id varchar)")
+        con.execute(
+            "create or replace temp table audience_current "
+            "(phone varchar, customer_id bigint, fields_hash varchar, destination_id varchar)"
+        )
         con.execute("create or replace temp table audience_rejected_before (phone varchar)")
 
 
@@ -400,9 +521,13 @@ def _diff(con: duckdb.DuckDBPyConnection, result: SyncResult, batch_size: int, s
     total = sum(counts.values())
     result.batches = -(-total // batch_size)
     for action, target in (("add", result.sample_adds), ("remove", result.sample_removes)):
-        target.extend({"customer_id": customer_id, "kind": kind} for customer_id, kind in
-                      con.execute("select customer_id, kind from audience_diff where action = ? "
-                                  "order by phone limit ?", [action, sample_size]).fetchall())
+        target.extend(
+            {"customer_id": customer_id, "kind": kind}
+            for customer_id, kind in con.execute(
+                "select customer_id, kind from audience_diff where action = ? order by phone limit ?",
+                [action, sample_size],
+            ).fetchall()
+        )
     if result.dry_run:
         result.added, result.updated, result.removed = (counts.get(k, 0) for k in ("new", "update", "remove"))
 
@@ -432,18 +557,36 @@ def _keep_consent_removals(con: duckdb.DuckDBPyConnection, result: SyncResult, b
     result.batches = -(-total // batch_size)
 
 
-def _plan_group(con: duckdb.DuckDBPyConnection, destination: str, segment: str, run_id: str, as_of: dt.date,
-                numbered: int, parts: range, batch_size: int, fields: tuple[str, ...]) -> list[_Plan]:
+def _plan_group(
+    con: duckdb.DuckDBPyConnection,
+    destination: str,
+    segment: str,
+    run_id: str,
+    as_of: dt.date,
+    numbered: int,
+    parts: range,
+    batch_size: int,
+    fields: tuple[str, ...],
+) -> list[_Plan]:
     """Commits `parts` of the diff to state.audience_batches, as batch numbers `numbered` + part, before any is sent.
 
     DuckDB builds each plan's JSON from the diff in one statement, which is then what is sent.
     """
     # what the gateway gets of each member: the member columns and the definition's fields
-    member = call("struct_pack", *(exp.PropertyEQ(this=identifier(c), expression=column(c))
-                                   for c in (*MEMBER_COLUMNS, *fields)))
-    con.execute(to_sql(temp("audience_diff_members", exp.select("*", exp.alias_(member, identifier("member")))
-                            .from_(table("audience_diff")), kind="VIEW")))
-    con.execute("""
+    member = call(
+        "struct_pack", *(exp.PropertyEQ(this=identifier(c), expression=column(c)) for c in (*MEMBER_COLUMNS, *fields))
+    )
+    con.execute(
+        to_sql(
+            temp(
+                "audience_diff_members",
+                exp.select("*", exp.alias_(member, identifier("member"))).from_(table("audience_diff")),
+                kind="VIEW",
+            )
+        )
+    )
+    con.execute(
+        """
         insert into state.audience_batches by name
         select
             format('{}:{}:{}', ?, ?, ? + part) as idempotency_key, ? as segment, ? as run_id,
@@ -460,18 +603,42 @@ def _plan_group(con: duckdb.DuckDBPyConnection, destination: str, segment: str, 
             from audience_diff_members
             where seq > ? and seq <= ?
             group by part
-        )""", [run_id, segment, numbered, segment, run_id, numbered, as_of, destination, batch_size,
-               (parts.start - 1) * batch_size, (parts.stop - 1) * batch_size])
-    return _plans(destination, segment, con.execute(
-        "select idempotency_key, batch_no, contents from state.audience_batches where destination = ? "
-        "and segment = ? and run_id = ? and batch_no > ? and batch_no <= ? order by batch_no",
-        [destination, segment, run_id, numbered + parts.start - 1, numbered + parts.stop - 1]).fetchall())
+        )""",
+        [
+            run_id,
+            segment,
+            numbered,
+            segment,
+            run_id,
+            numbered,
+            as_of,
+            destination,
+            batch_size,
+            (parts.start - 1) * batch_size,
+            (parts.stop - 1) * batch_size,
+        ],
+    )
+    return _plans(
+        destination,
+        segment,
+        con.execute(
+            "select idempotency_key, batch_no, contents from state.audience_batches where destination = ? "
+            "and segment = ? and run_id = ? and batch_no > ? and batch_no <= ? order by batch_no",
+            [destination, segment, run_id, numbered + parts.start - 1, numbered + parts.stop - 1],
+        ).fetchall(),
+    )
 
 
 def _pending_batches(con: duckdb.DuckDBPyConnection, destination: str, segment: str) -> list[_Plan]:
-    return _plans(destination, segment, con.execute(
-        "select idempotency_key, batch_no, contents from state.audience_batches where destination = ? "
-        "and segment = ? and status = 'planned' order by planned_at, batch_no", [destination, segment]).fetchall())
+    return _plans(
+        destination,
+        segment,
+        con.execute(
+            "select idempotency_key, batch_no, contents from state.audience_batches where destination = ? "
+            "and segment = ? and status = 'planned' order by planned_at, batch_no",
+            [destination, segment],
+        ).fetchall(),
+    )
 
 
 def _plans(destination: str, segment: str, rows: list[tuple]) -> list[_Plan]:
@@ -479,8 +646,17 @@ def _plans(destination: str, segment: str, rows: list[tuple]) -> list[_Plan]:
     return [_Plan(key, destination, segment, batch_no, contents) for key, batch_no, contents in rows]
 
 
-def _send_group(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target: AudienceTarget, plans: list[_Plan],
-                run_id: str, as_of: dt.date, result: SyncResult, *, replay: bool) -> None:
+def _send_group(
+    con: duckdb.DuckDBPyConnection,
+    gateway: AudienceGateway,
+    target: AudienceTarget,
+    plans: list[_Plan],
+    run_id: str,
+    as_of: dt.date,
+    result: SyncResult,
+    *,
+    replay: bool,
+) -> None:
     """Sends planned batches in order, then commits all their outcomes at once; raises SyncError on a final failure.
 
     A final failure ends the group. A fresh plan after it was never sent: it is settled as
@@ -495,8 +671,10 @@ def _send_group(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target
         # one plan's members at a time: a whole group's dicts alive at once would keep Python's GC busy
         body = json.loads(plan.contents)
         # a plan from before destination ids were kept has none for its removes
-        removes = [{"phone": r["phone"], "customer_id": r["customer_id"], "destination_id": r.get("destination_id")}
-                   for r in body["removes"]]
+        removes = [
+            {"phone": r["phone"], "customer_id": r["customer_id"], "destination_id": r.get("destination_id")}
+            for r in body["removes"]
+        ]
         try:
             sent = gateway.send_batch(target, [a["member"] for a in body["adds"]], removes, plan.key)
         except GatewayError as exc:
@@ -509,9 +687,10 @@ def _send_group(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target
         rejections.extend((plan.key, phone, reason) for phone, reason in dict(sent.rejected).items())
         ids.extend((plan.key, phone, destination_id) for phone, destination_id in sent.ids.items())
     if not replay:
-        outcomes.extend((plan.key, "unsent", None) for plan in plans[len(outcomes):])
-    counts = _record(con, plans[0].destination, plans[0].segment, outcomes, rejections, ids, run_id, as_of,
-                     replay=replay)
+        outcomes.extend((plan.key, "unsent", None) for plan in plans[len(outcomes) :])
+    counts = _record(
+        con, plans[0].destination, plans[0].segment, outcomes, rejections, ids, run_id, as_of, replay=replay
+    )
     result.added += counts.get(("new", "sent"), 0)
     result.updated += counts.get(("update", "sent"), 0)
     result.removed += counts.get(("remove", "sent"), 0)
@@ -524,10 +703,18 @@ def _send_group(con: duckdb.DuckDBPyConnection, gateway: AudienceGateway, target
         raise SyncError(f"audience {plan.segment}: batch {plan.batch_no} failed: {exc}", result) from exc
 
 
-def _record(con: duckdb.DuckDBPyConnection, destination: str, segment: str,
-            outcomes: list[tuple[str, str, str | None]], rejections: list[tuple[str, str, str]],
-            ids: list[tuple[str, str, str]], run_id: str, as_of: dt.date,
-            *, replay: bool) -> dict[tuple[str, str], int]:
+def _record(
+    con: duckdb.DuckDBPyConnection,
+    destination: str,
+    segment: str,
+    outcomes: list[tuple[str, str, str | None]],
+    rejections: list[tuple[str, str, str]],
+    ids: list[tuple[str, str, str]],
+    run_id: str,
+    as_of: dt.date,
+    *,
+    replay: bool,
+) -> dict[tuple[str, str], int]:
     """One transaction: the ledger rows of the settled batches, the sync state they imply, and the plans' new status.
 
     The rows are read back from the plans, so no member passes through Python. Returns rows by (kind, outcome).
@@ -535,7 +722,8 @@ def _record(con: duckdb.DuckDBPyConnection, destination: str, segment: str,
     _temp_table(con, "audience_outcomes", ("idempotency_key", "status", "error"), outcomes)
     _temp_table(con, "audience_rejections", ("idempotency_key", "phone", "reason"), rejections)
     _temp_table(con, "audience_ids", ("idempotency_key", "phone", "destination_id"), ids)
-    con.execute("""
+    con.execute(
+        """
         create or replace temp table audience_settled as
         with plans as (
             select o.idempotency_key, o.status, o.error, b.batch_no, from_json(b.contents, ?) as body
@@ -573,24 +761,37 @@ def _record(con: duckdb.DuckDBPyConnection, destination: str, segment: str,
         from members as m
         left join audience_rejections as rej
             on m.action = 'add' and m.idempotency_key = rej.idempotency_key and m.phone = rej.phone""",
-                [PLAN_TYPE, replay])
-    counts = {(kind, outcome): n for kind, outcome, n in con.execute(
-        "select kind, outcome, count(*) from audience_settled group by all").fetchall()}
+        [PLAN_TYPE, replay],
+    )
+    counts = {
+        (kind, outcome): n
+        for kind, outcome, n in con.execute(
+            "select kind, outcome, count(*) from audience_settled group by all"
+        ).fetchall()
+    }
     # a fresh group of new numbers cannot be in the sync state yet: skip the delete, which scans it
     replaces = replay or any(kind != "new" and outcome == "sent" for kind, outcome in counts)
     with transaction(con):
-        con.execute("insert into state.audience_changes select ?, ?, ?, action, phone, customer_id, batch_no, "
-                    "outcome, reason, now(), ? from audience_settled order by batch_no, action, phone",
-                    [run_id, as_of, segment, destination])
+        con.execute(
+            "insert into state.audience_changes select ?, ?, ?, action, phone, customer_id, batch_no, "
+            "outcome, reason, now(), ? from audience_settled order by batch_no, action, phone",
+            [run_id, as_of, segment, destination],
+        )
         if replaces:
-            con.execute("delete from state.audience_sync_state where destination = ? and segment = ? and phone in "
-                        "(select phone from audience_settled where outcome = 'sent')", [destination, segment])
+            con.execute(
+                "delete from state.audience_sync_state where destination = ? and segment = ? and phone in "
+                "(select phone from audience_settled where outcome = 'sent')",
+                [destination, segment],
+            )
         # pending plans all come from one diff, which names a number once: no two rows here share one
-        con.execute("insert into state.audience_sync_state "
-                    "select ?, s.phone, s.customer_id, s.fields_hash, now(), ?, ?, ids.destination_id "
-                    "from audience_settled as s left join audience_ids as ids "
-                    "on s.idempotency_key = ids.idempotency_key and s.phone = ids.phone "
-                    "where s.action = 'add' and s.outcome = 'sent'", [segment, run_id, destination])
+        con.execute(
+            "insert into state.audience_sync_state "
+            "select ?, s.phone, s.customer_id, s.fields_hash, now(), ?, ?, ids.destination_id "
+            "from audience_settled as s left join audience_ids as ids "
+            "on s.idempotency_key = ids.idempotency_key and s.phone = ids.phone "
+            "where s.action = 'add' and s.outcome = 'sent'",
+            [segment, run_id, destination],
+        )
         # a settled batch is never resent: drop its contents (names and numbers) rather than keep them forever
         con.execute("""
             update state.audience_batches as b
@@ -602,8 +803,9 @@ def _record(con: duckdb.DuckDBPyConnection, destination: str, segment: str,
 
 def _temp_table(con: duckdb.DuckDBPyConnection, name: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
     """Temp table `name` of text columns holding `rows`."""
-    con.register(f"{name}_rows", pa.table({c: pa.array([row[i] for row in rows], pa.string())
-                                           for i, c in enumerate(columns)}))
+    con.register(
+        f"{name}_rows", pa.table({c: pa.array([row[i] for row in rows], pa.string()) for i, c in enumerate(columns)})
+    )
     try:
         con.execute(to_sql(temp(name, exp.select("*").from_(table(f"{name}_rows")))))
     finally:
@@ -628,11 +830,21 @@ def _save_suppressions(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("insert into state.audience_suppressions select * from audience_suppressions_next")
 
 
-def _save_members(con: duckdb.DuckDBPyConnection, segment: str, as_of: dt.date, run_id: str,
-                  audience: Eligibility) -> None:
+def _save_members(
+    con: duckdb.DuckDBPyConnection, segment: str, as_of: dt.date, run_id: str, audience: Eligibility
+) -> None:
     fields = call("json_object", *(arg for f in audience.fields for arg in (exp.Literal.string(f), column(f))))
-    members = exp.select(exp.Placeholder(), "phone", "customer_id", "first_name", "last_name", "country", fields,
-                         exp.Placeholder(), exp.Placeholder()).from_(table("audience_eligible"))
+    members = exp.select(
+        exp.Placeholder(),
+        "phone",
+        "customer_id",
+        "first_name",
+        "last_name",
+        "country",
+        fields,
+        exp.Placeholder(),
+        exp.Placeholder(),
+    ).from_(table("audience_eligible"))
     with transaction(con):
         con.execute("delete from state.audience_members where segment = ?", [segment])
         con.execute(to_sql(exp.insert(members, table("audience_members", "state"))), [segment, as_of, run_id])
@@ -641,24 +853,32 @@ def _save_members(con: duckdb.DuckDBPyConnection, segment: str, as_of: dt.date, 
 def _forget_removed_members(con: duckdb.DuckDBPyConnection, destination: str, segment: str) -> None:
     """Drops from state.audience_members the numbers a held sync removed, so it stays what the gateway holds."""
     with transaction(con):
-        con.execute("delete from state.audience_members where segment = ? and phone not in (select phone from "
-                    "state.audience_sync_state where destination = ? and segment = ?)", [segment, destination, segment])
+        con.execute(
+            "delete from state.audience_members where segment = ? and phone not in (select phone from "
+            "state.audience_sync_state where destination = ? and segment = ?)",
+            [segment, destination, segment],
+        )
 
 
-def _held_members_table(con: duckdb.DuckDBPyConnection, destination: str, segment: str,
-                        audience: Eligibility) -> pa.Table:
+def _held_members_table(
+    con: duckdb.DuckDBPyConnection, destination: str, segment: str, audience: Eligibility
+) -> pa.Table:
     """The audience a held sync leaves at the destination: its sync state, with each member's details as
     the last real sync sent them (or, for a member adopted from the destination, as they are now)."""
     sent = {c: column(c, "m") for c in ("first_name", "last_name", "country")}
     sent |= {f: call("json_extract_string", column("fields", "m"), exp.Literal.string(f)) for f in audience.fields}
-    query = (exp.select(column("phone", "s"), column("customer_id", "s"),
-                        *(exp.alias_(exp.func("coalesce", value, column(c, "e")), identifier(c))
-                          for c, value in sent.items()))
-             .from_("state.audience_sync_state as s")
-             .join("state.audience_members as m", on="m.segment = s.segment and m.phone = s.phone", join_type="left")
-             .join("audience_eligible as e", on="e.phone = s.phone", join_type="left")
-             .where("s.destination = ? and s.segment = ?")
-             .order_by(column("phone", "s")))
+    query = (
+        exp.select(
+            column("phone", "s"),
+            column("customer_id", "s"),
+            *(exp.alias_(exp.func("coalesce", value, column(c, "e")), identifier(c)) for c, value in sent.items()),
+        )
+        .from_("state.audience_sync_state as s")
+        .join("state.audience_members as m", on="m.segment = s.segment and m.phone = s.phone", join_type="left")
+        .join("audience_eligible as e", on="e.phone = s.phone", join_type="left")
+        .where("s.destination = ? and s.segment = ?")
+        .order_by(column("phone", "s"))
+    )
     return con.sql(to_sql(query), params=[destination, segment]).to_arrow_table()
 
 

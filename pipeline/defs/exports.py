@@ -33,18 +33,25 @@ def gateway_resource(gateway: str, data_dir: str) -> AudienceGateway:
     if gateway == "http":
         return HttpGateway(url=dg.EnvVar("SMS_GATEWAY_URL"), token=dg.EnvVar("SMS_GATEWAY_TOKEN"))
     if gateway == "klaviyo":
-        return KlaviyoGateway(api_key=dg.EnvVar("KLAVIYO_API_KEY"),
-                              url=os.environ.get("KLAVIYO_API_URL") or DEFAULT_URL,
-                              revision=os.environ.get("KLAVIYO_REVISION") or REVISION)
+        return KlaviyoGateway(
+            api_key=dg.EnvVar("KLAVIYO_API_KEY"),
+            url=os.environ.get("KLAVIYO_API_URL") or DEFAULT_URL,
+            revision=os.environ.get("KLAVIYO_REVISION") or REVISION,
+        )
     if gateway == "shopify-tags":
-        return ShopifyTagsGateway(store=dg.EnvVar("SHOPIFY_STORE"), token=dg.EnvVar("SHOPIFY_ACCESS_TOKEN"),
-                                  api_version=os.environ.get("SHOPIFY_API_VERSION") or API_VERSION)
+        return ShopifyTagsGateway(
+            store=dg.EnvVar("SHOPIFY_STORE"),
+            token=dg.EnvVar("SHOPIFY_ACCESS_TOKEN"),
+            api_version=os.environ.get("SHOPIFY_API_VERSION") or API_VERSION,
+        )
     return FileGateway(data_dir=data_dir)
 
 
 def sync_metadata(result: SyncResult) -> dict[str, dg.MetadataValue]:
-    metadata = {k: dg.MetadataValue.int(v) if isinstance(v, int) and not isinstance(v, bool) else v
-                for k, v in result.metadata().items()}
+    metadata = {
+        k: dg.MetadataValue.int(v) if isinstance(v, int) and not isinstance(v, bool) else v
+        for k, v in result.metadata().items()
+    }
     if result.dry_run:  # customer ids and kinds only: the event log never holds a number or a name
         metadata["sample_adds"] = dg.MetadataValue.json(result.sample_adds)
         metadata["sample_removes"] = dg.MetadataValue.json(result.sample_removes)
@@ -60,10 +67,11 @@ def export_asset(definition: SegmentDefinition) -> dg.AssetsDefinition:
         pool=POOL,
         output_required=False,  # a backfill syncs nothing, so it has no materialization for its day
         description=f"The consenting, valid, deduplicated phone numbers of segments.{definition.name}, "
-                    "synced to the gateway as adds and removes, by a live run.",
+        "synced to the gateway as adds and removes, by a live run.",
     )
-    def _export(context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions,
-                gateway: AudienceGateway) -> Iterator[dg.MaterializeResult]:
+    def _export(
+        context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions, gateway: AudienceGateway
+    ) -> Iterator[dg.MaterializeResult]:
         swing = size_swing(context.instance, definition.name, settings.swing_threshold, evaluation_day(context))
         acknowledged = definition.name in run.acknowledge_swings
         held = swing is not None and not acknowledged
@@ -77,26 +85,42 @@ def export_asset(definition: SegmentDefinition) -> dg.AssetsDefinition:
             suppressions = settings.data_path / "suppressions.csv"
             try:
                 result = sync_segment(
-                    con, gateway, definition.name, as_of=night.day,
-                    run_id=context.run.run_id, fields=definition.fields,
-                    target=AudienceTarget(definition.name, name=definition.list_name, tag=definition.tag,
-                                          description=definition.description or ""),
-                    batch_size=settings.batch_size, dry_run=run.dry_run, held=held,
+                    con,
+                    gateway,
+                    definition.name,
+                    as_of=night.day,
+                    run_id=context.run.run_id,
+                    fields=definition.fields,
+                    target=AudienceTarget(
+                        definition.name,
+                        name=definition.list_name,
+                        tag=definition.tag,
+                        description=definition.description or "",
+                    ),
+                    batch_size=settings.batch_size,
+                    dry_run=run.dry_run,
+                    held=held,
                     # no history to compare with: the sync compares with what the destination holds
                     swing_threshold=None if swing or acknowledged else settings.swing_threshold,
-                    suppressions_csv=suppressions if suppressions.exists() else None)
+                    suppressions_csv=suppressions if suppressions.exists() else None,
+                )
             except SyncError as e:
                 raise dg.Failure(str(e), metadata=sync_metadata(e.result)) from None
         if result.dry_run:
-            context.log.info(f"dry run, nothing sent: +{result.added} ~{result.updated} -{result.removed}; "
-                             f"sample adds {result.sample_adds}, removes {result.sample_removes}"
-                             + (f"; the real run would hold it: {swing}" if held else ""))
+            context.log.info(
+                f"dry run, nothing sent: +{result.added} ~{result.updated} -{result.removed}; "
+                f"sample adds {result.sample_adds}, removes {result.sample_removes}"
+                + (f"; the real run would hold it: {swing}" if held else "")
+            )
         reason = swing or result.hold_reason
         if result.held:
-            context.log.warning(f"export held: sent only the {result.removed} removals of numbers that may "
-                                f"no longer be texted: {reason}")
-        yield dg.MaterializeResult(metadata={**sync_metadata(result),
-                                             **({"held": True, "reason": reason} if held or result.held else {})})
+            context.log.warning(
+                f"export held: sent only the {result.removed} removals of numbers that may "
+                f"no longer be texted: {reason}"
+            )
+        yield dg.MaterializeResult(
+            metadata={**sync_metadata(result), **({"held": True, "reason": reason} if held or result.held else {})}
+        )
 
     return _export
 
@@ -109,6 +133,7 @@ def retired_asset(exported: list[str], kept: list[str]) -> dg.AssetsDefinition:
     A definition deleted, renamed or set to `export: false` would otherwise leave its audience
     at the gateway for good, opted-out numbers included.
     """
+
     @dg.asset(
         key=RETIRED_KEY,
         # not after the exports: one failing export must not keep another segment's audience up
@@ -118,27 +143,42 @@ def retired_asset(exported: list[str], kept: list[str]) -> dg.AssetsDefinition:
         pool=POOL,
         output_required=False,  # a backfill changes no destination
         description="Removes every member of a segment no definition exports any more (deleted, renamed, "
-                    "or export: false) from the destination, once, in a live run.",
+        "or export: false) from the destination, once, in a live run.",
     )
-    def _retired(context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions,
-                 gateway: AudienceGateway) -> Iterator[dg.MaterializeResult]:
+    def _retired(
+        context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions, gateway: AudienceGateway
+    ) -> Iterator[dg.MaterializeResult]:
         removed: dict[str, int] = {}
         with day_build(context, settings, run) as (con, night):
             if not night.live:
                 return
             for segment in retired_segments(con, gateway.destination, {*exported, *kept}):
                 try:
-                    result = retire_segment(con, gateway, segment, as_of=night.day, run_id=context.run.run_id,
-                                            batch_size=settings.batch_size, dry_run=run.dry_run)
+                    result = retire_segment(
+                        con,
+                        gateway,
+                        segment,
+                        as_of=night.day,
+                        run_id=context.run.run_id,
+                        batch_size=settings.batch_size,
+                        dry_run=run.dry_run,
+                    )
                 except SyncError as e:
                     raise dg.Failure(f"retiring segment {segment}: {e}", metadata=sync_metadata(e.result)) from None
                 removed[segment] = result.removed
-                context.log.info(f"segment {segment} is no longer exported: "
-                                 f"{'would remove' if run.dry_run else 'removed'} {result.removed} numbers "
-                                 f"from {gateway.destination}")
-        yield dg.MaterializeResult(metadata={
-            "destination": gateway.destination, "dry_run": run.dry_run,
-            "segments": dg.MetadataValue.int(len(removed)), "removed": dg.MetadataValue.int(sum(removed.values())),
-            "retired": dg.MetadataValue.json(removed)})
+                context.log.info(
+                    f"segment {segment} is no longer exported: "
+                    f"{'would remove' if run.dry_run else 'removed'} {result.removed} numbers "
+                    f"from {gateway.destination}"
+                )
+        yield dg.MaterializeResult(
+            metadata={
+                "destination": gateway.destination,
+                "dry_run": run.dry_run,
+                "segments": dg.MetadataValue.int(len(removed)),
+                "removed": dg.MetadataValue.int(sum(removed.values())),
+                "retired": dg.MetadataValue.json(removed),
+            }
+        )
 
     return _retired

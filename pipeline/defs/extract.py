@@ -25,8 +25,9 @@ SHOPIFY_DOWNLOAD = dg.AssetKey(["raw", "shopify_download"])
 
 
 @dg.asset(key=SHOPIFY_DOWNLOAD, group_name="extract", kinds={"shopify"})
-def shopify_download(context: dg.AssetExecutionContext, settings: PipelineSettings,
-                     shopify: ShopifyResource) -> dg.MaterializeResult:
+def shopify_download(
+    context: dg.AssetExecutionContext, settings: PipelineSettings, shopify: ShopifyResource
+) -> dg.MaterializeResult:
     """The shop's records changed since the bookmark, as a store directory, via bulk operations."""
     try:
         with shopify.client() as client:
@@ -34,11 +35,13 @@ def shopify_download(context: dg.AssetExecutionContext, settings: PipelineSettin
     except ShopifyError as e:
         raise dg.Failure(str(e)) from None
     context.log.info(f"downloaded {manifest['rows']} since {manifest['since'] or 'the beginning'} into {folder}")
-    return dg.MaterializeResult(metadata={
-        "since": manifest["since"] or "full load",
-        "started_at": manifest["started_at"],
-        **{f"lines_{file.removesuffix('.jsonl')}": dg.MetadataValue.int(n) for file, n in manifest["rows"].items()},
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "since": manifest["since"] or "full load",
+            "started_at": manifest["started_at"],
+            **{f"lines_{file.removesuffix('.jsonl')}": dg.MetadataValue.int(n) for file, n in manifest["rows"].items()},
+        }
+    )
 
 
 def extract_asset(file: str, source: str) -> dg.AssetsDefinition:
@@ -71,13 +74,15 @@ def extract_asset(file: str, source: str) -> dg.AssetsDefinition:
         context.log.info(f"{file}: batch {ingested.batch}" + (" (unchanged, nothing new)" if ingested.skipped else ""))
         for warning in ingested.warnings:  # counts, file, line and an enum value: no personal data
             context.log.warning(warning)
-        return dg.MaterializeResult(metadata={
-            "batch": ingested.batch,
-            "unchanged": ingested.skipped,
-            "warnings": dg.MetadataValue.int(len(ingested.warnings)),
-            **{f"rows_{name}": dg.MetadataValue.int(n) for name, n in ingested.rows.items()},
-            **scrubbed,
-        })
+        return dg.MaterializeResult(
+            metadata={
+                "batch": ingested.batch,
+                "unchanged": ingested.skipped,
+                "warnings": dg.MetadataValue.int(len(ingested.warnings)),
+                **{f"rows_{name}": dg.MetadataValue.int(n) for name, n in ingested.rows.items()},
+                **scrubbed,
+            }
+        )
 
     return _extract
 

@@ -61,9 +61,11 @@ class PipelineSettings(dg.ConfigurableResource):
             yield
         except duckdb.OutOfMemoryException as e:
             reason = str(e).splitlines()[0]
-            raise dg.Failure(f"DuckDB ran out of memory within SMSSEG_MEMORY_LIMIT={self.memory_limit} ({reason}). "
-                             "Raise SMSSEG_MEMORY_LIMIT (e.g. 4GB for a shop of several million customers) "
-                             "and rerun.") from None
+            raise dg.Failure(
+                f"DuckDB ran out of memory within SMSSEG_MEMORY_LIMIT={self.memory_limit} ({reason}). "
+                "Raise SMSSEG_MEMORY_LIMIT (e.g. 4GB for a shop of several million customers) "
+                "and rerun."
+            ) from None
 
 
 class RunOptions(dg.ConfigurableResource):
@@ -82,8 +84,10 @@ def evaluation_day(context: dg.AssetExecutionContext | dg.AssetCheckExecutionCon
     """The day a step evaluates: its run's partition."""
     key = context.run.tags.get(PARTITION_TAG)
     if key is None:
-        raise dg.Failure("This run has no day: every nightly asset is partitioned by the evaluation date. "
-                         "Pick a partition (a day) when you materialise it.")
+        raise dg.Failure(
+            "This run has no day: every nightly asset is partitioned by the evaluation date. "
+            "Pick a partition (a day) when you materialise it."
+        )
     return dt.date.fromisoformat(key)
 
 

@@ -48,8 +48,11 @@ def process_started(pid: int) -> str | None:
 
 def process_tags() -> dict[str, str]:
     """Tags naming this process, for the run it is about to launch."""
-    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(),
-            PROCESS_STARTED_TAG: process_started(os.getpid())}
+    return {
+        PID_TAG: str(os.getpid()),
+        HOST_TAG: socket.gethostname(),
+        PROCESS_STARTED_TAG: process_started(os.getpid()),
+    }
 
 
 @dataclass(frozen=True)
@@ -79,8 +82,17 @@ class RunProcess:
 
 def step_it_died_in(instance: dg.DagsterInstance, run_id: str) -> str:
     """The steps that started but never ended, or 'no step' when it died between steps."""
-    events = [record.event_log_entry.dagster_event for record in instance.get_records_for_run(run_id, of_type={
-        dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}).records]
+    events = [
+        record.event_log_entry.dagster_event
+        for record in instance.get_records_for_run(
+            run_id,
+            of_type={
+                dg.DagsterEventType.STEP_START,
+                dg.DagsterEventType.STEP_SUCCESS,
+                dg.DagsterEventType.STEP_FAILURE,
+            },
+        ).records
+    ]
     started = [e.step_key for e in events if e.event_type == dg.DagsterEventType.STEP_START]
     ended = {e.step_key for e in events if e.event_type != dg.DagsterEventType.STEP_START}
     unfinished = [step for step in started if step not in ended]
@@ -98,11 +110,15 @@ def recover_dead_runs(instance: dg.DagsterInstance) -> list[str]:
         if process is None or not process.is_gone():
             continue
         step = step_it_died_in(instance, run.run_id)
-        instance.report_run_failed(run, f"The process that ran it ({process.describe()}) died in {step}: "
-                                        "marked failed by the next `smsseg run`.")
+        instance.report_run_failed(
+            run,
+            f"The process that ran it ({process.describe()}) died in {step}: marked failed by the next `smsseg run`.",
+        )
         pools = free_slots(instance, run.run_id)
-        lines.append(f"recovered run {run.run_id}: its process ({process.describe()}) died in {step}; marked failed, "
-                     + (f"its {', '.join(pools)} pool slot freed" if pools else "it held no pool slot"))
+        lines.append(
+            f"recovered run {run.run_id}: its process ({process.describe()}) died in {step}; marked failed, "
+            + (f"its {', '.join(pools)} pool slot freed" if pools else "it held no pool slot")
+        )
     # a run that ended (or was deleted) and left a claim behind, e.g. one marked failed in the UI
     in_progress = {run.run_id for run in instance.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS))}
     for run_id in instance.event_log_storage.get_concurrency_run_ids() - in_progress:
@@ -137,8 +153,9 @@ def refuse_if_running(instance: dg.DagsterInstance) -> None:
         if process is None:
             raise RunInProgressError(
                 f"run {run.run_id} (launched from the Dagster UI or its schedule) is {run.status.value}{holding}. "
-                "Wait for it to end, or terminate it in the UI (`smsseg ui`, Runs); then run again.")
+                "Wait for it to end, or terminate it in the UI (`smsseg ui`, Runs); then run again."
+            )
         raise RunInProgressError(
             f"run {run.run_id} is {run.status.value}{holding}, in `smsseg run` {process.describe()}. "
-            f"Wait for it to end, or stop it (`kill {process.pid}` on {process.host}); then run again.")
-
+            f"Wait for it to end, or stop it (`kill {process.pid}` on {process.host}); then run again."
+        )

@@ -54,8 +54,9 @@ def segment_asset(name: str, path: Path, definitions: DefinitionSet) -> dg.Asset
         description=(definition.description if definition else None) or f"Segment defined in {path.name}",
         metadata={"definition": dg.MetadataValue.path(str(path))},
     )
-    def _segment(context: dg.AssetExecutionContext, settings: PipelineSettings,
-                 run: RunOptions) -> dg.MaterializeResult:
+    def _segment(
+        context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions
+    ) -> dg.MaterializeResult:
         if definition is None:
             raise failure(path, definitions.errors_for(name))
 
@@ -63,30 +64,40 @@ def segment_asset(name: str, path: Path, definitions: DefinitionSet) -> dg.Asset
             as_of = night.day
             before = previous_size(con, name, as_of)
             size = create_segment_view(con, definition, as_of)
-            change = {} if before is None else {"previous_size": dg.MetadataValue.int(before),
-                                                "size_change": dg.MetadataValue.int(size - before)}
+            change = (
+                {}
+                if before is None
+                else {"previous_size": dg.MetadataValue.int(before), "size_change": dg.MetadataValue.int(size - before)}
+            )
             if not run.dry_run:  # live or backfill, the day's membership is recorded
                 change |= {k: dg.MetadataValue.int(v) for k, v in record_membership(con, name, as_of).items()}
             # dates, tags, collections and segment names: nothing personal reaches the event log
             reason = empty_reason(con, definition, as_of, definitions.definitions) if size == 0 else None
-        return dg.MaterializeResult(metadata={
-            "size": dg.MetadataValue.int(size),
-            **change,
-            **({"empty_reason": reason} if reason else {}),
-            "as_of": as_of.isoformat(),
-            "mode": night.mode,
-            "exported": definition.export,
-            "sql": dg.MetadataValue.md(f"```sql\n{render(segment_view(definition, as_of), pretty=True)}\n```"),
-        })
+        return dg.MaterializeResult(
+            metadata={
+                "size": dg.MetadataValue.int(size),
+                **change,
+                **({"empty_reason": reason} if reason else {}),
+                "as_of": as_of.isoformat(),
+                "mode": night.mode,
+                "exported": definition.export,
+                "sql": dg.MetadataValue.md(f"```sql\n{render(segment_view(definition, as_of), pretty=True)}\n```"),
+            }
+        )
 
     return _segment
 
 
 def unreadable_asset(path: Path, key: dg.AssetKey, definitions: DefinitionSet) -> dg.AssetsDefinition:
     """A definition file whose name could not be read still fails a run of its own, rather than vanish from it."""
-    @dg.asset(key=key, group_name="segments", kinds={"yaml"},
-              description=f"Segment definition {path.name}, which has errors and no usable name",
-              metadata={"definition": dg.MetadataValue.path(str(path))})
+
+    @dg.asset(
+        key=key,
+        group_name="segments",
+        kinds={"yaml"},
+        description=f"Segment definition {path.name}, which has errors and no usable name",
+        metadata={"definition": dg.MetadataValue.path(str(path))},
+    )
     def _unreadable() -> dg.MaterializeResult:
         raise failure(path, definitions.errors_in(path))
 
@@ -95,6 +106,7 @@ def unreadable_asset(path: Path, key: dg.AssetKey, definitions: DefinitionSet) -
 
 def segment_assets(segments_dir: Path) -> tuple[list[dg.AssetsDefinition], DefinitionSet]:
     definitions = load_definitions(segments_dir)
-    return [*(segment_asset(name, path, definitions) for name, path in definitions.names.items()),
-            *(unreadable_asset(path, key, definitions) for path, key in unreadable_keys(definitions.unnamed).items())
-            ], definitions
+    return [
+        *(segment_asset(name, path, definitions) for name, path in definitions.names.items()),
+        *(unreadable_asset(path, key, definitions) for path, key in unreadable_keys(definitions.unnamed).items()),
+    ], definitions

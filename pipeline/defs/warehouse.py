@@ -37,9 +37,12 @@ def table_asset_key(table: str) -> dg.AssetKey:
 
 
 @contextmanager
-def day_build(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, settings: PipelineSettings,
-              run: RunOptions, reads: Iterable[str] = ALL_MARTS,
-              ) -> Iterator[tuple[duckdb.DuckDBPyConnection, Evaluation]]:
+def day_build(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+    settings: PipelineSettings,
+    run: RunOptions,
+    reads: Iterable[str] = ALL_MARTS,
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, Evaluation]]:
     """The build warehouse as of this run's day, with state.duckdb attached, and whether the run is live.
 
     The marts among `reads` (the tables the step reads) and what they are built from are of the run's
@@ -69,12 +72,14 @@ def model_asset(model: Model) -> dg.AssetsDefinition:
         with day_build(context, settings, run, reads=model.deps) as (con, _):
             create_raw_views(con, settings.data_path, model.deps)
             rows = run_model(con, model)
-        return dg.MaterializeResult(metadata={
-            **({} if rows is None else {"rows": dg.MetadataValue.int(rows)}),
-            "materialized": model.materialized,
-            "sql": dg.MetadataValue.md(f"```sql\n{model.sql}\n```"),
-            "path": dg.MetadataValue.path(str(model.path)),
-        })
+        return dg.MaterializeResult(
+            metadata={
+                **({} if rows is None else {"rows": dg.MetadataValue.int(rows)}),
+                "materialized": model.materialized,
+                "sql": dg.MetadataValue.md(f"```sql\n{model.sql}\n```"),
+                "path": dg.MetadataValue.path(str(model.path)),
+            }
+        )
 
     return _model
 
@@ -86,8 +91,9 @@ def model_asset(model: Model) -> dg.AssetsDefinition:
     kinds={"duckdb", "python"},
     pool=POOL,
 )
-def phone_numbers(context: dg.AssetExecutionContext, settings: PipelineSettings,
-                  run: RunOptions) -> dg.MaterializeResult:
+def phone_numbers(
+    context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions
+) -> dg.MaterializeResult:
     """Every customer's phone number in E.164 (NULL when invalid), each distinct number parsed once ever."""
     with day_build(context, settings, run, reads=()) as (con, _):
         counts = refresh_phone_table(con)
@@ -95,16 +101,20 @@ def phone_numbers(context: dg.AssetExecutionContext, settings: PipelineSettings,
     return dg.MaterializeResult(metadata={k: dg.MetadataValue.int(v) for k, v in counts.items()})
 
 
-def published_warehouse_asset(deps: Sequence[dg.AssetKey],
-                              before_publish: Callable[[duckdb.DuckDBPyConnection, dt.date], None] | None = None,
-                              ) -> dg.AssetsDefinition:
+def published_warehouse_asset(
+    deps: Sequence[dg.AssetKey],
+    before_publish: Callable[[duckdb.DuckDBPyConnection, dt.date], None] | None = None,
+) -> dg.AssetsDefinition:
     """The live warehouse.duckdb: the build, copied in with one rename once everything upstream is done."""
+
     # a group of its own: it comes after the segments and exports, so in the warehouse group it made the
     # lineage of groups a cycle (warehouse -> segments -> exports -> warehouse)
-    @dg.asset(key="warehouse", deps=list(deps), group_name="publish", kinds={"duckdb"}, pool=POOL,
-              output_required=False)
-    def _publish(context: dg.AssetExecutionContext, settings: PipelineSettings,
-                 run: RunOptions) -> Iterator[dg.MaterializeResult]:
+    @dg.asset(
+        key="warehouse", deps=list(deps), group_name="publish", kinds={"duckdb"}, pool=POOL, output_required=False
+    )
+    def _publish(
+        context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions
+    ) -> Iterator[dg.MaterializeResult]:
         """data/warehouse.duckdb, swapped in atomically: readers keep the snapshot they opened.
 
         Only a live run publishes; a backfill leaves the analysts' warehouse as it is (and has no
@@ -119,10 +129,12 @@ def published_warehouse_asset(deps: Sequence[dg.AssetKey],
             if before_publish is not None:
                 before_publish(con, night.day)
             erased = [] if run.dry_run else record_erasures(con)
-            figures = {"customers": dg.MetadataValue.int(con.execute("select count(*) from marts.customers")
-                                                         .fetchall()[0][0]),
-                       "counted_orders": dg.MetadataValue.int(con.execute("select count(*) from marts.orders")
-                                                              .fetchall()[0][0])}
+            figures = {
+                "customers": dg.MetadataValue.int(con.execute("select count(*) from marts.customers").fetchall()[0][0]),
+                "counted_orders": dg.MetadataValue.int(
+                    con.execute("select count(*) from marts.orders").fetchall()[0][0]
+                ),
+            }
         if run.dry_run:
             context.log.info("dry run: the warehouse was built but not published")
             yield dg.MaterializeResult(metadata={**figures, "published": False})
@@ -133,10 +145,14 @@ def published_warehouse_asset(deps: Sequence[dg.AssetKey],
             sizes = rewrite_fresh(settings.data_path, settings.memory_limit)
             with day_build(context, settings, run, reads=()) as (con, _):
                 mark_compacted(con, erased)
-            context.log.info(f"erased {len(erased)} redacted customer(s): {files} export file(s) rewritten, "
-                             f"DuckDB files rewritten fresh ({sizes})")
-            erasure = {"erased_customers": dg.MetadataValue.int(len(erased)),
-                       "export_files_rewritten": dg.MetadataValue.int(files)}
+            context.log.info(
+                f"erased {len(erased)} redacted customer(s): {files} export file(s) rewritten, "
+                f"DuckDB files rewritten fresh ({sizes})"
+            )
+            erasure = {
+                "erased_customers": dg.MetadataValue.int(len(erased)),
+                "export_files_rewritten": dg.MetadataValue.int(files),
+            }
         path = publish(settings.data_path)
         context.log.info(f"published {path}")
         yield dg.MaterializeResult(metadata={**figures, **erasure, "path": dg.MetadataValue.path(str(path))})

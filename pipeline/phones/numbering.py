@@ -22,8 +22,18 @@ SEPARATORS = str.maketrans("", "", " ().-")
 MIN_DIGITS, MAX_DIGITS = 4, 17  # outside these, phonenumbers' own length errors decide
 MIN_NSN = 2  # phonenumbers' shortest national number
 # phonenumbers._number_type_helper's order; any match makes a number valid
-NUMBER_TYPES = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan",
-                "voicemail", "fixed_line", "mobile")
+NUMBER_TYPES = (
+    "premium_rate",
+    "toll_free",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+    "fixed_line",
+    "mobile",
+)
 
 
 class NotPlain(Exception):
@@ -76,17 +86,21 @@ class Plan:
         names = NUMBER_TYPES[:-1] if meta.same_mobile_and_fixed_line_pattern else NUMBER_TYPES
         types = [desc for desc in (Desc.of(getattr(meta, name)) for name in names) if desc is not None]
         general = Desc.of(meta.general_desc)
-        return cls(country_code=meta.country_code,
-                   general=general,
-                   general_pattern=_any_of((general,) if general else ()),
-                   types_by_length={length: _any_of(tuple(desc for desc in types if desc.allows(length)))
-                                    for length in range(MAX_DIGITS + 1)},
-                   lengths=tuple(meta.general_desc.possible_length),
-                   local_lengths=frozenset(meta.general_desc.possible_length_local_only),
-                   national_prefix=_compiled(meta.national_prefix_for_parsing),
-                   transform=meta.national_prefix_transform_rule or None,
-                   idd=_compiled(meta.international_prefix),
-                   leading_digits=_compiled(meta.leading_digits))
+        return cls(
+            country_code=meta.country_code,
+            general=general,
+            general_pattern=_any_of((general,) if general else ()),
+            types_by_length={
+                length: _any_of(tuple(desc for desc in types if desc.allows(length)))
+                for length in range(MAX_DIGITS + 1)
+            },
+            lengths=tuple(meta.general_desc.possible_length),
+            local_lengths=frozenset(meta.general_desc.possible_length_local_only),
+            national_prefix=_compiled(meta.national_prefix_for_parsing),
+            transform=meta.national_prefix_transform_rule or None,
+            idd=_compiled(meta.international_prefix),
+            leading_digits=_compiled(meta.leading_digits),
+        )
 
     def viable(self, number: str) -> bool:
         """phonenumbers._match_national_number against the general description."""
@@ -120,7 +134,7 @@ class Plan:
         if match is None:
             return number
         if self.transform is None or match.groups()[-1] is None:
-            stripped = number[match.end():]
+            stripped = number[match.end() :]
         else:
             stripped = self.national_prefix.sub(self.transform, number, count=1)
         if self.viable(number) and not self.viable(stripped):
@@ -180,9 +194,8 @@ def _national_number(digits: str, home: Plan) -> tuple[int, str, Plan]:
         raise NotPlain("starts with the region's international prefix")
     code = str(home.country_code)
     if digits.startswith(code):
-        without_code = home.strip_national_prefix(digits[len(code):])
-        if ((not home.viable(digits) and home.viable(without_code))
-                or home.length_check(digits) == "too_long"):
+        without_code = home.strip_national_prefix(digits[len(code) :])
+        if (not home.viable(digits) and home.viable(without_code)) or home.length_check(digits) == "too_long":
             return home.country_code, without_code, _main_plan(home.country_code)
     return home.country_code, digits, home
 

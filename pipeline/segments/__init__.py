@@ -11,6 +11,17 @@ from pipeline.segments.errors import SegmentError, SegmentErrors
 from pipeline.segments.parser import parse
 
 __all__ = [
-    "SEGMENT_NAME", "DefinitionSet", "SegmentDefinition", "SegmentError", "SegmentErrors", "compile_query",
-    "create_segment_view", "docs_table", "empty_reason", "load_definitions", "parse", "render", "segment_view",
+    "SEGMENT_NAME",
+    "DefinitionSet",
+    "SegmentDefinition",
+    "SegmentError",
+    "SegmentErrors",
+    "compile_query",
+    "create_segment_view",
+    "docs_table",
+    "empty_reason",
+    "load_definitions",
+    "parse",
+    "render",
+    "segment_view",
 ]

@@ -53,45 +53,105 @@ class Attribute:
         return self.type in ("enum", "string", "integer")
 
 
-ATTRIBUTES = {a.name: a for a in (
-    Attribute("amount_spent", "number", "amount_spent", "sum of order totals of the customer's counted orders"),
-    Attribute("number_of_orders", "integer", "number_of_orders", "count of counted orders"),
-    Attribute("average_order_value", "number", "average_order_value",
-              "amount_spent / number_of_orders, NULL without orders"),
-    Attribute("first_order_date", "date", "first_order_date", "first counted order, NULL without orders"),
-    Attribute("last_order_date", "date", "last_order_date", "last counted order, NULL without orders"),
-    Attribute("customer_added_date", "date", "customer_added_date", "customer createdAt"),
-    Attribute("abandoned_checkout_date", "date", "abandoned_checkout_date",
-              "latest checkout created on or before the evaluation date and not completed by its end"),
-    Attribute("sms_subscription_status", "enum", "sms_subscription_status",
-              "SMS consent; NOT_SUBSCRIBED when there is no phone", SUBSCRIPTION_STATES),
-    Attribute("email_subscription_status", "enum", "email_subscription_status",
-              "email consent; NOT_SUBSCRIBED when there is no email", SUBSCRIPTION_STATES),
-    Attribute("customer_account_status", "enum", "customer_account_status", "account state",
-              ("ENABLED", "DISABLED", "INVITED", "DECLINED")),
-    Attribute("customer_email_domain", "string", "customer_email_domain", "part after @, lowercase"),
-    Attribute("customer_language", "string", "customer_language", "locale, e.g. 'it' or 'en-US'"),
-    Attribute("customer_tags", "list", "customer_tags", "customer tags"),
-    Attribute("customer_countries", "list", "customer_countries", "ISO country codes of the addresses, e.g. 'IT'"),
-    Attribute("customer_regions", "list", "customer_regions", "country-province, e.g. 'IT-MI', 'US-NY'"),
-    Attribute("customer_cities", "list", "customer_cities",
-              "country-province-city without spaces, e.g. 'US-NY-NewYorkCity'"),
-    Attribute("rfm_group", "enum", "rfm_group", "recency x frequency-monetary group",
-              ("CHAMPIONS", "LOYAL", "ACTIVE", "NEW", "PROMISING", "NEEDS_ATTENTION", "AT_RISK", "ALMOST_LOST",
-               "PREVIOUSLY_LOYAL", "DORMANT", "PROSPECTS")),
-    Attribute("segments", "list", None, "names of the other segments the customer belongs to", element="segment"),
-    # From the Admin API's Customer (2026-10): statistics, productSubscriberStatus, companyContactProfiles.
-    Attribute("predicted_spend_tier", "enum", "predicted_spend_tier",
-              "Shopify's predicted spend tier; NULL when Shopify has none", ("HIGH", "MEDIUM", "LOW")),
-    Attribute("product_subscription_status", "enum", "product_subscription_status",
-              "product subscription contracts (Shopify's ACTIVE is SUBSCRIBED)",
-              ("SUBSCRIBED", "PAUSED", "CANCELLED", "EXPIRED", "FAILED", "NEVER_SUBSCRIBED")),
-    Attribute("companies", "list", "companies", "ids of the B2B companies the customer is a contact of",
-              element="integer"),
-    # Beyond Shopify, for SMS.
-    Attribute("sms_consent_date", "date", "sms_consent_date",
-              "day the SMS consent last changed (marketingUpdatedAt); NULL without a phone"),
-)}
+ATTRIBUTES = {
+    a.name: a
+    for a in (
+        Attribute("amount_spent", "number", "amount_spent", "sum of order totals of the customer's counted orders"),
+        Attribute("number_of_orders", "integer", "number_of_orders", "count of counted orders"),
+        Attribute(
+            "average_order_value",
+            "number",
+            "average_order_value",
+            "amount_spent / number_of_orders, NULL without orders",
+        ),
+        Attribute("first_order_date", "date", "first_order_date", "first counted order, NULL without orders"),
+        Attribute("last_order_date", "date", "last_order_date", "last counted order, NULL without orders"),
+        Attribute("customer_added_date", "date", "customer_added_date", "customer createdAt"),
+        Attribute(
+            "abandoned_checkout_date",
+            "date",
+            "abandoned_checkout_date",
+            "latest checkout created on or before the evaluation date and not completed by its end",
+        ),
+        Attribute(
+            "sms_subscription_status",
+            "enum",
+            "sms_subscription_status",
+            "SMS consent; NOT_SUBSCRIBED when there is no phone",
+            SUBSCRIPTION_STATES,
+        ),
+        Attribute(
+            "email_subscription_status",
+            "enum",
+            "email_subscription_status",
+            "email consent; NOT_SUBSCRIBED when there is no email",
+            SUBSCRIPTION_STATES,
+        ),
+        Attribute(
+            "customer_account_status",
+            "enum",
+            "customer_account_status",
+            "account state",
+            ("ENABLED", "DISABLED", "INVITED", "DECLINED"),
+        ),
+        Attribute("customer_email_domain", "string", "customer_email_domain", "part after @, lowercase"),
+        Attribute("customer_language", "string", "customer_language", "locale, e.g. 'it' or 'en-US'"),
+        Attribute("customer_tags", "list", "customer_tags", "customer tags"),
+        Attribute("customer_countries", "list", "customer_countries", "ISO country codes of the addresses, e.g. 'IT'"),
+        Attribute("customer_regions", "list", "customer_regions", "country-province, e.g. 'IT-MI', 'US-NY'"),
+        Attribute(
+            "customer_cities",
+            "list",
+            "customer_cities",
+            "country-province-city without spaces, e.g. 'US-NY-NewYorkCity'",
+        ),
+        Attribute(
+            "rfm_group",
+            "enum",
+            "rfm_group",
+            "recency x frequency-monetary group",
+            (
+                "CHAMPIONS",
+                "LOYAL",
+                "ACTIVE",
+                "NEW",
+                "PROMISING",
+                "NEEDS_ATTENTION",
+                "AT_RISK",
+                "ALMOST_LOST",
+                "PREVIOUSLY_LOYAL",
+                "DORMANT",
+                "PROSPECTS",
+            ),
+        ),
+        Attribute("segments", "list", None, "names of the other segments the customer belongs to", element="segment"),
+        # From the Admin API's Customer (2026-10): statistics, productSubscriberStatus, companyContactProfiles.
+        Attribute(
+            "predicted_spend_tier",
+            "enum",
+            "predicted_spend_tier",
+            "Shopify's predicted spend tier; NULL when Shopify has none",
+            ("HIGH", "MEDIUM", "LOW"),
+        ),
+        Attribute(
+            "product_subscription_status",
+            "enum",
+            "product_subscription_status",
+            "product subscription contracts (Shopify's ACTIVE is SUBSCRIBED)",
+            ("SUBSCRIBED", "PAUSED", "CANCELLED", "EXPIRED", "FAILED", "NEVER_SUBSCRIBED"),
+        ),
+        Attribute(
+            "companies", "list", "companies", "ids of the B2B companies the customer is a contact of", element="integer"
+        ),
+        # Beyond Shopify, for SMS.
+        Attribute(
+            "sms_consent_date",
+            "date",
+            "sms_consent_date",
+            "day the SMS consent last changed (marketingUpdatedAt); NULL without a phone",
+        ),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -135,7 +195,6 @@ class Param:
         return self.type not in ("date", "number", "coordinates") and not self.aggregate
 
 
-
 @dataclass(frozen=True)
 class Function:
     name: str
@@ -155,46 +214,87 @@ def _params(*params: Param) -> dict[str, Param]:
     return {p.name: p for p in params}
 
 
-FUNCTIONS = {f.name: f for f in (
-    Function("products_purchased", "marts.order_lines", ("customer_id", "customer_id"),
-             "counted orders with line items that satisfy every parameter", _params(
-                 Param("id", "product_id", "product_id", "scalar", "product id"),
-                 Param("tag", "string", "product_tags", "list", "a product tag", lowercase=True),
-                 Param("collection", "string", "collection_handles", "list",
-                       "a collection handle the product belongs to", lowercase=True),
-                 Param("collection_id", "integer", "collection_ids", "list", "a collection id"),
-                 Param("date", "date", "order_date", "scalar", "local date of the order"),
-                 Param("quantity", "integer", "quantity", "sum", "total units of the matching line items"),
-                 Param("count", "integer", "order_id", "count", "number of distinct orders with a matching line"),
-             )),
-    Function("orders_placed", "marts.orders", ("customer_id", "customer_id"),
-             "counted orders filtered by date and amount", _params(
-                 Param("date", "date", "order_date", "scalar", "local date of the order"),
-                 Param("amount", "number", "amount", "scalar", "order total"),
-                 Param("count", "integer", "order_id", "count", "number of matching orders"),
-                 Param("sum_amount", "number", "amount", "sum", "summed total of the matching orders"),
-             )),
-    Function("sms_events", "marts.sms_events", ("phone_e164", "phone_e164"),
-             "SMS gateway events of the customer's phone number", _params(
-                 Param("type", "enum", "event_type", "scalar", "event type",
-                       ("sent", "delivered", "clicked", "converted", "opted_out")),
-                 Param("campaign", "string", "campaign", "scalar", "campaign name"),
-                 Param("date", "date", "event_date", "scalar", "local date of the event"),
-                 Param("count", "integer", None, "count", "number of matching events"),
-             )),
-    Function("store_credit_accounts", "marts.store_credit_accounts", ("customer_id", "customer_id"),
-             "the customer's store credit accounts", _params(
-                 Param("balance", "number", "balance", "scalar", "balance of an account, in its currency"),
-                 Param("currency", "string", "currency_code", "scalar", "currency of an account, e.g. 'EUR'"),
-             )),
-    # A predicate on the customer row itself (no table of its own): compiled apart.
-    Function("customer_within_distance", CUSTOMERS, ("customer_id", "customer_id"),
-             "the default address is within a distance of a point (great-circle)", _params(
-                 Param("coordinates", "coordinates", None, "point", "latitude and longitude of the centre"),
-                 Param("distance_km", "number", None, "radius", "within this many kilometres"),
-                 Param("distance_mi", "number", None, "radius", "within this many miles"),
-             ), required=(("coordinates",), ("distance_km", "distance_mi"))),
-)}
+FUNCTIONS = {
+    f.name: f
+    for f in (
+        Function(
+            "products_purchased",
+            "marts.order_lines",
+            ("customer_id", "customer_id"),
+            "counted orders with line items that satisfy every parameter",
+            _params(
+                Param("id", "product_id", "product_id", "scalar", "product id"),
+                Param("tag", "string", "product_tags", "list", "a product tag", lowercase=True),
+                Param(
+                    "collection",
+                    "string",
+                    "collection_handles",
+                    "list",
+                    "a collection handle the product belongs to",
+                    lowercase=True,
+                ),
+                Param("collection_id", "integer", "collection_ids", "list", "a collection id"),
+                Param("date", "date", "order_date", "scalar", "local date of the order"),
+                Param("quantity", "integer", "quantity", "sum", "total units of the matching line items"),
+                Param("count", "integer", "order_id", "count", "number of distinct orders with a matching line"),
+            ),
+        ),
+        Function(
+            "orders_placed",
+            "marts.orders",
+            ("customer_id", "customer_id"),
+            "counted orders filtered by date and amount",
+            _params(
+                Param("date", "date", "order_date", "scalar", "local date of the order"),
+                Param("amount", "number", "amount", "scalar", "order total"),
+                Param("count", "integer", "order_id", "count", "number of matching orders"),
+                Param("sum_amount", "number", "amount", "sum", "summed total of the matching orders"),
+            ),
+        ),
+        Function(
+            "sms_events",
+            "marts.sms_events",
+            ("phone_e164", "phone_e164"),
+            "SMS gateway events of the customer's phone number",
+            _params(
+                Param(
+                    "type",
+                    "enum",
+                    "event_type",
+                    "scalar",
+                    "event type",
+                    ("sent", "delivered", "clicked", "converted", "opted_out"),
+                ),
+                Param("campaign", "string", "campaign", "scalar", "campaign name"),
+                Param("date", "date", "event_date", "scalar", "local date of the event"),
+                Param("count", "integer", None, "count", "number of matching events"),
+            ),
+        ),
+        Function(
+            "store_credit_accounts",
+            "marts.store_credit_accounts",
+            ("customer_id", "customer_id"),
+            "the customer's store credit accounts",
+            _params(
+                Param("balance", "number", "balance", "scalar", "balance of an account, in its currency"),
+                Param("currency", "string", "currency_code", "scalar", "currency of an account, e.g. 'EUR'"),
+            ),
+        ),
+        # A predicate on the customer row itself (no table of its own): compiled apart.
+        Function(
+            "customer_within_distance",
+            CUSTOMERS,
+            ("customer_id", "customer_id"),
+            "the default address is within a distance of a point (great-circle)",
+            _params(
+                Param("coordinates", "coordinates", None, "point", "latitude and longitude of the centre"),
+                Param("distance_km", "number", None, "radius", "within this many kilometres"),
+                Param("distance_mi", "number", None, "radius", "within this many miles"),
+            ),
+            required=(("coordinates",), ("distance_km", "distance_mi")),
+        ),
+    )
+}
 
 
 # Shopify Email and storefront events (inbox files; the Admin API exports neither): one function per
@@ -228,14 +328,33 @@ def _viewed_params(thing: str, type_: str, column: str) -> dict[str, Param]:
 
 
 EVENT_FUNCTIONS = (
-    *(Function(f"shopify_email.{event}", "marts.shopify_email_events", ("customer_id", "customer_id"), meaning,
-               _email_params(), event_type=event) for event, meaning in EMAIL_EVENTS.items()),
-    Function("storefront_event.product_viewed", "marts.storefront_events", ("customer_id", "customer_id"),
-             "storefront product views", _viewed_params("product", "product_id", "product_id"),
-             event_type="product_viewed"),
-    Function("storefront_event.collection_viewed", "marts.storefront_events", ("customer_id", "customer_id"),
-             "storefront collection views", _viewed_params("collection", "id", "collection_id"),
-             event_type="collection_viewed"),
+    *(
+        Function(
+            f"shopify_email.{event}",
+            "marts.shopify_email_events",
+            ("customer_id", "customer_id"),
+            meaning,
+            _email_params(),
+            event_type=event,
+        )
+        for event, meaning in EMAIL_EVENTS.items()
+    ),
+    Function(
+        "storefront_event.product_viewed",
+        "marts.storefront_events",
+        ("customer_id", "customer_id"),
+        "storefront product views",
+        _viewed_params("product", "product_id", "product_id"),
+        event_type="product_viewed",
+    ),
+    Function(
+        "storefront_event.collection_viewed",
+        "marts.storefront_events",
+        ("customer_id", "customer_id"),
+        "storefront collection views",
+        _viewed_params("collection", "id", "collection_id"),
+        event_type="collection_viewed",
+    ),
 )
 FUNCTIONS |= {f.name: f for f in EVENT_FUNCTIONS}
 
@@ -251,8 +370,7 @@ SHOPIFY_ONLY = {
 # true or false, a date, a string), each kind in its own column of marts.customer_metafields.
 METAFIELDS = "marts.customer_metafields"
 METAFIELD_NAME = re.compile(r"metafields\.([A-Za-z0-9_-]{1,255})\.([A-Za-z0-9_-]{1,64})")
-METAFIELD_COLUMNS = {"number": "value_number", "boolean": "value_boolean", "date": "value_date",
-                     "string": "value_text"}
+METAFIELD_COLUMNS = {"number": "value_number", "boolean": "value_boolean", "date": "value_date", "string": "value_text"}
 METAFIELD_LISTS = {"number": "value_numbers", "string": "value_texts"}
 
 
@@ -274,12 +392,34 @@ def shopify_only(name: str) -> str | None:
 
 # Columns of marts.customers a definition may send with each member (`sms.fields`).
 CUSTOMER_COLUMNS = (
-    "customer_id", "first_name", "last_name", "email", "phone", "phone_e164", "sms_subscription_status",
-    "email_subscription_status", "customer_account_status", "customer_language", "customer_email_domain",
-    "customer_added_date", "amount_spent", "number_of_orders", "average_order_value", "first_order_date",
-    "last_order_date", "abandoned_checkout_date", "abandoned_checkout_url", "customer_tags", "customer_countries",
-    "customer_regions", "customer_cities", "rfm_group",
-    "predicted_spend_tier", "product_subscription_status", "companies", "sms_consent_date",
+    "customer_id",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "phone_e164",
+    "sms_subscription_status",
+    "email_subscription_status",
+    "customer_account_status",
+    "customer_language",
+    "customer_email_domain",
+    "customer_added_date",
+    "amount_spent",
+    "number_of_orders",
+    "average_order_value",
+    "first_order_date",
+    "last_order_date",
+    "abandoned_checkout_date",
+    "abandoned_checkout_url",
+    "customer_tags",
+    "customer_countries",
+    "customer_regions",
+    "customer_cities",
+    "rfm_group",
+    "predicted_spend_tier",
+    "product_subscription_status",
+    "companies",
+    "sms_consent_date",
 )
 
 # What the gateway gets for every member of an exported audience (phone: the E.164 number), so no
@@ -287,8 +427,17 @@ CUSTOMER_COLUMNS = (
 MEMBER_COLUMNS = ("phone", "customer_id", "first_name", "last_name", "country")
 
 # What every segment view holds: who the member is and what a message usually needs.
-VIEW_COLUMNS = ("customer_id", "first_name", "last_name", "email", "phone_e164", "sms_subscription_status",
-                "amount_spent", "number_of_orders", "last_order_date")
+VIEW_COLUMNS = (
+    "customer_id",
+    "first_name",
+    "last_name",
+    "email",
+    "phone_e164",
+    "sms_subscription_status",
+    "amount_spent",
+    "number_of_orders",
+    "last_order_date",
+)
 
 
 def docs_table() -> str:

@@ -22,15 +22,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands = segments.add_subparsers(dest="segments_command", required=True)
 
     check = commands.add_parser("check", help="report every problem in the definitions; exit 1 if any")
-    check.add_argument("dir", nargs="?", help="definitions directory (env SMSSEG_SEGMENTS_DIR; default "
-                                              "segment_defs/)")
+    check.add_argument("dir", nargs="?", help="definitions directory (env SMSSEG_SEGMENTS_DIR; default segment_defs/)")
     check.add_argument("--segments-dir", help="the same, as the other commands take it")
     check.set_defaults(func=cmd_check)
 
     sql = commands.add_parser("sql", help="print the SQL of a definition or of a query")
     target = sql.add_mutually_exclusive_group(required=True)
     target.add_argument("name", nargs="?", help="a definition's name")
-    target.add_argument("--query", help="a query, e.g. \"amount_spent > 100\"")
+    target.add_argument("--query", help='a query, e.g. "amount_spent > 100"')
     sql.add_argument("--dialect", default="duckdb", type=dialect, help="any sqlglot dialect (default duckdb)")
     sql.add_argument("--as-of", help="evaluation date YYYY-MM-DD (default today in the shop's time zone)")
     sql.add_argument("--segments-dir", help="definitions directory (env SMSSEG_SEGMENTS_DIR)")
@@ -39,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     preview = commands.add_parser("preview", help="count and sample the customers a definition or a query matches")
     what = preview.add_mutually_exclusive_group(required=True)
     what.add_argument("name", nargs="?", help="a definition's name")
-    what.add_argument("--query", help="a query, e.g. \"amount_spent > 100\"")
+    what.add_argument("--query", help='a query, e.g. "amount_spent > 100"')
     preview.add_argument("--segments-dir", help="definitions directory (env SMSSEG_SEGMENTS_DIR)")
     preview.add_argument("--as-of", help="evaluation date YYYY-MM-DD: only the warehouse's own (the default)")
     preview.add_argument("--limit", type=int, default=10, help="sample size (default 10)")
@@ -104,18 +103,25 @@ def cmd_preview(args: argparse.Namespace) -> int:
     con = duckdb.connect(str(path), read_only=True)
     try:
         # The marts hold one evaluation date's data: a query is read as of that day, and only that day.
-        built = con.execute("select max(as_of) from marts.customers").fetchall()[0][0] \
-            or today_in(shop_timezone(data_dir_from(args.data_dir)))
+        built = con.execute("select max(as_of) from marts.customers").fetchall()[0][0] or today_in(
+            shop_timezone(data_dir_from(args.data_dir))
+        )
         as_of = _as_of(args.as_of) or built
         if as_of != built:
-            print(f"--as-of {as_of}: the warehouse holds the data as of {built}, and another day would move the "
-                  f"query's relative dates but not the orders, consent and checkouts they are compared with. "
-                  f"Preview as of {built} (leave --as-of out), or evaluate that day with smsseg run --as-of {as_of} "
-                  f"and read its members in audience.segment_membership (an earlier day is a backfill, which "
-                  f"records the day's membership but does not replace the warehouse)")
+            print(
+                f"--as-of {as_of}: the warehouse holds the data as of {built}, and another day would move the "
+                f"query's relative dates but not the orders, consent and checkouts they are compared with. "
+                f"Preview as of {built} (leave --as-of out), or evaluate that day with smsseg run --as-of {as_of} "
+                f"and read its members in audience.segment_membership (an earlier day is a backfill, which "
+                f"records the day's membership but does not replace the warehouse)"
+            )
             return 1
-        views = [row[0] for row in con.execute("select table_name from information_schema.tables "
-                                               "where table_schema = 'segments'").fetchall()]
+        views = [
+            row[0]
+            for row in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'segments'"
+            ).fetchall()
+        ]
         try:
             node = parse_checked(query, source)
             _check_references(node, source, sorted(views))
@@ -126,11 +132,18 @@ def cmd_preview(args: argparse.Namespace) -> int:
         count = exp.select(exp.Count(this=exp.Star())).from_(members)
         total = con.execute(render(count)).fetchall()[0][0]
         columns = ("customer_id", "first_name", "last_name", "phone_e164", "sms_subscription_status", "amount_spent")
-        sample = (exp.select(*(exp.column(c, table=CUSTOMER) for c in columns))
-                  .from_(exp.to_table("marts.customers").as_(CUSTOMER))
-                  .where(exp.In(this=exp.column("customer_id", table=CUSTOMER),
-                                query=exp.select("customer_id").from_(members).subquery()))
-                  .order_by(exp.column("customer_id", table=CUSTOMER)).limit(max(args.limit, 0)))
+        sample = (
+            exp.select(*(exp.column(c, table=CUSTOMER) for c in columns))
+            .from_(exp.to_table("marts.customers").as_(CUSTOMER))
+            .where(
+                exp.In(
+                    this=exp.column("customer_id", table=CUSTOMER),
+                    query=exp.select("customer_id").from_(members).subquery(),
+                )
+            )
+            .order_by(exp.column("customer_id", table=CUSTOMER))
+            .limit(max(args.limit, 0))
+        )
         rows = con.execute(render(sample)).fetchall()
         reason = empty_reason(con, node, as_of) if total == 0 else None
     finally:
@@ -158,9 +171,16 @@ def _definition(name: str, directory: str | None) -> SegmentDefinition | None:
 
 def _check_references(node: t.Node, source: Source, views: list[str]) -> None:
     """Every `segments CONTAINS 'x'` names a segment the warehouse has; SegmentErrors otherwise."""
-    errors = [source.error(ref.span.start, ref.span.end, f"no segment named {ref.value!r} in the warehouse",
-                           hint=suggest(ref.value, views) if views else "the warehouse has no segments yet")
-              for ref in segment_references(node) if ref.value not in views]
+    errors = [
+        source.error(
+            ref.span.start,
+            ref.span.end,
+            f"no segment named {ref.value!r} in the warehouse",
+            hint=suggest(ref.value, views) if views else "the warehouse has no segments yet",
+        )
+        for ref in segment_references(node)
+        if ref.value not in views
+    ]
     if errors:
         raise SegmentErrors(errors)
 

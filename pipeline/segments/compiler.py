@@ -37,7 +37,12 @@ CUSTOMER = "customers"  # alias of marts.customers in compiled queries
 ITEM = "item"  # the lambda variable that lowercases list items
 
 _COMPARE: dict[str, Callable[..., exp.Expression]] = {
-    "=": exp.EQ, "!=": exp.NEQ, ">": exp.GT, ">=": exp.GTE, "<": exp.LT, "<=": exp.LTE,
+    "=": exp.EQ,
+    "!=": exp.NEQ,
+    ">": exp.GT,
+    ">=": exp.GTE,
+    "<": exp.LT,
+    "<=": exp.LTE,
 }
 
 
@@ -58,9 +63,11 @@ def compile_query(query: str, as_of: dt.date, *, source: str = "<query>") -> exp
 
 
 def select_members(node: t.Node, as_of: dt.date) -> exp.Select:
-    return (exp.select(exp.column("customer_id", table=CUSTOMER))
-            .from_(exp.to_table(CUSTOMERS).as_(CUSTOMER))
-            .where(predicate(node, as_of)))
+    return (
+        exp.select(exp.column("customer_id", table=CUSTOMER))
+        .from_(exp.to_table(CUSTOMERS).as_(CUSTOMER))
+        .where(predicate(node, as_of))
+    )
 
 
 def segment_view(defn: SegmentDefinition, as_of: dt.date) -> exp.Create:
@@ -68,9 +75,11 @@ def segment_view(defn: SegmentDefinition, as_of: dt.date) -> exp.Create:
     definition's `sms.fields`."""
     members = select_members(defn.tree, as_of)
     columns = list(VIEW_COLUMNS) + [f for f in defn.fields if f not in VIEW_COLUMNS]
-    select = (exp.select(*(exp.column(c) for c in columns))
-              .from_(exp.to_table(CUSTOMERS))
-              .where(exp.In(this=exp.column("customer_id"), query=members.subquery())))
+    select = (
+        exp.select(*(exp.column(c) for c in columns))
+        .from_(exp.to_table(CUSTOMERS))
+        .where(exp.In(this=exp.column("customer_id"), query=members.subquery()))
+    )
     return exp.Create(this=segment_table(defn.name), kind="VIEW", replace=True, expression=select)
 
 
@@ -94,9 +103,13 @@ def create_segment_view(con: duckdb.DuckDBPyConnection, defn: SegmentDefinition,
     con.execute("create schema if not exists segments")
     con.execute(render(segment_view(defn, as_of)))
     stamp(con, f"segments.{defn.name}", as_of)
-    members = exp.Create(this=exp.to_table(MEMBERS_TABLE), kind="TABLE", replace=True,
-                         properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-                         expression=exp.select("customer_id").from_(segment_table(defn.name)))
+    members = exp.Create(
+        this=exp.to_table(MEMBERS_TABLE),
+        kind="TABLE",
+        replace=True,
+        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+        expression=exp.select("customer_id").from_(segment_table(defn.name)),
+    )
     con.execute(render(members))
     return con.execute(render(exp.select("count(*)").from_(exp.to_table(MEMBERS_TABLE)))).fetchall()[0][0]
 
@@ -120,10 +133,11 @@ METAFIELD = "customer_metafields"  # alias of marts.customer_metafields
 
 def _metafield_rows(namespace: str, key: str) -> list[exp.Expression]:
     """The filters that pick the customer's metafield namespace.key."""
-    return [exp.EQ(this=exp.column("customer_id", table=METAFIELD),
-                   expression=exp.column("customer_id", table=CUSTOMER)),
-            exp.EQ(this=exp.column("namespace", table=METAFIELD), expression=exp.Literal.string(namespace)),
-            exp.EQ(this=exp.column("key", table=METAFIELD), expression=exp.Literal.string(key))]
+    return [
+        exp.EQ(this=exp.column("customer_id", table=METAFIELD), expression=exp.column("customer_id", table=CUSTOMER)),
+        exp.EQ(this=exp.column("namespace", table=METAFIELD), expression=exp.Literal.string(namespace)),
+        exp.EQ(this=exp.column("key", table=METAFIELD), expression=exp.Literal.string(key)),
+    ]
 
 
 def _metafield_condition(condition: t.Condition, as_of: dt.date) -> exp.Expression:
@@ -137,18 +151,29 @@ def _metafield_condition(condition: t.Condition, as_of: dt.date) -> exp.Expressi
         filters.append(exp.ArrayContains(this=items, expression=_metafield_value(kind, condition.value, as_of)))
     elif isinstance(condition, t.Between):
         kind = metafield_kind(condition.low)
-        filters.append(exp.Between(this=exp.column(METAFIELD_COLUMNS[kind], table=METAFIELD),
-                                   low=_metafield_value(kind, condition.low, as_of),
-                                   high=_metafield_value(kind, condition.high, as_of)))
+        filters.append(
+            exp.Between(
+                this=exp.column(METAFIELD_COLUMNS[kind], table=METAFIELD),
+                low=_metafield_value(kind, condition.low, as_of),
+                high=_metafield_value(kind, condition.high, as_of),
+            )
+        )
     elif isinstance(condition, t.Comparison):
         kind = metafield_kind(condition.value)
-        filters.append(_COMPARE[condition.op](this=exp.column(METAFIELD_COLUMNS[kind], table=METAFIELD),
-                                              expression=_metafield_value(kind, condition.value, as_of)))
+        filters.append(
+            _COMPARE[condition.op](
+                this=exp.column(METAFIELD_COLUMNS[kind], table=METAFIELD),
+                expression=_metafield_value(kind, condition.value, as_of),
+            )
+        )
     rows = exp.select(exp.Literal.number(1)).from_(exp.to_table(METAFIELDS).as_(METAFIELD))
     found = exp.Exists(this=rows.where(balanced(exp.And, filters)))
     # IS NULL: the customer has no such metafield; NOT CONTAINS: none that contains the value
-    absent = condition.negated if isinstance(condition, t.Contains) else (
-        isinstance(condition, t.IsNull) and not condition.negated)
+    absent = (
+        condition.negated
+        if isinstance(condition, t.Contains)
+        else (isinstance(condition, t.IsNull) and not condition.negated)
+    )
     return negate(found) if absent else found
 
 
@@ -170,22 +195,32 @@ def _anniversary(condition: t.CalledWithValue, as_of: dt.date) -> exp.Expression
     high = _day(condition.values[-1], as_of)
 
     def code(date: exp.Expression) -> exp.Expression:
-        return exp.Add(this=exp.Mul(this=exp.Month(this=date), expression=exp.Literal.number(100)),
-                       expression=exp.Day(this=date))
+        return exp.Add(
+            this=exp.Mul(this=exp.Month(this=date), expression=exp.Literal.number(100)), expression=exp.Day(this=date)
+        )
 
     if source in ANNIVERSARY_DATES:
         month_day = code(exp.column(ATTRIBUTES[source].column, table=CUSTOMER))
     else:
         namespace, key = metafield(source)
-        month_day = (exp.select(code(exp.column("value_date", table=METAFIELD)))
-                     .from_(exp.to_table(METAFIELDS).as_(METAFIELD))
-                     .where(balanced(exp.And, _metafield_rows(namespace, key))).subquery())
+        month_day = (
+            exp.select(code(exp.column("value_date", table=METAFIELD)))
+            .from_(exp.to_table(METAFIELDS).as_(METAFIELD))
+            .where(balanced(exp.And, _metafield_rows(namespace, key)))
+            .subquery()
+        )
     ranges = anniversary_ranges(low, high)
     if not ranges:
         return exp.false()
-    return exp.Coalesce(this=exp.Paren(this=balanced(exp.Or, [
-        exp.Between(this=month_day, low=exp.Literal.number(a), high=exp.Literal.number(b)) for a, b in ranges])),
-        expressions=[exp.false()])
+    return exp.Coalesce(
+        this=exp.Paren(
+            this=balanced(
+                exp.Or,
+                [exp.Between(this=month_day, low=exp.Literal.number(a), high=exp.Literal.number(b)) for a, b in ranges],
+            )
+        ),
+        expressions=[exp.false()],
+    )
 
 
 def anniversary_ranges(low: dt.date, high: dt.date) -> list[tuple[int, int]]:
@@ -237,8 +272,10 @@ def balanced(kind: type[exp.Connector], items: Sequence[exp.Expression]) -> exp.
     """items joined by AND or OR as a balanced tree; an OR inside an AND keeps its parentheses."""
     level = [exp.Paren(this=i) if kind is exp.And and isinstance(i, exp.Or) else i for i in items]
     while len(level) > 1:
-        level = [kind(this=level[i], expression=level[i + 1]) if i + 1 < len(level) else level[i]
-                 for i in range(0, len(level), 2)]
+        level = [
+            kind(this=level[i], expression=level[i + 1]) if i + 1 < len(level) else level[i]
+            for i in range(0, len(level), 2)
+        ]
     return level[0]
 
 
@@ -260,15 +297,22 @@ def _attribute_condition(condition: t.Condition, as_of: dt.date) -> exp.Expressi
         return negate(found) if condition.negated else found
     if isinstance(condition, t.Contains):
         # Customer lists keep the merchant's case; lower every item and the value.
-        items = exp.Transform(this=column, expression=exp.Lambda(this=exp.Lower(this=exp.column(ITEM)),
-                                                                 expressions=[exp.to_identifier(ITEM)]))
+        items = exp.Transform(
+            this=column,
+            expression=exp.Lambda(this=exp.Lower(this=exp.column(ITEM)), expressions=[exp.to_identifier(ITEM)]),
+        )
         found = exp.ArrayContains(this=items, expression=exp.Lower(this=_literal(condition.value, as_of)))
         return negate(found) if condition.negated else found
     if isinstance(condition, t.IsNull):
         # A list is missing when it is empty: the marts keep no NULL lists, but a NULL is missing too.
-        missing = (exp.EQ(this=exp.Coalesce(this=exp.ArraySize(this=column), expressions=[exp.Literal.number(0)]),
-                          expression=exp.Literal.number(0)) if attribute.type == "list"
-                   else exp.Is(this=column, expression=exp.Null()))
+        missing = (
+            exp.EQ(
+                this=exp.Coalesce(this=exp.ArraySize(this=column), expressions=[exp.Literal.number(0)]),
+                expression=exp.Literal.number(0),
+            )
+            if attribute.type == "list"
+            else exp.Is(this=column, expression=exp.Null())
+        )
         return negate(missing) if condition.negated else missing
     if attribute.type == "string":
         column = exp.Lower(this=column)
@@ -276,8 +320,11 @@ def _attribute_condition(condition: t.Condition, as_of: dt.date) -> exp.Expressi
         found = exp.In(this=column, expressions=[_value(attribute.type, v, as_of) for v in condition.values])
         return negate(found) if condition.negated else found
     if isinstance(condition, t.Between):
-        return exp.Between(this=column, low=_value(attribute.type, condition.low, as_of),
-                           high=_value(attribute.type, condition.high, as_of))
+        return exp.Between(
+            this=column,
+            low=_value(attribute.type, condition.low, as_of),
+            high=_value(attribute.type, condition.high, as_of),
+        )
     return _COMPARE[condition.op](this=column, expression=_value(attribute.type, condition.value, as_of))
 
 
@@ -291,11 +338,11 @@ def _matches(condition: t.Matches, as_of: dt.date) -> exp.Expression:
         return negate(found) if condition.negated else found
     alias = function.table.split(".")[1]
     row_column, customer_column = function.join
-    filters = [exp.EQ(this=exp.column(row_column, table=alias),
-                      expression=exp.column(customer_column, table=CUSTOMER))]
+    filters = [exp.EQ(this=exp.column(row_column, table=alias), expression=exp.column(customer_column, table=CUSTOMER))]
     if function.event_type:
-        filters.append(exp.EQ(this=exp.column("event_type", table=alias),
-                              expression=exp.Literal.string(function.event_type)))
+        filters.append(
+            exp.EQ(this=exp.column("event_type", table=alias), expression=exp.Literal.string(function.event_type))
+        )
     totals = []
     for param in condition.params:
         spec = function.params[param.name.text]
@@ -325,19 +372,28 @@ def _within_distance(condition: t.Matches) -> exp.Expression:
         return exp.Radians(this=e)
 
     def squared_sine_of_half(step: exp.Expression) -> exp.Expression:
-        return exp.Pow(this=exp.Sin(this=exp.Div(this=exp.Paren(this=step), expression=exp.Literal.number(2))),
-                       expression=exp.Literal.number(2))
+        return exp.Pow(
+            this=exp.Sin(this=exp.Div(this=exp.Paren(this=step), expression=exp.Literal.number(2))),
+            expression=exp.Literal.number(2),
+        )
 
     lat = radians(exp.column("latitude", table=CUSTOMER))
     lng = radians(exp.column("longitude", table=CUSTOMER))
     centre_lat, centre_lng = radians(exp.Literal.number(latitude)), radians(exp.Literal.number(longitude))
     haversine = exp.Add(
         this=squared_sine_of_half(exp.Sub(this=lat, expression=centre_lat)),
-        expression=exp.Mul(this=exp.Mul(this=exp.Cos(this=lat), expression=exp.Cos(this=centre_lat)),
-                           expression=squared_sine_of_half(exp.Sub(this=lng, expression=centre_lng))))
+        expression=exp.Mul(
+            this=exp.Mul(this=exp.Cos(this=lat), expression=exp.Cos(this=centre_lat)),
+            expression=squared_sine_of_half(exp.Sub(this=lng, expression=centre_lng)),
+        ),
+    )
     # least(1, ...): rounding can lift the haversine of antipodes just past 1, where asin(sqrt) is NaN
-    distance = exp.Mul(this=exp.Literal.number(2 * EARTH_RADIUS_KM), expression=exp.Asin(this=exp.Sqrt(
-        this=exp.Least(this=exp.Literal.number(1), expressions=[haversine], ignore_nulls=True))))
+    distance = exp.Mul(
+        this=exp.Literal.number(2 * EARTH_RADIUS_KM),
+        expression=exp.Asin(
+            this=exp.Sqrt(this=exp.Least(this=exp.Literal.number(1), expressions=[haversine], ignore_nulls=True))
+        ),
+    )
     # DuckDB's least() skips a NULL, so a customer without coordinates is ruled out first; never NULL
     # either, so that NOT MATCHES holds for them
     located = exp.Not(this=exp.Is(this=exp.column("latitude", table=CUSTOMER), expression=exp.Null()))
@@ -358,8 +414,9 @@ def _param(function: Function, spec: Param, param: t.Param, alias: str, as_of: d
     else:
         subject = column
     if isinstance(param, t.ParamBetween):
-        return exp.Between(this=subject, low=_value(spec.type, param.low, as_of),
-                           high=_value(spec.type, param.high, as_of))
+        return exp.Between(
+            this=subject, low=_value(spec.type, param.low, as_of), high=_value(spec.type, param.high, as_of)
+        )
     if isinstance(param, t.ParamIn):
         found = exp.In(this=subject, expressions=[_value(spec.type, v, as_of) for v in param.values])
         return negate(found) if param.negated else found
@@ -369,8 +426,7 @@ def _param(function: Function, spec: Param, param: t.Param, alias: str, as_of: d
 def _list_param(spec: Param, param: t.Param, column: exp.Expression, as_of: dt.date) -> exp.Expression:
     """tag, collection, collection_id: the line's product is (=, IN) or is not (!=, NOT IN) in them."""
     values = param.values if isinstance(param, t.ParamIn) else (param.value,)
-    found = balanced(exp.Or, [exp.ArrayContains(this=column, expression=_value(spec.type, v, as_of))
-                              for v in values])
+    found = balanced(exp.Or, [exp.ArrayContains(this=column, expression=_value(spec.type, v, as_of)) for v in values])
     negated = param.negated if isinstance(param, t.ParamIn) else param.op == "!="
     return negate(found) if negated else found
 

@@ -88,9 +88,15 @@ def load_definitions(directory: Path) -> DefinitionSet:
     directory = Path(directory)
     result = DefinitionSet()
     if not directory.is_dir():
-        result.errors.append(SegmentError(str(directory), 1, 1, "segment definitions directory not found",
-                                          hint="point --segments-dir or SMSSEG_SEGMENTS_DIR at a directory "
-                                               "of .yaml files"))
+        result.errors.append(
+            SegmentError(
+                str(directory),
+                1,
+                1,
+                "segment definitions directory not found",
+                hint="point --segments-dir or SMSSEG_SEGMENTS_DIR at a directory of .yaml files",
+            )
+        )
         return result
     files = [_read(p) for p in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])]
     named: dict[str, _File] = {}
@@ -102,9 +108,14 @@ def load_definitions(directory: Path) -> DefinitionSet:
             first = named[f.name]
             # Neither file can say which one the view is: both are in error, each at its own name.
             for one, other in ((f, first), (first, f)):
-                one.errors.append(_node_error(one, one.name_node, f"segment name {f.name!r} is also used by "
-                                              f"{other.path.name}", hint="names are unique across files: "
-                                                                         "rename one of them"))
+                one.errors.append(
+                    _node_error(
+                        one,
+                        one.name_node,
+                        f"segment name {f.name!r} is also used by {other.path.name}",
+                        hint="names are unique across files: rename one of them",
+                    )
+                )
         else:
             named[f.name] = f
             result.names[f.name] = f.path
@@ -112,20 +123,30 @@ def load_definitions(directory: Path) -> DefinitionSet:
         if f.tree is not None:
             for ref in segment_references(f.tree):
                 if ref.value not in result.names:
-                    f.errors.append(f.source.error(ref.span.start, ref.span.end, f"unknown segment {ref.value!r}",
-                                                   hint=suggest(ref.value, sorted(result.names))))
+                    f.errors.append(
+                        f.source.error(
+                            ref.span.start,
+                            ref.span.end,
+                            f"unknown segment {ref.value!r}",
+                            hint=suggest(ref.value, sorted(result.names)),
+                        )
+                    )
     valid = {f.name: f for f in named.values() if not f.errors and f.definition is not None}
     order, cycles = _order(valid)
     for cycle in cycles:
         first = valid[cycle[0]]
         ref = next(r for r in segment_references(first.tree) if r.value == cycle[1 % len(cycle)])
-        error = first.source.error(ref.span.start, ref.span.end,
-                                   f"segments form a cycle: {' -> '.join([*cycle, cycle[0]])}",
-                                   hint="a segment cannot contain itself, directly or through other segments")
+        error = first.source.error(
+            ref.span.start,
+            ref.span.end,
+            f"segments form a cycle: {' -> '.join([*cycle, cycle[0]])}",
+            hint="a segment cannot contain itself, directly or through other segments",
+        )
         result.errors.append(SegmentError(**{**error.__dict__, "definitions": tuple(cycle)}))
     for f in files:
-        result.errors.extend(SegmentError(**{**e.__dict__, "definitions": (f.name,) if f.name else ()})
-                             for e in f.errors)
+        result.errors.extend(
+            SegmentError(**{**e.__dict__, "definitions": (f.name,) if f.name else ()}) for e in f.errors
+        )
     result.errors.sort(key=lambda e: (e.file, e.line, e.column))
     result.definitions = {name: valid[name].definition for name in order}
     return result
@@ -152,7 +173,7 @@ def _order(valid: dict[str, _File]) -> tuple[list[str], list[list[str]]]:
             path.append(node)
             node = min(d for d in deps[node] if d not in done)
         if node in path:
-            cycle = path[path.index(node):]
+            cycle = path[path.index(node) :]
             turn = cycle.index(min(cycle))
             cycle = cycle[turn:] + cycle[:turn]
             cycles.append(cycle)
@@ -173,16 +194,30 @@ def _read(path: Path) -> _File:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        f.errors.append(_error(f, mark.line + 1, mark.column + 1, f"YAML syntax error: {e.problem}",
-                               hint=(e.context or "") and f"{e.context} (line {e.context_mark.line + 1})"))
+        f.errors.append(
+            _error(
+                f,
+                mark.line + 1,
+                mark.column + 1,
+                f"YAML syntax error: {e.problem}",
+                hint=(e.context or "") and f"{e.context} (line {e.context_mark.line + 1})",
+            )
+        )
         return f
     except yaml.YAMLError as e:
         f.errors.append(SegmentError(str(path), 1, 1, f"YAML error: {e}"))
         return f
     if not isinstance(root, yaml.MappingNode):
         line, column = (root.start_mark.line + 1, root.start_mark.column + 1) if root else (1, 1)
-        f.errors.append(_error(f, line, column, "a definition is a mapping with name, description, query and sms",
-                               hint="start with `name: my_segment`"))
+        f.errors.append(
+            _error(
+                f,
+                line,
+                column,
+                "a definition is a mapping with name, description, query and sms",
+                hint="start with `name: my_segment`",
+            )
+        )
         return f
     values = _mapping(f, root, KEYS, "definition")
     name_node = values.get("name")
@@ -192,9 +227,15 @@ def _read(path: Path) -> _File:
         if SEGMENT_NAME.fullmatch(name):
             f.name, f.name_node = name, name_node
         else:
-            f.errors.append(_node_error(f, name_node, f"{name!r} is not a valid segment name",
-                                        hint="lowercase letters, digits and _, starting with a letter, at most "
-                                             "63 characters; it names the view segments.<name>"))
+            f.errors.append(
+                _node_error(
+                    f,
+                    name_node,
+                    f"{name!r} is not a valid segment name",
+                    hint="lowercase letters, digits and _, starting with a letter, at most "
+                    "63 characters; it names the view segments.<name>",
+                )
+            )
     description = ""
     if "description" in values:
         description = _string(f, values["description"], "description") or ""
@@ -213,9 +254,18 @@ def _read(path: Path) -> _File:
     f.errors += errors
     if not f.errors:
         uses = tuple(sorted({r.value for r in segment_references(f.tree)}))
-        f.definition = SegmentDefinition(name=f.name, description=description, query=query, path=path,
-                                         tree=f.tree, export=export, fields=fields, uses=uses, list_name=list_name,
-                                         tag=tag)
+        f.definition = SegmentDefinition(
+            name=f.name,
+            description=description,
+            query=query,
+            path=path,
+            tree=f.tree,
+            export=export,
+            fields=fields,
+            uses=uses,
+            list_name=list_name,
+            tag=tag,
+        )
     return f
 
 
@@ -231,25 +281,50 @@ def _sms(f: _File, node: yaml.Node | None) -> tuple[bool, tuple[str, ...], str, 
         if isinstance(export_node, yaml.ScalarNode) and export_node.tag == _BOOL:
             export = _construct(export_node)
         else:
-            f.errors.append(_node_error(f, export_node, f"sms.export is true or false, not {export_node.value!r}"
-                                        if isinstance(export_node, yaml.ScalarNode) else "sms.export is true or false",
-                                        hint="export: true sends the audience to the SMS gateway"))
+            f.errors.append(
+                _node_error(
+                    f,
+                    export_node,
+                    f"sms.export is true or false, not {export_node.value!r}"
+                    if isinstance(export_node, yaml.ScalarNode)
+                    else "sms.export is true or false",
+                    hint="export: true sends the audience to the SMS gateway",
+                )
+            )
     fields: list[str] = []
     if (fields_node := values.get("fields")) is not None:
         if not isinstance(fields_node, yaml.SequenceNode):
-            f.errors.append(_node_error(f, fields_node, "sms.fields is a list of marts.customers columns",
-                                        hint="fields: [abandoned_checkout_url, amount_spent]"))
+            f.errors.append(
+                _node_error(
+                    f,
+                    fields_node,
+                    "sms.fields is a list of marts.customers columns",
+                    hint="fields: [abandoned_checkout_url, amount_spent]",
+                )
+            )
         else:
             for item in fields_node.value:
                 column = _string(f, item, "an sms.fields entry")
                 if column is None:
                     continue
                 if column not in CUSTOMER_COLUMNS:
-                    f.errors.append(_node_error(f, item, f"unknown sms.fields column {column!r}",
-                                                hint=suggest(column, list(CUSTOMER_COLUMNS))))
+                    f.errors.append(
+                        _node_error(
+                            f,
+                            item,
+                            f"unknown sms.fields column {column!r}",
+                            hint=suggest(column, list(CUSTOMER_COLUMNS)),
+                        )
+                    )
                 elif column in (*MEMBER_COLUMNS, "phone_e164"):
-                    f.errors.append(_node_error(f, item, f"{column} is already sent with every member",
-                                                hint=f"remove it: every member carries {', '.join(MEMBER_COLUMNS)}"))
+                    f.errors.append(
+                        _node_error(
+                            f,
+                            item,
+                            f"{column} is already sent with every member",
+                            hint=f"remove it: every member carries {', '.join(MEMBER_COLUMNS)}",
+                        )
+                    )
                 elif column in fields:
                     f.errors.append(_node_error(f, item, f"{column} is listed twice in sms.fields"))
                 else:
@@ -257,8 +332,14 @@ def _sms(f: _File, node: yaml.Node | None) -> tuple[bool, tuple[str, ...], str, 
     list_name = _target(f, values.get("list"), "sms.list", "list: Winback 90 days (the Klaviyo list's name)")
     tag = _target(f, values.get("tag"), "sms.tag", "tag: smsseg:winback (the Shopify customer tag)")
     if tag and "," in tag:
-        f.errors.append(_node_error(f, values["tag"], f"sms.tag {tag!r} holds a comma",
-                                    hint="Shopify keeps tags as one comma-separated list: a tag cannot hold a comma"))
+        f.errors.append(
+            _node_error(
+                f,
+                values["tag"],
+                f"sms.tag {tag!r} holds a comma",
+                hint="Shopify keeps tags as one comma-separated list: a tag cannot hold a comma",
+            )
+        )
         tag = ""
     return export, tuple(fields), list_name, tag
 
@@ -271,8 +352,11 @@ def _target(f: _File, node: yaml.Node | None, what: str, hint: str) -> str:
     if value is None:
         return ""
     if len(value.strip()) > TARGET_MAX_LENGTH:
-        f.errors.append(_node_error(f, node, f"{what} is {len(value.strip())} characters long; "
-                                    f"at most {TARGET_MAX_LENGTH}", hint=hint))
+        f.errors.append(
+            _node_error(
+                f, node, f"{what} is {len(value.strip())} characters long; at most {TARGET_MAX_LENGTH}", hint=hint
+            )
+        )
         return ""
     return value.strip()
 
@@ -284,9 +368,14 @@ def _mapping(f: _File, node: yaml.MappingNode, keys: tuple[str, ...], what: str)
         key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
         if key not in keys:
             close = difflib.get_close_matches(str(key), keys, n=1, cutoff=0.6)
-            f.errors.append(_node_error(f, key_node, f"unknown key {key!r} in the {what}",
-                                        hint=(f"did you mean {close[0]}? " if close else "")
-                                        + f"the keys are {', '.join(keys)}"))
+            f.errors.append(
+                _node_error(
+                    f,
+                    key_node,
+                    f"unknown key {key!r} in the {what}",
+                    hint=(f"did you mean {close[0]}? " if close else "") + f"the keys are {', '.join(keys)}",
+                )
+            )
         elif key in values:
             f.errors.append(_node_error(f, key_node, f"{key!r} is given twice", hint="keep one of them"))
         else:
@@ -298,8 +387,14 @@ def _string(f: _File, node: yaml.Node, what: str) -> str | None:
     if isinstance(node, yaml.ScalarNode) and node.tag == _STR and node.value.strip():
         return node.value
     shown = f"not {node.value!r}" if isinstance(node, yaml.ScalarNode) else "not a list or mapping"
-    f.errors.append(_node_error(f, node, f"{what} must be a non-empty string, {shown}",
-                                hint="quote it if YAML reads it as a number, a date or true/false"))
+    f.errors.append(
+        _node_error(
+            f,
+            node,
+            f"{what} must be a non-empty string, {shown}",
+            hint="quote it if YAML reads it as a number, a date or true/false",
+        )
+    )
     return None
 
 

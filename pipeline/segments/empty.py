@@ -21,23 +21,41 @@ from pipeline.segments.compiler import CUSTOMER, predicate, render
 from pipeline.segments.definitions import SegmentDefinition
 
 # What the latest value of a date attribute or a function's date is the latest of.
-DATED = {"last_order_date": "order", "first_order_date": "first order", "customer_added_date": "customer added",
-         "abandoned_checkout_date": "abandoned checkout", "orders_placed": "order", "products_purchased": "order",
-         "sms_events": "SMS event"}
+DATED = {
+    "last_order_date": "order",
+    "first_order_date": "first order",
+    "customer_added_date": "customer added",
+    "abandoned_checkout_date": "abandoned checkout",
+    "orders_placed": "order",
+    "products_purchased": "order",
+    "sms_events": "SMS event",
+}
 # A list or text attribute's values, as a reason names them ("no customer has the tag 'vip'").
-VALUED = {"customer_tags": "tag", "customer_countries": "country", "customer_regions": "region",
-          "customer_cities": "city", "customer_email_domain": "email domain", "customer_language": "language"}
+VALUED = {
+    "customer_tags": "tag",
+    "customer_countries": "country",
+    "customer_regions": "region",
+    "customer_cities": "city",
+    "customer_email_domain": "email domain",
+    "customer_language": "language",
+}
 # A function's filter, as a reason names it ("no customer bought a product in the collection 'sumer'").
-FILTERED = {("products_purchased", "id"): "no customer bought the product",
-            ("products_purchased", "tag"): "no customer bought a product tagged",
-            ("products_purchased", "collection"): "no customer bought a product in the collection",
-            ("products_purchased", "collection_id"): "no customer bought a product in the collection",
-            ("sms_events", "type"): "no customer's number has an SMS event of type",
-            ("sms_events", "campaign"): "no customer's number has an SMS event of the campaign"}
+FILTERED = {
+    ("products_purchased", "id"): "no customer bought the product",
+    ("products_purchased", "tag"): "no customer bought a product tagged",
+    ("products_purchased", "collection"): "no customer bought a product in the collection",
+    ("products_purchased", "collection_id"): "no customer bought a product in the collection",
+    ("sms_events", "type"): "no customer's number has an SMS event of type",
+    ("sms_events", "campaign"): "no customer's number has an SMS event of the campaign",
+}
 
 
-def empty_reason(con: duckdb.DuckDBPyConnection, query: SegmentDefinition | t.Node, as_of: dt.date,
-                 definitions: Mapping[str, SegmentDefinition] | None = None) -> str | None:
+def empty_reason(
+    con: duckdb.DuckDBPyConnection,
+    query: SegmentDefinition | t.Node,
+    as_of: dt.date,
+    definitions: Mapping[str, SegmentDefinition] | None = None,
+) -> str | None:
     """Why the segment `query` (a definition, or a checked tree) matches no customer as of `as_of`, or
     None when no cause can be named. `definitions` lets a required empty segment give its own reason.
 
@@ -49,8 +67,9 @@ def empty_reason(con: duckdb.DuckDBPyConnection, query: SegmentDefinition | t.No
 
 
 class _Explainer:
-    def __init__(self, con: duckdb.DuckDBPyConnection, as_of: dt.date,
-                 definitions: Mapping[str, SegmentDefinition]) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, as_of: dt.date, definitions: Mapping[str, SegmentDefinition]
+    ) -> None:
         self.con, self.as_of, self.definitions = con, as_of, definitions
 
     def reason(self, node: t.Node) -> str | None:
@@ -67,11 +86,15 @@ class _Explainer:
             return self._segment(node.value)
         if isinstance(node, t.Comparison | t.Between) and node.attribute.text in DATED:
             return self._window(node.attribute.text, CUSTOMERS, ATTRIBUTES[node.attribute.text].column, [node])
-        if isinstance(node, t.Contains | t.Comparison) and node.attribute.text in VALUED \
-                and getattr(node, "op", "=") == "=":
+        if (
+            isinstance(node, t.Contains | t.Comparison)
+            and node.attribute.text in VALUED
+            and getattr(node, "op", "=") == "="
+        ):
             attribute = ATTRIBUTES[node.attribute.text]
-            return (f"no customer has the {VALUED[attribute.name]} '{node.value.value}'"
-                    + self._closest(node.value.value, CUSTOMERS, attribute.column, attribute.type == "list"))
+            return f"no customer has the {VALUED[attribute.name]} '{node.value.value}'" + self._closest(
+                node.value.value, CUSTOMERS, attribute.column, attribute.type == "list"
+            )
         return None
 
     def _matches(self, node: t.Matches) -> str | None:
@@ -94,8 +117,11 @@ class _Explainer:
             if spec.type == "product_id":
                 return f"{lead} {' or '.join(str(product_id(v)) for v in values)}"
             shown = " or ".join(f"'{v.value}'" if isinstance(v, t.String) else v.text for v in values)
-            hint = self._closest(values[0].value, function.table, spec.column, spec.kind == "list") \
-                if len(values) == 1 and isinstance(values[0], t.String) else ""
+            hint = (
+                self._closest(values[0].value, function.table, spec.column, spec.kind == "list")
+                if len(values) == 1 and isinstance(values[0], t.String)
+                else ""
+            )
             return f"{lead} {shown}{hint}"
         return None
 
@@ -109,8 +135,7 @@ class _Explainer:
         if latest is None:
             return f"there is no {noun} as of {self.as_of}, and this segment's window starts on {start}"
         if latest < start:
-            return (f"no {noun} on or after {start}, the start of this segment's window; "
-                    f"the latest {noun} is {latest}")
+            return f"no {noun} on or after {start}, the start of this segment's window; the latest {noun} is {latest}"
         return None
 
     def _start(self, condition) -> dt.date | None:
@@ -140,8 +165,11 @@ class _Explainer:
     def _closest(self, value: str, table: str, column: str, is_list: bool) -> str:
         """'; did you mean ...?' with the existing value closest to `value`, ignoring case, or ''."""
         values = exp.Unnest(expressions=[exp.column(column)]) if is_list else exp.column(column)
-        known = [row[0] for row in self.con.execute(render(
-            exp.select(values.as_("value")).distinct().from_(table))).fetchall() if row[0] is not None]
+        known = [
+            row[0]
+            for row in self.con.execute(render(exp.select(values.as_("value")).distinct().from_(table))).fetchall()
+            if row[0] is not None
+        ]
         spelled = {str(v).lower(): str(v) for v in sorted(known, key=str)}
         close = difflib.get_close_matches(value.lower(), list(spelled), n=1, cutoff=0.6)
         return f"; did you mean '{spelled[close[0]]}'?" if close else ""

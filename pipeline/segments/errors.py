@@ -44,8 +44,15 @@ class Source:
         last_line, last_column = self.locate(max(start, end - 1))
         width = last_column - column + 1 if last_line == line and end > start else 1
         source_line = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
-        return SegmentError(file=self.name, line=line, column=column, message=message, hint=hint,
-                            source_line=source_line, width=max(1, width))
+        return SegmentError(
+            file=self.name,
+            line=line,
+            column=column,
+            message=message,
+            hint=hint,
+            source_line=source_line,
+            width=max(1, width),
+        )
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,7 @@ class SegmentError:
         if self.source_line:
             gutter = " " * len(str(self.line))
             # Tabs stay tabs under the caret so it lines up whatever the terminal's tab width.
-            pad = "".join(c if c == "\t" else " " for c in self.source_line[:self.column - 1])
+            pad = "".join(c if c == "\t" else " " for c in self.source_line[: self.column - 1])
             text += f"\n {self.line} | {self.source_line}\n {gutter} | {pad}{'^' * self.width}"
         if self.hint:
             text += f"\n  hint: {self.hint}"

@@ -22,6 +22,7 @@ from pipeline.warehouse.state import migrate
 # state.segment_days(segment, day): every day recorded per segment
 # (both created by pipeline/warehouse/state.py)
 
+
 def record_membership(con: duckdb.DuckDBPyConnection, segment: str, day: dt.date) -> dict[str, int]:
     """Sets who is in segments.<segment> on `day` to its members now; returns how many entered and left.
 
@@ -33,32 +34,45 @@ def record_membership(con: duckdb.DuckDBPyConnection, segment: str, day: dt.date
     params = {"segment": segment, "day": day, "members": MEMBERS_TABLE}
     with transaction(con):
         # this day's answer carries until the next recorded day; on the latest day, until further notice
-        following = con.execute("select min(day) from state.segment_days where segment = $segment and day > $day",
-                                {"segment": segment, "day": day}).fetchall()[0][0]
+        following = con.execute(
+            "select min(day) from state.segment_days where segment = $segment and day > $day",
+            {"segment": segment, "day": day},
+        ).fetchall()[0][0]
         params["until"] = following
         # a stay holding the day, of a customer who is not a member now: [day, until) is cut out of it
-        con.execute("""
+        con.execute(
+            """
             insert into state.segment_membership
             select segment, customer_id, $until, left_on from state.segment_membership
             where segment = $segment and entered_on <= $day and (left_on is null or left_on > $day)
               and customer_id not in (select customer_id from query_table($members))
               and $until is not null and (left_on is null or left_on > $until)
-            """, params)
-        con.execute("""
+            """,
+            params,
+        )
+        con.execute(
+            """
             update state.segment_membership set left_on = $day
             where segment = $segment and entered_on <= $day and (left_on is null or left_on > $day)
               and customer_id not in (select customer_id from query_table($members))
-            """, {k: params[k] for k in ("segment", "day", "members")})
-        con.execute("delete from state.segment_membership where segment = $segment and entered_on = left_on",
-                    {"segment": segment})
+            """,
+            {k: params[k] for k in ("segment", "day", "members")},
+        )
+        con.execute(
+            "delete from state.segment_membership where segment = $segment and entered_on = left_on",
+            {"segment": segment},
+        )
         # a member no stay holds on the day: a stay of [day, until)
-        con.execute("""
+        con.execute(
+            """
             insert into state.segment_membership
             select $segment, customer_id, $day, $until from query_table($members)
             where customer_id not in (
                 select customer_id from state.segment_membership
                 where segment = $segment and entered_on <= $day and (left_on is null or left_on > $day))
-            """, params)
+            """,
+            params,
+        )
         for boundary in (day, following):  # stays that now meet end to end become one
             if boundary is not None:
                 _join_stays(con, segment, boundary)
@@ -70,39 +84,51 @@ def record_membership(con: duckdb.DuckDBPyConnection, segment: str, day: dt.date
 def _join_stays(con: duckdb.DuckDBPyConnection, segment: str, day: dt.date) -> None:
     """A stay ending on `day` and the same customer's stay starting on it become one."""
     params = {"segment": segment, "day": day}
-    con.execute("""
+    con.execute(
+        """
         update state.segment_membership as first set left_on = second.left_on
         from state.segment_membership as second
         where first.segment = $segment and second.segment = $segment and first.customer_id = second.customer_id
           and first.left_on = $day and second.entered_on = $day
-        """, params)
-    con.execute("""
+        """,
+        params,
+    )
+    con.execute(
+        """
         delete from state.segment_membership as second
         where segment = $segment and entered_on = $day and exists (
             select 1 from state.segment_membership as first
             where first.segment = $segment and first.customer_id = second.customer_id
               and first.entered_on < $day and (first.left_on is null or first.left_on > $day))
-        """, params)
+        """,
+        params,
+    )
 
 
 def _arrivals(con: duckdb.DuckDBPyConnection, segment: str, absent: dt.date, present: dt.date) -> int:
     """Customers of the segment on day `present` who were not in it on day `absent`."""
-    return con.execute("""
+    return con.execute(
+        """
         select count(*) from state.segment_membership as stay
         where segment = $segment and entered_on <= $present and (left_on is null or left_on > $present)
           and not exists (
             select 1 from state.segment_membership as other
             where other.segment = $segment and other.customer_id = stay.customer_id
               and other.entered_on <= $absent and (other.left_on is null or other.left_on > $absent))
-        """, {"segment": segment, "absent": absent, "present": present}).fetchall()[0][0]
+        """,
+        {"segment": segment, "absent": absent, "present": present},
+    ).fetchall()[0][0]
 
 
 def members_on(con: duckdb.DuckDBPyConnection, segment: str, day: dt.date) -> int:
     """How many customers the history says were in the segment on `day`."""
-    return con.execute("""
+    return con.execute(
+        """
         select count(*) from state.segment_membership
         where segment = ? and entered_on <= ? and (left_on is null or left_on > ?)
-        """, [segment, day, day]).fetchall()[0][0]
+        """,
+        [segment, day, day],
+    ).fetchall()[0][0]
 
 
 def previous_size(con: duckdb.DuckDBPyConnection, segment: str, day: dt.date) -> int | None:
@@ -111,8 +137,9 @@ def previous_size(con: duckdb.DuckDBPyConnection, segment: str, day: dt.date) ->
     Reruns of a day and backfills compare with the same day before, so their swing is the same.
     """
     migrate(con)
-    earlier = con.execute("select count(*) from state.segment_days where segment = ? and day < ?",
-                          [segment, day]).fetchall()[0][0]
+    earlier = con.execute(
+        "select count(*) from state.segment_days where segment = ? and day < ?", [segment, day]
+    ).fetchall()[0][0]
     if not earlier:
         return None
     return members_on(con, segment, day - dt.timedelta(days=1))

@@ -46,8 +46,10 @@ _NUMBER = re.compile(r"[+-]?(\d+)(?:\.(\d+))?(?![\w.])")
 _BAD_NUMBER = re.compile(r"[+-]?\.?\d[\w.]*")
 _WHITESPACE = re.compile(r"\s+")
 
-VALUE_HINT = ("a value is a number (100, 59.90), a 'string', a date (2026-01-31), a date and time "
-              "(2026-01-31T10:00:00), a relative date (-30d, -2w, -3m, -1y), today or yesterday")
+VALUE_HINT = (
+    "a value is a number (100, 59.90), a 'string', a date (2026-01-31), a date and time "
+    "(2026-01-31T10:00:00), a relative date (-30d, -2w, -3m, -1y), today or yesterday"
+)
 DATETIME_HINT = "a date and time is written 2026-10-01T10:00:00, optionally with an offset: Z or +02:00"
 
 
@@ -103,8 +105,14 @@ def tokenize(source: Source) -> tuple[list[Token], list[SegmentError]]:
         elif c == '"':
             end = text.find('"', pos + 1)
             end = len(text) if end < 0 else end + 1
-            errors.append(source.error(pos, end, "strings are written in single quotes",
-                                       hint="write 'like this'; a quote inside is \\' and a backslash \\\\"))
+            errors.append(
+                source.error(
+                    pos,
+                    end,
+                    "strings are written in single quotes",
+                    hint="write 'like this'; a quote inside is \\' and a backslash \\\\",
+                )
+            )
             pos = end
         elif m := _WORD.match(text, pos):
             word = m.group()
@@ -126,8 +134,11 @@ def tokenize(source: Source) -> tuple[list[Token], list[SegmentError]]:
             try:
                 add("date", pos, m.end(), dt.date.fromisoformat(m.group()))
             except ValueError:
-                errors.append(source.error(pos, m.end(), f"{m.group()} is not a date",
-                                           hint="dates are YYYY-MM-DD, such as 2026-01-31"))
+                errors.append(
+                    source.error(
+                        pos, m.end(), f"{m.group()} is not a date", hint="dates are YYYY-MM-DD, such as 2026-01-31"
+                    )
+                )
             pos = m.end()
         elif m := _LOOSE_DATE.match(text, pos):
             errors.append(source.error(pos, m.end(), f"{m.group()} is not a date", hint=_date_hint(m)))
@@ -142,21 +153,39 @@ def tokenize(source: Source) -> tuple[list[Token], list[SegmentError]]:
         elif m := _NUMBER.match(text, pos):
             integer, fraction = m.group(1), m.group(2) or ""
             if len(integer.lstrip("0")) > MAX_INTEGER_DIGITS or len(fraction) > MAX_FRACTION_DIGITS:
-                errors.append(source.error(pos, m.end(), "number too long",
-                                           hint=f"numbers have at most {MAX_INTEGER_DIGITS} digits before the "
-                                                f"decimal point and {MAX_FRACTION_DIGITS} after it"))
+                errors.append(
+                    source.error(
+                        pos,
+                        m.end(),
+                        "number too long",
+                        hint=f"numbers have at most {MAX_INTEGER_DIGITS} digits before the "
+                        f"decimal point and {MAX_FRACTION_DIGITS} after it",
+                    )
+                )
             else:
                 add("number", pos, m.end(), Decimal(m.group()))
             pos = m.end()
         elif m := _BAD_NUMBER.match(text, pos):
-            errors.append(source.error(pos, m.end(), f"{m.group()!r} is not a number, date or relative date",
-                                       hint="numbers look like 100 or 59.90, dates like 2026-01-31, relative "
-                                            "dates like -30d, -2w, -3m or -1y"))
+            errors.append(
+                source.error(
+                    pos,
+                    m.end(),
+                    f"{m.group()!r} is not a number, date or relative date",
+                    hint="numbers look like 100 or 59.90, dates like 2026-01-31, relative "
+                    "dates like -30d, -2w, -3m or -1y",
+                )
+            )
             pos = m.end()
         else:
-            errors.append(source.error(pos, pos + 1, f"unexpected character {c!r}",
-                                       hint="a query is conditions joined by AND and OR, such as "
-                                            "amount_spent > 100 AND customer_tags CONTAINS 'vip'"))
+            errors.append(
+                source.error(
+                    pos,
+                    pos + 1,
+                    f"unexpected character {c!r}",
+                    hint="a query is conditions joined by AND and OR, such as "
+                    "amount_spent > 100 AND customer_tags CONTAINS 'vip'",
+                )
+            )
     return tokens, errors
 
 
@@ -169,21 +198,31 @@ def _string(source: Source, start: int, add, errors: list[SegmentError]) -> int:
             add("string", start, pos + 1, "".join(chars))
             return pos + 1
         if c == "\\":
-            following = text[pos + 1:pos + 2]
+            following = text[pos + 1 : pos + 2]
             if following in ("'", "\\"):
                 chars.append(following)
                 pos += 2
                 continue
-            errors.append(source.error(pos, pos + 2, f"unknown escape \\{following}" if following else
-                                       "a backslash ends the query",
-                                       hint="inside a string, \\' is a quote and \\\\ a backslash; "
-                                            "nothing else is escaped"))
+            errors.append(
+                source.error(
+                    pos,
+                    pos + 2,
+                    f"unknown escape \\{following}" if following else "a backslash ends the query",
+                    hint="inside a string, \\' is a quote and \\\\ a backslash; nothing else is escaped",
+                )
+            )
             pos += 2
             continue
         chars.append(c)
         pos += 1
-    errors.append(source.error(start, start + 1, "string not closed",
-                               hint="end the string with a single quote; a quote inside it is written \\'"))
+    errors.append(
+        source.error(
+            start,
+            start + 1,
+            "string not closed",
+            hint="end the string with a single quote; a quote inside it is written \\'",
+        )
+    )
     return pos
 
 
@@ -201,10 +240,14 @@ def _date_hint(m: re.Match) -> str:
 def parse(source: Source) -> tuple[t.Node | None, list[SegmentError]]:
     """The tree of a query and every syntax error found; the tree holds the conditions that parsed."""
     if len(source.text) > MAX_QUERY_LENGTH:
-        return None, [source.error(MAX_QUERY_LENGTH, MAX_QUERY_LENGTH + 1,
-                                   f"the query is {len(source.text):,} characters long; at most "
-                                   f"{MAX_QUERY_LENGTH:,}",
-                                   hint="split it into segments and combine them with segments CONTAINS 'name'")]
+        return None, [
+            source.error(
+                MAX_QUERY_LENGTH,
+                MAX_QUERY_LENGTH + 1,
+                f"the query is {len(source.text):,} characters long; at most {MAX_QUERY_LENGTH:,}",
+                hint="split it into segments and combine them with segments CONTAINS 'name'",
+            )
+        ]
     tokens, errors = tokenize(source)
     if errors:
         return None, errors
@@ -264,22 +307,31 @@ class _Parser:
         columns only choose what the editor displays, so they are read and left aside."""
         self.advance()
         if not self.is_word("customers"):
-            raise self.abort(self.token, f"expected customers after FROM, found {self.token.describe()}",
-                             hint="a segment is a set of customers: FROM customers WHERE <query>")
+            raise self.abort(
+                self.token,
+                f"expected customers after FROM, found {self.token.describe()}",
+                hint="a segment is a set of customers: FROM customers WHERE <query>",
+            )
         self.advance()
         if self.is_word("show"):
             self.advance()
             while True:
                 if self.token.kind != "word" or self.is_word("where"):
-                    raise self.abort(self.token, f"expected a column name after SHOW, found {self.token.describe()}",
-                                     hint="SHOW lists columns separated by commas: SHOW customer_name, amount_spent")
+                    raise self.abort(
+                        self.token,
+                        f"expected a column name after SHOW, found {self.token.describe()}",
+                        hint="SHOW lists columns separated by commas: SHOW customer_name, amount_spent",
+                    )
                 self.advance()
                 if self.token.kind != ",":
                     break
                 self.advance()
         if not self.is_word("where"):
-            raise self.abort(self.token, f"expected WHERE, found {self.token.describe()}",
-                             hint="write FROM customers WHERE <query>, or the query alone")
+            raise self.abort(
+                self.token,
+                f"expected WHERE, found {self.token.describe()}",
+                hint="write FROM customers WHERE <query>, or the query alone",
+            )
         where = self.advance()
         if self.token.kind == "end":
             raise self.abort(where, "WHERE without a query", hint="write a condition such as amount_spent > 100")
@@ -295,17 +347,26 @@ class _Parser:
             self.advance()
             self.advance()
             if self.token.kind != "word":
-                raise self.abort(self.token, f"expected a column name after ORDER BY, found {self.token.describe()}",
-                                 hint="write ORDER BY updated_at, or leave ORDER BY out")
+                raise self.abort(
+                    self.token,
+                    f"expected a column name after ORDER BY, found {self.token.describe()}",
+                    hint="write ORDER BY updated_at, or leave ORDER BY out",
+                )
             self.advance()
             if self.is_word("asc", "desc"):
                 self.advance()
         if self.is_word("limit"):
-            raise self.abort(self.token, "LIMIT does not apply to a segment",
-                             hint="a segment holds every customer who matches: remove LIMIT")
+            raise self.abort(
+                self.token,
+                "LIMIT does not apply to a segment",
+                hint="a segment holds every customer who matches: remove LIMIT",
+            )
         if self.token.kind != "end":
-            raise self.abort(self.token, f"expected the end of the query, found {self.token.describe()}",
-                             hint="after WHERE <query> only ORDER BY <column> may follow")
+            raise self.abort(
+                self.token,
+                f"expected the end of the query, found {self.token.describe()}",
+                hint="after WHERE <query> only ORDER BY <column> may follow",
+            )
 
     # or_expr := and_expr ( OR and_expr )*
     def or_expr(self, depth: int) -> t.Node | None:
@@ -323,14 +384,22 @@ class _Parser:
             if self.is_keyword("and"):
                 self.advance()
                 items.append(self.term(depth))
-            elif self.is_keyword("or") or token.kind == "end" or (token.kind == ")" and depth > 0) \
-                    or (self.editor and depth == 0 and self.at_editor_footer()):
+            elif (
+                self.is_keyword("or")
+                or token.kind == "end"
+                or (token.kind == ")" and depth > 0)
+                or (self.editor and depth == 0 and self.at_editor_footer())
+            ):
                 return _join(t.And, items)
             else:
-                message = ("')' without a matching '('" if token.kind == ")" else
-                           f"expected AND, OR or the end of the query, found {token.describe()}")
-                self.errors.append(self.source.error(token.start, token.end, message,
-                                                     hint="join conditions with AND or OR"))
+                message = (
+                    "')' without a matching '('"
+                    if token.kind == ")"
+                    else f"expected AND, OR or the end of the query, found {token.describe()}"
+                )
+                self.errors.append(
+                    self.source.error(token.start, token.end, message, hint="join conditions with AND or OR")
+                )
                 self.advance()
                 self.skip_condition()
 
@@ -340,16 +409,19 @@ class _Parser:
             return self.recovering_condition()
         opening = self.token
         if depth >= MAX_NESTING:
-            raise self.abort(opening, "parentheses nested too deep",
-                             hint=f"at most {MAX_NESTING} levels; AND and OR take any number of conditions "
-                                  "without them")
+            raise self.abort(
+                opening,
+                "parentheses nested too deep",
+                hint=f"at most {MAX_NESTING} levels; AND and OR take any number of conditions without them",
+            )
         self.advance()
         node = self.or_expr(depth + 1)
         if self.token.kind == ")":
             self.advance()
         else:
-            self.errors.append(self.source.error(opening.start, opening.end, "'(' is never closed",
-                                                 hint="add the matching ')'"))
+            self.errors.append(
+                self.source.error(opening.start, opening.end, "'(' is never closed", hint="add the matching ')'")
+            )
         return node
 
     def recovering_condition(self) -> t.Condition | None:
@@ -380,9 +452,11 @@ class _Parser:
     def name(self, what: str) -> t.Name:
         token = self.token
         if token.kind != "word":
-            raise self.fail(token, f"expected {what}, found {token.describe()}",
-                            hint="a condition starts with an attribute such as amount_spent or a function "
-                                 "such as orders_placed")
+            raise self.fail(
+                token,
+                f"expected {what}, found {token.describe()}",
+                hint="a condition starts with an attribute such as amount_spent or a function such as orders_placed",
+            )
         self.advance()
         return t.Name(token.text, t.Span(token.start, token.end))
 
@@ -417,8 +491,11 @@ class _Parser:
             values, end = self.in_values(name.text)
             return t.In(name, values, negated, t.Span(start, end))
         if negated:
-            raise self.fail(self.token, f"expected CONTAINS, MATCHES or IN after NOT, found {self.token.describe()}",
-                            hint="NOT is only written as NOT CONTAINS, NOT MATCHES, NOT IN or IS NOT NULL")
+            raise self.fail(
+                self.token,
+                f"expected CONTAINS, MATCHES or IN after NOT, found {self.token.describe()}",
+                hint="NOT is only written as NOT CONTAINS, NOT MATCHES, NOT IN or IS NOT NULL",
+            )
         if self.is_keyword("is"):
             self.advance()
             negated = self.is_keyword("not")
@@ -426,13 +503,19 @@ class _Parser:
                 self.advance()
             end = self.token
             if not self.is_keyword("null"):
-                raise self.fail(end, f"expected NULL after IS{' NOT' if negated else ''}, found {end.describe()}",
-                                hint="IS is only written as IS NULL or IS NOT NULL")
+                raise self.fail(
+                    end,
+                    f"expected NULL after IS{' NOT' if negated else ''}, found {end.describe()}",
+                    hint="IS is only written as IS NULL or IS NOT NULL",
+                )
             self.advance()
             return t.IsNull(name, negated, t.Span(start, end.end))
-        raise self.fail(token, f"expected an operator after {name.text}, found {token.describe()}",
-                        hint="operators are =, !=, >, >=, <, <=, BETWEEN, CONTAINS, NOT CONTAINS, IN, NOT IN, "
-                             "IS NULL, IS NOT NULL, MATCHES and NOT MATCHES")
+        raise self.fail(
+            token,
+            f"expected an operator after {name.text}, found {token.describe()}",
+            hint="operators are =, !=, >, >=, <, <=, BETWEEN, CONTAINS, NOT CONTAINS, IN, NOT IN, "
+            "IS NULL, IS NOT NULL, MATCHES and NOT MATCHES",
+        )
 
     def call(self, name: t.Name) -> t.Condition:
         """The deprecated form: `fn(p: v, ...) = true` is `fn MATCHES (...)`, `= false` is NOT MATCHES."""
@@ -449,9 +532,11 @@ class _Parser:
             self.advance()
             low, high = self.between(f"{name.text}(...)")
             return t.CalledWithValue(name, t.Span(start, high.span.end), params, "BETWEEN", (low, high))
-        raise self.fail(token, f"expected = true or = false after {name.text}(...), found {token.describe()}",
-                        hint=f"write {name.text} MATCHES (param = value, ...), or the older "
-                             f"{name.text}(param: value) = true")
+        raise self.fail(
+            token,
+            f"expected = true or = false after {name.text}(...), found {token.describe()}",
+            hint=f"write {name.text} MATCHES (param = value, ...), or the older {name.text}(param: value) = true",
+        )
 
     # call_params := "(" [ name ":" ( value | "(" value ("," value)* ")" ) ( "," ... )* ] ")"
     def call_params(self, function: str) -> tuple[t.Param, ...]:
@@ -460,15 +545,20 @@ class _Parser:
         while self.token.kind != ")":
             if params:
                 if self.token.kind != ",":
-                    raise self.fail(self.token, f"expected ',' or ')' in the parameters of {function}, found "
-                                                f"{self.token.describe()}",
-                                    hint="separate parameters with commas: (id: 42, date: -30d)")
+                    raise self.fail(
+                        self.token,
+                        f"expected ',' or ')' in the parameters of {function}, found {self.token.describe()}",
+                        hint="separate parameters with commas: (id: 42, date: -30d)",
+                    )
                 self.advance()
             name = self.name("a parameter name")
             if self.token.kind != ":":
-                raise self.fail(self.token, f"expected ':' after {name.text}, found {self.token.describe()}",
-                                hint=f"in {function}(...) a parameter is written name: value; or write "
-                                     f"{function} MATCHES ({name.text} = value)")
+                raise self.fail(
+                    self.token,
+                    f"expected ':' after {name.text}, found {self.token.describe()}",
+                    hint=f"in {function}(...) a parameter is written name: value; or write "
+                    f"{function} MATCHES ({name.text} = value)",
+                )
             self.advance()
             params.append(self.call_param(name))
         self.advance()
@@ -488,17 +578,22 @@ class _Parser:
     def between(self, name: str) -> tuple[t.Value, t.Value]:
         low = self.value(f"after {name} BETWEEN")
         if not self.is_keyword("and"):
-            raise self.fail(self.token, f"expected AND in {name} BETWEEN ... AND ..., found "
-                                        f"{self.token.describe()}", hint="BETWEEN takes two values: "
-                                                                         "BETWEEN 10 AND 20 (both included)")
+            raise self.fail(
+                self.token,
+                f"expected AND in {name} BETWEEN ... AND ..., found {self.token.describe()}",
+                hint="BETWEEN takes two values: BETWEEN 10 AND 20 (both included)",
+            )
         self.advance()
         return low, self.value(f"after {name} BETWEEN ... AND")
 
     # params := "(" [ param ( "," param )* ] ")"     -- MATCHES () is "any row at all"
     def params(self, function: str) -> tuple[tuple[t.Param, ...], int]:
         if self.token.kind != "(":
-            raise self.fail(self.token, f"expected '(' after {function} MATCHES, found {self.token.describe()}",
-                            hint=f"write {function} MATCHES (param = value, ...)")
+            raise self.fail(
+                self.token,
+                f"expected '(' after {function} MATCHES, found {self.token.describe()}",
+                hint=f"write {function} MATCHES (param = value, ...)",
+            )
         self.advance()
         params = []
         if self.token.kind == ")":
@@ -509,9 +604,11 @@ class _Parser:
             if token.kind == ")":
                 return tuple(params), token.end
             if token.kind != ",":
-                raise self.fail(token, f"expected ',' or ')' in the parameters of {function}, found "
-                                       f"{token.describe()}", hint="separate parameters with commas: "
-                                                                   "(date >= -30d, count >= 2)")
+                raise self.fail(
+                    token,
+                    f"expected ',' or ')' in the parameters of {function}, found {token.describe()}",
+                    hint="separate parameters with commas: (date >= -30d, count >= 2)",
+                )
 
     # param := name cmp value | name "=" "(" values ")" | name BETWEEN value AND value | name [NOT] IN "(" values ")"
     def param(self) -> t.Param:
@@ -533,8 +630,11 @@ class _Parser:
         if negated:
             self.advance()
         if not self.is_keyword("in"):
-            raise self.fail(self.token, f"expected an operator after {name.text}, found {self.token.describe()}",
-                            hint="parameters take =, !=, >, >=, <, <=, BETWEEN, IN (...) or NOT IN (...)")
+            raise self.fail(
+                self.token,
+                f"expected an operator after {name.text}, found {self.token.describe()}",
+                hint="parameters take =, !=, >, >=, <, <=, BETWEEN, IN (...) or NOT IN (...)",
+            )
         values, end = self.in_values(name.text)
         return t.ParamIn(name, values, negated, t.Span(start, end))
 
@@ -542,8 +642,9 @@ class _Parser:
         """IN ( value, ... ), from the IN keyword; the values and the offset after ')'."""
         self.advance()
         if self.token.kind != "(":
-            raise self.fail(self.token, f"expected '(' after IN, found {self.token.describe()}",
-                            hint="write IN ('a', 'b')")
+            raise self.fail(
+                self.token, f"expected '(' after IN, found {self.token.describe()}", hint="write IN ('a', 'b')"
+            )
         return self.value_list(f"in {name} IN (...)")
 
     def value_list(self, where: str) -> tuple[tuple[t.Value, ...], int]:
@@ -555,8 +656,11 @@ class _Parser:
             values.append(self.value(where))
         end = self.token
         if end.kind != ")":
-            raise self.fail(end, f"expected ',' or ')' in IN (...), found {end.describe()}",
-                            hint="separate values with commas: IN ('a', 'b')")
+            raise self.fail(
+                end,
+                f"expected ',' or ')' in IN (...), found {end.describe()}",
+                hint="separate values with commas: IN ('a', 'b')",
+            )
         self.advance()
         return tuple(values), end.end
 

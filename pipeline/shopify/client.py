@@ -111,15 +111,13 @@ RESOURCES: tuple[BulkResource, ...] = (
         "products.jsonl",
         "products",
         ("read_products",),
-        "id title handle productType vendor tags updatedAt"
-        " collections { edges { node { id handle title } } }",
+        "id title handle productType vendor tags updatedAt collections { edges { node { id handle title } } }",
     ),
     BulkResource(
         "abandoned_checkouts.jsonl",
         "abandonedCheckouts",
         ("read_orders", "read_customers"),
-        "id createdAt updatedAt completedAt abandonedCheckoutUrl customer { id }"
-        f" totalPriceSet {{ {_MONEY} }}",
+        f"id createdAt updatedAt completedAt abandonedCheckoutUrl customer {{ id }} totalPriceSet {{ {_MONEY} }}",
     ),
     # Every customer id the shop still has: bulk queries report changes, never deletions, so a
     # customer missing from this sweep was deleted. Asked after the customers themselves, so a
@@ -196,9 +194,7 @@ class ShopifyClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not token:
-            raise ShopifyConfigError(
-                "no Shopify access token: set SHOPIFY_ACCESS_TOKEN to the app's Admin API token"
-            )
+            raise ShopifyConfigError("no Shopify access token: set SHOPIFY_ACCESS_TOKEN to the app's Admin API token")
         self.base_url = _base_url(store)
         self.api_version = api_version
         self._endpoint = f"{self.base_url}/admin/api/{api_version}/graphql.json"
@@ -280,9 +276,7 @@ class ShopifyClient:
             _RUN_BULK, {"query": bulk_query(resource, since)}, purpose=purpose, scopes=resource.scopes
         )["bulkOperationRunQuery"]
         if started["userErrors"] or not started["bulkOperation"]:
-            problems = (
-                "; ".join(e.get("message", "?") for e in started["userErrors"]) or "no operation returned"
-            )
+            problems = "; ".join(e.get("message", "?") for e in started["userErrors"]) or "no operation returned"
             # the usual cause: a field the pinned API version renamed or removed, which the message names
             raise ShopifyQueryError(
                 f"Shopify refused {purpose}: {problems} (asked of Admin API {self.api_version}; smsseg's queries"
@@ -305,9 +299,7 @@ class ShopifyClient:
         while True:
             operation = self.graphql(_POLL_BULK, {"id": operation_id}, purpose=f"polling {purpose}")["node"]
             if operation is None:
-                raise BulkOperationFailed(
-                    f"{purpose} ({operation_id}) vanished on Shopify's side", "UNKNOWN", None
-                )
+                raise BulkOperationFailed(f"{purpose} ({operation_id}) vanished on Shopify's side", "UNKNOWN", None)
             status = operation["status"]
             if status in ("COMPLETED", "FAILED", "CANCELED", "EXPIRED"):
                 return operation
@@ -329,8 +321,16 @@ class ShopifyClient:
         last, posted to the storage URL without our token."""
         created = self.graphql(
             _STAGE_UPLOAD,
-            {"input": [{"resource": "BULK_MUTATION_VARIABLES", "filename": filename, "mimeType": "text/jsonl",
-                        "httpMethod": "POST"}]},
+            {
+                "input": [
+                    {
+                        "resource": "BULK_MUTATION_VARIABLES",
+                        "filename": filename,
+                        "mimeType": "text/jsonl",
+                        "httpMethod": "POST",
+                    }
+                ]
+            },
             purpose=f"staging {purpose}",
             scopes=scopes,
         )["stagedUploadsCreate"]
@@ -351,11 +351,13 @@ class ShopifyClient:
                 )
             return form["key"]
 
-        return self._retrying(upload, f"uploading {purpose}", endpoint("POST", target["url"]),
-                              ShopifyRetriesExhausted, "rerun later")
+        return self._retrying(
+            upload, f"uploading {purpose}", endpoint("POST", target["url"]), ShopifyRetriesExhausted, "rerun later"
+        )
 
-    def run_bulk_mutation(self, mutation: str, staged_path: str, *, purpose: str, scopes: tuple[str, ...],
-                          slot_timeout_s: float = 600.0) -> dict[str, Any]:
+    def run_bulk_mutation(
+        self, mutation: str, staged_path: str, *, purpose: str, scopes: tuple[str, ...], slot_timeout_s: float = 600.0
+    ) -> dict[str, Any]:
         """Start a bulk mutation over an uploaded variables file and wait for it to end; returns the operation.
 
         A shop runs at most BULK_MUTATION_SLOTS bulk mutations at once (any app's of ours): while all are
@@ -424,9 +426,13 @@ class ShopifyClient:
                 return lines
 
         try:
-            return self._retrying(attempt, f"downloading the result of {what}", endpoint("GET", url), DownloadError,
-                                  f"the download was cut off or refused each time; nothing was written: check the"
-                                  f" network and {rerun}")
+            return self._retrying(
+                attempt,
+                f"downloading the result of {what}",
+                endpoint("GET", url),
+                DownloadError,
+                f"the download was cut off or refused each time; nothing was written: check the network and {rerun}",
+            )
         except BaseException:
             part.unlink(missing_ok=True)
             raise
@@ -478,11 +484,17 @@ class ShopifyClient:
                 raise ShopifyQueryError(f"Shopify rejected {purpose}: {messages}")
             return payload["data"]
 
-        return self._retrying(attempt, purpose, endpoint("POST", self._endpoint), ShopifyRetriesExhausted,
-                              "Shopify or the network is struggling: rerun later")
+        return self._retrying(
+            attempt,
+            purpose,
+            endpoint("POST", self._endpoint),
+            ShopifyRetriesExhausted,
+            "Shopify or the network is struggling: rerun later",
+        )
 
-    def _retrying(self, attempt: Callable[[], Any], what: str, where: str, error: type[ShopifyError],
-                  advice: str) -> Any:
+    def _retrying(
+        self, attempt: Callable[[], Any], what: str, where: str, error: type[ShopifyError], advice: str
+    ) -> Any:
         """`attempt` under the retry policy; when it runs out, `error` with the policy's message and `advice`."""
         try:
             return with_retries(attempt, what=what, where=where, policy=self._retry, sleep=self._sleep)

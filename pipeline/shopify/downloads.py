@@ -50,8 +50,9 @@ class ShopifySource:
             return self.data_dir / "inbox"
         latest = latest_download(self.data_dir)
         if latest is None:
-            raise StoreError(f"{downloads_dir(self.data_dir)}: no Shopify download yet. "
-                             "Materialise raw/shopify_download first.")
+            raise StoreError(
+                f"{downloads_dir(self.data_dir)}: no Shopify download yet. Materialise raw/shopify_download first."
+            )
         return latest
 
 
@@ -74,8 +75,11 @@ def download(client: ShopifyClient, data_dir: Path) -> tuple[Path, dict]:
     since = bookmark(data_dir)
     folder = downloads_dir(data_dir) / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     result = client.extract(folder, since=since)
-    manifest = {"started_at": result.started_at.isoformat(), "since": since.isoformat() if since else None,
-                "rows": dict(result.rows)}
+    manifest = {
+        "started_at": result.started_at.isoformat(),
+        "since": since.isoformat() if since else None,
+        "rows": dict(result.rows),
+    }
     tmp = folder / f".{MANIFEST}.tmp"
     tmp.write_text(json.dumps(manifest))
     tmp.rename(folder / MANIFEST)

@@ -66,8 +66,12 @@ class _Resource:
 
 # What each bulk-queryable root connection serves, and the scope Shopify demands for it.
 _RESOURCES = {
-    "customers": _Resource("customers.jsonl", "Customer", "read_customers",
-                           {"metafields": "Metafield", "storeCreditAccounts": "StoreCreditAccount"}),
+    "customers": _Resource(
+        "customers.jsonl",
+        "Customer",
+        "read_customers",
+        {"metafields": "Metafield", "storeCreditAccounts": "StoreCreditAccount"},
+    ),
     "orders": _Resource("orders.jsonl", "Order", "read_orders", {"lineItems": "LineItem"}),
     "products": _Resource("products.jsonl", "Product", "read_products", {"collections": "Collection"}),
     "abandonedCheckouts": _Resource("abandoned_checkouts.jsonl", "AbandonedCheckout", "read_orders", {}),
@@ -151,13 +155,22 @@ class ShopifyEmulator(LoopbackServer):
         self._bulk_mutation_slots = bulk_mutation_slots
         self.customer_tags = CustomerTags(self.store_dir)
         self.staged_uploads = StagedUploads(upload_limit_bytes)
-        self._tags_api = TagsApi(self.customer_tags, self.staged_uploads, lambda: self.url + STAGED_UPLOAD_PATH,
-                                 self._start_bulk_mutation, lambda: self.faults.missing_scope)
+        self._tags_api = TagsApi(
+            self.customer_tags,
+            self.staged_uploads,
+            lambda: self.url + STAGED_UPLOAD_PATH,
+            self._start_bulk_mutation,
+            lambda: self.faults.missing_scope,
+        )
         # graphql-core calls a root value's callables by field name
-        self._resolvers = {"shop": self._shop, "node": self._node, "currentBulkOperation": self._current_bulk_operation,
-                           "bulkOperationRunQuery": self._bulk_operation_run_query,
-                           **{name: self._bulk_only for name in _RESOURCES if name != "customers"},
-                           **self._tags_api.resolvers()}
+        self._resolvers = {
+            "shop": self._shop,
+            "node": self._node,
+            "currentBulkOperation": self._current_bulk_operation,
+            "bulkOperationRunQuery": self._bulk_operation_run_query,
+            **{name: self._bulk_only for name in _RESOURCES if name != "customers"},
+            **self._tags_api.resolvers(),
+        }
         super().__init__(_handler_for(self), port=port, name="shopify-emulator")
 
     def stop(self) -> None:
@@ -185,9 +198,7 @@ class ShopifyEmulator(LoopbackServer):
         """Take `cost` points from the leaky bucket; False when it does not hold that many."""
         with self._lock:
             now = time.monotonic()
-            self._available = min(
-                self._bucket_size, self._available + (now - self._refilled_at) * self._restore_rate
-            )
+            self._available = min(self._bucket_size, self._available + (now - self._refilled_at) * self._restore_rate)
             self._refilled_at = now
             granted = self._available >= cost
             if granted:
@@ -222,8 +233,9 @@ class ShopifyEmulator(LoopbackServer):
                 ],
                 "extensions": _cost(cost, None, throttle),
             }, True
-        result = execute_sync(SCHEMA, document, root_value=self._resolvers, variable_values=variables,
-                              operation_name=operation_name)
+        result = execute_sync(
+            SCHEMA, document, root_value=self._resolvers, variable_values=variables, operation_name=operation_name
+        )
         reply: dict[str, Any] = {"data": result.data}
         if result.errors:
             reply["errors"] = shopify_errors(result.errors, document)
@@ -308,16 +320,24 @@ class ShopifyEmulator(LoopbackServer):
         """A bulk mutation, if a slot is free: it applies at once and then reports RUNNING until polled
         to its end, so a test decides when its slot frees up. One with a fault set applies nothing."""
         with self._lock:
-            running = sum(o.type == "MUTATION" and o.status in ("CREATED", "RUNNING")
-                          for o in self._operations.values())
+            running = sum(
+                o.type == "MUTATION" and o.status in ("CREATED", "RUNNING") for o in self._operations.values()
+            )
             if running >= self._bulk_mutation_slots:
                 return None
             number = max(self._operations, default=0) + 1
             out = Path(self._workdir.name) / f"{number}.jsonl"
             out.touch()
-            op = _BulkOperation(number=number, file=out, signature=secrets.token_hex(16), created_at=_now(),
-                                object_count=0, root_object_count=0, fail_with=self.faults.fail_operation,
-                                type="MUTATION")
+            op = _BulkOperation(
+                number=number,
+                file=out,
+                signature=secrets.token_hex(16),
+                created_at=_now(),
+                object_count=0,
+                root_object_count=0,
+                fail_with=self.faults.fail_operation,
+                type="MUTATION",
+            )
             self._operations[number] = op
         if op.fail_with is None:
             op.object_count = op.root_object_count = write_results(out)
@@ -367,11 +387,7 @@ def _handler_for(emulator: ShopifyEmulator) -> type[EmulatorHandler]:
             if emulator._take_fault("stalls"):
                 time.sleep(emulator.faults.stall_seconds)
             if emulator._take_fault("server_errors"):
-                status = (
-                    HTTPStatus.BAD_GATEWAY
-                    if emulator.faults.server_errors % 2
-                    else HTTPStatus.SERVICE_UNAVAILABLE
-                )
+                status = HTTPStatus.BAD_GATEWAY if emulator.faults.server_errors % 2 else HTTPStatus.SERVICE_UNAVAILABLE
                 return self._finish(path, status, {"errors": "Service unavailable, try again later"}, carried)
             version = match["version"]
             served = version if version in emulator._api_versions else emulator._api_versions[0]
@@ -404,9 +420,7 @@ def _handler_for(emulator: ShopifyEmulator) -> type[EmulatorHandler]:
             op = emulator._download(int(match["op"]), signature) if match else None
             if op is None or emulator.faults.expired_url:
                 # Shaped like Google Cloud Storage's answer to a signed URL past its expiry.
-                code, details = (
-                    ("AccessDenied", "Request has expired") if op else ("NoSuchKey", "No such object")
-                )
+                code, details = ("AccessDenied", "Request has expired") if op else ("NoSuchKey", "No such object")
                 xml = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
                 xml += f"<Details>{details}</Details></Error>"
                 status = HTTPStatus.FORBIDDEN if op else HTTPStatus.NOT_FOUND
@@ -455,8 +469,11 @@ def _write_bulk_output(
     fields = fields_of(node, fragments, resource.typename)
     nested = {f.name.value: _connection_node(f, fragments) for f in fields if f.name.value in resource.children}
     own_fields = [f for f in fields if f.name.value not in nested]
-    child_fields = {name: fields_of(selection, fragments, resource.children[name])
-                    for name, selection in nested.items() if selection is not None}
+    child_fields = {
+        name: fields_of(selection, fragments, resource.children[name])
+        for name, selection in nested.items()
+        if selection is not None
+    }
     children: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in _read_jsonl(source):
         if "__parentId" in record:
@@ -580,8 +597,10 @@ def _user_errors(*messages: str) -> dict[str, Any]:
 
 def _access_denied(field_name: str, scope: str) -> GraphQLError:
     required = f"`{scope}` access scope."
-    return GraphQLError(f"Access denied for {field_name} field. Required access: {required}",
-                        extensions={"code": "ACCESS_DENIED", "documentation": _SCOPE_DOCS, "requiredAccess": required})
+    return GraphQLError(
+        f"Access denied for {field_name} field. Required access: {required}",
+        extensions={"code": "ACCESS_DENIED", "documentation": _SCOPE_DOCS, "requiredAccess": required},
+    )
 
 
 def _cost(requested: int, actual: int | None, throttle: dict[str, Any]) -> dict[str, Any]:

@@ -69,8 +69,11 @@ class CustomerTags:
 
     def tagged(self, tag: str | None) -> list[dict[str, Any]]:
         with self._lock:
-            return [{**c, "__typename": "Customer"} for c in sorted(self._all().values(), key=_id_order)
-                    if tag is None or tag.lower() in (t.lower() for t in c["tags"])]
+            return [
+                {**c, "__typename": "Customer"}
+                for c in sorted(self._all().values(), key=_id_order)
+                if tag is None or tag.lower() in (t.lower() for t in c["tags"])
+            ]
 
     def change(self, gid: str, tags: list[str], *, add: bool) -> dict[str, Any]:
         """A tagsAdd/tagsRemove payload: Shopify trims tags and compares them case-insensitively."""
@@ -108,20 +111,28 @@ class StagedUploads:
         signature = secrets.token_hex(32)
         with self._lock:
             self._signatures[key] = signature
-        policy = base64.b64encode(json.dumps({"conditions": [["content-length-range", 1, self.limit_bytes]]})
-                                  .encode()).decode()
-        return [{"name": "Content-Type", "value": "text/jsonl"}, {"name": "success_action_status", "value": "201"},
-                {"name": "acl", "value": "private"}, {"name": "key", "value": key},
-                {"name": "x-goog-date", "value": "20261206T000000Z"},
-                {"name": "x-goog-credential", "value": "emulator/20261206/auto/storage/goog4_request"},
-                {"name": "x-goog-algorithm", "value": "GOOG4-RSA-SHA256"},
-                {"name": "x-goog-signature", "value": signature}, {"name": "policy", "value": policy}]
+        policy = base64.b64encode(
+            json.dumps({"conditions": [["content-length-range", 1, self.limit_bytes]]}).encode()
+        ).decode()
+        return [
+            {"name": "Content-Type", "value": "text/jsonl"},
+            {"name": "success_action_status", "value": "201"},
+            {"name": "acl", "value": "private"},
+            {"name": "key", "value": key},
+            {"name": "x-goog-date", "value": "20261206T000000Z"},
+            {"name": "x-goog-credential", "value": "emulator/20261206/auto/storage/goog4_request"},
+            {"name": "x-goog-algorithm", "value": "GOOG4-RSA-SHA256"},
+            {"name": "x-goog-signature", "value": signature},
+            {"name": "policy", "value": policy},
+        ]
 
     def receive(self, fields: dict[str, str], file: bytes | None, size: int) -> tuple[int, str]:
         """An upload POST: (HTTP status, Google Cloud Storage's XML answer)."""
         if size > self.limit_bytes:
-            return 400, _storage_error("EntityTooLarge", "Your proposed upload is larger than the maximum object "
-                                       "size specified in your Policy Document.")
+            return 400, _storage_error(
+                "EntityTooLarge",
+                "Your proposed upload is larger than the maximum object size specified in your Policy Document.",
+            )
         key = fields.get("key", "")
         with self._lock:
             expected = self._signatures.get(key)
@@ -147,8 +158,14 @@ class TagsApi:
     """The resolvers of the schema's fields served here, by field name (graphql-core calls them with their
     arguments)."""
 
-    def __init__(self, tags: CustomerTags, uploads: StagedUploads, upload_url: Callable[[], str],
-                 start_bulk_mutation: StartBulkMutation, missing_scope: Callable[[], str | None]) -> None:
+    def __init__(
+        self,
+        tags: CustomerTags,
+        uploads: StagedUploads,
+        upload_url: Callable[[], str],
+        start_bulk_mutation: StartBulkMutation,
+        missing_scope: Callable[[], str | None],
+    ) -> None:
         self._tags = tags
         self._uploads = uploads
         self._upload_url = upload_url
@@ -162,11 +179,22 @@ class TagsApi:
 
     # --- QueryRoot ---
 
-    def customers(self, info: Any, first: int | None = None, after: str | None = None, last: int | None = None,
-                  before: str | None = None, query: str | None = None, reverse: bool = False) -> dict[str, Any]:
+    def customers(
+        self,
+        info: Any,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        query: str | None = None,
+        reverse: bool = False,
+    ) -> dict[str, Any]:
         if first is None:
-            raise GraphQLError("you must provide one of first or last" if last is None else
-                               "the emulator pages forward only: use first and after")
+            raise GraphQLError(
+                "you must provide one of first or last"
+                if last is None
+                else "the emulator pages forward only: use first and after"
+            )
         if not 0 < first <= _MAX_PAGE:
             raise GraphQLError(f"The maximum number of items that can be requested is {_MAX_PAGE}")
         tag = None
@@ -178,12 +206,18 @@ class TagsApi:
             tag = re.sub(r"\\(.)", r"\1", raw)
         matching = self._tags.tagged(tag)
         start = _cursor_position(after) + 1 if after else 0
-        page = matching[start:start + first]
+        page = matching[start : start + first]
         edges = [{"cursor": _cursor(start + i), "node": c} for i, c in enumerate(page)]
-        return {"edges": edges, "nodes": page,
-                "pageInfo": {"hasNextPage": start + first < len(matching), "hasPreviousPage": start > 0,
-                             "startCursor": edges[0]["cursor"] if edges else None,
-                             "endCursor": edges[-1]["cursor"] if edges else None}}
+        return {
+            "edges": edges,
+            "nodes": page,
+            "pageInfo": {
+                "hasNextPage": start + first < len(matching),
+                "hasPreviousPage": start > 0,
+                "startCursor": edges[0]["cursor"] if edges else None,
+                "endCursor": edges[-1]["cursor"] if edges else None,
+            },
+        }
 
     def nodes(self, info: Any, ids: list[str]) -> list[dict[str, Any] | None]:
         if len(ids) > _MAX_PAGE:
@@ -203,21 +237,34 @@ class TagsApi:
     def _require_write_customers(self, info: Any) -> None:
         if self._missing_scope() == "write_customers":
             scope = "`write_customers` access scope."
-            raise GraphQLError(f"Access denied for {info.field_name} field. Required access: {scope}",
-                               extensions={"code": "ACCESS_DENIED", "requiredAccess": scope})
+            raise GraphQLError(
+                f"Access denied for {info.field_name} field. Required access: {scope}",
+                extensions={"code": "ACCESS_DENIED", "requiredAccess": scope},
+            )
 
     def stagedUploadsCreate(self, info: Any, input: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: A002, N802
         targets = []
         for item in input:
             if item["resource"] != "BULK_MUTATION_VARIABLES" or item.get("httpMethod") != "POST":
-                return {"stagedTargets": None, "userErrors": [
-                    {"field": ["input"], "message": "the emulator stages only BULK_MUTATION_VARIABLES by POST"}]}
-            targets.append({"url": self._upload_url(), "resourceUrl": None, "parameters": self._uploads.form(
-                item["filename"])})
+                return {
+                    "stagedTargets": None,
+                    "userErrors": [
+                        {"field": ["input"], "message": "the emulator stages only BULK_MUTATION_VARIABLES by POST"}
+                    ],
+                }
+            targets.append(
+                {"url": self._upload_url(), "resourceUrl": None, "parameters": self._uploads.form(item["filename"])}
+            )
         return {"stagedTargets": targets, "userErrors": []}
 
-    def bulkOperationRunMutation(self, info: Any, mutation: str, stagedUploadPath: str,  # noqa: N802, N803
-                                 clientIdentifier: str | None = None, groupObjects: bool = False) -> dict[str, Any]:
+    def bulkOperationRunMutation(
+        self,
+        info: Any,
+        mutation: str,
+        stagedUploadPath: str,  # noqa: N802, N803
+        clientIdentifier: str | None = None,
+        groupObjects: bool = False,
+    ) -> dict[str, Any]:
         def refused(code: str, message: str) -> dict[str, Any]:
             return {"bulkOperation": None, "userErrors": [{"field": None, "message": message, "code": code}]}
 

@@ -74,102 +74,368 @@ COMPANIES = 400  # B2B companies; about 3% of customers are a contact of one (a 
 
 # Where each demo city is (degrees), for the default address's geocoding.
 CITY_COORDINATES = {
-    "Milano": (45.4642, 9.19), "Roma": (41.9028, 12.4964), "Napoli": (40.8518, 14.2681),
-    "Torino": (45.0703, 7.6869), "Firenze": (43.7696, 11.2558), "Bologna": (44.4949, 11.3426),
-    "Reggio Emilia": (44.6989, 10.6297), "San Lazzaro di Savena": (44.4706, 11.4085), "Bari": (41.1171, 16.8719),
-    "Verona": (45.4384, 10.9916), "New York City": (40.7128, -74.006), "San Francisco": (37.7749, -122.4194),
-    "Los Angeles": (34.0522, -118.2437), "Chicago": (41.8781, -87.6298), "Austin": (30.2672, -97.7431),
-    "Boston": (42.3601, -71.0589), "Miami": (25.7617, -80.1918), "Seattle": (47.6062, -122.3321),
-    "London": (51.5074, -0.1278), "Manchester": (53.4808, -2.2426), "Edinburgh": (55.9533, -3.1883),
-    "Bristol": (51.4545, -2.5879), "Milton Keynes": (52.0406, -0.7594), "Berlin": (52.52, 13.405),
-    "München": (48.1351, 11.582), "Hamburg": (53.5511, 9.9937), "Frankfurt am Main": (50.1109, 8.6821),
-    "Köln": (50.9375, 6.9603), "Paris": (48.8566, 2.3522), "Lyon": (45.764, 4.8357), "Marseille": (43.2965, 5.3698),
-    "Aix-en-Provence": (43.5297, 5.4474), "Saint-Étienne": (45.4397, 4.3872), "Madrid": (40.4168, -3.7038),
-    "Barcelona": (41.3874, 2.1686), "Valencia": (39.4699, -0.3763), "Sevilla": (37.3891, -5.9845),
-    "Palma de Mallorca": (39.5696, 2.6502), "Toronto": (43.6532, -79.3832), "Vancouver": (49.2827, -123.1207),
-    "Montréal": (45.5019, -73.5674), "Calgary": (51.0447, -114.0719), "Ottawa": (45.4215, -75.6972),
-    "Sydney": (-33.8688, 151.2093), "Melbourne": (-37.8136, 144.9631), "Brisbane": (-27.4698, 153.0251),
-    "Perth": (-31.9505, 115.8605), "Gold Coast": (-28.0167, 153.4),
+    "Milano": (45.4642, 9.19),
+    "Roma": (41.9028, 12.4964),
+    "Napoli": (40.8518, 14.2681),
+    "Torino": (45.0703, 7.6869),
+    "Firenze": (43.7696, 11.2558),
+    "Bologna": (44.4949, 11.3426),
+    "Reggio Emilia": (44.6989, 10.6297),
+    "San Lazzaro di Savena": (44.4706, 11.4085),
+    "Bari": (41.1171, 16.8719),
+    "Verona": (45.4384, 10.9916),
+    "New York City": (40.7128, -74.006),
+    "San Francisco": (37.7749, -122.4194),
+    "Los Angeles": (34.0522, -118.2437),
+    "Chicago": (41.8781, -87.6298),
+    "Austin": (30.2672, -97.7431),
+    "Boston": (42.3601, -71.0589),
+    "Miami": (25.7617, -80.1918),
+    "Seattle": (47.6062, -122.3321),
+    "London": (51.5074, -0.1278),
+    "Manchester": (53.4808, -2.2426),
+    "Edinburgh": (55.9533, -3.1883),
+    "Bristol": (51.4545, -2.5879),
+    "Milton Keynes": (52.0406, -0.7594),
+    "Berlin": (52.52, 13.405),
+    "München": (48.1351, 11.582),
+    "Hamburg": (53.5511, 9.9937),
+    "Frankfurt am Main": (50.1109, 8.6821),
+    "Köln": (50.9375, 6.9603),
+    "Paris": (48.8566, 2.3522),
+    "Lyon": (45.764, 4.8357),
+    "Marseille": (43.2965, 5.3698),
+    "Aix-en-Provence": (43.5297, 5.4474),
+    "Saint-Étienne": (45.4397, 4.3872),
+    "Madrid": (40.4168, -3.7038),
+    "Barcelona": (41.3874, 2.1686),
+    "Valencia": (39.4699, -0.3763),
+    "Sevilla": (37.3891, -5.9845),
+    "Palma de Mallorca": (39.5696, 2.6502),
+    "Toronto": (43.6532, -79.3832),
+    "Vancouver": (49.2827, -123.1207),
+    "Montréal": (45.5019, -73.5674),
+    "Calgary": (51.0447, -114.0719),
+    "Ottawa": (45.4215, -75.6972),
+    "Sydney": (-33.8688, 151.2093),
+    "Melbourne": (-37.8136, 144.9631),
+    "Brisbane": (-27.4698, 153.0251),
+    "Perth": (-31.9505, 115.8605),
+    "Gold Coast": (-28.0167, 153.4),
 }
 
 # Mobile prefixes were checked with `phonenumbers`: every number drawn from them is valid for its region.
 COUNTRIES: tuple[Country, ...] = (
-    Country("IT", 0.40, "39", ("320", "327", "328", "329", "330", "333", "335", "338", "339", "340", "345",
-                               "347", "348", "349", "366", "380", "389", "392", "393"),
-            10, "", (3, 3, 4), (3, 7), ("it", "it", "it", "en"), "it",
-            (("Milano", "MI", "20121"), ("Roma", "RM", "00184"), ("Napoli", "NA", "80133"),
-             ("Torino", "TO", "10121"), ("Firenze", "FI", "50122"), ("Bologna", "BO", "40121"),
-             ("Reggio Emilia", "RE", "42121"), ("San Lazzaro di Savena", "BO", "40068"),
-             ("Bari", "BA", "70121"), ("Verona", "VR", "37121")),
-            ("gmail.com", "libero.it", "hotmail.it", "yahoo.it", "outlook.it", "virgilio.it")),
-    Country("US", 0.15, "1", ("212", "415", "310", "312", "617", "646", "718", "202", "305", "512", "206"),
-            10, "", (3, 3, 4), (3, 3, 4), ("en-US", "en", "en-US", "es"), "en",
-            (("New York City", "NY", "10001"), ("San Francisco", "CA", "94103"),
-             ("Los Angeles", "CA", "90012"),
-             ("Chicago", "IL", "60601"), ("Austin", "TX", "78701"), ("Boston", "MA", "02108"),
-             ("Miami", "FL", "33101"), ("Seattle", "WA", "98101")),
-            ("gmail.com", "yahoo.com", "outlook.com", "icloud.com", "aol.com")),
-    Country("GB", 0.10, "44", ("7400", "7411", "7711", "7799", "7800", "7833", "7900", "7956", "7971"),
-            10, "0", (5, 6), (4, 6), ("en-GB", "en"), "en",
-            (("London", None, "SW1A 1AA"), ("Manchester", None, "M1 1AE"), ("Edinburgh", None, "EH1 1YZ"),
-             ("Bristol", None, "BS1 4DJ"), ("Milton Keynes", None, "MK9 2FP")),
-            ("gmail.com", "hotmail.co.uk", "btinternet.com", "outlook.com")),
-    Country("DE", 0.10, "49", ("151", "152", "157", "159", "160", "162", "170", "171", "172", "175", "176",
-                               "177", "178", "179"),
-            11, "0", (4, 8), (3, 8), ("de", "de", "en"), "de",
-            (("Berlin", None, "10115"), ("München", None, "80331"), ("Hamburg", None, "20095"),
-             ("Frankfurt am Main", None, "60311"), ("Köln", None, "50667")),
-            ("gmail.com", "gmx.de", "web.de", "t-online.de")),
-    Country("FR", 0.08, "33", ("60", "61", "62", "64", "65", "66", "67", "68", "73", "74", "75", "76", "77"),
-            9, "0", (2, 2, 2, 2, 2), (1, 2, 2, 2, 2), ("fr", "fr", "en"), "fr",
-            (("Paris", None, "75001"), ("Lyon", None, "69001"), ("Marseille", None, "13001"),
-             ("Aix-en-Provence", None, "13100"), ("Saint-Étienne", None, "42000")),
-            ("gmail.com", "orange.fr", "free.fr", "laposte.net")),
-    Country("ES", 0.07, "34", ("60", "61", "62", "63", "64", "65", "66", "67", "68", "69", "71", "72", "73"),
-            9, "", (3, 3, 3), (3, 2, 2, 2), ("es", "es", "ca", "en"), "es",
-            (("Madrid", "M", "28013"), ("Barcelona", "B", "08001"), ("Valencia", "V", "46001"),
-             ("Sevilla", "SE", "41001"), ("Palma de Mallorca", "PM", "07001")),
-            ("gmail.com", "hotmail.es", "yahoo.es", "telefonica.net")),
-    Country("CA", 0.05, "1", ("416", "604", "514", "403", "613", "647", "778"),
-            10, "", (3, 3, 4), (3, 3, 4), ("en-CA", "fr-CA", "en"), "en",
-            (("Toronto", "ON", "M5V 2T6"), ("Vancouver", "BC", "V6B 1A1"), ("Montréal", "QC", "H2Y 1C6"),
-             ("Calgary", "AB", "T2P 1J9"), ("Ottawa", "ON", "K1P 1J1")),
-            ("gmail.com", "yahoo.ca", "outlook.com", "rogers.com")),
-    Country("AU", 0.05, "61", ("40", "41", "42", "43"),
-            9, "0", (4, 3, 3), (3, 3, 3), ("en-AU", "en"), "en",
-            (("Sydney", "NSW", "2000"), ("Melbourne", "VIC", "3000"), ("Brisbane", "QLD", "4000"),
-             ("Perth", "WA", "6000"), ("Gold Coast", "QLD", "4217")),
-            ("gmail.com", "bigpond.com", "outlook.com", "optusnet.com.au")),
+    Country(
+        "IT",
+        0.40,
+        "39",
+        (
+            "320",
+            "327",
+            "328",
+            "329",
+            "330",
+            "333",
+            "335",
+            "338",
+            "339",
+            "340",
+            "345",
+            "347",
+            "348",
+            "349",
+            "366",
+            "380",
+            "389",
+            "392",
+            "393",
+        ),
+        10,
+        "",
+        (3, 3, 4),
+        (3, 7),
+        ("it", "it", "it", "en"),
+        "it",
+        (
+            ("Milano", "MI", "20121"),
+            ("Roma", "RM", "00184"),
+            ("Napoli", "NA", "80133"),
+            ("Torino", "TO", "10121"),
+            ("Firenze", "FI", "50122"),
+            ("Bologna", "BO", "40121"),
+            ("Reggio Emilia", "RE", "42121"),
+            ("San Lazzaro di Savena", "BO", "40068"),
+            ("Bari", "BA", "70121"),
+            ("Verona", "VR", "37121"),
+        ),
+        ("gmail.com", "libero.it", "hotmail.it", "yahoo.it", "outlook.it", "virgilio.it"),
+    ),
+    Country(
+        "US",
+        0.15,
+        "1",
+        ("212", "415", "310", "312", "617", "646", "718", "202", "305", "512", "206"),
+        10,
+        "",
+        (3, 3, 4),
+        (3, 3, 4),
+        ("en-US", "en", "en-US", "es"),
+        "en",
+        (
+            ("New York City", "NY", "10001"),
+            ("San Francisco", "CA", "94103"),
+            ("Los Angeles", "CA", "90012"),
+            ("Chicago", "IL", "60601"),
+            ("Austin", "TX", "78701"),
+            ("Boston", "MA", "02108"),
+            ("Miami", "FL", "33101"),
+            ("Seattle", "WA", "98101"),
+        ),
+        ("gmail.com", "yahoo.com", "outlook.com", "icloud.com", "aol.com"),
+    ),
+    Country(
+        "GB",
+        0.10,
+        "44",
+        ("7400", "7411", "7711", "7799", "7800", "7833", "7900", "7956", "7971"),
+        10,
+        "0",
+        (5, 6),
+        (4, 6),
+        ("en-GB", "en"),
+        "en",
+        (
+            ("London", None, "SW1A 1AA"),
+            ("Manchester", None, "M1 1AE"),
+            ("Edinburgh", None, "EH1 1YZ"),
+            ("Bristol", None, "BS1 4DJ"),
+            ("Milton Keynes", None, "MK9 2FP"),
+        ),
+        ("gmail.com", "hotmail.co.uk", "btinternet.com", "outlook.com"),
+    ),
+    Country(
+        "DE",
+        0.10,
+        "49",
+        ("151", "152", "157", "159", "160", "162", "170", "171", "172", "175", "176", "177", "178", "179"),
+        11,
+        "0",
+        (4, 8),
+        (3, 8),
+        ("de", "de", "en"),
+        "de",
+        (
+            ("Berlin", None, "10115"),
+            ("München", None, "80331"),
+            ("Hamburg", None, "20095"),
+            ("Frankfurt am Main", None, "60311"),
+            ("Köln", None, "50667"),
+        ),
+        ("gmail.com", "gmx.de", "web.de", "t-online.de"),
+    ),
+    Country(
+        "FR",
+        0.08,
+        "33",
+        ("60", "61", "62", "64", "65", "66", "67", "68", "73", "74", "75", "76", "77"),
+        9,
+        "0",
+        (2, 2, 2, 2, 2),
+        (1, 2, 2, 2, 2),
+        ("fr", "fr", "en"),
+        "fr",
+        (
+            ("Paris", None, "75001"),
+            ("Lyon", None, "69001"),
+            ("Marseille", None, "13001"),
+            ("Aix-en-Provence", None, "13100"),
+            ("Saint-Étienne", None, "42000"),
+        ),
+        ("gmail.com", "orange.fr", "free.fr", "laposte.net"),
+    ),
+    Country(
+        "ES",
+        0.07,
+        "34",
+        ("60", "61", "62", "63", "64", "65", "66", "67", "68", "69", "71", "72", "73"),
+        9,
+        "",
+        (3, 3, 3),
+        (3, 2, 2, 2),
+        ("es", "es", "ca", "en"),
+        "es",
+        (
+            ("Madrid", "M", "28013"),
+            ("Barcelona", "B", "08001"),
+            ("Valencia", "V", "46001"),
+            ("Sevilla", "SE", "41001"),
+            ("Palma de Mallorca", "PM", "07001"),
+        ),
+        ("gmail.com", "hotmail.es", "yahoo.es", "telefonica.net"),
+    ),
+    Country(
+        "CA",
+        0.05,
+        "1",
+        ("416", "604", "514", "403", "613", "647", "778"),
+        10,
+        "",
+        (3, 3, 4),
+        (3, 3, 4),
+        ("en-CA", "fr-CA", "en"),
+        "en",
+        (
+            ("Toronto", "ON", "M5V 2T6"),
+            ("Vancouver", "BC", "V6B 1A1"),
+            ("Montréal", "QC", "H2Y 1C6"),
+            ("Calgary", "AB", "T2P 1J9"),
+            ("Ottawa", "ON", "K1P 1J1"),
+        ),
+        ("gmail.com", "yahoo.ca", "outlook.com", "rogers.com"),
+    ),
+    Country(
+        "AU",
+        0.05,
+        "61",
+        ("40", "41", "42", "43"),
+        9,
+        "0",
+        (4, 3, 3),
+        (3, 3, 3),
+        ("en-AU", "en"),
+        "en",
+        (
+            ("Sydney", "NSW", "2000"),
+            ("Melbourne", "VIC", "3000"),
+            ("Brisbane", "QLD", "4000"),
+            ("Perth", "WA", "6000"),
+            ("Gold Coast", "QLD", "4217"),
+        ),
+        ("gmail.com", "bigpond.com", "outlook.com", "optusnet.com.au"),
+    ),
 )
 
 # (display name, ascii slug for the e-mail address)
 FIRST_NAMES: dict[str, tuple[tuple[str, str], ...]] = {
-    "it": (("Marco", "marco"), ("Giulia", "giulia"), ("Luca", "luca"), ("Francesca", "francesca"),
-           ("Alessandro", "alessandro"), ("Chiara", "chiara"), ("Niccolò", "niccolo"), ("Sara", "sara"),
-           ("Matteo", "matteo"), ("Martina", "martina"), ("Lorenzo", "lorenzo"), ("Elena", "elena")),
-    "en": (("James", "james"), ("Emily", "emily"), ("Michael", "michael"), ("Olivia", "olivia"),
-           ("David", "david"), ("Sophie", "sophie"), ("Daniel", "daniel"), ("Chloe", "chloe"),
-           ("Jack", "jack"), ("Grace", "grace"), ("Liam", "liam"), ("Zoë", "zoe")),
-    "de": (("Lukas", "lukas"), ("Anna", "anna"), ("Jonas", "jonas"), ("Lena", "lena"), ("Felix", "felix"),
-           ("Jürgen", "juergen"), ("Hannah", "hannah"), ("Maximilian", "maximilian")),
-    "fr": (("Louis", "louis"), ("Camille", "camille"), ("Hugo", "hugo"), ("Léa", "lea"),
-           ("François", "francois"), ("Manon", "manon"), ("Jules", "jules"), ("Chloé", "chloe")),
-    "es": (("Pablo", "pablo"), ("Lucía", "lucia"), ("Javier", "javier"), ("María", "maria"),
-           ("José", "jose"), ("Carmen", "carmen"), ("Sergio", "sergio"), ("Paula", "paula")),
+    "it": (
+        ("Marco", "marco"),
+        ("Giulia", "giulia"),
+        ("Luca", "luca"),
+        ("Francesca", "francesca"),
+        ("Alessandro", "alessandro"),
+        ("Chiara", "chiara"),
+        ("Niccolò", "niccolo"),
+        ("Sara", "sara"),
+        ("Matteo", "matteo"),
+        ("Martina", "martina"),
+        ("Lorenzo", "lorenzo"),
+        ("Elena", "elena"),
+    ),
+    "en": (
+        ("James", "james"),
+        ("Emily", "emily"),
+        ("Michael", "michael"),
+        ("Olivia", "olivia"),
+        ("David", "david"),
+        ("Sophie", "sophie"),
+        ("Daniel", "daniel"),
+        ("Chloe", "chloe"),
+        ("Jack", "jack"),
+        ("Grace", "grace"),
+        ("Liam", "liam"),
+        ("Zoë", "zoe"),
+    ),
+    "de": (
+        ("Lukas", "lukas"),
+        ("Anna", "anna"),
+        ("Jonas", "jonas"),
+        ("Lena", "lena"),
+        ("Felix", "felix"),
+        ("Jürgen", "juergen"),
+        ("Hannah", "hannah"),
+        ("Maximilian", "maximilian"),
+    ),
+    "fr": (
+        ("Louis", "louis"),
+        ("Camille", "camille"),
+        ("Hugo", "hugo"),
+        ("Léa", "lea"),
+        ("François", "francois"),
+        ("Manon", "manon"),
+        ("Jules", "jules"),
+        ("Chloé", "chloe"),
+    ),
+    "es": (
+        ("Pablo", "pablo"),
+        ("Lucía", "lucia"),
+        ("Javier", "javier"),
+        ("María", "maria"),
+        ("José", "jose"),
+        ("Carmen", "carmen"),
+        ("Sergio", "sergio"),
+        ("Paula", "paula"),
+    ),
 }
 LAST_NAMES: dict[str, tuple[tuple[str, str], ...]] = {
-    "it": (("Rossi", "rossi"), ("Russo", "russo"), ("Ferrari", "ferrari"), ("Esposito", "esposito"),
-           ("Bianchi", "bianchi"), ("Romano", "romano"), ("Colombo", "colombo"), ("De Luca", "deluca"),
-           ("Ricci", "ricci"), ("Marino", "marino"), ("D'Angelo", "dangelo"), ("Conti", "conti")),
-    "en": (("Smith", "smith"), ("Johnson", "johnson"), ("Williams", "williams"), ("Brown", "brown"),
-           ("Taylor", "taylor"), ("O'Brien", "obrien"), ("Wilson", "wilson"), ("Clarke", "clarke"),
-           ("Martin", "martin"), ("Lee", "lee"), ("Walker", "walker"), ("Nguyen", "nguyen")),
-    "de": (("Müller", "mueller"), ("Schmidt", "schmidt"), ("Schneider", "schneider"), ("Fischer", "fischer"),
-           ("Weber", "weber"), ("Meyer", "meyer"), ("Wagner", "wagner"), ("Becker", "becker")),
-    "fr": (("Martin", "martin"), ("Bernard", "bernard"), ("Dubois", "dubois"), ("Lefèvre", "lefevre"),
-           ("Moreau", "moreau"), ("Laurent", "laurent"), ("Girard", "girard"), ("Roux", "roux")),
-    "es": (("García", "garcia"), ("Fernández", "fernandez"), ("López", "lopez"), ("Martínez", "martinez"),
-           ("Sánchez", "sanchez"), ("Pérez", "perez"), ("Gómez", "gomez"), ("Ruiz", "ruiz")),
+    "it": (
+        ("Rossi", "rossi"),
+        ("Russo", "russo"),
+        ("Ferrari", "ferrari"),
+        ("Esposito", "esposito"),
+        ("Bianchi", "bianchi"),
+        ("Romano", "romano"),
+        ("Colombo", "colombo"),
+        ("De Luca", "deluca"),
+        ("Ricci", "ricci"),
+        ("Marino", "marino"),
+        ("D'Angelo", "dangelo"),
+        ("Conti", "conti"),
+    ),
+    "en": (
+        ("Smith", "smith"),
+        ("Johnson", "johnson"),
+        ("Williams", "williams"),
+        ("Brown", "brown"),
+        ("Taylor", "taylor"),
+        ("O'Brien", "obrien"),
+        ("Wilson", "wilson"),
+        ("Clarke", "clarke"),
+        ("Martin", "martin"),
+        ("Lee", "lee"),
+        ("Walker", "walker"),
+        ("Nguyen", "nguyen"),
+    ),
+    "de": (
+        ("Müller", "mueller"),
+        ("Schmidt", "schmidt"),
+        ("Schneider", "schneider"),
+        ("Fischer", "fischer"),
+        ("Weber", "weber"),
+        ("Meyer", "meyer"),
+        ("Wagner", "wagner"),
+        ("Becker", "becker"),
+    ),
+    "fr": (
+        ("Martin", "martin"),
+        ("Bernard", "bernard"),
+        ("Dubois", "dubois"),
+        ("Lefèvre", "lefevre"),
+        ("Moreau", "moreau"),
+        ("Laurent", "laurent"),
+        ("Girard", "girard"),
+        ("Roux", "roux"),
+    ),
+    "es": (
+        ("García", "garcia"),
+        ("Fernández", "fernandez"),
+        ("López", "lopez"),
+        ("Martínez", "martinez"),
+        ("Sánchez", "sanchez"),
+        ("Pérez", "perez"),
+        ("Gómez", "gomez"),
+        ("Ruiz", "ruiz"),
+    ),
 }
 
 # Each tag with the spellings merchants actually end up with, so tag matching must ignore case.
@@ -194,34 +460,70 @@ ACCOUNT_STATES = ("DISABLED", "ENABLED", "INVITED", "DECLINED")
 ACCOUNT_STATE_WEIGHTS = (0.55, 0.38, 0.05, 0.02)
 
 # UTC hour-of-day weights: a European shop, busy in the evening; 22-23 UTC is already tomorrow in Rome.
-HOUR_WEIGHTS = np.array([1, 0.5, 0.3, 0.3, 0.4, 0.8, 1.5, 3, 4, 5, 5, 5, 5, 5, 5, 5, 6, 7, 8, 8, 7, 5, 3, 2],
-                        dtype=float)
+HOUR_WEIGHTS = np.array(
+    [1, 0.5, 0.3, 0.3, 0.4, 0.8, 1.5, 3, 4, 5, 5, 5, 5, 5, 5, 5, 6, 7, 8, 8, 7, 5, 3, 2], dtype=float
+)
 
 PRODUCT_KINDS = (  # noun, productType, SKU stem, price range in cents
-    ("Tee", "T-Shirts", "TEE", (1990, 3990)), ("Linen Shirt", "Shirts", "SHR", (4990, 8990)),
-    ("Hoodie", "Sweatshirts", "HOD", (4990, 7990)), ("Sneakers", "Shoes", "SNK", (7990, 14990)),
-    ("Tote Bag", "Bags", "TOT", (1490, 3490)), ("Cap", "Accessories", "CAP", (1490, 2990)),
-    ("Scarf", "Accessories", "SCF", (1990, 4990)), ("Wool Sweater", "Knitwear", "SWT", (6990, 12990)),
-    ("Chinos", "Trousers", "CHN", (4990, 8990)), ("Sunglasses", "Accessories", "SUN", (3990, 11990)),
-    ("Dress", "Dresses", "DRS", (5990, 12990)), ("Rain Jacket", "Outerwear", "JKT", (8990, 19990)),
+    ("Tee", "T-Shirts", "TEE", (1990, 3990)),
+    ("Linen Shirt", "Shirts", "SHR", (4990, 8990)),
+    ("Hoodie", "Sweatshirts", "HOD", (4990, 7990)),
+    ("Sneakers", "Shoes", "SNK", (7990, 14990)),
+    ("Tote Bag", "Bags", "TOT", (1490, 3490)),
+    ("Cap", "Accessories", "CAP", (1490, 2990)),
+    ("Scarf", "Accessories", "SCF", (1990, 4990)),
+    ("Wool Sweater", "Knitwear", "SWT", (6990, 12990)),
+    ("Chinos", "Trousers", "CHN", (4990, 8990)),
+    ("Sunglasses", "Accessories", "SUN", (3990, 11990)),
+    ("Dress", "Dresses", "DRS", (5990, 12990)),
+    ("Rain Jacket", "Outerwear", "JKT", (8990, 19990)),
 )
-PRODUCT_ADJECTIVES = ("Classic", "Organic", "Vintage", "Everyday", "Riviera", "Alpine", "Urban", "Coastal",
-                      "Heritage", "Essential", "Soft", "Bold", "Nomad", "Studio", "Sunset", "Milano")
+PRODUCT_ADJECTIVES = (
+    "Classic",
+    "Organic",
+    "Vintage",
+    "Everyday",
+    "Riviera",
+    "Alpine",
+    "Urban",
+    "Coastal",
+    "Heritage",
+    "Essential",
+    "Soft",
+    "Bold",
+    "Nomad",
+    "Studio",
+    "Sunset",
+    "Milano",
+)
 PRODUCT_COLOURS = ("Black", "White", "Navy", "Sand", "Olive", "Terracotta", "Grey", "Sky")
 VENDORS = ("Demo Store", "Atelier Roma", "Nordic Thread", "Costa Goods")
 PRODUCT_TAGS = ("new", "sale", "organic-cotton", "Made in Italy", "gift", "limited", "unisex", "bestseller")
 SIZES = ("S", "M", "L", "XL")
 COLLECTIONS = (  # handle, title
-    ("summer", "Summer"), ("winter-sale", "Winter Sale"), ("bestsellers", "Bestsellers"),
-    ("new-arrivals", "New Arrivals"), ("accessories", "Accessories"), ("gifts-under-50", "Gifts under 50"),
-    ("black-friday", "Black Friday"), ("outlet", "Outlet"), ("essentials", "Essentials"),
-    ("made-in-italy", "Made in Italy"), ("back-to-school", "Back to School"), ("holiday", "Holiday"),
+    ("summer", "Summer"),
+    ("winter-sale", "Winter Sale"),
+    ("bestsellers", "Bestsellers"),
+    ("new-arrivals", "New Arrivals"),
+    ("accessories", "Accessories"),
+    ("gifts-under-50", "Gifts under 50"),
+    ("black-friday", "Black Friday"),
+    ("outlet", "Outlet"),
+    ("essentials", "Essentials"),
+    ("made-in-italy", "Made in Italy"),
+    ("back-to-school", "Back to School"),
+    ("holiday", "Holiday"),
 )
 
 # SMS campaigns of the year before the end day: seasonal ones on their (month, day), and a newsletter
 # on the first of every month, so every 30 days hold a send. All go out at 10:00 in the shop.
-SEASONAL_CAMPAIGNS = {(1, 7): "winter-sale", (3, 21): "spring-sale", (6, 21): "summer-sale",
-                      (9, 15): "back-in-stock", (11, 27): "black-friday"}
+SEASONAL_CAMPAIGNS = {
+    (1, 7): "winter-sale",
+    (3, 21): "spring-sale",
+    (6, 21): "summer-sale",
+    (9, 15): "back-in-stock",
+    (11, 27): "black-friday",
+}
 MONTHLY_CAMPAIGN = "newsletter"
 CAMPAIGN_REACH = 0.3  # the share of texted numbers each send reaches
 
@@ -229,10 +531,17 @@ CAMPAIGN_REACH = 0.3  # the share of texted numbers each send reaches
 def today() -> datetime.date:
     """The default end day: today where the demo shop is."""
     return datetime.datetime.now(zoneinfo.ZoneInfo(TIMEZONE)).date()
+
+
 # Shopify Email campaigns: the marketing activity's id and the (month, day) it goes out, at 09:00 in the
 # shop, on the latest such day up to the end day; a store generated later repeats the same events.
-EMAIL_ACTIVITIES = ((5_240_029_206, (2, 10)), (1_932_881_090, (6, 29)), (3_250_045_832, (9, 22)),
-                    (4_410_502_117, (11, 15)), (6_021_774_305, (12, 3)))
+EMAIL_ACTIVITIES = (
+    (5_240_029_206, (2, 10)),
+    (1_932_881_090, (6, 29)),
+    (3_250_045_832, (9, 22)),
+    (4_410_502_117, (11, 15)),
+    (6_021_774_305, (12, 3)),
+)
 EMAIL_REACH = 0.6  # the share of email subscribers each campaign is sent to
 # Of a delivered email, the share that each later event follows (clicked: of those opened).
 EMAIL_OPENED, EMAIL_CLICKED, EMAIL_SPAM, EMAIL_UNSUBSCRIBED, EMAIL_BOUNCED = 0.4, 0.25, 0.004, 0.01, 0.03
@@ -240,8 +549,9 @@ STOREFRONT_DAYS = 90  # the storefront events kept: views of the last 90 days
 STOREFRONT_DAILY_VIEWERS = 0.015  # the share of customers who browse on a given day
 
 
-def generate_store(out_dir: Path, customers: int, seed: int = 0, *,
-                   end_day: datetime.date | None = None) -> dict[str, int]:
+def generate_store(
+    out_dir: Path, customers: int, seed: int = 0, *, end_day: datetime.date | None = None
+) -> dict[str, int]:
     """Write a demo store directory of `customers` customers whose history ends on `end_day`.
 
     `end_day` (default today) is a day in the shop's time zone: every record, and every change to
@@ -255,24 +565,47 @@ def generate_store(out_dir: Path, customers: int, seed: int = 0, *,
     end_day = end_day or today()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    end = int(datetime.datetime.combine(end_day + datetime.timedelta(days=1), datetime.time(),
-                                        tzinfo=zoneinfo.ZoneInfo(TIMEZONE)).timestamp())
+    end = int(
+        datetime.datetime.combine(
+            end_day + datetime.timedelta(days=1), datetime.time(), tzinfo=zoneinfo.ZoneInfo(TIMEZONE)
+        ).timestamp()
+    )
     catalog = _Catalog.build(np.random.default_rng([seed, 0]), customers, end)
     sends, email_sends = _campaign_sends(end_day), _email_sends(end_day)
 
     shop = f'{{"name":"Demo Store","ianaTimezone":"{TIMEZONE}","currencyCode":"{CURRENCY}"}}\n'
     (out_dir / "shop.jsonl").write_text(shop, encoding="utf-8")
-    counts = {"customers": 0, "orders": 0, "line_items": 0, "products": catalog.products,
-              "collections": len(COLLECTIONS), "abandoned_checkouts": 0, "sms_events": 0, "redactions": 0,
-              "shopify_email_events": 0, "storefront_events": 0, "customer_metafields": 0,
-              "store_credit_accounts": 0}
+    counts = {
+        "customers": 0,
+        "orders": 0,
+        "line_items": 0,
+        "products": catalog.products,
+        "collections": len(COLLECTIONS),
+        "abandoned_checkouts": 0,
+        "sms_events": 0,
+        "redactions": 0,
+        "shopify_email_events": 0,
+        "storefront_events": 0,
+        "customer_metafields": 0,
+        "store_credit_accounts": 0,
+    }
     with _Files(out_dir) as files:
         catalog.write(files, np.random.default_rng([seed, 1]))
         for chunk_no, start in enumerate(range(0, customers, CHUNK_CUSTOMERS)):
             # One generator per chunk: the output depends only on the arguments, not on memory or timing.
             rng = np.random.default_rng([seed, 2, chunk_no])
-            chunk = _Chunk(rng, start, min(CHUNK_CUSTOMERS, customers - start), end, catalog, counts,
-                           sends, email_sends, (seed, chunk_no), np.random.default_rng([seed, 3, chunk_no]))
+            chunk = _Chunk(
+                rng,
+                start,
+                min(CHUNK_CUSTOMERS, customers - start),
+                end,
+                catalog,
+                counts,
+                sends,
+                email_sends,
+                (seed, chunk_no),
+                np.random.default_rng([seed, 3, chunk_no]),
+            )
             chunk.write(files)
             files.wait_for_previous_chunk()
     return counts
@@ -285,8 +618,16 @@ class _Files:
     next chunk is generated meanwhile. One worker keeps every file's appends in submission order.
     """
 
-    NAMES = ("customers", "orders", "products", "abandoned_checkouts", "sms_events", "redactions",
-             "shopify_email_events", "storefront_events")
+    NAMES = (
+        "customers",
+        "orders",
+        "products",
+        "abandoned_checkouts",
+        "sms_events",
+        "redactions",
+        "shopify_email_events",
+        "storefront_events",
+    )
 
     def __init__(self, out_dir: Path) -> None:
         self._handles = {name: open(out_dir / f"{name}.jsonl", "wb") for name in self.NAMES}  # noqa: SIM115
@@ -352,16 +693,26 @@ def _times_of_day(rng: np.random.Generator, days: np.ndarray, end: int) -> np.nd
     return np.where(moments >= end, moments - DAY, moments)
 
 
-def _write_blocks(files: _Files, name: str, parents: pl.DataFrame, parent_block: np.ndarray,
-                  children: pl.DataFrame, child_slot: np.ndarray) -> None:
+def _write_blocks(
+    files: _Files,
+    name: str,
+    parents: pl.DataFrame,
+    parent_block: np.ndarray,
+    children: pl.DataFrame,
+    child_slot: np.ndarray,
+) -> None:
     """Write parent block b, then the children in slot b + 1; slot 0 comes before every parent.
 
     A child in a slot at or before its parent's block lands before its parent, as the spec allows.
     """
     parent_parts = parents.with_columns(_slot=pl.Series(parent_block)).partition_by(
-        "_slot", maintain_order=True, include_key=False, as_dict=True)
-    child_parts = children.with_columns(_slot=pl.Series(child_slot)).sort("_slot", maintain_order=True) \
+        "_slot", maintain_order=True, include_key=False, as_dict=True
+    )
+    child_parts = (
+        children.with_columns(_slot=pl.Series(child_slot))
+        .sort("_slot", maintain_order=True)
         .partition_by("_slot", maintain_order=True, include_key=False, as_dict=True)
+    )
     blocks = int(parent_block.max(initial=-1)) + 1
     for slot in range(blocks + 1):
         if slot > 0 and (slot - 1,) in parent_parts:
@@ -424,18 +775,29 @@ class _Catalog:
         tag_mask[gift_card] = False
         tags = pa.ListArray.from_arrays(
             np.concatenate([[0], np.cumsum(tag_mask.sum(axis=1))]).astype(np.int32),
-            pa.array(np.broadcast_to(np.array(PRODUCT_TAGS), tag_mask.shape)[tag_mask]))
+            pa.array(np.broadcast_to(np.array(PRODUCT_TAGS), tag_mask.shape)[tag_mask]),
+        )
         updated = end - rng.integers(DAY, HISTORY_DAYS * DAY, n)
         number = np.arange(n)
-        frame = pl.DataFrame({"n": number, "title": title, "kind": kind, "updated": updated,
-                              "tags": pl.from_arrow(tags), "vendor": _pick(rng, VENDORS, n)}).select(
+        frame = pl.DataFrame(
+            {
+                "n": number,
+                "title": title,
+                "kind": kind,
+                "updated": updated,
+                "tags": pl.from_arrow(tags),
+                "vendor": _pick(rng, VENDORS, n),
+            }
+        ).select(
             id=_gid("Product", pl.col("n") + PRODUCT_ID_BASE),
             title=pl.col("title"),
             # The product number keeps handles unique even when two products share a title.
-            handle=pl.col("title").str.to_lowercase().str.replace_all(r"[^a-z0-9]+", "-") + "-"
+            handle=pl.col("title").str.to_lowercase().str.replace_all(r"[^a-z0-9]+", "-")
+            + "-"
             + pl.col("n").cast(pl.String),
-            productType=pl.col("kind").replace_strict(range(len(PRODUCT_KINDS) + 1),
-                                                      [k[1] for k in PRODUCT_KINDS] + ["Gift Cards"]),
+            productType=pl.col("kind").replace_strict(
+                range(len(PRODUCT_KINDS) + 1), [k[1] for k in PRODUCT_KINDS] + ["Gift Cards"]
+            ),
             vendor=pl.col("vendor"),
             tags=pl.col("tags"),
             updatedAt=_ts(pl.col("updated")),
@@ -458,8 +820,9 @@ class _Catalog:
         product_collections = product_collections.with_columns(_product=pl.Series(product_of))
         variants = rng.integers(1, len(SIZES) + 1, n)
         variants[gift_card] = 1
-        return cls(n, frame, product_collections, variants, price, pl.Series(sku), pl.Series(title), popularity,
-                   gift_card)
+        return cls(
+            n, frame, product_collections, variants, price, pl.Series(sku), pl.Series(title), popularity, gift_card
+        )
 
     def write(self, files: _Files, rng: np.random.Generator) -> None:
         n = self.products
@@ -467,7 +830,8 @@ class _Catalog:
         revised = np.flatnonzero(rng.random(n) < 0.03)
         stale = self.frame[revised].with_columns(
             tags=pl.lit(["sale"], dtype=pl.List(pl.String)),
-            updatedAt=_ts(pl.col("updatedAt").str.to_datetime(TS_FORMAT).dt.epoch("s") - 30 * DAY))
+            updatedAt=_ts(pl.col("updatedAt").str.to_datetime(TS_FORMAT).dt.epoch("s") - 30 * DAY),
+        )
         frame = pl.concat([self.frame, stale])
         block = np.concatenate([np.arange(n) // 50, rng.integers(0, (n - 1) // 50 + 1, len(revised))])
         order = np.argsort(block, kind="stable")
@@ -481,9 +845,19 @@ class _Catalog:
 class _Chunk:
     """One slice of customers with their orders, checkouts, SMS events and redactions."""
 
-    def __init__(self, rng: np.random.Generator, start: int, size: int, end: int, catalog: _Catalog,
-                 counts: dict[str, int], sends: list[tuple[str, int, int]], email_sends: list[tuple[int, int, int]],
-                 key: tuple[int, int], statistics_rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        start: int,
+        size: int,
+        end: int,
+        catalog: _Catalog,
+        counts: dict[str, int],
+        sends: list[tuple[str, int, int]],
+        email_sends: list[tuple[int, int, int]],
+        key: tuple[int, int],
+        statistics_rng: np.random.Generator,
+    ) -> None:
         self.rng, self.start, self.size, self.end = rng, start, size, end
         self.catalog, self.counts = catalog, counts
         self.sends, self.email_sends = sends, email_sends
@@ -510,8 +884,11 @@ class _Chunk:
         rest_len = np.array([c.nsn_length - len(c.mobile_prefixes[0]) for c in COUNTRIES])[country]
         nanp = np.array([c.calling_code == "1" for c in COUNTRIES])[country]
         # NANP subscriber numbers cannot start with 0 or 1.
-        rest = np.where(nanp, 2_000_000 + (rng.random(n) * 8_000_000).astype(np.int64),
-                        (rng.random(n) * 10.0**rest_len).astype(np.int64))
+        rest = np.where(
+            nanp,
+            2_000_000 + (rng.random(n) * 8_000_000).astype(np.int64),
+            (rng.random(n) * 10.0**rest_len).astype(np.int64),
+        )
         # Some people share a phone (a couple, a family): the same number, maybe written differently.
         shared = np.flatnonzero(rng.random(n) < 0.02)
         source = rng.integers(0, max(n, 1), len(shared))
@@ -534,33 +911,40 @@ class _Chunk:
         domain = _pick_within(rng, country, [len(c.email_domains) for c in COUNTRIES])
         locale = _pick_within(rng, country, [len(c.locales) for c in COUNTRIES])
 
-        tags = [pl.when(pl.Series(rng.random(n) < p)).then(pl.Series(_pick(rng, spellings, n)))
-                for p, spellings in CUSTOMER_TAGS]
-        frame = pl.DataFrame({
-            "number": CUSTOMER_ID_BASE + self.start + np.arange(n),
-            "country": country, "nsn": nsn, "created": created, "updated": updated,
-            "first": pl.Series(first_names).gather(first), "last": pl.Series(last_names).gather(last),
-            "first_slug": pl.Series(first_slugs).gather(first),
-            "last_slug": pl.Series(last_slugs).gather(last),
-            "domain": pl.Series([d for c in COUNTRIES for d in c.email_domains]).gather(domain),
-            "locale": pl.Series([loc for c in COUNTRIES for loc in c.locales]).gather(locale),
-            "has_name": rng.random(n) >= 0.03,
-            "has_email": rng.random(n) >= 0.08,
-            "email_style": rng.integers(0, 4, n),
-            "email_state": _pick(rng, EMAIL_STATES, n, EMAIL_STATE_WEIGHTS),
-            "state": _pick(rng, ACCOUNT_STATES, n, ACCOUNT_STATE_WEIGHTS),
-            "has_phone": rng.random(n) >= 0.12,
-            "phone_format": rng.choice(6, size=n, p=[0.30, 0.08, 0.08, 0.25, 0.23, 0.06]),
-            "sms": _pick(rng, SMS_STATES, n, SMS_STATE_WEIGHTS),
-            "opt_in_level": _pick(rng, OPT_IN_LEVELS, n, (0.6, 0.3, 0.1)),
-            "sms_updated": created + (rng.random(n) * (updated - created)).astype(np.int64),
-            "addresses": self._addresses(country),
-        })
+        tags = [
+            pl.when(pl.Series(rng.random(n) < p)).then(pl.Series(_pick(rng, spellings, n)))
+            for p, spellings in CUSTOMER_TAGS
+        ]
+        frame = pl.DataFrame(
+            {
+                "number": CUSTOMER_ID_BASE + self.start + np.arange(n),
+                "country": country,
+                "nsn": nsn,
+                "created": created,
+                "updated": updated,
+                "first": pl.Series(first_names).gather(first),
+                "last": pl.Series(last_names).gather(last),
+                "first_slug": pl.Series(first_slugs).gather(first),
+                "last_slug": pl.Series(last_slugs).gather(last),
+                "domain": pl.Series([d for c in COUNTRIES for d in c.email_domains]).gather(domain),
+                "locale": pl.Series([loc for c in COUNTRIES for loc in c.locales]).gather(locale),
+                "has_name": rng.random(n) >= 0.03,
+                "has_email": rng.random(n) >= 0.08,
+                "email_style": rng.integers(0, 4, n),
+                "email_state": _pick(rng, EMAIL_STATES, n, EMAIL_STATE_WEIGHTS),
+                "state": _pick(rng, ACCOUNT_STATES, n, ACCOUNT_STATE_WEIGHTS),
+                "has_phone": rng.random(n) >= 0.12,
+                "phone_format": rng.choice(6, size=n, p=[0.30, 0.08, 0.08, 0.25, 0.23, 0.06]),
+                "sms": _pick(rng, SMS_STATES, n, SMS_STATE_WEIGHTS),
+                "opt_in_level": _pick(rng, OPT_IN_LEVELS, n, (0.6, 0.3, 0.1)),
+                "sms_updated": created + (rng.random(n) * (updated - created)).astype(np.int64),
+                "addresses": self._addresses(country),
+            }
+        )
         return frame.with_columns(**self._statistics()).with_columns(
             tags=pl.concat_list(tags).list.drop_nulls(),
             # A customer whose SMS consent was redacted had the e-mail consent redacted with it.
-            email_state=pl.when(pl.col("sms") == "REDACTED").then(pl.lit("REDACTED"))
-            .otherwise(pl.col("email_state")),
+            email_state=pl.when(pl.col("sms") == "REDACTED").then(pl.lit("REDACTED")).otherwise(pl.col("email_state")),
         )
 
     def _statistics(self) -> dict[str, pl.Series]:
@@ -599,9 +983,14 @@ class _Chunk:
         _, names, provinces, zips = zip(*cities, strict=True)
         codes = np.array([c.code for c in COUNTRIES])
         structs = pa.StructArray.from_arrays(
-            [pa.array(codes[where]), pa.array(np.array(provinces, dtype=object)[city]),
-             pa.array(np.array(names)[city]), pa.array(np.array(zips)[city])],
-            names=["countryCodeV2", "provinceCode", "city", "zip"])
+            [
+                pa.array(codes[where]),
+                pa.array(np.array(provinces, dtype=object)[city]),
+                pa.array(np.array(names)[city]),
+                pa.array(np.array(zips)[city]),
+            ],
+            names=["countryCodeV2", "provinceCode", "city", "zip"],
+        )
         offsets = np.concatenate([[0], np.cumsum(count)]).astype(np.int32)
         return pl.Series("addresses", pa.ListArray.from_arrays(offsets, structs))
 
@@ -612,11 +1001,15 @@ class _Chunk:
         # ones who later unsubscribed or confirmed, the consent state before that change.
         long_lived = (people["updated"] - people["created"] > 2 * DAY).to_numpy()
         revised = np.flatnonzero((rng.random(n) < 0.03) & long_lived)
-        stale = people[revised].with_columns(
-            updated=pl.col("created") + (pl.col("updated") - pl.col("created")) // 2,
-            tags=pl.col("tags").list.concat(pl.lit(["prospect"])),
-            sms=pl.col("sms").replace({"UNSUBSCRIBED": "SUBSCRIBED", "SUBSCRIBED": "PENDING"}),
-        ).with_columns(sms_updated=pl.min_horizontal("sms_updated", "updated"))
+        stale = (
+            people[revised]
+            .with_columns(
+                updated=pl.col("created") + (pl.col("updated") - pl.col("created")) // 2,
+                tags=pl.col("tags").list.concat(pl.lit(["prospect"])),
+                sms=pl.col("sms").replace({"UNSUBSCRIBED": "SUBSCRIBED", "SUBSCRIBED": "PENDING"}),
+            )
+            .with_columns(sms_updated=pl.min_horizontal("sms_updated", "updated"))
+        )
         position = np.concatenate([np.arange(n) * 2, rng.integers(0, n, len(revised)) * 2 + 1])
         rows = pl.concat([people, stale]).with_columns(_position=pl.Series(position)).sort("_position")
         files.append("customers", rows.select(**_customer_fields()))
@@ -634,32 +1027,50 @@ class _Chunk:
             ("custom", "loyalty_points", "number_integer", pl.Series(rng.integers(0, 5000, n)).cast(pl.String), 0.2),
             ("custom", "vip", "boolean", pl.Series(rng.random(n) < 0.3).cast(pl.String).str.to_lowercase(), 0.1),
         )
-        metafields = pl.concat([
-            pl.DataFrame({"number": people["number"], "value": values}).filter(pl.Series(rng.random(n) < share))
-            .with_columns(namespace=pl.lit(namespace), key=pl.lit(key), type=pl.lit(type_))
-            for namespace, key, type_, values, share in fields])
+        metafields = pl.concat(
+            [
+                pl.DataFrame({"number": people["number"], "value": values})
+                .filter(pl.Series(rng.random(n) < share))
+                .with_columns(namespace=pl.lit(namespace), key=pl.lit(key), type=pl.lit(type_))
+                for namespace, key, type_, values, share in fields
+            ]
+        )
         first = METAFIELD_ID_BASE + self.counts["customer_metafields"]
         self.counts["customer_metafields"] += len(metafields)
-        files.append("customers", metafields.select(
-            __typename=pl.lit("Metafield"), id=_gid("Metafield", first + pl.int_range(pl.len(), dtype=pl.Int64)),
-            namespace="namespace", key="key", type="type", value="value",
-            __parentId=_gid("Customer", pl.col("number"))))
+        files.append(
+            "customers",
+            metafields.select(
+                __typename=pl.lit("Metafield"),
+                id=_gid("Metafield", first + pl.int_range(pl.len(), dtype=pl.Int64)),
+                namespace="namespace",
+                key="key",
+                type="type",
+                value="value",
+                __parentId=_gid("Customer", pl.col("number")),
+            ),
+        )
 
         has_credit = rng.random(n) < 0.05
         k = int(has_credit.sum())
-        accounts = pl.DataFrame({
-            "number": people["number"].filter(pl.Series(has_credit)),
-            # a fifth have spent it all
-            "cents": np.where(rng.random(k) < 0.2, 0, rng.integers(100, 20_000, k)),
-            "currency": _pick(rng, ("EUR", "USD"), k, (0.9, 0.1)),
-        })
+        accounts = pl.DataFrame(
+            {
+                "number": people["number"].filter(pl.Series(has_credit)),
+                # a fifth have spent it all
+                "cents": np.where(rng.random(k) < 0.2, 0, rng.integers(100, 20_000, k)),
+                "currency": _pick(rng, ("EUR", "USD"), k, (0.9, 0.1)),
+            }
+        )
         first = STORE_CREDIT_ID_BASE + self.counts["store_credit_accounts"]
         self.counts["store_credit_accounts"] += k
-        files.append("customers", accounts.select(
-            __typename=pl.lit("StoreCreditAccount"),
-            id=_gid("StoreCreditAccount", first + pl.int_range(pl.len(), dtype=pl.Int64)),
-            balance=pl.struct(amount=_money(pl.col("cents")), currencyCode=pl.col("currency")),
-            __parentId=_gid("Customer", pl.col("number"))))
+        files.append(
+            "customers",
+            accounts.select(
+                __typename=pl.lit("StoreCreditAccount"),
+                id=_gid("StoreCreditAccount", first + pl.int_range(pl.len(), dtype=pl.Int64)),
+                balance=pl.struct(amount=_money(pl.col("cents")), currencyCode=pl.col("currency")),
+                __parentId=_gid("Customer", pl.col("number")),
+            ),
+        )
 
     def _write_orders(self, files: _Files, people: pl.DataFrame) -> None:
         rng, catalog = self.rng, self.catalog
@@ -697,17 +1108,26 @@ class _Chunk:
         cancelled_at[cancelled_at + 60 >= self.end] = -1  # not cancelled yet by the end day
         refund_delay = np.where(partial | (status == REFUNDED), rng.integers(DAY, 30 * DAY, n), 0)
         # A change still to come after the end day has not happened: the last update is before it.
-        updated = np.minimum(np.maximum(processed + rng.integers(60, 3 * DAY, n) + refund_delay, cancelled_at + 60),
-                             self.end - 1)
+        updated = np.minimum(
+            np.maximum(processed + rng.integers(60, 3 * DAY, n) + refund_delay, cancelled_at + 60), self.end - 1
+        )
 
         number = self.counts["orders"] + np.arange(n)
-        orders = pl.DataFrame({
-            "number": number, "customer": customer_number, "processed": processed,
-            "created": processed + rng.integers(0, 5, n), "updated": updated, "cancelled_at": cancelled_at,
-            "test": rng.random(n) < 0.02, "status": pl.Series(FINANCIAL_STATUSES).gather(status),
-            "total": total, "current": current,
-            "current_known": rng.random(n) >= 0.01,
-        })
+        orders = pl.DataFrame(
+            {
+                "number": number,
+                "customer": customer_number,
+                "processed": processed,
+                "created": processed + rng.integers(0, 5, n),
+                "updated": updated,
+                "cancelled_at": cancelled_at,
+                "test": rng.random(n) < 0.02,
+                "status": pl.Series(FINANCIAL_STATUSES).gather(status),
+                "total": total,
+                "current": current,
+                "current_known": rng.random(n) >= 0.01,
+            }
+        )
         # Revised orders: the older copy was still paid (or pending) in full, before the cancellation
         # or refund that the later copy records.
         revised = np.flatnonzero(rng.random(n) < 0.02)
@@ -723,25 +1143,32 @@ class _Chunk:
         parents = pl.concat([orders, stale])[order].select(**_order_fields())
 
         first_line = self.counts["line_items"]
-        lines = pl.DataFrame({
-            "number": LINE_ITEM_ID_BASE + first_line + np.arange(len(product)),
-            "product": product, "variant": variant, "quantity": quantity, "total": line_total,
-            "sku": catalog.sku.gather(product) + "-" + pl.Series(SIZES).gather(variant),
-            "title": catalog.title.gather(product), "order": ORDER_ID_BASE + number[order_of_line],
-        }).select(
+        lines = pl.DataFrame(
+            {
+                "number": LINE_ITEM_ID_BASE + first_line + np.arange(len(product)),
+                "product": product,
+                "variant": variant,
+                "quantity": quantity,
+                "total": line_total,
+                "sku": catalog.sku.gather(product) + "-" + pl.Series(SIZES).gather(variant),
+                "title": catalog.title.gather(product),
+                "order": ORDER_ID_BASE + number[order_of_line],
+            }
+        ).select(
             id=_gid("LineItem", pl.col("number")),
             product=pl.struct(id=_gid("Product", pl.col("product") + PRODUCT_ID_BASE)),
-            variant=pl.struct(id=_gid("ProductVariant",
-                                      VARIANT_ID_BASE + pl.col("product") * 10 + pl.col("variant"))),
+            variant=pl.struct(id=_gid("ProductVariant", VARIANT_ID_BASE + pl.col("product") * 10 + pl.col("variant"))),
             sku=pl.col("sku"),
             title=pl.col("title"),
             quantity=pl.col("quantity"),
-            originalTotalSet=pl.struct(shopMoney=pl.struct(amount=_money(pl.col("total")),
-                                                           currencyCode=pl.lit(CURRENCY))),
+            originalTotalSet=pl.struct(
+                shopMoney=pl.struct(amount=_money(pl.col("total")), currencyCode=pl.lit(CURRENCY))
+            ),
             __parentId=_gid("Order", pl.col("order")),
         )
-        _write_blocks(files, "orders", parents, parent_block[order], lines,
-                      _child_slots(rng, block[order_of_line], 0.01))
+        _write_blocks(
+            files, "orders", parents, parent_block[order], lines, _child_slots(rng, block[order_of_line], 0.01)
+        )
         self.counts["orders"] += n
         self.counts["line_items"] += len(product)
 
@@ -752,8 +1179,7 @@ class _Chunk:
         owners = np.sort(np.concatenate([owners, owners[rng.random(len(owners)) < 0.15]]))
         guests = int(self.size * 0.01)
         customer = np.concatenate([people["number"].to_numpy()[owners], np.full(guests, -1)])
-        since = np.concatenate([people["created"].to_numpy()[owners],
-                                np.full(guests, self.end - HISTORY_DAYS * DAY)])
+        since = np.concatenate([people["created"].to_numpy()[owners], np.full(guests, self.end - HISTORY_DAYS * DAY)])
         n = len(customer)
         created = since + (rng.random(n) * (self.end - since)).astype(np.int64)
         recent = rng.random(n) < 0.45  # abandoned-cart audiences look at the last few weeks
@@ -761,20 +1187,30 @@ class _Chunk:
         completed = np.where(rng.random(n) < 0.2, created + rng.integers(3600, 5 * DAY, n), -1)
         completed[completed >= self.end] = -1  # still open on the end day
         number = CHECKOUT_ID_BASE + self.counts["abandoned_checkouts"] + np.arange(n)
-        files.append("abandoned_checkouts", pl.DataFrame({
-            "number": number, "customer": customer, "created": created, "completed": completed,
-            "updated": np.maximum(np.minimum(created + rng.integers(60, 3600, n), self.end - 1), completed),
-            "token": _random_tokens(rng, n, 32), "total": rng.integers(19, 300, n) * 100 + 90,
-        }).select(
-            id=_gid("AbandonedCheckout", pl.col("number")),
-            createdAt=_ts(pl.col("created")),
-            updatedAt=_ts(pl.col("updated")),
-            completedAt=pl.when(pl.col("completed") >= 0).then(_ts(pl.col("completed"))),
-            abandonedCheckoutUrl=pl.lit(f"{SHOP_URL}/checkouts/") + pl.col("token") + "/recover",
-            customer=_customer_ref(),
-            totalPriceSet=pl.struct(shopMoney=pl.struct(amount=_money(pl.col("total")),
-                                                        currencyCode=pl.lit(CURRENCY))),
-        ))
+        files.append(
+            "abandoned_checkouts",
+            pl.DataFrame(
+                {
+                    "number": number,
+                    "customer": customer,
+                    "created": created,
+                    "completed": completed,
+                    "updated": np.maximum(np.minimum(created + rng.integers(60, 3600, n), self.end - 1), completed),
+                    "token": _random_tokens(rng, n, 32),
+                    "total": rng.integers(19, 300, n) * 100 + 90,
+                }
+            ).select(
+                id=_gid("AbandonedCheckout", pl.col("number")),
+                createdAt=_ts(pl.col("created")),
+                updatedAt=_ts(pl.col("updated")),
+                completedAt=pl.when(pl.col("completed") >= 0).then(_ts(pl.col("completed"))),
+                abandonedCheckoutUrl=pl.lit(f"{SHOP_URL}/checkouts/") + pl.col("token") + "/recover",
+                customer=_customer_ref(),
+                totalPriceSet=pl.struct(
+                    shopMoney=pl.struct(amount=_money(pl.col("total")), currencyCode=pl.lit(CURRENCY))
+                ),
+            ),
+        )
         self.counts["abandoned_checkouts"] += n
 
     def _write_sms_events(self, files: _Files, people: pl.DataFrame) -> None:
@@ -794,35 +1230,56 @@ class _Chunk:
             clicked = delivered & (send_rng.random(len(sent)) < 0.15)
             converted = clicked & (send_rng.random(len(sent)) < 0.25)
             opted_out = delivered & (send_rng.random(len(sent)) < 0.02)
-            steps = ((0, np.ones(len(sent), dtype=bool), 0, 1), (1, delivered, 1, 60), (2, clicked, 60, 7200),
-                     (3, converted, 7200, DAY), (4, opted_out, 60, 3600))
+            steps = (
+                (0, np.ones(len(sent), dtype=bool), 0, 1),
+                (1, delivered, 1, 60),
+                (2, clicked, 60, 7200),
+                (3, converted, 7200, DAY),
+                (4, opted_out, 60, 3600),
+            )
             for kind, happened, low, high in steps:
                 idx = np.flatnonzero(happened)
-                parts.append((reached[idx], np.full(len(idx), kind), np.full(len(idx), number),
-                              sent[idx] + send_rng.integers(low, high, len(idx))))
+                parts.append(
+                    (
+                        reached[idx],
+                        np.full(len(idx), kind),
+                        np.full(len(idx), number),
+                        sent[idx] + send_rng.integers(low, high, len(idx)),
+                    )
+                )
         phone_of, kind, send, moment = (np.concatenate(column) for column in zip(*parts, strict=True))
         before = moment < self.end  # a send's later steps, or the end day's send, may not have happened yet
         order = np.lexsort((send[before], phone_of[before], moment[before]))
         row = np.flatnonzero(before)[order]
         names = np.array([name for name, _, _ in self.sends])
-        files.append("sms_events", pl.DataFrame({
-            "phone": phones[phone_of[row]], "type": np.array(SMS_EVENT_KINDS)[kind[row]],
-            "campaign": names[send[row]], "occurredAt": moment[row],
-        }).with_columns(occurredAt=_ts(pl.col("occurredAt"))))
+        files.append(
+            "sms_events",
+            pl.DataFrame(
+                {
+                    "phone": phones[phone_of[row]],
+                    "type": np.array(SMS_EVENT_KINDS)[kind[row]],
+                    "campaign": names[send[row]],
+                    "occurredAt": moment[row],
+                }
+            ).with_columns(occurredAt=_ts(pl.col("occurredAt"))),
+        )
         self.counts["sms_events"] += len(row)
 
     def _write_redactions(self, files: _Files, people: pl.DataFrame) -> None:
         rng = self.rng
         # A few customers asked to be forgotten; some of them still carry their data in customers.jsonl.
-        asked = (rng.random(self.size) < 0.003) | ((people["sms"] == "REDACTED").to_numpy()
-                                                    & (rng.random(self.size) < 0.3))
+        asked = (rng.random(self.size) < 0.003) | (
+            (people["sms"] == "REDACTED").to_numpy() & (rng.random(self.size) < 0.3)
+        )
         rows = people.filter(pl.Series(asked))
-        requested = np.maximum(self.end - rng.integers(DAY, 300 * DAY, len(rows)),
-                               rows["created"].to_numpy() + DAY)
-        files.append("redactions", rows.select(customer=pl.struct(id=_gid("Customer", pl.col("number"))),
-                                               requestedAt=_ts(pl.Series(requested))))
+        requested = np.maximum(self.end - rng.integers(DAY, 300 * DAY, len(rows)), rows["created"].to_numpy() + DAY)
+        files.append(
+            "redactions",
+            rows.select(
+                customer=pl.struct(id=_gid("Customer", pl.col("number"))), requestedAt=_ts(pl.Series(requested))
+            ),
+        )
         self.counts["redactions"] += len(rows)
-
 
     def _write_email_events(self, files: _Files, people: pl.DataFrame) -> None:
         """Shopify Email campaigns to the email subscribers: delivered or bounced, then opened, clicked, marked
@@ -841,24 +1298,45 @@ class _Chunk:
             clicked = opened & (send_rng.random(len(sent)) < EMAIL_CLICKED)
             spam = delivered & (send_rng.random(len(sent)) < EMAIL_SPAM)
             unsubscribed = delivered & (send_rng.random(len(sent)) < EMAIL_UNSUBSCRIBED)
-            steps = (("bounced", bounced, 1, 60), ("delivered", delivered, 1, 60),
-                     ("opened", opened, 60, 2 * DAY), ("clicked", clicked, 2 * DAY, 2 * DAY + 600),
-                     ("marked_as_spam", spam, 60, DAY), ("unsubscribed", unsubscribed, DAY, 2 * DAY))
+            steps = (
+                ("bounced", bounced, 1, 60),
+                ("delivered", delivered, 1, 60),
+                ("opened", opened, 60, 2 * DAY),
+                ("clicked", clicked, 2 * DAY, 2 * DAY + 600),
+                ("marked_as_spam", spam, 60, DAY),
+                ("unsubscribed", unsubscribed, DAY, 2 * DAY),
+            )
             for kind, happened, low, high in steps:
                 idx = np.flatnonzero(happened)
-                parts.append((person[idx], np.full(len(idx), kind), np.full(len(idx), activity),
-                              sent[idx] + send_rng.integers(low, high, len(idx))))
+                parts.append(
+                    (
+                        person[idx],
+                        np.full(len(idx), kind),
+                        np.full(len(idx), activity),
+                        sent[idx] + send_rng.integers(low, high, len(idx)),
+                    )
+                )
         if not parts:
             return
         person, kind, activity, moment = (np.concatenate(column) for column in zip(*parts, strict=True))
         before = np.flatnonzero(moment < self.end)  # a campaign's later steps may not have happened yet
         order = before[np.lexsort((person[before], moment[before]))]
-        files.append("shopify_email_events", pl.DataFrame({
-            "customer": numbers[person[order]], "type": kind[order], "activity": activity[order],
-            "occurredAt": moment[order],
-        }).select(customer=pl.struct(id=_gid("Customer", pl.col("customer"))), type=pl.col("type"),
-                  marketingActivity=pl.struct(id=_gid("MarketingActivity", pl.col("activity"))),
-                  occurredAt=_ts(pl.col("occurredAt"))))
+        files.append(
+            "shopify_email_events",
+            pl.DataFrame(
+                {
+                    "customer": numbers[person[order]],
+                    "type": kind[order],
+                    "activity": activity[order],
+                    "occurredAt": moment[order],
+                }
+            ).select(
+                customer=pl.struct(id=_gid("Customer", pl.col("customer"))),
+                type=pl.col("type"),
+                marketingActivity=pl.struct(id=_gid("MarketingActivity", pl.col("activity"))),
+                occurredAt=_ts(pl.col("occurredAt")),
+            ),
+        )
         self.counts["shopify_email_events"] += len(order)
 
     def _write_storefront_events(self, files: _Files, people: pl.DataFrame) -> None:
@@ -879,18 +1357,32 @@ class _Chunk:
             parts.append((person[seen], moment[seen], collection[seen], product[seen], handle[seen]))
         person, moment, collection, product, handle = (np.concatenate(c) for c in zip(*parts, strict=True))
         order = np.lexsort((person, moment))
-        files.append("storefront_events", pl.DataFrame({
-            "customer": people["number"].to_numpy()[person][order], "collection": collection[order],
-            "product": product[order], "handle": handle[order], "occurredAt": moment[order],
-        }).select(customer=pl.struct(id=_gid("Customer", pl.col("customer"))),
-                  type=pl.when(pl.col("collection")).then(pl.lit("collection_viewed"))
-                  .otherwise(pl.lit("product_viewed")),
-                  product=pl.when(~pl.col("collection")).then(
-                      pl.struct(id=_gid("Product", pl.col("product") + PRODUCT_ID_BASE))),
-                  collection=pl.when(pl.col("collection")).then(
-                      pl.struct(id=_gid("Collection", pl.col("handle") + COLLECTION_ID_BASE))),
-                  occurredAt=_ts(pl.col("occurredAt"))))
+        files.append(
+            "storefront_events",
+            pl.DataFrame(
+                {
+                    "customer": people["number"].to_numpy()[person][order],
+                    "collection": collection[order],
+                    "product": product[order],
+                    "handle": handle[order],
+                    "occurredAt": moment[order],
+                }
+            ).select(
+                customer=pl.struct(id=_gid("Customer", pl.col("customer"))),
+                type=pl.when(pl.col("collection"))
+                .then(pl.lit("collection_viewed"))
+                .otherwise(pl.lit("product_viewed")),
+                product=pl.when(~pl.col("collection")).then(
+                    pl.struct(id=_gid("Product", pl.col("product") + PRODUCT_ID_BASE))
+                ),
+                collection=pl.when(pl.col("collection")).then(
+                    pl.struct(id=_gid("Collection", pl.col("handle") + COLLECTION_ID_BASE))
+                ),
+                occurredAt=_ts(pl.col("occurredAt")),
+            ),
+        )
         self.counts["storefront_events"] += len(person)
+
 
 def _campaign_sends(end_day: datetime.date) -> list[tuple[str, int, int]]:
     """(campaign, send time, day number) of every send in the year up to `end_day`, oldest first."""
@@ -933,10 +1425,10 @@ def _order_fields() -> dict[str, pl.Expr]:
         "test": pl.col("test"),
         "displayFinancialStatus": pl.col("status"),
         "currencyCode": pl.lit(CURRENCY),
-        "totalPriceSet": pl.struct(shopMoney=pl.struct(amount=_money(pl.col("total")),
-                                                       currencyCode=pl.lit(CURRENCY))),
+        "totalPriceSet": pl.struct(shopMoney=pl.struct(amount=_money(pl.col("total")), currencyCode=pl.lit(CURRENCY))),
         "currentTotalPriceSet": pl.when(pl.col("current_known")).then(
-            pl.struct(shopMoney=pl.struct(amount=_money(pl.col("current")), currencyCode=pl.lit(CURRENCY)))),
+            pl.struct(shopMoney=pl.struct(amount=_money(pl.col("current")), currencyCode=pl.lit(CURRENCY)))
+        ),
     }
 
 
@@ -949,8 +1441,9 @@ def _by_country(make: Callable[[Country], pl.Expr]) -> pl.Expr:
 
 def _grouped(digits: pl.Expr, groups: tuple[int, ...], separator: str) -> pl.Expr:
     starts = np.cumsum((0, *groups))
-    return pl.concat_str([digits.str.slice(int(s), g) for s, g in zip(starts, groups, strict=False)],
-                         separator=separator)
+    return pl.concat_str(
+        [digits.str.slice(int(s), g) for s, g in zip(starts, groups, strict=False)], separator=separator
+    )
 
 
 def _e164() -> pl.Expr:
@@ -960,30 +1453,54 @@ def _e164() -> pl.Expr:
 def _phone_number() -> pl.Expr:
     """The phone as a customer typed it: national or international, spaced or not, sometimes broken."""
     national = _by_country(lambda c: pl.lit(c.trunk)) + pl.col("nsn")
-    us_style = pl.concat_str([pl.lit("("), pl.col("nsn").str.slice(0, 3), pl.lit(") "),
-                              pl.col("nsn").str.slice(3, 3), pl.lit("-"), pl.col("nsn").str.slice(6)])
-    spaced = _by_country(lambda c: us_style if c.calling_code == "1"
-                         else _grouped(pl.lit(c.trunk) + pl.col("nsn"), c.national_groups, " "))
+    us_style = pl.concat_str(
+        [
+            pl.lit("("),
+            pl.col("nsn").str.slice(0, 3),
+            pl.lit(") "),
+            pl.col("nsn").str.slice(3, 3),
+            pl.lit("-"),
+            pl.col("nsn").str.slice(6),
+        ]
+    )
+    spaced = _by_country(
+        lambda c: (
+            us_style if c.calling_code == "1" else _grouped(pl.lit(c.trunk) + pl.col("nsn"), c.national_groups, " ")
+        )
+    )
     dashed = _by_country(lambda c: _grouped(pl.lit(c.trunk) + pl.col("nsn"), c.national_groups, "-"))
-    international = _by_country(lambda c: pl.lit(f"+{c.calling_code} ")
-                                + _grouped(pl.col("nsn"), c.international_groups, " "))
+    international = _by_country(
+        lambda c: pl.lit(f"+{c.calling_code} ") + _grouped(pl.col("nsn"), c.international_groups, " ")
+    )
     # Too few digits for any plan: what a typo or a truncated form field leaves behind.
     broken = _by_country(lambda c: pl.lit(f"+{c.calling_code} ")) + pl.col("nsn").str.slice(0, 5)
-    return (pl.when(pl.col("phone_format") == 0).then(spaced)
-            .when(pl.col("phone_format") == 1).then(national)
-            .when(pl.col("phone_format") == 2).then(dashed)
-            .when(pl.col("phone_format") == 3).then(international)
-            .when(pl.col("phone_format") == 4).then(_e164())
-            .otherwise(broken))
+    return (
+        pl.when(pl.col("phone_format") == 0)
+        .then(spaced)
+        .when(pl.col("phone_format") == 1)
+        .then(national)
+        .when(pl.col("phone_format") == 2)
+        .then(dashed)
+        .when(pl.col("phone_format") == 3)
+        .then(international)
+        .when(pl.col("phone_format") == 4)
+        .then(_e164())
+        .otherwise(broken)
+    )
 
 
 def _email() -> pl.Expr:
     first, last, number = pl.col("first_slug"), pl.col("last_slug"), pl.col("number") % 10_000_000
     # The customer number keeps addresses unique, as Shopify requires, without looking generated.
-    local = (pl.when(pl.col("email_style") == 0).then(first + "." + last + number.cast(pl.String))
-             .when(pl.col("email_style") == 1).then(first + last + number.cast(pl.String))
-             .when(pl.col("email_style") == 2).then(first.str.slice(0, 1) + last + number.cast(pl.String))
-             .otherwise(first.str.to_titlecase() + "." + last.str.to_titlecase() + number.cast(pl.String)))
+    local = (
+        pl.when(pl.col("email_style") == 0)
+        .then(first + "." + last + number.cast(pl.String))
+        .when(pl.col("email_style") == 1)
+        .then(first + last + number.cast(pl.String))
+        .when(pl.col("email_style") == 2)
+        .then(first.str.slice(0, 1) + last + number.cast(pl.String))
+        .otherwise(first.str.to_titlecase() + "." + last.str.to_titlecase() + number.cast(pl.String))
+    )
     return local + "@" + pl.col("domain")
 
 
@@ -999,19 +1516,23 @@ def _customer_fields() -> dict[str, pl.Expr]:
         "locale": pl.col("locale"),
         "tags": pl.col("tags"),
         "defaultEmailAddress": pl.when(pl.col("has_email")).then(
-            pl.struct(emailAddress=_email(), marketingState=pl.col("email_state"))),
-        "defaultPhoneNumber": pl.when(pl.col("has_phone")).then(pl.struct(
-            phoneNumber=_phone_number(),
-            marketingState=pl.col("sms"),
-            marketingOptInLevel=pl.when(subscribed_once).then(pl.col("opt_in_level")),
-            marketingUpdatedAt=pl.when(subscribed_once).then(_ts(pl.col("sms_updated"))),
-        )),
+            pl.struct(emailAddress=_email(), marketingState=pl.col("email_state"))
+        ),
+        "defaultPhoneNumber": pl.when(pl.col("has_phone")).then(
+            pl.struct(
+                phoneNumber=_phone_number(),
+                marketingState=pl.col("sms"),
+                marketingOptInLevel=pl.when(subscribed_once).then(pl.col("opt_in_level")),
+                marketingUpdatedAt=pl.when(subscribed_once).then(_ts(pl.col("sms_updated"))),
+            )
+        ),
         "defaultAddress": _geocoded(pl.col("addresses").list.first()),
         "addresses": pl.col("addresses"),
         "statistics": pl.struct(predictedSpendTier=pl.col("spend_tier")),
         "productSubscriberStatus": pl.col("subscriber"),
         "companyContactProfiles": pl.col("companies").list.eval(
-            pl.struct(company=pl.struct(id=pl.lit("gid://shopify/Company/") + pl.element().cast(pl.String)))),
+            pl.struct(company=pl.struct(id=pl.lit("gid://shopify/Company/") + pl.element().cast(pl.String)))
+        ),
     }
 
 
@@ -1019,12 +1540,16 @@ def _geocoded(address: pl.Expr) -> pl.Expr:
     """The address with its city's coordinates, a little apart for each customer; null ones (both keys
     there, as in a bulk query's answer) when Shopify could not geocode it."""
     city = address.struct.field("city")
-    latitude = city.replace_strict({c: xy[0] for c, xy in CITY_COORDINATES.items()}, default=None,
-                                   return_dtype=pl.Float64) + pl.col("lat_offset")
-    longitude = city.replace_strict({c: xy[1] for c, xy in CITY_COORDINATES.items()}, default=None,
-                                    return_dtype=pl.Float64) + pl.col("lng_offset")
-    return address.struct.with_fields(latitude=pl.when(pl.col("geocoded")).then(latitude.round(6)),
-                                      longitude=pl.when(pl.col("geocoded")).then(longitude.round(6)))
+    latitude = city.replace_strict(
+        {c: xy[0] for c, xy in CITY_COORDINATES.items()}, default=None, return_dtype=pl.Float64
+    ) + pl.col("lat_offset")
+    longitude = city.replace_strict(
+        {c: xy[1] for c, xy in CITY_COORDINATES.items()}, default=None, return_dtype=pl.Float64
+    ) + pl.col("lng_offset")
+    return address.struct.with_fields(
+        latitude=pl.when(pl.col("geocoded")).then(latitude.round(6)),
+        longitude=pl.when(pl.col("geocoded")).then(longitude.round(6)),
+    )
 
 
 def demo_store(data_dir: Path, end_day: datetime.date | None = None) -> Path:

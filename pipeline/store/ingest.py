@@ -100,8 +100,10 @@ def ingest_file(store_dir: Path, file: str, raw_dir: Path, memory_limit: str = D
     resources = resources_in(file)
     if not path.is_file():
         if file not in OPTIONAL_FILES:
-            raise StoreError(f"{path}: missing. A store directory needs {file}; "
-                             "check the --source directory or the extraction that wrote it.")
+            raise StoreError(
+                f"{path}: missing. A store directory needs {file}; "
+                "check the --source directory or the extraction that wrote it."
+            )
         digest = "absent"
         lines = 0
     else:
@@ -114,8 +116,9 @@ def ingest_file(store_dir: Path, file: str, raw_dir: Path, memory_limit: str = D
     batch = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{digest}"
     tmp_paths = {r.name: raw_dir / r.name / f".{batch}.parquet.tmp" for r in resources}
     try:
-        rows, warnings = _write_batch(path if path.is_file() else None, lines, resources, batch, tmp_paths,
-                                      memory_limit, currency)
+        rows, warnings = _write_batch(
+            path if path.is_file() else None, lines, resources, batch, tmp_paths, memory_limit, currency
+        )
         if file == "shop.jsonl":
             _check_shop(tmp_paths["shop"])
         for r in resources:
@@ -140,8 +143,10 @@ def _shop_currency(store_dir: Path, resources: tuple[Resource, ...]) -> str | No
     except (OSError, ValueError):
         shops = []
     if len(shops) != 1 or not isinstance(shops[0], dict):
-        raise StoreError(f"{path}: needs exactly one shop line, with its currencyCode: every amount of "
-                         f"{resources[0].file} is checked against it. Fix shop.jsonl (its ingest names the line).")
+        raise StoreError(
+            f"{path}: needs exactly one shop line, with its currencyCode: every amount of "
+            f"{resources[0].file} is checked against it. Fix shop.jsonl (its ingest names the line)."
+        )
     return shops[0].get("currencyCode")
 
 
@@ -177,9 +182,15 @@ def _batch_with_digest(raw_dir: Path, resources: tuple[Resource, ...], digest: s
     return None
 
 
-def _write_batch(path: Path | None, lines: int, resources: tuple[Resource, ...], batch: str,
-                 tmp_paths: dict[str, Path], memory_limit: str,
-                 currency: str | None) -> tuple[dict[str, int], tuple[str, ...]]:
+def _write_batch(
+    path: Path | None,
+    lines: int,
+    resources: tuple[Resource, ...],
+    batch: str,
+    tmp_paths: dict[str, Path],
+    memory_limit: str,
+    currency: str | None,
+) -> tuple[dict[str, int], tuple[str, ...]]:
     """Each resource's row count and the warnings about values kept (see `_BatchWriter.finish`)."""
     if path is not None and lines:
         written = _write_whole_file(path, lines, resources, batch, tmp_paths, memory_limit, currency)
@@ -188,9 +199,15 @@ def _write_batch(path: Path | None, lines: int, resources: tuple[Resource, ...],
     return _write_chunks(path, resources, batch, tmp_paths, currency)
 
 
-def _write_whole_file(path: Path, lines: int, resources: tuple[Resource, ...], batch: str,
-                      tmp_paths: dict[str, Path], memory_limit: str,
-                      currency: str | None) -> tuple[dict[str, int], tuple[str, ...]] | None:
+def _write_whole_file(
+    path: Path,
+    lines: int,
+    resources: tuple[Resource, ...],
+    batch: str,
+    tmp_paths: dict[str, Path],
+    memory_limit: str,
+    currency: str | None,
+) -> tuple[dict[str, int], tuple[str, ...]] | None:
     """Types the file in one pass of DuckDB's JSON reader, streamed into each resource's Parquet file.
 
     Every line comes out typed and marked with its resource and whether it fits, in the file's
@@ -205,8 +222,10 @@ def _write_whole_file(path: Path, lines: int, resources: tuple[Resource, ...], b
     with bounded_connection(folder / f".{batch}.spill", memory_limit) as con:
         con.execute("set variable shop_currency = ?", [currency])
         try:
-            typed_lines = con.sql(to_sql(_whole_file_query(resources, shape)),
-                                  params=[str(path), {key: _duckdb_type(value) for key, value in shape.items()}])
+            typed_lines = con.sql(
+                to_sql(_whole_file_query(resources, shape)),
+                params=[str(path), {key: _duckdb_type(value) for key, value in shape.items()}],
+            )
             outputs = [(i, r.name, [name for name, _ in _typed_columns(r)]) for i, r in enumerate(resources)]
             with _BatchWriter(batch, tmp_paths, resources) as writer:
                 read = 0
@@ -227,24 +246,33 @@ def _write_whole_file(path: Path, lines: int, resources: tuple[Resource, ...], b
 def _whole_file_query(resources: tuple[Resource, ...], shape: dict) -> exp.Select:
     """Every line of the file (the query's first parameter) as its resource's position, whether it fits, and
     the typed columns of every resource, prefixed with its position: both resources' lines share the query."""
+
     def prefixed(i: int) -> Callable[[str], exp.Column]:
         return lambda name: column(f"{i}.{name}")
 
-    read = call("read_json", exp.Placeholder(), exp.EQ(this=exp.var("columns"), expression=exp.Placeholder()),
-                    exp.EQ(this=exp.var("records"), expression=exp.true()),
-                    exp.EQ(this=exp.var("format"), expression=exp.Literal.string("newline_delimited")))
+    read = call(
+        "read_json",
+        exp.Placeholder(),
+        exp.EQ(this=exp.var("columns"), expression=exp.Placeholder()),
+        exp.EQ(this=exp.var("records"), expression=exp.true()),
+        exp.EQ(this=exp.var("format"), expression=exp.Literal.string("newline_delimited")),
+    )
     record = call("struct_pack", *(exp.PropertyEQ(this=identifier(key), expression=column(key)) for key in shape))
     which = exp.Case(ifs=[exp.If(this=_selects(r), true=exp.Literal.number(i)) for i, r in enumerate(resources)])
-    values = [exp.alias_(expr, identifier(f"{i}.{name}"))
-              for i, r in enumerate(resources) for name, expr in _typed_columns(r) + _raw_columns(r)]
-    bad = exp.Case(this=column("_resource"), ifs=[exp.If(this=exp.Literal.number(i), true=_problems(r, prefixed(i)))
-                                                  for i, r in enumerate(resources)])
+    values = [
+        exp.alias_(expr, identifier(f"{i}.{name}"))
+        for i, r in enumerate(resources)
+        for name, expr in _typed_columns(r) + _raw_columns(r)
+    ]
+    bad = exp.Case(
+        this=column("_resource"),
+        ifs=[exp.If(this=exp.Literal.number(i), true=_problems(r, prefixed(i))) for i, r in enumerate(resources)],
+    )
     typed = [prefixed(i)(name) for i, r in enumerate(resources) for name, _ in _typed_columns(r)]
     lines = exp.select(exp.alias_(record, identifier("r"))).from_(read)
-    return (exp.select(column("_resource"), exp.alias_(exp.func("coalesce", bad, exp.false()), identifier("_bad")),
-                       *typed)
-            .from_(exp.select(exp.alias_(which, identifier("_resource")), *values).from_(lines.subquery())
-                   .subquery()))
+    return exp.select(
+        column("_resource"), exp.alias_(exp.func("coalesce", bad, exp.false()), identifier("_bad")), *typed
+    ).from_(exp.select(exp.alias_(which, identifier("_resource")), *values).from_(lines.subquery()).subquery())
 
 
 @contextmanager
@@ -280,8 +308,10 @@ def _batches_of(relation: duckdb.DuckDBPyRelation) -> Iterator[pa.RecordBatch]:
     try:
         yield from relation.to_arrow_reader(STREAM_ROWS)
     except OSError as error:
-        for prefix, exception in (("Invalid Input Error", duckdb.InvalidInputException),
-                                  ("Out of Memory Error", duckdb.OutOfMemoryException)):
+        for prefix, exception in (
+            ("Invalid Input Error", duckdb.InvalidInputException),
+            ("Out of Memory Error", duckdb.OutOfMemoryException),
+        ):
             if str(error).startswith(prefix):
                 raise exception(str(error)) from error
         raise
@@ -324,7 +354,8 @@ class _BatchWriter:
                 f"not list, the first at line {unknown.first_line}: {unknown.first_value!r}. Kept as it is and "
                 "never read as consent (an unknown marketing state counts as NOT_SUBSCRIBED, an unknown "
                 "spend tier or subscription status as none); "
-                "a newer Shopify API version may have added it.")
+                "a newer Shopify API version may have added it."
+            )
         return self.rows, tuple(warnings)
 
     def _count_unknown(self, name: str, rows: pa.Table | pa.RecordBatch) -> None:
@@ -351,7 +382,8 @@ class _BatchWriter:
         if writer is None:
             self.tmp_paths[name].parent.mkdir(parents=True, exist_ok=True)
             writer = self._writers[name] = pq.ParquetWriter(
-                self.tmp_paths[name], table.schema, dictionary_pagesize_limit=DICTIONARY_PAGE_BYTES)
+                self.tmp_paths[name], table.schema, dictionary_pagesize_limit=DICTIONARY_PAGE_BYTES
+            )
         writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
 
     def __enter__(self) -> "_BatchWriter":
@@ -372,8 +404,9 @@ def _duckdb_type(node: str | list | dict) -> str:
     return "STRUCT(" + ", ".join(fields) + ")"
 
 
-def _write_chunks(path: Path | None, resources: tuple[Resource, ...], batch: str,
-                  tmp_paths: dict[str, Path], currency: str | None) -> tuple[dict[str, int], tuple[str, ...]]:
+def _write_chunks(
+    path: Path | None, resources: tuple[Resource, ...], batch: str, tmp_paths: dict[str, Path], currency: str | None
+) -> tuple[dict[str, int], tuple[str, ...]]:
     con = _connect()
     con.execute("set variable shop_currency = ?", [currency])
     shape = json.dumps(_json_shape(resources))
@@ -388,11 +421,14 @@ def _write_chunks(path: Path | None, resources: tuple[Resource, ...], batch: str
                     "select line_no, line, json_valid(line) as ok, "
                     "from_json(case when json_valid(line) then line end, ?) as r "
                     "from (select line_no, trim(line, chr(32) || chr(9) || chr(13) || chr(10)) as line from chunk) "
-                    "where line <> ''", [shape])
+                    "where line <> ''",
+                    [shape],
+                )
                 bad = con.execute("select min(line_no) from parsed where not ok").fetchall()[0][0]
                 if bad is not None:
-                    raise StoreError(f"{path}:{bad}: not valid JSON. Each line must be one JSON object; "
-                                     "fix or remove that line.")
+                    raise StoreError(
+                        f"{path}:{bad}: not valid JSON. Each line must be one JSON object; fix or remove that line."
+                    )
                 for r in resources:
                     typed, output = statements[r.name]
                     con.execute(typed)
@@ -473,9 +509,14 @@ def _typed_expr(c: Column) -> exp.Expression:
         # BIGINT, as staging casts it: a larger one would fail every later build, not this line.
         # Up to 18 digits always fit, so only longer numbers pay for the cast.
         short = _matches(raw, f"^{GID_PATTERN.removesuffix('[0-9]+')}0*[1-9][0-9]{{0,17}}$")
-        long = exp.and_(_matches(raw, f"^{GID_PATTERN}$"),
-                        exp.TryCast(this=call("split_part", raw, exp.Literal.string("/"), exp.Literal.number(5)),
-                                    to=exp.DataType.build("BIGINT")) > 0)
+        long = exp.and_(
+            _matches(raw, f"^{GID_PATTERN}$"),
+            exp.TryCast(
+                this=call("split_part", raw, exp.Literal.string("/"), exp.Literal.number(5)),
+                to=exp.DataType.build("BIGINT"),
+            )
+            > 0,
+        )
         return exp.case().when(short, raw).when(long, raw)
     if c.type == SHOP_CURRENCY:
         shop = exp.func("coalesce", call("getvariable", exp.Literal.string("shop_currency")), raw)
@@ -503,8 +544,11 @@ def _selects(r: Resource) -> exp.Expression:
     # Children of two kinds in one file (a customer's metafields and store credit accounts) are told
     # apart by their id's type when a line has no __typename; a file of one kind of child takes any.
     siblings = r.child_of is not None and sum(o.child_of == r.child_of and o.file == r.file for o in RESOURCES) > 1
-    fallback = call("split_part", field("id"), exp.Literal.string("/"), exp.Literal.number(4)) if siblings \
+    fallback = (
+        call("split_part", field("id"), exp.Literal.string("/"), exp.Literal.number(4))
+        if siblings
         else exp.Literal.string(r.typename)
+    )
     named = exp.func("coalesce", field("__typename"), fallback).eq(exp.Literal.string(r.typename))
     return exp.and_(parent.not_() if r.child_of else parent, named)
 
@@ -545,8 +589,9 @@ def _shape_problem(r: Resource) -> exp.Expression:
         if field.endswith("[*]"):  # a list of objects: the first element that is not one
             other = exp.Lambda(this=column("t").isin(kind, "NULL").not_(), expressions=[identifier("t")])
             found = call("list_extract", call("list_filter", found, other), exp.Literal.number(1))
-        tests = tests.when(found.isin(kind, "NULL").not_(), exp.DPipe(this=exp.Literal.string(f"{field}|"),
-                                                                      expression=found))
+        tests = tests.when(
+            found.isin(kind, "NULL").not_(), exp.DPipe(this=exp.Literal.string(f"{field}|"), expression=found)
+        )
     return tests if tests.args.get("ifs") else exp.null()
 
 
@@ -562,8 +607,9 @@ def _problems(r: Resource, name: Callable[[str], exp.Expression] = column) -> ex
     It reads the line's typed columns and `_raw_columns`, each called `name(column)`: each value
     is cast once, for the table and for this test.
     """
-    problems = [exp.and_(name(f"{c.name}__raw").is_(exp.null()).not_(), name(c.name).is_(exp.null()))
-                for c in _checked(r)]
+    problems = [
+        exp.and_(name(f"{c.name}__raw").is_(exp.null()).not_(), name(c.name).is_(exp.null())) for c in _checked(r)
+    ]
     problems += [name(f"{c.name}__raw").is_(exp.null()) for c in r.columns if c.required]
     if r.child_of:
         problems.append(name(PARENT.name).is_(exp.null()))
@@ -573,12 +619,15 @@ def _problems(r: Resource, name: Callable[[str], exp.Expression] = column) -> ex
 def _typed_rows(r: Resource) -> exp.Select:
     """This resource's lines of temp table `parsed`, typed, and `_bad`: whether a value doesn't fit or a
     nested value has another shape."""
-    lines = exp.select(exp.alias_(column("line_no"), identifier("_line")),
-                       exp.alias_(_shape_problem(r), identifier("_shape")),
-                       *(exp.alias_(expr, identifier(name)) for name, expr in _typed_columns(r) + _raw_columns(r)))
+    lines = exp.select(
+        exp.alias_(column("line_no"), identifier("_line")),
+        exp.alias_(_shape_problem(r), identifier("_shape")),
+        *(exp.alias_(expr, identifier(name)) for name, expr in _typed_columns(r) + _raw_columns(r)),
+    )
     bad = exp.or_(_problems(r), column("_shape").is_(exp.null()).not_())
     return exp.select("*", exp.alias_(exp.paren(bad), identifier("_bad"))).from_(
-        lines.from_(table("parsed")).where(_selects(r)).subquery())
+        lines.from_(table("parsed")).where(_selects(r)).subquery()
+    )
 
 
 def _output_rows(r: Resource) -> exp.Select:
@@ -595,8 +644,10 @@ def _describe(path: Path | None, r: Resource, row: dict, currency: str | None) -
     if row.get("_shape") is not None:
         field, found = row["_shape"].split("|")
         what = f"an element of {field.removesuffix('[*]')}" if field.endswith("[*]") else field
-        return (f"{where}: {what} is {JSON_KINDS.get(found, 'a number')}, where {JSON_KINDS[_shapes(r)[field]]} is "
-                f"expected (Shopify's bulk output nests it so). Fix the line or the export.")
+        return (
+            f"{where}: {what} is {JSON_KINDS.get(found, 'a number')}, where {JSON_KINDS[_shapes(r)[field]]} is "
+            f"expected (Shopify's bulk output nests it so). Fix the line or the export."
+        )
     for c in r.columns:
         if c.required and row.get(f"{c.name}__raw") is None:
             return f"{where}: {r.typename} without {'.'.join(c.path)}. Every {r.typename} line needs one."
@@ -607,9 +658,11 @@ def _describe(path: Path | None, r: Resource, row: dict, currency: str | None) -
         if raw is not None and row.get(c.name) is None:
             field = ".".join(c.path)
             if c.type == SHOP_CURRENCY:
-                return (f"{where}: {r.typename} {row.get('id')}: {field} is {raw!r}, but the shop's currency "
-                        f"(shop.jsonl currencyCode) is {currency!r}. Amounts are summed as the shop's money: "
-                        "export shopMoney, which Shopify gives in the shop's currency.")
+                return (
+                    f"{where}: {r.typename} {row.get('id')}: {field} is {raw!r}, but the shop's currency "
+                    f"(shop.jsonl currencyCode) is {currency!r}. Amounts are summed as the shop's money: "
+                    "export shopMoney, which Shopify gives in the shop's currency."
+                )
             if c.values:
                 closest = difflib.get_close_matches(raw.strip().lower(), c.values, n=1, cutoff=0.5)
                 hint = f": did you mean {closest[0]}?" if closest else "."
@@ -634,13 +687,16 @@ def _check_shop(batch_file: Path) -> None:
     """One shop line with a time zone DuckDB and Python both know: every local date depends on it."""
     shops = pq.read_table(batch_file).to_pylist()
     if len(shops) != 1:
-        raise StoreError(f"shop.jsonl: {len(shops)} shop lines. It needs exactly one, "
-                         "with ianaTimezone, currencyCode and name.")
+        raise StoreError(
+            f"shop.jsonl: {len(shops)} shop lines. It needs exactly one, with ianaTimezone, currencyCode and name."
+        )
     tz = shops[0]["iana_timezone"]
     if tz is None:
         return  # the spec's default, UTC, applies
     try:
         zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise StoreError(f"shop.jsonl:{shops[0]['_line']}: ianaTimezone {tz!r} is not an IANA time zone "
-                         "such as Europe/Rome or America/New_York.") from None
+        raise StoreError(
+            f"shop.jsonl:{shops[0]['_line']}: ianaTimezone {tz!r} is not an IANA time zone "
+            "such as Europe/Rome or America/New_York."
+        ) from None

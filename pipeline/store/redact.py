@@ -42,8 +42,18 @@ from pipeline.store.ingest import bounded_connection
 from pipeline.store.schema import resource
 
 # The personal data of a customer row (pipeline/store/schema.py); ids, dates and states stay.
-NULLED = ("first_name", "last_name", "email", "phone", "default_country", "default_province", "default_city",
-          "default_zip", "default_latitude", "default_longitude")
+NULLED = (
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "default_country",
+    "default_province",
+    "default_city",
+    "default_zip",
+    "default_latitude",
+    "default_longitude",
+)
 EMPTIED = ("addresses", "tags", "company_contacts")
 # A customer's metafields may hold anything about them (a birth date): a redacted customer's are dropped.
 # Their store credit accounts are money, which an anonymous row keeps, like its orders.
@@ -69,24 +79,40 @@ def erase_redacted(data_dir: Path, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> 
     raw = data_dir / "raw"
     requests = sorted((raw / "redactions").glob("*.parquet"))
     if not requests:
-        return {"customers_scrubbed": 0, "sms_events_dropped": 0, "source_lines_scrubbed": 0,
-                "customer_children_dropped": 0}
+        return {
+            "customers_scrubbed": 0,
+            "sms_events_dropped": 0,
+            "source_lines_scrubbed": 0,
+            "customer_children_dropped": 0,
+        }
     with bounded_connection(raw / ".scrub.spill", memory_limit) as con:
-        con.execute("create temp table redacted as select distinct customer_id as id from read_parquet(?) "
-                    "where customer_id is not null", [[str(f) for f in requests]])
+        con.execute(
+            "create temp table redacted as select distinct customer_id as id from read_parquet(?) "
+            "where customer_id is not null",
+            [[str(f) for f in requests]],
+        )
         numbers = _remember_numbers(con, raw)
         redacted = {row[0] for row in con.execute("select id from redacted").fetchall()}
         source_lines = _scrub_sources(data_dir, raw, redacted, numbers)
         con.register("erased_numbers", pa.table({"digest": sorted(numbers)}))
         # an event whose number's digits hash to an erased number (DuckDB's sha256 of the same digits)
-        con.execute("create temp macro erased_number(phone) as "
-                    "sha256(regexp_replace(phone, '[^0-9]', '', 'g')) in (select digest from erased_numbers)")
+        con.execute(
+            "create temp macro erased_number(phone) as "
+            "sha256(regexp_replace(phone, '[^0-9]', '', 'g')) in (select digest from erased_numbers)"
+        )
         events = sum(_drop_events(con, path) for path in sorted((raw / "sms_events").glob("*.parquet")))
         customers = sum(_scrub_batch(con, path) for path in sorted((raw / "customers").glob("*.parquet")))
-        children = sum(_drop_children(con, path) for child in ERASED_CHILDREN
-                       for path in sorted((raw / child.name).glob("*.parquet")))
-    return {"customers_scrubbed": customers, "sms_events_dropped": events, "source_lines_scrubbed": source_lines,
-            "customer_children_dropped": children}
+        children = sum(
+            _drop_children(con, path)
+            for child in ERASED_CHILDREN
+            for path in sorted((raw / child.name).glob("*.parquet"))
+        )
+    return {
+        "customers_scrubbed": customers,
+        "sms_events_dropped": events,
+        "source_lines_scrubbed": source_lines,
+        "customer_children_dropped": children,
+    }
 
 
 def _remember_numbers(con: duckdb.DuckDBPyConnection, raw: Path) -> set[str]:
@@ -97,16 +123,21 @@ def _remember_numbers(con: duckdb.DuckDBPyConnection, raw: Path) -> set[str]:
     if not batches:
         return known
     files = [str(f) for f in batches]
-    pairs = con.execute("select distinct phone, default_country from read_parquet(?, union_by_name = true) "
-                        "where phone is not null and id in (select id from redacted)", [files]).fetchall()
+    pairs = con.execute(
+        "select distinct phone, default_country from read_parquet(?, union_by_name = true) "
+        "where phone is not null and id in (select id from redacted)",
+        [files],
+    ).fetchall()
     found = _digests(pairs)
     # A number another customer also has is theirs too: its events stay, for them. Only customers whose
     # number ends like an erased one are parsed, so this costs nothing at a million customers.
     tails = sorted({digits[-7:] for phone, _ in pairs if (digits := re.sub(r"[^0-9]", "", phone))})
-    sharing = con.execute("select distinct phone, default_country from read_parquet(?, union_by_name = true) "
-                          "where phone is not null and id not in (select id from redacted) "
-                          "and right(regexp_replace(phone, '[^0-9]', '', 'g'), 7) in (select unnest(?))",
-                          [files, tails]).fetchall()
+    sharing = con.execute(
+        "select distinct phone, default_country from read_parquet(?, union_by_name = true) "
+        "where phone is not null and id not in (select id from redacted) "
+        "and right(regexp_replace(phone, '[^0-9]', '', 'g'), 7) in (select unnest(?))",
+        [files, tails],
+    ).fetchall()
     in_use = _digests(sharing)
     if (known | found) - in_use != known:
         known = (known | found) - in_use
@@ -132,28 +163,37 @@ def _scrub_batch(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     columns = [row[0] for row in con.execute("describe select * from read_parquet(?)", [str(path)]).fetchall()]
     nulled = [c for c in NULLED if c in columns]
     emptied = [c for c in EMPTIED if c in columns]
-    has_pii = exp.or_(*(column(c).is_(exp.null()).not_() for c in nulled),
-                      *(call("len", column(c)) > 0 for c in emptied))
+    has_pii = exp.or_(
+        *(column(c).is_(exp.null()).not_() for c in nulled), *(call("len", column(c)) > 0 for c in emptied)
+    )
     redacted = exp.condition("id in (select id from redacted)")
-    rows = con.execute(to_sql(exp.select("count(*)").from_("read_parquet(?)").where(redacted, exp.paren(has_pii))),
-                       [str(path)]).fetchall()[0][0]
+    rows = con.execute(
+        to_sql(exp.select("count(*)").from_("read_parquet(?)").where(redacted, exp.paren(has_pii))), [str(path)]
+    ).fetchall()[0][0]
     if rows:
         hits = exp.select("*", exp.alias_(exp.func("coalesce", redacted, exp.false()), "hit")).from_("read_parquet(?)")
         blanks = {c: exp.null() for c in nulled} | {c: exp.Array() for c in emptied}
-        replaced = [exp.alias_(exp.case().when(column("hit"), blank).else_(column(c)), identifier(c))
-                    for c, blank in blanks.items()]
-        _write_atomically(con, exp.select(exp.Star(except_=[column("hit")], replace=replaced)).from_(hits.subquery()),
-                          path)
+        replaced = [
+            exp.alias_(exp.case().when(column("hit"), blank).else_(column(c)), identifier(c))
+            for c, blank in blanks.items()
+        ]
+        _write_atomically(
+            con, exp.select(exp.Star(except_=[column("hit")], replace=replaced)).from_(hits.subquery()), path
+        )
     return rows
 
 
 def _drop_children(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     """Rewrites one batch of a customer's child lines without those of redacted customers; returns rows dropped."""
-    rows = con.execute("select count(*) from read_parquet(?) where _parent_id in (select id from redacted)",
-                       [str(path)]).fetchall()[0][0]
+    rows = con.execute(
+        "select count(*) from read_parquet(?) where _parent_id in (select id from redacted)", [str(path)]
+    ).fetchall()[0][0]
     if rows:
-        kept = exp.select("*").from_("read_parquet(?)").where(
-            "not coalesce(_parent_id in (select id from redacted), false)")
+        kept = (
+            exp.select("*")
+            .from_("read_parquet(?)")
+            .where("not coalesce(_parent_id in (select id from redacted), false)")
+        )
         _write_atomically(con, kept, path)
     return rows
 
@@ -177,10 +217,15 @@ def _scrub_sources(data_dir: Path, raw: Path, redacted: set[str], numbers: set[s
     marker = raw / ".sources_erased"
     erased = hashlib.sha256(json.dumps([sorted(redacted), sorted(numbers)]).encode()).hexdigest()
     since = marker.stat().st_mtime if marker.exists() and marker.read_text() == erased else None
-    files = [path for folder in SOURCE_FOLDERS for path in sorted((data_dir / folder).rglob("*.jsonl"))
-             if path.name in ("customers.jsonl", "sms_events.jsonl")]
-    changed = sum(_scrub_source(path, redacted, numbers) for path in files
-                  if since is None or path.stat().st_mtime >= since)
+    files = [
+        path
+        for folder in SOURCE_FOLDERS
+        for path in sorted((data_dir / folder).rglob("*.jsonl"))
+        if path.name in ("customers.jsonl", "sms_events.jsonl")
+    ]
+    changed = sum(
+        _scrub_source(path, redacted, numbers) for path in files if since is None or path.stat().st_mtime >= since
+    )
     marker.write_text(erased)
     return changed
 
@@ -208,8 +253,9 @@ def _scrub_source(path: Path, redacted: set[str], numbers: set[str]) -> int:
     return changed
 
 
-def _scrubbed_line(line: bytes, events: bool, wanted: re.Pattern | None, redacted: set[str],
-                   numbers: set[str]) -> bytes:
+def _scrubbed_line(
+    line: bytes, events: bool, wanted: re.Pattern | None, redacted: set[str], numbers: set[str]
+) -> bytes:
     if events:
         try:
             phone = json.loads(line).get("phone")
@@ -242,8 +288,12 @@ def _blank(record: dict, path: Iterable[str], blank: list | None) -> None:
 def _write_atomically(con: duckdb.DuckDBPyConnection, query: exp.Select, path: Path) -> None:
     """Writes `query` (reading `path` as its one parameter) over `path`: a temporary file, then a rename."""
     tmp = path.with_name(f".{path.name}.tmp")
-    copy = exp.Copy(this=query.subquery(), kind=False, files=[exp.Placeholder()],
-                    params=[exp.CopyParameter(this=exp.var("format"), expression=exp.var("parquet"))])
+    copy = exp.Copy(
+        this=query.subquery(),
+        kind=False,
+        files=[exp.Placeholder()],
+        params=[exp.CopyParameter(this=exp.var("format"), expression=exp.var("parquet"))],
+    )
     try:
         con.execute(to_sql(copy), [str(path), str(tmp)])
         _replace(tmp, path)

@@ -32,10 +32,12 @@ class WarehouseError(RuntimeError):
 
 # What DuckDB says when another process has the file open read-write (one writer per file)
 LOCKED = "Could not set lock on file"
-WHO_HOLDS_IT = ("That is usually another run of the pipeline (`smsseg run` keeps the build open until it "
-                "ends; a run from the UI, for one step at a time): let it finish, then rerun. Otherwise close "
-                "the process named (data/build and data/state.duckdb are the pipeline's own: open only "
-                "data/warehouse.duckdb). Nothing was changed.")
+WHO_HOLDS_IT = (
+    "That is usually another run of the pipeline (`smsseg run` keeps the build open until it "
+    "ends; a run from the UI, for one step at a time): let it finish, then rerun. Otherwise close "
+    "the process named (data/build and data/state.duckdb are the pipeline's own: open only "
+    "data/warehouse.duckdb). Nothing was changed."
+)
 
 
 @contextmanager
@@ -90,8 +92,9 @@ def first_order_day(data_dir: Path, timezone: str) -> dt.date | None:
 
 
 @contextmanager
-def open_build(data_dir: Path, as_of: dt.date,
-               memory_limit: str = DEFAULT_MEMORY_LIMIT) -> Iterator[duckdb.DuckDBPyConnection]:
+def open_build(
+    data_dir: Path, as_of: dt.date, memory_limit: str = DEFAULT_MEMORY_LIMIT
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection to the next warehouse with `as_of` set for the models.
 
     DuckDB would take 80% of RAM; bounded by `memory_limit`, it spills joins and windows to disk
@@ -184,8 +187,12 @@ def create_raw_views(con: duckdb.DuckDBPyConnection, data_dir: Path, reads: Iter
             raise WarehouseError(f"{folder}: no Parquet batch. Run the extract assets first.")
         files = exp.Array(expressions=[exp.Literal.string(str(path)) for path in batches])
         source = exp.func("read_parquet", files, exp.EQ(this=exp.column("union_by_name"), expression=exp.true()))
-        view = exp.Create(this=exp.to_table(f"raw.{resource.name}"), kind="VIEW", replace=True,
-                          expression=exp.select("*").from_(source))
+        view = exp.Create(
+            this=exp.to_table(f"raw.{resource.name}"),
+            kind="VIEW",
+            replace=True,
+            expression=exp.select("*").from_(source),
+        )
         con.execute(view.sql(dialect="duckdb"))
 
 
@@ -197,8 +204,10 @@ def run_model(con: duckdb.DuckDBPyConnection, model: Model) -> int | None:
     """
     kind = model.materialized
     with transaction(con):
-        existing = con.execute("select table_type from information_schema.tables "
-                               "where table_schema = ? and table_name = ?", [model.schema, model.name]).fetchall()
+        existing = con.execute(
+            "select table_type from information_schema.tables where table_schema = ? and table_name = ?",
+            [model.schema, model.name],
+        ).fetchall()
         if existing and existing[0][0] != ("VIEW" if kind == "view" else "BASE TABLE"):
             con.execute(f"drop {'table' if kind == 'view' else 'view'} {model.table}")
         con.execute(f"create or replace {kind} {model.table} as\n{model.sql}")

@@ -28,9 +28,11 @@ class Evaluation:
         """One line for a person: the day, and what a run of it may change."""
         if self.live:
             return f"evaluated as of {self.day} (live: the destinations and data/warehouse.duckdb are updated)"
-        return (f"evaluated as of {self.day} (backfill: {self.latest} has run already, so only the membership "
-                "history of this day was written; the destinations, the ledger and data/warehouse.duckdb "
-                "are untouched)")
+        return (
+            f"evaluated as of {self.day} (backfill: {self.latest} has run already, so only the membership "
+            "history of this day was written; the destinations, the ledger and data/warehouse.duckdb "
+            "are untouched)"
+        )
 
 
 def evaluation(con: duckdb.DuckDBPyConnection, day: dt.date) -> Evaluation:
@@ -43,7 +45,9 @@ def evaluation(con: duckdb.DuckDBPyConnection, day: dt.date) -> Evaluation:
 def claim(con: duckdb.DuckDBPyConnection, day: dt.date, run_id: str) -> Evaluation:
     """Decides whether the run of `day` is live, and records the day as run."""
     decided = evaluation(con, day)
-    con.execute("insert into state.evaluation_days values (?, ?, ?, now()) on conflict (day) do update set "
-                "live = excluded.live, run_id = excluded.run_id, recorded_at = excluded.recorded_at",
-                [day, decided.live, run_id])
+    con.execute(
+        "insert into state.evaluation_days values (?, ?, ?, now()) on conflict (day) do update set "
+        "live = excluded.live, run_id = excluded.run_id, recorded_at = excluded.recorded_at",
+        [day, decided.live, run_id],
+    )
     return decided

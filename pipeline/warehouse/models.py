@@ -32,7 +32,7 @@ class Model:
 
     @property
     def materialized(self) -> str:
-        """"table", or "view" when the leading comment has a `-- materialized: view` line."""
+        """ "table", or "view" when the leading comment has a `-- materialized: view` line."""
         return _materialized(self.sql) or "table"
 
 
@@ -51,8 +51,10 @@ def _leading_comment(sql: str) -> list[str]:
 
 
 def _materialized(sql: str) -> str | None:
-    return next((line.removeprefix(MATERIALIZED).strip() for line in _leading_comment(sql)
-                 if line.startswith(MATERIALIZED)), None)
+    return next(
+        (line.removeprefix(MATERIALIZED).strip() for line in _leading_comment(sql) if line.startswith(MATERIALIZED)),
+        None,
+    )
 
 
 def referenced_tables(sql: str) -> tuple[str, ...]:
@@ -75,9 +77,11 @@ def load_models(sql_dir: Path = SQL_DIR) -> tuple[Model, ...]:
         for path in sorted((sql_dir / schema).glob("*.sql")):
             sql = path.read_text()
             if (materialized := _materialized(sql)) not in (None, *KINDS):
-                raise ModelError(f"{path}: materialized: {materialized!r} is not one of {', '.join(KINDS)}. "
-                                 "Write `-- materialized: view` in the leading comment, or leave the line out "
-                                 "for a table.")
+                raise ModelError(
+                    f"{path}: materialized: {materialized!r} is not one of {', '.join(KINDS)}. "
+                    "Write `-- materialized: view` in the leading comment, or leave the line out "
+                    "for a table."
+                )
             model = Model(schema, path.stem, path, sql, referenced_tables(sql))
             models[model.table] = model
     graph = {table: [d for d in m.deps if d in models] for table, m in models.items()}

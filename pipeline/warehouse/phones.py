@@ -38,10 +38,16 @@ def refresh_phone_table(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         )""")
     new = con.execute("select count(*) from unseen").fetchall()[0][0]
     for start in range(0, new, PARSE_BATCH):
-        pairs = con.execute("select phone, region from unseen where n > ? and n <= ? order by n",
-                            [start, start + PARSE_BATCH]).fetchall()
-        fresh = pa.table({"phone": [p[0] for p in pairs], "region": [p[1] for p in pairs],
-                          "phone_e164": [to_e164(phone, region) for phone, region in pairs]})
+        pairs = con.execute(
+            "select phone, region from unseen where n > ? and n <= ? order by n", [start, start + PARSE_BATCH]
+        ).fetchall()
+        fresh = pa.table(
+            {
+                "phone": [p[0] for p in pairs],
+                "region": [p[1] for p in pairs],
+                "phone_e164": [to_e164(phone, region) for phone, region in pairs],
+            }
+        )
         con.register("fresh", fresh)
         con.execute("insert into state.phone_cache select phone, region, phone_e164 from fresh")
         con.unregister("fresh")

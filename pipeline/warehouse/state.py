@@ -98,8 +98,9 @@ VERSION = len(MIGRATIONS)
 
 def state_version(con: duckdb.DuckDBPyConnection) -> int:
     """The migrations the attached state.duckdb has had: 0 for a new file or one from before schema_version."""
-    tables = {row[0] for row in con.execute("select table_name from duckdb_tables() "
-                                            "where database_name = 'state'").fetchall()}
+    tables = {
+        row[0] for row in con.execute("select table_name from duckdb_tables() where database_name = 'state'").fetchall()
+    }
     if "schema_version" not in tables:
         return 0
     return con.execute("select coalesce(max(version), 0) from state.schema_version").fetchall()[0][0]
@@ -115,7 +116,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
         raise StateVersionError(
             f"data/state.duckdb is at schema version {found}, but this smsseg knows versions up to {VERSION}: "
             "it was written by a newer smsseg. Run that version (or newer), or restore the state file "
-            "kept from before the upgrade; do not delete it (it records what the gateway holds).")
+            "kept from before the upgrade; do not delete it (it records what the gateway holds)."
+        )
     for version in range(found + 1, VERSION + 1):
         with transaction(con):
             con.execute("create table if not exists state.schema_version (version integer, applied_at timestamptz)")

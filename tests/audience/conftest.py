@@ -60,8 +60,9 @@ def audience_db(warehouse, tmp_path: Path) -> Callable[..., duckdb.DuckDBPyConne
     """
     connections = []
 
-    def build(store: Store, as_of: dt.date = AS_OF,
-              segment_sql: str = "select customer_id from marts.customers") -> duckdb.DuckDBPyConnection:
+    def build(
+        store: Store, as_of: dt.date = AS_OF, segment_sql: str = "select customer_id from marts.customers"
+    ) -> duckdb.DuckDBPyConnection:
         for con in connections:
             con.close()
         copy = tmp_path / "segment-warehouse.duckdb"
@@ -91,15 +92,36 @@ def klaviyo() -> Iterator[KlaviyoEmulator]:
         yield server
 
 
-def kill_sync(gateway: type[AudienceGateway], env: dict[str, str], tmp_path: Path, batch_size: int,
-              reached: Callable[[], bool], *, list_name: str = "", timeout: float = 60) -> None:
+def kill_sync(
+    gateway: type[AudienceGateway],
+    env: dict[str, str],
+    tmp_path: Path,
+    batch_size: int,
+    reached: Callable[[], bool],
+    *,
+    list_name: str = "",
+    timeout: float = 60,
+) -> None:
     """Syncs SEGMENT as of AS_OF in a child process, `gateway.from_env()` over `env`, and SIGKILLs it once `reached()`.
 
     `tmp_path` is where audience_db built the segment warehouse and state; `list_name` names the target's list.
     """
     child = subprocess.Popen(
-        [sys.executable, "-c", SYNC_CHILD, f"{gateway.__module__}:{gateway.__name__}",
-         str(tmp_path / "segment-warehouse.duckdb"), str(tmp_path / "data"), SEGMENT, AS_OF.isoformat(),
-         str(batch_size), list_name],
-        env={**os.environ, **env}, cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-c",
+            SYNC_CHILD,
+            f"{gateway.__module__}:{gateway.__name__}",
+            str(tmp_path / "segment-warehouse.duckdb"),
+            str(tmp_path / "data"),
+            SEGMENT,
+            AS_OF.isoformat(),
+            str(batch_size),
+            list_name,
+        ],
+        env={**os.environ, **env},
+        cwd=PROJECT_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     kill_when(child, reached, timeout=timeout)

@@ -71,8 +71,10 @@ def test_the_token_never_appears_in_logs_errors_or_reprs(audience_db, emulator, 
     client = gateway(emulator, [])
     sync_segment(con, client, SEGMENT, as_of=AS_OF, run_id="r1", batch_size=2)
     errors = []
-    for bad in (HttpGateway(url=emulator.url, token="not-" + TOKEN),
-                HttpGateway(url="http://127.0.0.1:9", token=TOKEN, max_attempts=2).with_sleep(lambda s: None)):
+    for bad in (
+        HttpGateway(url=emulator.url, token="not-" + TOKEN),
+        HttpGateway(url="http://127.0.0.1:9", token=TOKEN, max_attempts=2).with_sleep(lambda s: None),
+    ):
         with pytest.raises(GatewayError) as failure:
             bad.upsert_audience(TARGET)
         errors.append(failure.value)
@@ -108,8 +110,11 @@ def test_emulator_replays_a_key_without_applying_it_again(emulator):
         replay = client.post(f"/audiences/{SEGMENT}/members", json=body, headers=headers)
         other = client.post(f"/audiences/{SEGMENT}/members", json={"add": [], "remove": []}, headers=headers)
         unauthorised = client.post(f"/audiences/{SEGMENT}/members", json=body, headers={"Idempotency-Key": "k2"})
-    assert first.json() == replay.json() == {"added": 1, "removed": 0,
-                                             "rejected": [{"phone": "12345", "reason": "not an E.164 number"}]}
+    assert (
+        first.json()
+        == replay.json()
+        == {"added": 1, "removed": 0, "rejected": [{"phone": "12345", "reason": "not an E.164 number"}]}
+    )
     assert emulator.adds_of(SEGMENT) == {mobile(1): 1}
     assert other.status_code == 422
     assert unauthorised.status_code == 401
@@ -129,12 +134,16 @@ def test_emulator_faults_set_through_the_admin_endpoint(emulator):
 def test_emulator_command_prints_its_loopback_url():
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "pipeline.audience.emulator", "--port", "0", "--token", TOKEN],
-        cwd=PROJECT_DIR, stdout=subprocess.PIPE, text=True)
+        cwd=PROJECT_DIR,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = process.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:")
-        response = httpx.put(f"{url}/audiences/demo", json={"name": "Demo"},
-                             headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+        response = httpx.put(
+            f"{url}/audiences/demo", json={"name": "Demo"}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
+        )
         assert response.json() == {"id": "demo", "members": 0}
     finally:
         process.kill()
@@ -165,8 +174,9 @@ def test_file_gateway_gathers_every_batch_once_sorted_and_a_replay_overwrites_it
     client.send_batch(TARGET, [member], [{"phone": mobile(9), "customer_id": 9}], "killed:s:2")  # replayed
     client.finish(TARGET, AS_OF, pa.table({"phone": [mobile(1), mobile(3)], "customer_id": [1, 3]}))
     changes = tmp_path / "exports" / SEGMENT / f"{AS_OF.isoformat()}.changes.csv"
-    assert changes.read_text() == (f"action,phone,customer_id\nadd,{mobile(1)},1\nadd,{mobile(3)},3\n"
-                                   f"remove,{mobile(9)},9\n")
+    assert changes.read_text() == (
+        f"action,phone,customer_id\nadd,{mobile(1)},1\nadd,{mobile(3)},3\nremove,{mobile(9)},9\n"
+    )
     assert list((tmp_path / "exports" / SEGMENT / ".pending").iterdir()) == []
 
 
@@ -208,6 +218,9 @@ def test_file_gateway_lists_the_latest_audience_file(tmp_path):
     client = FileGateway(data_dir=str(tmp_path))
     assert client.list_members(TARGET) == []
     for day, n in (("2026-10-30", 3), ("2026-10-31", 2)):
-        client.finish(TARGET, dt.date.fromisoformat(day),
-                      pa.table({"phone": [mobile(i) for i in range(1, n + 1)], "customer_id": list(range(1, n + 1))}))
+        client.finish(
+            TARGET,
+            dt.date.fromisoformat(day),
+            pa.table({"phone": [mobile(i) for i in range(1, n + 1)], "customer_id": list(range(1, n + 1))}),
+        )
     assert [(m.phone, m.customer_id) for m in client.list_members(TARGET)] == [(mobile(1), 1), (mobile(2), 2)]

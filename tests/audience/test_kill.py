@@ -46,8 +46,9 @@ def test_killed_sync_then_rerun_converges_without_adding_any_number_twice(audien
         result = sync_segment(con, gateway, SEGMENT, as_of=AS_OF, run_id="rerun", batch_size=BATCH)
         eligible = {row[0] for row in con.execute("select phone from audience_eligible").fetchall()}
         synced = {row[0] for row in con.execute("select phone from state.audience_sync_state").fetchall()}
-        plans = con.execute("select status, count(*), count(contents) from state.audience_batches "
-                            "group by all").fetchall()
+        plans = con.execute(
+            "select status, count(*), count(contents) from state.audience_batches group by all"
+        ).fetchall()
     finally:
         con.close()
 

@@ -23,8 +23,14 @@ TARGET = AudienceTarget(SEGMENT, name=LIST)
 
 
 def member(n: int, **fields: object) -> dict:
-    return {"phone": mobile(n), "customer_id": n, "first_name": f"Ada{n}", "last_name": "Rossi", "country": "IT",
-            **fields}
+    return {
+        "phone": mobile(n),
+        "customer_id": n,
+        "first_name": f"Ada{n}",
+        "last_name": "Rossi",
+        "country": "IT",
+        **fields,
+    }
 
 
 def client(server: KlaviyoEmulator, waits: list[float] | None = None, **options: float) -> KlaviyoGateway:
@@ -32,21 +38,33 @@ def client(server: KlaviyoEmulator, waits: list[float] | None = None, **options:
     return gateway.with_sleep(waits.append if waits is not None else lambda seconds: None)
 
 
-def api(server: KlaviyoEmulator, method: str, path: str, *, key: str = KLAVIYO_KEY, revision: str | None = REVISION,
-        **request: object) -> httpx.Response:
+def api(
+    server: KlaviyoEmulator,
+    method: str,
+    path: str,
+    *,
+    key: str = KLAVIYO_KEY,
+    revision: str | None = REVISION,
+    **request: object,
+) -> httpx.Response:
     headers = {"Authorization": f"Klaviyo-API-Key {key}", **({"revision": revision} if revision else {})}
     return httpx.request(method, f"{server.url}{path}", headers=headers, timeout=5, **request)
 
 
 def import_body(profiles: list[dict], list_id: str | None = None) -> dict:
-    body = {"data": {"type": "profile-bulk-import-job",
-                     "attributes": {"profiles": {"data": [{"type": "profile", "attributes": p} for p in profiles]}}}}
+    body = {
+        "data": {
+            "type": "profile-bulk-import-job",
+            "attributes": {"profiles": {"data": [{"type": "profile", "attributes": p} for p in profiles]}},
+        }
+    }
     if list_id:
         body["data"]["relationships"] = {"lists": {"data": [{"type": "list", "id": list_id}]}}
     return body
 
 
 # --- the list ---
+
 
 def test_the_list_is_created_once_then_found_by_name_or_by_its_known_id(klaviyo):
     created = client(klaviyo).upsert_audience(TARGET)
@@ -65,13 +83,18 @@ def test_a_list_name_klaviyo_cannot_filter_on_or_held_twice_is_refused_with_what
         client(klaviyo).upsert_audience(AudienceTarget(SEGMENT, name='say "hi"'))
     assert not failure.value.retryable
     for _ in range(2):
-        assert api(klaviyo, "POST", "/api/lists", json={"data": {"type": "list", "attributes": {"name": LIST}}}
-                   ).status_code == 201
+        assert (
+            api(
+                klaviyo, "POST", "/api/lists", json={"data": {"type": "list", "attributes": {"name": LIST}}}
+            ).status_code
+            == 201
+        )
     with pytest.raises(GatewayError, match="2 lists named 'VIP SMS' .*rename or delete all but one"):
         client(klaviyo).upsert_audience(TARGET)
 
 
 # --- adds, removes, exactly once ---
+
 
 def test_adds_import_profiles_to_the_list_and_return_their_profile_ids(klaviyo):
     gateway = client(klaviyo)
@@ -82,8 +105,12 @@ def test_adds_import_profiles_to_the_list_and_return_their_profile_ids(klaviyo):
     assert result.ids == held and set(held) == {mobile(1), mobile(2)}
     profile = klaviyo.profiles[held[mobile(1)]]
     assert {k: profile[k] for k in ("phone_number", "external_id", "first_name", "last_name", "location")} == {
-        "phone_number": mobile(1), "external_id": "1", "first_name": "Ada1", "last_name": "Rossi",
-        "location": {"country": "IT"}}
+        "phone_number": mobile(1),
+        "external_id": "1",
+        "first_name": "Ada1",
+        "last_name": "Rossi",
+        "location": {"country": "IT"},
+    }
     assert profile["properties"] == {"amount_spent": 120.5}
     assert "first_name" not in klaviyo.profiles[held[mobile(2)]], "a missing name is left out, not blanked"
     assert not any("subscriptions" in p for p in klaviyo.profiles.values()), "membership never sends consent"
@@ -130,9 +157,11 @@ def test_removes_go_by_profile_id_or_by_phone_looked_up_on_the_list(klaviyo):
     gateway = client(klaviyo)
     gateway.upsert_audience(TARGET)
     ids = gateway.send_batch(TARGET, [member(n) for n in range(1, 5)], [], "r:s:1").ids
-    removes = [{"phone": mobile(1), "customer_id": 1, "destination_id": ids[mobile(1)]},
-               {"phone": mobile(2), "customer_id": 2, "destination_id": None},
-               {"phone": mobile(9), "customer_id": 9, "destination_id": None}]  # never on the list: already gone
+    removes = [
+        {"phone": mobile(1), "customer_id": 1, "destination_id": ids[mobile(1)]},
+        {"phone": mobile(2), "customer_id": 2, "destination_id": None},
+        {"phone": mobile(9), "customer_id": 9, "destination_id": None},
+    ]  # never on the list: already gone
     lookups = klaviyo.received["get_profiles_for_list"]
     result = gateway.send_batch(TARGET, [], removes, "r:s:2")
     assert result.removed == 3
@@ -148,9 +177,12 @@ def test_import_errors_are_reported_per_number_and_the_rest_go_in(klaviyo):
     gateway.upsert_audience(TARGET)
     result = gateway.send_batch(TARGET, [member(1), member(2), {**member(3), "phone": "+39 347 000"}], [], "r:s:1")
     assert result.rejected == [
-        ("+39 347 000", "Invalid input.: Invalid phone number format (Example of a valid format: +13239169023): "
-                        "+39 347 000"),
-        (mobile(2), "Invalid input.: Phone number is not valid for SMS in this region.")]
+        (
+            "+39 347 000",
+            "Invalid input.: Invalid phone number format (Example of a valid format: +13239169023): +39 347 000",
+        ),
+        (mobile(2), "Invalid input.: Phone number is not valid for SMS in this region."),
+    ]
     assert (result.added, set(result.ids)) == (1, {mobile(1)})
     assert set(klaviyo.members(LIST)) == {mobile(1)}
 
@@ -182,6 +214,7 @@ def test_a_job_is_polled_through_its_states_and_a_stuck_or_cancelled_one_fails_r
 
 # --- limits and faults ---
 
+
 def test_a_429_storm_waits_retry_after_each_time(klaviyo):
     klaviyo.set_faults(Faults(script=["ok", "ok", "429", "429", "429", *["ok"] * 20], retry_after="7"))
     waits = []
@@ -212,8 +245,10 @@ def test_a_batch_over_an_endpoints_limit_is_split_and_a_payload_over_5_mb_refuse
     adds = [member(n) for n in range(1, 10_002)]
     result = gateway.send_batch(TARGET, adds, [], "r:s:1")
     assert (result.added, klaviyo.received["bulk_import_profiles"]) == (10_001, 2)
-    removes = [{"phone": m["phone"], "customer_id": m["customer_id"], "destination_id": result.ids[m["phone"]]}
-               for m in adds[:1001]]
+    removes = [
+        {"phone": m["phone"], "customer_id": m["customer_id"], "destination_id": result.ids[m["phone"]]}
+        for m in adds[:1001]
+    ]
     assert gateway.send_batch(TARGET, [], removes, "r:s:2").removed == 1001
     assert klaviyo.received["remove_profiles_from_list"] == 2
     assert len(klaviyo.members(LIST)) == 9000
@@ -226,15 +261,27 @@ def test_a_batch_over_an_endpoints_limit_is_split_and_a_payload_over_5_mb_refuse
 
 def test_the_emulator_refuses_what_klaviyo_refuses_in_its_error_format(klaviyo):
     list_id = client(klaviyo).upsert_audience(TARGET)
-    misspelt = api(klaviyo, "POST", "/api/profile-bulk-import-jobs",
-                   json=import_body([{"phone_numbr": mobile(1)}], list_id))
-    consent = api(klaviyo, "POST", "/api/profile-bulk-import-jobs",
-                  json=import_body([{"phone_number": mobile(1), "subscriptions": {"sms": {}}}], list_id))
-    too_many = api(klaviyo, "POST", "/api/profile-bulk-import-jobs",
-                   json=import_body([{"phone_number": mobile(n)} for n in range(10_001)], list_id))
-    too_big = api(klaviyo, "POST", "/api/profile-bulk-import-jobs",
-                  json=import_body([{"phone_number": mobile(n), "properties": {"x": "y" * 600}}
-                                    for n in range(9000)], list_id))
+    misspelt = api(
+        klaviyo, "POST", "/api/profile-bulk-import-jobs", json=import_body([{"phone_numbr": mobile(1)}], list_id)
+    )
+    consent = api(
+        klaviyo,
+        "POST",
+        "/api/profile-bulk-import-jobs",
+        json=import_body([{"phone_number": mobile(1), "subscriptions": {"sms": {}}}], list_id),
+    )
+    too_many = api(
+        klaviyo,
+        "POST",
+        "/api/profile-bulk-import-jobs",
+        json=import_body([{"phone_number": mobile(n)} for n in range(10_001)], list_id),
+    )
+    too_big = api(
+        klaviyo,
+        "POST",
+        "/api/profile-bulk-import-jobs",
+        json=import_body([{"phone_number": mobile(n), "properties": {"x": "y" * 600}} for n in range(9000)], list_id),
+    )
     bad_filter = api(klaviyo, "GET", f"/api/lists/{list_id}/profiles", params={"filter": f"equals(phone,{mobile(1)})"})
     big_page = api(klaviyo, "GET", f"/api/lists/{list_id}/profiles", params={"page[size]": "101"})
     no_revision = api(klaviyo, "GET", "/api/lists", revision=None)
@@ -243,8 +290,10 @@ def test_the_emulator_refuses_what_klaviyo_refuses_in_its_error_format(klaviyo):
     error = misspelt.json()["errors"][0]
     assert set(error) == {"id", "status", "code", "title", "detail", "source"}
     assert (error["code"], error["detail"], error["source"]) == (
-        "invalid", "'phone_numbr' is not a valid field for the resource 'profile'.",
-        {"pointer": "/data/attributes/profiles/data/0/attributes/phone_numbr"})
+        "invalid",
+        "'phone_numbr' is not a valid field for the resource 'profile'.",
+        {"pointer": "/data/attributes/profiles/data/0/attributes/phone_numbr"},
+    )
     assert consent.json()["errors"][0]["source"]["pointer"].endswith("/attributes/subscriptions")
     assert (too_many.status_code, too_big.status_code) == (400, 413)
     assert (bad_filter.status_code, bad_filter.json()["errors"][0]["source"]) == (400, {"parameter": "filter"})
@@ -277,8 +326,10 @@ class Clock:
 def test_the_emulator_keeps_the_documented_rate_limits_with_their_headers():
     clock = Clock()
     with KlaviyoEmulator(KLAVIYO_KEY, clock=clock) as server:
-        replies = [api(server, "POST", "/api/lists", json={"data": {"type": "list", "attributes": {"name": f"L{i}"}}})
-                   for i in range(11)]  # Create List: burst 10/s
+        replies = [
+            api(server, "POST", "/api/lists", json={"data": {"type": "list", "attributes": {"name": f"L{i}"}}})
+            for i in range(11)
+        ]  # Create List: burst 10/s
         clock.now += 1
         after_a_second = api(server, "POST", "/api/lists", json={"data": {"type": "list", "attributes": {"name": "x"}}})
     assert [r.status_code for r in replies] == [201] * 10 + [429]
@@ -295,13 +346,21 @@ def test_the_gateway_rides_out_real_throttling_by_retry_after():
         list_id = gateway.upsert_audience(TARGET)
         # ten jobs fill Bulk Import Profiles' burst of 10/s: the gateway's own import is the 11th
         for n in range(101, 111):
-            assert api(server, "POST", "/api/profile-bulk-import-jobs",
-                       json=import_body([{"phone_number": mobile(n)}], list_id)).status_code == 202
+            assert (
+                api(
+                    server,
+                    "POST",
+                    "/api/profile-bulk-import-jobs",
+                    json=import_body([{"phone_number": mobile(n)}], list_id),
+                ).status_code
+                == 202
+            )
         assert gateway.send_batch(TARGET, [member(1)], [], "r:s:1").ids == {mobile(1): server.members(LIST)[mobile(1)]}
     assert clock.waits == [1.0]
 
 
 # --- reading the list back, secrecy, wiring ---
+
 
 def test_list_members_pages_through_the_whole_list(klaviyo):
     gateway = client(klaviyo)
@@ -312,7 +371,8 @@ def test_list_members_pages_through_the_whole_list(klaviyo):
     held = client(klaviyo).list_members(TARGET)
     assert klaviyo.received["get_profiles_for_list"] - pages == 3, "100 a page"
     assert sorted((m.phone, m.customer_id, m.destination_id) for m in held) == sorted(
-        (mobile(n), n, ids[mobile(n)]) for n in range(1, 251))
+        (mobile(n), n, ids[mobile(n)]) for n in range(1, 251)
+    )
 
 
 def test_the_key_never_appears_in_logs_errors_or_reprs(audience_db, klaviyo, caplog):
@@ -324,8 +384,10 @@ def test_the_key_never_appears_in_logs_errors_or_reprs(audience_db, klaviyo, cap
     gateway = client(klaviyo)
     sync_segment(con, gateway, SEGMENT, as_of=AS_OF, run_id="r1", batch_size=2, target=TARGET)
     errors = []
-    for bad in (KlaviyoGateway(url=klaviyo.url, api_key="not-" + KLAVIYO_KEY),
-                KlaviyoGateway(url="http://127.0.0.1:9", api_key=KLAVIYO_KEY, max_attempts=2).with_sleep(lambda s: 0)):
+    for bad in (
+        KlaviyoGateway(url=klaviyo.url, api_key="not-" + KLAVIYO_KEY),
+        KlaviyoGateway(url="http://127.0.0.1:9", api_key=KLAVIYO_KEY, max_attempts=2).with_sleep(lambda s: 0),
+    ):
         with pytest.raises(GatewayError) as failure:
             bad.upsert_audience(TARGET)
         errors.append(failure.value)
@@ -367,6 +429,7 @@ def test_klaviyo_is_a_gateway_setting_that_needs_its_key(klaviyo, monkeypatch):
 
 # --- the sync, end to end ---
 
+
 def test_sync_segment_keeps_the_list_equal_to_the_eligible_audience(audience_db, klaviyo):
     store = Store(customers=[customer(i, phone=mobile(i), first=f"C{i}") for i in range(1, 31)])
     con = audience_db(store)
@@ -376,9 +439,19 @@ def test_sync_segment_keeps_the_list_equal_to_the_eligible_audience(audience_db,
     assert set(klaviyo.members(LIST)) == {mobile(i) for i in range(1, 31)}
 
     # 1-10 unsubscribe, 11 changes name, 31-35 are new
-    con = audience_db(Store(customers=[
-        customer(i, phone=mobile(i), first="Renamed" if i == 11 else f"C{i}",
-                 sms_state="UNSUBSCRIBED" if i <= 10 else "SUBSCRIBED") for i in range(1, 36)]))
+    con = audience_db(
+        Store(
+            customers=[
+                customer(
+                    i,
+                    phone=mobile(i),
+                    first="Renamed" if i == 11 else f"C{i}",
+                    sms_state="UNSUBSCRIBED" if i <= 10 else "SUBSCRIBED",
+                )
+                for i in range(1, 36)
+            ]
+        )
+    )
     second = sync_segment(con, client(klaviyo), SEGMENT, as_of=AS_OF, run_id="n2", batch_size=7, target=TARGET)
     assert (second.added, second.updated, second.removed, second.unchanged) == (5, 1, 10, 19)
     held = klaviyo.members(LIST)
@@ -387,8 +460,9 @@ def test_sync_segment_keeps_the_list_equal_to_the_eligible_audience(audience_db,
     assert set(klaviyo.adds_of(LIST).values()) == {1}, "an update re-imports the profile without adding it again"
 
 
-def test_a_sync_killed_mid_export_then_rerun_converges_without_adding_any_number_twice(audience_db, klaviyo,
-                                                                                      tmp_path: Path):
+def test_a_sync_killed_mid_export_then_rerun_converges_without_adding_any_number_twice(
+    audience_db, klaviyo, tmp_path: Path
+):
     members, batch = 3000, 50
     kill_after_imports = GROUP_BATCHES + GROUP_BATCHES // 2  # halfway through the second group
     assert members // batch > 2 * GROUP_BATCHES, "the kill must land in a group before the last"
@@ -397,8 +471,14 @@ def test_a_sync_killed_mid_export_then_rerun_converges_without_adding_any_number
     klaviyo.set_faults(Faults(slow_seconds=0.01))
 
     env = {"KLAVIYO_API_URL": klaviyo.url, "KLAVIYO_API_KEY": KLAVIYO_KEY}
-    kill_sync(KlaviyoGateway, env, tmp_path, batch,
-              lambda: klaviyo.received["bulk_import_profiles"] >= kill_after_imports, list_name=LIST)
+    kill_sync(
+        KlaviyoGateway,
+        env,
+        tmp_path,
+        batch,
+        lambda: klaviyo.received["bulk_import_profiles"] >= kill_after_imports,
+        list_name=LIST,
+    )
 
     applied = len(klaviyo.members(LIST))
     assert 0 < applied < members, "killed mid-export"
@@ -410,8 +490,9 @@ def test_a_sync_killed_mid_export_then_rerun_converges_without_adding_any_number
         pending = con.execute("select count(*) from state.audience_batches where status = 'planned'").fetchall()[0][0]
         assert confirmed == GROUP_BATCHES * batch < applied, "the list holds numbers of the group no state has"
         assert pending == GROUP_BATCHES
-        result = sync_segment(con, client(klaviyo), SEGMENT, as_of=AS_OF, run_id="rerun", batch_size=batch,
-                              target=TARGET)
+        result = sync_segment(
+            con, client(klaviyo), SEGMENT, as_of=AS_OF, run_id="rerun", batch_size=batch, target=TARGET
+        )
         eligible = {row[0] for row in con.execute("select phone from audience_eligible").fetchall()}
         synced = {row[0] for row in con.execute("select phone from state.audience_sync_state").fetchall()}
     finally:
@@ -421,7 +502,6 @@ def test_a_sync_killed_mid_export_then_rerun_converges_without_adding_any_number
     assert set(klaviyo.members(LIST)) == eligible == synced
     assert set(klaviyo.adds_of(LIST).values()) == {1}, "a number was added twice"
     assert result.replayed_batches == pending
-
 
 
 def test_a_definition_naming_another_list_empties_the_old_one(audience_db, klaviyo):

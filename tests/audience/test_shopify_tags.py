@@ -30,8 +30,11 @@ GRAPHQL = "/admin/api/2026-10/graphql.json"
 
 def shop(n: int, **changes: dict) -> Store:
     """n subscribed customers with distinct mobiles; `changes` by customer number (as text) override fields."""
-    return Store(customers=[customer(i, **{"phone": mobile(i), "first": f"C{i}", **changes.get(str(i), {})})
-                            for i in range(1, n + 1)])
+    return Store(
+        customers=[
+            customer(i, **{"phone": mobile(i), "first": f"C{i}", **changes.get(str(i), {})}) for i in range(1, n + 1)
+        ]
+    )
 
 
 def member(i: int) -> dict:
@@ -48,8 +51,9 @@ def serve(tmp_path: Path) -> Iterator:
     started = []
 
     def start(store: Store, **options: float) -> ShopifyEmulator:
-        emulator = ShopifyEmulator(store.write(tmp_path / f"shop{len(started)}"), TOKEN,
-                                   **{"bucket_size": 1e9, **options})
+        emulator = ShopifyEmulator(
+            store.write(tmp_path / f"shop{len(started)}"), TOKEN, **{"bucket_size": 1e9, **options}
+        )
         started.append(emulator.start())
         return emulator
 
@@ -105,10 +109,16 @@ def test_a_big_diff_goes_as_one_bulk_mutation_a_direction(serve):
     assert not any(r.carried_token for r in uploads + downloads), "storage never receives the token"
     assert set(additions(emulator).values()) == {1}
     with httpx.Client(base_url=emulator.url, headers={"X-Shopify-Access-Token": TOKEN}) as http:
-        current = http.post(GRAPHQL, json={"query": "{ m: currentBulkOperation(type: MUTATION) { id type status } "
-                                                    "q: currentBulkOperation { id } }"}).json()["data"]
-    assert current == {"m": {"id": "gid://shopify/BulkOperation/2", "type": "MUTATION", "status": "COMPLETED"},
-                       "q": None}, "the latest bulk mutation; no bulk query ran"
+        current = http.post(
+            GRAPHQL,
+            json={
+                "query": "{ m: currentBulkOperation(type: MUTATION) { id type status } q: currentBulkOperation { id } }"
+            },
+        ).json()["data"]
+    assert current == {
+        "m": {"id": "gid://shopify/BulkOperation/2", "type": "MUTATION", "status": "COMPLETED"},
+        "q": None,
+    }, "the latest bulk mutation; no bulk query ran"
 
 
 def test_per_customer_user_errors_reject_only_those_customers(serve):
@@ -182,17 +192,24 @@ def test_a_full_set_of_bulk_mutation_slots_is_waited_for_and_the_wait_is_bounded
     others = ShopifyClient(emulator.url, TOKEN, sleep=lambda s: None)
     running = []
     for i in range(5):  # another job of ours fills the shop's five slots
-        path = others.stage_upload("other.jsonl", f'{{"id": "{gid(n + 1 + i)}", "tags": ["other"]}}\n'.encode(),
-                                   purpose="another import", scopes=())
-        started = others.graphql("mutation($p: String!) { bulkOperationRunMutation(mutation: \"mutation m($id: ID!, "
-                                 "$tags: [String!]!) { tagsAdd(id: $id, tags: $tags) { node { id } } }\", "
-                                 "stagedUploadPath: $p) { bulkOperation { id } userErrors { code } } }",
-                                 {"p": path})["bulkOperationRunMutation"]
+        path = others.stage_upload(
+            "other.jsonl",
+            f'{{"id": "{gid(n + 1 + i)}", "tags": ["other"]}}\n'.encode(),
+            purpose="another import",
+            scopes=(),
+        )
+        started = others.graphql(
+            'mutation($p: String!) { bulkOperationRunMutation(mutation: "mutation m($id: ID!, '
+            '$tags: [String!]!) { tagsAdd(id: $id, tags: $tags) { node { id } } }", '
+            "stagedUploadPath: $p) { bulkOperation { id } userErrors { code } } }",
+            {"p": path},
+        )["bulkOperationRunMutation"]
         running.append(started["bulkOperation"]["id"])
 
     with pytest.raises(GatewayError, match="slot.*stayed taken") as failure:
-        gateway(emulator, slot_timeout_seconds=5.0).send_batch(TARGET, [member(i) for i in range(1, n + 1)], [],
-                                                               "r1:s:1")
+        gateway(emulator, slot_timeout_seconds=5.0).send_batch(
+            TARGET, [member(i) for i in range(1, n + 1)], [], "r1:s:1"
+        )
     assert failure.value.retryable and tagged(emulator) == set()
 
     waits = []
@@ -213,13 +230,26 @@ def test_the_emulator_refuses_a_misspelt_field_or_argument_as_shopify_does(serve
     emulator = serve(shop(3))
     headers = {"X-Shopify-Access-Token": TOKEN}
     with httpx.Client(base_url=emulator.url, headers=headers) as http:
-        wrong_argument = http.post(GRAPHQL, json={"query": 'mutation { tagsAdd(id: "gid://shopify/Customer/1", '
-                                                            'tag: ["x"]) { userErrors { message } } }'}).json()
-        wrong_field = http.post(GRAPHQL, json={"query": 'mutation { tagsAdd(id: "gid://shopify/Customer/1", '
-                                                         'tags: ["x"]) { userErrors { mesage } } }'}).json()
-        wrong_bulk = http.post(GRAPHQL, json={"query": 'mutation { bulkOperationRunMutation(mutation: "mutation '
-                                                        '{ tagAdd(id: 1) { node { id } } }", stagedUploadPath: "x") '
-                                                        '{ userErrors { code message } } }'}).json()
+        wrong_argument = http.post(
+            GRAPHQL,
+            json={
+                "query": 'mutation { tagsAdd(id: "gid://shopify/Customer/1", tag: ["x"]) { userErrors { message } } }'
+            },
+        ).json()
+        wrong_field = http.post(
+            GRAPHQL,
+            json={
+                "query": 'mutation { tagsAdd(id: "gid://shopify/Customer/1", tags: ["x"]) { userErrors { mesage } } }'
+            },
+        ).json()
+        wrong_bulk = http.post(
+            GRAPHQL,
+            json={
+                "query": 'mutation { bulkOperationRunMutation(mutation: "mutation '
+                '{ tagAdd(id: 1) { node { id } } }", stagedUploadPath: "x") '
+                "{ userErrors { code message } } }"
+            },
+        ).json()
     assert "data" not in wrong_argument and "data" not in wrong_field
     assert wrong_argument["errors"][0]["message"] == "Field 'tagsAdd' doesn't accept argument 'tag'"
     assert wrong_field["errors"][0]["message"] == "Field 'mesage' doesn't exist on type 'UserError'"
@@ -261,10 +291,12 @@ def test_it_retries_by_the_one_policy_with_the_gateways_own_settings(serve):
     gave_up = r"gave up after 3 attempts at POST http://127\.0\.0\.1:\d+" + GRAPHQL
     with pytest.raises(GatewayError, match=gave_up) as failure:
         gateway(emulator, waits, max_attempts=3, backoff_seconds=1.0, max_backoff_seconds=1.5).send_batch(
-            TARGET, [member(1)], [], "r1:s:1")
+            TARGET, [member(1)], [], "r1:s:1"
+        )
     assert failure.value.retryable, "the next run replays the batch"
     assert len(waits) == 2 and all(0 <= w <= cap for w, cap in zip(waits, [1.0, 1.5], strict=True))
     assert TOKEN not in str(failure.value)
+
 
 def test_the_cost_based_throttle_is_respected_without_a_throttled_reply(serve):
     # a bucket of 300 points refilling at 3000/s: the 250-point requests wait for it rather than hit it
@@ -327,8 +359,9 @@ def test_sync_segment_converges_and_never_logs_the_token(audience_db, serve, cap
     first = sync_segment(con, gateway(emulator), SEGMENT, as_of=AS_OF, run_id="r1", batch_size=300)
     assert (first.added, first.batches) == (400, 2)
     assert tagged(emulator) == set(range(1, 401))
-    con = audience_db(shop(400, **{str(i): {"sms_state": "UNSUBSCRIBED", "updated": "2026-10-20T10:00:00Z"}
-                                   for i in range(391, 401)}))
+    con = audience_db(
+        shop(400, **{str(i): {"sms_state": "UNSUBSCRIBED", "updated": "2026-10-20T10:00:00Z"} for i in range(391, 401)})
+    )
     second = sync_segment(con, gateway(emulator), SEGMENT, as_of=AS_OF, run_id="r2", batch_size=300)
     assert (second.added, second.removed, second.unchanged) == (0, 10, 390)
     assert tagged(emulator) == set(range(1, 391))
@@ -349,8 +382,9 @@ def test_a_sync_killed_mid_export_then_rerun_tags_everyone_once(audience_db, ser
     emulator.faults.stalls, emulator.faults.stall_seconds = 10_000, 0.005  # slow enough to be caught mid-group
 
     env = {"SHOPIFY_STORE": emulator.url, "SHOPIFY_ACCESS_TOKEN": TOKEN}
-    kill_sync(ShopifyTagsGateway, env, tmp_path, batch, lambda: len(posts(emulator, GRAPHQL)) >= kill_after,
-              timeout=120)
+    kill_sync(
+        ShopifyTagsGateway, env, tmp_path, batch, lambda: len(posts(emulator, GRAPHQL)) >= kill_after, timeout=120
+    )
     emulator.faults.stalls = 0
 
     applied = len(tagged(emulator))
@@ -368,7 +402,6 @@ def test_a_sync_killed_mid_export_then_rerun_tags_everyone_once(audience_db, ser
     assert set(additions(emulator).values()) == {1}, "a customer was tagged twice"
     assert result.replayed_batches == GROUP_BATCHES
     assert result.added == members - confirmed
-
 
 
 def test_another_tag_is_another_audience_and_case_is_not() -> None:

@@ -23,8 +23,7 @@ def shop(n: int, *changed: dict, checkouts: list[dict] | None = None) -> Store:
 
 
 def http(emulator: GatewayEmulator, **options: float) -> HttpGateway:
-    gateway = HttpGateway(url=emulator.url, token=TOKEN, timeout_seconds=options.pop("timeout_seconds", 2.0),
-                          **options)
+    gateway = HttpGateway(url=emulator.url, token=TOKEN, timeout_seconds=options.pop("timeout_seconds", 2.0), **options)
     return gateway.with_sleep(lambda seconds: None)
 
 
@@ -33,8 +32,11 @@ def eligible_phones(con) -> set[str]:
 
 
 def ledger(con, run_id: str) -> set[tuple[str, str]]:
-    return set(con.execute("select action, phone from state.audience_changes where run_id = ? and outcome = 'sent'",
-                           [run_id]).fetchall())
+    return set(
+        con.execute(
+            "select action, phone from state.audience_changes where run_id = ? and outcome = 'sent'", [run_id]
+        ).fetchall()
+    )
 
 
 def test_first_sync_adds_everyone_and_an_unchanged_rerun_sends_nothing(audience_db, emulator):
@@ -42,7 +44,10 @@ def test_first_sync_adds_everyone_and_an_unchanged_rerun_sends_nothing(audience_
     first = sync_segment(con, http(emulator), SEGMENT, as_of=AS_OF, run_id="r1", batch_size=7)
     assert (first.added, first.removed, first.unchanged, first.batches) == (30, 0, 0, 5)
     assert {k: first.metadata()[k] for k in ("eligible", "added", "excluded_no_consent")} == {
-        "eligible": 30, "added": 30, "excluded_no_consent": 0}
+        "eligible": 30,
+        "added": 30,
+        "excluded_no_consent": 0,
+    }
     assert set(emulator.members(SEGMENT)) == eligible_phones(con)
     posts = emulator.received["POST"]
     second = sync_segment(con, http(emulator), SEGMENT, as_of=AS_OF, run_id="r2", batch_size=7)
@@ -60,7 +65,8 @@ def test_a_customer_who_unsubscribes_is_removed(audience_db, emulator):
     assert mobile(3) not in emulator.members(SEGMENT)
     assert ledger(con, "r2") == {("remove", mobile(3))}
     assert con.execute("select count(*) from state.audience_sync_state where phone = ?", [mobile(3)]).fetchall() == [
-        (0,)]
+        (0,)
+    ]
 
 
 def test_a_changed_extra_field_is_sent_again_once(audience_db, emulator):
@@ -80,20 +86,26 @@ def test_a_changed_extra_field_is_sent_again_once(audience_db, emulator):
 
 
 def test_with_every_fault_the_sync_converges_to_the_eligible_set(audience_db, emulator):
-    emulator.set_faults(Faults(
-        script=["429", "429", "ok", "500", "500_after", "drop", "drop_after", "slow", "ok"],
-        slow_step_seconds=0.4, reject={mobile(7): "landline"}))
+    emulator.set_faults(
+        Faults(
+            script=["429", "429", "ok", "500", "500_after", "drop", "drop_after", "slow", "ok"],
+            slow_step_seconds=0.4,
+            reject={mobile(7): "landline"},
+        )
+    )
     store = shop(120)
     con = audience_db(store)
-    result = sync_segment(con, http(emulator, timeout_seconds=0.2, max_attempts=12), SEGMENT, as_of=AS_OF,
-                          run_id="r1", batch_size=10)
+    result = sync_segment(
+        con, http(emulator, timeout_seconds=0.2, max_attempts=12), SEGMENT, as_of=AS_OF, run_id="r1", batch_size=10
+    )
     assert emulator.received["POST"] > 2 * result.batches  # the faults did happen
     expected = eligible_phones(con) - {mobile(7)}
     assert set(emulator.members(SEGMENT)) == expected
     assert set(emulator.adds_of(SEGMENT).values()) == {1}
     assert (result.added, result.rejected) == (119, 1)
-    assert con.execute("select outcome, reason from state.audience_changes where phone = ?", [mobile(7)]).fetchall() \
-        == [("rejected", "landline")]
+    assert con.execute(
+        "select outcome, reason from state.audience_changes where phone = ?", [mobile(7)]
+    ).fetchall() == [("rejected", "landline")]
     # the rejected number is not retried, and nothing else is due
     emulator.set_faults(Faults())
     again = sync_segment(con, http(emulator), SEGMENT, as_of=AS_OF, run_id="r2", batch_size=10)
@@ -103,23 +115,30 @@ def test_with_every_fault_the_sync_converges_to_the_eligible_set(audience_db, em
 def test_dry_run_reports_exactly_what_the_real_run_then_sends_and_changes_nothing(audience_db, emulator):
     con = audience_db(shop(20))
     sync_segment(con, http(emulator), SEGMENT, as_of=AS_OF, run_id="r1", batch_size=6)
-    con = audience_db(shop(
-        23, customer(4, phone=mobile(4), sms_state="UNSUBSCRIBED", updated=LATER),
-        customer(9, phone=mobile(9), first="Nina", updated=LATER)))
+    con = audience_db(
+        shop(
+            23,
+            customer(4, phone=mobile(4), sms_state="UNSUBSCRIBED", updated=LATER),
+            customer(9, phone=mobile(9), first="Nina", updated=LATER),
+        )
+    )
     state_before = state_snapshot(con)
     gateway_before = emulator.snapshot()
 
-    dry = sync_segment(con, http(emulator), SEGMENT, as_of=AS_OF, run_id="dry", batch_size=6, dry_run=True,
-                       sample_size=100)
+    dry = sync_segment(
+        con, http(emulator), SEGMENT, as_of=AS_OF, run_id="dry", batch_size=6, dry_run=True, sample_size=100
+    )
     assert state_snapshot(con) == state_before
     assert emulator.snapshot() == gateway_before
     assert (dry.added, dry.updated, dry.removed, dry.unchanged) == (3, 1, 1, 18)
 
     real = sync_segment(con, http(emulator), SEGMENT, as_of=AS_OF, run_id="r2", batch_size=6)
-    reported = ({("add", m["customer_id"]) for m in dry.sample_adds}
-                | {("remove", m["customer_id"]) for m in dry.sample_removes})
-    assert reported == set(con.execute("select action, customer_id from state.audience_changes "
-                                       "where run_id = 'r2'").fetchall())
+    reported = {("add", m["customer_id"]) for m in dry.sample_adds} | {
+        ("remove", m["customer_id"]) for m in dry.sample_removes
+    }
+    assert reported == set(
+        con.execute("select action, customer_id from state.audience_changes where run_id = 'r2'").fetchall()
+    )
     assert (real.added, real.updated, real.removed) == (dry.added, dry.updated, dry.removed)
 
 
@@ -130,7 +149,9 @@ def test_a_rerun_under_the_same_run_id_never_reuses_a_key(audience_db, emulator)
     result = sync_segment(con, http(emulator), SEGMENT, as_of=AS_OF, run_id="same")
     assert result.added == 1
     assert con.execute("select idempotency_key from state.audience_batches order by planned_at").fetchall() == [
-        (f"same:{SEGMENT}:1",), (f"same:{SEGMENT}:2",)]
+        (f"same:{SEGMENT}:1",),
+        (f"same:{SEGMENT}:2",),
+    ]
 
 
 def test_dry_run_before_any_real_run_creates_no_state(audience_db, emulator):
@@ -169,10 +190,15 @@ def test_a_failure_mid_group_settles_the_unsent_batches_after_it_and_the_rerun_s
     con = audience_db(shop(45))
     failure = fail_at_batch_3(con, emulator)
     assert (failure.result.added, failure.result.failed) == (20, 10)
-    assert con.execute("select batch_no, status, contents is not null from state.audience_batches "
-                       "order by batch_no").fetchall() == [
-        (1, "confirmed", False), (2, "confirmed", False), (3, "planned", True), (4, "unsent", False),
-        (5, "unsent", False)]
+    assert con.execute(
+        "select batch_no, status, contents is not null from state.audience_batches order by batch_no"
+    ).fetchall() == [
+        (1, "confirmed", False),
+        (2, "confirmed", False),
+        (3, "planned", True),
+        (4, "unsent", False),
+        (5, "unsent", False),
+    ]
     assert con.execute("select count(*) from state.audience_changes where batch_no > 3").fetchall() == [(0,)]
 
     emulator.set_faults(Faults())
@@ -197,13 +223,18 @@ def test_file_gateway_writes_the_audience_and_the_changes(audience_db, tmp_path:
         [mobile(3), "3", "C3", "Rossi", "IT", ""],
     ]
     assert read_csv(folder / "2026-10-31.changes.csv") == [
-        ["action", "phone", "customer_id"], *[["add", mobile(i), str(i)] for i in (1, 2, 3)]]
+        ["action", "phone", "customer_id"],
+        *[["add", mobile(i), str(i)] for i in (1, 2, 3)],
+    ]
 
-    con = audience_db(shop(3, customer(1, phone=mobile(1), sms_state="UNSUBSCRIBED", updated=LATER),
-                           checkouts=checkouts))
+    con = audience_db(
+        shop(3, customer(1, phone=mobile(1), sms_state="UNSUBSCRIBED", updated=LATER), checkouts=checkouts)
+    )
     sync_segment(con, gateway, SEGMENT, as_of=AS_OF, run_id="r2", fields=fields)
-    assert read_csv(folder / "2026-10-31.changes.csv") == [["action", "phone", "customer_id"],
-                                                            ["remove", mobile(1), "1"]]
+    assert read_csv(folder / "2026-10-31.changes.csv") == [
+        ["action", "phone", "customer_id"],
+        ["remove", mobile(1), "1"],
+    ]
     sync_segment(con, gateway, SEGMENT, as_of=AS_OF, run_id="r3", fields=fields)
     assert read_csv(folder / "2026-10-31.changes.csv") == [["action", "phone", "customer_id"]]
     assert sorted(p.name for p in folder.iterdir()) == [".pending", "2026-10-31.changes.csv", "2026-10-31.csv"]
@@ -213,15 +244,25 @@ def test_warehouse_copy_of_the_audience_tables(audience_db, emulator):
     con = audience_db(shop(4))
     sync_segment(con, http(emulator), SEGMENT, as_of=AS_OF, run_id="r1", fields=("rfm_group",))
     counts = copy_audience_tables(con)
-    assert counts == {"audience.members": 4, "audience.changes": 4, "audience.sync_state": 4,
-                      "audience.suppressions": 0}
-    assert con.execute("select segment, phone, customer_id, fields->>'rfm_group' from audience.members "
-                       "order by phone limit 1").fetchall() == [(SEGMENT, mobile(1), 1, "PROSPECTS")]
+    assert counts == {
+        "audience.members": 4,
+        "audience.changes": 4,
+        "audience.sync_state": 4,
+        "audience.suppressions": 0,
+    }
+    assert con.execute(
+        "select segment, phone, customer_id, fields->>'rfm_group' from audience.members order by phone limit 1"
+    ).fetchall() == [(SEGMENT, mobile(1), 1, "PROSPECTS")]
 
 
 def state_snapshot(con) -> dict[str, list]:
-    tables = [r[0] for r in con.execute("select table_name from duckdb_tables() where database_name = 'state' "
-                                        "and table_name like 'audience%' order by 1").fetchall()]
+    tables = [
+        r[0]
+        for r in con.execute(
+            "select table_name from duckdb_tables() where database_name = 'state' "
+            "and table_name like 'audience%' order by 1"
+        ).fetchall()
+    ]
     return {t: sorted(map(repr, con.table(f"state.{t}").fetchall())) for t in tables}
 
 

@@ -38,8 +38,14 @@ SEGMENTS = {  # each one's members differ between the two days
 def shop() -> Store:
     """Customer n orders on 1 October and again on 10 + 3n October: by the 20th, 1-3 have ordered twice."""
     customers = [customer(n, phone=f"+39347{n:07d}") for n in range(1, 7)]
-    orders = [o for n in range(1, 7) for o in (order(100 + n, n, processed="2026-10-01T10:00:00Z"),
-                                               order(200 + n, n, processed=f"2026-10-{10 + 3 * n}T10:00:00Z"))]
+    orders = [
+        o
+        for n in range(1, 7)
+        for o in (
+            order(100 + n, n, processed="2026-10-01T10:00:00Z"),
+            order(200 + n, n, processed=f"2026-10-{10 + 3 * n}T10:00:00Z"),
+        )
+    ]
     return Store(customers=customers, orders=orders)
 
 
@@ -51,8 +57,11 @@ def expected(store_dir: Path, query: str, day: dt.date) -> set[int]:
 
 def history(data_dir: Path, segment: str, day: dt.date) -> set[int]:
     with duckdb.connect(str(data_dir / "state.duckdb"), read_only=True) as con:
-        rows = con.execute("select customer_id from segment_membership where segment = ? and entered_on <= ? "
-                           "and (left_on is null or left_on > ?)", [segment, day, day]).fetchall()
+        rows = con.execute(
+            "select customer_id from segment_membership where segment = ? and entered_on <= ? "
+            "and (left_on is null or left_on > ?)",
+            [segment, day, day],
+        ).fetchall()
     return {r[0] for r in rows}
 
 
@@ -62,8 +71,11 @@ def live_warehouse(data_dir: Path) -> tuple[dt.date, int]:
 
 
 def sizes(result: dg.ExecuteInProcessResult) -> dict[str, int]:
-    return {e.asset_key.path[-1]: e.event_specific_data.materialization.metadata["size"].value
-            for e in result.get_asset_materialization_events() if e.asset_key.path[0] == "segments"}
+    return {
+        e.asset_key.path[-1]: e.event_specific_data.materialization.metadata["size"].value
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.path[0] == "segments"
+    }
 
 
 @pytest.fixture
@@ -73,16 +85,22 @@ def settings(tmp_path: Path) -> Settings:
     for name, (query, export) in SEGMENTS.items():
         export_line = f"sms:\n  export: {str(export).lower()}\n"
         (segments_dir / f"{name}.yaml").write_text(f"name: {name}\nquery: {query}\n{export_line}")
-    return Settings(source=f"jsonl:{shop().write(tmp_path / 'store')}", data_dir=tmp_path / "data",
-                    segments_dir=segments_dir)
+    return Settings(
+        source=f"jsonl:{shop().write(tmp_path / 'store')}", data_dir=tmp_path / "data", segments_dir=segments_dir
+    )
 
 
 def test_a_backfill_and_reruns_of_an_earlier_day_leave_the_live_audience_alone(settings: Settings) -> None:
     store_dir = Path(settings.source.removeprefix("jsonl:"))
-    want = {(name, day): expected(store_dir, query, day) for name, (query, _) in SEGMENTS.items()
-            for day in (BACKFILLED, LIVE)}
-    assert want[("repeat", BACKFILLED)] != want[("repeat", LIVE)] and want[("recent", BACKFILLED)] != want[
-        ("recent", LIVE)]
+    want = {
+        (name, day): expected(store_dir, query, day)
+        for name, (query, _) in SEGMENTS.items()
+        for day in (BACKFILLED, LIVE)
+    }
+    assert (
+        want[("repeat", BACKFILLED)] != want[("repeat", LIVE)]
+        and want[("recent", BACKFILLED)] != want[("recent", LIVE)]
+    )
     with dg.DagsterInstance.ephemeral() as instance, GatewayEmulator(TOKEN) as emulator:
         gateway = HttpGateway(url=emulator.url, token=TOKEN)
         live = run_nightly_job(settings, as_of=LIVE, instance=instance, resources={"gateway": gateway})
@@ -98,14 +116,18 @@ def test_a_backfill_and_reruns_of_an_earlier_day_leave_the_live_audience_alone(s
         assert backfill.success and instance.get_run_by_id(backfill.run_id).tags[MODE_TAG] == "backfill"
         assert sizes(backfill) == {name: len(want[(name, BACKFILLED)]) for name in SEGMENTS}
         # nothing synced, nothing published: the exports and the warehouse have no materialization that day
-        assert not [e for e in backfill.get_asset_materialization_events()
-                    if e.asset_key.path[0] in ("exports", "retired_exports", "warehouse")]
+        assert not [
+            e
+            for e in backfill.get_asset_materialization_events()
+            if e.asset_key.path[0] in ("exports", "retired_exports", "warehouse")
+        ]
 
         # the UI's Materialize of one segment, for each day, with the build left as of the other day
         job = build_definitions(settings, gateway=gateway).resolve_job_def(NIGHTLY)
         for day in (LIVE, BACKFILLED):
-            rerun = job.execute_in_process(partition_key=day.isoformat(), instance=instance,
-                                           asset_selection=[segment_key("recent")])
+            rerun = job.execute_in_process(
+                partition_key=day.isoformat(), instance=instance, asset_selection=[segment_key("recent")]
+            )
             assert sizes(rerun) == {"recent": len(want[("recent", day)])}
 
         assert emulator.snapshot()["received"] == heard  # the gateway heard from the live night only
@@ -135,8 +157,12 @@ def test_a_day_that_has_not_begun_is_refused(settings: Settings, tmp_path: Path)
     import sys
 
     smsseg = Path(sys.executable).parent / "smsseg"
-    done = subprocess.run([smsseg, "run", "--as-of", "2999-01-01", "--data-dir", str(tmp_path / "d")],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [smsseg, "run", "--as-of", "2999-01-01", "--data-dir", str(tmp_path / "d")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and "--as-of 2999-01-01: that day has not begun" in done.stdout
 
 
@@ -146,15 +172,27 @@ def test_cli_backfill_runs_each_day_and_changes_no_destination(settings: Setting
     import sys
 
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster"), "COLUMNS": "100"}
-    common = ["--source", settings.source, "--data-dir", str(settings.data_dir),
-              "--segments-dir", str(settings.segments_dir)]
+    common = [
+        "--source",
+        settings.source,
+        "--data-dir",
+        str(settings.data_dir),
+        "--segments-dir",
+        str(settings.segments_dir),
+    ]
     smsseg = str(Path(sys.executable).parent / "smsseg")
-    live = subprocess.run([smsseg, "run", "--as-of", str(LIVE), *common], env=env, capture_output=True, text=True,
-                          timeout=300)
+    live = subprocess.run(
+        [smsseg, "run", "--as-of", str(LIVE), *common], env=env, capture_output=True, text=True, timeout=300
+    )
     assert live.returncode == 0, live.stdout + live.stderr
     exports = sorted(p.name for p in (settings.data_dir / "exports").rglob("*.csv"))
-    done = subprocess.run([smsseg, "backfill", "--from", "2026-10-19", "--to", "2026-10-20", *common], env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [smsseg, "backfill", "--from", "2026-10-19", "--to", "2026-10-20", *common],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     for day in ("2026-10-19", "2026-10-20"):
         assert f"evaluated as of {day} (backfill: {LIVE} has run already" in done.stdout
@@ -163,6 +201,11 @@ def test_cli_backfill_runs_each_day_and_changes_no_destination(settings: Setting
     assert sorted(p.name for p in (settings.data_dir / "exports").rglob("*.csv")) == exports  # nothing exported
     assert live_warehouse(settings.data_dir)[0] == LIVE
     assert history(settings.data_dir, "repeat", dt.date(2026, 10, 19)) == {1, 2, 3}
-    wrong = subprocess.run([smsseg, "backfill", "--from", "2026-10-20", "--to", "2026-10-19", *common], env=env,
-                           capture_output=True, text=True, timeout=120)
+    wrong = subprocess.run(
+        [smsseg, "backfill", "--from", "2026-10-20", "--to", "2026-10-19", *common],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert wrong.returncode == 2 and "--from 2026-10-20 is after --to 2026-10-19" in wrong.stdout

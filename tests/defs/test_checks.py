@@ -14,15 +14,38 @@ from tests.fixtures.nightly import run_nightly_job
 from tests.fixtures.stores import Store, customer, line, order, redaction, sms_event
 
 AS_OF = dt.date(2026, 10, 31)
-STAGING_KEYED = ("stg_abandoned_checkouts", "stg_customer_metafields", "stg_customers", "stg_deletions", "stg_orders",
-                 "stg_phone_numbers", "stg_product_collections", "stg_products", "stg_redactions",
-                 "stg_shopify_email_events", "stg_sms_events", "stg_store_credit_accounts", "stg_storefront_events")
+STAGING_KEYED = (
+    "stg_abandoned_checkouts",
+    "stg_customer_metafields",
+    "stg_customers",
+    "stg_deletions",
+    "stg_orders",
+    "stg_phone_numbers",
+    "stg_product_collections",
+    "stg_products",
+    "stg_redactions",
+    "stg_shopify_email_events",
+    "stg_sms_events",
+    "stg_store_credit_accounts",
+    "stg_storefront_events",
+)
 
 
-def run(tmp_path: Path, store: Store, *, acknowledge: tuple[str, ...] = (), threshold: float = 0.5,
-        as_of: dt.date = AS_OF, dry_run: bool = False):
-    settings = Settings(source=f"jsonl:{store.write(tmp_path / 'store')}", data_dir=tmp_path / "data",
-                        segments_dir=segment_defs(tmp_path / "defs"), swing_threshold=threshold)
+def run(
+    tmp_path: Path,
+    store: Store,
+    *,
+    acknowledge: tuple[str, ...] = (),
+    threshold: float = 0.5,
+    as_of: dt.date = AS_OF,
+    dry_run: bool = False,
+):
+    settings = Settings(
+        source=f"jsonl:{store.write(tmp_path / 'store')}",
+        data_dir=tmp_path / "data",
+        segments_dir=segment_defs(tmp_path / "defs"),
+        swing_threshold=threshold,
+    )
     return run_nightly_job(settings, as_of=as_of, acknowledge_swings=list(acknowledge), dry_run=dry_run)
 
 
@@ -43,9 +66,14 @@ def test_a_clean_store_passes_every_check(tmp_path: Path) -> None:
     assert result.success
     keys = {f"staging/{table}:unique_key": (True, 0) for table in STAGING_KEYED}
     assert checks(result) == {
-        "raw/orders:order_known": (True, 0), "marts/orders:customer_known": (True, 0),
-        "staging/stg_orders:non_negative_total": (True, 0), "marts/customers:unique_customer_id": (True, 0),
-        "staging/stg_shop:one_row": (True, 0), **keys, "segments/buyers:size_swing": (True, "none")}
+        "raw/orders:order_known": (True, 0),
+        "marts/orders:customer_known": (True, 0),
+        "staging/stg_orders:non_negative_total": (True, 0),
+        "marts/customers:unique_customer_id": (True, 0),
+        "staging/stg_shop:one_row": (True, 0),
+        **keys,
+        "segments/buyers:size_swing": (True, "none"),
+    }
 
 
 def test_warnings_report_orphans_and_let_the_run_go_on(tmp_path: Path) -> None:
@@ -58,8 +86,9 @@ def test_warnings_report_orphans_and_let_the_run_go_on(tmp_path: Path) -> None:
 
 
 def test_a_negative_total_blocks_everything_downstream(tmp_path: Path) -> None:
-    store = Store(customers=[customer(1), customer(2)],
-                  orders=[order(10, 1, total="-5.00", test=True), order(11, 2)])  # even a test order
+    store = Store(
+        customers=[customer(1), customer(2)], orders=[order(10, 1, total="-5.00", test=True), order(11, 2)]
+    )  # even a test order
     result = run(tmp_path, store)
     assert not result.success
     assert checks(result)["staging/stg_orders:non_negative_total"] == (False, 1)
@@ -82,8 +111,10 @@ def test_duplicate_customers_block_the_export(tmp_path: Path) -> None:
 
 
 def test_a_size_swing_holds_the_export_until_acknowledged(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    small = Store(customers=[customer(n, phone=f"+39347{n:07d}") for n in range(1, 11)],
-                  orders=[order(100 + n, n) for n in range(1, 3)])
+    small = Store(
+        customers=[customer(n, phone=f"+39347{n:07d}") for n in range(1, 11)],
+        orders=[order(100 + n, n) for n in range(1, 3)],
+    )
     result = run(tmp_path, small)
     assert result.success  # first run: nothing to compare with
     grown = Store(customers=small.customers, orders=[order(100 + n, n) for n in range(1, 11)])
@@ -92,25 +123,33 @@ def test_a_size_swing_holds_the_export_until_acknowledged(tmp_path: Path, capsys
     held = run(tmp_path, grown, as_of=next_day)
     swing = checks(held)["segments/buyers:size_swing"]
     assert swing[0] is False and "went from 2 to 10 members" in swing[1]
-    export = next(e for e in held.get_asset_materialization_events()
-                  if e.asset_key == dg.AssetKey(["exports", "buyers"])).event_specific_data.materialization
+    export = next(
+        e for e in held.get_asset_materialization_events() if e.asset_key == dg.AssetKey(["exports", "buyers"])
+    ).event_specific_data.materialization
     assert export.metadata["held"].value is True
     assert sorted(p.name for p in (tmp_path / "data" / "exports" / "buyers").glob("*.csv")) == [
-        f"{AS_OF}.changes.csv", f"{AS_OF}.csv"]  # the first night's only: nothing was sent
+        f"{AS_OF}.changes.csv",
+        f"{AS_OF}.csv",
+    ]  # the first night's only: nothing was sent
 
     preview = run(tmp_path, grown, as_of=next_day, dry_run=True)  # what acknowledging would send
-    export = next(e for e in preview.get_asset_materialization_events()
-                  if e.asset_key == dg.AssetKey(["exports", "buyers"])).event_specific_data.materialization
+    export = next(
+        e for e in preview.get_asset_materialization_events() if e.asset_key == dg.AssetKey(["exports", "buyers"])
+    ).event_specific_data.materialization
     assert (export.metadata["held"].value, export.metadata["added"].value, export.metadata["dry_run"].value) == (
-        True, 8, True)
+        True,
+        8,
+        True,
+    )
     print_summary(preview)
     shown = capsys.readouterr().out
     assert "dry run buyers: would add 8, update 0, remove 0" in shown and "held by a size swing: --ack-swing" in shown
 
     acknowledged = run(tmp_path, grown, acknowledge=("buyers",), as_of=next_day)
     assert checks(acknowledged)["segments/buyers:size_swing"][0] is True
-    export = next(e for e in acknowledged.get_asset_materialization_events()
-                  if e.asset_key == dg.AssetKey(["exports", "buyers"])).event_specific_data.materialization
+    export = next(
+        e for e in acknowledged.get_asset_materialization_events() if e.asset_key == dg.AssetKey(["exports", "buyers"])
+    ).event_specific_data.materialization
     assert export.metadata["added"].value == 8
 
 
@@ -123,26 +162,37 @@ def test_a_held_export_still_removes_who_may_not_be_texted(tmp_path: Path, capsy
     first = Store(customers=[customer(n, phone=phones[n], tags=["vip"]) for n in range(1, 11)])
     later = "2026-10-31T12:00:00Z"
     shrunk = Store(
-        customers=[customer(n, phone=phones[n], tags=["vip"] if n < 5 else [], updated=later,
-                            sms_state="UNSUBSCRIBED" if n in (1, 5) else "SUBSCRIBED")
-                   for n in range(1, 11)],  # 5..10 leave the segment
+        customers=[
+            customer(
+                n,
+                phone=phones[n],
+                tags=["vip"] if n < 5 else [],
+                updated=later,
+                sms_state="UNSUBSCRIBED" if n in (1, 5) else "SUBSCRIBED",
+            )
+            for n in range(1, 11)
+        ],  # 5..10 leave the segment
         sms_events=[sms_event("347 000 0002", "opted_out", "2026-10-31T09:00:00Z")],
-        redactions=[redaction(10)])
+        redactions=[redaction(10)],
+    )
     logs: list[str] = []
     for store, as_of in ((first, AS_OF), (shrunk, AS_OF + dt.timedelta(days=1))):
-        settings = Settings(source=f"jsonl:{store.write(tmp_path / 'store')}", data_dir=tmp_path / "data",
-                            segments_dir=defs)
+        settings = Settings(
+            source=f"jsonl:{store.write(tmp_path / 'store')}", data_dir=tmp_path / "data", segments_dir=defs
+        )
         held = run_nightly_job(settings, as_of=as_of, log_lines=logs)
     swing = checks(held)["segments/vips:size_swing"][1]
     assert "went from 10 to 4 members (-60% of its size" in swing
-    export = next(e for e in held.get_asset_materialization_events()
-                  if e.asset_key == dg.AssetKey(["exports", "vips"])).event_specific_data.materialization
+    export = next(
+        e for e in held.get_asset_materialization_events() if e.asset_key == dg.AssetKey(["exports", "vips"])
+    ).event_specific_data.materialization
     figures = {k: v.value for k, v in export.metadata.items()}
     # 1 and 5 unsubscribed, 2 opted out (written nationally), 10 was redacted; 6..9 only left: held
     assert (figures["held"], figures["removed_despite_hold"], figures["added"]) == (True, 4, 0)
     with duckdb.connect(str(tmp_path / "data" / "state.duckdb"), read_only=True) as con:
         assert con.sql("select customer_id from audience_sync_state order by 1").fetchall() == [
-            (n,) for n in (3, 4, 6, 7, 8, 9)]
+            (n,) for n in (3, 4, 6, 7, 8, 9)
+        ]
     audience = (tmp_path / "data" / "exports" / "vips" / f"{as_of}.csv").read_text()
     assert [line.split(",")[1] for line in audience.splitlines()[1:]] == ["3", "4", "6", "7", "8", "9"]
     assert not any("+39347" in line or "347 000" in line for line in logs)
@@ -151,8 +201,7 @@ def test_a_held_export_still_removes_who_may_not_be_texted(tmp_path: Path, capsy
 
 
 def test_raising_the_threshold_releases_the_export(tmp_path: Path) -> None:
-    small = Store(customers=[customer(n, phone=f"+39347{n:07d}") for n in range(1, 11)],
-                  orders=[order(101, 1)])
+    small = Store(customers=[customer(n, phone=f"+39347{n:07d}") for n in range(1, 11)], orders=[order(101, 1)])
     assert run(tmp_path, small).success
     grown = Store(customers=small.customers, orders=[order(100 + n, n) for n in range(1, 3)])
     result = run(tmp_path, grown, threshold=1.5, as_of=AS_OF + dt.timedelta(days=1))

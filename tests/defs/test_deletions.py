@@ -25,17 +25,22 @@ SEGMENT = "name: everyone\nquery: amount_spent >= 0\nsms:\n  export: true\n"
 
 
 def shop() -> Store:
-    return Store(customers=[customer(n, phone=f"+39347111000{n}") for n in range(1, 5)],
-                 orders=[order(100 + n, n, total=f"{n}.50") for n in range(1, 5)])
+    return Store(
+        customers=[customer(n, phone=f"+39347111000{n}") for n in range(1, 5)],
+        orders=[order(100 + n, n, total=f"{n}.50") for n in range(1, 5)],
+    )
 
 
 def deleted(*customers: int) -> str:
-    return "".join(json.dumps({"customer": {"id": f"gid://shopify/Customer/{n}"},
-                               "deletedAt": "2026-11-02T10:00:00Z"}) + "\n" for n in customers)
+    return "".join(
+        json.dumps({"customer": {"id": f"gid://shopify/Customer/{n}"}, "deletedAt": "2026-11-02T10:00:00Z"}) + "\n"
+        for n in customers
+    )
 
 
-def night(data: Path, source: str, as_of: dt.date, emulator: ShopifyEmulator | None = None
-          ) -> dg.ExecuteInProcessResult:
+def night(
+    data: Path, source: str, as_of: dt.date, emulator: ShopifyEmulator | None = None
+) -> dg.ExecuteInProcessResult:
     resources = {}
     if emulator is not None:
         resources["shopify"] = ShopifyResource(store=emulator.url, access_token=TOKEN, poll_interval_s=0.01)

@@ -46,8 +46,16 @@ def store(night: int) -> Store:
         redactions.append(redaction(3, "2026-11-03T20:00:00Z"))
     if night >= 4:  # 6 confirms, 8 unsubscribes
         people[6] = customer(6, phone="+393470000006", tags=["vip"], updated=later)
-        people[8] = customer(8, phone="(212) 555-0188", tags=["vip"], country="US", province="NY", city="New York",
-                             sms_state="UNSUBSCRIBED", updated=later)
+        people[8] = customer(
+            8,
+            phone="(212) 555-0188",
+            tags=["vip"],
+            country="US",
+            province="NY",
+            city="New York",
+            sms_state="UNSUBSCRIBED",
+            updated=later,
+        )
     return Store(customers=list(people.values()), sms_events=events, redactions=redactions)
 
 
@@ -74,12 +82,18 @@ class Destination:
 def klaviyo(store_dir: Path) -> Iterator[Destination]:
     """A list per segment: the numbers on it, each with the Shopify customer id its profile carries."""
     with KlaviyoEmulator(KEY, rate_limits=False) as server:
+
         def held() -> dict[str, int]:
             return {phone: int(server.profiles[pid]["external_id"]) for phone, pid in server.members("vips").items()}
 
         changing = ("create_list", "bulk_import_profiles", "remove_profiles_from_list")
-        yield Destination(KlaviyoGateway(url=server.url, api_key=KEY), held, lambda expected: expected,
-                          lambda: sum(server.received[op] for op in changing), lambda n: None)
+        yield Destination(
+            KlaviyoGateway(url=server.url, api_key=KEY),
+            held,
+            lambda expected: expected,
+            lambda: sum(server.received[op] for op in changing),
+            lambda n: None,
+        )
 
 
 @contextmanager
@@ -89,12 +103,17 @@ def shopify_tags(store_dir: Path) -> Iterator[Destination]:
     A redacted customer is erased from the shop too, as Shopify does on customers/redact.
     """
     with ShopifyEmulator(store_dir, TOKEN) as server:
+
         def held() -> set[int]:
             return {int(record["id"].rsplit("/", 1)[1]) for record in server.customer_tags.tagged("smsseg:vips")}
 
-        yield Destination(ShopifyTagsGateway(store=server.url, token=TOKEN), held,
-                          lambda expected: set(expected.values()), lambda: len(server.requests),
-                          lambda n: server.customer_tags.delete(gid("Customer", n)))
+        yield Destination(
+            ShopifyTagsGateway(store=server.url, token=TOKEN),
+            held,
+            lambda expected: set(expected.values()),
+            lambda: len(server.requests),
+            lambda n: server.customer_tags.delete(gid("Customer", n)),
+        )
 
 
 @pytest.mark.parametrize("destination", [klaviyo, shopify_tags], ids=["klaviyo", "shopify-tags"])
@@ -103,16 +122,21 @@ def test_five_nights_hold_the_audience_worked_out_by_hand(tmp_path: Path, destin
     store(1).write(store_dir)
     defs.mkdir()
     (defs / "vips.yaml").write_text(VIPS)
-    settings = Settings(source=f"jsonl:{store_dir}", data_dir=tmp_path / "data", segments_dir=defs,
-                        swing_threshold=10.0)  # this store's audience moves by a third a night: not a swing here
+    settings = Settings(
+        source=f"jsonl:{store_dir}", data_dir=tmp_path / "data", segments_dir=defs, swing_threshold=10.0
+    )  # this store's audience moves by a third a night: not a swing here
     with destination(store_dir) as to, dg.DagsterInstance.ephemeral() as instance:
         for night in range(1, 6):
             store(night).write(store_dir)
             if night == 3:
                 to.on_redaction(3)
             before = to.changes()
-            result = run_nightly_job(settings, resources={"gateway": to.gateway}, instance=instance,
-                                     as_of=FIRST_NIGHT + dt.timedelta(days=night - 1))
+            result = run_nightly_job(
+                settings,
+                resources={"gateway": to.gateway},
+                instance=instance,
+                as_of=FIRST_NIGHT + dt.timedelta(days=night - 1),
+            )
             assert result.success, f"night {night} failed"
             assert to.held() == to.expected(EXPECTED[night]), f"night {night}"
             if night == 5:

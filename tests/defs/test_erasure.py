@@ -32,24 +32,35 @@ SEGMENT = "name: everyone\nquery: amount_spent >= 0\nsms:\n  export: true\n"
 
 def shop() -> Store:
     customers = [customer(n, phone=f"+39347111000{n}") for n in (1, 3, 4)]
-    customers.insert(1, customer(REDACTED, first="Zelmira", last="Quaglietti", email="zelmira.q@example.org",
-                                 phone=WRITTEN, country="IT"))
-    return Store(customers=customers, orders=[order(100 + n, n, total=f"{n}.50") for n in range(1, 5)],
-                 sms_events=[sms_event(E164, "delivered", "2026-10-02T10:00:00Z"),
-                             sms_event(E164, "clicked", "2026-10-02T11:00:00Z"),
-                             sms_event("+393471110001", "clicked", "2026-10-02T11:00:00Z")])
+    customers.insert(
+        1,
+        customer(
+            REDACTED, first="Zelmira", last="Quaglietti", email="zelmira.q@example.org", phone=WRITTEN, country="IT"
+        ),
+    )
+    return Store(
+        customers=customers,
+        orders=[order(100 + n, n, total=f"{n}.50") for n in range(1, 5)],
+        sms_events=[
+            sms_event(E164, "delivered", "2026-10-02T10:00:00Z"),
+            sms_event(E164, "clicked", "2026-10-02T11:00:00Z"),
+            sms_event("+393471110001", "clicked", "2026-10-02T11:00:00Z"),
+        ],
+    )
 
 
-def night(data: Path, as_of: dt.date, shopify: ShopifyResource | None = None,
-          **run_options: object) -> dg.ExecuteInProcessResult:
+def night(
+    data: Path, as_of: dt.date, shopify: ShopifyResource | None = None, **run_options: object
+) -> dg.ExecuteInProcessResult:
     """One night of `smsseg run`, recorded in data/dagster as the CLI does: on the store under
     data/source/, or on the shop `shopify` serves."""
     source = "shopify" if shopify else f"jsonl:{data / 'source' / 'shop'}"
     settings = Settings(source=source, data_dir=data, segments_dir=data.parent / "defs")
     (data / "dagster").mkdir(parents=True, exist_ok=True)
     with dg.DagsterInstance.local_temp(str(data / "dagster")) as instance:
-        result = run_nightly_job(settings, as_of=as_of, instance=instance,
-                                 resources={"shopify": shopify} if shopify else None, **run_options)
+        result = run_nightly_job(
+            settings, as_of=as_of, instance=instance, resources={"shopify": shopify} if shopify else None, **run_options
+        )
     assert result.success, [e.event_specific_data.error.message for e in result.all_events if e.is_step_failure]
     return result
 
@@ -72,8 +83,9 @@ def traces_in_tables(data: Path) -> set[tuple[str, str]]:
             found |= {(str(path.relative_to(data)), t) for t in TRACES if t in text}
     for path in data.rglob("*.duckdb"):
         with duckdb.connect(str(path), read_only=True) as con:
-            tables = con.execute("select schema_name, table_name from duckdb_tables() "
-                                 "where database_name = current_database()").fetchall()
+            tables = con.execute(
+                "select schema_name, table_name from duckdb_tables() where database_name = current_database()"
+            ).fetchall()
             for schema, table in tables:
                 text = str(con.table(f'"{schema}"."{table}"').fetchall())
                 found |= {(f"{path.relative_to(data)}:{schema}.{table}", t) for t in TRACES if t in text}
@@ -122,10 +134,12 @@ def test_the_redaction_night_records_the_removal_by_customer_id_with_the_phone_b
         assert ids == {"1", "3", "4"}, audience  # the others are all still there
     with duckdb.connect(str(erased_night / "warehouse.duckdb"), read_only=True) as con:
         assert con.sql("select count(*) from marts.sms_events").fetchall() == [(1,)]  # the others' events stay
-        assert con.sql("select customer_id, is_redacted, amount_spent from marts.customers where customer_id = 2"
-                       ).fetchall()[0][:2] == (2, True)
-        assert con.sql("select count(*) from audience.changes where customer_id = 2 and phone is null"
-                       ).fetchall() == [(2,)]
+        assert con.sql(
+            "select customer_id, is_redacted, amount_spent from marts.customers where customer_id = 2"
+        ).fetchall()[0][:2] == (2, True)
+        assert con.sql("select count(*) from audience.changes where customer_id = 2 and phone is null").fetchall() == [
+            (2,)
+        ]
 
 
 def test_a_later_event_on_an_erased_number_never_lands(erased_night: Path, tmp_path: Path) -> None:

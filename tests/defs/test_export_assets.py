@@ -21,30 +21,41 @@ def shop(unsubscribed: tuple[int, ...] = ()) -> Store:
     phones = {n: f"+39347{n:07d}" for n in range(1, 11)}
     phones[9], phones[10] = phones[8], "12345"
     return Store(
-        customers=[customer(n, phone=phones[n], sms_state="UNSUBSCRIBED" if n in unsubscribed else "SUBSCRIBED")
-                   for n in range(1, 11)],
-        orders=[order(100 + n, n, total="20.00") for n in range(1, 11)])
+        customers=[
+            customer(n, phone=phones[n], sms_state="UNSUBSCRIBED" if n in unsubscribed else "SUBSCRIBED")
+            for n in range(1, 11)
+        ],
+        orders=[order(100 + n, n, total="20.00") for n in range(1, 11)],
+    )
 
 
 def segment_defs(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "buyers.yaml").write_text("name: buyers\ndescription: ordered at least once\n"
-                                        "query: number_of_orders >= 1\n"
-                                        "sms:\n  export: true\n  fields: [amount_spent]\n")
+    (folder / "buyers.yaml").write_text(
+        "name: buyers\ndescription: ordered at least once\n"
+        "query: number_of_orders >= 1\n"
+        "sms:\n  export: true\n  fields: [amount_spent]\n"
+    )
     return folder
 
 
-def run(tmp_path: Path, store: Store, *, dry_run: bool = False, batch_size: int = DEFAULT_BATCH_SIZE,
-        **resources) -> dg.ExecuteInProcessResult:
+def run(
+    tmp_path: Path, store: Store, *, dry_run: bool = False, batch_size: int = DEFAULT_BATCH_SIZE, **resources
+) -> dg.ExecuteInProcessResult:
     store_dir = store.write(tmp_path / "store")
-    settings = Settings(source=f"jsonl:{store_dir}", data_dir=tmp_path / "data",
-                        segments_dir=segment_defs(tmp_path / "defs"), batch_size=batch_size)
+    settings = Settings(
+        source=f"jsonl:{store_dir}",
+        data_dir=tmp_path / "data",
+        segments_dir=segment_defs(tmp_path / "defs"),
+        batch_size=batch_size,
+    )
     return run_nightly_job(settings, resources=resources, as_of=AS_OF, dry_run=dry_run)
 
 
 def export_figures(result: dg.ExecuteInProcessResult) -> dict:
-    event = next(e for e in result.get_asset_materialization_events()
-                 if e.asset_key == dg.AssetKey(["exports", "buyers"]))
+    event = next(
+        e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(["exports", "buyers"])
+    )
     return {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
 
 
@@ -78,8 +89,9 @@ def test_dry_run_reports_the_diff_the_real_run_then_sends_and_changes_nothing(tm
     assert sorted(r["customer_id"] for r in preview["sample_removes"]) == [2, 3]
     assert "+39347" not in str(preview)  # customer ids, never numbers, in the event log
     assert (tmp_path / "data" / "warehouse.duckdb").read_bytes() == live
-    assert sorted((p.name, p.read_bytes()) for p in (tmp_path / "data" / "exports").rglob("*")
-                  if p.is_file()) == exports
+    assert (
+        sorted((p.name, p.read_bytes()) for p in (tmp_path / "data" / "exports").rglob("*") if p.is_file()) == exports
+    )
 
     real = export_figures(run(tmp_path, shop(unsubscribed=(2, 3))))
     assert (real["added"], real["removed"]) == (preview["added"], preview["removed"])
@@ -121,8 +133,9 @@ def test_a_redacted_customer_leaves_every_audience_and_the_ledger_forgets_the_nu
         assert export_figures(run(tmp_path, redacted, gateway=gateway))["removed"] == 1
         assert "+393470000003" not in emulator.members("buyers")
     with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as con:
-        ledger = con.sql("select action, phone from audience.changes "
-                         "where customer_id = 3 order by changed_at").fetchall()
+        ledger = con.sql(
+            "select action, phone from audience.changes where customer_id = 3 order by changed_at"
+        ).fetchall()
         assert ledger == [("add", None), ("remove", None)]
         assert con.sql("select count(*) from audience.members where customer_id = 3").fetchall() == [(0,)]
     with duckdb.connect(str(tmp_path / "data" / "state.duckdb"), read_only=True) as state:

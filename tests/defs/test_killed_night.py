@@ -67,22 +67,31 @@ KILL_POINTS = {  # step -> (module, function of that step, what its arguments ho
 
 def shop() -> Store:
     """Buyers and not, subscribed and not, valid numbers, a bad one, shared ones."""
+
     def phone(n: int) -> str:
         if n % 11 == 0:
             return "12345"
         return f"+39347{(n - 1 if n % 13 == 0 else n):07d}"  # every 13th shares the number before it
 
     return Store(
-        customers=[customer(n, phone=phone(n), sms_state="UNSUBSCRIBED" if n % 7 == 0 else "SUBSCRIBED")
-                   for n in range(1, CUSTOMERS + 1)],
-        orders=[order(1000 + n, n, total="20.00") for n in range(1, CUSTOMERS + 1) if n % 5 != 0])
+        customers=[
+            customer(n, phone=phone(n), sms_state="UNSUBSCRIBED" if n % 7 == 0 else "SUBSCRIBED")
+            for n in range(1, CUSTOMERS + 1)
+        ],
+        orders=[order(1000 + n, n, total="20.00") for n in range(1, CUSTOMERS + 1) if n % 5 != 0],
+    )
 
 
 def eligible_phones(store_dir: Path) -> set[str]:
     """The oracle's answer: buyers who consent, with a valid number (one recipient per number)."""
     customers = Oracle(store_dir, AS_OF).customers
-    return set(customers.filter((pl.col("number_of_orders") >= 1) & (pl.col("sms_subscription_status") == "SUBSCRIBED")
-                                & pl.col("phone_e164").is_not_null())["phone_e164"])
+    return set(
+        customers.filter(
+            (pl.col("number_of_orders") >= 1)
+            & (pl.col("sms_subscription_status") == "SUBSCRIBED")
+            & pl.col("phone_e164").is_not_null()
+        )["phone_e164"]
+    )
 
 
 class Night:
@@ -92,23 +101,53 @@ class Night:
         self.store = shop().write(tmp_path / "store")
         segments = tmp_path / "segments"
         segments.mkdir()
-        (segments / f"{SEGMENT}.yaml").write_text(f"name: {SEGMENT}\nquery: number_of_orders >= 1\n"
-                                                  "sms:\n  export: true\n")
+        (segments / f"{SEGMENT}.yaml").write_text(
+            f"name: {SEGMENT}\nquery: number_of_orders >= 1\nsms:\n  export: true\n"
+        )
         self.home = tmp_path / "dagster"
-        self.args = ["run", "--source", f"jsonl:{self.store}", "--data-dir", str(tmp_path / "data"),
-                     "--segments-dir", str(segments), "--as-of", AS_OF.isoformat(), "--gateway", "http"]
-        self.env = {**os.environ, "DAGSTER_HOME": str(self.home), "SMS_GATEWAY_URL": gateway.url,
-                    "SMS_GATEWAY_TOKEN": TOKEN, "SMSSEG_BATCH_SIZE": str(BATCH)}
+        self.args = [
+            "run",
+            "--source",
+            f"jsonl:{self.store}",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--segments-dir",
+            str(segments),
+            "--as-of",
+            AS_OF.isoformat(),
+            "--gateway",
+            "http",
+        ]
+        self.env = {
+            **os.environ,
+            "DAGSTER_HOME": str(self.home),
+            "SMS_GATEWAY_URL": gateway.url,
+            "SMS_GATEWAY_TOKEN": TOKEN,
+            "SMSSEG_BATCH_SIZE": str(BATCH),
+        }
         self.data = tmp_path / "data"
 
     def start(self, *pause_at: str) -> subprocess.Popen:
         command = ["-c", CHILD, *pause_at, *self.args] if pause_at else ["-m", "pipeline.cli", *self.args]
-        return subprocess.Popen([sys.executable, *command], env=self.env, cwd=PROJECT_DIR, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, *command],
+            env=self.env,
+            cwd=PROJECT_DIR,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
 
     def run(self) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "pipeline.cli", *self.args], env=self.env, cwd=PROJECT_DIR,
-                              capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        return subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", *self.args],
+            env=self.env,
+            cwd=PROJECT_DIR,
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT,
+        )
 
     def instance(self) -> dg.DagsterInstance:
         return dg.DagsterInstance.from_config(str(self.home))
@@ -162,8 +201,9 @@ def assert_refused_beside(night: Night, child: subprocess.Popen) -> None:
     second = night.run()
     took = time.monotonic() - started
     assert second.returncode == 1 and took < 30, second.stdout + second.stderr
-    assert (f"not started: run {going.run_id} is STARTED, holding the duckdb pool slot, in `smsseg run` "
-            f"pid {child.pid} on ") in second.stdout
+    assert (
+        f"not started: run {going.run_id} is STARTED, holding the duckdb pool slot, in `smsseg run` pid {child.pid} on "
+    ) in second.stdout
     assert f"Wait for it to end, or stop it (`kill {child.pid}`" in second.stdout
 
 

@@ -19,26 +19,36 @@ LATER = "2026-10-31T12:00:00Z"
 
 def store(shrunk: bool) -> Store:
     """Ten VIPs; shrunk: 5..10 lose the tag and 1 unsubscribes (the segment goes from 10 to 4)."""
-    return Store(customers=[
-        customer(n, phone=f"+39347{n:07d}", tags=["vip"] if not shrunk or n < 5 else [],
-                 sms_state="UNSUBSCRIBED" if shrunk and n == 1 else "SUBSCRIBED",
-                 updated=LATER if shrunk else None)
-        for n in range(1, 11)])
+    return Store(
+        customers=[
+            customer(
+                n,
+                phone=f"+39347{n:07d}",
+                tags=["vip"] if not shrunk or n < 5 else [],
+                sms_state="UNSUBSCRIBED" if shrunk and n == 1 else "SUBSCRIBED",
+                updated=LATER if shrunk else None,
+            )
+            for n in range(1, 11)
+        ]
+    )
 
 
-def night(tmp_path: Path, shrunk: bool, day: int, instance: dg.DagsterInstance | None,
-          **options: object) -> dg.ExecuteInProcessResult:
+def night(
+    tmp_path: Path, shrunk: bool, day: int, instance: dg.DagsterInstance | None, **options: object
+) -> dg.ExecuteInProcessResult:
     defs = tmp_path / "defs"
     defs.mkdir(exist_ok=True)
     (defs / "vips.yaml").write_text(VIPS)
-    settings = Settings(source=f"jsonl:{store(shrunk).write(tmp_path / 'store')}", data_dir=tmp_path / "data",
-                        segments_dir=defs)
+    settings = Settings(
+        source=f"jsonl:{store(shrunk).write(tmp_path / 'store')}", data_dir=tmp_path / "data", segments_dir=defs
+    )
     return run_nightly_job(settings, instance=instance, as_of=AS_OF + dt.timedelta(days=day), **options)
 
 
 def export(result: dg.ExecuteInProcessResult) -> dict:
-    event = next(e for e in result.get_asset_materialization_events()
-                 if e.asset_key == dg.AssetKey(["exports", "vips"]))
+    event = next(
+        e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(["exports", "vips"])
+    )
     return {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
 
 

@@ -27,8 +27,9 @@ def night(tmp_path: Path, definitions: dict[str, str], day: int, **resources) ->
         old.unlink()
     for name, text in definitions.items():
         (folder / f"{name}.yaml").write_text(text)
-    settings = Settings(source=f"jsonl:{shop().write(tmp_path / 'store')}", data_dir=tmp_path / "data",
-                        segments_dir=folder)
+    settings = Settings(
+        source=f"jsonl:{shop().write(tmp_path / 'store')}", data_dir=tmp_path / "data", segments_dir=folder
+    )
     result = run_nightly_job(settings, resources=resources, as_of=AS_OF + dt.timedelta(days=day))
     assert result.success
     return result
@@ -40,25 +41,31 @@ def retired(result: dg.ExecuteInProcessResult) -> dict:
 
 
 @pytest.mark.parametrize("change", ["deleted", "renamed", "export_false"])
-def test_a_segment_no_longer_exported_is_emptied_once(tmp_path: Path, change: str,
-                                                      capsys: pytest.CaptureFixture) -> None:
+def test_a_segment_no_longer_exported_is_emptied_once(
+    tmp_path: Path, change: str, capsys: pytest.CaptureFixture
+) -> None:
     night(tmp_path, {"buyers": BUYERS, "vips": VIPS}, 0)
     folder = tmp_path / "data" / "exports" / "vips"
     assert len((folder / f"{AS_OF}.csv").read_text().splitlines()) == 1 + 8
 
-    tonight = {"deleted": {"buyers": BUYERS},
-               "renamed": {"buyers": BUYERS, "top": VIPS.replace("name: vips", "name: top")},
-               "export_false": {"buyers": BUYERS, "vips": VIPS.replace("export: true", "export: false")}}[change]
+    tonight = {
+        "deleted": {"buyers": BUYERS},
+        "renamed": {"buyers": BUYERS, "top": VIPS.replace("name: vips", "name: top")},
+        "export_false": {"buyers": BUYERS, "vips": VIPS.replace("export: true", "export: false")},
+    }[change]
     second = night(tmp_path, tonight, 1)
     assert retired(second)["retired"] == {"vips": 8}
     day = AS_OF + dt.timedelta(days=1)
     assert (folder / f"{day}.csv").read_text().replace('"', "").splitlines() == [
-        "phone,customer_id,first_name,last_name,country"]
+        "phone,customer_id,first_name,last_name,country"
+    ]
     assert [line.split(",")[0] for line in (folder / f"{day}.changes.csv").read_text().splitlines()[1:]] == [
-        "remove"] * 8
+        "remove"
+    ] * 8
     with duckdb.connect(str(tmp_path / "data" / "state.duckdb"), read_only=True) as state:
         assert state.sql("select segment, count(*) from audience_sync_state group by all order by 1").fetchall() == (
-            [("buyers", 8), ("top", 8)] if change == "renamed" else [("buyers", 8)])
+            [("buyers", 8), ("top", 8)] if change == "renamed" else [("buyers", 8)]
+        )
     print_summary(second)
     assert "segment vips is no longer exported: removed 8 numbers from file" in capsys.readouterr().out
 
@@ -81,8 +88,9 @@ def test_a_failing_export_does_not_keep_a_retired_audience_up(tmp_path: Path) ->
     buyers = tmp_path / "data" / "exports" / "buyers"
     shutil.rmtree(buyers)
     buyers.write_text("in the way")  # the file gateway cannot write buyers' audience: its export fails
-    settings = Settings(source=f"jsonl:{shop().write(tmp_path / 'store')}", data_dir=tmp_path / "data",
-                        segments_dir=tmp_path / "defs")
+    settings = Settings(
+        source=f"jsonl:{shop().write(tmp_path / 'store')}", data_dir=tmp_path / "data", segments_dir=tmp_path / "defs"
+    )
     result = run_nightly_job(settings, as_of=AS_OF + dt.timedelta(days=1))
     assert [e.step_key for e in result.all_events if e.is_step_failure] == ["exports__buyers"]
     assert retired(result)["retired"] == {"vips": 8}

@@ -60,8 +60,10 @@ def ended_process() -> int:
 def test_a_run_whose_process_died_is_marked_failed_and_its_slot_freed(instance) -> None:
     dead = started_run(instance, "staging__stg_customers", **{**process_tags(), PID_TAG: str(ended_process())})
     lines = recover_dead_runs(instance)
-    assert lines == [f"recovered run {dead.run_id}: its process (pid {dead.tags[PID_TAG]} on {dead.tags[HOST_TAG]}) "
-                     "died in no step; marked failed, its duckdb pool slot freed"]
+    assert lines == [
+        f"recovered run {dead.run_id}: its process (pid {dead.tags[PID_TAG]} on {dead.tags[HOST_TAG]}) "
+        "died in no step; marked failed, its duckdb pool slot freed"
+    ]
     assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
     assert held_pools(instance) == {}
     refuse_if_running(instance)  # nothing left in the way
@@ -77,8 +79,9 @@ def test_a_live_run_is_refused_by_name_and_left_alone(instance) -> None:
     assert recover_dead_runs(instance) == []
     with pytest.raises(RunInProgressError) as refused:
         refuse_if_running(instance)
-    assert (f"run {live.run_id} is STARTED, holding the duckdb pool slot, in `smsseg run` pid {os.getpid()} on "
-            in str(refused.value))
+    assert f"run {live.run_id} is STARTED, holding the duckdb pool slot, in `smsseg run` pid {os.getpid()} on " in str(
+        refused.value
+    )
     assert held_pools(instance) == {live.run_id: {"duckdb"}}
 
 
@@ -87,8 +90,10 @@ def test_a_run_of_another_host_is_not_judged_from_here(instance) -> None:
     assert recover_dead_runs(instance) == []
     with pytest.raises(RunInProgressError) as refused:
         refuse_if_running(instance)
-    assert (f"run {elsewhere.run_id} is STARTED, in `smsseg run` pid 1 on other-machine. Wait for it to end, "
-            "or stop it (`kill 1` on other-machine)") in str(refused.value)
+    assert (
+        f"run {elsewhere.run_id} is STARTED, in `smsseg run` pid 1 on other-machine. Wait for it to end, "
+        "or stop it (`kill 1` on other-machine)"
+    ) in str(refused.value)
     assert instance.get_run_by_id(elsewhere.run_id).status == dg.DagsterRunStatus.STARTED
 
 
@@ -97,8 +102,10 @@ def test_a_run_the_ui_launched_is_left_to_dagster_run_monitoring(instance) -> No
     assert recover_dead_runs(instance) == []
     with pytest.raises(RunInProgressError) as refused:
         refuse_if_running(instance)
-    assert (f"run {ui.run_id} (launched from the Dagster UI or its schedule) is STARTED, holding the duckdb "
-            "pool slot. Wait for it to end, or terminate it in the UI") in str(refused.value)
+    assert (
+        f"run {ui.run_id} (launched from the Dagster UI or its schedule) is STARTED, holding the duckdb "
+        "pool slot. Wait for it to end, or terminate it in the UI"
+    ) in str(refused.value)
     assert held_pools(instance) == {ui.run_id: {"duckdb"}}
 
 
@@ -118,12 +125,17 @@ def test_an_older_instance_yaml_gains_the_new_settings_and_keeps_the_users_own(t
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     (tmp_path / "home").mkdir()
     config = tmp_path / "home" / "dagster.yaml"
-    config.write_text(OLD_INSTANCE_YAML + "run_monitoring:\n  poll_interval_seconds: 30\n"
-                      "retention:\n  schedule:\n    purge_after_days: 90\n")
+    config.write_text(
+        OLD_INSTANCE_YAML + "run_monitoring:\n  poll_interval_seconds: 30\n"
+        "retention:\n  schedule:\n    purge_after_days: 90\n"
+    )
     dagster_home(tmp_path / "data")
     settings = yaml.safe_load(config.read_text())
-    assert settings["run_monitoring"] == {"poll_interval_seconds": 30, "enabled": True,
-                                          "free_slots_after_run_end_seconds": 60}
+    assert settings["run_monitoring"] == {
+        "poll_interval_seconds": 30,
+        "enabled": True,
+        "free_slots_after_run_end_seconds": 60,
+    }
     assert settings["retention"] == {"schedule": {"purge_after_days": 90}}
     assert settings["concurrency"] == {"pools": {"default_limit": 1}, "runs": {"max_concurrent_runs": 1}}
     assert settings["telemetry"] == {"enabled": False}
@@ -138,10 +150,13 @@ def test_an_older_instance_yaml_gains_the_new_settings_and_keeps_the_users_own(t
     assert config.read_text() == written, "nothing to add, nothing rewritten"
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("concurrency: [unclosed\n", "not valid YAML"),
-    ("- a list\n", "expected a mapping of Dagster instance settings, found list"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("concurrency: [unclosed\n", "not valid YAML"),
+        ("- a list\n", "expected a mapping of Dagster instance settings, found list"),
+    ],
+)
 def test_a_broken_instance_yaml_is_named(tmp_path: Path, monkeypatch, text: str, message: str) -> None:
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     (tmp_path / "dagster.yaml").write_text(text)

@@ -20,8 +20,11 @@ def test_segments_become_views_with_sizes(tmp_path: Path) -> None:
     defs = write_defs(tmp_path / "defs", big="amount_spent > 2", bigger="segments CONTAINS 'Big' AND amount_spent > 3")
     result = run_nightly(tmp_path / "data", store, segments_dir=defs)
     assert result.success
-    sizes = {e.asset_key: e.event_specific_data.materialization.metadata["size"].value
-             for e in result.get_asset_materialization_events() if e.asset_key.path[0] == "segments"}
+    sizes = {
+        e.asset_key: e.event_specific_data.materialization.metadata["size"].value
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.path[0] == "segments"
+    }
     assert sizes == {dg.AssetKey(["segments", "big"]): 3, dg.AssetKey(["segments", "bigger"]): 2}
     with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as con:
         assert con.sql("select customer_id from segments.bigger order by 1").fetchall() == [(3,), (4,)]
@@ -29,8 +32,9 @@ def test_segments_become_views_with_sizes(tmp_path: Path) -> None:
 
 def test_a_broken_definition_fails_its_own_asset_and_no_other(tmp_path: Path) -> None:
     store = small_store(4).write(tmp_path / "store")
-    defs = write_defs(tmp_path / "defs", good="number_of_orders >= 1", typo="amount_spnt > 2",
-                      uses_typo="segments CONTAINS 'typo'")
+    defs = write_defs(
+        tmp_path / "defs", good="number_of_orders >= 1", typo="amount_spnt > 2", uses_typo="segments CONTAINS 'typo'"
+    )
     result = run_nightly(tmp_path / "data", store, segments_dir=defs)
     assert not result.success
     failed = [e.step_key for e in result.all_events if e.is_step_failure]
@@ -76,8 +80,10 @@ def test_membership_history_records_who_entered_and_left_each_day(tmp_path: Path
     store.orders.append(order(201, 1, processed="2026-10-11T10:00:00Z"))  # customer 1 comes back
     assert run_nightly(tmp_path / "data", store.write(tmp_path / "store"), day3, segments_dir=defs).success
     with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as con:
-        stays = con.sql("select customer_id, entered_on, left_on from audience.segment_membership "
-                        "where segment = 'recent' order by 1, 2").fetchall()
+        stays = con.sql(
+            "select customer_id, entered_on, left_on from audience.segment_membership "
+            "where segment = 'recent' order by 1, 2"
+        ).fetchall()
     # customer 2 stays throughout (ordered on Oct 9); 1 leaves on day 2 and comes back on day 3;
     # the rerun of day 2 did not double anything and the backfill of day 1 changed nothing
     assert stays == [(1, day1, day2), (1, day3, None), (2, day1, None), (3, day1, day2)]

@@ -20,8 +20,9 @@ TOKEN = "shpat_secret_never_logged_42"
 AS_OF = dt.date(2026, 11, 1)
 
 
-def run(data_dir: Path, source: str, emulator: ShopifyEmulator | None = None,
-        logs: list[str] | None = None, **shopify: str) -> dg.ExecuteInProcessResult:
+def run(
+    data_dir: Path, source: str, emulator: ShopifyEmulator | None = None, logs: list[str] | None = None, **shopify: str
+) -> dg.ExecuteInProcessResult:
     if emulator is not None:  # what the gateway's event export and the GDPR webhook receiver drop off
         (data_dir / "inbox").mkdir(parents=True, exist_ok=True)
         for file in ("sms_events.jsonl", "redactions.jsonl"):
@@ -74,23 +75,37 @@ def test_full_then_incremental_extraction_equals_a_fresh_full_load(tmp_path: Pat
         customers = [json.loads(x) for x in (store / "customers.jsonl").read_text().splitlines()]
         customers[0] = {**customers[0], "tags": ["changed"], "updatedAt": now}
         (store / "customers.jsonl").write_text("".join(json.dumps(c) + "\n" for c in customers))
-        new_order = {"id": "gid://shopify/Order/999999", "name": "#999999", "customer": {"id": customers[0]["id"]},
-                     "createdAt": "2026-11-01T08:00:00Z", "processedAt": "2026-11-01T08:00:00Z",
-                     "updatedAt": now, "cancelledAt": None, "test": False,
-                     "displayFinancialStatus": "PAID", "currencyCode": "EUR",
-                     "totalPriceSet": {"shopMoney": {"amount": "123.45", "currencyCode": "EUR"}},
-                     "currentTotalPriceSet": {"shopMoney": {"amount": "123.45", "currencyCode": "EUR"}}}
+        new_order = {
+            "id": "gid://shopify/Order/999999",
+            "name": "#999999",
+            "customer": {"id": customers[0]["id"]},
+            "createdAt": "2026-11-01T08:00:00Z",
+            "processedAt": "2026-11-01T08:00:00Z",
+            "updatedAt": now,
+            "cancelledAt": None,
+            "test": False,
+            "displayFinancialStatus": "PAID",
+            "currencyCode": "EUR",
+            "totalPriceSet": {"shopMoney": {"amount": "123.45", "currencyCode": "EUR"}},
+            "currentTotalPriceSet": {"shopMoney": {"amount": "123.45", "currencyCode": "EUR"}},
+        }
         with open(store / "orders.jsonl", "a") as f:
             f.write(json.dumps(new_order) + "\n")
 
         incremental = run(tmp_path / "shopify", "shopify", emulator)
         assert incremental.success
-        download = next(e for e in incremental.get_asset_materialization_events()
-                        if e.asset_key == dg.AssetKey(["raw", "shopify_download"]))
+        download = next(
+            e
+            for e in incremental.get_asset_materialization_events()
+            if e.asset_key == dg.AssetKey(["raw", "shopify_download"])
+        )
         metadata = download.event_specific_data.materialization.metadata
         assert metadata["since"].value == first_bookmark.isoformat()
-        later = {c["id"] for c in customers
-                 if "__parentId" not in c and dt.datetime.fromisoformat(c["updatedAt"]) > first_bookmark}
+        later = {
+            c["id"]
+            for c in customers
+            if "__parentId" not in c and dt.datetime.fromisoformat(c["updatedAt"]) > first_bookmark
+        }
         # only what changed: those customers, each followed by its metafields and store credit accounts
         lines = len(later) + sum(c.get("__parentId") in later for c in customers)
         assert metadata["lines_customers"].value == lines < len(customers)
@@ -101,13 +116,17 @@ def test_full_then_incremental_extraction_equals_a_fresh_full_load(tmp_path: Pat
         assert downloads.bookmark(tmp_path / "shopify") > first_bookmark
 
 
-@pytest.mark.parametrize(("fault", "message"), [
-    ({"fail_operation": "INTERNAL_SERVER_ERROR"}, "errorCode INTERNAL_SERVER_ERROR"),
-    ({"cut_download": True}, "was cut off"),
-    ({"missing_scope": "read_customers"}, "read_customers"),
-])
-def test_a_failed_extraction_publishes_nothing_and_keeps_the_bookmark(tmp_path: Path, store: Path, fault,
-                                                                      message) -> None:
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ({"fail_operation": "INTERNAL_SERVER_ERROR"}, "errorCode INTERNAL_SERVER_ERROR"),
+        ({"cut_download": True}, "was cut off"),
+        ({"missing_scope": "read_customers"}, "read_customers"),
+    ],
+)
+def test_a_failed_extraction_publishes_nothing_and_keeps_the_bookmark(
+    tmp_path: Path, store: Path, fault, message
+) -> None:
     with ShopifyEmulator(store, token=TOKEN) as emulator:
         assert run(tmp_path, "shopify", emulator).success
         bookmark, live = downloads.bookmark(tmp_path), (tmp_path / "warehouse.duckdb").read_bytes()

@@ -21,17 +21,22 @@ def free_port() -> int:
 def test_ui_serves_our_assets_on_the_shared_instance(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
-    server = subprocess.Popen([Path(sys.executable).parent / "smsseg", "ui", "--port", str(port),
-                               "--data-dir", str(tmp_path / "data")],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(
+        [Path(sys.executable).parent / "smsseg", "ui", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         query = json.dumps({"query": "{ assetNodes { assetKey { path } } }"}).encode()
         deadline, keys = time.monotonic() + 120, None
         while time.monotonic() < deadline and keys is None:
             time.sleep(1)
             try:
-                request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=query,
-                                                 headers={"Content-Type": "application/json"})
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/graphql", data=query, headers={"Content-Type": "application/json"}
+                )
                 with urllib.request.urlopen(request, timeout=5) as reply:
                     nodes = json.load(reply)["data"]["assetNodes"]
                     keys = {"/".join(n["assetKey"]["path"]) for n in nodes} or None

@@ -63,14 +63,16 @@ def section(doc: str, table: str) -> str:
     """The text documenting `table`: from its heading (### or **bold**) to the next one."""
     match = re.search(rf"^(### {re.escape(table)}\n|\*\*{re.escape(table)}\*\*)", doc, re.M)
     assert match, f"{table} is in the warehouse but not documented in {DOC.name}"
-    end = re.search(r"^(### |## |\*\*)", doc[match.end():], re.M)
-    return doc[match.end(): match.end() + end.start()] if end else doc[match.end():]
+    end = re.search(r"^(### |## |\*\*)", doc[match.end() :], re.M)
+    return doc[match.end() : match.end() + end.start()] if end else doc[match.end() :]
 
 
 def test_every_table_and_column_is_documented(con: duckdb.DuckDBPyConnection) -> None:
     doc = DOC.read_text()
-    tables = con.execute("select schema_name, table_name from duckdb_tables() where schema_name in "
-                         "(select unnest(?)) order by all", [list(DOCUMENTED_SCHEMAS)]).fetchall()
+    tables = con.execute(
+        "select schema_name, table_name from duckdb_tables() where schema_name in (select unnest(?)) order by all",
+        [list(DOCUMENTED_SCHEMAS)],
+    ).fetchall()
     assert len(tables) > 10
     for schema, name in tables:
         text = section(doc, f"{schema}.{name}")

@@ -18,8 +18,14 @@ from tests.oracle import Oracle
 
 NUMBERS = {"amount_spent", "number_of_orders", "average_order_value"}
 DATES = {"first_order_date", "last_order_date", "customer_added_date", "abandoned_checkout_date", "sms_consent_date"}
-ENUMS = {"sms_subscription_status", "email_subscription_status", "customer_account_status", "rfm_group",
-         "predicted_spend_tier", "product_subscription_status"}
+ENUMS = {
+    "sms_subscription_status",
+    "email_subscription_status",
+    "customer_account_status",
+    "rfm_group",
+    "predicted_spend_tier",
+    "product_subscription_status",
+}
 TEXTS = {"customer_email_domain", "customer_language"}
 LISTS = {"customer_tags", "customer_countries", "customer_regions", "customer_cities"}
 ID_LISTS = {"companies"}
@@ -29,6 +35,7 @@ MILE_KM = 1.609344
 
 def great_circle_km(a: tuple[float, float], b: tuple[float, float]) -> float:
     """Through the chord between the two points as 3D unit vectors (not the haversine the compiler uses)."""
+
     def unit(lat: float, lng: float) -> tuple[float, float, float]:
         phi, lam = math.radians(lat), math.radians(lng)
         return math.cos(phi) * math.cos(lam), math.cos(phi) * math.sin(lam), math.sin(phi)
@@ -76,8 +83,14 @@ def holds(left, op: str, right) -> bool:
     """A comparison; anything compared with a missing value is false, != included."""
     if left is None or right is None:
         return False
-    return {"=": left == right, "!=": left != right, ">": left > right, ">=": left >= right,
-            "<": left < right, "<=": left <= right}[op]
+    return {
+        "=": left == right,
+        "!=": left != right,
+        ">": left > right,
+        ">=": left >= right,
+        "<": left < right,
+        "<=": left <= right,
+    }[op]
 
 
 def product_number(value) -> int:
@@ -94,8 +107,9 @@ class Evaluator:
         self.credits = defaultdict(list)
         for row in oracle.store_credit.to_dicts():
             self.credits[row["customer_id"]].append(row)
-        self.metafields = {(row["customer_id"], row["namespace"], row["key"]): row
-                           for row in oracle.metafields.to_dicts()}
+        self.metafields = {
+            (row["customer_id"], row["namespace"], row["key"]): row for row in oracle.metafields.to_dicts()
+        }
         for row in oracle.orders.to_dicts():
             self.orders[row["customer_id"]].append(row)
         for row in oracle.lines.to_dicts():
@@ -160,16 +174,30 @@ class Evaluator:
         if name == "customer_within_distance":
             return self.within(m, self.customers[cid])
         if name == "store_credit_accounts":
-            kept = [r for r in self.credits[cid] if all(
-                self.value_holds(r["balance"] if p.name.text == "balance" else r["currency"], p,
-                                 lower=p.name.text == "currency") for p in m.params)]
+            kept = [
+                r
+                for r in self.credits[cid]
+                if all(
+                    self.value_holds(
+                        r["balance"] if p.name.text == "balance" else r["currency"], p, lower=p.name.text == "currency"
+                    )
+                    for p in m.params
+                )
+            ]
             return bool(kept)
         if name == "products_purchased":
-            rows, totals = self.lines[cid], {"count": lambda rs: len({r["order_id"] for r in rs}),
-                                             "quantity": lambda rs: sum(r["quantity"] for r in rs)}
+            rows, totals = (
+                self.lines[cid],
+                {
+                    "count": lambda rs: len({r["order_id"] for r in rs}),
+                    "quantity": lambda rs: sum(r["quantity"] for r in rs),
+                },
+            )
         elif name == "orders_placed":
-            rows, totals = self.orders[cid], {"count": len, "sum_amount": lambda rs: sum(
-                (r["amount"] for r in rs), Decimal(0))}
+            rows, totals = (
+                self.orders[cid],
+                {"count": len, "sum_amount": lambda rs: sum((r["amount"] for r in rs), Decimal(0))},
+            )
         elif name == "sms_events":
             phone = self.customers[cid]["phone_e164"]
             rows, totals = (self.events[phone] if phone else []), {"count": len}
@@ -189,10 +217,18 @@ class Evaluator:
         row = self.metafields.get((cid, namespace, key))
         if row is None:
             return None
-        kind_of_type = {"number_integer": "number", "number_decimal": "number", "boolean": "boolean",
-                        "date": "date", "date_time": "date", "single_line_text_field": "string",
-                        "multi_line_text_field": "string", "list.single_line_text_field": "strings",
-                        "list.number_integer": "numbers", "list.number_decimal": "numbers"}
+        kind_of_type = {
+            "number_integer": "number",
+            "number_decimal": "number",
+            "boolean": "boolean",
+            "date": "date",
+            "date_time": "date",
+            "single_line_text_field": "string",
+            "multi_line_text_field": "string",
+            "list.single_line_text_field": "strings",
+            "list.number_integer": "numbers",
+            "list.number_decimal": "numbers",
+        }
         if kind_of_type.get(row["type"]) != kind:
             return None
         text = row["value"]
@@ -276,15 +312,18 @@ class Evaluator:
         one_id = param in ("id", "product_id", "activity_id")
         if one_id or (param == "collection_id" and function != "products_purchased"):
             key = {"id": "collection_id" if function.endswith("collection_viewed") else "product_id"}.get(param, param)
-            wanted = {product_number(plain(v, self.as_of, self.zone))
-                      for v in (p.values if isinstance(p, t.ParamIn) else (p.value,))}
+            wanted = {
+                product_number(plain(v, self.as_of, self.zone))
+                for v in (p.values if isinstance(p, t.ParamIn) else (p.value,))
+            }
             if row[key] is None:  # a deleted product, a view or an email without one: none we can name, in or out
                 return False
             negated = p.negated if isinstance(p, t.ParamIn) else p.op == "!="
             return (row[key] in wanted) != negated
         if param in ("tag", "collection", "collection_id"):
-            items = row[{"tag": "product_tags", "collection": "collection_handles",
-                         "collection_id": "collection_ids"}[param]]
+            items = row[
+                {"tag": "product_tags", "collection": "collection_handles", "collection_id": "collection_ids"}[param]
+            ]
             values = [plain(v, self.as_of, self.zone) for v in (p.values if isinstance(p, t.ParamIn) else (p.value,))]
             wanted = {int(v) for v in values} if param == "collection_id" else {v.lower() for v in values}
             any_in = bool(wanted & {x.lower() if isinstance(x, str) else x for x in items})

@@ -26,8 +26,9 @@ def test_check_shipped_definitions(capsys: pytest.CaptureFixture) -> None:
     assert any(line.startswith("ok abandoned_checkout_1d (exported)") for line in out)
 
 
-def test_check_reports_every_error_and_fails(tmp_path: Path, capsys: pytest.CaptureFixture,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_reports_every_error_and_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "a.yaml").write_text("name: a\nquery: amount_spend > 1\n")
     (tmp_path / "b.yaml").write_text("name: b\nquery: amount_spent > 1\nsms: {exprt: true}\n")
     (tmp_path / "c.yaml").write_text("name: c\nquery: amount_spent > 1\n")
@@ -88,7 +89,8 @@ def test_preview_a_definition_by_name(varied: Built, tmp_path: Path, capsys: pyt
 
 
 def test_preview_of_a_segment_the_warehouse_lacks_is_an_error_not_a_traceback(
-        varied: Built, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    varied: Built, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     shutil.copyfile(varied.warehouse, tmp_path / "warehouse.duckdb")
     query = "amount_spent > 0 AND segments CONTAINS 'does_not_exist'"
     assert run("segments", "preview", "--query", query, "--data-dir", str(tmp_path)) == 1
@@ -97,16 +99,39 @@ def test_preview_of_a_segment_the_warehouse_lacks_is_an_error_not_a_traceback(
     assert "hint: the warehouse has no segments yet" in out and "Traceback" not in out
 
 
-def test_preview_refuses_a_day_the_warehouse_does_not_hold(varied: Built, tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture) -> None:
+def test_preview_refuses_a_day_the_warehouse_does_not_hold(
+    varied: Built, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     shutil.copyfile(varied.warehouse, tmp_path / "warehouse.duckdb")
-    assert run("segments", "preview", "--query", "customer_added_date > today", "--as-of", "2025-01-01",
-               "--data-dir", str(tmp_path)) == 1
+    assert (
+        run(
+            "segments",
+            "preview",
+            "--query",
+            "customer_added_date > today",
+            "--as-of",
+            "2025-01-01",
+            "--data-dir",
+            str(tmp_path),
+        )
+        == 1
+    )
     out = capsys.readouterr().out
     assert out.startswith(f"--as-of 2025-01-01: the warehouse holds the data as of {varied.as_of}")
     assert "smsseg run --as-of 2025-01-01" in out
-    assert run("segments", "preview", "--query", "amount_spent = 59.90", "--as-of", varied.as_of.isoformat(),
-               "--data-dir", str(tmp_path)) == 0
+    assert (
+        run(
+            "segments",
+            "preview",
+            "--query",
+            "amount_spent = 59.90",
+            "--as-of",
+            varied.as_of.isoformat(),
+            "--data-dir",
+            str(tmp_path),
+        )
+        == 0
+    )
 
 
 def test_check_takes_segments_dir_like_the_other_commands(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -117,14 +142,21 @@ def test_check_takes_segments_dir_like_the_other_commands(tmp_path: Path, capsys
     assert "two definitions directories given" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("query", "first_line"), [
-    ("segments CONTAINS 'does_not_exist'", "<query>:1:19: no segment named 'does_not_exist' in the warehouse"),
-    ("created_by_app_id = 580111", "<query>:1:1: created_by_app_id is a Shopify filter smsseg cannot "
-                                   "evaluate yet: it needs the app that created each customer"),
-    ("FROM customers WHERE amount_spent > 1 LIMIT 5", "<query>:1:39: LIMIT does not apply to a segment"),
-])
+@pytest.mark.parametrize(
+    ("query", "first_line"),
+    [
+        ("segments CONTAINS 'does_not_exist'", "<query>:1:19: no segment named 'does_not_exist' in the warehouse"),
+        (
+            "created_by_app_id = 580111",
+            "<query>:1:1: created_by_app_id is a Shopify filter smsseg cannot "
+            "evaluate yet: it needs the app that created each customer",
+        ),
+        ("FROM customers WHERE amount_spent > 1 LIMIT 5", "<query>:1:39: LIMIT does not apply to a segment"),
+    ],
+)
 def test_preview_of_a_query_it_cannot_run_is_an_error_not_a_traceback(
-        varied: Built, tmp_path: Path, capsys: pytest.CaptureFixture, query: str, first_line: str) -> None:
+    varied: Built, tmp_path: Path, capsys: pytest.CaptureFixture, query: str, first_line: str
+) -> None:
     shutil.copyfile(varied.warehouse, tmp_path / "warehouse.duckdb")
     assert run("segments", "preview", "--query", query, "--data-dir", str(tmp_path)) == 1
     out = capsys.readouterr().out

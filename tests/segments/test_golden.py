@@ -43,18 +43,32 @@ def test_golden_file_has_every_case() -> None:
 
 def test_segment_view_selects_members_with_their_fields() -> None:
     query = "abandoned_checkout_date >= -1d"
-    defn = SegmentDefinition(name="checkout", description="", query=query, path=Path("checkout.yaml"),
-                             tree=parse_checked(query), export=True, fields=("abandoned_checkout_url", "amount_spent"))
+    defn = SegmentDefinition(
+        name="checkout",
+        description="",
+        query=query,
+        path=Path("checkout.yaml"),
+        tree=parse_checked(query),
+        export=True,
+        fields=("abandoned_checkout_url", "amount_spent"),
+    )
     assert render(segment_view(defn, dt.date(2026, 10, 15))) == (
         "CREATE OR REPLACE VIEW segments.checkout AS SELECT customer_id, first_name, last_name, email, phone_e164, "
         "sms_subscription_status, amount_spent, number_of_orders, last_order_date, abandoned_checkout_url "
         "FROM marts.customers WHERE customer_id IN (SELECT customers.customer_id FROM marts.customers AS customers "
-        "WHERE customers.abandoned_checkout_date >= CAST('2026-10-14' AS DATE))")
+        "WHERE customers.abandoned_checkout_date >= CAST('2026-10-14' AS DATE))"
+    )
 
 
 def test_segment_view_compiles_the_definitions_checked_tree_not_its_text() -> None:
     # The loader parsed and checked the query once; a text that no longer matches the tree is not read again.
-    defn = SegmentDefinition(name="big", description="", query="(this text is not read)", path=Path("big.yaml"),
-                             tree=parse_checked("amount_spent > 100"))
+    defn = SegmentDefinition(
+        name="big",
+        description="",
+        query="(this text is not read)",
+        path=Path("big.yaml"),
+        tree=parse_checked("amount_spent > 100"),
+    )
     assert render(segment_view(defn, dt.date(2026, 10, 15))).endswith(
-        "FROM marts.customers AS customers WHERE customers.amount_spent > 100)")
+        "FROM marts.customers AS customers WHERE customers.amount_spent > 100)"
+    )

@@ -29,8 +29,9 @@ def con():
 
 
 def record(con: duckdb.DuckDBPyConnection, day: dt.date, members: set[int], segment: str = SEGMENT) -> dict:
-    con.execute(f"create or replace temp table {MEMBERS_TABLE} as "
-                "select unnest(?::bigint[]) as customer_id", [sorted(members)])
+    con.execute(
+        f"create or replace temp table {MEMBERS_TABLE} as select unnest(?::bigint[]) as customer_id", [sorted(members)]
+    )
     return record_membership(con, segment, day)
 
 
@@ -40,14 +41,15 @@ def expected_on(recorded: dict[dt.date, set[int]], day: dt.date) -> set[int]:
 
 
 def members(con: duckdb.DuckDBPyConnection, day: dt.date, segment: str = SEGMENT) -> set[int]:
-    rows = con.execute("select customer_id from state.segment_membership "
-                       "where segment = ? and entered_on <= ? and (left_on is null or left_on > ?)",
-                       [segment, day, day]).fetchall()
+    rows = con.execute(
+        "select customer_id from state.segment_membership "
+        "where segment = ? and entered_on <= ? and (left_on is null or left_on > ?)",
+        [segment, day, day],
+    ).fetchall()
     return {r[0] for r in rows}
 
 
-steps = st.lists(st.tuples(st.integers(0, DAYS - 1), st.frozensets(st.integers(1, CUSTOMERS))), min_size=1,
-                 max_size=12)
+steps = st.lists(st.tuples(st.integers(0, DAYS - 1), st.frozensets(st.integers(1, CUSTOMERS))), min_size=1, max_size=12)
 
 
 @settings(max_examples=60, deadline=None)
@@ -65,12 +67,17 @@ def test_every_recorded_day_answers_what_was_recorded_for_it(steps) -> None:
             for other in (START + dt.timedelta(days=n) for n in range(-1, DAYS + 2)):
                 assert members(con, other) == expected_on(recorded, other), (other, recorded)
         # no stay is empty, and none meets another of the same customer end to end (one row per stay)
-        assert con.execute("select count(*) from state.segment_membership where entered_on >= left_on"
-                           ).fetchall()[0][0] == 0
-        assert con.execute("""
+        assert (
+            con.execute("select count(*) from state.segment_membership where entered_on >= left_on").fetchall()[0][0]
+            == 0
+        )
+        assert (
+            con.execute("""
             select count(*) from state.segment_membership a join state.segment_membership b
             on a.segment = b.segment and a.customer_id = b.customer_id and a.left_on = b.entered_on
-            """).fetchall()[0][0] == 0
+            """).fetchall()[0][0]
+            == 0
+        )
 
 
 def test_a_backfill_rewrites_its_day_and_leaves_the_others(con) -> None:

@@ -41,12 +41,17 @@ def evaluator(varied: Built) -> Evaluator:
 
 
 @pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
-@pytest.mark.parametrize("template", [
-    "customer_tags CONTAINS '{}'", "customer_language = '{}'", "customer_email_domain != '{}'",
-    "products_purchased MATCHES (tag IN ('{}', 'x'))", "sms_events NOT MATCHES (campaign = '{}')",
-])
-def test_hostile_strings_are_plain_values(con, varied: Built, evaluator: Evaluator, template: str,
-                                          value: str) -> None:
+@pytest.mark.parametrize(
+    "template",
+    [
+        "customer_tags CONTAINS '{}'",
+        "customer_language = '{}'",
+        "customer_email_domain != '{}'",
+        "products_purchased MATCHES (tag IN ('{}', 'x'))",
+        "sms_events NOT MATCHES (campaign = '{}')",
+    ],
+)
+def test_hostile_strings_are_plain_values(con, varied: Built, evaluator: Evaluator, template: str, value: str) -> None:
     query = template.format(value.replace("\\", "\\\\").replace("'", "\\'"))
     for dialect in ("duckdb", "spark", "postgres", "snowflake"):
         sqlglot.parse_one(render(compile_query(query, varied.as_of), dialect), read=dialect)
@@ -68,27 +73,35 @@ def test_injection_leaves_the_warehouse_intact(varied: Built, tmp_path: Path) ->
     try:
         before = con.execute("select count(*) from marts.customers").fetchall()[0][0]
         query = r"customer_tags CONTAINS '\'); drop table marts.customers; --'"
-        defn = SegmentDefinition(name="evil", description="", path=Path("evil.yaml"), query=query,
-                                 tree=parse_checked(query))
+        defn = SegmentDefinition(
+            name="evil", description="", path=Path("evil.yaml"), query=query, tree=parse_checked(query)
+        )
         assert create_segment_view(con, defn, varied.as_of) == 0
         assert con.execute("select count(*) from marts.customers").fetchall()[0][0] == before
-        assert [r[0] for r in con.execute("select table_name from information_schema.tables "
-                                          "where table_schema = 'segments'").fetchall()] == ["evil"]
+        assert [
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'segments'"
+            ).fetchall()
+        ] == ["evil"]
     finally:
         con.close()
 
 
-@pytest.mark.parametrize(("query", "message"), [
-    ("amount_spent > 1; drop table marts.customers", "unexpected character ';'"),
-    ("amount_spent > 1 -- comment", "unexpected character '-'"),
-    ("amount_spent > (select 1)", "expected a value after amount_spent >, found '('"),
-    ("marts.customers.amount_spent > 1", "unknown attribute 'marts.customers.amount_spent'"),
-    ("lower(customer_language) = 'it'", "expected ':' after customer_language, found ')'"),
-    ("customer_tags CONTAINS 'unterminated", "string not closed"),
-    ("amount_spent > 1e308", "'1e308' is not a number, date or relative date"),
-    ("amount_spent > " + "9" * 10_000, "number too long"),
-    ("segments CONTAINS 'x; drop'", "the string 'x; drop' is not a segment name"),
-])
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("amount_spent > 1; drop table marts.customers", "unexpected character ';'"),
+        ("amount_spent > 1 -- comment", "unexpected character '-'"),
+        ("amount_spent > (select 1)", "expected a value after amount_spent >, found '('"),
+        ("marts.customers.amount_spent > 1", "unknown attribute 'marts.customers.amount_spent'"),
+        ("lower(customer_language) = 'it'", "expected ':' after customer_language, found ')'"),
+        ("customer_tags CONTAINS 'unterminated", "string not closed"),
+        ("amount_spent > 1e308", "'1e308' is not a number, date or relative date"),
+        ("amount_spent > " + "9" * 10_000, "number too long"),
+        ("segments CONTAINS 'x; drop'", "the string 'x; drop' is not a segment name"),
+    ],
+)
 def test_anything_but_a_predicate_is_a_clear_error(query: str, message: str) -> None:
     with pytest.raises(SegmentErrors) as caught:
         compile_query(query, dt.date(2026, 10, 15))
@@ -115,11 +128,56 @@ def test_the_deepest_nesting_allowed_runs(con, varied: Built) -> None:
 
 
 # Every kind of token, the pasted Shopify forms among them, in any order.
-PIECES = ["FROM", "customers", "SHOW", "WHERE", "ORDER", "BY", "LIMIT", "(", ")", ",", ":", "=", "!=", ">", "AND", "OR",
-          "NOT", "IN", "IS", "NULL", "MATCHES", "CONTAINS", "BETWEEN", "true", "false", "amount_spent", "customer_tags",
-          "segments", "products_purchased", "orders_placed", "id", "date", "count", "shopify_email.opened", "'x'", "42",
-          "2026-10-01", "2026-10-01T10:00:00Z", "30_days_ago", "-3m", "today", "anniversary", "'SUBSCRIBED'",
-          "sms_subscription_status", "(1, 2)", "metafields.a.b", "2026/10/01", "2026-10-01T99:00"]
+PIECES = [
+    "FROM",
+    "customers",
+    "SHOW",
+    "WHERE",
+    "ORDER",
+    "BY",
+    "LIMIT",
+    "(",
+    ")",
+    ",",
+    ":",
+    "=",
+    "!=",
+    ">",
+    "AND",
+    "OR",
+    "NOT",
+    "IN",
+    "IS",
+    "NULL",
+    "MATCHES",
+    "CONTAINS",
+    "BETWEEN",
+    "true",
+    "false",
+    "amount_spent",
+    "customer_tags",
+    "segments",
+    "products_purchased",
+    "orders_placed",
+    "id",
+    "date",
+    "count",
+    "shopify_email.opened",
+    "'x'",
+    "42",
+    "2026-10-01",
+    "2026-10-01T10:00:00Z",
+    "30_days_ago",
+    "-3m",
+    "today",
+    "anniversary",
+    "'SUBSCRIBED'",
+    "sms_subscription_status",
+    "(1, 2)",
+    "metafields.a.b",
+    "2026/10/01",
+    "2026-10-01T99:00",
+]
 
 
 @settings(max_examples=2000, deadline=None)

@@ -108,4 +108,5 @@ def test_refused_examples_say_what_they_need(query: str) -> None:
     with pytest.raises(SegmentErrors) as caught:
         compile_query(query, AS_OF)
     assert [e.message.split(":")[0] for e in caught.value.errors] == [
-        f"{filter_name} is a Shopify filter smsseg cannot evaluate yet"]
+        f"{filter_name} is a Shopify filter smsseg cannot evaluate yet"
+    ]

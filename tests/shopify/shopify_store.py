@@ -110,22 +110,34 @@ def write_store(store_dir: Path) -> Path:
     store_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(store_dir / "shop.jsonl", [SHOP])
     # a customer's metafields and store credit accounts are child lines, one before its customer
-    write_jsonl(store_dir / "customers.jsonl", [
-        customer(1),
-        {"__typename": "Metafield", "id": "gid://shopify/Metafield/11", "namespace": "facts", "key": "birth_date",
-         "type": "date", "value": "1992-02-29", "__parentId": "gid://shopify/Customer/2"},
-        customer(2),
-        {"__typename": "StoreCreditAccount", "id": "gid://shopify/StoreCreditAccount/21",
-         "balance": {"amount": "12.50", "currencyCode": "EUR"}, "__parentId": "gid://shopify/Customer/2"},
-        customer(3),
-    ])
+    write_jsonl(
+        store_dir / "customers.jsonl",
+        [
+            customer(1),
+            {
+                "__typename": "Metafield",
+                "id": "gid://shopify/Metafield/11",
+                "namespace": "facts",
+                "key": "birth_date",
+                "type": "date",
+                "value": "1992-02-29",
+                "__parentId": "gid://shopify/Customer/2",
+            },
+            customer(2),
+            {
+                "__typename": "StoreCreditAccount",
+                "id": "gid://shopify/StoreCreditAccount/21",
+                "balance": {"amount": "12.50", "currencyCode": "EUR"},
+                "__parentId": "gid://shopify/Customer/2",
+            },
+            customer(3),
+        ],
+    )
     write_jsonl(
         store_dir / "orders.jsonl",
         [line_item(5002, 1001), order(1001, 1), line_item(5001, 1001), order(1002, 2), line_item(5003, 1002)],
     )
-    write_jsonl(
-        store_dir / "products.jsonl", [product(42), collection(7, 42), collection(8, 42), product(43)]
-    )
+    write_jsonl(store_dir / "products.jsonl", [product(42), collection(7, 42), collection(8, 42), product(43)])
     write_jsonl(store_dir / "abandoned_checkouts.jsonl", [checkout(9, 3)])
     return store_dir
 

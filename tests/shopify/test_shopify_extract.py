@@ -81,8 +81,10 @@ def test_incremental_extraction_returns_only_records_updated_since(client, store
 
 
 def test_the_id_sweep_leaves_out_customers_deleted_in_the_shop(client, store_dir, tmp_path):
-    write_jsonl(store_dir / "deletions.jsonl", [{"customer": {"id": "gid://shopify/Customer/2"},
-                                                  "deletedAt": "2026-11-02T10:00:00Z"}])
+    write_jsonl(
+        store_dir / "deletions.jsonl",
+        [{"customer": {"id": "gid://shopify/Customer/2"}, "deletedAt": "2026-11-02T10:00:00Z"}],
+    )
     result = client.extract(tmp_path / "batch", since=datetime(2026, 10, 3, tzinfo=UTC))
     swept = [json.loads(line) for line in (result.out_dir / "customer_ids.jsonl").read_text().splitlines()]
     assert swept == [{"id": "gid://shopify/Customer/1"}, {"id": "gid://shopify/Customer/3"}]
@@ -91,9 +93,7 @@ def test_the_id_sweep_leaves_out_customers_deleted_in_the_shop(client, store_dir
 def _only(source: Path, target: Path, order_number: str) -> Path:
     """The lines of `source` belonging to one order (the order and its line items)."""
     gid = f"gid://shopify/Order/{order_number}"
-    kept = [
-        r for r in map(json.loads, source.read_text().splitlines()) if gid in (r["id"], r.get("__parentId"))
-    ]
+    kept = [r for r in map(json.loads, source.read_text().splitlines()) if gid in (r["id"], r.get("__parentId"))]
     write_jsonl(target, kept)
     return target
 

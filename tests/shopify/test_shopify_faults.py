@@ -80,9 +80,7 @@ def test_client_waits_for_the_bucket_before_it_runs_dry(store_dir, tmp_path, cap
 
 def test_failed_bulk_operation_names_its_error_code(client, emulator, tmp_path):
     emulator.faults.fail_operation = "INTERNAL_SERVER_ERROR"
-    with pytest.raises(
-        BulkOperationFailed, match="ended FAILED with errorCode INTERNAL_SERVER_ERROR.*rerun"
-    ) as e:
+    with pytest.raises(BulkOperationFailed, match="ended FAILED with errorCode INTERNAL_SERVER_ERROR.*rerun") as e:
         client.extract(tmp_path / "batch")
     assert e.value.error_code == "INTERNAL_SERVER_ERROR"
     assert "customers bulk query (gid://shopify/BulkOperation/1)" in str(e.value)
@@ -124,9 +122,7 @@ def test_expired_download_url_is_not_retried(client, emulator, tmp_path):
 )
 def test_missing_scope_is_named(client, emulator, tmp_path, scope, resource):
     emulator.faults.missing_scope = scope
-    with pytest.raises(
-        ShopifyAccessDenied, match=f"{resource} bulk query .*ACCESS_DENIED.*lacks.*{scope}"
-    ) as e:
+    with pytest.raises(ShopifyAccessDenied, match=f"{resource} bulk query .*ACCESS_DENIED.*lacks.*{scope}") as e:
         client.extract(tmp_path / "batch")
     assert scope in e.value.scopes
     assert "SHOPIFY_ACCESS_TOKEN" in str(e.value)

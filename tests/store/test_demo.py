@@ -17,25 +17,65 @@ AS_OF = datetime.date(2026, 11, 1)  # the evaluation date the checks below read 
 END_DAY = AS_OF + datetime.timedelta(days=5)  # the store's last day: a run as of AS_OF filters what follows
 ROME = zoneinfo.ZoneInfo("Europe/Rome")
 # Every moment a store records, by file: nothing may come after the store's end day.
-MOMENTS = {"customers": ("createdAt", "updatedAt"), "orders": ("createdAt", "processedAt", "updatedAt", "cancelledAt"),
-           "products": ("updatedAt",), "abandoned_checkouts": ("createdAt", "updatedAt", "completedAt"),
-           "sms_events": ("occurredAt",), "redactions": ("requestedAt",), "shopify_email_events": ("occurredAt",),
-           "storefront_events": ("occurredAt",)}
-FILES = ("shop", "customers", "orders", "products", "abandoned_checkouts", "sms_events", "redactions",
-         "shopify_email_events", "storefront_events")
-CUSTOMER_KEYS = {"id", "firstName", "lastName", "createdAt", "updatedAt", "state", "locale", "tags",
-                 "defaultEmailAddress", "defaultPhoneNumber", "defaultAddress", "addresses", "statistics",
-                 "productSubscriberStatus", "companyContactProfiles"}
+MOMENTS = {
+    "customers": ("createdAt", "updatedAt"),
+    "orders": ("createdAt", "processedAt", "updatedAt", "cancelledAt"),
+    "products": ("updatedAt",),
+    "abandoned_checkouts": ("createdAt", "updatedAt", "completedAt"),
+    "sms_events": ("occurredAt",),
+    "redactions": ("requestedAt",),
+    "shopify_email_events": ("occurredAt",),
+    "storefront_events": ("occurredAt",),
+}
+FILES = (
+    "shop",
+    "customers",
+    "orders",
+    "products",
+    "abandoned_checkouts",
+    "sms_events",
+    "redactions",
+    "shopify_email_events",
+    "storefront_events",
+)
+CUSTOMER_KEYS = {
+    "id",
+    "firstName",
+    "lastName",
+    "createdAt",
+    "updatedAt",
+    "state",
+    "locale",
+    "tags",
+    "defaultEmailAddress",
+    "defaultPhoneNumber",
+    "defaultAddress",
+    "addresses",
+    "statistics",
+    "productSubscriberStatus",
+    "companyContactProfiles",
+}
 PHONE_KEYS = {"phoneNumber", "marketingState", "marketingOptInLevel", "marketingUpdatedAt"}
 PRODUCT_SUBSCRIBER_STATES = ("ACTIVE", "CANCELLED", "EXPIRED", "FAILED", "NEVER_SUBSCRIBED", "PAUSED")
 ADDRESS_KEYS = {"countryCodeV2", "provinceCode", "city", "zip"}
-ORDER_KEYS = {"id", "name", "customer", "createdAt", "processedAt", "updatedAt", "cancelledAt", "test",
-              "displayFinancialStatus", "currencyCode", "totalPriceSet", "currentTotalPriceSet"}
+ORDER_KEYS = {
+    "id",
+    "name",
+    "customer",
+    "createdAt",
+    "processedAt",
+    "updatedAt",
+    "cancelledAt",
+    "test",
+    "displayFinancialStatus",
+    "currencyCode",
+    "totalPriceSet",
+    "currentTotalPriceSet",
+}
 LINE_ITEM_KEYS = {"id", "product", "variant", "sku", "title", "quantity", "originalTotalSet", "__parentId"}
 PRODUCT_KEYS = {"id", "title", "handle", "productType", "vendor", "tags", "updatedAt"}
 COLLECTION_KEYS = {"id", "handle", "title", "__parentId"}
-CHECKOUT_KEYS = {"id", "createdAt", "updatedAt", "completedAt", "abandonedCheckoutUrl", "customer",
-                 "totalPriceSet"}
+CHECKOUT_KEYS = {"id", "createdAt", "updatedAt", "completedAt", "abandonedCheckoutUrl", "customer", "totalPriceSet"}
 MONEY = re.compile(r"^\d+\.\d{2}$")
 
 
@@ -133,7 +173,10 @@ def test_metafields_and_store_credit_are_lines_of_known_customers(store: dict[st
     assert any(b.endswith("-02-29") for b in births), "some birthdays on Feb 29"
     assert {m["value"] for m in metafields if m["type"] == "boolean"} == {"true", "false"}
     assert {(m["namespace"], m["key"], m["type"]) for m in metafields} == {
-        ("facts", "birth_date", "date"), ("custom", "loyalty_points", "number_integer"), ("custom", "vip", "boolean")}
+        ("facts", "birth_date", "date"),
+        ("custom", "loyalty_points", "number_integer"),
+        ("custom", "vip", "boolean"),
+    }
     for a in accounts:
         assert gid("StoreCreditAccount").match(a["id"]) and MONEY.match(a["balance"]["amount"])
     assert {a["balance"]["currencyCode"] for a in accounts} == {"EUR", "USD"}
@@ -162,14 +205,14 @@ def test_orders_and_line_items_have_the_spec_fields(store: dict[str, list[dict]]
 
 
 def test_products_collections_checkouts_events_and_redactions_have_the_spec_fields(
-        store: dict[str, list[dict]]) -> None:
+    store: dict[str, list[dict]],
+) -> None:
     products, collections = split(store["products"])
     assert all(set(p) == PRODUCT_KEYS and gid("Product").match(p["id"]) for p in products)
     assert all(set(c) == COLLECTION_KEYS and gid("Collection").match(c["id"]) for c in collections)
     for checkout in store["abandoned_checkouts"]:
         assert set(checkout) == CHECKOUT_KEYS and gid("AbandonedCheckout").match(checkout["id"])
-        assert re.match(r"^https://demo-store\.myshopify\.com/checkouts/\w+/recover$",
-                        checkout["abandonedCheckoutUrl"])
+        assert re.match(r"^https://demo-store\.myshopify\.com/checkouts/\w+/recover$", checkout["abandonedCheckoutUrl"])
         assert MONEY.match(checkout["totalPriceSet"]["shopMoney"]["amount"])
     for event in store["sms_events"]:
         assert set(event) == {"phone", "type", "campaign", "occurredAt"}
@@ -189,21 +232,26 @@ def test_products_collections_checkouts_events_and_redactions_have_the_spec_fiel
         timestamp(event["occurredAt"])
 
 
-def test_counts_are_the_distinct_entities_written(generated: tuple[Path, dict[str, int]],
-                                                  store: dict[str, list[dict]]) -> None:
+def test_counts_are_the_distinct_entities_written(
+    generated: tuple[Path, dict[str, int]], store: dict[str, list[dict]]
+) -> None:
     orders, line_items = split(store["orders"])
     products, collections = split(store["products"])
     distinct = {
         "customers": len({c["id"] for c in store["customers"]}),
-        "orders": len({o["id"] for o in orders}), "line_items": len({li["id"] for li in line_items}),
-        "products": len({p["id"] for p in products}), "collections": len({c["id"] for c in collections}),
-        "abandoned_checkouts": len(store["abandoned_checkouts"]), "sms_events": len(store["sms_events"]),
+        "orders": len({o["id"] for o in orders}),
+        "line_items": len({li["id"] for li in line_items}),
+        "products": len({p["id"] for p in products}),
+        "collections": len({c["id"] for c in collections}),
+        "abandoned_checkouts": len(store["abandoned_checkouts"]),
+        "sms_events": len(store["sms_events"]),
         "redactions": len(store["redactions"]),
         "shopify_email_events": len(store["shopify_email_events"]),
         "storefront_events": len(store["storefront_events"]),
         "customer_metafields": len({c["id"] for c in store["customer_children"] if c["__typename"] == "Metafield"}),
-        "store_credit_accounts": len({c["id"] for c in store["customer_children"]
-                                      if c["__typename"] == "StoreCreditAccount"}),
+        "store_credit_accounts": len(
+            {c["id"] for c in store["customer_children"] if c["__typename"] == "StoreCreditAccount"}
+        ),
     }
     assert generated[1] == distinct
     assert distinct["customers"] == 3000
@@ -212,8 +260,9 @@ def test_counts_are_the_distinct_entities_written(generated: tuple[Path, dict[st
 
 
 @pytest.mark.parametrize(("file", "parent_kind"), [("orders", "Order"), ("products", "Product")])
-def test_children_point_at_parents_and_some_come_first(store: dict[str, list[dict]], file: str,
-                                                       parent_kind: str) -> None:
+def test_children_point_at_parents_and_some_come_first(
+    store: dict[str, list[dict]], file: str, parent_kind: str
+) -> None:
     seen: set[str] = set()
     before_parent = 0
     parents = {line["id"] for line in split(store[file])[0]}
@@ -291,8 +340,15 @@ def test_orders_cover_the_awkward_cases(store: dict[str, list[dict]]) -> None:
     assert 0.01 < share(lambda o: o["cancelledAt"] is not None) < 0.08
     assert share(lambda o: o["customer"] is None) > 0.01
     assert share(lambda o: o["currentTotalPriceSet"] is None) > 0
-    assert share(lambda o: o["currentTotalPriceSet"] is not None
-                 and o["currentTotalPriceSet"]["shopMoney"] != o["totalPriceSet"]["shopMoney"]) > 0
+    assert (
+        share(
+            lambda o: (
+                o["currentTotalPriceSet"] is not None
+                and o["currentTotalPriceSet"]["shopMoney"] != o["totalPriceSet"]["shopMoney"]
+            )
+        )
+        > 0
+    )
     assert share(lambda o: timestamp(o["processedAt"]).hour >= 22) > 0
     assert 0 < share(lambda o: timestamp(o["processedAt"]) >= end) < 0.05
     assert min(timestamp(o["processedAt"]) for o in orders) > end - datetime.timedelta(days=3 * 366)
@@ -323,8 +379,13 @@ def test_checkouts_and_events_look_like_a_live_shop(store: dict[str, list[dict]]
 
 
 def last_moment(store: Path) -> datetime.datetime:
-    return max(timestamp(line[key]) for name, keys in MOMENTS.items() for line in read(store, name)
-               for key in keys if line.get(key))
+    return max(
+        timestamp(line[key])
+        for name, keys in MOMENTS.items()
+        for line in read(store, name)
+        for key in keys
+        if line.get(key)
+    )
 
 
 def test_nothing_happens_after_the_end_day(generated: tuple[Path, dict[str, int]]) -> None:
@@ -351,6 +412,7 @@ def test_by_default_the_history_ends_today_in_the_shops_time_zone(tmp_path: Path
 
 def test_a_day_later_the_store_holds_the_same_sms_events_and_the_new_days_send(tmp_path: Path) -> None:
     """Events have no id: the built-in demo, regenerated each day, must not add a shifted copy of them."""
+
     def events(day: datetime.date) -> set[tuple]:
         generate_store(tmp_path / str(day), 300, seed=2, end_day=day)
         # the sends of the year before the end day: the oldest drops out as a new day comes in
@@ -358,8 +420,7 @@ def test_a_day_later_the_store_holds_the_same_sms_events_and_the_new_days_send(t
 
     before, after = events(datetime.date(2026, 10, 31)), events(datetime.date(2026, 11, 1))
     assert before < after
-    assert {(campaign, occurred[:10]) for _, _, campaign, occurred in after - before} == \
-        {("newsletter", "2026-11-01")}
+    assert {(campaign, occurred[:10]) for _, _, campaign, occurred in after - before} == {("newsletter", "2026-11-01")}
 
 
 def test_gift_cards_sell_alone_at_a_round_price(store: dict[str, list[dict]]) -> None:
@@ -396,10 +457,13 @@ def test_built_in_demo_size() -> None:
 
 def test_a_day_later_the_store_repeats_the_email_and_storefront_events_it_had(tmp_path: Path) -> None:
     """Like the SMS events: each campaign and each day of views draws from its own generator."""
+
     def events(day: datetime.date) -> dict[str, set[str]]:
         generate_store(tmp_path / str(day), 300, seed=2, end_day=day)
-        return {name: {json.dumps(e, sort_keys=True) for e in read(tmp_path / str(day), name)}
-                for name in ("shopify_email_events", "storefront_events")}
+        return {
+            name: {json.dumps(e, sort_keys=True) for e in read(tmp_path / str(day), name)}
+            for name in ("shopify_email_events", "storefront_events")
+        }
 
     before, after = events(datetime.date(2026, 11, 20)), events(datetime.date(2026, 11, 21))
     # The views of the day that left the 90-day window aside, the earlier store's events are still there,

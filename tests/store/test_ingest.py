@@ -13,11 +13,14 @@ from tests.fixtures.stores import Store, customer, line, metafield, money, order
 
 
 def store_dir(tmp_path: Path) -> Path:
-    return Store(customers=[customer(1), customer(2)],
-                 orders=[line(10, 100, 42), order(100, 1), order(101, 2)],
-                 sms_events=[sms_event("+393471234567", "sent", "2026-10-01T10:00:00Z"),
-                             sms_event("+393471234567", "Delivered ", "2026-10-01T10:01:00Z")],
-                 ).write(tmp_path / "store")
+    return Store(
+        customers=[customer(1), customer(2)],
+        orders=[line(10, 100, 42), order(100, 1), order(101, 2)],
+        sms_events=[
+            sms_event("+393471234567", "sent", "2026-10-01T10:00:00Z"),
+            sms_event("+393471234567", "Delivered ", "2026-10-01T10:01:00Z"),
+        ],
+    ).write(tmp_path / "store")
 
 
 def raw_files(raw: Path) -> list[str]:
@@ -30,73 +33,190 @@ def replace_line(path: Path, number: int, text: str) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-@pytest.mark.parametrize(("file", "line_no", "text", "message"), [
-    ("orders.jsonl", 2, '{"id": "gid://shopify/Order/100", "name": ', "orders.jsonl:2: not valid JSON"),
-    ("customers.jsonl", 2, '{"firstName": "No Id", "updatedAt": "2026-01-01T00:00:00Z"}',
-     "customers.jsonl:2: Customer without id"),
-    ("orders.jsonl", 3, json.dumps({**order(101, 2), "totalPriceSet": {"shopMoney": {"amount": "12,50"}}}),
-     "orders.jsonl:3: totalPriceSet.shopMoney.amount is '12,50', which is not a decimal amount such as 59.90"),
-    ("orders.jsonl", 2, json.dumps({**order(100, 1), "processedAt": "yesterday"}),
-     "orders.jsonl:2: processedAt is 'yesterday', which is not an ISO-8601 timestamp"),
-    ("orders.jsonl", 1, json.dumps({**line(10, 100, 42), "quantity": "two"}),
-     "orders.jsonl:1: quantity is 'two', which is not a whole number"),
-    ("orders.jsonl", 2, json.dumps({**order(100, 1), "customer": {"id": "Customer-7"}}),
-     "orders.jsonl:2: customer.id is 'Customer-7', which is not a Shopify id"),
-    ("orders.jsonl", 1, json.dumps({**line(10, 100, 42), "__parentId": "Order/100"}),
-     "orders.jsonl:1: __parentId is not a Shopify id"),
-    # staging keeps an id's number as BIGINT: a larger one would fail every later build, not this line
-    ("customers.jsonl", 2, json.dumps({**customer(2), "id": "gid://shopify/Customer/9223372036854775808"}),
-     "customers.jsonl:2: id is 'gid://shopify/Customer/9223372036854775808', which is not a Shopify id whose "
-     "number is from 1 to 9223372036854775807"),
-    ("orders.jsonl", 2, json.dumps({**order(100, 1), "customer": {"id": "gid://shopify/Customer/0"}}),
-     "orders.jsonl:2: customer.id is 'gid://shopify/Customer/0', which is not a Shopify id whose number"),
-    ("customers.jsonl", 1, json.dumps({**customer(1), "createdAt": "2026-01-01T09:00:00"}),
-     "customers.jsonl:1: createdAt is '2026-01-01T09:00:00', which is not an ISO-8601 timestamp with offset"),
-    ("customers.jsonl", 2, json.dumps({**customer(2), "updatedAt": "2026-01-01T09:00:00+0200"}),
-     "customers.jsonl:2: updatedAt is '2026-01-01T09:00:00+0200', which is not an ISO-8601 timestamp with offset"),
-    # nested values of another shape: DuckDB's from_json would read them as NULL, a guest order
-    ("orders.jsonl", 2, json.dumps({**order(100, 1), "customer": "gid://shopify/Customer/7"}),
-     "orders.jsonl:2: customer is a string, where an object is expected"),
-    ("orders.jsonl", 3, json.dumps({**order(101, 2), "totalPriceSet": 5}),
-     "orders.jsonl:3: totalPriceSet is a number, where an object is expected"),
-    ("orders.jsonl", 3, json.dumps({**order(101, 2), "currentTotalPriceSet": {"shopMoney": ["59.90"]}}),
-     "orders.jsonl:3: currentTotalPriceSet.shopMoney is a list, where an object is expected"),
-    ("orders.jsonl", 1, json.dumps({**line(10, 100, 42), "product": [{"id": "gid://shopify/Product/42"}]}),
-     "orders.jsonl:1: product is a list, where an object is expected"),
-    ("customers.jsonl", 1, json.dumps({**customer(1), "tags": "vip"}),
-     "customers.jsonl:1: tags is a string, where a list is expected"),
-    ("customers.jsonl", 2, json.dumps({**customer(2), "addresses": [None, "IT-MI"]}),
-     "customers.jsonl:2: an element of addresses is a string, where an object is expected"),
-    ("customers.jsonl", 2, json.dumps({**customer(2), "addresses": {"city": "Milano"}}),
-     "customers.jsonl:2: addresses is an object, where a list is expected"),
-    ("customers.jsonl", 2, json.dumps({**customer(2), "defaultPhoneNumber": True}),
-     "customers.jsonl:2: defaultPhoneNumber is true or false, where an object is expected"),
-    # the Admin API's own fields for the segment language
-    ("customers.jsonl", 2, json.dumps(customer(2, coordinates=(45.46, "north"))),
-     "customers.jsonl:2: defaultAddress.longitude is 'north', which is not a number such as 45.4215"),
-    ("customers.jsonl", 1, json.dumps({**customer(1), "companyContactProfiles": {"company": {"id": "x"}}}),
-     "customers.jsonl:1: companyContactProfiles is an object, where a list is expected"),
-    ("customers.jsonl", 2, json.dumps({**customer(2), "statistics": "HIGH"}),
-     "customers.jsonl:2: statistics is a string, where an object is expected"),
-    ("customers.jsonl", 2, json.dumps(store_credit(1, 1, "12,50")),
-     "customers.jsonl:2: balance.amount is '12,50', which is not a decimal amount such as 59.90"),
-    ("customers.jsonl", 2, json.dumps({**metafield(1, 1, "custom", "vip", "boolean", "true"), "id": None}),
-     "customers.jsonl:2: Metafield without id"),
-    ("customers.jsonl", 1, json.dumps({**store_credit(1, 1, "1.00"), "balance": "1.00"}),
-     "customers.jsonl:1: balance is a string, where an object is expected"),
-    # money is summed as the shop's: an amount in another currency would be added as if it were EUR
-    ("orders.jsonl", 3, json.dumps({**order(101, 2), "totalPriceSet": money("10.00", "USD")}),
-     "orders.jsonl:3: Order gid://shopify/Order/101: totalPriceSet.shopMoney.currencyCode is 'USD', "
-     "but the shop's currency (shop.jsonl currencyCode) is 'EUR'"),
-    ("orders.jsonl", 1, json.dumps({**line(10, 100, 42), "originalTotalSet": money("10.00", "GBP")}),
-     "orders.jsonl:1: LineItem gid://shopify/LineItem/10: originalTotalSet.shopMoney.currencyCode is 'GBP', "
-     "but the shop's currency (shop.jsonl currencyCode) is 'EUR'"),
-    ("sms_events.jsonl", 2, json.dumps(sms_event("+393471234567", "opt-out", "2026-10-01T10:00:00Z")),
-     "sms_events.jsonl:2: type is 'opt-out', which is not one of sent, delivered, clicked, converted, opted_out: "
-     "did you mean opted_out?"),
-    ("sms_events.jsonl", 1, json.dumps({**sms_event("+393471234567", "sent", "2026-10-01T10:00:00Z"), "type": None}),
-     "sms_events.jsonl:1: SmsEvent without type"),
-])
+@pytest.mark.parametrize(
+    ("file", "line_no", "text", "message"),
+    [
+        ("orders.jsonl", 2, '{"id": "gid://shopify/Order/100", "name": ', "orders.jsonl:2: not valid JSON"),
+        (
+            "customers.jsonl",
+            2,
+            '{"firstName": "No Id", "updatedAt": "2026-01-01T00:00:00Z"}',
+            "customers.jsonl:2: Customer without id",
+        ),
+        (
+            "orders.jsonl",
+            3,
+            json.dumps({**order(101, 2), "totalPriceSet": {"shopMoney": {"amount": "12,50"}}}),
+            "orders.jsonl:3: totalPriceSet.shopMoney.amount is '12,50', which is not a decimal amount such as 59.90",
+        ),
+        (
+            "orders.jsonl",
+            2,
+            json.dumps({**order(100, 1), "processedAt": "yesterday"}),
+            "orders.jsonl:2: processedAt is 'yesterday', which is not an ISO-8601 timestamp",
+        ),
+        (
+            "orders.jsonl",
+            1,
+            json.dumps({**line(10, 100, 42), "quantity": "two"}),
+            "orders.jsonl:1: quantity is 'two', which is not a whole number",
+        ),
+        (
+            "orders.jsonl",
+            2,
+            json.dumps({**order(100, 1), "customer": {"id": "Customer-7"}}),
+            "orders.jsonl:2: customer.id is 'Customer-7', which is not a Shopify id",
+        ),
+        (
+            "orders.jsonl",
+            1,
+            json.dumps({**line(10, 100, 42), "__parentId": "Order/100"}),
+            "orders.jsonl:1: __parentId is not a Shopify id",
+        ),
+        # staging keeps an id's number as BIGINT: a larger one would fail every later build, not this line
+        (
+            "customers.jsonl",
+            2,
+            json.dumps({**customer(2), "id": "gid://shopify/Customer/9223372036854775808"}),
+            "customers.jsonl:2: id is 'gid://shopify/Customer/9223372036854775808', which is not a Shopify id whose "
+            "number is from 1 to 9223372036854775807",
+        ),
+        (
+            "orders.jsonl",
+            2,
+            json.dumps({**order(100, 1), "customer": {"id": "gid://shopify/Customer/0"}}),
+            "orders.jsonl:2: customer.id is 'gid://shopify/Customer/0', which is not a Shopify id whose number",
+        ),
+        (
+            "customers.jsonl",
+            1,
+            json.dumps({**customer(1), "createdAt": "2026-01-01T09:00:00"}),
+            "customers.jsonl:1: createdAt is '2026-01-01T09:00:00', which is not an ISO-8601 timestamp with offset",
+        ),
+        (
+            "customers.jsonl",
+            2,
+            json.dumps({**customer(2), "updatedAt": "2026-01-01T09:00:00+0200"}),
+            "customers.jsonl:2: updatedAt is '2026-01-01T09:00:00+0200', which is not an ISO-8601 timestamp with "
+            "offset",
+        ),
+        # nested values of another shape: DuckDB's from_json would read them as NULL, a guest order
+        (
+            "orders.jsonl",
+            2,
+            json.dumps({**order(100, 1), "customer": "gid://shopify/Customer/7"}),
+            "orders.jsonl:2: customer is a string, where an object is expected",
+        ),
+        (
+            "orders.jsonl",
+            3,
+            json.dumps({**order(101, 2), "totalPriceSet": 5}),
+            "orders.jsonl:3: totalPriceSet is a number, where an object is expected",
+        ),
+        (
+            "orders.jsonl",
+            3,
+            json.dumps({**order(101, 2), "currentTotalPriceSet": {"shopMoney": ["59.90"]}}),
+            "orders.jsonl:3: currentTotalPriceSet.shopMoney is a list, where an object is expected",
+        ),
+        (
+            "orders.jsonl",
+            1,
+            json.dumps({**line(10, 100, 42), "product": [{"id": "gid://shopify/Product/42"}]}),
+            "orders.jsonl:1: product is a list, where an object is expected",
+        ),
+        (
+            "customers.jsonl",
+            1,
+            json.dumps({**customer(1), "tags": "vip"}),
+            "customers.jsonl:1: tags is a string, where a list is expected",
+        ),
+        (
+            "customers.jsonl",
+            2,
+            json.dumps({**customer(2), "addresses": [None, "IT-MI"]}),
+            "customers.jsonl:2: an element of addresses is a string, where an object is expected",
+        ),
+        (
+            "customers.jsonl",
+            2,
+            json.dumps({**customer(2), "addresses": {"city": "Milano"}}),
+            "customers.jsonl:2: addresses is an object, where a list is expected",
+        ),
+        (
+            "customers.jsonl",
+            2,
+            json.dumps({**customer(2), "defaultPhoneNumber": True}),
+            "customers.jsonl:2: defaultPhoneNumber is true or false, where an object is expected",
+        ),
+        # the Admin API's own fields for the segment language
+        (
+            "customers.jsonl",
+            2,
+            json.dumps(customer(2, coordinates=(45.46, "north"))),
+            "customers.jsonl:2: defaultAddress.longitude is 'north', which is not a number such as 45.4215",
+        ),
+        (
+            "customers.jsonl",
+            1,
+            json.dumps({**customer(1), "companyContactProfiles": {"company": {"id": "x"}}}),
+            "customers.jsonl:1: companyContactProfiles is an object, where a list is expected",
+        ),
+        (
+            "customers.jsonl",
+            2,
+            json.dumps({**customer(2), "statistics": "HIGH"}),
+            "customers.jsonl:2: statistics is a string, where an object is expected",
+        ),
+        (
+            "customers.jsonl",
+            2,
+            json.dumps(store_credit(1, 1, "12,50")),
+            "customers.jsonl:2: balance.amount is '12,50', which is not a decimal amount such as 59.90",
+        ),
+        (
+            "customers.jsonl",
+            2,
+            json.dumps({**metafield(1, 1, "custom", "vip", "boolean", "true"), "id": None}),
+            "customers.jsonl:2: Metafield without id",
+        ),
+        (
+            "customers.jsonl",
+            1,
+            json.dumps({**store_credit(1, 1, "1.00"), "balance": "1.00"}),
+            "customers.jsonl:1: balance is a string, where an object is expected",
+        ),
+        # money is summed as the shop's: an amount in another currency would be added as if it were EUR
+        (
+            "orders.jsonl",
+            3,
+            json.dumps({**order(101, 2), "totalPriceSet": money("10.00", "USD")}),
+            "orders.jsonl:3: Order gid://shopify/Order/101: totalPriceSet.shopMoney.currencyCode is 'USD', "
+            "but the shop's currency (shop.jsonl currencyCode) is 'EUR'",
+        ),
+        (
+            "orders.jsonl",
+            1,
+            json.dumps({**line(10, 100, 42), "originalTotalSet": money("10.00", "GBP")}),
+            "orders.jsonl:1: LineItem gid://shopify/LineItem/10: originalTotalSet.shopMoney.currencyCode is 'GBP', "
+            "but the shop's currency (shop.jsonl currencyCode) is 'EUR'",
+        ),
+        (
+            "sms_events.jsonl",
+            2,
+            json.dumps(sms_event("+393471234567", "opt-out", "2026-10-01T10:00:00Z")),
+            "sms_events.jsonl:2: type is 'opt-out', which is not one of sent, delivered, clicked, converted, "
+            "opted_out: "
+            "did you mean opted_out?",
+        ),
+        (
+            "sms_events.jsonl",
+            1,
+            json.dumps({**sms_event("+393471234567", "sent", "2026-10-01T10:00:00Z"), "type": None}),
+            "sms_events.jsonl:1: SmsEvent without type",
+        ),
+    ],
+)
 def test_bad_line_names_file_line_and_field_and_publishes_nothing(tmp_path, file, line_no, text, message) -> None:
     store, raw = store_dir(tmp_path), tmp_path / "raw"
     replace_line(store / file, line_no, text)
@@ -140,8 +260,12 @@ def test_missing_optional_file_is_an_empty_batch(tmp_path: Path) -> None:
 def test_children_split_unknown_types_and_extra_fields_ignored(tmp_path: Path) -> None:
     store = store_dir(tmp_path)
     with open(store / "orders.jsonl", "a") as f:
-        f.write(json.dumps({"__typename": "Refund", "id": "gid://shopify/Refund/1",
-                            "__parentId": "gid://shopify/Order/100"}) + "\n")
+        f.write(
+            json.dumps(
+                {"__typename": "Refund", "id": "gid://shopify/Refund/1", "__parentId": "gid://shopify/Order/100"}
+            )
+            + "\n"
+        )
         f.write(json.dumps({**order(102, 1), "someNewField": {"x": 1}}) + "\n\n")
     ingested = ingest_file(store, "orders.jsonl", tmp_path / "raw")
     assert ingested.rows == {"orders": 3, "order_lines": 1}
@@ -204,8 +328,10 @@ def test_whole_file_and_chunked_readers_give_the_same_rows(tmp_path: Path, monke
     monkeypatch.setattr("pipeline.store.ingest._write_whole_file", lambda *args: None)
     ingest_store(store, chunked)
     for resource in RESOURCES:
-        tables = [pq.read_table(next((raw / resource.name).glob("*.parquet"))).drop_columns("_batch")
-                  for raw in (fast, chunked)]
+        tables = [
+            pq.read_table(next((raw / resource.name).glob("*.parquet"))).drop_columns("_batch")
+            for raw in (fast, chunked)
+        ]
         # shop is one line; the demo has no deletion webhooks nor a Shopify id sweep
         assert tables[0].num_rows > 0 or resource.name == "shop" or not (store / resource.file).exists()
         assert tables[0].schema == tables[1].schema, resource.name
@@ -253,9 +379,14 @@ def test_errors_that_arrive_mid_stream_are_duckdbs_own_again() -> None:
 def test_shopify_enum_values_we_do_not_know_are_kept_counted_and_warned_about(tmp_path: Path, monkeypatch) -> None:
     """Shopify adds enum values over API versions: one new value must not stop every night, so it is kept
     and warned about (how many lines, the first one), from the fast reader and the chunked one alike."""
-    store = Store(customers=[customer(1), customer(2, state="ZOMBIE", sms_state="MAYBE_LATER"),
-                             customer(3, sms_state="maybe_later", email_state="INVALID"),
-                             customer(4, email_state="subscribed", phone=None)]).write(tmp_path / "store")
+    store = Store(
+        customers=[
+            customer(1),
+            customer(2, state="ZOMBIE", sms_state="MAYBE_LATER"),
+            customer(3, sms_state="maybe_later", email_state="INVALID"),
+            customer(4, email_state="subscribed", phone=None),
+        ]
+    ).write(tmp_path / "store")
     expected = (
         "customers.jsonl: 1 Customer line(s) have a state that Shopify's reference does not list, "
         "the first at line 2: 'ZOMBIE'.",
@@ -281,8 +412,11 @@ def test_an_amount_in_the_shops_currency_passes_whatever_the_shop(tmp_path: Path
     store = store_dir(tmp_path)
     shop = json.loads((store / "shop.jsonl").read_text())
     (store / "shop.jsonl").write_text(json.dumps({**shop, "currencyCode": "USD"}) + "\n")
-    with pytest.raises(StoreError, match=r"orders.jsonl:2: Order gid://shopify/Order/100: .* is 'EUR', "
-                                         r"but the shop's currency \(shop.jsonl currencyCode\) is 'USD'"):
+    with pytest.raises(
+        StoreError,
+        match=r"orders.jsonl:2: Order gid://shopify/Order/100: .* is 'EUR', "
+        r"but the shop's currency \(shop.jsonl currencyCode\) is 'USD'",
+    ):
         ingest_file(store, "orders.jsonl", tmp_path / "raw")
     (store / "orders.jsonl").write_text((store / "orders.jsonl").read_text().replace('"EUR"', '"USD"'))
     assert ingest_file(store, "orders.jsonl", tmp_path / "raw").rows == {"orders": 2, "order_lines": 1}
@@ -291,7 +425,10 @@ def test_an_amount_in_the_shops_currency_passes_whatever_the_shop(tmp_path: Path
 def test_money_without_a_readable_shop_is_refused(tmp_path: Path) -> None:
     store = store_dir(tmp_path)
     (store / "shop.jsonl").write_text("")
-    with pytest.raises(StoreError, match=r"shop.jsonl: needs exactly one shop line, with its currencyCode: "
-                                         r"every amount of orders.jsonl is checked against it"):
+    with pytest.raises(
+        StoreError,
+        match=r"shop.jsonl: needs exactly one shop line, with its currencyCode: "
+        r"every amount of orders.jsonl is checked against it",
+    ):
         ingest_file(store, "orders.jsonl", tmp_path / "raw")
     assert raw_files(tmp_path / "raw") == []

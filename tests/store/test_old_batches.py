@@ -36,23 +36,30 @@ def old_batch(raw: Path, resource: str, column: str, value: str) -> tuple[str, i
     return batch, line
 
 
-@pytest.mark.parametrize(("resource", "column", "field", "bad"), [
-    ("customers", "id", "id", TOO_BIG),
-    ("orders", "customer_id", "customer.id", TOO_BIG),
-    ("order_lines", "product_id", "product.id", "gid://shopify/Product/99999999999999999999"),
-    ("redactions", "customer_id", "customer.id", TOO_BIG),
-])
+@pytest.mark.parametrize(
+    ("resource", "column", "field", "bad"),
+    [
+        ("customers", "id", "id", TOO_BIG),
+        ("orders", "customer_id", "customer.id", TOO_BIG),
+        ("order_lines", "product_id", "product.id", "gid://shopify/Product/99999999999999999999"),
+        ("redactions", "customer_id", "customer.id", TOO_BIG),
+    ],
+)
 def test_an_id_beyond_bigint_in_an_old_batch_names_the_file_and_how_to_remove_it(
-        tmp_path: Path, resource: str, column: str, field: str, bad: str) -> None:
+    tmp_path: Path, resource: str, column: str, field: str, bad: str
+) -> None:
     data = tmp_path / "data"
-    store = Store(customers=[customer(1), customer(2)], orders=[order(100, 1), line(10, 100, 42)],
-                  redactions=[redaction(2)])
+    store = Store(
+        customers=[customer(1), customer(2)], orders=[order(100, 1), line(10, 100, 42)], redactions=[redaction(2)]
+    )
     ingest_store(store.write(tmp_path / "store"), data / "raw")
     batch, bad_line = old_batch(data / "raw", resource, column, bad)
     with pytest.raises(duckdb.InvalidInputException) as error:
         build_all(data, AS_OF)
-    assert (f"raw/{resource}/{batch}.parquet, line {bad_line}: {field} {bad} does not fit BIGINT (an older release "
-            f"ingested it unchecked). Delete raw/*/{batch}.parquet in the data directory and rerun") in str(error.value)
+    assert (
+        f"raw/{resource}/{batch}.parquet, line {bad_line}: {field} {bad} does not fit BIGINT (an older release "
+        f"ingested it unchecked). Delete raw/*/{batch}.parquet in the data directory and rerun"
+    ) in str(error.value)
     for path in (data / "raw").glob(f"*/{batch}.parquet"):
         path.unlink()
     build_all(data, AS_OF)

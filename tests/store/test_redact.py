@@ -75,8 +75,9 @@ def test_a_scrubbed_raw_still_builds_the_warehouse(tmp_path: Path):
     assert scrub_redacted(data / "raw") == 1
     build_all(data, dt.date(2026, 10, 31))
     with duckdb.connect(str(data / "build" / "warehouse.duckdb"), read_only=True) as con:
-        rows = con.execute("select customer_id, first_name, is_redacted, sms_subscription_status "
-                           "from marts.customers order by 1").fetchall()
+        rows = con.execute(
+            "select customer_id, first_name, is_redacted, sms_subscription_status from marts.customers order by 1"
+        ).fetchall()
     assert rows == [(1, "Ada", False, "SUBSCRIBED"), (2, None, True, "REDACTED")]
 
 
@@ -89,14 +90,23 @@ def test_no_redactions_no_change(tmp_path: Path):
 
 def test_store_files_under_data_lose_the_redacted_customer_and_their_events(tmp_path: Path):
     data = tmp_path / "data"
-    person = customer(2, first="Zelmira", phone="347 987 6543", country="IT", coordinates=(45.4642, 9.19),
-                      companies=(7,))
-    children = [metafield(1, 2, "facts", "birth_date", "date", "1985-07-31"), store_credit(1, 2, "12.00"),
-                metafield(2, 1, "facts", "birth_date", "date", "1990-01-02")]
-    store = Store(customers=[customer(1), person, *children], redactions=[redaction(2)],
-                  sms_events=[sms_event("+393479876543", "clicked", "2026-10-02T10:00:00Z"),
-                              sms_event("+39 347 987 6543", "opted_out", "2026-10-03T10:00:00Z"),
-                              sms_event("+393471234567", "clicked", "2026-10-02T10:00:00Z")])
+    person = customer(
+        2, first="Zelmira", phone="347 987 6543", country="IT", coordinates=(45.4642, 9.19), companies=(7,)
+    )
+    children = [
+        metafield(1, 2, "facts", "birth_date", "date", "1985-07-31"),
+        store_credit(1, 2, "12.00"),
+        metafield(2, 1, "facts", "birth_date", "date", "1990-01-02"),
+    ]
+    store = Store(
+        customers=[customer(1), person, *children],
+        redactions=[redaction(2)],
+        sms_events=[
+            sms_event("+393479876543", "clicked", "2026-10-02T10:00:00Z"),
+            sms_event("+39 347 987 6543", "opted_out", "2026-10-03T10:00:00Z"),
+            sms_event("+393471234567", "clicked", "2026-10-02T10:00:00Z"),
+        ],
+    )
     download = store.write(data / "downloads" / "20261101T000000Z")
     inbox = Store(sms_events=store.sms_events, redactions=store.redactions).write(data / "inbox")
     ingest_store(download, data / "raw")
@@ -104,8 +114,12 @@ def test_store_files_under_data_lose_the_redacted_customer_and_their_events(tmp_
 
     erased = erase_redacted(data)
 
-    assert erased == {"customers_scrubbed": 1, "sms_events_dropped": 2, "source_lines_scrubbed": 6,
-                      "customer_children_dropped": 1}
+    assert erased == {
+        "customers_scrubbed": 1,
+        "sms_events_dropped": 2,
+        "source_lines_scrubbed": 6,
+        "customer_children_dropped": 1,
+    }
     for folder in (download, inbox):
         events = [json.loads(line)["phone"] for line in (folder / "sms_events.jsonl").read_text().splitlines()]
         assert events == ["+393471234567"]  # the other customer's event stays
@@ -116,23 +130,34 @@ def test_store_files_under_data_lose_the_redacted_customer_and_their_events(tmp_
     assert lines[1]["defaultAddress"]["latitude"] is None and lines[1]["companyContactProfiles"] == []
     # the redacted customer's metafield is gone; store credit is money, kept as orders are
     assert lines[2:] == children[1:]
-    for name, kept in (("customer_metafields", ["gid://shopify/Customer/1"]),
-                       ("store_credit_accounts", ["gid://shopify/Customer/2"])):
-        parents = [r["_parent_id"] for p in sorted((data / "raw" / name).glob("*.parquet"))
-                   for r in pq.read_table(p).to_pylist()]
+    for name, kept in (
+        ("customer_metafields", ["gid://shopify/Customer/1"]),
+        ("store_credit_accounts", ["gid://shopify/Customer/2"]),
+    ):
+        parents = [
+            r["_parent_id"]
+            for p in sorted((data / "raw" / name).glob("*.parquet"))
+            for r in pq.read_table(p).to_pylist()
+        ]
         assert parents == kept
     assert (download / "orders.jsonl").read_bytes() == untouched
     # what is kept to recognise the number later is not the number
     everything = b"".join(p.read_bytes() for p in data.rglob("*") if p.is_file() and "raw" in p.parts)
     assert b"9876543" not in everything and b"Zelmira" not in everything and b"1985-07-31" not in everything
-    assert erase_redacted(data) == {"customers_scrubbed": 0, "sms_events_dropped": 0, "source_lines_scrubbed": 0,
-                                    "customer_children_dropped": 0}
+    assert erase_redacted(data) == {
+        "customers_scrubbed": 0,
+        "sms_events_dropped": 0,
+        "source_lines_scrubbed": 0,
+        "customer_children_dropped": 0,
+    }
 
 
 def test_a_broken_deletion_line_names_the_file_line_and_field(tmp_path: Path):
-    (tmp_path / "deletions.jsonl").write_text('{"customer": {"id": "gid://shopify/Customer/7"}, '
-                                              '"deletedAt": "2026-11-02T10:00:00Z"}\n'
-                                              '{"customer": {"id": "7"}, "deletedAt": "2026-11-02T10:00:00Z"}\n')
+    (tmp_path / "deletions.jsonl").write_text(
+        '{"customer": {"id": "gid://shopify/Customer/7"}, '
+        '"deletedAt": "2026-11-02T10:00:00Z"}\n'
+        '{"customer": {"id": "7"}, "deletedAt": "2026-11-02T10:00:00Z"}\n'
+    )
     with pytest.raises(StoreError, match=r"deletions.jsonl:2: customer.id is '7', which is not a Shopify id"):
         ingest_file(tmp_path, "deletions.jsonl", tmp_path / "raw")
 
@@ -140,11 +165,18 @@ def test_a_broken_deletion_line_names_the_file_line_and_field(tmp_path: Path):
 def test_a_number_another_customer_still_has_keeps_its_events(tmp_path: Path):
     data = tmp_path / "data"
     # 1 and 2 share a number (2 writes it nationally); 3 has one of its own. 2 and 3 ask to be forgotten.
-    Store(customers=[customer(1, phone="+393471234567"), customer(2, phone="347 123 4567"),
-                     customer(3, phone="+393479876543")],
-          sms_events=[sms_event("+393471234567", "clicked", "2026-06-01T10:00:00Z"),
-                      sms_event("+393479876543", "clicked", "2026-06-01T10:00:00Z")],
-          redactions=[redaction(2), redaction(3)]).write(tmp_path / "store")
+    Store(
+        customers=[
+            customer(1, phone="+393471234567"),
+            customer(2, phone="347 123 4567"),
+            customer(3, phone="+393479876543"),
+        ],
+        sms_events=[
+            sms_event("+393471234567", "clicked", "2026-06-01T10:00:00Z"),
+            sms_event("+393479876543", "clicked", "2026-06-01T10:00:00Z"),
+        ],
+        redactions=[redaction(2), redaction(3)],
+    ).write(tmp_path / "store")
     ingest_store(tmp_path / "store", data / "raw")
 
     erased = erase_redacted(data)

@@ -15,12 +15,21 @@ AS_OF = dt.date(2026, 10, 31)
 
 
 def unknown_values_store(directory: Path) -> Path:
-    return Store(customers=[
-        customer(1),
-        customer(2, phone="+393471234568", sms_state="MAYBE_LATER", email_state="DOUBLE_CONFIRMED", state="ZOMBIE",
-                 spend_tier="ULTRA", subscriber="GIFTED"),
-        customer(3, phone="+393471234569", sms_state="subscribed", email_state="INVALID"),
-    ]).write(directory)
+    return Store(
+        customers=[
+            customer(1),
+            customer(
+                2,
+                phone="+393471234568",
+                sms_state="MAYBE_LATER",
+                email_state="DOUBLE_CONFIRMED",
+                state="ZOMBIE",
+                spend_tier="ULTRA",
+                subscriber="GIFTED",
+            ),
+            customer(3, phone="+393471234569", sms_state="subscribed", email_state="INVALID"),
+        ]
+    ).write(directory)
 
 
 def test_unknown_values_are_warned_about_in_the_run_log_and_never_consent(tmp_path: Path) -> None:
@@ -44,15 +53,25 @@ def test_unknown_values_are_warned_about_in_the_run_log_and_never_consent(tmp_pa
     assert not any("+39347" in line for line in logs), "a phone number reached the run log"
 
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
-        statuses = con.execute("select customer_id, sms_subscription_status, email_subscription_status, "
-                               "customer_account_status from marts.customers order by customer_id").fetchall()
+        statuses = con.execute(
+            "select customer_id, sms_subscription_status, email_subscription_status, "
+            "customer_account_status from marts.customers order by customer_id"
+        ).fetchall()
     # An unknown marketing state and email's INVALID are no consent; Shopify's values are read in upper case.
-    assert statuses == [(1, "SUBSCRIBED", "SUBSCRIBED", "ENABLED"), (2, "NOT_SUBSCRIBED", "NOT_SUBSCRIBED", "ZOMBIE"),
-                        (3, "SUBSCRIBED", "NOT_SUBSCRIBED", "ENABLED")]
+    assert statuses == [
+        (1, "SUBSCRIBED", "SUBSCRIBED", "ENABLED"),
+        (2, "NOT_SUBSCRIBED", "NOT_SUBSCRIBED", "ZOMBIE"),
+        (3, "SUBSCRIBED", "NOT_SUBSCRIBED", "ENABLED"),
+    ]
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
-        shopify_own = con.execute("select predicted_spend_tier, product_subscription_status from marts.customers "
-                                  "where customer_id = 2").fetchall()
+        shopify_own = con.execute(
+            "select predicted_spend_tier, product_subscription_status from marts.customers where customer_id = 2"
+        ).fetchall()
     assert shopify_own == [(None, None)]  # kept in staging as it is, no value to the segment language
     oracle = Oracle(store, AS_OF).customers
-    assert oracle.select("customer_id", "sms_subscription_status", "email_subscription_status",
-                         "customer_account_status").rows() == statuses
+    assert (
+        oracle.select(
+            "customer_id", "sms_subscription_status", "email_subscription_status", "customer_account_status"
+        ).rows()
+        == statuses
+    )

@@ -34,8 +34,16 @@ from pipeline.store.demo import generate_store
 from tests.fixtures.processes import stop_process_group
 
 CHROMIUM = Path(os.environ.get("SMSSEG_TEST_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = PROJECT_DIR / "test-artifacts"
 SEGMENT = dg.AssetKey(["segments", "big_spenders"])
 SEGMENT_DEFS = {
@@ -61,8 +69,10 @@ run_coordinator:
 """
 
 if not CHROMIUM.exists():
-    MISSING = (f"{CHROMIUM} is missing: `make test` installs it when run as root with apt-get; "
-               "otherwise run `sudo apt-get install chromium`")
+    MISSING = (
+        f"{CHROMIUM} is missing: `make test` installs it when run as root with apt-get; "
+        "otherwise run `sudo apt-get install chromium`"
+    )
     if os.environ.get("CI"):  # CI runs as root on a fresh machine: a skip there would hide a broken install
         pytest.fail(MISSING, pytrace=False)
     pytest.skip(MISSING, allow_module_level=True)
@@ -157,6 +167,7 @@ class Dagster:
 
     def wait_for_runs(self, count: int, timeout_s: float, **tags: str) -> list[dict]:
         """The `count` runs with these tags, once every one has finished."""
+
         def finished() -> list[dict] | None:
             runs = self.runs(**tags)
             return runs if len(runs) == count and all(r["status"] in FINISHED for r in runs) else None
@@ -178,15 +189,31 @@ def dagster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dagster]:
     (settings.data_dir / "dagster" / "dagster.yaml").write_text(RUN_QUEUE_YAML)  # smsseg ui adds its own
 
     port = free_port()
-    env = {**{k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}, "SMSSEG_SOURCE": settings.source,
-           "SMSSEG_SEGMENTS_DIR": str(segments), "SMSSEG_FIRST_DAY": FIRST_DAY.isoformat()}
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"},
+        "SMSSEG_SOURCE": settings.source,
+        "SMSSEG_SEGMENTS_DIR": str(segments),
+        "SMSSEG_FIRST_DAY": FIRST_DAY.isoformat(),
+    }
     log = root / "smsseg-ui.log"
     with open(log, "wb") as out:
-        server = subprocess.Popen([str(Path(sys.executable).with_name("smsseg")), "ui", "--port", str(port),
-                                   "--data-dir", str(settings.data_dir)], env=env, stdout=out,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+        server = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("smsseg")),
+                "ui",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(settings.data_dir),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     ui = Dagster(f"http://127.0.0.1:{port}", settings, log)
     try:
+
         def serving() -> bool:
             if server.poll() is not None:
                 pytest.fail(f"smsseg ui exited with {server.returncode}:\n{server_log(log)}")
@@ -219,17 +246,35 @@ def launched(dagster: Dagster) -> Launched:
     launched, so the live day runs first, while the daemon picks the backfill up (every 30 s)."""
     selection = upstream_of(dagster.settings, SEGMENT)
     assert dg.AssetKey(["marts", "customers"]) in selection and dg.AssetKey("warehouse") not in selection
-    run = dagster.graphql(LAUNCH_RUN, {"executionParams": {
-        "selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__",
-                     "jobName": "__ASSET_JOB", "assetSelection": asset_keys(selection)},
-        "runConfigData": IN_ONE_PROCESS,
-        "executionMetadata": {"tags": [{"key": PARTITION_TAG, "value": LIVE_DAY.isoformat()}]},
-        "mode": "default",
-    }})["launchPipelineExecution"]
+    run = dagster.graphql(
+        LAUNCH_RUN,
+        {
+            "executionParams": {
+                "selector": {
+                    "repositoryLocationName": LOCATION,
+                    "repositoryName": "__repository__",
+                    "jobName": "__ASSET_JOB",
+                    "assetSelection": asset_keys(selection),
+                },
+                "runConfigData": IN_ONE_PROCESS,
+                "executionMetadata": {"tags": [{"key": PARTITION_TAG, "value": LIVE_DAY.isoformat()}]},
+                "mode": "default",
+            }
+        },
+    )["launchPipelineExecution"]
     assert run["__typename"] == "LaunchRunSuccess", run
-    backfill = dagster.graphql(LAUNCH_BACKFILL, {"backfillParams": {
-        "assetSelection": asset_keys(selection), "partitionNames": [d.isoformat() for d in BACKFILL_DAYS],
-        "fromFailure": False, "tags": [], "runConfigData": IN_ONE_PROCESS}})["launchPartitionBackfill"]
+    backfill = dagster.graphql(
+        LAUNCH_BACKFILL,
+        {
+            "backfillParams": {
+                "assetSelection": asset_keys(selection),
+                "partitionNames": [d.isoformat() for d in BACKFILL_DAYS],
+                "fromFailure": False,
+                "tags": [],
+                "runConfigData": IN_ONE_PROCESS,
+            }
+        },
+    )["launchPartitionBackfill"]
     assert backfill["__typename"] == "LaunchBackfillSuccess", backfill
     return Launched(run["run"]["runId"], backfill["backfillId"])
 
@@ -267,7 +312,8 @@ def screenshot(page: sync_api.Page, name: str) -> None:
 
 
 def test_asset_graph_shows_our_assets_and_a_segment_rerun_of_a_day_succeeds(
-        page: sync_api.Page, dagster: Dagster, launched: Launched) -> None:
+    page: sync_api.Page, dagster: Dagster, launched: Launched
+) -> None:
     group_graph = f"/locations/{LOCATION}/asset-groups/segments/lineage"
     page.goto(group_graph, wait_until="domcontentloaded")
     sync_api.expect(page.get_by_text("big_spenders").first).to_be_visible(timeout=30_000)
@@ -289,7 +335,8 @@ def test_asset_graph_shows_our_assets_and_a_segment_rerun_of_a_day_succeeds(
 
 
 def test_a_backfill_from_the_ui_records_each_day_and_the_segment_page_plots_its_size_by_day(
-        page: sync_api.Page, dagster: Dagster, launched: Launched) -> None:
+    page: sync_api.Page, dagster: Dagster, launched: Launched
+) -> None:
     runs = dagster.wait_for_runs(len(BACKFILL_DAYS), BACKFILL_S, **{BACKFILL_TAG: launched.backfill})
     by_day = {tags_of(run)[PARTITION_TAG]: run for run in runs}
     assert sorted(by_day) == [d.isoformat() for d in BACKFILL_DAYS], runs
@@ -300,8 +347,10 @@ def test_a_backfill_from_the_ui_records_each_day_and_the_segment_page_plots_its_
 
     # Dagster's instance holds the segment's materializations keyed by day, each with its size
     found = dagster.graphql(MATERIALIZATIONS, {"assetKey": {"path": SEGMENT.path}})["assetOrError"]
-    sizes = {m["partition"]: [e["intValue"] for e in m["metadataEntries"] if e["label"] == "size"]
-             for m in found["assetMaterializations"]}
+    sizes = {
+        m["partition"]: [e["intValue"] for e in m["metadataEntries"] if e["label"] == "size"]
+        for m in found["assetMaterializations"]
+    }
     assert sorted(sizes) == sorted(d.isoformat() for d in [*BACKFILL_DAYS, LIVE_DAY]), found
     assert all(len(size) == 1 and size[0] > 0 for size in sizes.values()), sizes
 
@@ -312,7 +361,8 @@ def test_a_backfill_from_the_ui_records_each_day_and_the_segment_page_plots_its_
     for run_id, (day, mode) in {**shown, launched.live_run: (LIVE_DAY.isoformat(), "live")}.items():
         # a row of the list: the nearest box around the run's link that holds its View link too
         row = page.get_by_role("link", name=f"run {run_id[:8]}").locator(
-            "xpath=ancestor::div[.//a[normalize-space()='View']][1]")
+            "xpath=ancestor::div[.//a[normalize-space()='View']][1]"
+        )
         sync_api.expect(row.get_by_text(f"partition: {day}").first).to_be_visible(timeout=30_000)
         sync_api.expect(row.get_by_text(f"{MODE_TAG}: {mode}")).to_be_visible()
     screenshot(page, "dagster-ui-runs.png")

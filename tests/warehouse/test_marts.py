@@ -33,15 +33,29 @@ def trap_store() -> Store:
         timezone="Europe/Rome",
         customers=[
             # a metafield line before its customer, without __typename (its id says Metafield)
-            {k: v for k, v in metafield(5, 1, "custom", "badges", "list.single_line_text_field",
-                                        '["Gold", "Early, Bird"]').items() if k != "__typename"},
+            {
+                k: v
+                for k, v in metafield(
+                    5, 1, "custom", "badges", "list.single_line_text_field", '["Gold", "Early, Bird"]'
+                ).items()
+                if k != "__typename"
+            },
             customer(1, tags=["VIP", "newsletter"]),
             {k: v for k, v in store_credit(3, 1, "5.00").items() if k != "__typename"},
             # listed twice: the later updatedAt wins (new tag, unsubscribed)
             customer(2, phone="347 123 4568", tags=["old"], updated="2026-01-01T00:00:00Z"),
-            customer(3, phone="+1 (212) 555-0142", country="US", province="NY", city="New York City",
-                     addresses=[address("US", "NY", "New York City"), address("CA", "ON", "Toronto"),
-                                address("GB", None, "London")]),
+            customer(
+                3,
+                phone="+1 (212) 555-0142",
+                country="US",
+                province="NY",
+                city="New York City",
+                addresses=[
+                    address("US", "NY", "New York City"),
+                    address("CA", "ON", "Toronto"),
+                    address("GB", None, "London"),
+                ],
+            ),
             customer(4, phone="12345", sms_state="PENDING", email="no-at-sign"),
             customer(5, phone=None, email=None, country=None),
             customer(6, created="2026-11-05T10:00:00Z"),  # created after the evaluation date
@@ -51,11 +65,19 @@ def trap_store() -> Store:
             customer(2, phone="347 123 4568", tags=["new"], sms_state="UNSUBSCRIBED", updated="2026-03-01T00:00:00Z"),
             # the Admin API's fields: lower case, a repeated company, the antimeridian, consent changed at
             # 23:15 UTC on Oct 30 (Oct 31 in Rome)
-            customer(10, spend_tier="high", subscriber="ACTIVE", companies=(5, 3, 5), coordinates=(-16.5, 179.9),
-                     sms_updated="2026-10-30T23:15:00Z"),
+            customer(
+                10,
+                spend_tier="high",
+                subscriber="ACTIVE",
+                companies=(5, 3, 5),
+                coordinates=(-16.5, 179.9),
+                sms_updated="2026-10-30T23:15:00Z",
+            ),
             # no tier, coordinates off the globe, a contact of something that is not a company
-            {**customer(11, spend_tier=None, subscriber="PAUSED", coordinates=(95.0, 10.0)),
-             "companyContactProfiles": [{"company": {"id": "gid://shopify/Customer/4"}}]},
+            {
+                **customer(11, spend_tier=None, subscriber="PAUSED", coordinates=(95.0, 10.0)),
+                "companyContactProfiles": [{"company": {"id": "gid://shopify/Customer/4"}}],
+            },
             # values the reference does not list; no phone, so no consent date
             customer(12, spend_tier="ULTRA", subscriber="SOMEDAY", phone=None, coordinates=(0.0, -180.0)),
             customer(13, companies=(8,), coordinates=(45.46, 9.19)),  # redacted
@@ -66,7 +88,8 @@ def trap_store() -> Store:
             metafield(6, 13, "facts", "birth_date", "date", "1980-05-05"),  # a redacted customer's
             metafield(7, 2, "custom", "last_visit", "date_time", "2026-10-30T23:15:00Z"),  # Oct 31 in Rome
             metafield(8, 2, "custom", "points", "number_integer", "lots"),  # does not read as its type
-            store_credit(1, 10, "25.50"), store_credit(2, 10, "0.00", "usd"),
+            store_credit(1, 10, "25.50"),
+            store_credit(2, 10, "0.00", "usd"),
         ],
         orders=[
             line(5001, 100, 42, quantity=2, amount="59.90"),  # the child comes before its parent
@@ -89,8 +112,7 @@ def trap_store() -> Store:
             order(111, 9, total="12.00"),
             order(112, 99, total="7.00"),  # a customer we never heard of
         ],
-        products=[product(42, tags=["Cotton"]), collection(1, 42, "summer"), collection(2, 43, "winter"),
-                  product(43)],
+        products=[product(42, tags=["Cotton"]), collection(1, 42, "summer"), collection(2, 43, "winter"), product(43)],
         abandoned_checkouts=[
             checkout(1, 1, created="2026-10-20T10:00:00Z"),
             checkout(2, 1, created="2026-10-25T10:00:00Z", completed="2026-10-26T10:00:00Z"),
@@ -157,13 +179,19 @@ def test_metafields_and_store_credit_match_the_oracle(tmp_path: Path, warehouse)
     store_dir = trap_store().write(tmp_path / "store")
     oracle = Oracle(store_dir, AS_OF)
     with duckdb.connect(str(warehouse(store_dir, AS_OF)), read_only=True) as con:
-        metafields = con.sql("select customer_id, namespace, key, type, value from marts.customer_metafields "
-                             "order by all").pl()
-        credit = con.sql("select customer_id, balance, currency_code as currency from marts.store_credit_accounts "
-                         "order by all").pl()
-        typed = {(r[0], r[1]): r[2:] for r in con.sql(
-            "select customer_id, key, value_number, value_boolean, value_date, value_texts "
-            "from marts.customer_metafields").fetchall()}
+        metafields = con.sql(
+            "select customer_id, namespace, key, type, value from marts.customer_metafields order by all"
+        ).pl()
+        credit = con.sql(
+            "select customer_id, balance, currency_code as currency from marts.store_credit_accounts order by all"
+        ).pl()
+        typed = {
+            (r[0], r[1]): r[2:]
+            for r in con.sql(
+                "select customer_id, key, value_number, value_boolean, value_date, value_texts "
+                "from marts.customer_metafields"
+            ).fetchall()
+        }
     assert metafields.rows() == oracle.metafields.sort(pl.all()).rows()
     assert credit.rows() == oracle.store_credit.sort(pl.all()).rows()
     assert credit.rows() == [(1, Decimal("5.00"), "EUR"), (10, Decimal("0.00"), "USD"), (10, Decimal("25.50"), "EUR")]
@@ -179,8 +207,10 @@ def test_metafields_and_store_credit_match_the_oracle(tmp_path: Path, warehouse)
 def test_order_lines_carry_collections_and_lowercase_tags(tmp_path: Path, warehouse) -> None:
     path = warehouse(trap_store(), AS_OF)
     with duckdb.connect(str(path), read_only=True) as con:
-        lines = con.sql("select line_id, customer_id, quantity, product_tags, collection_handles "
-                        "from marts.order_lines order by line_id").fetchall()
+        lines = con.sql(
+            "select line_id, customer_id, quantity, product_tags, collection_handles "
+            "from marts.order_lines order by line_id"
+        ).fetchall()
     # line 5002 belongs to an order cancelled before the evaluation date: not a counted order
     assert lines == [(5001, 1, 2, ["cotton"], ["summer"])]
 
@@ -191,23 +221,37 @@ def test_order_lines_join_each_product_once(tmp_path: Path, warehouse) -> None:
     store = Store(
         customers=[customer(1)],
         orders=[order(100, 1), line(5001, 100, 42), line(5002, 100, 43), line(5003, 100, 44), line(5004, 100, None)],
-        products=[product(42, tags=["Summer", "SALE"]), collection(1, 42, "Beach"), collection(2, 42, "summer"),
-                  product(43), collection(3, 43, "Winter"), product(44)],
+        products=[
+            product(42, tags=["Summer", "SALE"]),
+            collection(1, 42, "Beach"),
+            collection(2, 42, "summer"),
+            product(43),
+            collection(3, 43, "Winter"),
+            product(44),
+        ],
     )
     with duckdb.connect(str(warehouse(store, AS_OF)), read_only=True) as con:
-        lines = con.sql("select line_id, product_id, product_tags, collection_handles, collection_ids "
-                        "from marts.order_lines order by line_id").fetchall()
+        lines = con.sql(
+            "select line_id, product_id, product_tags, collection_handles, collection_ids "
+            "from marts.order_lines order by line_id"
+        ).fetchall()
         products = con.sql("select * from marts.products order by product_id").fetchall()
-        kinds = dict(con.sql("select table_name, table_type from information_schema.tables "
-                             "where table_schema = 'marts'").fetchall())
+        kinds = dict(
+            con.sql(
+                "select table_name, table_type from information_schema.tables where table_schema = 'marts'"
+            ).fetchall()
+        )
     assert lines == [
         (5001, 42, ["sale", "summer"], ["beach", "summer"], [1, 2]),
         (5002, 43, [], ["winter"], [3]),
         (5003, 44, [], [], []),
         (5004, None, [], [], []),
     ]
-    assert products == [(42, ["sale", "summer"], ["beach", "summer"], [1, 2]), (43, [], ["winter"], [3]),
-                        (44, [], [], [])]
+    assert products == [
+        (42, ["sale", "summer"], ["beach", "summer"], [1, 2]),
+        (43, [], ["winter"], [3]),
+        (44, [], [], []),
+    ]
     assert kinds["order_lines"] == "VIEW" and kinds["line_items"] == kinds["products"] == "BASE TABLE"
 
 

@@ -20,8 +20,11 @@ def test_deleted_rows_leave_no_bytes_and_everything_else_stays(tmp_path: Path) -
     with held_open(tmp_path):
         with open_build(tmp_path, AS_OF) as con:
             attach_state(con, tmp_path)
-            con.execute("create table marts.people as select i, case when i = 7 then ? else 'someone ' || i end "
-                        "as who from range(2000) t(i)", [SECRET])
+            con.execute(
+                "create table marts.people as select i, case when i = 7 then ? else 'someone ' || i end "
+                "as who from range(2000) t(i)",
+                [SECRET],
+            )
             con.execute("create table state.people as from marts.people")
             con.execute("create view marts.few as select * from marts.people where i < 3")
         with open_build(tmp_path, AS_OF) as con:

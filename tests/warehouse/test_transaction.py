@@ -22,8 +22,9 @@ def test_a_block_that_ends_is_committed(con: duckdb.DuckDBPyConnection) -> None:
 # exception types, not instances: an instance raised here would keep its traceback, and with it the test's
 # frame and its DuckDB connection, alive in pytest's parameters until the interpreter exits
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
-def test_a_block_that_raises_leaves_nothing_and_the_connection_usable(con: duckdb.DuckDBPyConnection,
-                                                                      error: type[BaseException]) -> None:
+def test_a_block_that_raises_leaves_nothing_and_the_connection_usable(
+    con: duckdb.DuckDBPyConnection, error: type[BaseException]
+) -> None:
     with pytest.raises(error), transaction(con):
         con.execute("insert into t values (1)")
         raise error("boom")
