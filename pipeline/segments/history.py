@@ -77,8 +77,7 @@ def record_membership(con: duckdb.DuckDBPyConnection, segment: str, day: dt.date
             if boundary is not None:
                 _join_stays(con, segment, boundary)
         con.execute("insert or ignore into state.segment_days values (?, ?)", [segment, day])
-    before = day - dt.timedelta(days=1)
-    return {"entered": _arrivals(con, segment, before, day), "left": _arrivals(con, segment, day, before)}
+    return _moves(con, segment, day)
 
 
 def _join_stays(con: duckdb.DuckDBPyConnection, segment: str, day: dt.date) -> None:
@@ -105,19 +104,22 @@ def _join_stays(con: duckdb.DuckDBPyConnection, segment: str, day: dt.date) -> N
     )
 
 
-def _arrivals(con: duckdb.DuckDBPyConnection, segment: str, absent: dt.date, present: dt.date) -> int:
-    """Customers of the segment on day `present` who were not in it on day `absent`."""
-    return con.execute(
+def _moves(con: duckdb.DuckDBPyConnection, segment: str, day: dt.date) -> dict[str, int]:
+    """Who is in the segment on `day` and was not the day before (entered), and the other way (left)."""
+    entered, left = con.execute(
         """
-        select count(*) from state.segment_membership as stay
-        where segment = $segment and entered_on <= $present and (left_on is null or left_on > $present)
-          and not exists (
-            select 1 from state.segment_membership as other
-            where other.segment = $segment and other.customer_id = stay.customer_id
-              and other.entered_on <= $absent and (other.left_on is null or other.left_on > $absent))
+        with stays as (
+            select customer_id, entered_on, left_on from state.segment_membership
+            where segment = $segment and entered_on <= $day and (left_on is null or left_on >= $day)
+        ),
+        today as (select customer_id from stays where left_on is null or left_on > $day),
+        yesterday as (select customer_id from stays where entered_on < $day)
+        select (select count(*) from (from today except from yesterday)),
+               (select count(*) from (from yesterday except from today))
         """,
-        {"segment": segment, "absent": absent, "present": present},
-    ).fetchall()[0][0]
+        {"segment": segment, "day": day},
+    ).fetchall()[0]
+    return {"entered": entered, "left": left}
 
 
 def members_on(con: duckdb.DuckDBPyConnection, segment: str, day: dt.date) -> int:
