@@ -101,8 +101,7 @@ def create_segment_view(con: duckdb.DuckDBPyConnection, defn: SegmentDefinition,
     them without evaluating the segment a second time.
     """
     con.execute("create schema if not exists segments")
-    con.execute(render(segment_view(defn, as_of)))
-    stamp(con, f"segments.{defn.name}", as_of)
+    _create_view(con, defn, as_of)
     members = exp.Create(
         this=exp.to_table(MEMBERS_TABLE),
         kind="TABLE",
@@ -123,9 +122,14 @@ def bring_views_to_day(con: duckdb.DuckDBPyConnection, definitions: list[Segment
     stamps = built_as_of(con)
     stale = [d for d in definitions if stamps.get(f"segments.{d.name}") != day]
     for definition in stale:
-        con.execute(render(segment_view(definition, day)))
-        stamp(con, f"segments.{definition.name}", day)
+        _create_view(con, definition, day)
     return [d.name for d in stale]
+
+
+def _create_view(con: duckdb.DuckDBPyConnection, defn: SegmentDefinition, day: dt.date) -> None:
+    """The view segments.<name> as of `day`, stamped with it (pipeline/warehouse/build.py built_as_of)."""
+    con.execute(render(segment_view(defn, day)))
+    stamp(con, f"segments.{defn.name}", day)
 
 
 METAFIELD = "customer_metafields"  # alias of marts.customer_metafields

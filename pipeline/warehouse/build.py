@@ -220,14 +220,18 @@ def run_model(con: duckdb.DuckDBPyConnection, model: Model) -> int | None:
 
 def stamp(con: duckdb.DuckDBPyConnection, table: str, day: dt.date) -> None:
     """Records that `table` (a mart, or a segment's view) holds the answer as of `day`."""
-    con.execute("create table if not exists main.built_as_of (table_name varchar primary key, as_of date)")
-    con.execute("insert or replace into main.built_as_of values (?, ?)", [table, day])
+    _stamps(con).execute("insert or replace into main.built_as_of values (?, ?)", [table, day])
 
 
 def built_as_of(con: duckdb.DuckDBPyConnection) -> dict[str, dt.date]:
     """The day each mart and segment view of the build was made as of."""
+    return dict(_stamps(con).execute("select table_name, as_of from main.built_as_of").fetchall())
+
+
+def _stamps(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """`con`, with main.built_as_of in its file (a warehouse built by an earlier release has none)."""
     con.execute("create table if not exists main.built_as_of (table_name varchar primary key, as_of date)")
-    return dict(con.execute("select table_name, as_of from main.built_as_of").fetchall())
+    return con
 
 
 def bring_to_day(con: duckdb.DuckDBPyConnection, day: dt.date, reads: Iterable[str]) -> list[str]:
