@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -26,71 +25,17 @@ if TYPE_CHECKING:  # dagster is imported when a command needs it: `smsseg --help
 console = Console()
 if not console.is_terminal and not os.environ.get("COLUMNS"):
     console.width = 160  # logs and pipes: wide enough that segment names and figures are never cut
-INSTANCE_YAML = """\
-# Written by smsseg: the Dagster instance shared by `smsseg run` and `dagster dev`.
-telemetry:
-  enabled: false            # nothing about a shop leaves the machine
-concurrency:
-  pools:
-    default_limit: 1        # DuckDB has one writer: the duckdb pool runs one asset at a time
-  runs:
-    max_concurrent_runs: 1  # and the UI's runs (a backfill's days) go one after another: a run that
-                            # executes in one process holds the build warehouse until it ends
-run_monitoring:             # the daemon `smsseg ui` starts watches the runs the UI launches
-  enabled: true             # fails a run stuck starting or canceling
-  free_slots_after_run_end_seconds: 60  # frees the pool slots a run still holds a minute after it ended
-"""
-
-
 BACKFILL_TAG = "smsseg/backfill"  # the days `smsseg backfill` was asked for
-INTERRUPTIONS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt")  # SIGTERM or Ctrl-C, inside a step
 
 
 def dagster_home(data_dir: Path) -> Path:
-    """DAGSTER_HOME (default data/dagster), with the instance settings written on first use and kept up to date."""
-    home = Path(os.environ.get("DAGSTER_HOME") or data_dir / "dagster")
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if config.exists():
-        add_missing_instance_settings(config)
-    else:
-        config.write_text(INSTANCE_YAML)
+    """DAGSTER_HOME (default data/dagster), its settings written on first use and kept up to date, and set for
+    whatever this process starts (`dagster dev`)."""
+    from pipeline.fleet.night import instance_home
+
+    home = instance_home(data_dir, os.environ.get("DAGSTER_HOME"))
     os.environ["DAGSTER_HOME"] = str(home)
     return home
-
-
-def add_missing_instance_settings(config: Path) -> None:
-    """An instance file of an older release (or the user's own) gains the settings it lacks; its keys stay."""
-    try:
-        current = yaml.safe_load(config.read_text())
-    except yaml.YAMLError as e:
-        raise SettingsError(
-            f"{config}: not valid YAML ({' '.join(str(e).split())}). Fix it, or delete it and smsseg writes a new one."
-        ) from None
-    if current is None:
-        current = {}
-    if not isinstance(current, dict):
-        raise SettingsError(
-            f"{config}: expected a mapping of Dagster instance settings, found "
-            f"{type(current).__name__}. Fix it, or delete it and smsseg writes a new one."
-        )
-    merged = with_defaults(current, yaml.safe_load(INSTANCE_YAML))
-    if merged != current:
-        config.write_text(
-            "# smsseg added the settings this file lacked (see INSTANCE_YAML in pipeline/cli.py).\n"
-            + yaml.safe_dump(merged, sort_keys=False)
-        )
-
-
-def with_defaults(given: dict, defaults: dict) -> dict:
-    """`given` with every key of `defaults` it lacks, nested mappings merged; a value given always wins."""
-    merged = dict(given)
-    for key, default in defaults.items():
-        if merged.get(key) is None:
-            merged[key] = default
-        elif isinstance(merged[key], dict) and isinstance(default, dict):
-            merged[key] = with_defaults(merged[key], default)
-    return merged
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -101,7 +46,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         gateway=args.gateway,
         as_of=args.as_of,
         dry_run=args.dry_run,
+        shops=args.shops,
     )
+    if settings.shops_file:
+        return run_shops(settings, args.verbose)
     day = settings.as_of or today_in(shop_timezone(settings.data_dir))
     refuse_future(day, settings, "--as-of")
     with cli_instance(settings) as instance:
@@ -109,6 +57,47 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 1
         result = run_nightly(dataclasses.replace(settings, as_of=day), args, instance)
         return report(result, instance)
+
+
+def run_shops(settings: Settings, verbose: bool) -> int:
+    """Every shop's live night (or --as-of's day), a step per shop on the Dask cluster; 1 when any shop failed."""
+    import dagster as dg
+
+    from pipeline.defs.runs import process_tags
+    from pipeline.fleet.definitions import recon_fleet_job
+    from pipeline.fleet.outcomes import shop_outcomes
+    from pipeline.fleet.shops import load_shops
+
+    shops = load_shops(settings.shops_file)
+    if not verbose:  # the Dask scheduler's and workers' comings and goings
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+    engine = settings.dask_scheduler or f"a local Dask cluster of {settings.workers} workers"
+    console.print(f"{len(shops)} shops from {settings.shops_file}, on {engine}", soft_wrap=True)
+    with cli_instance(settings) as instance:
+        if instance is None:
+            return 1
+        result = dg.execute_job(
+            recon_fleet_job(settings),
+            instance=instance,
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO" if verbose else "CRITICAL"}}}},
+            raise_on_error=False,
+            tags={"smsseg/launched_by": "cli", **process_tags()},
+        )
+        outcomes = shop_outcomes(instance, result.run_id, shops)
+    table = Table(title="shops")
+    for column in ("shop", "day", "mode", "outcome"):
+        table.add_column(column, overflow="fold")
+    for outcome in outcomes:
+        table.add_row(outcome.shop, outcome.day or "", outcome.mode or "", "ok" if outcome.ok else "[red]failed[/red]")
+    console.print(table)
+    failed = [outcome for outcome in outcomes if not outcome.ok]
+    for outcome in failed:
+        console.print(f"[red]shop {outcome.shop} failed:[/red] {outcome.error}", soft_wrap=True)
+    console.print(
+        f"run {result.run_id}: {len(shops) - len(failed)} of {len(shops)} shops succeeded"
+        + (f"; failed: {', '.join(o.shop for o in failed)}" if failed else "")
+    )
+    return 1 if failed else 0
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
@@ -151,34 +140,34 @@ def refuse_future(day: dt.date, settings: Settings, flag: str) -> None:
 @contextmanager
 def cli_instance(settings: Settings) -> "Iterator[dg.DagsterInstance | None]":
     """The shared instance, after recovering runs whose process died; None (said why) beside a live run."""
+    from pipeline.defs.runs import RunInProgressError
+    from pipeline.fleet.night import night_instance
+
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    dagster_home(settings.data_dir)
+    recovered: list[str] = []
+    try:
+        with night_instance(dagster_home(settings.data_dir), recovered) as instance:
+            print_recovered(recovered)
+            yield instance
+    except RunInProgressError as e:
+        print_recovered(recovered)
+        console.print(f"[red]not started:[/red] {e}", soft_wrap=True)
+        yield None
 
-    import dagster as dg
 
-    from pipeline.defs.runs import RunInProgressError, recover_dead_runs, refuse_if_running
-
-    with dg.DagsterInstance.get() as instance:
-        for line in recover_dead_runs(instance):
-            console.print(f"[yellow]{line}[/yellow]", soft_wrap=True)
-        try:  # rather than wait, at full CPU and forever, for the pool slot of a run that is still going
-            refuse_if_running(instance)
-        except RunInProgressError as e:
-            console.print(f"[red]not started:[/red] {e}", soft_wrap=True)
-            yield None
-            return
-        yield instance
+def print_recovered(lines: list[str]) -> None:
+    for line in lines:
+        console.print(f"[yellow]{line}[/yellow]", soft_wrap=True)
+    lines.clear()
 
 
 def run_nightly(
     settings: Settings, args: argparse.Namespace, instance: "dg.DagsterInstance", tags: dict[str, str] | None = None
 ) -> "dg.ExecuteInProcessResult":
-    """The nightly job for the day settings.as_of (its partition) in this process, with a progress bar,
-    tagged with this process's identity."""
+    """The nightly job for the day settings.as_of (its partition) in this process, with a progress bar."""
     import dagster as dg
 
-    from pipeline.definitions import NIGHTLY, build_definitions
-    from pipeline.defs.runs import process_tags
+    from pipeline.fleet.night import execute_night, night_job
     from pipeline.progress import progress_logger
 
     # Dagster captures each step's stdout at the file-descriptor level for its compute logs; the bar
@@ -199,25 +188,19 @@ def run_nightly(
     loggers = {"progress": progress_logger(progress)}
     if args.verbose:
         loggers["console"] = dg.colored_console_logger
-    defs = build_definitions(settings, loggers=loggers)
-    job = defs.resolve_job_def(NIGHTLY)
-    run_options = {"dry_run": settings.dry_run, "acknowledge_swings": getattr(args, "ack_swing", None) or []}
-    run_config = {
-        "resources": {"run": {"config": run_options}},
-        "loggers": {name: {"config": {"log_level": "INFO"}} if name == "console" else {} for name in loggers},
-    }
     # SIGTERM as Ctrl-C, as Dagster's own run worker does: the step raises, its transaction rolls back,
     # the run is marked failed and its pool slot freed, where SIGTERM's default would end the process at once.
     # Python's own Ctrl-C handler, not SIGINT's current one: a shell's background job ignores SIGINT.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    job = night_job(settings, loggers)
     with progress:
         progress.add_task("starting", total=len(job.graph.node_names()))
-        result = job.execute_in_process(
-            run_config=run_config,
-            instance=instance,
-            raise_on_error=False,
-            partition_key=settings.as_of.isoformat(),
-            tags={"smsseg/source": settings.source, "smsseg/launched_by": "cli", **process_tags(), **(tags or {})},
+        result = execute_night(
+            job,
+            settings,
+            instance,
+            acknowledge_swings=getattr(args, "ack_swing", None) or [],
+            tags={"smsseg/launched_by": "cli", **(tags or {})},
         )
     terminal.file.close()
     return result
@@ -225,47 +208,19 @@ def run_nightly(
 
 def report(result: "dg.ExecuteInProcessResult", instance: "dg.DagsterInstance", *, brief: bool = False) -> int:
     """The summary (one line when `brief`), what failed and why, and the exit status."""
-    import dagster as dg
+    from pipeline.fleet.night import not_run, problems
 
     console.print(evaluated(instance.get_run_by_id(result.run_id).tags), soft_wrap=True)
     if not brief:
         print_summary(result)
-    failures = [e for e in result.all_events if e.is_step_failure]
-    for event in failures:
-        error = event.event_specific_data.error
-        if error is not None and error.cls_name in INTERRUPTIONS:
-            console.print(
-                f"[red]interrupted:[/red] {event.step_key}: stopped by a signal; what it was writing "
-                "was rolled back and its pool slot freed. `smsseg run` again to finish.",
-                soft_wrap=True,
-            )
-            continue
-        while error is not None and error.cause is not None and "DagsterExecutionStepExecutionError" in error.cls_name:
-            error = error.cause  # Dagster's wrapper says only that the step failed: show what did
-        console.print(f"[red]failed:[/red] {event.step_key}: {error.message.strip() if error else ''}", soft_wrap=True)
-    started = {e.step_key for e in result.all_events if e.is_step_start}
-    not_run = [name for name in result.job_def.graph.node_names() if name not in started]
-    if not_run and not result.success:  # a backfill skips the publish by design, and succeeds
-        console.print(f"[yellow]not run (upstream failed):[/yellow] {', '.join(not_run)}", soft_wrap=True)
-    failed_checks = [
-        c for c in result.get_asset_check_evaluations() if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR
-    ]
-    for check in failed_checks:
-        reason = check.metadata.get("swing") or check.metadata.get("violations")
-        console.print(
-            f"[red]check failed:[/red] {check.asset_key.to_user_string()} {check.check_name}: "
-            f"{reason.value if reason else ''}",
-            soft_wrap=True,
-        )
-    # a held export is a night that needs a person, whichever guard held it (the size swing's check,
-    # or an audience that moved too far from what the destination holds)
-    held = [
-        event.asset_key.path[-1]
-        for event in result.get_asset_materialization_events()
-        if event.asset_key.path[0] == "exports"
-        and event.event_specific_data.materialization.metadata.get("held", dg.MetadataValue.bool(False)).value
-    ]
-    ok = result.success and not failed_checks and not held
+    found = problems(result)
+    for problem in found:
+        if problem.kind != "held":  # the summary said so, with what was still removed
+            console.print(f"[red]{problem.kind}:[/red] {problem.text}", soft_wrap=True)
+    skipped = not_run(result)
+    if skipped:
+        console.print(f"[yellow]not run (upstream failed):[/yellow] {', '.join(skipped)}", soft_wrap=True)
+    ok = result.success and not found
     console.print(f"run {result.run_id} " + ("[green]succeeded[/green]" if ok else "[red]failed[/red]"))
     return 0 if ok else 1
 
@@ -469,6 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="export this segment although its size swung past the threshold (repeatable)",
     )
     run.add_argument("--verbose", action="store_true", help="show Dagster's log as it runs")
+    run.add_argument(
+        "--shops", help="a shops file: run every shop's night on Dask (env SMSSEG_SHOPS; see docs/deploy.md)"
+    )
     run.set_defaults(func=cmd_run)
 
     backfill = commands.add_parser(

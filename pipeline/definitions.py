@@ -1,7 +1,7 @@
-"""Assembles the Dagster definitions; the work lives in pipeline/defs/ and the packages it calls.
+"""Assembles one shop's Dagster definitions; the work lives in pipeline/defs/ and the packages it calls.
 
-`dagster dev` loads `defs` (settings from the environment); `smsseg run` builds its own with the
-flags it was given. Both record runs in the same instance (DAGSTER_HOME).
+`dagster dev` loads them through pipeline/fleet/location.py (settings from the environment); `smsseg run`
+builds its own with the flags it was given. Both record runs in the same instance (DAGSTER_HOME).
 """
 
 import datetime as dt
@@ -108,28 +108,22 @@ def build_definitions(
         resources={
             "settings": pipeline_settings,
             "run": RunOptions(),
-            **source_resources(settings.source),
-            "gateway": gateway_resource(settings.gateway, str(settings.data_dir)),
+            **source_resources(settings),
+            "gateway": gateway_resource(settings.gateway, str(settings.data_dir), settings.variables),
             **resources,
         },
     )
 
 
-def source_resources(source: str) -> dict[str, dg.ConfigurableResource]:
+def source_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     """The Shopify client, configured from the environment, when the source is a real shop."""
-    if source != "shopify":
+    if settings.source != "shopify":
         return {}
     return {
         "shopify": ShopifyResource(
-            store=dg.EnvVar("SHOPIFY_STORE"),
-            access_token=dg.EnvVar("SHOPIFY_ACCESS_TOKEN"),
-            api_version=os.environ.get("SHOPIFY_API_VERSION") or API_VERSION,
+            store=dg.EnvVar(settings.variable("SHOPIFY_STORE")),
+            access_token=dg.EnvVar(settings.variable("SHOPIFY_ACCESS_TOKEN")),
+            api_version=os.environ.get(settings.variable("SHOPIFY_API_VERSION")) or API_VERSION,
         )
     }
 
-
-@dg.definitions
-def defs() -> dg.Definitions:
-    """What `dagster dev` and the UI load: called when Dagster loads the code location, not at import,
-    so a bad setting in the environment is reported there (naming it) and importing this module never fails."""
-    return build_definitions(Settings.resolve())

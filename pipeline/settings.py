@@ -9,7 +9,7 @@ import os
 import re
 import zoneinfo
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -40,6 +40,15 @@ class Settings:
     swing_threshold: float = 0.5
     memory_limit: str = DEFAULT_MEMORY_LIMIT
     batch_size: int = DEFAULT_BATCH_SIZE
+    shops_file: Path | None = None  # many shops: the shops file (docs/deploy.md); None: the one shop above
+    dask_scheduler: str | None = None  # many shops: an existing Dask scheduler; None: a local cluster
+    workers: int = 2  # many shops: the local cluster's worker processes, so the shops run at once at most
+    # where a shop of many keeps its secrets: SHOPIFY_STORE -> ROME_SHOPIFY_STORE (names, never values)
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+    def variable(self, name: str) -> str:
+        """The environment variable that holds `name` for this shop: its own name unless the shops file says."""
+        return self.variables.get(name, name)
 
     @classmethod
     def resolve(
@@ -51,10 +60,17 @@ class Settings:
         gateway: str | None = None,
         as_of: str | None = None,
         dry_run: bool = False,
-        env: dict[str, str] | None = None,
+        shops: str | None = None,
+        variables: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> "Settings":
         """Settings from flags (the keyword arguments), then the environment, then the defaults."""
         env = os.environ if env is None else env
+        variables = dict(variables or {})
+
+        def variable(name: str) -> str:
+            return variables.get(name, name)
+
         source = source or env.get("SMSSEG_SOURCE") or cls.source
         gateway = gateway or env.get("SMSSEG_GATEWAY") or cls.gateway
         if not (source in ("demo", "shopify") or (source.startswith("jsonl:") and len(source) > 6)):
@@ -68,10 +84,10 @@ class Settings:
                 "Point jsonl: at a store directory holding customers.jsonl, orders.jsonl, ..."
             )
         if source == "shopify":
-            for variable in ("SHOPIFY_STORE", "SHOPIFY_ACCESS_TOKEN"):
-                if not env.get(variable):
+            for name in ("SHOPIFY_STORE", "SHOPIFY_ACCESS_TOKEN"):
+                if not env.get(variable(name)):
                     raise SettingsError(
-                        f"source shopify needs {variable} in the environment "
+                        f"source shopify needs {variable(name)} in the environment "
                         "(the shop, e.g. my-shop.myshopify.com, and its Admin API access token)"
                     )
         if gateway not in GATEWAYS:
@@ -79,19 +95,19 @@ class Settings:
                 f"gateway {gateway!r} (--gateway or SMSSEG_GATEWAY): expected one of {', '.join(GATEWAYS)}"
             )
         if gateway == "http":
-            for variable in ("SMS_GATEWAY_URL", "SMS_GATEWAY_TOKEN"):
-                if not env.get(variable):
+            for name in ("SMS_GATEWAY_URL", "SMS_GATEWAY_TOKEN"):
+                if not env.get(variable(name)):
                     raise SettingsError(
-                        f"gateway http needs {variable} in the environment "
+                        f"gateway http needs {variable(name)} in the environment "
                         "(the gateway's base URL and its bearer token)"
                     )
-        if gateway == "klaviyo" and not env.get("KLAVIYO_API_KEY"):
+        if gateway == "klaviyo" and not env.get(variable("KLAVIYO_API_KEY")):
             raise SettingsError(
-                "gateway klaviyo needs KLAVIYO_API_KEY in the environment (a private API key "
+                f"gateway klaviyo needs {variable('KLAVIYO_API_KEY')} in the environment (a private API key "
                 "with the scopes lists:read, lists:write, profiles:read and profiles:write)"
             )
         if gateway == "shopify-tags":
-            missing = [v for v in ("SHOPIFY_STORE", "SHOPIFY_ACCESS_TOKEN") if not env.get(v)]
+            missing = [variable(v) for v in ("SHOPIFY_STORE", "SHOPIFY_ACCESS_TOKEN") if not env.get(variable(v))]
             if missing:
                 raise SettingsError(
                     f"gateway shopify-tags needs {' and '.join(missing)} in the environment (the shop, "
@@ -119,6 +135,10 @@ class Settings:
             swing_threshold=swing_threshold,
             memory_limit=memory_limit_from(env),
             batch_size=batch_size_from(env),
+            shops_file=shops_file_from(shops, env),
+            dask_scheduler=dask_scheduler_from(env),
+            workers=workers_from(env),
+            variables=variables,
         )
 
 
@@ -130,6 +150,41 @@ def data_dir_from(flag: str | None, env: Mapping[str, str] = os.environ) -> Path
 def segments_dir_from(flag: str | None, env: Mapping[str, str] = os.environ) -> Path:
     """--segments-dir, SMSSEG_SEGMENTS_DIR, or segment_defs/."""
     return Path(flag or env.get("SMSSEG_SEGMENTS_DIR") or Settings.segments_dir).resolve()
+
+
+def shops_file_from(flag: str | None, env: Mapping[str, str]) -> Path | None:
+    """--shops or SMSSEG_SHOPS: the shops file of a many-shops run, or None for the one shop."""
+    value = flag or env.get("SMSSEG_SHOPS")
+    if not value:
+        return None
+    path = Path(value).resolve()
+    if not path.is_file():
+        raise SettingsError(f"shops file {value!r} (--shops or SMSSEG_SHOPS): no such file. See docs/deploy.md")
+    return path
+
+
+def dask_scheduler_from(env: Mapping[str, str]) -> str | None:
+    """SMSSEG_DASK_SCHEDULER: the address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786."""
+    value = env.get("SMSSEG_DASK_SCHEDULER")
+    if not value:
+        return None
+    if not re.fullmatch(r"(tcp|tls|inproc|ws|wss|ucx)://[^\s/]+(:[0-9]+)?/?", value):
+        raise SettingsError(
+            f"SMSSEG_DASK_SCHEDULER {value!r}: expected a Dask scheduler address such as tcp://127.0.0.1:8786 "
+            "(what `dask scheduler` prints); unset it to run the shops on a local cluster"
+        )
+    return value
+
+
+def workers_from(env: Mapping[str, str]) -> int:
+    """SMSSEG_WORKERS: how many shops a local cluster runs at once (its worker processes)."""
+    value = env.get("SMSSEG_WORKERS") or str(Settings.workers)
+    if not re.fullmatch(r"[0-9]+", value.strip()) or int(value) < 1:
+        raise SettingsError(
+            f"SMSSEG_WORKERS {value!r}: expected a whole number of worker processes, at least 1 "
+            f"(default {Settings.workers}); each runs one shop's night at a time"
+        )
+    return int(value)
 
 
 def memory_limit_from(env: Mapping[str, str]) -> str:

@@ -1,7 +1,7 @@
 """The package's layers only point down: a module imports from its own layer or the ones below.
 
     base (settings, sqlbuild, retry, loopback, phones) → store → shopify → warehouse → segments → audience
-    → defs → cli
+    → defs → fleet → cli
 
 so that the folders tell the flow of the data, and a change low down never needs one higher up.
 Imports under TYPE_CHECKING count too: they are dependencies all the same.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipeline.settings import PROJECT_DIR
 
-LAYERS = ["base", "store", "shopify", "warehouse", "segments", "audience", "defs", "cli"]
+LAYERS = ["base", "store", "shopify", "warehouse", "segments", "audience", "defs", "fleet", "cli"]
 TOP_LEVEL = {  # modules directly under pipeline/, by layer
     "settings": "base",
     "sqlbuild": "base",

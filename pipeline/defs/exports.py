@@ -1,7 +1,7 @@
 """Export assets: one per exported segment, syncing its eligible audience to the SMS gateway."""
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import dagster as dg
 
@@ -24,25 +24,31 @@ def export_key(name: str) -> dg.AssetKey:
     return dg.AssetKey(["exports", name])
 
 
-def gateway_resource(gateway: str, data_dir: str) -> AudienceGateway:
+def gateway_resource(gateway: str, data_dir: str, variables: Mapping[str, str] | None = None) -> AudienceGateway:
     """The file gateway, the HTTP one (SMS_GATEWAY_URL, SMS_GATEWAY_TOKEN), Klaviyo (KLAVIYO_*) or the shop's
     customer tags (SHOPIFY_STORE, SHOPIFY_ACCESS_TOKEN, SHOPIFY_API_VERSION).
 
     Secrets stay EnvVars, read when the run starts; the optional URLs, revision and version are plain values.
+    `variables` renames them for one shop of many (KLAVIYO_API_KEY -> ROME_KLAVIYO_API_KEY).
     """
+    variables = variables or {}
+
+    def env(name: str) -> str:
+        return variables.get(name, name)
+
     if gateway == "http":
-        return HttpGateway(url=dg.EnvVar("SMS_GATEWAY_URL"), token=dg.EnvVar("SMS_GATEWAY_TOKEN"))
+        return HttpGateway(url=dg.EnvVar(env("SMS_GATEWAY_URL")), token=dg.EnvVar(env("SMS_GATEWAY_TOKEN")))
     if gateway == "klaviyo":
         return KlaviyoGateway(
-            api_key=dg.EnvVar("KLAVIYO_API_KEY"),
-            url=os.environ.get("KLAVIYO_API_URL") or DEFAULT_URL,
-            revision=os.environ.get("KLAVIYO_REVISION") or REVISION,
+            api_key=dg.EnvVar(env("KLAVIYO_API_KEY")),
+            url=os.environ.get(env("KLAVIYO_API_URL")) or DEFAULT_URL,
+            revision=os.environ.get(env("KLAVIYO_REVISION")) or REVISION,
         )
     if gateway == "shopify-tags":
         return ShopifyTagsGateway(
-            store=dg.EnvVar("SHOPIFY_STORE"),
-            token=dg.EnvVar("SHOPIFY_ACCESS_TOKEN"),
-            api_version=os.environ.get("SHOPIFY_API_VERSION") or API_VERSION,
+            store=dg.EnvVar(env("SHOPIFY_STORE")),
+            token=dg.EnvVar(env("SHOPIFY_ACCESS_TOKEN")),
+            api_version=os.environ.get(env("SHOPIFY_API_VERSION")) or API_VERSION,
         )
     return FileGateway(data_dir=data_dir)
 
