@@ -1260,7 +1260,9 @@ class _Chunk:
                     "type": np.array(SMS_EVENT_KINDS)[kind[row]],
                     "campaign": names[send[row]],
                     "occurredAt": moment[row],
-                }
+                },
+                # numpy's arrays of Python strings: an empty one (a tiny shop that texted no one) has no type
+                schema_overrides={"phone": pl.String, "type": pl.String, "campaign": pl.String},
             ).with_columns(occurredAt=_ts(pl.col("occurredAt"))),
         )
         self.counts["sms_events"] += len(row)

@@ -475,3 +475,15 @@ def test_a_day_later_the_store_repeats_the_email_and_storefront_events_it_had(tm
     assert len(after["storefront_events"] - before["storefront_events"]) < 0.05 * len(after["storefront_events"])
     emails = before["shopify_email_events"]
     assert len(emails & after["shopify_email_events"]) >= 0.97 * len(emails)
+
+
+@pytest.mark.parametrize("customers", [0, 1, 2, 5, 20])
+def test_a_tiny_shop_is_written_whatever_it_lacks(tmp_path: Path, customers: int) -> None:
+    """A shop of a few customers may have texted no one, or have no checkout: every file is still written,
+    each line a JSON object (20 customers of seed 3 texted no one, and the empty events frame had no type)."""
+    for seed in range(4):
+        out = tmp_path / f"{seed}"
+        counts = generate_store(out, customers=customers, seed=seed, end_day=END_DAY)
+        assert counts["customers"] == customers
+        for path in out.glob("*.jsonl"):
+            assert all(isinstance(json.loads(line), dict) for line in path.read_text().splitlines()), path
