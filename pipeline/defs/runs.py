@@ -42,8 +42,11 @@ def process_started(pid: int) -> str | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except FileNotFoundError:
         return None
+    fields = stat.rsplit(")", 1)[1].split()  # from field 3 on: the name before ')' may hold spaces
+    if fields[0] in ("Z", "X"):  # a zombie ran nothing any more: dead, only not yet reaped by its parent
+        return None
     boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    return f"{boot}:{stat.rsplit(')', 1)[1].split()[19]}"  # field 22, starttime; the name before ')' may hold spaces
+    return f"{boot}:{fields[19]}"  # field 22, starttime
 
 
 def process_tags() -> dict[str, str]:

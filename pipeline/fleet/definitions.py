@@ -43,9 +43,15 @@ class ShopNight:
     run_id: str
     mode: str
     problems: list[str]
+    recovered: list[str]  # runs of the shop whose process had died (a killed worker's), marked failed first
 
     def metadata(self) -> dict[str, str]:
-        return {"day": self.day.isoformat(), "shop_run": self.run_id, "mode": self.mode}
+        return {
+            "day": self.day.isoformat(),
+            "shop_run": self.run_id,
+            "mode": self.mode,
+            **({"recovered": "; ".join(self.recovered)} if self.recovered else {}),
+        }
 
 
 def run_shop_night(shop: Shop, fleet: Settings, env: Mapping[str, str], day: dt.date | None, tags: dict) -> ShopNight:
@@ -64,7 +70,7 @@ def run_shop_night(shop: Shop, fleet: Settings, env: Mapping[str, str], day: dt.
     found = [str(p) for p in problems(result)]
     if not result.success and not found:
         found = ["the night failed before any step could say why; see the shop's own run"]
-    return ShopNight(shop.name, day, result.run_id, run_tags.get(MODE_TAG, "not reached"), recovered + found)
+    return ShopNight(shop.name, day, result.run_id, run_tags.get(MODE_TAG, "not reached"), found, recovered)
 
 
 def fleet_partitions(shops: list[Shop], first_day: dt.date) -> dg.MultiPartitionsDefinition:

@@ -1,0 +1,134 @@
+"""Many shops on a real Dask cluster: each shop ends as it would alone, a broken one fails alone, a killed
+worker's shop is run again elsewhere and converges."""
+
+import datetime as dt
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from pipeline.cli import main
+from pipeline.fleet.definitions import SHOP_NIGHT
+from pipeline.store.demo import generate_store
+from tests.fleet.conftest import Cluster
+
+DAY = dt.date(2026, 11, 30)
+SMSSEG = Path(sys.executable).parent / "smsseg"
+
+
+def write_shops(tmp_path: Path, shops: dict[str, tuple[int, int]], broken: tuple[str, ...] = ()) -> Path:
+    """Demo stores of (customers, seed) each, ending on DAY, and a shops file naming them; `broken` shops get a
+    customers.jsonl line that is not JSON."""
+    for name, (customers, seed) in shops.items():
+        generate_store(tmp_path / "stores" / name, customers=customers, seed=seed, end_day=DAY)
+        if name in broken:
+            with (tmp_path / "stores" / name / "customers.jsonl").open("a") as f:
+                f.write('{"id": "gid://shopify/Customer/1", broken\n')
+    shops_file = tmp_path / "shops.yaml"
+    shops_file.write_text(
+        "shops:\n" + "".join(f"  - name: {name}\n    source: jsonl:stores/{name}\n" for name in shops)
+    )
+    return shops_file
+
+
+def memberships(data_dir: Path) -> dict[str, set[int]]:
+    """Every segment's members in a shop's live warehouse."""
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        views = con.execute("select view_name from duckdb_views() where schema_name = 'segments'").fetchall()
+        return {v: {r[0] for r in con.table(f"segments.{v}").select("customer_id").fetchall()} for (v,) in views}
+
+
+def exported(data_dir: Path) -> dict[str, str]:
+    """What the file gateway holds for the shop: each export file's text, by its path under exports/."""
+    root = data_dir / "exports"
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*.csv"))}
+
+
+def run_alone(tmp_path: Path, name: str) -> Path:
+    data_dir = tmp_path / "alone" / name
+    assert (
+        main(
+            [
+                "run",
+                "--source",
+                f"jsonl:{tmp_path / 'stores' / name}",
+                "--data-dir",
+                str(data_dir),
+                "--as-of",
+                DAY.isoformat(),
+            ]
+        )
+        == 0
+    )
+    return data_dir
+
+
+@pytest.fixture
+def fleet_env(tmp_path: Path, cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SMSSEG_DASK_SCHEDULER", cluster.address)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "data" / "dagster"))
+    for variable in ("SMSSEG_SOURCE", "SMSSEG_SHOPS", "SMSSEG_GATEWAY", "SMSSEG_AS_OF"):
+        monkeypatch.delenv(variable, raising=False)
+    return tmp_path / "data"
+
+
+def test_three_shops_one_broken_the_healthy_ones_as_alone(tmp_path, fleet_env, capfd, monkeypatch) -> None:
+    shops_file = write_shops(tmp_path, {"rome": (40, 1), "paris": (30, 2), "oslo": (20, 3)}, broken=("oslo",))
+
+    status = main(["run", "--shops", str(shops_file), "--data-dir", str(fleet_env), "--as-of", DAY.isoformat()])
+
+    out = capfd.readouterr().out
+    assert status == 1
+    assert "2 of 3 shops succeeded; failed: oslo" in out
+    assert "shop oslo failed:" in out and "customers.jsonl:" in out and "not valid JSON" in out
+    # nothing of a shop's lies outside its folder; the fleet's own instance is the only other thing written
+    assert sorted(p.name for p in fleet_env.iterdir()) == ["dagster", "shops"]
+    assert sorted(p.name for p in (fleet_env / "shops").iterdir()) == ["oslo", "paris", "rome"]
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "alone-dagster"))
+    for name in ("rome", "paris"):
+        alone = run_alone(tmp_path, name)
+        in_fleet = fleet_env / "shops" / name
+        assert memberships(in_fleet) == memberships(alone), name
+        assert any(memberships(alone).values()), "a comparison of empty segments would show nothing"
+        assert exported(in_fleet) == exported(alone) and exported(alone), name
+    assert not (fleet_env / "shops" / "oslo" / "warehouse.duckdb").exists()  # its night never published
+
+    with dg.DagsterInstance.from_config(str(fleet_env / "dagster")) as instance:
+        materialized = instance.get_materialized_partitions(SHOP_NIGHT)
+    assert materialized == {f"{DAY}|paris", f"{DAY}|rome"}
+
+
+def test_a_killed_workers_shop_runs_again_on_another_and_converges(tmp_path, fleet_env, cluster) -> None:
+    shops_file = write_shops(tmp_path, {"rome": (600, 1)})
+    shop_dir = fleet_env / "shops" / "rome"
+    status: list[int] = []
+    fleet = threading.Thread(
+        target=lambda: status.append(
+            main(["run", "--shops", str(shops_file), "--data-dir", str(fleet_env), "--as-of", DAY.isoformat()])
+        )
+    )
+    fleet.start()
+    with cluster.client() as client:
+        deadline = time.monotonic() + 180
+        while not (shop_dir / "build").exists():  # the night is well under way: its warehouse build has begun
+            assert time.monotonic() < deadline and fleet.is_alive(), "the shop's night never reached its warehouse"
+            time.sleep(0.05)
+        busy = [address for address, tasks in client.processing().items() if tasks]
+        assert len(busy) == 1, busy
+        cluster.workers[client.scheduler_info()["workers"][busy[0]]["name"]].send_signal(signal.SIGKILL)
+    fleet.join(timeout=300)
+    assert not fleet.is_alive() and status == [0]
+
+    with dg.DagsterInstance.from_config(str(shop_dir / "dagster")) as instance:
+        runs = {run.status: run for run in instance.get_runs()}
+        assert sorted(s.value for s in runs) == ["FAILURE", "SUCCESS"]
+        failure = instance.all_logs(runs[dg.DagsterRunStatus.FAILURE].run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+        assert "died in" in failure[0].dagster_event.message  # the second attempt found the dead one and marked it
+    alone = run_alone(tmp_path, "rome")
+    assert memberships(shop_dir) == memberships(alone) and exported(shop_dir) == exported(alone)
