@@ -126,4 +126,3 @@ def source_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             api_version=os.environ.get(settings.variable("SHOPIFY_API_VERSION")) or API_VERSION,
         )
     }
-
