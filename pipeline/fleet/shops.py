@@ -119,7 +119,7 @@ def _shop(path: Path, n: int, entry: object) -> Shop:
     for variable, name_of_it in variables.items():
         if variable not in VARIABLES:
             raise ShopsFileError(f"{where}: env: {variable!r} is not a shop's variable; one of {', '.join(VARIABLES)}")
-        if not isinstance(name_of_it, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name_of_it):
+        if not isinstance(name_of_it, str) or not re.fullmatch(r"[A-Z_][A-Z0-9_]*", name_of_it):
             raise ShopsFileError(
                 f"{where}: env: {variable}: expected the NAME of an environment variable, e.g. "
                 f"ROME_{variable}; the file never holds a secret itself"
