@@ -7,6 +7,7 @@ themselves, so they never pass through run config, logs or the Dagster UI.
 import datetime as dt
 import os
 import re
+import tempfile
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -90,6 +91,8 @@ class Settings:
                 "gateway klaviyo needs KLAVIYO_API_KEY in the environment (a private API key "
                 "with the scopes lists:read, lists:write, profiles:read and profiles:write)"
             )
+        if gateway == "klaviyo":
+            usable_limits_dir(limits_dir_from(data_dir_from(data_dir, env), env))
         if gateway == "shopify-tags":
             missing = [v for v in ("SHOPIFY_STORE", "SHOPIFY_ACCESS_TOKEN") if not env.get(v)]
             if missing:
@@ -125,6 +128,30 @@ class Settings:
 def data_dir_from(flag: str | None, env: Mapping[str, str] = os.environ) -> Path:
     """--data-dir, SMSSEG_DATA_DIR, or data/: for every command, including those that need no other setting."""
     return Path(flag or env.get("SMSSEG_DATA_DIR") or Settings.data_dir).resolve()
+
+
+def limits_dir_from(data_dir: Path, env: Mapping[str, str] = os.environ) -> Path:
+    """SMSSEG_LIMITS_DIR, or <data-dir>/limits: where the processes using one destination account share its rate limits.
+
+    Several shops on one account (each with its own data dir) share its limits only when they are
+    given the same directory: a fleet passes its top data dir's.
+    """
+    return Path(env.get("SMSSEG_LIMITS_DIR") or data_dir / "limits").resolve()
+
+
+def usable_limits_dir(path: Path) -> Path:
+    """`path`, made if missing, once a file can be written in it; else SettingsError naming SMSSEG_LIMITS_DIR."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise SettingsError(
+            f"SMSSEG_LIMITS_DIR {str(path)!r}: cannot write there ({e.strerror}). Point it at a directory "
+            "this user can write, the same one for every process (and machine) using the same Klaviyo "
+            "account; by default it is <data-dir>/limits."
+        ) from None
+    return path
 
 
 def segments_dir_from(flag: str | None, env: Mapping[str, str] = os.environ) -> Path:

@@ -2,6 +2,7 @@
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 
@@ -14,6 +15,7 @@ from pipeline.defs.resources import PipelineSettings, RunOptions, evaluation_day
 from pipeline.defs.segments import segment_key
 from pipeline.defs.warehouse import MARTS_KEYS, POOL, day_build
 from pipeline.segments import SegmentDefinition
+from pipeline.settings import limits_dir_from
 from pipeline.shopify.client import API_VERSION
 
 # not under exports/: any name there could be a segment's
@@ -25,8 +27,9 @@ def export_key(name: str) -> dg.AssetKey:
 
 
 def gateway_resource(gateway: str, data_dir: str) -> AudienceGateway:
-    """The file gateway, the HTTP one (SMS_GATEWAY_URL, SMS_GATEWAY_TOKEN), Klaviyo (KLAVIYO_*) or the shop's
-    customer tags (SHOPIFY_STORE, SHOPIFY_ACCESS_TOKEN, SHOPIFY_API_VERSION).
+    """The file gateway, the HTTP one (SMS_GATEWAY_URL, SMS_GATEWAY_TOKEN), Klaviyo (KLAVIYO_*, its rate limits
+    shared in SMSSEG_LIMITS_DIR or <data_dir>/limits) or the shop's customer tags (SHOPIFY_STORE,
+    SHOPIFY_ACCESS_TOKEN, SHOPIFY_API_VERSION).
 
     Secrets stay EnvVars, read when the run starts; the optional URLs, revision and version are plain values.
     """
@@ -37,6 +40,7 @@ def gateway_resource(gateway: str, data_dir: str) -> AudienceGateway:
             api_key=dg.EnvVar("KLAVIYO_API_KEY"),
             url=os.environ.get("KLAVIYO_API_URL") or DEFAULT_URL,
             revision=os.environ.get("KLAVIYO_REVISION") or REVISION,
+            limits_dir=str(limits_dir_from(Path(data_dir))),
         )
     if gateway == "shopify-tags":
         return ShopifyTagsGateway(

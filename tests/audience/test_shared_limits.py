@@ -1,0 +1,162 @@
+"""An account's rate limits shared by every process using its key: the slot log, its setting, shops syncing at once."""
+
+import hashlib
+import logging
+import re
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from pipeline.audience.gateways import AudienceTarget, GatewayError
+from pipeline.audience.klaviyo import KlaviyoGateway
+from pipeline.audience.klaviyo_emulator import KlaviyoEmulator
+from pipeline.audience.limits import SLACK_SECONDS, Limit, SharedLimits
+from pipeline.defs.exports import gateway_resource
+from pipeline.settings import Settings, SettingsError
+from tests.audience.conftest import KLAVIYO_KEY, mobile, sync_child
+from tests.fixtures.stores import Store, customer
+
+LIMITS = {"op": (Limit(3, 1.0), Limit(5, 60.0)), "other": (Limit(3, 1.0),)}
+
+
+class FrozenClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# --- the slot log
+
+
+def test_slots_keep_every_window_and_go_out_in_order_across_processes_sharing_the_file(tmp_path: Path):
+    clock = FrozenClock()
+    path = tmp_path / "account.sqlite"
+    # two handles on one file, taking turns: as two processes would
+    first, second = SharedLimits(path, LIMITS, clock), SharedLimits(path, LIMITS, clock)
+    waits = [(first if i % 2 else second).take("op", 600) for i in range(7)]
+    burst, steady = 1 + SLACK_SECONDS, 60 + SLACK_SECONDS
+    # 3 a second: the 4th and 5th wait a burst window; 5 a minute: the 6th and 7th wait a steady one
+    assert waits == [0, 0, 0, burst, burst, steady, steady]
+    assert first.take("other", 600) == 0, "each operation has its own windows"
+
+
+def test_a_slot_further_than_the_longest_wait_is_refused_and_not_taken(tmp_path: Path):
+    clock = FrozenClock()
+    limits = SharedLimits(tmp_path / "account.sqlite", LIMITS, clock)
+    for _ in range(5):
+        limits.take("op", 600)
+    with pytest.raises(GatewayError, match=r"op: the account's next free slot is 60 s away \(3 a second, 5 a minute,"):
+        limits.take("op", 30)
+    assert limits.take("op", 600) == 60 + SLACK_SECONDS, "the refused slot was left free"
+    clock.now += 200
+    assert limits.take("op", 0) == 0, "a minute later the windows are empty again"
+
+
+# --- the setting
+
+
+def test_an_unwritable_limits_dir_is_refused_naming_SMSSEG_LIMITS_DIR(tmp_path: Path, klaviyo):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    env = {"KLAVIYO_API_KEY": KLAVIYO_KEY, "SMSSEG_LIMITS_DIR": str(blocker / "limits")}
+    with pytest.raises(SettingsError, match=r"SMSSEG_LIMITS_DIR '.*a-file/limits': cannot write there \(Not a dir"):
+        Settings.resolve(gateway="klaviyo", env=env)
+    # the gateway refuses it before any request, should the setting have been checked elsewhere
+    gateway = KlaviyoGateway(url=klaviyo.url, api_key=KLAVIYO_KEY, limits_dir=str(blocker / "limits"))
+    with pytest.raises(GatewayError, match="SMSSEG_LIMITS_DIR .*: cannot write there") as failure:
+        gateway.upsert_audience(AudienceTarget("s"))
+    assert not failure.value.retryable
+    assert sum(klaviyo.received.values()) == 0
+
+
+def test_the_limits_dir_defaults_to_the_data_dirs_and_the_file_names_the_account_by_a_hash(
+    tmp_path: Path, klaviyo, monkeypatch
+):
+    monkeypatch.delenv("SMSSEG_LIMITS_DIR")
+    Settings.resolve(gateway="klaviyo", env={"KLAVIYO_API_KEY": KLAVIYO_KEY, "SMSSEG_DATA_DIR": str(tmp_path / "d")})
+    assert (tmp_path / "d" / "limits").is_dir(), "made and checked when the settings are read"
+    monkeypatch.setenv("KLAVIYO_API_KEY", KLAVIYO_KEY)
+    resource = gateway_resource("klaviyo", str(tmp_path / "shop"))
+    assert resource.limits_dir == str(tmp_path / "shop" / "limits")
+
+    KlaviyoGateway(url=klaviyo.url, api_key=KLAVIYO_KEY, limits_dir=str(tmp_path / "shared")).upsert_audience(
+        AudienceTarget("s")
+    )
+    (log,) = (tmp_path / "shared").iterdir()
+    assert log.name == f"klaviyo-{hashlib.sha256(KLAVIYO_KEY.encode()).hexdigest()[:16]}.sqlite"
+    assert KLAVIYO_KEY.encode() not in log.read_bytes()
+
+
+def test_a_wait_of_a_second_or_more_is_logged_with_its_reason(klaviyo, caplog):
+    caplog.set_level(logging.INFO)
+    waits = []
+    gateway = KlaviyoGateway(url=klaviyo.url, api_key=KLAVIYO_KEY).with_sleep(waits.append)
+    for n in range(11):  # Create List: 10 a second
+        gateway.upsert_audience(AudienceTarget(f"s{n}"))
+    assert len(waits) == 1 and 1 < waits[0] <= 1 + SLACK_SECONDS
+    assert re.search(
+        r"klaviyo create_list: waiting 1\.[0-5] s for its turn under the account's limits \(10 a second, "
+        r"150 a minute\), shared by every process using this key",
+        caplog.text,
+    )
+    assert KLAVIYO_KEY not in caplog.text
+
+
+# --- shops on one account, each syncing in its own process
+
+
+SHOPS = {"rome": 1, "milan": 0}  # shop -> the parity of its customers' ids
+PER_SHOP, BATCH = 100, 4  # 25 import jobs a shop: more than the 10 a second Bulk Import Profiles allows
+
+
+def sync_shops_at_once(audience_db, tmp_path: Path, limits_dirs: dict[str, Path]) -> Counter[str]:
+    """Each shop's segment synced to its own list by its own process, all at once, to one emulated account
+    with the documented limits; checks every list ends right, and returns the 429s the account answered."""
+    con = audience_db(Store(customers=[customer(i, phone=mobile(i)) for i in range(1, 2 * PER_SHOP + 1)]))
+    con.execute("create view segments.rome as select customer_id from marts.customers where customer_id % 2 = 1")
+    con.execute("create view segments.milan as select customer_id from marts.customers where customer_id % 2 = 0")
+    con.close()
+    with KlaviyoEmulator(KLAVIYO_KEY) as server:
+        children = {}
+        for shop in SHOPS:
+            (tmp_path / shop / "data").mkdir(parents=True)
+            warehouse = tmp_path / shop / "warehouse.duckdb"
+            shutil.copyfile(tmp_path / "segment-warehouse.duckdb", warehouse)
+            env = {
+                "KLAVIYO_API_URL": server.url,
+                "KLAVIYO_API_KEY": KLAVIYO_KEY,
+                "SMSSEG_LIMITS_DIR": str(limits_dirs[shop]),
+            }
+            children[shop] = sync_child(
+                KlaviyoGateway, env, warehouse, tmp_path / shop / "data", shop, BATCH, f"{shop} SMS"
+            )
+        for shop, child in children.items():
+            try:
+                _, err = child.communicate(timeout=180)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                _, err = child.communicate(timeout=10)
+            assert child.returncode == 0, f"{shop}'s sync failed: {err.decode()[-3000:]}"
+        for shop, parity in SHOPS.items():
+            wanted = {mobile(i) for i in range(1, 2 * PER_SHOP + 1) if i % 2 == parity}
+            assert set(server.members(f"{shop} SMS")) == wanted
+            assert server.adds_of(f"{shop} SMS") == dict.fromkeys(wanted, 1)
+        assert server.received["bulk_import_profiles"] - sum(server.throttled.values()) >= 2 * PER_SHOP // BATCH
+        return server.throttled
+
+
+def test_shops_sharing_an_account_together_stay_within_its_limits(audience_db, tmp_path: Path):
+    shared = tmp_path / "limits"
+    assert sync_shops_at_once(audience_db, tmp_path, {"rome": shared, "milan": shared}) == Counter()
+
+
+def test_shops_pacing_each_alone_overrun_the_account_and_ride_out_its_429s(audience_db, tmp_path: Path):
+    """What the shared limits prevent: each process within the limits alone, together over them."""
+    apart = {"rome": tmp_path / "rome-limits", "milan": tmp_path / "milan-limits"}
+    throttled = sync_shops_at_once(audience_db, tmp_path, apart)
+    assert throttled["bulk_import_profiles"] > 0
