@@ -15,7 +15,6 @@ from pipeline.audience.klaviyo import KlaviyoGateway
 from pipeline.audience.klaviyo_emulator import KlaviyoEmulator
 from pipeline.audience.limits import SLACK_SECONDS, Limit, SharedLimits
 from pipeline.defs.exports import gateway_resource
-from pipeline.settings import Settings, SettingsError
 from tests.audience.conftest import KLAVIYO_KEY, mobile, sync_child
 from tests.fixtures.stores import Store, customer
 
@@ -60,29 +59,24 @@ def test_a_slot_further_than_the_longest_wait_is_refused_and_not_taken(tmp_path:
 # --- the setting
 
 
-def test_an_unwritable_limits_dir_is_refused_naming_SMSSEG_LIMITS_DIR(tmp_path: Path, klaviyo):
+def test_an_unwritable_limits_dir_fails_the_gateway_before_any_request_naming_SMSSEG_LIMITS_DIR(
+    tmp_path: Path, klaviyo
+):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    env = {"KLAVIYO_API_KEY": KLAVIYO_KEY, "SMSSEG_LIMITS_DIR": str(blocker / "limits")}
-    with pytest.raises(SettingsError, match=r"SMSSEG_LIMITS_DIR '.*a-file/limits': cannot write there \(Not a dir"):
-        Settings.resolve(gateway="klaviyo", env=env)
-    # the gateway refuses it before any request, should the setting have been checked elsewhere
     gateway = KlaviyoGateway(url=klaviyo.url, api_key=KLAVIYO_KEY, limits_dir=str(blocker / "limits"))
-    with pytest.raises(GatewayError, match="SMSSEG_LIMITS_DIR .*: cannot write there") as failure:
+    with pytest.raises(GatewayError, match="SMSSEG_LIMITS_DIR .*a-file/limits.*: cannot write there") as failure:
         gateway.upsert_audience(AudienceTarget("s"))
     assert not failure.value.retryable
     assert sum(klaviyo.received.values()) == 0
 
 
-def test_the_limits_dir_defaults_to_the_data_dirs_and_the_file_names_the_account_by_a_hash(
-    tmp_path: Path, klaviyo, monkeypatch
-):
+def test_the_gateway_keeps_the_data_dirs_limits_and_names_the_account_by_a_hash(tmp_path: Path, klaviyo, monkeypatch):
     monkeypatch.delenv("SMSSEG_LIMITS_DIR")
-    Settings.resolve(gateway="klaviyo", env={"KLAVIYO_API_KEY": KLAVIYO_KEY, "SMSSEG_DATA_DIR": str(tmp_path / "d")})
-    assert (tmp_path / "d" / "limits").is_dir(), "made and checked when the settings are read"
     monkeypatch.setenv("KLAVIYO_API_KEY", KLAVIYO_KEY)
-    resource = gateway_resource("klaviyo", str(tmp_path / "shop"))
-    assert resource.limits_dir == str(tmp_path / "shop" / "limits")
+    assert gateway_resource("klaviyo", str(tmp_path / "shop")).limits_dir == str(tmp_path / "shop" / "limits")
+    monkeypatch.setenv("SMSSEG_LIMITS_DIR", str(tmp_path / "fleet"))
+    assert gateway_resource("klaviyo", str(tmp_path / "shop")).limits_dir == str(tmp_path / "fleet")
 
     KlaviyoGateway(url=klaviyo.url, api_key=KLAVIYO_KEY, limits_dir=str(tmp_path / "shared")).upsert_audience(
         AudienceTarget("s")
