@@ -95,7 +95,8 @@ class SharedLimits:
             raise GatewayError(
                 f"{operation}: the account's next free slot is {slot - now:.0f} s away ({self.describe(operation)}, "
                 f"shared by every process using the key), past the {longest_wait:.0f} s one request may wait; "
-                "the next run sends it. Run fewer shops on this account at once",
+                "the next run sends it. Run fewer shops on this account at once (or, if this clock was set "
+                f"back, delete {self.path})",
                 retryable=True,
             )
         con.execute("insert into slots (operation, at) values (?, ?)", [operation, slot])
