@@ -9,7 +9,7 @@ jobs that go queued -> processing -> complete (or cancelled) and record per-row 
 A job completes after `Faults.job_polls` looks at it, or at the first request `Faults.job_seconds`
 after it was created, whoever asks (so a killed client's job lands, as at Klaviyo). Each import of
 a phone with the list as relationship counts as an add of it to that list, so a test can prove no
-number was added twice.
+number was added twice; and each 429 it answers is counted, so a test can prove clients kept the limits.
 
 Faults are a script of steps cycled over API requests, as in the gateway emulator:
   ok, 429 (Retry-After, nothing applied), 500 (503, nothing applied), drop (connection closed,
