@@ -4,6 +4,7 @@ import hashlib
 import logging
 import re
 import shutil
+import sqlite3
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -54,6 +55,28 @@ def test_a_slot_further_than_the_longest_wait_is_refused_and_not_taken(tmp_path:
     assert limits.take("op", 600) == 60 + SLACK_SECONDS, "the refused slot was left free"
     clock.now += 200
     assert limits.take("op", 0) == 0, "a minute later the windows are empty again"
+
+
+def test_a_log_held_too_long_by_another_process_or_unreadable_fails_the_request_saying_what_to_do(
+    tmp_path: Path, monkeypatch
+):
+    path = tmp_path / "account.sqlite"
+    limits = SharedLimits(path, LIMITS)
+    limits.take("op", 600)
+    monkeypatch.setattr("pipeline.audience.limits.LOCK_SECONDS", 0.1)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("begin immediate")  # a process stuck inside its transaction
+    try:
+        with pytest.raises(GatewayError, match=r"account.sqlite \(SMSSEG_LIMITS_DIR\): database is locked") as locked:
+            limits.take("op", 600)
+    finally:
+        holder.close()
+    assert locked.value.retryable
+
+    path.write_bytes(b"not a database, whoever wrote it" * 100)
+    with pytest.raises(GatewayError, match="account.sqlite .*: file is not a database; delete it") as unreadable:
+        limits.take("op", 600)
+    assert not unreadable.value.retryable
 
 
 # --- the setting
