@@ -1,6 +1,7 @@
 """`smsseg bench`: its options, and which benchmark they run. pipeline.cli imports this only when it runs."""
 
 import argparse
+import datetime as dt
 import os
 import shutil
 import tempfile
@@ -12,6 +13,7 @@ from bench.destinations import DESTINATIONS, bench_destinations
 from bench.nights import run_benchmark
 from bench.report import destinations_summary, nights_summary, write_report
 from bench.segments import SEGMENTS
+from bench.shops import bench_shops, shops_summary
 from pipeline.settings import SettingsError, memory_limit_from
 
 console = Console()
@@ -25,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
             "BENCHMARKS.md says how to read the report."
         ),
     )
-    bench.add_argument("--customers", type=int, required=True, help="customers in the generated demo store")
+    bench.add_argument("--customers", type=int, help="customers in the generated demo store")
     bench.add_argument(
         "--segments",
         type=int,
@@ -50,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --destinations: the emulators enforce those limits in real time (slow)",
     )
+    bench.add_argument(
+        "--shops",
+        type=int,
+        help="instead: this many generated shops on the Dask engine (smsseg run --shops) against one after "
+        "another, and a 10-customer shop's fixed cost",
+    )
+    bench.add_argument("--customers-per-shop", type=int, default=2000, help="with --shops (default 2000)")
     return bench
 
 
@@ -59,6 +68,11 @@ def main(argv: list[str]) -> int:
         memory_limit = memory_limit_from(os.environ)
     except SettingsError as e:
         console.print(f"[red]bench:[/red] {e}")
+        return 2
+    if args.shops is not None:
+        return bench_many_shops(args)
+    if args.customers is None:
+        console.print("[red]bench:[/red] give --customers (one shop's nights) or --shops (many shops)")
         return 2
     if args.customers < 1 or args.segments < 1:
         console.print(
@@ -82,3 +96,21 @@ def main(argv: list[str]) -> int:
     write_report(out, report)
     console.print(nights_summary(report, out))
     return 0 if report["membership_mismatches"] == 0 else 1
+
+
+def bench_many_shops(args: argparse.Namespace) -> int:
+    if args.shops < 1 or args.customers_per_shop < 1:
+        console.print(f"[red]bench:[/red] --shops {args.shops} and --customers-per-shop: both need to be 1 or more")
+        return 2
+    work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="smsseg-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        report = bench_shops(args.shops, args.customers_per_shop, work, dt.date.today())
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    write_report(Path(args.out), report)
+    for line in shops_summary(report):
+        console.print(line)
+    ok = not report["engine_failed"] and not report["alone_failed_shops"]
+    return 0 if ok and report["fixed_cost_warm_ok"] and report["fixed_cost_process_ok"] else 1

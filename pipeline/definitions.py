@@ -109,7 +109,9 @@ def build_definitions(
             "settings": pipeline_settings,
             "run": RunOptions(),
             **source_resources(settings),
-            "gateway": gateway_resource(settings.gateway, str(settings.data_dir), settings.variables),
+            "gateway": gateway_resource(
+                settings.gateway, str(settings.data_dir), settings.variables, settings.limits_dir
+            ),
             **resources,
         },
     )

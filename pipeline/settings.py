@@ -7,6 +7,7 @@ themselves, so they never pass through run config, logs or the Dagster UI.
 import datetime as dt
 import os
 import re
+import tempfile
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ class Settings:
     batch_size: int = DEFAULT_BATCH_SIZE
     shops_file: Path | None = None  # many shops: the shops file (docs/deploy.md); None: the one shop above
     dask_scheduler: str | None = None  # many shops: an existing Dask scheduler; None: a local cluster
+    limits_dir: Path | None = None  # where processes on one destination account share its rate limits
     workers: int = 2  # many shops: the local cluster's worker processes, so the shops run at once at most
     # where a shop of many keeps its secrets: SHOPIFY_STORE -> ROME_SHOPIFY_STORE (names, never values)
     variables: Mapping[str, str] = field(default_factory=dict)
@@ -106,6 +108,9 @@ class Settings:
                 f"gateway klaviyo needs {variable('KLAVIYO_API_KEY')} in the environment (a private API key "
                 "with the scopes lists:read, lists:write, profiles:read and profiles:write)"
             )
+        limits_dir = limits_dir_from(data_dir_from(data_dir, env), env)
+        if gateway == "klaviyo":
+            usable_limits_dir(limits_dir)
         if gateway == "shopify-tags":
             missing = [variable(v) for v in ("SHOPIFY_STORE", "SHOPIFY_ACCESS_TOKEN") if not env.get(variable(v))]
             if missing:
@@ -138,6 +143,7 @@ class Settings:
             shops_file=shops_file_from(shops, env),
             dask_scheduler=dask_scheduler_from(env),
             workers=workers_from(env),
+            limits_dir=limits_dir,
             variables=variables,
         )
 
@@ -145,6 +151,30 @@ class Settings:
 def data_dir_from(flag: str | None, env: Mapping[str, str] = os.environ) -> Path:
     """--data-dir, SMSSEG_DATA_DIR, or data/: for every command, including those that need no other setting."""
     return Path(flag or env.get("SMSSEG_DATA_DIR") or Settings.data_dir).resolve()
+
+
+def limits_dir_from(data_dir: Path, env: Mapping[str, str] = os.environ) -> Path:
+    """SMSSEG_LIMITS_DIR, or <data-dir>/limits: where the processes using one destination account share its rate limits.
+
+    Several shops on one account (each with its own data dir) share its limits only when they are
+    given the same directory: a fleet passes its top data dir's.
+    """
+    return Path(env.get("SMSSEG_LIMITS_DIR") or data_dir / "limits").resolve()
+
+
+def usable_limits_dir(path: Path) -> Path:
+    """`path`, made if missing, once a file can be written in it; else SettingsError naming SMSSEG_LIMITS_DIR."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise SettingsError(
+            f"SMSSEG_LIMITS_DIR {str(path)!r}: cannot write there ({e.strerror}). Point it at a directory "
+            "this user can write, the same one for every process (and machine) using the same Klaviyo "
+            "account; by default it is <data-dir>/limits."
+        ) from None
+    return path
 
 
 def segments_dir_from(flag: str | None, env: Mapping[str, str] = os.environ) -> Path:

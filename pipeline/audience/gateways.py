@@ -287,17 +287,27 @@ class RetryingGateway(ClientGateway):
     url: str
 
     def _send(
-        self, what: str, method: str, path: str, describe: Callable[[httpx.Response], str], **request: object
+        self,
+        what: str,
+        method: str,
+        path: str,
+        describe: Callable[[httpx.Response], str],
+        pace: Callable[[], None] | None = None,
+        **request: object,
     ) -> httpx.Response:
         """Sends until a reply that is neither 429 nor 5xx and returns it; the caller judges any other status.
 
         `describe` turns a 5xx reply into the few words a retry's log line and the final error carry.
+        `pace`, if given, is called before every attempt: a destination with rate limits of its own
+        waits there for a slot, which a retry needs as much as the first attempt.
         """
         if self._client is None:
             # one client for the gateway's life: batches reuse its connections (and TLS sessions)
             self._client = httpx.Client(base_url=self.url, timeout=self.timeout_seconds)
 
         def attempt() -> httpx.Response:
+            if pace is not None:
+                pace()
             response = self._client.request(method, path, **request)
             raise_if_retryable(response, describe)
             return response

@@ -16,9 +16,11 @@ profile's SMS consent as it was (the API says so of Remove Profiles from List).
 """
 
 import datetime as dt
+import hashlib
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pyarrow as pa
@@ -33,6 +35,8 @@ from pipeline.audience.gateways import (
     RetryingGateway,
     required_env,
 )
+from pipeline.audience.limits import Limit, SharedLimits
+from pipeline.settings import SettingsError, data_dir_from, limits_dir_from, usable_limits_dir
 
 log = get_dagster_logger(__name__)  # inside a step, its lines reach the run log
 
@@ -44,7 +48,8 @@ MAX_IMPORT_PROFILES = 10_000  # Bulk Import Profiles: "up to 10,000 profiles per
 MAX_IMPORT_BYTES = 5 * 1024 * 1024  # "The maximum allowed payload size is 5MB"
 MAX_REMOVE_PROFILES = 1000  # Remove Profiles from List: "a maximum of 1000 profiles per call"
 PAGE_SIZE = 100  # page[size] max of Get Profiles for List and Get Import Errors
-# operation -> (burst per second, steady per minute), x-klaviyo-ratelimit of each operation
+# operation -> (burst per second, steady per minute), x-klaviyo-ratelimit of each operation; they are
+# the account's, shared by every process using its key (pipeline/audience/limits.py)
 RATE_LIMITS = {
     "get_lists": (75, 750),
     "get_list": (75, 750),
@@ -69,8 +74,11 @@ ATTRIBUTES = {
 class KlaviyoGateway(RetryingGateway):
     """A Klaviyo account, through its private API key (`Authorization: Klaviyo-API-Key ...`).
 
-    Retries as every HTTP gateway does (RetryingGateway); any other 4xx fails at once with
-    Klaviyo's own error details. The key never reaches a log line, an error message or a repr.
+    Every request first takes its slot under the account's rate limits, from a log shared by every
+    process using the key (SharedLimits in `limits_dir`), so shops on one account together stay
+    within them; a 429 all the same (another app using the key) is retried as every HTTP gateway
+    does (RetryingGateway). Any other 4xx fails at once with Klaviyo's own error details. The key
+    never reaches a log line, an error message, a repr or a file name.
     """
 
     url: str = DEFAULT_URL
@@ -79,18 +87,25 @@ class KlaviyoGateway(RetryingGateway):
     poll_seconds: float = 1.0  # between two looks at an import job still queued or processing
     poll_attempts: int = 120  # looks at one job before the batch fails (and the next run replays it)
     max_pages: int = 1_000_000  # pages of list members read at most: 100M members, so the loop is bounded
+    limits_dir: str = Field(
+        default="",
+        description="where the account's rate limits are shared; empty: SMSSEG_LIMITS_DIR, else "
+        "<SMSSEG_DATA_DIR or data>/limits",
+    )
+    _limits: SharedLimits | None = PrivateAttr(default=None)
     _lists: dict[str, str] = PrivateAttr(default_factory=dict)  # list name -> id, found or created this process
     _jobs: dict[str, list[str]] = PrivateAttr(default_factory=dict)  # idempotency key -> import jobs it started
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **options: float) -> "KlaviyoGateway":
-        """A gateway from KLAVIYO_API_KEY, KLAVIYO_API_URL and KLAVIYO_REVISION, outside Dagster."""
+        """A gateway from KLAVIYO_API_KEY, KLAVIYO_API_URL, KLAVIYO_REVISION and SMSSEG_LIMITS_DIR, outside Dagster."""
         env = os.environ if env is None else env
         required_env(env, ("KLAVIYO_API_KEY",), "the klaviyo gateway needs a private API key in the environment")
         return cls(
             api_key=env["KLAVIYO_API_KEY"],
             url=env.get("KLAVIYO_API_URL") or DEFAULT_URL,
             revision=env.get("KLAVIYO_REVISION") or REVISION,
+            limits_dir=str(limits_dir_from(data_dir_from(None, env), env)),
             **options,
         )
 
@@ -298,7 +313,7 @@ class KlaviyoGateway(RetryingGateway):
             headers["content-type"] = MEDIA_TYPE
             request["content"] = content if content is not None else json.dumps(body).encode()
         what = f"klaviyo {operation}" + (f" (batch {batch})" if batch else "")
-        response = self._send(what, method, path, self._describe, **request)
+        response = self._send(what, method, path, self._describe, pace=lambda: self._pace(operation), **request)
         if response.status_code == 404 and missing_ok:
             return None
         if response.status_code >= 300:
@@ -314,6 +329,33 @@ class KlaviyoGateway(RetryingGateway):
             return response.json()
         except ValueError:  # a 2xx that is not JSON: it may have landed, so only a replay is safe
             raise GatewayError(f"{what}: Klaviyo replied {response.status_code} without JSON", retryable=True) from None
+
+    def _pace(self, operation: str) -> None:
+        """Waits for the operation's next slot under the account's limits, taken for this attempt."""
+        wait = self._shared_limits().take(operation, self.max_wait_seconds)
+        if wait >= 1:  # burst pacing waits under a second thousands of times a night: only longer waits are news
+            log.info(
+                "klaviyo %s: waiting %.1f s for its turn under the account's limits (%s), shared by every "
+                "process using this key",
+                operation,
+                wait,
+                self._shared_limits().describe(operation),
+            )
+        if wait > 0:
+            self._sleep(wait)
+
+    def _shared_limits(self) -> SharedLimits:
+        """The account's limits log: <limits dir>/klaviyo-<sha256 of the key, 16 hex>.sqlite, never the key itself."""
+        if self._limits is None:
+            folder = Path(self.limits_dir) if self.limits_dir else limits_dir_from(data_dir_from(None))
+            try:
+                usable_limits_dir(folder)
+            except SettingsError as exc:
+                raise GatewayError(str(exc), retryable=False) from None
+            account = hashlib.sha256(self.api_key.encode()).hexdigest()[:16]
+            limits = {op: (Limit(burst, 1.0), Limit(steady, 60.0)) for op, (burst, steady) in RATE_LIMITS.items()}
+            self._limits = SharedLimits(folder / f"klaviyo-{account}.sqlite", limits)
+        return self._limits
 
     def _describe(self, response: httpx.Response) -> str:
         """Klaviyo's JSON:API errors in a line, minus the key should a reply ever echo it."""

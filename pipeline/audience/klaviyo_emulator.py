@@ -9,7 +9,7 @@ jobs that go queued -> processing -> complete (or cancelled) and record per-row 
 A job completes after `Faults.job_polls` looks at it, or at the first request `Faults.job_seconds`
 after it was created, whoever asks (so a killed client's job lands, as at Klaviyo). Each import of
 a phone with the list as relationship counts as an add of it to that list, so a test can prove no
-number was added twice.
+number was added twice; and each 429 it answers is counted, so a test can prove clients kept the limits.
 
 Faults are a script of steps cycled over API requests, as in the gateway emulator:
   ok, 429 (Retry-After, nothing applied), 500 (503, nothing applied), drop (connection closed,
@@ -185,6 +185,7 @@ class KlaviyoEmulator(LoopbackServer):
         self.jobs: dict[str, dict] = {}
         self.add_counts: Counter[tuple[str, str]] = Counter()  # (list id, phone) -> imports that added it
         self.received: Counter[str] = Counter()  # operation -> API requests received, throttled ones included
+        self.throttled: Counter[str] = Counter()  # operation -> 429s answered, by the rate limits or the script
         self._windows: dict[tuple[str, int], tuple[int, int]] = {}  # (operation, window seconds) -> (start, count)
         super().__init__(_handler(self), port=port, name="klaviyo-emulator")
 
@@ -245,6 +246,7 @@ class KlaviyoEmulator(LoopbackServer):
         if self.rate_limits:
             for seconds, (start, count, limit) in state.items():
                 if count >= limit:
+                    self.throttled[operation] += 1
                     wait = max(1, math.ceil(start + seconds - now))
                     raise ApiError(
                         429,
@@ -613,6 +615,8 @@ def _handler(emulator: KlaviyoEmulator) -> type[EmulatorHandler]:
                     emulator.received[operation] += 1
                     headers = emulator._throttle(operation)
                 if step == "429":
+                    with emulator._lock:
+                        emulator.throttled[operation] += 1
                     raise ApiError(
                         429,
                         "throttled",

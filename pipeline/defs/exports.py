@@ -2,6 +2,7 @@
 
 import os
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import dagster as dg
 
@@ -14,6 +15,7 @@ from pipeline.defs.resources import PipelineSettings, RunOptions, evaluation_day
 from pipeline.defs.segments import segment_key
 from pipeline.defs.warehouse import MARTS_KEYS, POOL, day_build
 from pipeline.segments import SegmentDefinition
+from pipeline.settings import limits_dir_from
 from pipeline.shopify.client import API_VERSION
 
 # not under exports/: any name there could be a segment's
@@ -24,9 +26,12 @@ def export_key(name: str) -> dg.AssetKey:
     return dg.AssetKey(["exports", name])
 
 
-def gateway_resource(gateway: str, data_dir: str, variables: Mapping[str, str] | None = None) -> AudienceGateway:
-    """The file gateway, the HTTP one (SMS_GATEWAY_URL, SMS_GATEWAY_TOKEN), Klaviyo (KLAVIYO_*) or the shop's
-    customer tags (SHOPIFY_STORE, SHOPIFY_ACCESS_TOKEN, SHOPIFY_API_VERSION).
+def gateway_resource(
+    gateway: str, data_dir: str, variables: Mapping[str, str] | None = None, limits_dir: Path | None = None
+) -> AudienceGateway:
+    """The file gateway, the HTTP one (SMS_GATEWAY_URL, SMS_GATEWAY_TOKEN), Klaviyo (KLAVIYO_*, its rate limits
+    shared in `limits_dir`, default SMSSEG_LIMITS_DIR or <data_dir>/limits) or the shop's customer tags
+    (SHOPIFY_STORE, SHOPIFY_ACCESS_TOKEN, SHOPIFY_API_VERSION).
 
     Secrets stay EnvVars, read when the run starts; the optional URLs, revision and version are plain values.
     `variables` renames them for one shop of many (KLAVIYO_API_KEY -> ROME_KLAVIYO_API_KEY).
@@ -43,6 +48,7 @@ def gateway_resource(gateway: str, data_dir: str, variables: Mapping[str, str] |
             api_key=dg.EnvVar(env("KLAVIYO_API_KEY")),
             url=os.environ.get(env("KLAVIYO_API_URL")) or DEFAULT_URL,
             revision=os.environ.get(env("KLAVIYO_REVISION")) or REVISION,
+            limits_dir=str(limits_dir or limits_dir_from(Path(data_dir))),
         )
     if gateway == "shopify-tags":
         return ShopifyTagsGateway(

@@ -79,6 +79,14 @@ def audience_db(warehouse, tmp_path: Path) -> Callable[..., duckdb.DuckDBPyConne
         con.close()
 
 
+@pytest.fixture(autouse=True)
+def limits_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own SMSSEG_LIMITS_DIR, inherited by its child processes: no slot of another test, or of data/."""
+    folder = tmp_path / "limits"
+    monkeypatch.setenv("SMSSEG_LIMITS_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def emulator() -> Iterator[GatewayEmulator]:
     with GatewayEmulator(TOKEN) as gateway:
@@ -106,15 +114,34 @@ def kill_sync(
 
     `tmp_path` is where audience_db built the segment warehouse and state; `list_name` names the target's list.
     """
-    child = subprocess.Popen(
+    child = sync_child(
+        gateway, env, tmp_path / "segment-warehouse.duckdb", tmp_path / "data", SEGMENT, batch_size, list_name
+    )
+    kill_when(child, reached, timeout=timeout)
+
+
+def sync_child(
+    gateway: type[AudienceGateway],
+    env: dict[str, str],
+    warehouse: Path,
+    data_dir: Path,
+    segment: str,
+    batch_size: int,
+    list_name: str,
+) -> subprocess.Popen:
+    """A child process syncing `segment` of `warehouse` as of AS_OF to `gateway.from_env()` over `env`.
+
+    Its state is `data_dir`'s state.duckdb; `list_name` names the target's list.
+    """
+    return subprocess.Popen(
         [
             sys.executable,
             "-c",
             SYNC_CHILD,
             f"{gateway.__module__}:{gateway.__name__}",
-            str(tmp_path / "segment-warehouse.duckdb"),
-            str(tmp_path / "data"),
-            SEGMENT,
+            str(warehouse),
+            str(data_dir),
+            segment,
             AS_OF.isoformat(),
             str(batch_size),
             list_name,
@@ -124,4 +151,3 @@ def kill_sync(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    kill_when(child, reached, timeout=timeout)
