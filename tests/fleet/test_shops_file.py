@@ -33,6 +33,8 @@ def test_a_shop_s_folder_source_and_definitions_are_its_own(tmp_path: Path) -> N
     env = {"BIG_STORE": "big.myshopify.com", "BIG_TOKEN": "t", "BIG_KLAVIYO": "pk_x", "KLAVIYO_API_KEY": "other"}
     settings = big.settings(fleet, env=env)
     assert settings.segments_dir == tmp_path / "segment_defs"  # the fleet's, when the shop names none
+    # every shop on one Klaviyo account paces itself in the fleet's one limits directory, not its own
+    assert settings.limits_dir == tmp_path / "data" / "limits" == rome.settings(fleet, env={}).limits_dir
     assert settings.variable("KLAVIYO_API_KEY") == "BIG_KLAVIYO" and settings.variable("SMS_GATEWAY_URL") == (
         "SMS_GATEWAY_URL"
     )
