@@ -317,6 +317,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     home = dagster_home(data_dir)
     os.environ["SMSSEG_DATA_DIR"] = str(data_dir)
+    if args.shops:  # the code location serves the shops' nights (pipeline/fleet/location.py)
+        os.environ["SMSSEG_SHOPS"] = str(Path(args.shops).resolve())
     console.print(f"Dagster UI on http://127.0.0.1:{args.port} (instance {home}); Ctrl-C stops it")
     dagster = Path(sys.executable).parent / "dagster"
     os.chdir(PROJECT_DIR)  # where pyproject.toml names the code location
@@ -444,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui = commands.add_parser("ui", help="serve the Dagster UI on 127.0.0.1, on the instance smsseg run uses")
     ui.add_argument("--port", type=int, default=3000)
     ui.add_argument("--data-dir", help="as for run (env SMSSEG_DATA_DIR; default data/)")
+    ui.add_argument("--shops", help="a shops file: show shop_night by shop and day (env SMSSEG_SHOPS)")
     ui.set_defaults(func=cmd_ui)
 
     shell = commands.add_parser("shell", help="SQL on data/warehouse.duckdb, read-only, with the pinned DuckDB")

@@ -15,6 +15,7 @@ the run its dead process left, as `smsseg run` does, and converges.
 import dataclasses
 import datetime as dt
 import os
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,14 @@ def run_shop_night(shop: Shop, fleet: Settings, env: Mapping[str, str], day: dt.
     return ShopNight(shop.name, day, result.run_id, run_tags.get(MODE_TAG, "not reached"), found, recovered)
 
 
+def shop_night_or_failure(shop: Shop, fleet: Settings, day: dt.date | None, run_id: str) -> ShopNight:
+    """A step's shop night, in the worker's environment (its secrets); a night with problems fails the step."""
+    night = run_shop_night(shop, fleet, os.environ, day, {FLEET_TAG: run_id})
+    if night.problems:
+        raise dg.Failure(description="; ".join(night.problems), metadata=night.metadata())
+    return night
+
+
 def fleet_partitions(shops: list[Shop], first_day: dt.date) -> dg.MultiPartitionsDefinition:
     """Shop by day. Days are dates: each shop evaluates a day in its own time zone; the day dimension runs in
     UTC and one day ahead, so every shop's today is there wherever it is."""
@@ -108,17 +117,30 @@ def fleet_executor(fleet: Settings) -> dg.ExecutorDefinition:
     )
 
 
+class ShopsRun(dg.Config):
+    """The shops_nightly run's options. The hourly schedule sets `due_hour` 2: each shop runs at 02:00 where it
+    is, as one shop's nightly schedule does; the others' steps end at once. `smsseg run --shops` runs all."""
+
+    due_hour: int | None = None
+
+
 def shop_op(shop: Shop, fleet: Settings) -> dg.OpDefinition:
     @dg.op(name=shop_step_name(shop), tags={"shop": shop.name}, out=dg.Out(dg.Nothing))
-    def _shop(context: dg.OpExecutionContext):
+    def _shop(context: dg.OpExecutionContext, config: ShopsRun):
         """One shop's live night (or --as-of's day), recorded as its partition of shop_night."""
-        night = run_shop_night(shop, fleet, os.environ, fleet.as_of, {FLEET_TAG: context.run_id})
+        if config.due_hour is not None and local_hour(shop, fleet) != config.due_hour:
+            context.log.info(f"shop {shop.name}: not its {config.due_hour:02}:00 yet where it is")
+            return
+        night = shop_night_or_failure(shop, fleet, fleet.as_of, context.run.run_id)
         partition = dg.MultiPartitionKey({"shop": shop.name, "day": night.day.isoformat()})
-        if night.problems:
-            raise dg.Failure(description="; ".join(night.problems), metadata=night.metadata())
         yield dg.AssetMaterialization(SHOP_NIGHT, partition=partition, metadata=night.metadata())
 
     return _shop
+
+
+def local_hour(shop: Shop, fleet: Settings) -> int:
+    timezone = shop_timezone(shop.data_dir(fleet.data_dir))
+    return dt.datetime.now(zoneinfo.ZoneInfo(timezone)).hour
 
 
 def shop_night_asset(shops: list[Shop], fleet: Settings) -> dg.AssetsDefinition:
@@ -129,10 +151,7 @@ def shop_night_asset(shops: list[Shop], fleet: Settings) -> dg.AssetsDefinition:
         """One shop's night for one day, as `smsseg run --as-of DAY` in the shop's folder."""
         keys = context.partition_key.keys_by_dimension
         shop, day = by_name[keys["shop"]], dt.date.fromisoformat(keys["day"])
-        night = run_shop_night(shop, fleet, os.environ, day, {FLEET_TAG: context.run_id})
-        if night.problems:
-            raise dg.Failure(description="; ".join(night.problems), metadata=night.metadata())
-        return dg.MaterializeResult(metadata=night.metadata())
+        return dg.MaterializeResult(metadata=shop_night_or_failure(shop, fleet, day, context.run.run_id).metadata())
 
     return _shop_night
 
@@ -156,11 +175,12 @@ def build_fleet_definitions(shops_file: Path, fleet: Settings) -> dg.Definitions
         jobs=[_shops_nightly.to_job(executor_def=fleet_executor(fleet))],
         schedules=[
             dg.ScheduleDefinition(
-                name="shops_nightly_hourly",
+                name="shops_nightly_at_2am_each",
                 job_name=SHOPS_NIGHTLY,
                 cron_schedule="0 * * * *",
+                run_config=dg.RunConfig(ops={shop_step_name(shop): ShopsRun(due_hour=2) for shop in shops}),
                 default_status=dg.DefaultScheduleStatus.STOPPED,
-                description="Every hour: each shop runs its live day (a rerun of a day already run only converges).",
+                description="Every hour, the shops where it is now 02:00 run their live day.",
             )
         ],
         executor=fleet_executor(fleet),

@@ -13,8 +13,9 @@ import duckdb
 import pytest
 
 from pipeline.cli import main
-from pipeline.fleet.definitions import SHOP_NIGHT, build_fleet_definitions
+from pipeline.fleet.definitions import SHOP_NIGHT, build_fleet_definitions, local_hour
 from pipeline.fleet.night import instance_home
+from pipeline.fleet.shops import load_shops
 from pipeline.settings import Settings
 from pipeline.store.demo import generate_store
 from tests.fleet.conftest import Cluster
@@ -172,3 +173,20 @@ def test_shop_night_is_partitioned_by_the_file_s_shops_and_runs_one_shop_s_day(t
         assert instance.get_materialized_partitions(SHOP_NIGHT) == {f"{DAY}|paris"}
     assert (tmp_path / "data" / "shops" / "paris" / "warehouse.duckdb").exists()
     assert not (tmp_path / "data" / "shops" / "rome").exists()
+
+
+def test_the_hourly_schedule_runs_only_the_shops_at_their_2am(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "data" / "dagster"))
+    shops_file = write_shops(tmp_path, {"rome": (10, 1)})
+    fleet = Settings(data_dir=tmp_path / "data")
+    defs = build_fleet_definitions(shops_file, fleet)
+    schedule = defs.resolve_schedule_def("shops_nightly_at_2am_each")
+    (request,) = schedule.evaluate_tick(dg.build_schedule_context()).run_requests
+    assert request.run_config["ops"]["shop_rome"]["config"] == {"due_hour": 2}
+    other_hour = (local_hour(load_shops(shops_file)[0], fleet) + 12) % 24
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("shops_nightly").execute_in_process(
+            run_config={"ops": {"shop_rome": {"config": {"due_hour": other_hour}}}}, instance=instance
+        )
+    assert result.success and not result.get_asset_materialization_events()
+    assert not (tmp_path / "data" / "shops" / "rome").exists()  # not its hour: its night did not start
