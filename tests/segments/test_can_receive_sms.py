@@ -1,0 +1,156 @@
+"""can_receive_sms: the export's own eligibility rules over every customer, against the oracle's reading of
+the spec and against what an export of the segment really sends."""
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+from sqlglot import exp
+
+from pipeline.audience.eligibility import eligible_audience
+from pipeline.segments import SegmentErrors, compile_query, create_segment_view, render
+from pipeline.segments.compiler import parse_checked
+from pipeline.segments.definitions import SegmentDefinition
+from pipeline.sqlbuild import to_sql
+from pipeline.warehouse.build import built_as_of, open_build
+from pipeline.warehouse.reach import REACHABLE
+from tests.segments.conftest import Built
+from tests.segments.evaluator import Evaluator
+
+
+@pytest.fixture(scope="module")
+def evaluator(varied: Built) -> Evaluator:
+    return Evaluator(varied.oracle(), varied.as_of)
+
+
+def members(con: duckdb.DuckDBPyConnection, query: str, as_of: dt.date) -> set[int]:
+    return {row[0] for row in con.execute(render(compile_query(query, as_of))).fetchall()}
+
+
+def test_the_store_has_every_trap(evaluator: Evaluator) -> None:
+    """Consenting customers with a valid number that may not be texted: a shared number (its lowest
+    consenting id keeps it), opt-outs after the evaluation date in 00 and national spellings, a line of
+    suppressions.csv; and some that may."""
+    consenting = {
+        cid
+        for cid, row in evaluator.customers.items()
+        if row["sms_subscription_status"] == "SUBSCRIBED" and row["phone_e164"] and not row["is_redacted"]
+    }
+    numbers = {evaluator.customers[cid]["phone_e164"] for cid in consenting}
+    reached = {evaluator.customers[cid]["phone_e164"] for cid in evaluator.reachable}
+    assert evaluator.reachable < consenting
+    assert {"+393471234568", "+393471234569"} <= numbers - reached  # suppressed by 00 spelling and the CSV
+    shared = [n for n in reached if sum(evaluator.customers[c]["phone_e164"] == n for c in consenting) > 1]
+    assert shared, "no number shared by consenting customers"
+    assert 31 not in evaluator.reachable and 32 in evaluator.reachable  # a national opt-out, read in its region
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "can_receive_sms = true",
+        "can_receive_sms = false",
+        "can_receive_sms != true",
+        "can_receive_sms != false",
+        "can_receive_sms = true AND customer_countries CONTAINS 'IT'",
+        "can_receive_sms = false AND sms_subscription_status = 'SUBSCRIBED'",
+        "can_receive_sms = true OR amount_spent > 100",
+    ],
+)
+def test_matches_the_oracle(varied: Built, evaluator: Evaluator, query: str) -> None:
+    with varied.connect() as con:
+        ours = members(con, query, varied.as_of)
+    assert ours == evaluator.members(parse_checked(query)), query
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "number_of_orders >= 0",  # everyone
+        "can_receive_sms = true",
+        "customer_countries CONTAINS 'FR' AND can_receive_sms = true",
+        "customer_countries NOT CONTAINS 'US' AND can_receive_sms = true",
+    ],
+)
+def test_is_what_the_export_sends(varied: Built, tmp_path: Path, query: str) -> None:
+    """An export of everyone sends exactly the customers it is true for; of a segment that asks for it,
+    every member, with nobody excluded."""
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(varied.warehouse, copy)
+    with duckdb.connect(str(copy)) as con:
+        definition = definition_of(query, tmp_path)
+        size = create_segment_view(con, definition, varied.as_of)
+        audience = eligible_audience(con, "reach", suppressions_csv=varied.warehouse.parent / "suppressions.csv")
+        sent = {row[0] for row in con.execute("select customer_id from audience_eligible").fetchall()}
+        reachable = {
+            row[0] for row in con.execute(to_sql(exp.select("customer_id").from_(exp.to_table(REACHABLE)))).fetchall()
+        }
+        segment = {row[0] for row in con.execute("select customer_id from segments.reach").fetchall()}
+    assert sent and size == len(segment)
+    if query == "number_of_orders >= 0":
+        assert len(segment) > len(sent)
+        assert sent == reachable
+    else:
+        assert sent == segment and sum(audience.excluded.values()) == 0
+
+
+def test_built_again_for_another_day(varied: Built, tmp_path: Path) -> None:
+    """A segment view of another day brings the table to that day first, reading the data directory's
+    suppressions.csv (a number added there is no longer reachable)."""
+    data = tmp_path / "data"
+    (data / "build").mkdir(parents=True)
+    shutil.copyfile(varied.warehouse, data / "build" / "warehouse.duckdb")
+    with varied.connect() as con:
+        reachable = con.execute(
+            "select customer_id, c.phone_e164 from audience.sms_reachable join marts.customers c using (customer_id) "
+            "order by 1"
+        ).fetchall()
+    listed = (varied.warehouse.parent / "suppressions.csv").read_text()
+    (data / "suppressions.csv").write_text(f"{listed}{reachable[0][1]},added\n")
+    day = varied.as_of + dt.timedelta(days=1)
+    query = "can_receive_sms = true"
+    definition = definition_of(query, tmp_path)
+    with open_build(data, day) as con:
+        create_segment_view(con, definition, day)
+        assert built_as_of(con)[REACHABLE] == day
+        ours = {row[0] for row in con.execute("select customer_id from segments.reach").fetchall()}
+    assert ours == {r[0] for r in reachable} - {reachable[0][0]}
+
+
+def test_a_segment_without_the_numbers_owner_exports_the_next_holder(varied: Built, tmp_path: Path) -> None:
+    """The documented difference: customer 22 shares customer 4's number, so it cannot receive SMS (4 is
+    texted on it), yet an export of Italians, which 4 is not one of, sends the number to 22."""
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(varied.warehouse, copy)
+    with duckdb.connect(str(copy)) as con:
+        create_segment_view(con, definition_of("customer_countries CONTAINS 'IT'", tmp_path), varied.as_of)
+        eligible_audience(con, "reach", suppressions_csv=varied.warehouse.parent / "suppressions.csv")
+        sent = {row[0] for row in con.execute("select customer_id from audience_eligible").fetchall()}
+        reachable = members(con, "can_receive_sms = true", varied.as_of)
+    assert 22 in sent - reachable and 4 in reachable
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("can_receive_sms IS NULL", "can_receive_sms is never NULL: it is true or false"),
+        ("can_receive_sms = 1", "can_receive_sms cannot be compared with the number 1"),
+        ("can_receive_sms = 'true'", "can_receive_sms cannot be compared with the string 'true'"),
+        ("can_receive_sms >= true", ">= does not apply to can_receive_sms, a boolean"),
+        ("can_receive_sms IN (true)", "IN does not apply to can_receive_sms, a boolean"),
+        ("can_receive_sms CONTAINS true", "CONTAINS needs a list attribute; can_receive_sms is a boolean"),
+    ],
+)
+def test_wrong_uses_say_how_to_write_it(query: str, message: str) -> None:
+    with pytest.raises(SegmentErrors) as caught:
+        compile_query(query, dt.date(2026, 10, 15))
+    (error,) = caught.value.errors
+    assert message in str(error) and "true or false" in str(error)
+
+
+def definition_of(query: str, directory: Path) -> SegmentDefinition:
+    return SegmentDefinition(
+        name="reach", description="", query=query, path=directory / "reach.yaml", tree=parse_checked(query)
+    )
