@@ -1,6 +1,7 @@
 """can_receive_sms: the export's own eligibility rules over every customer, against the oracle's reading of
 the spec and against what an export of the segment really sends."""
 
+import argparse
 import datetime as dt
 import shutil
 from pathlib import Path
@@ -11,6 +12,7 @@ from sqlglot import exp
 
 from pipeline.audience.eligibility import eligible_audience
 from pipeline.segments import SegmentErrors, compile_query, create_segment_view, render
+from pipeline.segments.commands import register
 from pipeline.segments.compiler import parse_checked
 from pipeline.segments.definitions import SegmentDefinition
 from pipeline.sqlbuild import to_sql
@@ -154,3 +156,25 @@ def definition_of(query: str, directory: Path) -> SegmentDefinition:
     return SegmentDefinition(
         name="reach", description="", query=query, path=directory / "reach.yaml", tree=parse_checked(query)
     )
+
+
+def test_preview_counts_the_reachable_and_explains_an_older_warehouse(
+    varied: Built, evaluator: Evaluator, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    shutil.copyfile(varied.warehouse, tmp_path / "warehouse.duckdb")
+    query = "can_receive_sms = true"
+    assert preview(query, tmp_path) == 0
+    assert capsys.readouterr().out.startswith(f"{len(evaluator.reachable)} customer(s) match as of {varied.as_of}")
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        con.execute(f"drop table {REACHABLE}")  # as published before the attribute existed
+    assert preview(f"amount_spent > 0 AND {query}", tmp_path) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"<query>:1:22: the warehouse has no {REACHABLE} for can_receive_sms yet\n")
+    assert "hint: run smsseg run once" in out and "Traceback" not in out
+
+
+def preview(query: str, data_dir: Path) -> int:
+    parser = argparse.ArgumentParser(prog="smsseg")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["segments", "preview", "--query", query, "--data-dir", str(data_dir)])
+    return args.func(args)
