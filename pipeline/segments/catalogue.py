@@ -374,7 +374,8 @@ FUNCTIONS |= {f.name: f for f in EVENT_FUNCTIONS}
 # one is a definition error that says so, never a silently empty segment. Dotted families are keyed
 # by their prefix (shopify_email.opened, metafields.custom.vip).
 SHOPIFY_ONLY = {
-    "created_by_app_id": "the app that created each customer",
+    # The Admin API 2026-10 Customer has no such field; its events name an app by title, not by id.
+    "created_by_app_id": "the app that created each customer, which the Admin API does not give",
 }
 
 
