@@ -2,10 +2,12 @@
 the spec and against what an export of the segment really sends."""
 
 import argparse
+import csv
 import datetime as dt
 import shutil
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 from sqlglot import exp
@@ -15,11 +17,16 @@ from pipeline.segments import SegmentErrors, compile_query, create_segment_view,
 from pipeline.segments.commands import register
 from pipeline.segments.compiler import parse_checked
 from pipeline.segments.definitions import SegmentDefinition
+from pipeline.settings import Settings
 from pipeline.sqlbuild import to_sql
 from pipeline.warehouse.build import built_as_of, open_build
 from pipeline.warehouse.reach import REACHABLE
+from tests.fixtures.nightly import run_nightly_job
+from tests.fixtures.stores import Store, customer
 from tests.segments.conftest import Built
 from tests.segments.evaluator import Evaluator
+
+NIGHT = dt.date(2026, 10, 15)
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +173,7 @@ def test_preview_counts_the_reachable_and_explains_an_older_warehouse(
     assert preview(query, tmp_path) == 0
     assert capsys.readouterr().out.startswith(f"{len(evaluator.reachable)} customer(s) match as of {varied.as_of}")
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
-        con.execute(f"drop table {REACHABLE}")  # as published before the attribute existed
+        con.execute("drop table audience.sms_reachable")  # as published before the attribute existed
     assert preview(f"amount_spent > 0 AND {query}", tmp_path) == 1
     out = capsys.readouterr().out
     assert out.startswith(f"<query>:1:22: the warehouse has no {REACHABLE} for can_receive_sms yet\n")
@@ -178,3 +185,32 @@ def preview(query: str, data_dir: Path) -> int:
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["segments", "preview", "--query", query, "--data-dir", str(data_dir)])
     return args.func(args)
+
+
+def test_the_nightly_job_exports_exactly_who_can_receive_sms(tmp_path: Path) -> None:
+    """Through Dagster as `smsseg run` does: the segment asset builds the table as of the run's day from the
+    data directory's suppressions.csv, and exporting `can_receive_sms = true` excludes nobody."""
+    phones = {n: f"+39347{n:07d}" for n in range(1, 7)}
+    phones[5] = phones[4]  # 4 keeps it
+    store = Store(
+        customers=[customer(n, phone=phones[n], sms_state="PENDING" if n == 6 else "SUBSCRIBED") for n in phones]
+    )
+    defs = tmp_path / "defs"
+    defs.mkdir()
+    (defs / "reach.yaml").write_text("name: reach\nquery: can_receive_sms = true\nsms:\n  export: true\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "suppressions.csv").write_text(f"phone\n{phones[2]}\n")
+    settings = Settings(source=f"jsonl:{store.write(tmp_path / 'store')}", data_dir=data, segments_dir=defs)
+    result = run_nightly_job(settings, as_of=NIGHT)
+    assert result.success
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("select customer_id from audience.sms_reachable order by 1").fetchall() == [(1,), (3,), (4,)]
+    with open(data / "exports" / "reach" / f"{NIGHT}.csv") as f:
+        assert [row["customer_id"] for row in csv.DictReader(f)] == ["1", "3", "4"]
+    figures = next(
+        e.event_specific_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey(["exports", "reach"])
+    )
+    assert figures["members"].value == figures["eligible"].value == 3
