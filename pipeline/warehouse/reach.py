@@ -86,7 +86,8 @@ def load_suppressions(con: duckdb.DuckDBPyConnection, suppressions_csv: Path | N
     is read the way a customer's own number is (`suppressed_readings`), and `region` says which
     customers a national reading suppresses (null: every customer with that number). Every
     opt-out counts, also one after the evaluation date: a backfill must not text a number that has
-    since asked to stop (segments see only events up to that date; this is not a segment).
+    since asked to stop (`sms_events` filters see only events up to that date; `can_receive_sms`, like
+    the export, sees them all).
     """
     listed = read_suppressions_csv(suppressions_csv) if suppressions_csv else []
     con.execute("""
