@@ -129,8 +129,15 @@ def bring_views_to_day(con: duckdb.DuckDBPyConnection, definitions: list[Segment
 
 
 def _create_view(con: duckdb.DuckDBPyConnection, defn: SegmentDefinition, day: dt.date) -> None:
-    """The view segments.<name> as of `day`, stamped with it (pipeline/warehouse/build.py built_as_of)."""
-    ensure_reachable(con, day)
+    """The view segments.<name> as of `day`, stamped with it (pipeline/warehouse/build.py built_as_of).
+
+    A definition that reads can_receive_sms first has its table as of `day`; one that does not, does not
+    wait for it (nor fail on an unreadable suppressions.csv, which the exports report)."""
+    if any(
+        isinstance(c, t.Comparison) and (attribute := ATTRIBUTES.get(c.attribute.text)) and attribute.members
+        for c in t.conditions(defn.tree)
+    ):
+        ensure_reachable(con, day)
     con.execute(render(segment_view(defn, day)))
     stamp(con, f"segments.{defn.name}", day)
 

@@ -20,7 +20,7 @@ from pipeline.segments.definitions import SegmentDefinition
 from pipeline.settings import Settings
 from pipeline.sqlbuild import to_sql
 from pipeline.warehouse.build import built_as_of, open_build
-from pipeline.warehouse.reach import REACHABLE
+from pipeline.warehouse.reach import REACHABLE, AudienceError
 from tests.fixtures.nightly import run_nightly_job
 from tests.fixtures.stores import Store, customer
 from tests.segments.conftest import Built
@@ -214,3 +214,17 @@ def test_the_nightly_job_exports_exactly_who_can_receive_sms(tmp_path: Path) -> 
         if e.asset_key == dg.AssetKey(["exports", "reach"])
     )
     assert figures["members"].value == figures["eligible"].value == 3
+
+
+def test_an_unreadable_suppressions_csv_fails_only_what_reads_it(varied: Built, tmp_path: Path) -> None:
+    """A typo in the list fails can_receive_sms naming the file and line (a number that said stop must not
+    slip through); a segment that does not read it is built all the same."""
+    data = tmp_path / "data"
+    (data / "build").mkdir(parents=True)
+    shutil.copyfile(varied.warehouse, data / "build" / "warehouse.duckdb")
+    (data / "suppressions.csv").write_text("phone\n+39 347 123 4567\n347-not-a-number\n")
+    day = varied.as_of + dt.timedelta(days=1)
+    with open_build(data, day) as con:
+        assert create_segment_view(con, definition_of("amount_spent > 0", tmp_path), day) > 0
+        with pytest.raises(AudienceError, match=r"suppressions\.csv:3: '347-not-a-number' is not a valid phone"):
+            create_segment_view(con, definition_of("can_receive_sms = true", tmp_path), day)
