@@ -188,6 +188,10 @@ select distinct
 from read_parquet('sms_events.parquet')
 where cast(timezone((select tz from shop), occurredAt) as date) <= $as_of;
 
+-- every opt-out, also one after the evaluation day, suppresses its number (the demo writes them in E.164)
+create table opted_out as
+select distinct trim(phone) as phone from read_parquet('sms_events.parquet') where lower(trim(type)) = 'opted_out';
+
 create table email_events as
 select distinct
     cast(split_part(customer.id, '/', 5) as bigint) as customer_id, lower(trim(type)) as event_type,

@@ -174,6 +174,15 @@ SEGMENTS: tuple[BenchSegment, ...] = (
         "c.predicted_spend_tier = 'HIGH' and c.product_subscription_status in ('SUBSCRIBED', 'PAUSED')",
     ),
     BenchSegment(
+        "reachable_buyers",
+        "can_receive_sms = true AND number_of_orders >= 1",
+        # consenting (a redacted customer is REDACTED), a valid number, never opted out, the lowest id a number
+        "c.customer_id in (select min(r.customer_id) from customers r where r.sms_subscription_status = 'SUBSCRIBED' "
+        "and r.phone_e164 is not null and r.phone_e164 not in (select phone from opted_out) group by r.phone_e164) "
+        "and c.number_of_orders >= 1",
+        export=True,
+    ),
+    BenchSegment(
         "b2b_contacts",
         "companies IS NOT NULL AND companies NOT CONTAINS 1",
         "len(c.companies) > 0 and not list_contains(c.companies, 1)",

@@ -5,8 +5,10 @@ spec's rules (latest updatedAt wins, counted orders, local dates, RFM, redaction
 so a mistake in either shows up as a difference. It reads one store directory (one batch).
 """
 
+import csv
 import datetime as dt
 import json
+import re
 import zoneinfo
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
@@ -82,7 +84,7 @@ def _score(values: dict[int, object]) -> dict[int, int]:
 class Oracle:
     """Frames `customers` (the marts.customers columns), `orders`, `lines` and `events` as of a date."""
 
-    def __init__(self, store_dir: Path, as_of: dt.date) -> None:
+    def __init__(self, store_dir: Path, as_of: dt.date, suppressions_csv: Path | None = None) -> None:
         self.as_of = as_of
         shop = _lines(store_dir / "shop.jsonl")[0]
         self.tz = zoneinfo.ZoneInfo(shop.get("ianaTimezone") or "UTC")
@@ -91,6 +93,7 @@ class Oracle:
         self._customers(store_dir)
         self._events(store_dir)
         self._customer_events(store_dir)
+        self._reachable(store_dir, suppressions_csv)
 
     def local(self, value: str | None) -> dt.date | None:
         ts = _ts(value)
@@ -173,11 +176,13 @@ class Oracle:
         m = _score({cid: s["amount_spent"] for cid, s in stats.items()})
 
         rows = []
+        self.default_country: dict[int, str | None] = {}
         for cid, c in people.items():
             gone = cid in redacted
             email = (_get(c, "defaultEmailAddress", "emailAddress") or "").strip() or None
             phone = (_get(c, "defaultPhoneNumber", "phoneNumber") or "").strip() or None
             country = (_get(c, "defaultAddress", "countryCodeV2") or "").strip().upper() or None
+            self.default_country[cid] = country
             s = stats.get(cid)
             n = s["number_of_orders"] if s else 0
             spent = s["amount_spent"] if s else Decimal("0")
@@ -374,6 +379,40 @@ class Oracle:
         if not phonenumbers.is_valid_number(number):
             return None
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+    def _reachable(self, store_dir: Path, suppressions_csv: Path | None) -> None:
+        """`reachable`: who an SMS export of every customer texts, by the spec's rules read afresh: consent,
+        a valid number, not redacted, not suppressed (an opt-out of any date, or a line of suppressions.csv,
+        in whatever spelling: written with + or 00 it is that number for everyone, written nationally it is
+        the number a customer of its region would have), one customer a number (the lowest id)."""
+        written = [
+            e["phone"]
+            for e in _lines(store_dir / "sms_events.jsonl")
+            if e.get("type", "").strip().lower() == "opted_out"
+        ]
+        if suppressions_csv is not None and suppressions_csv.exists():
+            with open(suppressions_csv, newline="") as f:
+                written += [row["phone"] for row in csv.DictReader(f)]
+
+        def suppressed(number: str, region: str | None) -> bool:
+            for phone in written:
+                international = re.match(r"\s*(\+|00)", phone)
+                if international:
+                    reading = self.e164("+" + phone[international.end() :], None)
+                else:
+                    reading = self.e164(phone.strip(), region)
+                if reading == number:
+                    return True
+            return False
+
+        owners: dict[str, int] = {}
+        for row in self.customers.sort("customer_id").to_dicts():
+            number, cid = row["phone_e164"], row["customer_id"]
+            if row["is_redacted"] or row["sms_subscription_status"] != "SUBSCRIBED" or number is None:
+                continue
+            if number not in owners and not suppressed(number, self.default_country[cid]):
+                owners[number] = cid
+        self.reachable = set(owners.values())
 
     def _events(self, store_dir: Path) -> None:
         events = set()

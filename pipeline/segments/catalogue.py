@@ -6,6 +6,8 @@ docs table all read it.
 import re
 from dataclasses import dataclass
 
+from pipeline.warehouse.reach import REACHABLE
+
 CUSTOMERS = "marts.customers"
 SHOP = "staging.stg_shop"  # the shop's time zone, for date-times written with an offset
 
@@ -25,6 +27,7 @@ EXAMPLES = {
     "id": "an id, a whole number such as 5240029206",
     "segment": "the name of another segment in single quotes such as 'vip'",
     "coordinates": "a latitude and a longitude in degrees such as (45.4215, -75.6972)",
+    "boolean": "true or false",
 }
 
 COMPARE = ("=", "!=", ">", ">=", "<", "<=")
@@ -36,11 +39,12 @@ SUBSCRIPTION_STATES = ("SUBSCRIBED", "NOT_SUBSCRIBED", "PENDING", "UNSUBSCRIBED"
 @dataclass(frozen=True)
 class Attribute:
     name: str
-    type: str  # number, integer, date, enum, string, list
-    column: str | None  # in marts.customers; None for `segments`, which reads the segments schema
+    type: str  # number, integer, date, enum, string, list, boolean
+    column: str | None  # in marts.customers; None for `segments` (the segments schema) and a boolean
     meaning: str
     values: tuple[str, ...] = ()  # allowed values of an enum
     element: str = "string"  # what a list holds: string, integer (ids), or segment (names of segments)
+    members: str | None = None  # a boolean's table: the customer_id of every customer it is true for
 
     @property
     def operators(self) -> tuple[str, ...]:
@@ -149,6 +153,14 @@ ATTRIBUTES = {
             "date",
             "sms_consent_date",
             "day the SMS consent last changed (marketingUpdatedAt); NULL without a phone",
+        ),
+        Attribute(
+            "can_receive_sms",
+            "boolean",
+            None,
+            "an export of every customer would text them: SMS consent, a valid number, not suppressed or "
+            "redacted, and the lowest such customer_id of those sharing the number",
+            members=REACHABLE,
         ),
     )
 }
@@ -362,7 +374,8 @@ FUNCTIONS |= {f.name: f for f in EVENT_FUNCTIONS}
 # one is a definition error that says so, never a silently empty segment. Dotted families are keyed
 # by their prefix (shopify_email.opened, metafields.custom.vip).
 SHOPIFY_ONLY = {
-    "created_by_app_id": "the app that created each customer",
+    # The Admin API 2026-10 Customer has no such field; its events name an app by title, not by id.
+    "created_by_app_id": "the app that created each customer, which the Admin API does not give",
 }
 
 

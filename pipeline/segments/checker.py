@@ -109,6 +109,12 @@ def _check_condition(condition: t.Condition, source: Source) -> list[SegmentErro
                     "CONTAINS 'name' for each segment",
                 )
             ]
+        if attribute.type == "boolean":
+            return [
+                source.error(
+                    span.start, span.end, f"{name.text} is never NULL: it is true or false", hint=_usage(attribute)
+                )
+            ]
         return []
     if attribute.type == "list":
         operator = _operator(condition)
@@ -478,6 +484,8 @@ def _check_value(source: Source, name: str, type_: str, allowed: tuple[str, ...]
                 )
             return []
         return wrong()
+    if type_ == "boolean":
+        return [] if isinstance(value, t.Boolean) else wrong()
     if type_ == "product_id":
         return [] if product_id(value) is not None else wrong(f"{_describe(value)} is not a product id")
     if type_ == "id":
@@ -532,6 +540,8 @@ def _usage(attribute: Attribute) -> str:
         return f"compare {attribute.name} with =, != or IN (...) to one of {', '.join(attribute.values)}"
     if attribute.type == "string":
         return f"compare {attribute.name} with =, != or IN (...) to {EXAMPLES['string']}"
+    if attribute.type == "boolean":
+        return f"compare {attribute.name} with = or != to true or false, e.g. {attribute.name} = true"
     return f"compare {attribute.name} with =, !=, >, >=, <, <= or BETWEEN to {EXAMPLES[attribute.type]}"
 
 

@@ -8,6 +8,7 @@ import duckdb
 from sqlglot import Dialect, exp
 
 from pipeline.segments import tree as t
+from pipeline.segments.catalogue import ATTRIBUTES
 from pipeline.segments.checker import segment_references, suggest
 from pipeline.segments.compiler import CUSTOMER, compile_query, parse_checked, render, segment_view, select_members
 from pipeline.segments.definitions import SegmentDefinition, load_definitions
@@ -122,9 +123,16 @@ def cmd_preview(args: argparse.Namespace) -> int:
                 "select table_name from information_schema.tables where table_schema = 'segments'"
             ).fetchall()
         ]
+        tables = {
+            f"{schema}.{name}"
+            for schema, name in con.execute(
+                "select table_schema, table_name from information_schema.tables where table_schema = 'audience'"
+            ).fetchall()
+        }
         try:
             node = parse_checked(query, source)
             _check_references(node, source, sorted(views))
+            _check_built(node, source, tables)
             members = select_members(node, as_of).subquery("members")
         except SegmentErrors as e:
             print(e)
@@ -180,6 +188,26 @@ def _check_references(node: t.Node, source: Source, views: list[str]) -> None:
         )
         for ref in segment_references(node)
         if ref.value not in views
+    ]
+    if errors:
+        raise SegmentErrors(errors)
+
+
+def _check_built(node: t.Node, source: Source, tables: set[str]) -> None:
+    """Every attribute read from a table of its own (can_receive_sms) finds it in the warehouse; a
+    warehouse published by an earlier release has none until the next run."""
+    errors = [
+        source.error(
+            c.attribute.span.start,
+            c.attribute.span.end,
+            f"the warehouse has no {attribute.members} for {attribute.name} yet",
+            hint="run smsseg run once: its segments step builds it",
+        )
+        for c in t.conditions(node)
+        if not isinstance(c, t.Matches | t.CalledWithValue)
+        and (attribute := ATTRIBUTES.get(c.attribute.text)) is not None
+        and attribute.members
+        and attribute.members not in tables
     ]
     if errors:
         raise SegmentErrors(errors)

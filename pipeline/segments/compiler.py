@@ -32,6 +32,7 @@ from pipeline.segments.definitions import SegmentDefinition
 from pipeline.segments.errors import SegmentErrors, Source
 from pipeline.segments.parser import parse
 from pipeline.warehouse.build import built_as_of, stamp
+from pipeline.warehouse.reach import ensure_reachable
 
 CUSTOMER = "customers"  # alias of marts.customers in compiled queries
 ITEM = "item"  # the lambda variable that lowercases list items
@@ -119,6 +120,7 @@ def bring_views_to_day(con: duckdb.DuckDBPyConnection, definitions: list[Segment
     Before a live day is published: a backfill, or a segment whose asset failed tonight, may have left
     a view of another day's relative dates in the build.
     """
+    ensure_reachable(con, day)  # the published warehouse has can_receive_sms of its day for previews
     stamps = built_as_of(con)
     stale = [d for d in definitions if stamps.get(f"segments.{d.name}") != day]
     for definition in stale:
@@ -127,7 +129,15 @@ def bring_views_to_day(con: duckdb.DuckDBPyConnection, definitions: list[Segment
 
 
 def _create_view(con: duckdb.DuckDBPyConnection, defn: SegmentDefinition, day: dt.date) -> None:
-    """The view segments.<name> as of `day`, stamped with it (pipeline/warehouse/build.py built_as_of)."""
+    """The view segments.<name> as of `day`, stamped with it (pipeline/warehouse/build.py built_as_of).
+
+    A definition that reads can_receive_sms first has its table as of `day`; one that does not, does not
+    wait for it (nor fail on an unreadable suppressions.csv, which the exports report)."""
+    if any(
+        isinstance(c, t.Comparison) and (attribute := ATTRIBUTES.get(c.attribute.text)) and attribute.members
+        for c in t.conditions(defn.tree)
+    ):
+        ensure_reachable(con, day)
     con.execute(render(segment_view(defn, day)))
     stamp(con, f"segments.{defn.name}", day)
 
@@ -295,6 +305,11 @@ def _attribute_condition(condition: t.Condition, as_of: dt.date) -> exp.Expressi
         members = exp.select(exp.column("customer_id")).from_(segment_table(segment_name(condition.value)))
         found = exp.In(this=exp.column("customer_id", table=CUSTOMER), query=members.subquery())
         return negate(found) if condition.negated else found
+    if attribute.members:
+        # true for the customers of its table; `= false` and `!= true` are everyone else
+        members = exp.select(exp.column("customer_id")).from_(exp.to_table(attribute.members))
+        found = exp.In(this=exp.column("customer_id", table=CUSTOMER), query=members.subquery())
+        return negate(found) if (condition.op == "=") != condition.value.value else found
     column = exp.column(attribute.column, table=CUSTOMER)
     if isinstance(condition, t.Contains) and attribute.element == "integer":
         found = exp.ArrayContains(this=column, expression=exp.Literal.number(str(condition.value.value)))

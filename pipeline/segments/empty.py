@@ -144,10 +144,14 @@ class _Explainer:
             return self._day(condition.low)
         if isinstance(condition, t.Comparison | t.ParamComparison) and condition.op in (">", ">=", "="):
             day = self._day(condition.value)
-            return day + dt.timedelta(days=1) if condition.op == ">" else day
+            return day + dt.timedelta(days=1) if day and condition.op == ">" else day
         return None
 
-    def _day(self, value: t.Value) -> dt.date:
+    def _day(self, value: t.Value) -> dt.date | None:
+        """The day a date value stands for; None for an instant with an offset, whose day depends on the
+        shop's zone, which the explanation does not read."""
+        if isinstance(value, t.DateTime):
+            return None if value.value.tzinfo else value.value.date()
         return value.value if isinstance(value, t.Date) else value.resolve(self.as_of)
 
     def _segment(self, value: t.String) -> str:

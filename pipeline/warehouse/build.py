@@ -116,6 +116,8 @@ def open_build(
     try:
         con.execute("set memory_limit = ?", [memory_limit])
         con.execute("set variable as_of = ?::date", [as_of])
+        # where the steps that read more than the warehouse find it (audience.sms_reachable: suppressions.csv)
+        con.execute("set variable data_dir = ?", [str(Path(data_dir).resolve())])
         for schema in SCHEMAS:
             con.execute(f"create schema if not exists {schema}")
         # kept in the file, not the connection: the published warehouse's views call them too
@@ -315,9 +317,11 @@ def build_all(data_dir: Path, as_of: dt.date, memory_limit: str = DEFAULT_MEMORY
     """Builds every model into the next warehouse in one call (tests, benchmark); returns row counts (None: a view).
 
     The nightly job runs the same steps as separate assets. Staging comes first, then the phone
-    numbers that marts.customers reads, then the marts.
+    numbers that marts.customers reads, then the marts, then who can receive SMS (which the segment
+    assets otherwise build, with the first view of the day).
     """
     from pipeline.warehouse.phones import refresh_phone_table
+    from pipeline.warehouse.reach import REACHABLE, refresh_reachable
 
     counts = {}
     models = load_models()
@@ -329,4 +333,5 @@ def build_all(data_dir: Path, as_of: dt.date, memory_limit: str = DEFAULT_MEMORY
         counts["staging.stg_phone_numbers"] = refresh_phone_table(con)["numbers"]
         for model in (m for m in models if m.schema == "marts"):
             counts[model.table] = run_model(con, model)
+        counts[REACHABLE] = refresh_reachable(con, as_of, data_dir)
     return counts

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.audience.eligibility import AudienceError, eligible_audience, read_suppressions_csv
+from pipeline.audience.eligibility import AudienceError, eligible_audience
+from pipeline.warehouse.reach import read_suppressions_csv
 from tests.audience.conftest import SEGMENT, mobile
 from tests.fixtures.stores import Store, address, checkout, customer, redaction, sms_event
 

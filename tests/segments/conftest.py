@@ -99,7 +99,7 @@ class Built:
     as_of: dt.date
 
     def oracle(self) -> Oracle:
-        return Oracle(self.store_dir, self.as_of)
+        return Oracle(self.store_dir, self.as_of, self.warehouse.parent / "suppressions.csv")
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         return duckdb.connect(str(self.warehouse), read_only=True)
@@ -183,6 +183,15 @@ def varied_store() -> Store:
             if rng.random() < 0.7:
                 store.sms_events.append(sms_event(phone, type_, when, campaign))
     store.sms_events.append(sms_event("+393471234569", "converted", "2026-10-10T10:00:00Z", "Spring"))
+    # Opt-outs after the evaluation date, which still suppress: one written with 00 and spaces, one written
+    # nationally: an Italian mobile for customer 31 in Italy, who wrote it nationally too, and not for customer
+    # 32 in France, who wrote the same number with +39 (32 keeps it: 31 is not texted at all).
+    store.customers += [
+        customer(31, phone="347 123 4570", country="IT", email="c31@shop.it", sms_updated=CONSENT_TIMES[2]),
+        customer(32, phone="+39 347 123 4570", country="FR", province=None, city="Paris", email=None),
+    ]
+    store.sms_events.append(sms_event("0039 347 123 4568", "opted_out", "2026-10-20T10:00:00Z", "Autumn"))
+    store.sms_events.append(sms_event("347 123 4570", "opted_out", "2026-10-21T10:00:00Z", "Autumn"))
     store.redactions.append(redaction(5))
     add_customer_events(store, rng)
     field_n = 0
@@ -252,4 +261,6 @@ def add_customer_events(store: Store, rng: random.Random) -> None:
 def varied(tmp_path_factory: pytest.TempPathFactory) -> Built:
     root = tmp_path_factory.mktemp("varied")
     store_dir = varied_store().write(root / "store")
+    (root / "data").mkdir()
+    (root / "data" / "suppressions.csv").write_text("phone,reason\n+39 347 123 4569,complaint\n")
     return Built(store_dir, build_warehouse(store_dir, root / "data", AS_OF), AS_OF)

@@ -103,6 +103,7 @@ class Evaluator:
         self.zone = oracle.tz
         self.segments = segments or {}
         self.customers = {row["customer_id"]: row for row in oracle.customers.to_dicts()}
+        self.reachable = oracle.reachable
         self.orders, self.lines, self.events = defaultdict(list), defaultdict(list), defaultdict(list)
         self.credits = defaultdict(list)
         for row in oracle.store_credit.to_dicts():
@@ -144,6 +145,8 @@ class Evaluator:
         if name == "segments":
             inside = cid in self.segments[c.value.value]
             return not inside if c.negated else inside
+        if name == "can_receive_sms":  # = true, != false: reachable; = false, != true: the others
+            return (cid in self.reachable) == ((c.op == "=") == c.value.value)
         if isinstance(c, t.IsNull):
             # A list is missing when it holds nothing.
             missing = not row[name] if name in LISTS | ID_LISTS else row[name] is None

@@ -397,7 +397,9 @@ def ordered_condition(draw) -> str:
 
 @st.composite
 def other_condition(draw) -> str:
-    kind = draw(st.sampled_from(["string", "list", "enum", "in"]))
+    kind = draw(st.sampled_from(["string", "list", "enum", "in", "boolean"]))
+    if kind == "boolean":
+        return f"can_receive_sms {draw(st.sampled_from(['=', '!=']))} {draw(st.sampled_from(['true', 'false']))}"
     if kind == "string":
         name = draw(st.sampled_from(sorted(STRINGS)))
         return f"{name} {draw(st.sampled_from(['=', '!=']))} {draw(st.sampled_from(STRINGS[name]))}"

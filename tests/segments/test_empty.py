@@ -100,6 +100,11 @@ def reason(con: duckdb.DuckDBPyConnection, query: str) -> str | None:
             "no customer added on or after 2026-10-15, the start of this segment's window; "
             "the latest customer added is 2025-01-10",
         ),
+        (  # a date-time written without an offset is the shop's own: its day as written
+            "customer_added_date >= 2026-10-01T10:00:00",
+            "no customer added on or after 2026-10-01, the start of this segment's window; "
+            "the latest customer added is 2025-01-10",
+        ),
         (
             "shopify_email.opened MATCHES (date >= -7d)",  # no email event at all in this store
             "there is no shopify_email.opened event as of 2026-10-15, and this segment's window starts on 2026-10-08",
@@ -108,6 +113,11 @@ def reason(con: duckdb.DuckDBPyConnection, query: str) -> str | None:
 )
 def test_a_window_after_the_latest_data_is_named(con: duckdb.DuckDBPyConnection, query: str, expected: str) -> None:
     assert reason(con, query) == expected
+
+
+def test_an_instant_with_an_offset_names_no_window(con: duckdb.DuckDBPyConnection) -> None:
+    """Its day is the shop's zone's to say, which the explanation does not read: no reason, no crash."""
+    assert reason(con, "customer_added_date >= 2026-10-01T10:00:00+02:00") is None
 
 
 @pytest.mark.parametrize(
