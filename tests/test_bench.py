@@ -188,3 +188,24 @@ def test_the_benchmark_stays_out_of_every_other_command(capsys: pytest.CaptureFi
         assert not {m for m in imported if any("bench" in part for part in m.split("."))}, argv
     assert main(["bench", "--customers", "0", "--out", "x.json"]) == 2, "bench reads its own options"
     assert f"--customers 0 and --segments {len(SEGMENTS)}: both need to be 1 or more" in capsys.readouterr().out
+
+
+def test_many_shops_bench_reports_the_engine_one_after_another_and_the_fixed_cost(tmp_path: Path) -> None:
+    out = tmp_path / "shops.json"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SMSSEG_WORKERS", "1")
+        env.delenv("SMSSEG_DASK_SCHEDULER", raising=False)
+        status = main(["bench", "--shops", "1", "--customers-per-shop", "5", "--out", str(out)])
+    report = json.loads(out.read_text())
+    assert status == 0, report
+    assert (report["shops"], report["customers_per_shop"], report["workers"]) == (1, 5, 1)
+    assert not report["engine_failed"] and report["alone_failed_shops"] == 0
+    for key in ("engine_s", "alone_s", "fixed_cost_warm_s", "fixed_cost_process_s"):
+        assert report[key] > 0, key
+    assert report["speedup"] == pytest.approx(report["alone_s"] / report["engine_s"], abs=0.01)
+    assert report["fixed_cost_warm_ok"] and report["fixed_cost_process_ok"]
+
+
+def test_many_shops_bench_refuses_nothing_to_measure(tmp_path: Path) -> None:
+    assert main(["bench", "--shops", "0", "--out", str(tmp_path / "x.json")]) == 2
+    assert main(["bench", "--out", str(tmp_path / "x.json")]) == 2  # neither --customers nor --shops
