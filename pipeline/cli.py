@@ -49,6 +49,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         shops=args.shops,
     )
     if settings.shops_file:
+        for flag, given in (("--source", args.source), ("--ack-swing", args.ack_swing)):
+            if given:
+                raise SettingsError(
+                    f"{flag} is one shop's: with --shops each shop's source is in the shops file, and a swing is "
+                    "acknowledged for one shop with smsseg run --data-dir DATA/shops/NAME --source ... --ack-swing"
+                )
         return run_shops(settings, args.verbose)
     day = settings.as_of or today_in(shop_timezone(settings.data_dir))
     refuse_future(day, settings, "--as-of")

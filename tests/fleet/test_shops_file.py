@@ -100,3 +100,14 @@ def test_a_broken_many_shops_setting_is_named(env: dict[str, str], message: str)
 def test_many_shops_settings_resolve() -> None:
     settings = Settings.resolve(env={"SMSSEG_DASK_SCHEDULER": "tcp://10.0.0.5:8786", "SMSSEG_WORKERS": "8"})
     assert (settings.dask_scheduler, settings.workers, settings.shops_file) == ("tcp://10.0.0.5:8786", 8, None)
+
+
+@pytest.mark.parametrize("flag", [["--source", "demo"], ["--ack-swing", "winback_90d"]])
+def test_one_shop_flags_are_refused_beside_a_shops_file(tmp_path: Path, flag: list[str], capsys) -> None:
+    from pipeline.cli import main
+
+    shops_file = tmp_path / "shops.yaml"
+    shops_file.write_text("shops:\n  - {name: rome, source: demo}\n")
+    assert main(["run", "--shops", str(shops_file), "--data-dir", str(tmp_path / "data"), *flag]) == 2
+    assert f"{flag[0]} is one shop's" in capsys.readouterr().out
+    assert not (tmp_path / "data").exists()  # refused before anything ran
