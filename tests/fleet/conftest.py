@@ -1,5 +1,7 @@
-"""A real Dask cluster for the many-shops tests: a scheduler and two workers, each its own process on 127.0.0.1."""
+"""For the many-shops tests: a real Dask cluster (a scheduler and two workers, each its own process on
+127.0.0.1), generated shops, and what a shop's night leaves to compare."""
 
+import datetime as dt
 import json
 import os
 import signal
@@ -10,8 +12,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import pytest
 from distributed import Client
+
+from pipeline.cli import main
+from pipeline.store.demo import generate_store
 
 DASK = Path(sys.executable).parent / "dask"
 START_TIMEOUT_S = 90
@@ -70,3 +76,62 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             except subprocess.TimeoutExpired:
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait(timeout=30)
+
+
+DAY = dt.date(2026, 11, 30)
+
+
+def write_shops(tmp_path: Path, shops: dict[str, tuple[int, int]], broken: tuple[str, ...] = ()) -> Path:
+    """Demo stores of (customers, seed) each, ending on DAY, and a shops file naming them; `broken` shops get a
+    customers.jsonl line that is not JSON."""
+    for name, (customers, seed) in shops.items():
+        generate_store(tmp_path / "stores" / name, customers=customers, seed=seed, end_day=DAY)
+        if name in broken:
+            with (tmp_path / "stores" / name / "customers.jsonl").open("a") as f:
+                f.write('{"id": "gid://shopify/Customer/1", broken\n')
+    shops_file = tmp_path / "shops.yaml"
+    shops_file.write_text(
+        "shops:\n" + "".join(f"  - name: {name}\n    source: jsonl:stores/{name}\n" for name in shops)
+    )
+    return shops_file
+
+
+def memberships(data_dir: Path) -> dict[str, set[int]]:
+    """Every segment's members in a shop's live warehouse."""
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        views = con.execute("select view_name from duckdb_views() where schema_name = 'segments'").fetchall()
+        return {v: {r[0] for r in con.table(f"segments.{v}").select("customer_id").fetchall()} for (v,) in views}
+
+
+def exported(data_dir: Path) -> dict[str, str]:
+    """What the file gateway holds for the shop: each export file's text, by its path under exports/."""
+    root = data_dir / "exports"
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*.csv"))}
+
+
+def run_alone(tmp_path: Path, name: str) -> Path:
+    data_dir = tmp_path / "alone" / name
+    assert (
+        main(
+            [
+                "run",
+                "--source",
+                f"jsonl:{tmp_path / 'stores' / name}",
+                "--data-dir",
+                str(data_dir),
+                "--as-of",
+                DAY.isoformat(),
+            ]
+        )
+        == 0
+    )
+    return data_dir
+
+
+@pytest.fixture
+def fleet_env(tmp_path: Path, cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SMSSEG_DASK_SCHEDULER", cluster.address)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "data" / "dagster"))
+    for variable in ("SMSSEG_SOURCE", "SMSSEG_SHOPS", "SMSSEG_GATEWAY", "SMSSEG_AS_OF"):
+        monkeypatch.delenv(variable, raising=False)
+    return tmp_path / "data"
