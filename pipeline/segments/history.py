@@ -58,9 +58,10 @@ def record_membership(con: duckdb.DuckDBPyConnection, segment: str, day: dt.date
             """,
             {k: params[k] for k in ("segment", "day", "members")},
         )
+        # only the update above empties a stay, by ending on `day` one that began on it
         con.execute(
-            "delete from state.segment_membership where segment = $segment and entered_on = left_on",
-            {"segment": segment},
+            "delete from state.segment_membership where segment = $segment and entered_on = $day and left_on = $day",
+            {"segment": segment, "day": day},
         )
         # a member no stay holds on the day: a stay of [day, until)
         con.execute(
@@ -105,17 +106,18 @@ def _join_stays(con: duckdb.DuckDBPyConnection, segment: str, day: dt.date) -> N
 
 
 def _moves(con: duckdb.DuckDBPyConnection, segment: str, day: dt.date) -> dict[str, int]:
-    """Who is in the segment on `day` and was not the day before (entered), and the other way (left)."""
+    """Who is in the segment on `day` and was not the day before (entered), and the other way (left).
+
+    Counted off the stays that begin and end on `day`, in one pass over the segment's rows: a
+    customer's stays never overlap and never meet end to end (record_membership joins those), so a
+    member on `day` was not one the day before exactly when their stay begins on `day`, and the other
+    way round when a stay ends on it.
+    """
     entered, left = con.execute(
         """
-        with stays as (
-            select customer_id, entered_on, left_on from state.segment_membership
-            where segment = $segment and entered_on <= $day and (left_on is null or left_on >= $day)
-        ),
-        today as (select customer_id from stays where left_on is null or left_on > $day),
-        yesterday as (select customer_id from stays where entered_on < $day)
-        select (select count(*) from (from today except from yesterday)),
-               (select count(*) from (from yesterday except from today))
+        select count(*) filter (where entered_on = $day), count(*) filter (where left_on = $day)
+        from state.segment_membership
+        where segment = $segment and (entered_on = $day or left_on = $day)
         """,
         {"segment": segment, "day": day},
     ).fetchall()[0]
