@@ -57,7 +57,7 @@ class ShopNight:
 
 def run_shop_night(shop: Shop, fleet: Settings, env: Mapping[str, str], day: dt.date | None, tags: dict) -> ShopNight:
     """`smsseg run` for one shop: its settings, its instance, its day (default its own today)."""
-    settings = dataclasses.replace(shop.settings(fleet, env), shops_file=None)
+    settings = shop.settings(fleet, env)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     today = today_in(shop_timezone(settings.data_dir))
     day = day or today

@@ -49,8 +49,10 @@ class Shop:
 
     def settings(self, fleet: Settings, env: Mapping[str, str]) -> Settings:
         """This shop's one-shop settings: its folder, source and definitions, the fleet's other settings."""
-        # shops on one destination account share its rate limits: every shop is given the fleet's directory
-        env = {**env, "SMSSEG_LIMITS_DIR": env.get("SMSSEG_LIMITS_DIR") or str(fleet.data_dir / "limits")}
+        # shops on one destination account share its rate limits: every shop is given the fleet's directory;
+        # and a shop is one shop, whatever SMSSEG_SHOPS says
+        env = {k: v for k, v in env.items() if k != "SMSSEG_SHOPS"}
+        env["SMSSEG_LIMITS_DIR"] = env.get("SMSSEG_LIMITS_DIR") or str(fleet.data_dir / "limits")
         try:
             return Settings.resolve(
                 source=self.source,

@@ -26,7 +26,8 @@ def test_a_shop_s_folder_source_and_definitions_are_its_own(tmp_path: Path) -> N
     assert rome.source == f"jsonl:{tmp_path / 'stores' / 'rome'}"  # relative to the file, as its reader reads it
     assert rome.segments_dir == tmp_path / "defs" / "rome"
     fleet = Settings(data_dir=tmp_path / "data", segments_dir=tmp_path / "segment_defs")
-    settings = rome.settings(fleet, env={})
+    settings = rome.settings(fleet, env={"SMSSEG_SHOPS": "elsewhere/shops.yaml"})  # a shop is one shop
+    assert settings.shops_file is None
     assert settings.data_dir == tmp_path / "data" / "shops" / "rome-store"
     assert settings.segments_dir == tmp_path / "defs" / "rome"
 
