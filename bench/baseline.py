@@ -252,7 +252,8 @@ redacted as (
 ),
 listed_places as (
     select customer_id, list({'country': upper(nullif(trim(countryCodeV2), '')),
-        'province': upper(nullif(trim(provinceCode), '')), 'city': nullif(trim(city), '')}) as places
+        'province': upper(nullif(trim(provinceCode), '')), 'city': nullif(trim(city), '')}) as places,
+        list({'lat': latitude, 'lng': longitude}) as points
     from customer_children
     where coalesce(__typename, split_part(id, '/', 4)) = 'MailingAddress'
     group by customer_id
@@ -262,7 +263,9 @@ places as (
         [{'country': country, 'province': province, 'city': city}] || list_transform(addresses, lambda a: {
             'country': upper(nullif(trim(a.countryCodeV2), '')), 'province': upper(nullif(trim(a.provinceCode), '')),
             'city': nullif(trim(a.city), '')}) || coalesce(listed_places.places, []),
-        lambda p: p.country is not null) as places
+        lambda p: p.country is not null) as places,
+        list_filter([{'lat': latitude, 'lng': longitude}] || coalesce(listed_places.points, []),
+            lambda p: p.lat between -90 and 90 and p.lng between -180 and 180) as points
     from known
     left join listed_places using (customer_id)
 ),
@@ -326,6 +329,7 @@ select
     case when redacted.customer_id is null then known.company_ids else [] end as companies,
     case when redacted.customer_id is null then known.latitude end as latitude,
     case when redacted.customer_id is null then known.longitude end as longitude,
+    case when redacted.customer_id is null then places.points else [] end as points,
     case when redacted.customer_id is null and known.phone is not null then known.consent_date end
         as sms_consent_date
 from known
