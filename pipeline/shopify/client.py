@@ -93,7 +93,7 @@ RESOURCES: tuple[BulkResource, ...] = (
         f" defaultAddress {{ {_ADDRESS} }}"
         " statistics { predictedSpendTier } productSubscriberStatus companyContactProfiles { company { id } }"
         # nested connections: each metafield, store credit account and address is a line of its own after the
-        # customer. addressesV2 rather than the deprecated addresses, which has no coordinates in our contract.
+        # customer. addressesV2 (every address, with its coordinates), not addresses, which Shopify deprecated for it.
         " metafields { edges { node { __typename id namespace key type value } } }"
         f" storeCreditAccounts {{ edges {{ node {{ __typename id balance {{ amount currencyCode }} }} }} }}"
         f" addressesV2 {{ edges {{ node {{ __typename id {_ADDRESS} }} }} }}",
