@@ -18,7 +18,7 @@ SHOP_MONEY = f"struct(shopMoney struct(amount {MONEY}))"
 ID_REF = "struct(id varchar)"
 JSON_COLUMNS = {
     "shop": {"ianaTimezone": "varchar"},
-    "customers": {  # customers, their metafields and store credit accounts; __parentId tells them apart
+    "customers": {  # customers, their metafields, store credit accounts, addresses; __parentId tells them apart
         "id": "varchar",
         "__parentId": "varchar",
         "__typename": "varchar",
@@ -42,6 +42,11 @@ JSON_COLUMNS = {
         "type": "varchar",
         "value": "varchar",
         "balance": f"struct(amount {MONEY}, currencyCode varchar)",
+        "countryCodeV2": "varchar",
+        "provinceCode": "varchar",
+        "city": "varchar",
+        "latitude": "double",
+        "longitude": "double",
     },
     "orders": {  # orders and their line items share the file; __parentId tells them apart
         "id": "varchar",
@@ -245,13 +250,24 @@ redacted as (
     select distinct cast(split_part(customer.id, '/', 5) as bigint) as customer_id
     from read_parquet('redactions.parquet')
 ),
+listed_places as (
+    select customer_id, list({'country': upper(nullif(trim(countryCodeV2), '')),
+        'province': upper(nullif(trim(provinceCode), '')), 'city': nullif(trim(city), '')}) as places,
+        list({'lat': latitude, 'lng': longitude}) as points
+    from customer_children
+    where coalesce(__typename, split_part(id, '/', 4)) = 'MailingAddress'
+    group by customer_id
+),
 places as (
     select customer_id, list_filter(
         [{'country': country, 'province': province, 'city': city}] || list_transform(addresses, lambda a: {
             'country': upper(nullif(trim(a.countryCodeV2), '')), 'province': upper(nullif(trim(a.provinceCode), '')),
-            'city': nullif(trim(a.city), '')}),
-        lambda p: p.country is not null) as places
+            'city': nullif(trim(a.city), '')}) || coalesce(listed_places.places, []),
+        lambda p: p.country is not null) as places,
+        list_filter([{'lat': latitude, 'lng': longitude}] || coalesce(listed_places.points, []),
+            lambda p: p.lat between -90 and 90 and p.lng between -180 and 180) as points
     from known
+    left join listed_places using (customer_id)
 ),
 phones as (
     select known.customer_id, phones.phone_e164
@@ -313,6 +329,7 @@ select
     case when redacted.customer_id is null then known.company_ids else [] end as companies,
     case when redacted.customer_id is null then known.latitude end as latitude,
     case when redacted.customer_id is null then known.longitude end as longitude,
+    case when redacted.customer_id is null then places.points else [] end as points,
     case when redacted.customer_id is null and known.phone is not null then known.consent_date end
         as sms_consent_date
 from known

@@ -27,11 +27,12 @@ def _lowered(column: str) -> str:
 
 
 def _within_km(latitude: float, longitude: float, km: float) -> str:
-    """The baseline's own great-circle test: the spherical law of cosines on c.latitude, c.longitude."""
+    """The baseline's own great-circle test: the spherical law of cosines on any of c.points, the customer's
+    geocoded addresses."""
     return (
-        f"c.latitude is not null and 6371.0088 * acos(least(1, sin(radians(c.latitude)) * sin(radians({latitude}))"
-        f" + cos(radians(c.latitude)) * cos(radians({latitude})) * cos(radians(c.longitude - {longitude})))) "
-        f"<= {km}"
+        f"len(list_filter(c.points, lambda p: 6371.0088 * acos(least(1, sin(radians(p.lat)) * sin(radians({latitude}))"
+        f" + cos(radians(p.lat)) * cos(radians({latitude})) * cos(radians(p.lng - {longitude})))) "
+        f"<= {km})) > 0"
     )
 
 

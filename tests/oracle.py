@@ -29,6 +29,7 @@ SUBSCRIBERS = {
     "FAILED": "FAILED",
     "NEVER_SUBSCRIBED": "NEVER_SUBSCRIBED",
 }
+ADDRESS_FIELDS = ("customer_id", "is_default", "country", "province", "city", "zip", "latitude", "longitude")
 RFM_GRID = {  # R score -> groups for FM scores 1..5, as documented in the README
     5: ["NEW", "PROMISING", "ACTIVE", "LOYAL", "CHAMPIONS"],
     4: ["PROMISING", "PROMISING", "ACTIVE", "LOYAL", "CHAMPIONS"],
@@ -175,7 +176,13 @@ class Oracle:
         f = _score({cid: s["number_of_orders"] for cid, s in stats.items()})
         m = _score({cid: s["amount_spent"] for cid, s in stats.items()})
 
-        rows = []
+        # Customer.addressesV2: lines of the customer's batch (the oracle reads one batch, one file)
+        listed: dict[int, list[dict]] = defaultdict(list)
+        for line in lines:
+            if "__parentId" in line and (line.get("__typename") or line["id"].split("/")[3]) == "MailingAddress":
+                listed[_num(line["__parentId"])].append(line)
+        rows, address_rows = [], []
+        self.points: dict[int, list[tuple[float, float]]] = {}
         self.default_country: dict[int, str | None] = {}
         for cid, c in people.items():
             gone = cid in redacted
@@ -186,7 +193,10 @@ class Oracle:
             s = stats.get(cid)
             n = s["number_of_orders"] if s else 0
             spent = s["amount_spent"] if s else Decimal("0")
-            places = [c.get("defaultAddress")] + list(c.get("addresses") or [])
+            places = [c.get("defaultAddress")] + list(c.get("addresses") or []) + listed.get(cid, [])
+            mine = [] if gone else self._addresses(cid, c.get("defaultAddress"), c.get("addresses"), listed[cid])
+            address_rows += mine
+            self.points[cid] = sorted({(a["latitude"], a["longitude"]) for a in mine if a["latitude"] is not None})
             countries, regions, cities = set(), set(), set()
             for a in places:
                 ctry = ((a or {}).get("countryCodeV2") or "").strip().upper()
@@ -245,6 +255,19 @@ class Oracle:
                 }
             )
         self._customer_children([r for r in lines if "__parentId" in r], people, redacted)
+        self.addresses = pl.DataFrame(
+            address_rows,
+            schema={
+                "customer_id": pl.Int64,
+                "is_default": pl.Boolean,
+                "country": pl.String,
+                "province": pl.String,
+                "city": pl.String,
+                "zip": pl.String,
+                "latitude": pl.Float64,
+                "longitude": pl.Float64,
+            },
+        )
         self.customers = pl.DataFrame(
             rows,
             schema_overrides={
@@ -351,9 +374,36 @@ class Oracle:
                 ids.add(int(number))
         return sorted(ids)
 
+    @classmethod
+    def _addresses(cls, cid: int, default: dict | None, inline: list | None, listed: list[dict]) -> list[dict]:
+        """The customer's distinct addresses (the default first, flagged), text trimmed, codes in upper case.
+        The deprecated inline list has no coordinates, and repeats the default, which is not another address."""
+
+        def clean(value: str | None, upper: bool = False) -> str | None:
+            value = (value or "").strip()
+            return (value.upper() if upper else value) or None
+
+        def place(a: dict) -> tuple:
+            return (
+                clean(a.get("countryCodeV2"), upper=True),
+                clean(a.get("provinceCode"), upper=True),
+                clean(a.get("city")),
+                clean(a.get("zip")),
+            )
+
+        located = [(True, default, cls._point(default))] if default is not None else []
+        located += [(False, a, (None, None)) for a in inline or [] if default is None or place(a) != place(default)]
+        located += [(False, a, cls._point(a)) for a in listed]
+        seen: dict[tuple, dict] = {}
+        for is_default, a, point in located:
+            key = (*place(a), *point)
+            if any(v is not None for v in key):
+                seen.setdefault(key, dict(zip(ADDRESS_FIELDS, (cid, is_default, *key), strict=True)))
+        return list(seen.values())
+
     @staticmethod
     def _point(address: dict | None) -> tuple[float | None, float | None]:
-        """The default address's coordinates, when both are there and on the globe."""
+        """An address's coordinates, when both are there and on the globe."""
         lat, lng = _get(address, "latitude"), _get(address, "longitude")
         if lat is None or lng is None or abs(float(lat)) > 90 or abs(float(lng)) > 180:
             return None, None

@@ -292,12 +292,13 @@ FUNCTIONS = {
                 Param("currency", "string", "currency_code", "scalar", "currency of an account, e.g. 'EUR'"),
             ),
         ),
-        # A predicate on the customer row itself (no table of its own): compiled apart.
+        # Any of the customer's addresses, as Shopify's "Customer address within distance": compiled apart,
+        # its parameters being the point and the radius rather than filters on the rows.
         Function(
             "customer_within_distance",
-            CUSTOMERS,
+            "marts.customer_addresses",
             ("customer_id", "customer_id"),
-            "the default address is within a distance of a point (great-circle)",
+            "one of the customer's addresses is within a distance of a point (great-circle)",
             _params(
                 Param("coordinates", "coordinates", None, "point", "latitude and longitude of the centre"),
                 Param("distance_km", "number", None, "radius", "within this many kilometres"),

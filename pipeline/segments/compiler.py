@@ -352,10 +352,10 @@ def _matches(condition: t.Matches, as_of: dt.date) -> exp.Expression:
     parameters the subquery aggregates those rows with no GROUP BY, so it yields one row even when
     there are none, and HAVING tests the totals: count = 0 holds for customers without any row."""
     function = FUNCTIONS[condition.function.text]
-    if function.name == "customer_within_distance":
-        found = _within_distance(condition)
-        return negate(found) if condition.negated else found
     alias = function.table.split(".")[1]
+    if function.name == "customer_within_distance":
+        found = _within_distance(condition, function, alias)
+        return negate(found) if condition.negated else found
     row_column, customer_column = function.join
     filters = [exp.EQ(this=exp.column(row_column, table=alias), expression=exp.column(customer_column, table=CUSTOMER))]
     if function.event_type:
@@ -378,10 +378,10 @@ EARTH_RADIUS_KM = 6371.0088  # the IUGG mean radius
 KM_PER_MILE = 1.609344
 
 
-def _within_distance(condition: t.Matches) -> exp.Expression:
-    """The customer's default address is within the radius of the point: the haversine great-circle
+def _within_distance(condition: t.Matches, function: Function, alias: str) -> exp.Expression:
+    """One of the customer's addresses is within the radius of the point: the haversine great-circle
     distance, which needs no care at the antimeridian (sin² of half the longitude step is the same
-    either way round). A customer without coordinates is within no distance."""
+    either way round). A customer without a geocoded address is within no distance."""
     params = {p.name.text: p for p in condition.params}
     latitude, longitude = (float(v.value) for v in params["coordinates"].values)
     radius_param = params.get("distance_km") or params["distance_mi"]
@@ -396,8 +396,8 @@ def _within_distance(condition: t.Matches) -> exp.Expression:
             expression=exp.Literal.number(2),
         )
 
-    lat = radians(exp.column("latitude", table=CUSTOMER))
-    lng = radians(exp.column("longitude", table=CUSTOMER))
+    lat = radians(exp.column("latitude", table=alias))
+    lng = radians(exp.column("longitude", table=alias))
     centre_lat, centre_lng = radians(exp.Literal.number(latitude)), radians(exp.Literal.number(longitude))
     haversine = exp.Add(
         this=squared_sine_of_half(exp.Sub(this=lat, expression=centre_lat)),
@@ -413,11 +413,15 @@ def _within_distance(condition: t.Matches) -> exp.Expression:
             this=exp.Sqrt(this=exp.Least(this=exp.Literal.number(1), expressions=[haversine], ignore_nulls=True))
         ),
     )
-    # DuckDB's least() skips a NULL, so a customer without coordinates is ruled out first; never NULL
-    # either, so that NOT MATCHES holds for them
-    located = exp.Not(this=exp.Is(this=exp.column("latitude", table=CUSTOMER), expression=exp.Null()))
-    within = exp.And(this=located, expression=exp.LTE(this=distance, expression=exp.Literal.number(radius_km)))
-    return exp.Coalesce(this=within, expressions=[exp.false()])
+    row_column, customer_column = function.join
+    filters = [
+        exp.EQ(this=exp.column(row_column, table=alias), expression=exp.column(customer_column, table=CUSTOMER)),
+        # DuckDB's least() skips a NULL: an address without coordinates is ruled out first
+        exp.Not(this=exp.Is(this=exp.column("latitude", table=alias), expression=exp.Null())),
+        exp.LTE(this=distance, expression=exp.Literal.number(radius_km)),
+    ]
+    rows = exp.select(exp.Literal.number(1)).from_(exp.to_table(function.table).as_(alias))
+    return exp.Exists(this=rows.where(balanced(exp.And, filters)))
 
 
 def _param(function: Function, spec: Param, param: t.Param, alias: str, as_of: dt.date) -> exp.Expression:

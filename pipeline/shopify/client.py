@@ -80,7 +80,7 @@ class BulkResource:
 
 
 _MONEY = "shopMoney { amount currencyCode }"
-_ADDRESS = "countryCodeV2 provinceCode city zip"
+_ADDRESS = "countryCodeV2 provinceCode city zip latitude longitude"
 
 RESOURCES: tuple[BulkResource, ...] = (
     BulkResource(
@@ -90,11 +90,13 @@ RESOURCES: tuple[BulkResource, ...] = (
         "id firstName lastName createdAt updatedAt state locale tags"
         " defaultEmailAddress { emailAddress marketingState }"
         " defaultPhoneNumber { phoneNumber marketingState marketingOptInLevel marketingUpdatedAt }"
-        f" defaultAddress {{ {_ADDRESS} latitude longitude }} addresses {{ {_ADDRESS} }}"
+        f" defaultAddress {{ {_ADDRESS} }}"
         " statistics { predictedSpendTier } productSubscriberStatus companyContactProfiles { company { id } }"
-        # nested connections: each metafield and store credit account is a line of its own after the customer
+        # nested connections: each metafield, store credit account and address is a line of its own after the
+        # customer. addressesV2 (every address, with its coordinates), not addresses, which Shopify deprecated for it.
         " metafields { edges { node { __typename id namespace key type value } } }"
-        f" storeCreditAccounts {{ edges {{ node {{ __typename id balance {{ amount currencyCode }} }} }} }}",
+        f" storeCreditAccounts {{ edges {{ node {{ __typename id balance {{ amount currencyCode }} }} }} }}"
+        f" addressesV2 {{ edges {{ node {{ __typename id {_ADDRESS} }} }} }}",
     ),
     BulkResource(
         "orders.jsonl",

@@ -70,7 +70,7 @@ _RESOURCES = {
         "customers.jsonl",
         "Customer",
         "read_customers",
-        {"metafields": "Metafield", "storeCreditAccounts": "StoreCreditAccount"},
+        {"metafields": "Metafield", "storeCreditAccounts": "StoreCreditAccount", "addressesV2": "MailingAddress"},
     ),
     "orders": _Resource("orders.jsonl", "Order", "read_orders", {"lineItems": "LineItem"}),
     "products": _Resource("products.jsonl", "Product", "read_products", {"collections": "Collection"}),

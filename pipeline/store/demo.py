@@ -40,6 +40,7 @@ VARIANT_ID_BASE = 45_000_000_000_000
 COLLECTION_ID_BASE = 450_000_000_000
 CHECKOUT_ID_BASE = 31_000_000_000_000
 METAFIELD_ID_BASE = 27_000_000_000_000
+ADDRESS_ID_BASE = 9_100_000_000_000
 STORE_CREDIT_ID_BASE = 1_700_000_000
 ORDER_NUMBER_START = 1001
 
@@ -588,6 +589,7 @@ def generate_store(
         "storefront_events": 0,
         "customer_metafields": 0,
         "store_credit_accounts": 0,
+        "customer_addresses": 0,
     }
     with _Files(out_dir) as files:
         catalog.write(files, np.random.default_rng([seed, 1]))
@@ -1016,8 +1018,8 @@ class _Chunk:
         self._write_customer_children(files, people)
 
     def _write_customer_children(self, files: _Files, people: pl.DataFrame) -> None:
-        """Metafields (a birth date, loyalty points, a VIP flag) and store credit accounts: lines after
-        the chunk's customers, as a bulk query's nested connections come. Some birthdays are Feb 29."""
+        """Metafields (a birth date, loyalty points, a VIP flag), store credit accounts and addresses: lines
+        after the chunk's customers, as a bulk query's nested connections come. Some birthdays are Feb 29."""
         rng, n = self.statistics_rng, self.size
         born = rng.integers(-7300, 13500, n)  # days since 1970: 1950 to 2006
         leap_days = np.array([(datetime.date(1952 + 4 * k, 2, 29) - EPOCH).days for k in range(14)])
@@ -1070,6 +1072,37 @@ class _Chunk:
                 balance=pl.struct(amount=_money(pl.col("cents")), currencyCode=pl.col("currency")),
                 __parentId=_gid("Customer", pl.col("number")),
             ),
+        )
+        self._write_addresses(files, people)
+
+    def _write_addresses(self, files: _Files, people: pl.DataFrame) -> None:
+        """Every address of each customer (Customer.addressesV2), the default one first, geocoded as
+        defaultAddress is; another address near its own city's point, or, a tenth of them, not geocoded."""
+        rng = self.statistics_rng
+        rows = (
+            people.select("number", "addresses", "geocoded", "lat_offset", "lng_offset")
+            .with_columns(position=pl.int_ranges(pl.col("addresses").list.len()))
+            .explode("addresses", "position")
+            .filter(pl.col("addresses").is_not_null())
+        )
+        k, is_default = len(rows), pl.col("position") == 0
+        rows = rows.with_columns(
+            geocoded=pl.when(is_default).then(pl.col("geocoded")).otherwise(pl.Series(rng.random(k) >= 0.1)),
+            lat_offset=pl.when(is_default).then(pl.col("lat_offset")).otherwise(pl.Series(rng.normal(0, 0.02, k))),
+            lng_offset=pl.when(is_default).then(pl.col("lng_offset")).otherwise(pl.Series(rng.normal(0, 0.02, k))),
+        )
+        first = ADDRESS_ID_BASE + self.counts["customer_addresses"]
+        self.counts["customer_addresses"] += k
+        # Shopify's ids of a customer's addresses carry the model in a query string
+        number = (first + pl.int_range(pl.len(), dtype=pl.Int64)).cast(pl.String)
+        files.append(
+            "customers",
+            rows.select(
+                __typename=pl.lit("MailingAddress"),
+                id=pl.lit("gid://shopify/MailingAddress/") + number + pl.lit("?model_name=CustomerAddress"),
+                address=_geocoded(pl.col("addresses")),
+                __parentId=_gid("Customer", pl.col("number")),
+            ).unnest("address"),
         )
 
     def _write_orders(self, files: _Files, people: pl.DataFrame) -> None:
@@ -1529,7 +1562,6 @@ def _customer_fields() -> dict[str, pl.Expr]:
             )
         ),
         "defaultAddress": _geocoded(pl.col("addresses").list.first()),
-        "addresses": pl.col("addresses"),
         "statistics": pl.struct(predictedSpendTier=pl.col("spend_tier")),
         "productSubscriberStatus": pl.col("subscriber"),
         "companyContactProfiles": pl.col("companies").list.eval(

@@ -8,10 +8,11 @@ So each of them is rewritten without it:
 - raw sms_events/*.parquet: an event on a redacted customer's number loses its row. The number is
   the event's only key (a required column), so a blanked row would belong to no one and count for
   nothing; dropping it is what blanking would mean;
-- raw customer_metafields: a redacted customer's rows are dropped (a metafield may hold a birth date);
-  store credit accounts are money and stay, as orders do;
-- store JSONL files under data/: the same, line by line (customer lines blanked, their metafield lines
-  and event lines dropped).
+- raw customer_metafields and customer_addresses: a redacted customer's rows are dropped (a metafield
+  may hold a birth date, an address says where they live); store credit accounts are money and stay,
+  as orders do;
+- store JSONL files under data/: the same, line by line (customer lines blanked, their metafield and
+  address lines and event lines dropped).
 A batch is rewritten under a temporary name and then renamed, so a crash leaves either the old file
 or the new one. DuckDB streams the rewrite within its memory bound: a batch of five million customers
 is never held in memory at once.
@@ -55,9 +56,10 @@ NULLED = (
     "default_longitude",
 )
 EMPTIED = ("addresses", "tags", "company_contacts")
-# A customer's metafields may hold anything about them (a birth date): a redacted customer's are dropped.
-# Their store credit accounts are money, which an anonymous row keeps, like its orders.
-ERASED_CHILDREN = (resource("customer_metafields"),)
+# A customer's metafields may hold anything about them (a birth date), and their addresses say where they
+# live: a redacted customer's are dropped. Their store credit accounts are money, which an anonymous row
+# keeps, like its orders.
+ERASED_CHILDREN = (resource("customer_metafields"), resource("customer_addresses"))
 ERASED_NUMBERS = "erased_numbers.parquet"  # in the raw folder: sha256 of the digits of erased numbers
 # Store files under data/ that hold customers or events: the inbox, Shopify downloads, the demo store
 SOURCE_FOLDERS = ("inbox", "downloads", "source")

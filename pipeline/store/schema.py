@@ -22,6 +22,8 @@ class Column:
     # Shopify's enum as its reference documents it: another value is counted and warned about, not refused,
     # because Shopify adds values over API versions and one new value must not stop every night.
     known: tuple[str, ...] = ()
+    # Read from store directories written before, no longer asked of Shopify (a deprecated field)
+    legacy: bool = False
 
     @property
     def checked(self) -> bool:
@@ -51,8 +53,9 @@ def col(
     required: bool = False,
     values: tuple[str, ...] = (),
     known: tuple[str, ...] = (),
+    legacy: bool = False,
 ) -> Column:
-    return Column(name, tuple(path.split(".")), type_, required, values, known)
+    return Column(name, tuple(path.split(".")), type_, required, values, known, legacy)
 
 
 MONEY = "DECIMAL(18,4)"  # exact; four places hold every ISO 4217 currency's minor unit
@@ -75,6 +78,8 @@ SMS_EVENT_TYPES = ("sent", "delivered", "clicked", "converted", "opted_out")
 EMAIL_EVENT_TYPES = ("bounced", "clicked", "delivered", "marked_as_spam", "opened", "unsubscribed")
 STOREFRONT_EVENT_TYPES = ("product_viewed", "collection_viewed")
 
+# Customer.addresses, deprecated in the Admin API for addressesV2 (the customer_addresses lines below): still
+# read, so a store directory written before keeps its addresses
 ADDRESSES = [{"countryCodeV2": "VARCHAR", "provinceCode": "VARCHAR", "city": "VARCHAR", "zip": "VARCHAR"}]
 
 # Customer.companyContactProfiles: the B2B companies the customer is a contact of
@@ -114,7 +119,7 @@ RESOURCES: tuple[Resource, ...] = (
             col("default_province", "defaultAddress.provinceCode"),
             col("default_city", "defaultAddress.city"),
             col("default_zip", "defaultAddress.zip"),
-            col("addresses", "addresses", ADDRESSES),
+            col("addresses", "addresses", ADDRESSES, legacy=True),
             # Shopify's own filters (predicted_spend_tier, product_subscription_status, companies,
             # customer_within_distance)
             col("predicted_spend_tier", "statistics.predictedSpendTier", known=PREDICTED_SPEND_TIERS),
@@ -124,7 +129,7 @@ RESOURCES: tuple[Resource, ...] = (
             col("default_longitude", "defaultAddress.longitude", "DOUBLE"),
         ),
     ),
-    # The customer's metafields and store credit accounts: child lines of customers.jsonl (nested
+    # The customer's metafields, store credit accounts and addresses: child lines of customers.jsonl (nested
     # connections of the bulk query), told apart by __typename or, without one, their id's type.
     Resource(
         "customer_metafields",
@@ -148,6 +153,23 @@ RESOURCES: tuple[Resource, ...] = (
             # in the account's own currency, which need not be the shop's
             col("balance", "balance.amount", MONEY),
             col("currency_code", "balance.currencyCode"),
+        ),
+        child_of="customers",
+    ),
+    # Customer.addressesV2: every address of the customer, the default one too, as Shopify geocoded it. The
+    # id is not a plain GID (gid://shopify/MailingAddress/1?model_name=CustomerAddress), so it stays text.
+    Resource(
+        "customer_addresses",
+        "customers.jsonl",
+        "MailingAddress",
+        (
+            col("id", "id", required=True),
+            col("country", "countryCodeV2"),
+            col("province", "provinceCode"),
+            col("city", "city"),
+            col("zip", "zip"),
+            col("latitude", "latitude", "DOUBLE"),
+            col("longitude", "longitude", "DOUBLE"),
         ),
         child_of="customers",
     ),

@@ -26,6 +26,10 @@ deletions as (
     select * from staging.stg_deletions
 ),
 
+addresses as (
+    select * from marts.customer_addresses
+),
+
 known_customers as not materialized (
     select * from customers
     where
@@ -97,23 +101,24 @@ rfm as (
         and (rfm_scores.f_score + rfm_scores.m_score) // 2 = rfm_grid.fm_score
 ),
 
--- Where each customer has an address (default first), normalised, kept when it names a country.
-located_customers as (
+-- Where each customer has an address (marts.customer_addresses: the default and every other), kept when
+-- it names a country.
+places as (
     select
-        *,
-        list_filter(
-            [{'country': default_country, 'province': default_province, 'city': default_city}]
-            || list_transform(addresses, lambda a: {
-                'country': upper(nullif(trim(a.countryCodeV2), '')),
-                'province': upper(nullif(trim(a.provinceCode), '')),
-                'city': nullif(trim(a.city), '')
-            }),
-            lambda a: a.country is not null
-        ) as places
-    from known_customers
+        customer_id,
+        list({'country': country, 'province': province, 'city': city}) filter (where country is not null) as places
+    from addresses
+    group by customer_id
 ),
 
--- Places and phone numbers are columns of the customer row itself, not joined back by customer_id.
+located_customers as (
+    select
+        known_customers.*,
+        places.places
+    from known_customers
+    left join places on known_customers.customer_id = places.customer_id
+),
+
 joined as (
     select
         customers.*,

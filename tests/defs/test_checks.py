@@ -18,6 +18,7 @@ from tests.fixtures.stores import Store, customer, line, order, redaction, sms_e
 AS_OF = dt.date(2026, 10, 31)
 STAGING_KEYED = (
     "stg_abandoned_checkouts",
+    "stg_customer_addresses",
     "stg_customer_metafields",
     "stg_customers",
     "stg_deletions",
@@ -73,6 +74,7 @@ def test_a_clean_store_passes_every_check(tmp_path: Path) -> None:
         "staging/stg_orders:non_negative_total": (True, 0),
         "marts/customers:unique_customer_id": (True, 0),
         "staging/stg_shop:one_row": (True, 0),
+        "staging/stg_customer_addresses:one_default": (True, 0),
         **keys,
         "segments/buyers:size_swing": (True, "none"),
     }

@@ -21,6 +21,7 @@ from tests.fixtures.stores import (
     customer,
     email_event,
     line,
+    mailing_address,
     metafield,
     order,
     product,
@@ -193,6 +194,16 @@ def varied_store() -> Store:
     store.sms_events.append(sms_event("0039 347 123 4568", "opted_out", "2026-10-20T10:00:00Z", "Autumn"))
     store.sms_events.append(sms_event("347 123 4570", "opted_out", "2026-10-21T10:00:00Z", "Autumn"))
     store.redactions.append(redaction(5))
+    # addressesV2 lines beside the inline addresses of the others: an address away from the default one, near
+    # Ottawa; one not geocoded; one across the antimeridian; one in a country of its own; a redacted
+    # customer's (5), which counts nowhere
+    store.customers += [
+        mailing_address(1, 3, "CA", "ON", "Ottawa", (45.4215, -75.6972)),
+        mailing_address(2, 8, "IT", "MI", "Milano"),
+        mailing_address(3, 12, "FJ", None, "Taveuni", (-16.5, -179.95)),
+        mailing_address(4, 17, "DE", "BE", "Berlin", (52.52, 13.405)),
+        mailing_address(5, 5, "IT", "MI", "Milano", (45.4642, 9.19)),
+    ]
     add_customer_events(store, rng)
     field_n = 0
     for n in range(1, 31):

@@ -103,6 +103,8 @@ class Evaluator:
         self.zone = oracle.tz
         self.segments = segments or {}
         self.customers = {row["customer_id"]: row for row in oracle.customers.to_dicts()}
+        # every geocoded address of each customer (none for a redacted one)
+        self.points = oracle.points
         self.reachable = oracle.reachable
         self.orders, self.lines, self.events = defaultdict(list), defaultdict(list), defaultdict(list)
         self.credits = defaultdict(list)
@@ -175,7 +177,7 @@ class Evaluator:
     def matches(self, m: t.Matches, cid: int) -> bool:
         name = m.function.text
         if name == "customer_within_distance":
-            return self.within(m, self.customers[cid])
+            return self.within(m, self.points[cid])
         if name == "store_credit_accounts":
             kept = [
                 r
@@ -296,16 +298,15 @@ class Evaluator:
         return False
 
     @staticmethod
-    def within(m: t.Matches, row: dict) -> bool:
+    def within(m: t.Matches, points: list[tuple[float, float]]) -> bool:
+        """Shopify's "customer address within distance": any address of the customer, not only the default."""
         params = {p.name.text: p for p in m.params}
         centre = tuple(float(v.value) for v in params["coordinates"].values)
         if "distance_km" in params:
             radius = float(params["distance_km"].value.value)
         else:
             radius = float(params["distance_mi"].value.value) * MILE_KM
-        if row["latitude"] is None:
-            return False
-        return great_circle_km((row["latitude"], row["longitude"]), centre) <= radius
+        return any(great_circle_km(point, centre) <= radius for point in points)
 
     def row_holds(self, function: str, p: t.Param, row: dict) -> bool:
         param = p.name.text

@@ -276,9 +276,30 @@ def test_distance_crosses_the_antimeridian(con, evaluator: Evaluator) -> None:
     found = assert_same(
         con, evaluator, "customer_within_distance MATCHES (coordinates = (-16.5, 179.99), distance_km = 20)"
     )
-    rows = evaluator.customers
-    assert found == {cid for cid, r in rows.items() if r["latitude"] == -16.5 and abs(r["longitude"] or 0) == 179.95}
-    assert {rows[cid]["longitude"] for cid in found} == {179.95, -179.95}
+    far_east_or_west = {cid for cid, points in evaluator.points.items() for lat, lng in points if abs(lng) == 179.95}
+    assert found == far_east_or_west
+    assert {lng for cid in found for _, lng in evaluator.points[cid] if abs(lng) > 179} == {179.95, -179.95}
+
+
+def test_distance_reads_every_address_not_only_the_default(con, evaluator: Evaluator) -> None:
+    """Customer 3's default address is in Fiji, another in Ottawa; 12's default is near Milan, another across
+    the antimeridian; 5 is redacted (an address in Milan counts for nothing); 8's other address is not geocoded."""
+    ottawa = assert_same(
+        con, evaluator, "customer_within_distance MATCHES (coordinates = (45.4215, -75.6972), distance_km = 1)"
+    )
+    assert 3 in ottawa and evaluator.customers[3]["latitude"] == -16.5
+    fiji = assert_same(
+        con, evaluator, "customer_within_distance MATCHES (coordinates = (-16.5, 179.99), distance_km = 20)"
+    )
+    assert 12 in fiji and evaluator.customers[12]["latitude"] == 45.5
+    milan = assert_same(
+        con, evaluator, "customer_within_distance MATCHES (coordinates = (45.4642, 9.19), distance_km = 1)"
+    )
+    assert 5 not in milan
+    nowhere = assert_same(
+        con, evaluator, "customer_within_distance NOT MATCHES (coordinates = (0, 0), distance_km = 21000)"
+    )
+    assert {5, 8} <= nowhere
 
 
 @pytest.mark.parametrize(

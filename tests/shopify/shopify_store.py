@@ -9,8 +9,11 @@ TOKEN = "shpat_test_0123456789abcdef"
 SHOP = {"name": "Tiny Tees", "ianaTimezone": "Europe/Berlin", "currencyCode": "EUR"}
 
 
+BERLIN = {"countryCodeV2": "DE", "provinceCode": "BE", "city": "Berlin", "zip": "10115"}
+
+
 def customer(number: int, updated_at: str = "2026-10-01T10:00:00Z", **changes: object) -> dict:
-    address = {"countryCodeV2": "DE", "provinceCode": "BE", "city": "Berlin", "zip": "10115"}
+    address = BERLIN
     return {
         "id": f"gid://shopify/Customer/{number}",
         "firstName": f"Ada{number}",
@@ -27,13 +30,24 @@ def customer(number: int, updated_at: str = "2026-10-01T10:00:00Z", **changes: o
             "marketingOptInLevel": "SINGLE_OPT_IN",
             "marketingUpdatedAt": "2026-09-02T08:00:00Z",
         },
-        # the bulk query asks for the default address's coordinates only
+        # every address, the default too, is an addressesV2 line of its own (see write_store)
         "defaultAddress": {**address, "latitude": 52.52, "longitude": 13.405},
-        "addresses": [address],
         "statistics": {"predictedSpendTier": "HIGH"},
         "productSubscriberStatus": "NEVER_SUBSCRIBED",
         "companyContactProfiles": [{"company": {"id": f"gid://shopify/Company/{number}"}}],
         **changes,
+    }
+
+
+def mailing_address(number: int, customer_number: int, address: dict) -> dict:
+    """One of a customer's addressesV2 lines; Shopify's ids of customer addresses carry a query string."""
+    return {
+        "__typename": "MailingAddress",
+        "id": f"gid://shopify/MailingAddress/{number}?model_name=CustomerAddress",
+        "latitude": None,
+        "longitude": None,
+        **address,
+        "__parentId": f"gid://shopify/Customer/{customer_number}",
     }
 
 
@@ -109,7 +123,7 @@ def write_store(store_dir: Path) -> Path:
     """A tiny shop: children placed before and after their parents, as the contract allows."""
     store_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(store_dir / "shop.jsonl", [SHOP])
-    # a customer's metafields and store credit accounts are child lines, one before its customer
+    # a customer's metafields, store credit accounts and addresses are child lines, one before its customer
     write_jsonl(
         store_dir / "customers.jsonl",
         [
@@ -131,6 +145,9 @@ def write_store(store_dir: Path) -> Path:
                 "__parentId": "gid://shopify/Customer/2",
             },
             customer(3),
+            # customer 3's addresses: the default one, and one abroad that Shopify could not geocode
+            mailing_address(31, 3, {**BERLIN, "latitude": 52.52, "longitude": 13.405}),
+            mailing_address(32, 3, {"countryCodeV2": "AT", "provinceCode": None, "city": "Wien", "zip": "1010"}),
         ],
     )
     write_jsonl(

@@ -97,6 +97,23 @@ def test_a_bulk_query_with_fragments_and_aliases_is_answered_field_for_field(cli
     }
 
 
+def test_the_deprecated_addresses_are_still_served_but_not_asked_for(client, store_dir, tmp_path):
+    """Customer.addresses is deprecated for addressesV2, not removed: a query may still ask for it."""
+    lines = [json.loads(line) for line in (store_dir / "customers.jsonl").read_text().splitlines()]
+    lines[0]["addresses"] = [{"countryCodeV2": "DE", "provinceCode": "BE", "city": "Berlin", "zip": "10115"}]
+    (store_dir / "customers.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    inner = "{ customers { edges { node { id addresses { city } } } } }"
+    started = client.graphql(
+        "mutation($q: String!) { bulkOperationRunQuery(query: $q) { bulkOperation { id } } }", {"q": inner}
+    )["bulkOperationRunQuery"]["bulkOperation"]
+    url = client.wait_for_bulk_operation(started["id"], "a bulk query for addresses")["url"]
+    client.download(url, tmp_path / "out.jsonl", "a bulk query for addresses")
+    first = json.loads((tmp_path / "out.jsonl").read_text().splitlines()[0])
+    assert first == {"id": "gid://shopify/Customer/1", "addresses": [{"city": "Berlin"}]}
+    customers = next(r for r in RESOURCES if r.file == "customers.jsonl")
+    assert "addressesV2" in customers.node and " addresses " not in customers.node
+
+
 def test_a_mistake_inside_a_fragment_has_the_fragment_in_its_path(emulator):
     reply = post(emulator, 'query Tags { nodes(ids: ["gid://shopify/Customer/1"]) { ... on Customer { tagz } } }')
     assert reply.json()["errors"][0]["path"] == ["query Tags", "nodes", "... on Customer", "tagz"]

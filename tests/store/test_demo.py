@@ -50,14 +50,13 @@ CUSTOMER_KEYS = {
     "defaultEmailAddress",
     "defaultPhoneNumber",
     "defaultAddress",
-    "addresses",
     "statistics",
     "productSubscriberStatus",
     "companyContactProfiles",
 }
 PHONE_KEYS = {"phoneNumber", "marketingState", "marketingOptInLevel", "marketingUpdatedAt"}
 PRODUCT_SUBSCRIBER_STATES = ("ACTIVE", "CANCELLED", "EXPIRED", "FAILED", "NEVER_SUBSCRIBED", "PAUSED")
-ADDRESS_KEYS = {"countryCodeV2", "provinceCode", "city", "zip"}
+ADDRESS_KEYS = {"countryCodeV2", "provinceCode", "city", "zip", "latitude", "longitude"}
 ORDER_KEYS = {
     "id",
     "name",
@@ -139,15 +138,7 @@ def test_customers_have_the_spec_fields(store: dict[str, list[dict]]) -> None:
         assert gid("Customer").match(customer["id"])
         assert timestamp(customer["createdAt"]) <= timestamp(customer["updatedAt"])
         assert all(isinstance(tag, str) for tag in customer["tags"])
-        assert len(customer["addresses"]) <= 3
-        for address in customer["addresses"]:
-            assert set(address) == ADDRESS_KEYS
-        # the default address is the first, with its coordinates when Shopify geocoded it
-        default = customer["defaultAddress"]
-        if default is not None:
-            point = default.pop("latitude"), default.pop("longitude")
-            assert point == (None, None) or (-90 <= point[0] <= 90 and -180 <= point[1] <= 180)
-        assert default == (customer["addresses"][0] if customer["addresses"] else None)
+        assert customer["defaultAddress"] is None or set(customer["defaultAddress"]) == ADDRESS_KEYS
         assert set(customer["statistics"]) == {"predictedSpendTier"}
         assert customer["statistics"]["predictedSpendTier"] in ("LOW", "MEDIUM", "HIGH", None)
         assert customer["productSubscriberStatus"] in PRODUCT_SUBSCRIBER_STATES
@@ -159,11 +150,37 @@ def test_customers_have_the_spec_fields(store: dict[str, list[dict]]) -> None:
             assert set(customer["defaultPhoneNumber"]) == PHONE_KEYS
 
 
+def test_addresses_are_lines_of_known_customers_the_default_first(store: dict[str, list[dict]]) -> None:
+    addresses: dict[str, list[dict]] = {}
+    for line in store["customer_children"]:
+        if line["__typename"] == "MailingAddress":
+            assert re.fullmatch(r"gid://shopify/MailingAddress/[0-9]+\?model_name=CustomerAddress", line["id"])
+            address = {k: v for k, v in line.items() if k not in ("__parentId", "__typename", "id")}
+            assert set(address) == ADDRESS_KEYS
+            addresses.setdefault(line["__parentId"], []).append(address)
+    for customer in store["customers"]:
+        mine = addresses.get(customer["id"], [])
+        assert len(mine) <= 3
+        for address in mine:
+            point = address["latitude"], address["longitude"]
+            assert point == (None, None) or (-90 <= point[0] <= 90 and -180 <= point[1] <= 180)
+        # the default address is the first of addressesV2, geocoded the same
+        assert customer["defaultAddress"] == (mine[0] if mine else None)
+    everyone = [a for mine in addresses.values() for a in mine]
+    assert any(len(mine) > 1 and len({a["countryCodeV2"] for a in mine}) > 1 for mine in addresses.values())
+    assert any(a["latitude"] is None for a in everyone) and any(a["latitude"] is not None for a in everyone)
+    assert any(mine[1]["latitude"] is not None for mine in addresses.values() if len(mine) > 1)
+
+
 def test_metafields_and_store_credit_are_lines_of_known_customers(store: dict[str, list[dict]]) -> None:
     customers = {c["id"] for c in store["customers"]}
     metafields = [c for c in store["customer_children"] if c["__typename"] == "Metafield"]
     accounts = [c for c in store["customer_children"] if c["__typename"] == "StoreCreditAccount"]
-    assert {c["__typename"] for c in store["customer_children"]} == {"Metafield", "StoreCreditAccount"}
+    assert {c["__typename"] for c in store["customer_children"]} == {
+        "Metafield",
+        "StoreCreditAccount",
+        "MailingAddress",
+    }
     assert all(c["__parentId"] in customers for c in store["customer_children"])
     for m in metafields:
         assert set(m) == {"__typename", "id", "namespace", "key", "type", "value", "__parentId"}
@@ -252,6 +269,7 @@ def test_counts_are_the_distinct_entities_written(
         "store_credit_accounts": len(
             {c["id"] for c in store["customer_children"] if c["__typename"] == "StoreCreditAccount"}
         ),
+        "customer_addresses": len({c["id"] for c in store["customer_children"] if c["__typename"] == "MailingAddress"}),
     }
     assert generated[1] == distinct
     assert distinct["customers"] == 3000

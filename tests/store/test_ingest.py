@@ -9,7 +9,17 @@ import pytest
 from pipeline.store.demo import generate_store
 from pipeline.store.ingest import StoreError, ingest_file, ingest_store
 from pipeline.store.schema import RESOURCES
-from tests.fixtures.stores import Store, customer, line, metafield, money, order, sms_event, store_credit
+from tests.fixtures.stores import (
+    Store,
+    customer,
+    line,
+    mailing_address,
+    metafield,
+    money,
+    order,
+    sms_event,
+    store_credit,
+)
 
 
 def store_dir(tmp_path: Path) -> Path:
@@ -182,6 +192,24 @@ def replace_line(path: Path, number: int, text: str) -> None:
         ),
         (
             "customers.jsonl",
+            2,
+            json.dumps(mailing_address(1, 1, "IT", "MI", "Milano", (45.4642, 9.19)) | {"latitude": "45,46"}),
+            "customers.jsonl:2: latitude is '45,46', which is not a number such as 45.4215",
+        ),
+        (
+            "customers.jsonl",
+            2,
+            json.dumps(mailing_address(1, 1, "IT", "MI", "Milano") | {"id": None}),
+            "customers.jsonl:2: MailingAddress without id",
+        ),
+        (
+            "customers.jsonl",
+            2,
+            json.dumps(mailing_address(1, 1, "IT", "MI", "Milano") | {"__parentId": "Customer 1"}),
+            "customers.jsonl:2: __parentId is not a Shopify id",
+        ),
+        (
+            "customers.jsonl",
             1,
             json.dumps({**store_credit(1, 1, "1.00"), "balance": "1.00"}),
             "customers.jsonl:1: balance is a string, where an object is expected",
@@ -309,7 +337,12 @@ def test_large_file_is_read_in_chunks(tmp_path: Path, monkeypatch) -> None:
     (store / "customers.jsonl").write_text("".join(json.dumps(customer(n)) + "\n" for n in range(1, 51)))
     ingested = ingest_file(store, "customers.jsonl", tmp_path / "raw")
     table = pq.read_table(next((tmp_path / "raw" / "customers").glob("*.parquet")))
-    assert ingested.rows == {"customers": 50, "customer_metafields": 0, "store_credit_accounts": 0}
+    assert ingested.rows == {
+        "customers": 50,
+        "customer_metafields": 0,
+        "store_credit_accounts": 0,
+        "customer_addresses": 0,
+    }
     assert table["_line"].to_pylist() == list(range(1, 51))
 
 
@@ -397,7 +430,12 @@ def test_shopify_enum_values_we_do_not_know_are_kept_counted_and_warned_about(tm
     monkeypatch.setattr("pipeline.store.ingest._write_whole_file", lambda *args: None)
     chunked = ingest_file(store, "customers.jsonl", tmp_path / "chunked")
     for ingested in (fast, chunked):
-        assert ingested.rows == {"customers": 4, "customer_metafields": 0, "store_credit_accounts": 0}
+        assert ingested.rows == {
+            "customers": 4,
+            "customer_metafields": 0,
+            "store_credit_accounts": 0,
+            "customer_addresses": 0,
+        }
         assert [w.split(" Kept as it is")[0] for w in ingested.warnings] == list(expected)
         assert all("never read as consent" in w for w in ingested.warnings)
 

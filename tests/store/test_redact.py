@@ -11,7 +11,16 @@ import pytest
 from pipeline.store.ingest import StoreError, ingest_file, ingest_store
 from pipeline.store.redact import EMPTIED, NULLED, erase_redacted
 from pipeline.warehouse.build import build_all
-from tests.fixtures.stores import Store, address, customer, metafield, redaction, sms_event, store_credit
+from tests.fixtures.stores import (
+    Store,
+    address,
+    customer,
+    mailing_address,
+    metafield,
+    redaction,
+    sms_event,
+    store_credit,
+)
 
 
 def scrub_redacted(raw: Path) -> int:
@@ -97,6 +106,9 @@ def test_store_files_under_data_lose_the_redacted_customer_and_their_events(tmp_
         metafield(1, 2, "facts", "birth_date", "date", "1985-07-31"),
         store_credit(1, 2, "12.00"),
         metafield(2, 1, "facts", "birth_date", "date", "1990-01-02"),
+        # an address line without __typename (its id says MailingAddress), in a town of its own
+        {k: v for k, v in mailing_address(1, 2, "IT", "BG", "Zogno", (45.7936, 9.6656)).items() if k != "__typename"},
+        mailing_address(2, 1, "IT", "MI", "Milano"),
     ]
     store = Store(
         customers=[customer(1), person, *children],
@@ -117,8 +129,8 @@ def test_store_files_under_data_lose_the_redacted_customer_and_their_events(tmp_
     assert erased == {
         "customers_scrubbed": 1,
         "sms_events_dropped": 2,
-        "source_lines_scrubbed": 6,
-        "customer_children_dropped": 1,
+        "source_lines_scrubbed": 7,
+        "customer_children_dropped": 2,
     }
     for folder in (download, inbox):
         events = [json.loads(line)["phone"] for line in (folder / "sms_events.jsonl").read_text().splitlines()]
@@ -128,11 +140,12 @@ def test_store_files_under_data_lose_the_redacted_customer_and_their_events(tmp_
     assert lines[1]["id"] == "gid://shopify/Customer/2" and lines[1]["firstName"] is None
     assert lines[1]["defaultPhoneNumber"]["phoneNumber"] is None and lines[1]["addresses"] == []
     assert lines[1]["defaultAddress"]["latitude"] is None and lines[1]["companyContactProfiles"] == []
-    # the redacted customer's metafield is gone; store credit is money, kept as orders are
-    assert lines[2:] == children[1:]
+    # the redacted customer's metafield and address are gone; store credit is money, kept as orders are
+    assert lines[2:] == [children[1], children[2], children[4]]
     for name, kept in (
         ("customer_metafields", ["gid://shopify/Customer/1"]),
         ("store_credit_accounts", ["gid://shopify/Customer/2"]),
+        ("customer_addresses", ["gid://shopify/Customer/1"]),
     ):
         parents = [
             r["_parent_id"]
@@ -144,6 +157,7 @@ def test_store_files_under_data_lose_the_redacted_customer_and_their_events(tmp_
     # what is kept to recognise the number later is not the number
     everything = b"".join(p.read_bytes() for p in data.rglob("*") if p.is_file() and "raw" in p.parts)
     assert b"9876543" not in everything and b"Zelmira" not in everything and b"1985-07-31" not in everything
+    assert b"Zogno" not in everything and b"Zogno" not in (download / "customers.jsonl").read_bytes()
     assert erase_redacted(data) == {
         "customers_scrubbed": 0,
         "sms_events_dropped": 0,

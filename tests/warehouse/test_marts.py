@@ -15,6 +15,7 @@ from tests.fixtures.stores import (
     collection,
     customer,
     line,
+    mailing_address,
     metafield,
     order,
     product,
@@ -90,6 +91,21 @@ def trap_store() -> Store:
             metafield(8, 2, "custom", "points", "number_integer", "lots"),  # does not read as its type
             store_credit(1, 10, "25.50"),
             store_credit(2, 10, "0.00", "usd"),
+            # addressesV2 lines: the default among them (one address), another country without coordinates
+            # (its code untrimmed, lower case), a third geocoded; a redacted customer's; an address line
+            # before its customer, without __typename, of a customer without a default address; one off the globe
+            customer(14, addresses=[], coordinates=(45.4642, 9.19)),
+            {**mailing_address(1, 14, "IT", "MI", "Milano", (45.4642, 9.19)), "zip": "20100"},
+            mailing_address(2, 14, " fr ", None, "Paris"),
+            mailing_address(3, 14, "US", "NY", "New York City", (40.7128, -74.006)),
+            mailing_address(4, 13, "IT", "MI", "Milano", (45.46, 9.19)),
+            {
+                k: v
+                for k, v in mailing_address(5, 15, "DE", None, "Berlin", (52.52, 13.405)).items()
+                if k != "__typename"
+            },
+            customer(15, country=None, addresses=[]),
+            mailing_address(6, 15, "DE", None, "Berlin", (95.0, 13.4)),
         ],
         orders=[
             line(5001, 100, 42, quantity=2, amount="59.90"),  # the child comes before its parent
@@ -173,6 +189,31 @@ def test_trap_store_rules_hold(tmp_path: Path, warehouse) -> None:
     assert rows[12]["predicted_spend_tier"] is None and rows[12]["product_subscription_status"] is None
     assert rows[12]["sms_consent_date"] is None and rows[12]["longitude"] == -180.0
     assert rows[13]["companies"] == [] and rows[13]["latitude"] is None and rows[13]["sms_consent_date"] is None
+
+
+def test_addresses_match_the_oracle(tmp_path: Path, warehouse) -> None:
+    store_dir = trap_store().write(tmp_path / "store")
+    oracle = Oracle(store_dir, AS_OF)
+    path = warehouse(store_dir, AS_OF)
+    with duckdb.connect(str(path), read_only=True) as con:
+        addresses = con.sql("select * from marts.customer_addresses").pl().sort(pl.all(), nulls_last=True)
+    assert addresses.rows() == oracle.addresses.sort(pl.all(), nulls_last=True).rows()
+    mine = {cid: {r[1:] for r in addresses.rows() if r[0] == cid} for cid in (5, 13, 14, 15)}
+    assert mine[14] == {
+        (True, "IT", "MI", "Milano", "20100", 45.4642, 9.19),
+        (False, "FR", None, "Paris", None, None, None),
+        (False, "US", "NY", "New York City", None, 40.7128, -74.006),
+    }
+    assert mine[15] == {
+        (False, "DE", None, "Berlin", None, 52.52, 13.405),
+        (False, "DE", None, "Berlin", None, None, None),
+    }
+    assert mine[5] == set() and mine[13] == set()
+    rows = {r["customer_id"]: r for r in marts_customers(path).to_dicts()}
+    assert rows[14]["customer_countries"] == ["FR", "IT", "US"] and rows[14]["customer_regions"] == ["IT-MI", "US-NY"]
+    assert rows[14]["customer_cities"] == ["FR-Paris", "IT-MI-Milano", "US-NY-NewYorkCity"]
+    assert rows[15]["customer_countries"] == ["DE"] and rows[15]["customer_cities"] == ["DE-Berlin"]
+    assert rows[13]["customer_countries"] == []
 
 
 def test_metafields_and_store_credit_match_the_oracle(tmp_path: Path, warehouse) -> None:
