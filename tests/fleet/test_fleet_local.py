@@ -1,33 +1,15 @@
-"""Many shops without a cluster to start: the local cluster's cap, shop_night's partitions, the schedule."""
+"""Many shops without a cluster: shop_night's partitions and one shop's rerun, the schedule. (A local cluster's
+cap on the shops at once is tested with the many-shops bench, tests/test_bench.py.)"""
 
 import datetime as dt
 
 import dagster as dg
 
-from pipeline.cli import main
 from pipeline.fleet.definitions import SHOP_NIGHT, build_fleet_definitions, local_hour
 from pipeline.fleet.night import instance_home
 from pipeline.fleet.shops import load_shops
 from pipeline.settings import Settings
 from tests.fleet.conftest import DAY, write_shops
-
-
-def test_a_local_cluster_of_one_worker_runs_one_shop_at_a_time(tmp_path, monkeypatch) -> None:
-    """SMSSEG_WORKERS caps the shops running at once: with one, no two shops' nights overlap."""
-    monkeypatch.delenv("SMSSEG_DASK_SCHEDULER", raising=False)
-    monkeypatch.setenv("SMSSEG_WORKERS", "1")
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "data" / "dagster"))
-    shops_file = write_shops(tmp_path, {"rome": (10, 1), "paris": (10, 2)})
-
-    assert main(["run", "--shops", str(shops_file), "--data-dir", str(tmp_path / "data"), "--as-of", str(DAY)]) == 0
-
-    nights = []
-    for name in ("rome", "paris"):
-        with dg.DagsterInstance.from_config(str(tmp_path / "data" / "shops" / name / "dagster")) as instance:
-            (record,) = instance.get_run_records()
-            nights.append((record.start_time, record.end_time))
-    (first, first_end), (second, second_end) = sorted(nights)
-    assert first_end <= second, f"two shops ran at once on one worker: {nights}"
 
 
 def test_shop_night_is_partitioned_by_the_file_s_shops_and_runs_one_shop_s_day(tmp_path, monkeypatch) -> None:
