@@ -8,6 +8,7 @@ rename. A reader holding the old file keeps its snapshot; a crash leaves the old
 import datetime as dt
 import os
 import shutil
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,10 @@ from pipeline.warehouse.models import Model, load_macros, load_models
 SCHEMAS = ("raw", "staging", "marts", "segments", "audience")
 # Build warehouses held open in this process (see held_open): path -> the connection that holds it
 _held: dict[Path, duckdb.DuckDBPyConnection | None] = {}
+# The connection that holds the database each step's connection joined (see opening)
+_holders: "weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection]" = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class WarehouseError(RuntimeError):
@@ -115,6 +120,8 @@ def open_build(
             _held[key] = duckdb.connect(str(build))
             _prepare(_held[key])
         con = duckdb.connect(str(build))
+    if _held.get(key) is not None:
+        _holders[con] = _held[key]
     try:
         con.execute("set memory_limit = ?", [memory_limit])
         con.execute("set variable as_of = ?::date", [as_of])
@@ -164,6 +171,16 @@ def held_open(data_dir: Path) -> Iterator[None]:
         holder = _held.pop(path)
         if holder is not None:
             holder.close()
+
+
+def opening(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection | None:
+    """The connection holding the held build that `con` joined, for as long as it stays open; None for
+    a connection of its own.
+
+    What is true of the open database, such as the schema version of the state.duckdb attached to it
+    (no other process can write it meanwhile), needs checking once per opening, not by every step.
+    """
+    return _holders.get(con)
 
 
 @contextmanager
