@@ -19,6 +19,12 @@ def table(name: str, schema: str | None = None) -> exp.Table:
     return exp.Table(this=identifier(name), db=identifier(schema) if schema else None)
 
 
+def qualified(name: str) -> exp.Table:
+    """A table the code names as schema.table (marts.customers, the catalogue's and the models' tables)."""
+    schema, _, table_name = name.rpartition(".")
+    return table(table_name, schema or None)
+
+
 def column(name: str, table: str | None = None) -> exp.Column:
     return exp.Column(this=identifier(name), table=identifier(table) if table else None)
 

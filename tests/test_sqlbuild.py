@@ -4,7 +4,7 @@ import duckdb
 import pytest
 from sqlglot import exp
 
-from pipeline.sqlbuild import column, table, temp, to_sql
+from pipeline.sqlbuild import column, qualified, table, temp, to_sql
 
 NAMES = ["plain", "Mixed Case", 'with "quotes"', "it's", "x; drop table t; --", "1st", "select"]
 
@@ -29,3 +29,9 @@ def test_a_name_stays_one_name(name: str) -> None:
     assert con.execute(to_sql(query)).fetchall() == [(7,)]
     con.execute(to_sql(temp("copied", exp.select(column(name)).from_(table(name, "s")))))
     assert con.execute("select * from copied").fetchall() == [(7,)]
+
+
+@pytest.mark.parametrize("name", ["plain", "select", "Mixed Case", "it's"])
+def test_a_qualified_name_is_its_schema_and_table_each_quoted(name: str) -> None:
+    assert to_sql(qualified(f"segments.{name}")) == to_sql(table(name, "segments"))
+    assert to_sql(qualified(name)) == to_sql(table(name))

@@ -75,11 +75,6 @@ class RunOptions(dg.ConfigurableResource):
     acknowledge_swings: list[str] = []  # segments whose size swing an operator has checked: export them
 
 
-def daily_partitions(timezone: str, first_day: dt.date) -> dg.DailyPartitionsDefinition:
-    """One partition per day in the shop's time zone, the evaluation date its key, today's included."""
-    return dg.DailyPartitionsDefinition(start_date=first_day.isoformat(), timezone=timezone, end_offset=1)
-
-
 def evaluation_day(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> dt.date:
     """The day a step evaluates: its run's partition."""
     key = context.run.tags.get(PARTITION_TAG)

@@ -2,16 +2,19 @@
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import dagster as dg
 import duckdb
 
 from pipeline.audience.gateways import erase_from_exports
-from pipeline.audience.state import mark_compacted, record_erasures
+from pipeline.audience.state import copy_audience_tables, forget_redacted, mark_compacted, record_erasures
 from pipeline.defs.extract import resource_asset_key
 from pipeline.defs.resources import PipelineSettings, RunOptions, evaluation_day, run_evaluation
+from pipeline.segments import SegmentDefinition
+from pipeline.segments.compiler import bring_views_to_day
+from pipeline.segments.history import copy_history
 from pipeline.warehouse.build import (
     attach_state,
     bring_to_day,
@@ -101,11 +104,18 @@ def phone_numbers(
     return dg.MaterializeResult(metadata={k: dg.MetadataValue.int(v) for k, v in counts.items()})
 
 
-def published_warehouse_asset(
-    deps: Sequence[dg.AssetKey],
-    before_publish: Callable[[duckdb.DuckDBPyConnection, dt.date], None] | None = None,
-) -> dg.AssetsDefinition:
-    """The live warehouse.duckdb: the build, copied in with one rename once everything upstream is done."""
+def copy_for_analysts(con: duckdb.DuckDBPyConnection, healthy: list[SegmentDefinition], day: dt.date) -> None:
+    """The warehouse about to be published: every healthy segment's view as of its day, and the pipeline's
+    own records that analysts read."""
+    bring_views_to_day(con, healthy, day)
+    forget_redacted(con)
+    copy_audience_tables(con)
+    copy_history(con)
+
+
+def published_warehouse_asset(deps: Sequence[dg.AssetKey], healthy: list[SegmentDefinition]) -> dg.AssetsDefinition:
+    """The live warehouse.duckdb: the build, copied in with one rename once everything upstream is done,
+    with the views of the `healthy` segments (a broken definition's has no place in it)."""
 
     # a group of its own: it comes after the segments and exports, so in the warehouse group it made the
     # lineage of groups a cycle (warehouse -> segments -> exports -> warehouse)
@@ -126,8 +136,7 @@ def published_warehouse_asset(
             if not night.live:
                 context.log.info("backfill: data/warehouse.duckdb stays as the latest live day published it")
                 return
-            if before_publish is not None:
-                before_publish(con, night.day)
+            copy_for_analysts(con, healthy, night.day)
             erased = [] if run.dry_run else record_erasures(con)
             figures = {
                 "customers": dg.MetadataValue.int(con.execute("select count(*) from marts.customers").fetchall()[0][0]),

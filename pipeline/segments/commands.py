@@ -8,13 +8,14 @@ import duckdb
 from sqlglot import Dialect, exp
 
 from pipeline.segments import tree as t
-from pipeline.segments.catalogue import ATTRIBUTES
+from pipeline.segments.catalogue import ATTRIBUTES, CUSTOMERS
 from pipeline.segments.checker import segment_references, suggest
 from pipeline.segments.compiler import CUSTOMER, compile_query, parse_checked, render, segment_view, select_members
 from pipeline.segments.definitions import SegmentDefinition, load_definitions
 from pipeline.segments.empty import empty_reason
 from pipeline.segments.errors import SegmentErrors, Source
 from pipeline.settings import SettingsError, data_dir_from, parse_as_of, segments_dir_from, today_in
+from pipeline.sqlbuild import column, identifier, qualified
 from pipeline.warehouse.build import shop_timezone
 
 
@@ -133,7 +134,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
             node = parse_checked(query, source)
             _check_references(node, source, sorted(views))
             _check_built(node, source, tables)
-            members = select_members(node, as_of).subquery("members")
+            members = select_members(node, as_of).subquery(identifier("members"))
         except SegmentErrors as e:
             print(e)
             return 1
@@ -141,15 +142,15 @@ def cmd_preview(args: argparse.Namespace) -> int:
         total = con.execute(render(count)).fetchall()[0][0]
         columns = ("customer_id", "first_name", "last_name", "phone_e164", "sms_subscription_status", "amount_spent")
         sample = (
-            exp.select(*(exp.column(c, table=CUSTOMER) for c in columns))
-            .from_(exp.to_table("marts.customers").as_(CUSTOMER))
+            exp.select(*(column(c, CUSTOMER) for c in columns))
+            .from_(qualified(CUSTOMERS).as_(identifier(CUSTOMER)))
             .where(
                 exp.In(
-                    this=exp.column("customer_id", table=CUSTOMER),
-                    query=exp.select("customer_id").from_(members).subquery(),
+                    this=column("customer_id", CUSTOMER),
+                    query=exp.select(column("customer_id")).from_(members).subquery(),
                 )
             )
-            .order_by(exp.column("customer_id", table=CUSTOMER))
+            .order_by(column("customer_id", CUSTOMER))
             .limit(max(args.limit, 0))
         )
         rows = con.execute(render(sample)).fetchall()

@@ -31,7 +31,8 @@ from pipeline.segments.checker import check, metafield_kind, product_id, segment
 from pipeline.segments.definitions import SegmentDefinition
 from pipeline.segments.errors import SegmentErrors, Source
 from pipeline.segments.parser import parse
-from pipeline.warehouse.build import built_as_of, stamp
+from pipeline.sqlbuild import column, identifier, qualified, table, temp
+from pipeline.warehouse.build import built_as_of, stamp, transaction
 from pipeline.warehouse.reach import ensure_reachable
 
 CUSTOMER = "customers"  # alias of marts.customers in compiled queries
@@ -65,8 +66,8 @@ def compile_query(query: str, as_of: dt.date, *, source: str = "<query>") -> exp
 
 def select_members(node: t.Node, as_of: dt.date) -> exp.Select:
     return (
-        exp.select(exp.column("customer_id", table=CUSTOMER))
-        .from_(exp.to_table(CUSTOMERS).as_(CUSTOMER))
+        exp.select(column("customer_id", CUSTOMER))
+        .from_(qualified(CUSTOMERS).as_(identifier(CUSTOMER)))
         .where(predicate(node, as_of))
     )
 
@@ -77,15 +78,15 @@ def segment_view(defn: SegmentDefinition, as_of: dt.date) -> exp.Create:
     members = select_members(defn.tree, as_of)
     columns = list(VIEW_COLUMNS) + [f for f in defn.fields if f not in VIEW_COLUMNS]
     select = (
-        exp.select(*(exp.column(c) for c in columns))
-        .from_(exp.to_table(CUSTOMERS))
-        .where(exp.In(this=exp.column("customer_id"), query=members.subquery()))
+        exp.select(*(column(c) for c in columns))
+        .from_(qualified(CUSTOMERS))
+        .where(exp.In(this=column("customer_id"), query=members.subquery()))
     )
     return exp.Create(this=segment_table(defn.name), kind="VIEW", replace=True, expression=select)
 
 
 def segment_table(name: str) -> exp.Table:
-    return exp.Table(this=exp.to_identifier(name), db=exp.to_identifier("segments"))
+    return table(name, "segments")
 
 
 def render(expr: exp.Expression, dialect: str = "duckdb", *, pretty: bool = False) -> str:
@@ -101,17 +102,9 @@ def create_segment_view(con: duckdb.DuckDBPyConnection, defn: SegmentDefinition,
     Its customer ids are kept in the temp table segment_members, so the membership history reads
     them without evaluating the segment a second time.
     """
-    con.execute("create schema if not exists segments")
     _create_view(con, defn, as_of)
-    members = exp.Create(
-        this=exp.to_table(MEMBERS_TABLE),
-        kind="TABLE",
-        replace=True,
-        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-        expression=exp.select("customer_id").from_(segment_table(defn.name)),
-    )
-    con.execute(render(members))
-    return con.execute(render(exp.select("count(*)").from_(exp.to_table(MEMBERS_TABLE)))).fetchall()[0][0]
+    con.execute(render(temp(MEMBERS_TABLE, exp.select(column("customer_id")).from_(segment_table(defn.name)))))
+    return con.execute(render(exp.select(exp.Count(this=exp.Star())).from_(table(MEMBERS_TABLE)))).fetchall()[0][0]
 
 
 def bring_views_to_day(con: duckdb.DuckDBPyConnection, definitions: list[SegmentDefinition], day: dt.date) -> list[str]:
@@ -138,8 +131,9 @@ def _create_view(con: duckdb.DuckDBPyConnection, defn: SegmentDefinition, day: d
         for c in t.conditions(defn.tree)
     ):
         ensure_reachable(con, day)
-    con.execute(render(segment_view(defn, day)))
-    stamp(con, f"segments.{defn.name}", day)
+    with transaction(con):  # one commit, not two: each writes and syncs the WAL (3-5 ms)
+        con.execute(render(segment_view(defn, day)))
+        stamp(con, f"segments.{defn.name}", day)
 
 
 METAFIELD = "customer_metafields"  # alias of marts.customer_metafields
@@ -148,9 +142,9 @@ METAFIELD = "customer_metafields"  # alias of marts.customer_metafields
 def _metafield_rows(namespace: str, key: str) -> list[exp.Expression]:
     """The filters that pick the customer's metafield namespace.key."""
     return [
-        exp.EQ(this=exp.column("customer_id", table=METAFIELD), expression=exp.column("customer_id", table=CUSTOMER)),
-        exp.EQ(this=exp.column("namespace", table=METAFIELD), expression=exp.Literal.string(namespace)),
-        exp.EQ(this=exp.column("key", table=METAFIELD), expression=exp.Literal.string(key)),
+        exp.EQ(this=column("customer_id", METAFIELD), expression=column("customer_id", CUSTOMER)),
+        exp.EQ(this=column("namespace", METAFIELD), expression=exp.Literal.string(namespace)),
+        exp.EQ(this=column("key", METAFIELD), expression=exp.Literal.string(key)),
     ]
 
 
@@ -161,13 +155,13 @@ def _metafield_condition(condition: t.Condition, as_of: dt.date) -> exp.Expressi
     filters = _metafield_rows(namespace, key)
     if isinstance(condition, t.Contains):
         kind = metafield_kind(condition.value)
-        items = exp.column(METAFIELD_LISTS[kind], table=METAFIELD)
+        items = column(METAFIELD_LISTS[kind], METAFIELD)
         filters.append(exp.ArrayContains(this=items, expression=_metafield_value(kind, condition.value, as_of)))
     elif isinstance(condition, t.Between):
         kind = metafield_kind(condition.low)
         filters.append(
             exp.Between(
-                this=exp.column(METAFIELD_COLUMNS[kind], table=METAFIELD),
+                this=column(METAFIELD_COLUMNS[kind], METAFIELD),
                 low=_metafield_value(kind, condition.low, as_of),
                 high=_metafield_value(kind, condition.high, as_of),
             )
@@ -176,11 +170,11 @@ def _metafield_condition(condition: t.Condition, as_of: dt.date) -> exp.Expressi
         kind = metafield_kind(condition.value)
         filters.append(
             _COMPARE[condition.op](
-                this=exp.column(METAFIELD_COLUMNS[kind], table=METAFIELD),
+                this=column(METAFIELD_COLUMNS[kind], METAFIELD),
                 expression=_metafield_value(kind, condition.value, as_of),
             )
         )
-    rows = exp.select(exp.Literal.number(1)).from_(exp.to_table(METAFIELDS).as_(METAFIELD))
+    rows = exp.select(exp.Literal.number(1)).from_(qualified(METAFIELDS).as_(identifier(METAFIELD)))
     found = exp.Exists(this=rows.where(balanced(exp.And, filters)))
     # IS NULL: the customer has no such metafield; NOT CONTAINS: none that contains the value
     absent = (
@@ -214,12 +208,12 @@ def _anniversary(condition: t.CalledWithValue, as_of: dt.date) -> exp.Expression
         )
 
     if source in ANNIVERSARY_DATES:
-        month_day = code(exp.column(ATTRIBUTES[source].column, table=CUSTOMER))
+        month_day = code(column(ATTRIBUTES[source].column, CUSTOMER))
     else:
         namespace, key = metafield(source)
         month_day = (
-            exp.select(code(exp.column("value_date", table=METAFIELD)))
-            .from_(exp.to_table(METAFIELDS).as_(METAFIELD))
+            exp.select(code(column("value_date", METAFIELD)))
+            .from_(qualified(METAFIELDS).as_(identifier(METAFIELD)))
             .where(balanced(exp.And, _metafield_rows(namespace, key)))
             .subquery()
         )
@@ -302,23 +296,23 @@ def _attribute_condition(condition: t.Condition, as_of: dt.date) -> exp.Expressi
         return _metafield_condition(condition, as_of)
     attribute = ATTRIBUTES[condition.attribute.text]
     if attribute.element == "segment":
-        members = exp.select(exp.column("customer_id")).from_(segment_table(segment_name(condition.value)))
-        found = exp.In(this=exp.column("customer_id", table=CUSTOMER), query=members.subquery())
+        members = exp.select(column("customer_id")).from_(segment_table(segment_name(condition.value)))
+        found = exp.In(this=column("customer_id", CUSTOMER), query=members.subquery())
         return negate(found) if condition.negated else found
     if attribute.members:
         # true for the customers of its table; `= false` and `!= true` are everyone else
-        members = exp.select(exp.column("customer_id")).from_(exp.to_table(attribute.members))
-        found = exp.In(this=exp.column("customer_id", table=CUSTOMER), query=members.subquery())
+        members = exp.select(column("customer_id")).from_(qualified(attribute.members))
+        found = exp.In(this=column("customer_id", CUSTOMER), query=members.subquery())
         return negate(found) if (condition.op == "=") != condition.value.value else found
-    column = exp.column(attribute.column, table=CUSTOMER)
+    field = column(attribute.column, CUSTOMER)
     if isinstance(condition, t.Contains) and attribute.element == "integer":
-        found = exp.ArrayContains(this=column, expression=exp.Literal.number(str(condition.value.value)))
+        found = exp.ArrayContains(this=field, expression=exp.Literal.number(str(condition.value.value)))
         return negate(found) if condition.negated else found
     if isinstance(condition, t.Contains):
         # Customer lists keep the merchant's case; lower every item and the value.
         items = exp.Transform(
-            this=column,
-            expression=exp.Lambda(this=exp.Lower(this=exp.column(ITEM)), expressions=[exp.to_identifier(ITEM)]),
+            this=field,
+            expression=exp.Lambda(this=exp.Lower(this=column(ITEM)), expressions=[identifier(ITEM)]),
         )
         found = exp.ArrayContains(this=items, expression=exp.Lower(this=_literal(condition.value, as_of)))
         return negate(found) if condition.negated else found
@@ -326,25 +320,25 @@ def _attribute_condition(condition: t.Condition, as_of: dt.date) -> exp.Expressi
         # A list is missing when it is empty: the marts keep no NULL lists, but a NULL is missing too.
         missing = (
             exp.EQ(
-                this=exp.Coalesce(this=exp.ArraySize(this=column), expressions=[exp.Literal.number(0)]),
+                this=exp.Coalesce(this=exp.ArraySize(this=field), expressions=[exp.Literal.number(0)]),
                 expression=exp.Literal.number(0),
             )
             if attribute.type == "list"
-            else exp.Is(this=column, expression=exp.Null())
+            else exp.Is(this=field, expression=exp.Null())
         )
         return negate(missing) if condition.negated else missing
     if attribute.type == "string":
-        column = exp.Lower(this=column)
+        field = exp.Lower(this=field)
     if isinstance(condition, t.In):
-        found = exp.In(this=column, expressions=[_value(attribute.type, v, as_of) for v in condition.values])
+        found = exp.In(this=field, expressions=[_value(attribute.type, v, as_of) for v in condition.values])
         return negate(found) if condition.negated else found
     if isinstance(condition, t.Between):
         return exp.Between(
-            this=column,
+            this=field,
             low=_value(attribute.type, condition.low, as_of),
             high=_value(attribute.type, condition.high, as_of),
         )
-    return _COMPARE[condition.op](this=column, expression=_value(attribute.type, condition.value, as_of))
+    return _COMPARE[condition.op](this=field, expression=_value(attribute.type, condition.value, as_of))
 
 
 def _matches(condition: t.Matches, as_of: dt.date) -> exp.Expression:
@@ -357,16 +351,14 @@ def _matches(condition: t.Matches, as_of: dt.date) -> exp.Expression:
         found = _within_distance(condition, function, alias)
         return negate(found) if condition.negated else found
     row_column, customer_column = function.join
-    filters = [exp.EQ(this=exp.column(row_column, table=alias), expression=exp.column(customer_column, table=CUSTOMER))]
+    filters = [exp.EQ(this=column(row_column, alias), expression=column(customer_column, CUSTOMER))]
     if function.event_type:
-        filters.append(
-            exp.EQ(this=exp.column("event_type", table=alias), expression=exp.Literal.string(function.event_type))
-        )
+        filters.append(exp.EQ(this=column("event_type", alias), expression=exp.Literal.string(function.event_type)))
     totals = []
     for param in condition.params:
         spec = function.params[param.name.text]
         (totals if spec.aggregate else filters).append(_param(function, spec, param, alias, as_of))
-    rows = exp.select(exp.Literal.number(1)).from_(exp.to_table(function.table).as_(alias))
+    rows = exp.select(exp.Literal.number(1)).from_(qualified(function.table).as_(identifier(alias)))
     rows = rows.where(balanced(exp.And, filters))
     if totals:
         rows = rows.having(balanced(exp.And, totals))
@@ -396,8 +388,8 @@ def _within_distance(condition: t.Matches, function: Function, alias: str) -> ex
             expression=exp.Literal.number(2),
         )
 
-    lat = radians(exp.column("latitude", table=alias))
-    lng = radians(exp.column("longitude", table=alias))
+    lat = radians(column("latitude", alias))
+    lng = radians(column("longitude", alias))
     centre_lat, centre_lng = radians(exp.Literal.number(latitude)), radians(exp.Literal.number(longitude))
     haversine = exp.Add(
         this=squared_sine_of_half(exp.Sub(this=lat, expression=centre_lat)),
@@ -415,27 +407,27 @@ def _within_distance(condition: t.Matches, function: Function, alias: str) -> ex
     )
     row_column, customer_column = function.join
     filters = [
-        exp.EQ(this=exp.column(row_column, table=alias), expression=exp.column(customer_column, table=CUSTOMER)),
+        exp.EQ(this=column(row_column, alias), expression=column(customer_column, CUSTOMER)),
         # DuckDB's least() skips a NULL: an address without coordinates is ruled out first
-        exp.Not(this=exp.Is(this=exp.column("latitude", table=alias), expression=exp.Null())),
+        exp.Not(this=exp.Is(this=column("latitude", alias), expression=exp.Null())),
         exp.LTE(this=distance, expression=exp.Literal.number(radius_km)),
     ]
-    rows = exp.select(exp.Literal.number(1)).from_(exp.to_table(function.table).as_(alias))
+    rows = exp.select(exp.Literal.number(1)).from_(qualified(function.table).as_(identifier(alias)))
     return exp.Exists(this=rows.where(balanced(exp.And, filters)))
 
 
 def _param(function: Function, spec: Param, param: t.Param, alias: str, as_of: dt.date) -> exp.Expression:
-    column = exp.column(spec.column, table=alias) if spec.column else None
+    field = column(spec.column, alias) if spec.column else None
     if spec.kind == "count":
-        subject = exp.Count(this=exp.Distinct(expressions=[column]) if column else exp.Star())
+        subject = exp.Count(this=exp.Distinct(expressions=[field]) if field else exp.Star())
     elif spec.kind == "sum":
-        subject = exp.Coalesce(this=exp.Sum(this=column), expressions=[exp.Literal.number(0)])
+        subject = exp.Coalesce(this=exp.Sum(this=field), expressions=[exp.Literal.number(0)])
     elif spec.kind == "list":
-        return _list_param(spec, param, column, as_of)
+        return _list_param(spec, param, field, as_of)
     elif spec.type == "string":
-        subject = exp.Lower(this=column)
+        subject = exp.Lower(this=field)
     else:
-        subject = column
+        subject = field
     if isinstance(param, t.ParamBetween):
         return exp.Between(
             this=subject, low=_value(spec.type, param.low, as_of), high=_value(spec.type, param.high, as_of)
@@ -446,10 +438,10 @@ def _param(function: Function, spec: Param, param: t.Param, alias: str, as_of: d
     return _COMPARE[param.op](this=subject, expression=_value(spec.type, param.value, as_of))
 
 
-def _list_param(spec: Param, param: t.Param, column: exp.Expression, as_of: dt.date) -> exp.Expression:
+def _list_param(spec: Param, param: t.Param, field: exp.Expression, as_of: dt.date) -> exp.Expression:
     """tag, collection, collection_id: the line's product is (=, IN) or is not (!=, NOT IN) in them."""
     values = param.values if isinstance(param, t.ParamIn) else (param.value,)
-    found = balanced(exp.Or, [exp.ArrayContains(this=column, expression=_value(spec.type, v, as_of)) for v in values])
+    found = balanced(exp.Or, [exp.ArrayContains(this=field, expression=_value(spec.type, v, as_of)) for v in values])
     negated = param.negated if isinstance(param, t.ParamIn) else param.op == "!="
     return negate(found) if negated else found
 
@@ -482,6 +474,6 @@ def _local_day(moment: dt.datetime) -> exp.Expression:
     """The shop-local day of an instant. Every date of the warehouse is a whole day in the shop's time
     zone, so an instant compares as the day it falls on there; the zone is read from the warehouse
     (staging.stg_shop) when the view runs, so the compiled query needs no zone and never goes stale."""
-    zone = exp.select(exp.column("shop_timezone")).from_(exp.to_table(SHOP)).subquery()
+    zone = exp.select(column("shop_timezone")).from_(qualified(SHOP)).subquery()
     instant = exp.cast(exp.Literal.string(moment.isoformat()), exp.DataType.build("timestamptz"))
     return exp.cast(exp.AtTimeZone(this=instant, zone=zone), exp.DataType.build("date"))

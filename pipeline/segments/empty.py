@@ -19,6 +19,7 @@ from pipeline.segments.catalogue import ATTRIBUTES, CUSTOMERS, FUNCTIONS
 from pipeline.segments.checker import product_id, segment_name
 from pipeline.segments.compiler import CUSTOMER, predicate, render
 from pipeline.segments.definitions import SegmentDefinition
+from pipeline.sqlbuild import column, identifier, qualified
 
 # What the latest value of a date attribute or a function's date is the latest of.
 DATED = {
@@ -125,12 +126,13 @@ class _Explainer:
             return f"{lead} {shown}{hint}"
         return None
 
-    def _window(self, kind: str, table: str, column: str, conditions: list) -> str | None:
-        """The start of the dates the conditions allow, when it is after the latest such date of `table`."""
+    def _window(self, kind: str, table_name: str, column_name: str, conditions: list) -> str | None:
+        """The start of the dates the conditions allow, when it is after the latest such date of `table_name`."""
         start = max((s for s in map(self._start, conditions) if s is not None), default=None)
         if start is None:
             return None
-        latest = self.con.execute(render(exp.select(exp.Max(this=exp.column(column))).from_(table))).fetchall()[0][0]
+        latest_date = exp.select(exp.Max(this=column(column_name))).from_(qualified(table_name))
+        latest = self.con.execute(render(latest_date)).fetchall()[0][0]
         noun = DATED.get(kind, f"{kind} event")  # shopify_email.opened, storefront_event.product_viewed
         if latest is None:
             return f"there is no {noun} as of {self.as_of}, and this segment's window starts on {start}"
@@ -163,17 +165,14 @@ class _Explainer:
 
     def _anyone(self, condition: exp.Expression) -> bool:
         """Whether any customer satisfies `condition` (a predicate over marts.customers)."""
-        rows = exp.select(exp.Literal.number(1)).from_(exp.to_table(CUSTOMERS).as_(CUSTOMER)).where(condition)
+        rows = exp.select(exp.Literal.number(1)).from_(qualified(CUSTOMERS).as_(identifier(CUSTOMER))).where(condition)
         return self.con.execute(render(exp.select(exp.Exists(this=rows)))).fetchall()[0][0]
 
-    def _closest(self, value: str, table: str, column: str, is_list: bool) -> str:
+    def _closest(self, value: str, table_name: str, column_name: str, is_list: bool) -> str:
         """'; did you mean ...?' with the existing value closest to `value`, ignoring case, or ''."""
-        values = exp.Unnest(expressions=[exp.column(column)]) if is_list else exp.column(column)
-        known = [
-            row[0]
-            for row in self.con.execute(render(exp.select(values.as_("value")).distinct().from_(table))).fetchall()
-            if row[0] is not None
-        ]
+        values = exp.Unnest(expressions=[column(column_name)]) if is_list else column(column_name)
+        query = exp.select(values.as_(identifier("value"))).distinct().from_(qualified(table_name))
+        known = [row[0] for row in self.con.execute(render(query)).fetchall() if row[0] is not None]
         spelled = {str(v).lower(): str(v) for v in sorted(known, key=str)}
         close = difflib.get_close_matches(value.lower(), list(spelled), n=1, cutoff=0.6)
         return f"; did you mean '{spelled[close[0]]}'?" if close else ""

@@ -8,6 +8,7 @@ rename. A reader holding the old file keeps its snapshot; a crash leaves the old
 import datetime as dt
 import os
 import shutil
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,12 +19,17 @@ import pyarrow.parquet as pq
 from sqlglot import exp
 
 from pipeline.settings import DEFAULT_MEMORY_LIMIT
+from pipeline.sqlbuild import column, identifier, qualified, table, to_sql
 from pipeline.store.schema import RESOURCES
 from pipeline.warehouse.models import Model, load_macros, load_models
 
 SCHEMAS = ("raw", "staging", "marts", "segments", "audience")
 # Build warehouses held open in this process (see held_open): path -> the connection that holds it
 _held: dict[Path, duckdb.DuckDBPyConnection | None] = {}
+# The connection that holds the database each step's connection joined (see opening)
+_holders: "weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection]" = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class WarehouseError(RuntimeError):
@@ -83,9 +89,9 @@ def first_order_day(data_dir: Path, timezone: str) -> dt.date | None:
     if not batches:
         return None
     files = exp.Array(expressions=[exp.Literal.string(str(path)) for path in batches])
-    first = exp.select(exp.func("min", exp.column("created_at"))).from_(exp.func("read_parquet", files))
+    first = exp.select(exp.func("min", column("created_at"))).from_(exp.func("read_parquet", files))
     with duckdb.connect() as con:
-        earliest = con.execute(first.sql(dialect="duckdb")).fetchall()[0][0]
+        earliest = con.execute(to_sql(first)).fetchall()[0][0]
     if earliest is None:
         return None
     return earliest.astimezone(ZoneInfo(timezone)).date()
@@ -114,6 +120,8 @@ def open_build(
             _held[key] = duckdb.connect(str(build))
             _prepare(_held[key])
         con = duckdb.connect(str(build))
+    if _held.get(key) is not None:
+        _holders[con] = _held[key]
     try:
         con.execute("set memory_limit = ?", [memory_limit])
         con.execute("set variable as_of = ?::date", [as_of])
@@ -132,7 +140,7 @@ def _prepare(con: duckdb.DuckDBPyConnection) -> None:
     prepared when first opened, not by each of the night's ~70 steps (recreating the macros made every
     step's checkpoint write the catalog again: ~15 ms a step)."""
     for schema in SCHEMAS:
-        con.execute(f"create schema if not exists {schema}")
+        con.execute(to_sql(exp.Create(this=exp.Table(db=identifier(schema)), kind="SCHEMA", exists=True)))
     # kept in the file, not the connection: the published warehouse's views call them too
     for macro in load_macros():
         con.execute(macro)
@@ -165,6 +173,16 @@ def held_open(data_dir: Path) -> Iterator[None]:
             holder.close()
 
 
+def opening(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection | None:
+    """The connection holding the held build that `con` joined, for as long as it stays open; None for
+    a connection of its own.
+
+    What is true of the open database, such as the schema version of the state.duckdb attached to it
+    (no other process can write it meanwhile), needs checking once per opening, not by every step.
+    """
+    return _holders.get(con)
+
+
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """One transaction: committed when the block ends, rolled back when it raises (even on a kill signal)."""
@@ -179,9 +197,8 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 def attach_state(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     """Attaches state.duckdb, the pipeline's durable record, as schema `state`."""
-    path = exp.Literal.string(str(state_path(data_dir).resolve()))
     with _not_locked("state.duckdb"):
-        con.execute(f"attach if not exists {path.sql(dialect='duckdb')} as state")
+        con.execute("attach if not exists ? as state", [str(state_path(data_dir).resolve())])
 
 
 def create_raw_views(con: duckdb.DuckDBPyConnection, data_dir: Path, reads: Iterable[str] | None = None) -> None:
@@ -201,12 +218,12 @@ def create_raw_views(con: duckdb.DuckDBPyConnection, data_dir: Path, reads: Iter
         files = exp.Array(expressions=[exp.Literal.string(str(path)) for path in batches])
         source = exp.func("read_parquet", files, exp.EQ(this=exp.column("union_by_name"), expression=exp.true()))
         view = exp.Create(
-            this=exp.to_table(f"raw.{resource.name}"),
+            this=table(resource.name, "raw"),
             kind="VIEW",
             replace=True,
             expression=exp.select("*").from_(source),
         )
-        con.execute(view.sql(dialect="duckdb"))
+        con.execute(to_sql(view))
 
 
 def run_model(con: duckdb.DuckDBPyConnection, model: Model) -> int | None:
@@ -215,20 +232,21 @@ def run_model(con: duckdb.DuckDBPyConnection, model: Model) -> int | None:
     The build file persists between runs, so the object may be there already, of the other kind:
     it is replaced in the same transaction. A mart is stamped with the day it was built as of.
     """
-    kind = model.materialized
+    kind, name = model.materialized, to_sql(qualified(model.table))
     with transaction(con):
         existing = con.execute(
             "select table_type from information_schema.tables where table_schema = ? and table_name = ?",
             [model.schema, model.name],
         ).fetchall()
         if existing and existing[0][0] != ("VIEW" if kind == "view" else "BASE TABLE"):
-            con.execute(f"drop {'table' if kind == 'view' else 'view'} {model.table}")
-        con.execute(f"create or replace {kind} {model.table} as\n{model.sql}")
+            con.execute(f"drop {'table' if kind == 'view' else 'view'} {name}")
+        # the model's own SQL from its file in sql/; only the name is built
+        con.execute(f"create or replace {kind} {name} as\n{model.sql}")
         if model.schema == "marts":
             stamp(con, model.table, con.execute("select getvariable('as_of')").fetchall()[0][0])
     if kind == "view":
         return None  # counting would compute it: the reason it is a view is to compute it once, where it is read
-    return con.execute(exp.select("count(*)").from_(exp.to_table(model.table)).sql(dialect="duckdb")).fetchall()[0][0]
+    return con.execute(to_sql(exp.select(exp.Count(this=exp.Star())).from_(qualified(model.table)))).fetchall()[0][0]
 
 
 def stamp(con: duckdb.DuckDBPyConnection, table: str, day: dt.date) -> None:
@@ -305,8 +323,8 @@ def _rewrite_file(path: Path, memory_limit: str) -> int:
     with _not_locked(str(path)), duckdb.connect() as con:
         con.execute("set memory_limit = ?", [memory_limit])
         con.execute("set temp_directory = ?", [str(path.with_name(f".{path.name}.spill"))])
-        for name, file in (("old", path), ("fresh", fresh)):
-            con.execute(f"attach {exp.Literal.string(str(file)).sql(dialect='duckdb')} as {name}")
+        con.execute("attach ? as old", [str(path)])
+        con.execute("attach ? as fresh", [str(fresh)])
         con.execute("copy from database old to fresh")
         # detaching checkpoints both: the old file's WAL is folded in and gone, the new one has none
         con.execute("detach old")

@@ -18,7 +18,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from pipeline.phones import to_e164
-from pipeline.sqlbuild import table, temp, to_sql
+from pipeline.sqlbuild import column, qualified, table, temp, to_sql
 from pipeline.warehouse.build import built_as_of, stamp
 from pipeline.warehouse.models import SQL_DIR
 
@@ -52,13 +52,17 @@ def classify(con: duckdb.DuckDBPyConnection, members: exp.Query, suppressions_cs
 def refresh_reachable(con: duckdb.DuckDBPyConnection, day: dt.date, data_dir: Path) -> int:
     """Table audience.sms_reachable: the customers of marts.customers an export of every customer would text
     (a shared number goes to the lowest such customer_id), stamped as of `day`; returns how many."""
-    classify(con, exp.select("customer_id").from_(table("customers", "marts")), _suppressions(data_dir))
-    eligible = exp.select("customer_id").from_(table("audience_classified")).where("reason is null")
+    classify(con, exp.select(column("customer_id")).from_(table("customers", "marts")), _suppressions(data_dir))
+    eligible = (
+        exp.select(column("customer_id"))
+        .from_(table("audience_classified"))
+        .where(exp.Is(this=column("reason"), expression=exp.Null()))
+    )
     con.execute("create schema if not exists audience")
-    con.execute(to_sql(exp.Create(this=exp.to_table(REACHABLE), kind="TABLE", replace=True, expression=eligible)))
+    con.execute(to_sql(exp.Create(this=qualified(REACHABLE), kind="TABLE", replace=True, expression=eligible)))
     con.execute("drop table audience_classified")
     stamp(con, REACHABLE, day)
-    return con.execute(to_sql(exp.select("count(*)").from_(exp.to_table(REACHABLE)))).fetchall()[0][0]
+    return con.execute(to_sql(exp.select(exp.Count(this=exp.Star())).from_(qualified(REACHABLE)))).fetchall()[0][0]
 
 
 def ensure_reachable(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:

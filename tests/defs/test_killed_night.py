@@ -61,7 +61,7 @@ KILL_POINTS = {  # step -> (module, function of that step, what its arguments ho
     "staging__stg_customers": ("pipeline.defs.warehouse", "run_model", "schema='staging', name='stg_customers'"),
     "marts__customers": ("pipeline.defs.warehouse", "run_model", "schema='marts', name='customers'"),
     "segments__buyers": ("pipeline.defs.segments", "record_membership", f"'{SEGMENT}'"),
-    "warehouse": ("pipeline.definitions", "copy_history", ""),  # the publish, before the swap
+    "warehouse": ("pipeline.defs.warehouse", "copy_history", ""),  # the publish, before the swap
 }
 
 

@@ -43,9 +43,9 @@ def test_check_reports_every_error_and_fails(
 def test_sql_of_a_definition_and_of_a_query(capsys: pytest.CaptureFixture) -> None:
     assert run("segments", "sql", "winback_90d", "--as-of", "2026-05-31") == 0
     out = capsys.readouterr().out
-    assert out.startswith("CREATE OR REPLACE VIEW segments.winback_90d AS") and "CAST('2026-03-02' AS DATE)" in out
+    assert out.startswith('CREATE OR REPLACE VIEW "segments"."winback_90d" AS') and "CAST('2026-03-02' AS DATE)" in out
     assert run("segments", "sql", "--query", "customer_tags CONTAINS 'x'", "--dialect", "spark") == 0
-    assert "TRANSFORM(customers.customer_tags, item -> LOWER(item))" in capsys.readouterr().out
+    assert "TRANSFORM(`customers`.`customer_tags`, `item` -> LOWER(`item`))" in capsys.readouterr().out
     assert run("segments", "sql", "--query", "amount_spnt > 1") == 1
     assert "did you mean amount_spent?" in capsys.readouterr().out
     with pytest.raises(SystemExit) as exit_:

@@ -53,10 +53,11 @@ def test_segment_view_selects_members_with_their_fields() -> None:
         fields=("abandoned_checkout_url", "amount_spent"),
     )
     assert render(segment_view(defn, dt.date(2026, 10, 15))) == (
-        "CREATE OR REPLACE VIEW segments.checkout AS SELECT customer_id, first_name, last_name, email, phone_e164, "
-        "sms_subscription_status, amount_spent, number_of_orders, last_order_date, abandoned_checkout_url "
-        "FROM marts.customers WHERE customer_id IN (SELECT customers.customer_id FROM marts.customers AS customers "
-        "WHERE customers.abandoned_checkout_date >= CAST('2026-10-14' AS DATE))"
+        'CREATE OR REPLACE VIEW "segments"."checkout" AS SELECT "customer_id", "first_name", "last_name", "email", '
+        '"phone_e164", "sms_subscription_status", "amount_spent", "number_of_orders", "last_order_date", '
+        '"abandoned_checkout_url" FROM "marts"."customers" WHERE "customer_id" IN (SELECT "customers"."customer_id" '
+        'FROM "marts"."customers" AS "customers" WHERE "customers"."abandoned_checkout_date" >= '
+        "CAST('2026-10-14' AS DATE))"
     )
 
 
@@ -70,5 +71,5 @@ def test_segment_view_compiles_the_definitions_checked_tree_not_its_text() -> No
         tree=parse_checked("amount_spent > 100"),
     )
     assert render(segment_view(defn, dt.date(2026, 10, 15))).endswith(
-        "FROM marts.customers AS customers WHERE customers.amount_spent > 100)"
+        'FROM "marts"."customers" AS "customers" WHERE "customers"."amount_spent" > 100)'
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from pipeline.warehouse import state
 from pipeline.warehouse.build import (
     WarehouseError,
     attach_state,
@@ -21,6 +22,7 @@ from pipeline.warehouse.build import (
     publish,
     state_path,
 )
+from pipeline.warehouse.state import state_version as real_state_version
 
 AS_OF = dt.date(2026, 10, 31)
 
@@ -140,3 +142,22 @@ def test_a_state_file_another_process_holds_is_the_same_error(tmp_path: Path) ->
     with held_by_another_process(state_path(tmp_path)) as pid, open_build(tmp_path, AS_OF) as con:
         with pytest.raises(WarehouseError, match=rf"state.duckdb is open in another process.*PID {pid}"):
             attach_state(con, tmp_path)
+
+
+def test_a_held_build_reads_the_state_version_once_per_opening(tmp_path: Path, monkeypatch) -> None:
+    read = []
+    monkeypatch.setattr(state, "state_version", lambda con: read.append(1) or real_state_version(con))
+    with held_open(tmp_path):
+        for _ in range(3):  # three steps, each calling migrate as a module that writes state does
+            with open_build(tmp_path, AS_OF) as con:
+                attach_state(con, tmp_path)
+                assert state.migrate(con) in (0, state.VERSION)
+    assert len(read) == 1
+    # a newer release wrote the file meanwhile: the next opening reads the version again and refuses it
+    with duckdb.connect(str(state_path(tmp_path))) as con:
+        con.execute("insert into schema_version values (?, now())", [state.VERSION + 1])
+    with held_open(tmp_path), open_build(tmp_path, AS_OF) as con:
+        attach_state(con, tmp_path)
+        with pytest.raises(state.StateVersionError):
+            state.migrate(con)
+    assert len(read) == 2
