@@ -16,7 +16,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipeline.settings import PROJECT_DIR, Settings, SettingsError, data_dir_from, parse_day, today_in
+from pipeline.settings import (
+    PROJECT_DIR,
+    Settings,
+    SettingsError,
+    data_dir_from,
+    parse_day,
+    refuse_future,
+    today_in,
+)
 from pipeline.warehouse.build import shop_timezone
 
 if TYPE_CHECKING:  # dagster is imported when a command needs it: `smsseg --help` stays quick
@@ -57,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 )
         return run_shops(settings, args.verbose)
     day = settings.as_of or today_in(shop_timezone(settings.data_dir))
-    refuse_future(day, settings, "--as-of")
+    refuse_future(day, today_in(shop_timezone(settings.data_dir)), "--as-of")
     with cli_instance(settings) as instance:
         if instance is None:
             return 1
@@ -114,7 +122,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     first, last = parse_day(args.start, "--from"), parse_day(args.end, "--to")
     if first > last:
         raise SettingsError(f"--from {first} is after --to {last}: give the earlier day first")
-    refuse_future(last, settings, "--to")
+    refuse_future(last, today_in(shop_timezone(settings.data_dir)), "--to")
     days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
     failed = []
     with cli_instance(settings) as instance:
@@ -132,15 +140,6 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         + (f"; failed: {', '.join(map(str, failed))} (rerun each with smsseg run --as-of)" if failed else "")
     )
     return 1 if failed else 0
-
-
-def refuse_future(day: dt.date, settings: Settings, flag: str) -> None:
-    today = today_in(shop_timezone(settings.data_dir))
-    if day > today:
-        raise SettingsError(
-            f"{flag} {day}: that day has not begun in the shop's time zone (today is {today}); "
-            "a day is evaluated from the day itself on"
-        )
 
 
 @contextmanager

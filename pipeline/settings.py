@@ -257,6 +257,15 @@ def parse_day(value: str | None, name: str, where: str = "") -> dt.date | None:
         raise SettingsError(f"{name} {value!r}{where}: expected a date such as 2026-10-31") from None
 
 
+def refuse_future(day: dt.date, today: dt.date, flag: str) -> None:
+    """SettingsError, naming `flag`, for a day that has not begun where the shop is (`today` there)."""
+    if day > today:
+        raise SettingsError(
+            f"{flag} {day}: that day has not begun in the shop's time zone (today is {today}); "
+            "a day is evaluated from the day itself on"
+        )
+
+
 def today_in(timezone: str) -> dt.date:
     """The evaluation date when none is given: today where the shop is."""
     return dt.datetime.now(zoneinfo.ZoneInfo(timezone)).date()

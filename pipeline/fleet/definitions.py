@@ -27,7 +27,7 @@ from dagster_dask import dask_executor
 from pipeline.defs.resources import MODE_TAG
 from pipeline.fleet.night import execute_night, instance_home, night_instance, night_job, problems
 from pipeline.fleet.shops import Shop, load_shops
-from pipeline.settings import Settings, SettingsError, today_in
+from pipeline.settings import Settings, refuse_future, today_in
 from pipeline.warehouse.build import first_order_day, shop_timezone
 
 SHOP_NIGHT = dg.AssetKey("shop_night")
@@ -61,8 +61,7 @@ def run_shop_night(shop: Shop, fleet: Settings, env: Mapping[str, str], day: dt.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     today = today_in(shop_timezone(settings.data_dir))
     day = day or today
-    if day > today:
-        raise SettingsError(f"shop {shop.name}: {day} has not begun in the shop's time zone (today is {today})")
+    refuse_future(day, today, f"shop {shop.name}: --as-of")
     settings = dataclasses.replace(settings, as_of=day)
     with night_instance(instance_home(settings.data_dir), recovered := []) as instance:
         # a worker's console says nothing: the fleet's summary says how each shop ended, its instance keeps the log

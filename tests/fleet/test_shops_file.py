@@ -112,3 +112,15 @@ def test_one_shop_flags_are_refused_beside_a_shops_file(tmp_path: Path, flag: li
     assert main(["run", "--shops", str(shops_file), "--data-dir", str(tmp_path / "data"), *flag]) == 2
     assert f"{flag[0]} is one shop's" in capsys.readouterr().out
     assert not (tmp_path / "data").exists()  # refused before anything ran
+
+
+def test_a_shop_s_day_that_has_not_begun_is_refused_naming_the_shop(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from pipeline.fleet.definitions import run_shop_night
+
+    (tmp_path / "stores" / "rome").mkdir(parents=True)
+    (rome,) = shops(tmp_path, "shops:\n  - {name: rome, source: jsonl:stores/rome}\n")
+    with pytest.raises(SettingsError, match=r"shop rome: --as-of 2999-01-01: that day has not begun"):
+        run_shop_night(rome, Settings(data_dir=tmp_path / "data"), {}, dt.date(2999, 1, 1), {})
+    assert not (tmp_path / "data" / "shops" / "rome" / "dagster").exists()  # refused before any run
