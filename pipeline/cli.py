@@ -151,7 +151,7 @@ def cli_instance(settings: Settings) -> "Iterator[dg.DagsterInstance | None]":
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     recovered: list[str] = []
     try:
-        with night_instance(dagster_home(settings.data_dir), recovered) as instance:
+        with night_instance(settings.data_dir, dagster_home(settings.data_dir), recovered) as instance:
             print_recovered(recovered)
             yield instance
     except RunInProgressError as e:

@@ -5,10 +5,16 @@ still shows it STARTED and the duckdb pool still counts its slot taken, so every
 wait for that slot forever. Before a run starts, `recover_dead_runs` finds such runs by the process
 identity they were tagged with, marks them failed and frees their slots; `refuse_if_running` then
 stops a run from starting beside one that is really still going.
+
+A shop of many keeps no run records (pipeline/fleet/night.py): there `folder_lock` alone keeps two
+nights out of one shop's folder, and `smsseg run` takes it too, so neither starts beside the other.
 """
 
+import fcntl
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,3 +168,31 @@ def refuse_if_running(instance: dg.DagsterInstance) -> None:
             f"run {run.run_id} is {run.status.value}{holding}, in `smsseg run` {process.describe()}. "
             f"Wait for it to end, or stop it (`kill {process.pid}` on {process.host}); then run again."
         )
+
+
+LOCK_FILE = "night.lock"
+
+
+@contextmanager
+def folder_lock(data_dir: Path) -> Iterator[None]:
+    """Holds data_dir/night.lock while a night runs there; raises RunInProgressError, naming the holder, when
+    another process holds it. The kernel frees the lock when its process dies, however it dies: a killed
+    night leaves nothing to recover here, and the next night starts at once."""
+    with (data_dir / LOCK_FILE).open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "a process that has not said which"
+            raise RunInProgressError(
+                f"{data_dir}: another night is running in this folder ({holder}; a shop's night of `smsseg run "
+                "--shops`, or `smsseg run`). Wait for it to end, or stop it; then run again."
+            ) from None
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)

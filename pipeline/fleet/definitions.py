@@ -1,15 +1,15 @@
 """Many shops on Dask: each shop's night a step of one Dagster run, on whichever worker is free.
 
-Each shop is a one-shop smsseg in its own folder (<data-dir>/shops/<name>/: its warehouse, ledger, exports
-and Dagster instance), and its night is exactly `smsseg run`'s (pipeline/fleet/night.py), run inside the
-step. This instance records one asset, `shop_night`, partitioned by shop and day: the UI shows each shop's
+Each shop is a one-shop smsseg in its own folder (<data-dir>/shops/<name>/: its warehouse, ledger and
+exports), and its night is exactly `smsseg run`'s job (pipeline/fleet/night.py), run inside the step on an
+instance in memory. This instance records one asset, `shop_night`, partitioned by shop and day: the UI shows each shop's
 state, reruns one shop's day, backfills one shop. The `shops_nightly` job runs every shop's live day, a step
 per shop; a shop that fails fails its own step, and the others go on.
 
 Steps run on a dask.distributed cluster through dagster-dask: an existing scheduler (SMSSEG_DASK_SCHEDULER,
 workers anywhere that see the data directory) or a local cluster of SMSSEG_WORKERS processes. A worker that
-dies mid-night loses its task to Dask, which runs it again on another worker; the shop's night recovers
-the run its dead process left, as `smsseg run` does, and converges.
+dies mid-night loses its task to Dask, which runs it again on another worker; the kernel freed the dead
+night's folder lock with its process, and the night converges as a rerun of `smsseg run` does.
 """
 
 import dataclasses
@@ -25,7 +25,7 @@ from dagster._core.definitions.reconstruct import ReconstructableJob
 from dagster_dask import dask_executor
 
 from pipeline.defs.resources import MODE_TAG
-from pipeline.fleet.night import execute_night, instance_home, night_instance, night_job, problems
+from pipeline.fleet.night import execute_night, night_job, problems, shop_instance
 from pipeline.fleet.shops import Shop, load_shops
 from pipeline.settings import Settings, refuse_future, today_in
 from pipeline.warehouse.build import first_order_day, shop_timezone
@@ -44,15 +44,9 @@ class ShopNight:
     run_id: str
     mode: str
     problems: list[str]
-    recovered: list[str]  # runs of the shop whose process had died (a killed worker's), marked failed first
 
     def metadata(self) -> dict[str, str]:
-        return {
-            "day": self.day.isoformat(),
-            "shop_run": self.run_id,
-            "mode": self.mode,
-            **({"recovered": "; ".join(self.recovered)} if self.recovered else {}),
-        }
+        return {"day": self.day.isoformat(), "shop_run": self.run_id, "mode": self.mode}
 
 
 def run_shop_night(shop: Shop, fleet: Settings, env: Mapping[str, str], day: dt.date | None, tags: dict) -> ShopNight:
@@ -63,14 +57,14 @@ def run_shop_night(shop: Shop, fleet: Settings, env: Mapping[str, str], day: dt.
     day = day or today
     refuse_future(day, today, f"shop {shop.name}: --as-of")
     settings = dataclasses.replace(settings, as_of=day)
-    with night_instance(instance_home(settings.data_dir), recovered := []) as instance:
+    with shop_instance(settings.data_dir) as instance:
         # a worker's console says nothing: the fleet's summary says how each shop ended, its instance keeps the log
         result = execute_night(night_job(settings), settings, instance, tags=tags, console_level="CRITICAL")
         run_tags = instance.get_run_by_id(result.run_id).tags
     found = [str(p) for p in problems(result)]
     if not result.success and not found:
         found = ["the night failed before any step could say why; see the shop's own run"]
-    return ShopNight(shop.name, day, result.run_id, run_tags.get(MODE_TAG, "not reached"), found, recovered)
+    return ShopNight(shop.name, day, result.run_id, run_tags.get(MODE_TAG, "not reached"), found)
 
 
 def shop_night_or_failure(shop: Shop, fleet: Settings, day: dt.date | None, run_id: str) -> ShopNight:

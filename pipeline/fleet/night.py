@@ -1,7 +1,12 @@
 """One shop's night: its Dagster instance, the nightly job run in this process, and what went wrong.
 
-`smsseg run` runs one shop's night this way; a shop of many runs exactly the same night, in a worker,
-on the instance in its own folder. So a shop behaves in a fleet as it does alone, by construction.
+`smsseg run` runs one shop's night this way; a shop of many runs exactly the same night, in a worker. So a
+shop behaves in a fleet as it does alone, by construction. Only the instance differs: `smsseg run` keeps
+its runs in the folder's instance (data/dagster), for its UI and for recovering a killed run; a shop of
+many runs on an instance in memory (`shop_instance`), because a night of small shops is mostly the cost
+of Dagster's records (a SQLite connection and commit per event: 8 s of a 10-customer shop's 11), and the
+fleet's own instance keeps each shop's night as its partition of `shop_night`. Both hold the folder's
+lock while they run (pipeline/defs/runs.py).
 """
 
 from collections.abc import Iterator, Mapping
@@ -13,7 +18,7 @@ import dagster as dg
 import yaml
 
 from pipeline.definitions import NIGHTLY, build_definitions
-from pipeline.defs.runs import process_tags, recover_dead_runs, refuse_if_running
+from pipeline.defs.runs import folder_lock, process_tags, recover_dead_runs, refuse_if_running
 from pipeline.settings import Settings, SettingsError
 
 INSTANCE_YAML = """\
@@ -81,14 +86,26 @@ def with_defaults(given: dict, defaults: dict) -> dict:
 
 
 @contextmanager
-def night_instance(home: Path, recovered: list[str]) -> Iterator[dg.DagsterInstance]:
-    """The instance at `home`, after marking failed the runs whose process died (a line each in `recovered`).
+def night_instance(data_dir: Path, home: Path, recovered: list[str]) -> Iterator[dg.DagsterInstance]:
+    """The instance at `home`, after marking failed the runs whose process died (a line each in `recovered`),
+    with data_dir's lock held.
 
     Raises RunInProgressError, naming the run, when one is really still going.
     """
     with dg.DagsterInstance.from_config(str(home)) as instance:
         recovered.extend(recover_dead_runs(instance))
         refuse_if_running(instance)  # rather than wait, at full CPU and forever, for its pool slot
+        with folder_lock(data_dir):  # and not beside a shop's night of a fleet, which this instance cannot see
+            yield instance
+
+
+@contextmanager
+def shop_instance(data_dir: Path) -> Iterator[dg.DagsterInstance]:
+    """A shop of many's instance: in memory, for one night, with data_dir's lock held.
+
+    Raises RunInProgressError, naming the process, when another night holds the folder.
+    """
+    with folder_lock(data_dir), dg.DagsterInstance.ephemeral() as instance:
         yield instance
 
 

@@ -1,6 +1,7 @@
 """The run lifecycle on a real instance: dead runs recovered, live ones refused, the instance yaml kept current."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,11 @@ from dagster._core.test_utils import create_run_for_test
 from pipeline.cli import dagster_home
 from pipeline.defs.runs import (
     HOST_TAG,
+    LOCK_FILE,
     PID_TAG,
     PROCESS_STARTED_TAG,
     RunInProgressError,
+    folder_lock,
     held_pools,
     process_started,
     process_tags,
@@ -163,3 +166,42 @@ def test_a_broken_instance_yaml_is_named(tmp_path: Path, monkeypatch, text: str,
     with pytest.raises(SettingsError) as error:
         dagster_home(tmp_path / "data")
     assert f"{tmp_path / 'dagster.yaml'}: {message}" in str(error.value) and "delete it" in str(error.value)
+
+
+def test_a_folder_s_lock_names_its_holder_and_dies_with_it(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from pipeline.defs.runs import folder_lock\n"
+            "with folder_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(600)",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(RunInProgressError) as refused:
+            with folder_lock(tmp_path):
+                pass
+        assert f"{tmp_path}: another night is running in this folder (pid {holder.pid} on " in str(refused.value)
+    finally:
+        holder.kill()  # SIGKILL: nothing of the holder's runs after this
+        holder.wait(timeout=30)
+    with folder_lock(tmp_path):  # the kernel freed it with the process
+        assert (tmp_path / LOCK_FILE).read_text() == f"pid {os.getpid()} on {socket.gethostname()}\n"
+    assert (tmp_path / LOCK_FILE).read_text() == ""  # released: it names no one
+
+
+def test_smsseg_run_is_refused_in_a_folder_a_shop_s_night_holds(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    data = tmp_path / "data"
+    data.mkdir()
+    with folder_lock(data):
+        run = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", "run", "--data-dir", str(data)], capture_output=True, text=True
+        )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"not started: {data}: another night is running in this folder (pid {os.getpid()} on " in run.stdout
+    assert not (data / "warehouse.duckdb").exists()

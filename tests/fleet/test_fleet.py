@@ -16,8 +16,8 @@ def test_three_shops_one_broken_the_healthy_ones_as_alone(tmp_path, fleet_env, c
     assert status == 1
     assert "2 of 3 shops succeeded; failed: oslo" in out
     assert "shop oslo failed:" in out and "customers.jsonl:" in out and "not valid JSON" in out
-    # nothing of a shop's lies outside its folder; the fleet's own instance is the only other thing written
-    assert sorted(p.name for p in fleet_env.iterdir()) == ["dagster", "shops"]
+    # nothing of a shop's lies outside its folder; the fleet's own instance and lock are the only others written
+    assert sorted(p.name for p in fleet_env.iterdir()) == ["dagster", "night.lock", "shops"]
     assert sorted(p.name for p in (fleet_env / "shops").iterdir()) == ["oslo", "paris", "rome"]
 
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "alone-dagster"))
