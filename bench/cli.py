@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
         "another, and a 10-customer shop's fixed cost",
     )
     bench.add_argument("--customers-per-shop", type=int, default=2000, help="with --shops (default 2000)")
+    bench.add_argument(
+        "--alone-sample",
+        type=int,
+        help="with --shops: run only this many of the shops one after another, and scale their time to all "
+        "(default: every shop; the report says which)",
+    )
     return bench
 
 
@@ -102,10 +108,14 @@ def bench_many_shops(args: argparse.Namespace) -> int:
     if args.shops < 1 or args.customers_per_shop < 1:
         console.print(f"[red]bench:[/red] --shops {args.shops} and --customers-per-shop: both need to be 1 or more")
         return 2
+    sample = args.shops if args.alone_sample is None else args.alone_sample
+    if not 1 <= sample <= args.shops:
+        console.print(f"[red]bench:[/red] --alone-sample {sample}: give 1 to --shops ({args.shops}) shops")
+        return 2
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="smsseg-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        report = bench_shops(args.shops, args.customers_per_shop, work, dt.date.today())
+        report = bench_shops(args.shops, args.customers_per_shop, work, dt.date.today(), sample)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

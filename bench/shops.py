@@ -3,7 +3,8 @@
 Three figures, measured in one go on the same generated shops:
 - the engine: `smsseg run --shops FILE` (a local cluster of SMSSEG_WORKERS, or SMSSEG_DASK_SCHEDULER's), its
   wall time and shops per hour;
-- one after another: `smsseg run --source jsonl:...` for each shop, as a merchant without the engine would;
+- one after another: `smsseg run --source jsonl:...` for each shop, as a merchant without the engine would
+  (or for the first `--alone-sample` shops, their time scaled to all: the shops are alike);
 - the fixed cost of a shop: the night of a 10-customer shop in a warm process (imports done), which is
   what every shop pays however small.
 """
@@ -24,7 +25,7 @@ TINY = 10  # customers of the shop whose night measures the fixed cost
 SMSSEG = Path(sys.executable).parent / "smsseg"
 
 
-def bench_shops(shops: int, customers: int, work: Path, day: dt.date) -> dict:
+def bench_shops(shops: int, customers: int, work: Path, day: dt.date, sample: int | None = None) -> dict:
     names = [f"shop-{n:04d}" for n in range(shops)]
     for n, name in enumerate(names):
         generate_store(work / "stores" / name, customers=customers, seed=n, end_day=day)
@@ -42,8 +43,8 @@ def bench_shops(shops: int, customers: int, work: Path, day: dt.date) -> dict:
     )
     engine_s = time.monotonic() - started
     started = time.monotonic()
-    alone_failed = 0
-    for name in names:
+    alone_failed, sampled = 0, names[: sample or shops]
+    for name in sampled:
         alone = subprocess.run(
             [SMSSEG, "run", "--source", f"jsonl:{work / 'stores' / name}", "--data-dir", work / "alone" / name]
             + ["--as-of", day.isoformat()],
@@ -52,7 +53,7 @@ def bench_shops(shops: int, customers: int, work: Path, day: dt.date) -> dict:
             text=True,
         )
         alone_failed += alone.returncode != 0
-    alone_s = time.monotonic() - started
+    alone_s = (time.monotonic() - started) * shops / len(sampled)
     return {
         "shops": shops,
         "customers_per_shop": customers,
@@ -61,6 +62,7 @@ def bench_shops(shops: int, customers: int, work: Path, day: dt.date) -> dict:
         "engine_failed": fleet.returncode != 0,
         "engine_shops_per_hour": round(shops / engine_s * 3600),
         "alone_s": round(alone_s, 2),
+        "alone_sampled_shops": len(sampled),
         "alone_failed_shops": alone_failed,
         "alone_shops_per_hour": round(shops / alone_s * 3600),
         "speedup": round(alone_s / engine_s, 2),
@@ -87,6 +89,11 @@ def shops_summary(report: dict) -> list[str]:
         f"engine: {report['engine_s']:.1f} s, {report['engine_shops_per_hour']:,} shops/hour"
         + (" (SOME SHOPS FAILED)" if report["engine_failed"] else ""),
         f"one after another: {report['alone_s']:.1f} s, {report['alone_shops_per_hour']:,} shops/hour"
+        + (
+            f" (scaled from {report['alone_sampled_shops']} shops)"
+            if report["alone_sampled_shops"] < report["shops"]
+            else ""
+        )
         + (f" ({report['alone_failed_shops']} FAILED)" if report["alone_failed_shops"] else ""),
         f"speed-up: {report['speedup']:.2f}x",
         f"fixed cost of a {TINY}-customer shop: {report['fixed_cost_warm_s']:.2f} s in a warm worker; "

@@ -17,12 +17,13 @@ def test_many_shops_bench_reports_the_engine_one_after_another_and_the_fixed_cos
         env.setenv("SMSSEG_WORKERS", "1")
         env.delenv("SMSSEG_DASK_SCHEDULER", raising=False)
         status = main(
-            ["bench", "--shops", "2", "--customers-per-shop", "5", "--out", str(out)]
+            ["bench", "--shops", "2", "--customers-per-shop", "5", "--alone-sample", "1", "--out", str(out)]
             + ["--work-dir", str(work), "--keep"]
         )
     report = json.loads(out.read_text())
     assert status == 0, report
     assert (report["shops"], report["customers_per_shop"], report["workers"]) == (2, 5, 1)
+    assert report["alone_sampled_shops"] == 1 and sorted(p.name for p in (work / "alone").iterdir()) == ["shop-0000"]
     assert not report["engine_failed"] and report["alone_failed_shops"] == 0 and report["fixed_cost_warm_ok"]
     for key in ("engine_s", "alone_s", "fixed_cost_warm_s"):
         assert report[key] > 0, key
@@ -42,3 +43,5 @@ def test_many_shops_bench_reports_the_engine_one_after_another_and_the_fixed_cos
 def test_many_shops_bench_refuses_nothing_to_measure(tmp_path: Path) -> None:
     assert main(["bench", "--shops", "0", "--out", str(tmp_path / "x.json")]) == 2
     assert main(["bench", "--out", str(tmp_path / "x.json")]) == 2  # neither --customers nor --shops
+    for sample in ("0", "3"):
+        assert main(["bench", "--shops", "2", "--alone-sample", sample, "--out", str(tmp_path / "x.json")]) == 2

@@ -6,16 +6,20 @@ from pathlib import Path
 import dagster as dg
 
 from pipeline.defs.resources import PipelineSettings, RunOptions
-from pipeline.defs.warehouse import MARTS_KEYS, POOL, day_build
+from pipeline.defs.warehouse import MARTS_KEYS, POOL, day_build, table_asset_key
 from pipeline.segments import (
     DefinitionSet,
+    SegmentDefinition,
     create_segment_view,
     empty_reason,
     load_definitions,
+    reads_reachability,
     render,
     segment_view,
+    tables_read,
 )
 from pipeline.segments.history import previous_size, record_membership
+from pipeline.warehouse.models import load_models
 
 
 def segment_key(name: str) -> dg.AssetKey:
@@ -41,13 +45,29 @@ def failure(path: Path, errors: list) -> dg.Failure:
     return dg.Failure(f"{path}: the definition has errors; fix them (smsseg segments check):\n\n{shown}")
 
 
+def segment_deps(definition: SegmentDefinition | None) -> list[dg.AssetKey]:
+    """What the segment's view reads: the tables its compiled query names, and the segments it uses.
+
+    A definition that reads can_receive_sms waits for every mart, and so for all of staging under them,
+    which its step reads to build audience.sms_reachable; one with errors too (its step only fails).
+    Fewer deps than every mart is what the asset graph should show, and a Dagster step looks up the
+    latest partition of each of its deps, in the instance, before it starts.
+    """
+    if definition is None:
+        return MARTS_KEYS
+    uses = [segment_key(u) for u in definition.uses]
+    if reads_reachability(definition):
+        return [*MARTS_KEYS, *uses]
+    models = {m.table for m in load_models()}
+    return [*(table_asset_key(table) for table in sorted(tables_read(definition) & models)), *uses]
+
+
 def segment_asset(name: str, path: Path, definitions: DefinitionSet) -> dg.AssetsDefinition:
     definition = definitions.definitions.get(name)
-    uses = definition.uses if definition else ()
 
     @dg.asset(
         key=segment_key(name),
-        deps=[*MARTS_KEYS, *(segment_key(u) for u in uses)],
+        deps=segment_deps(definition),
         group_name="segments",
         kinds={"duckdb", "sql"},
         pool=POOL,

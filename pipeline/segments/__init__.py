@@ -4,7 +4,14 @@ The Dagster assets and the `smsseg segments` commands call only what is exported
 """
 
 from pipeline.segments.catalogue import SEGMENT_NAME, docs_table
-from pipeline.segments.compiler import compile_query, create_segment_view, render, segment_view
+from pipeline.segments.compiler import (
+    compile_query,
+    create_segment_view,
+    reads_reachability,
+    render,
+    segment_view,
+    tables_read,
+)
 from pipeline.segments.definitions import DefinitionSet, SegmentDefinition, load_definitions
 from pipeline.segments.empty import empty_reason
 from pipeline.segments.errors import SegmentError, SegmentErrors
@@ -22,6 +29,8 @@ __all__ = [
     "empty_reason",
     "load_definitions",
     "parse",
+    "reads_reachability",
     "render",
     "segment_view",
+    "tables_read",
 ]

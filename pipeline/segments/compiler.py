@@ -85,6 +85,22 @@ def segment_view(defn: SegmentDefinition, as_of: dt.date) -> exp.Create:
     return exp.Create(this=segment_table(defn.name), kind="VIEW", replace=True, expression=select)
 
 
+def tables_read(defn: SegmentDefinition) -> set[str]:
+    """The schema-qualified tables and views the segment's view reads (other segments' views among them),
+    its own view aside. They do not depend on the day; a day of the epoch stands in for any."""
+    view = segment_view(defn, dt.date(1970, 1, 1))
+    return {f"{t.db}.{t.name}" for t in view.expression.find_all(exp.Table)}
+
+
+def reads_reachability(defn: SegmentDefinition) -> bool:
+    """Whether the definition reads can_receive_sms (audience.sms_reachable, which the view's step builds
+    from the consent and phone tables of the build)."""
+    return any(
+        isinstance(c, t.Comparison) and (attribute := ATTRIBUTES.get(c.attribute.text)) and attribute.members
+        for c in t.conditions(defn.tree)
+    )
+
+
 def segment_table(name: str) -> exp.Table:
     return table(name, "segments")
 
@@ -126,10 +142,7 @@ def _create_view(con: duckdb.DuckDBPyConnection, defn: SegmentDefinition, day: d
 
     A definition that reads can_receive_sms first has its table as of `day`; one that does not, does not
     wait for it (nor fail on an unreadable suppressions.csv, which the exports report)."""
-    if any(
-        isinstance(c, t.Comparison) and (attribute := ATTRIBUTES.get(c.attribute.text)) and attribute.members
-        for c in t.conditions(defn.tree)
-    ):
+    if reads_reachability(defn):
         ensure_reachable(con, day)
     with transaction(con):  # one commit, not two: each writes and syncs the WAL (3-5 ms)
         con.execute(render(segment_view(defn, day)))
