@@ -1,14 +1,19 @@
-"""Many shops without a cluster: shop_night's partitions and one shop's rerun, the schedule. (A local cluster's
-cap on the shops at once is tested with the many-shops bench, tests/test_bench.py.)"""
+"""Many shops without a cluster: shop_night's partitions and one shop's rerun, the schedule, the code
+location. (A local cluster's cap on the shops at once is tested with the many-shops bench,
+tests/test_bench_shops.py.)"""
 
 import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import dagster as dg
 
 from pipeline.fleet.definitions import SHOP_NIGHT, build_fleet_definitions, local_hour
 from pipeline.fleet.night import instance_home
 from pipeline.fleet.shops import load_shops
-from pipeline.settings import Settings
+from pipeline.settings import PROJECT_DIR, Settings
 from tests.fleet.conftest import DAY, write_shops
 
 
@@ -47,3 +52,31 @@ def test_the_hourly_schedule_runs_only_the_shops_at_their_2am(tmp_path, monkeypa
         )
     assert result.success and not result.get_asset_materialization_events()
     assert not (tmp_path / "data" / "shops" / "rome").exists()  # not its hour: its night did not start
+
+
+def test_the_code_location_serves_the_shops_to_dagster_s_own_cli(tmp_path) -> None:
+    """What `smsseg ui --shops` serves (the code location in pyproject's [tool.dagster]), loaded by Dagster's
+    own loader in a process of its own: one shop's day materialised from Dagster's command line."""
+    shops_file = write_shops(tmp_path, {"rome": (10, 1), "paris": (10, 2)})
+    home = instance_home(tmp_path / "data")  # as `smsseg ui` writes it
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SMSSEG_")},
+        "SMSSEG_SHOPS": str(shops_file),
+        "SMSSEG_DATA_DIR": str(tmp_path / "data"),
+        "SMSSEG_FIRST_DAY": DAY.isoformat(),
+        "DAGSTER_HOME": str(home),
+    }
+    done = subprocess.run(
+        [Path(sys.executable).parent / "dagster", "asset", "materialize", "-m", "pipeline.fleet.location"]
+        + ["--select", "shop_night", "--partition", f"{DAY}|rome"],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_materialized_partitions(SHOP_NIGHT) == {f"{DAY}|rome"}
+    assert (tmp_path / "data" / "shops" / "rome" / "warehouse.duckdb").exists()
+    assert not (tmp_path / "data" / "shops" / "paris").exists()
