@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 
 from pipeline.defs.resources import PipelineSettings, RunOptions
-from pipeline.defs.warehouse import MARTS_KEYS, POOL, day_build, table_asset_key
+from pipeline.defs.warehouse import ALL_MARTS, POOL, day_build, table_asset_key
 from pipeline.segments import (
     DefinitionSet,
     SegmentDefinition,
@@ -45,29 +45,28 @@ def failure(path: Path, errors: list) -> dg.Failure:
     return dg.Failure(f"{path}: the definition has errors; fix them (smsseg segments check):\n\n{shown}")
 
 
-def segment_deps(definition: SegmentDefinition | None) -> list[dg.AssetKey]:
-    """What the segment's view reads: the tables its compiled query names, and the segments it uses.
+def segment_reads(definition: SegmentDefinition | None) -> tuple[str, ...]:
+    """The warehouse tables the segment's view reads, as its compiled query names them: its asset waits for
+    them, and its step brings them to the run's day (a UI rerun of the segment materialises just these).
 
-    A definition that reads can_receive_sms waits for every mart, and so for all of staging under them,
-    which its step reads to build audience.sms_reachable; one with errors too (its step only fails).
-    Fewer deps than every mart is what the asset graph should show, and a Dagster step looks up the
-    latest partition of each of its deps, in the instance, before it starts.
+    A definition that reads can_receive_sms reads every mart, and staging under them, to build
+    audience.sms_reachable; one with errors too (its step only fails). Fewer tables than every mart is
+    what the asset graph should show, and a Dagster step looks up the latest partition of each of its
+    deps, in the instance, before it starts.
     """
-    if definition is None:
-        return MARTS_KEYS
-    uses = [segment_key(u) for u in definition.uses]
-    if reads_reachability(definition):
-        return [*MARTS_KEYS, *uses]
+    if definition is None or reads_reachability(definition):
+        return ALL_MARTS
     models = {m.table for m in load_models()}
-    return [*(table_asset_key(table) for table in sorted(tables_read(definition) & models)), *uses]
+    return tuple(sorted(tables_read(definition) & models))
 
 
 def segment_asset(name: str, path: Path, definitions: DefinitionSet) -> dg.AssetsDefinition:
     definition = definitions.definitions.get(name)
+    reads, uses = segment_reads(definition), definition.uses if definition else ()
 
     @dg.asset(
         key=segment_key(name),
-        deps=segment_deps(definition),
+        deps=[*map(table_asset_key, reads), *map(segment_key, uses)],
         group_name="segments",
         kinds={"duckdb", "sql"},
         pool=POOL,
@@ -80,7 +79,7 @@ def segment_asset(name: str, path: Path, definitions: DefinitionSet) -> dg.Asset
         if definition is None:
             raise failure(path, definitions.errors_for(name))
 
-        with day_build(context, settings, run) as (con, night):
+        with day_build(context, settings, run, reads) as (con, night):
             as_of = night.day
             before = previous_size(con, name, as_of)
             size = create_segment_view(con, definition, as_of)

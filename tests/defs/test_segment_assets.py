@@ -5,6 +5,8 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from pipeline.definitions import build_definitions
+from pipeline.settings import Settings
 from tests.defs.test_nightly import AS_OF, run_nightly, small_store
 
 
@@ -87,3 +89,30 @@ def test_membership_history_records_who_entered_and_left_each_day(tmp_path: Path
     # customer 2 stays throughout (ordered on Oct 9); 1 leaves on day 2 and comes back on day 3;
     # the rerun of day 2 did not double anything and the backfill of day 1 changed nothing
     assert stays == [(1, day1, day2), (1, day3, None), (2, day1, None), (3, day1, day2)]
+
+
+def test_a_segment_with_only_what_it_reads_upstream_materialises_on_a_new_warehouse(tmp_path: Path) -> None:
+    """A UI *Materialize* of one segment selects it and its upstream: the marts its view reads, not every
+    mart. On a warehouse no night has built, its step must not reach for a table outside the selection."""
+    store = small_store(4).write(tmp_path / "store")
+    defs_dir = write_defs(
+        tmp_path / "defs", big="amount_spent > 2", texted="sms_events MATCHES (type = 'clicked', date >= -60d)"
+    )
+    settings = Settings(source=f"jsonl:{store}", data_dir=tmp_path / "data", segments_dir=defs_dir)
+    defs = build_definitions(settings)
+    graph = defs.resolve_asset_graph()
+    selection = dg.AssetSelection.assets(dg.AssetKey(["segments", "big"])).upstream().resolve(graph)
+    assert dg.AssetKey(["marts", "customers"]) in selection
+    assert dg.AssetKey(["marts", "sms_events"]) not in selection  # read by `texted`, not by `big`
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=instance, asset_selection=list(selection), partition_key=AS_OF.isoformat(), raise_on_error=False
+        )
+    failed = [(e.step_key, e.event_specific_data.error.message) for e in result.all_events if e.is_step_failure]
+    assert result.success, failed
+    size = next(
+        e.event_specific_data.materialization.metadata["size"].value
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey(["segments", "big"])
+    )
+    assert size == 3  # customers 2, 3 and 4 spent 2.50, 3.50 and 4.50
