@@ -83,8 +83,9 @@ def run_shops(settings: Settings, verbose: bool) -> int:
     from pipeline.fleet.shops import load_shops
 
     shops = load_shops(settings.shops_file)
-    if not verbose:  # the Dask scheduler's and workers' comings and goings
+    if not verbose:  # the Dask scheduler's and workers' comings and goings (the workers read it at start)
         logging.getLogger("distributed").setLevel(logging.ERROR)
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
     engine = settings.dask_scheduler or f"a local Dask cluster of {settings.workers} workers"
     console.print(f"{len(shops)} shops from {settings.shops_file}, on {engine}", soft_wrap=True)
     with cli_instance(settings) as instance:
@@ -99,10 +100,14 @@ def run_shops(settings: Settings, verbose: bool) -> int:
         )
         outcomes = shop_outcomes(instance, result.run_id, shops)
     table = Table(title="shops")
-    for column in ("shop", "day", "mode", "outcome"):
-        table.add_column(column, overflow="fold")
+    counts = ("segments", "added", "removed")  # a night's figures (pipeline/fleet/night.py night_figures)
+    for column in ("shop", "day", "mode", *counts, "outcome"):
+        table.add_column(column, overflow="fold", justify="right" if column in counts else "left")
     for outcome in outcomes:
-        table.add_row(outcome.shop, outcome.day or "", outcome.mode or "", "ok" if outcome.ok else "[red]failed[/red]")
+        figures = outcome.figures or {}
+        cells = [f"{figures[k]:,}" if k in figures else "" for k in counts]
+        state = "ok" if outcome.ok else "[red]failed[/red]"
+        table.add_row(outcome.shop, outcome.day or "", outcome.mode or "", *cells, state)
     console.print(table)
     failed = [outcome for outcome in outcomes if not outcome.ok]
     for outcome in failed:

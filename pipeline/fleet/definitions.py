@@ -25,7 +25,7 @@ from dagster._core.definitions.reconstruct import ReconstructableJob
 from dagster_dask import dask_executor
 
 from pipeline.defs.resources import MODE_TAG
-from pipeline.fleet.night import execute_night, night_job, problems, shop_instance
+from pipeline.fleet.night import execute_night, night_figures, night_job, problems, shop_instance
 from pipeline.fleet.shops import Shop, load_shops
 from pipeline.settings import Settings, refuse_future, today_in
 from pipeline.warehouse.build import first_order_day, shop_timezone
@@ -44,9 +44,10 @@ class ShopNight:
     run_id: str
     mode: str
     problems: list[str]
+    figures: dict[str, int]  # segments, and the numbers the exports added and removed (night_figures)
 
-    def metadata(self) -> dict[str, str]:
-        return {"day": self.day.isoformat(), "shop_run": self.run_id, "mode": self.mode}
+    def metadata(self) -> dict[str, str | int]:
+        return {"day": self.day.isoformat(), "shop_run": self.run_id, "mode": self.mode, **self.figures}
 
 
 def run_shop_night(shop: Shop, fleet: Settings, env: Mapping[str, str], day: dt.date | None, tags: dict) -> ShopNight:
@@ -64,7 +65,8 @@ def run_shop_night(shop: Shop, fleet: Settings, env: Mapping[str, str], day: dt.
     found = [str(p) for p in problems(result)]
     if not result.success and not found:
         found = ["the night failed before any step could say why; see the shop's own run"]
-    return ShopNight(shop.name, day, result.run_id, run_tags.get(MODE_TAG, "not reached"), found)
+    mode = run_tags.get(MODE_TAG, "not reached")
+    return ShopNight(shop.name, day, result.run_id, mode, found, night_figures(result))
 
 
 def shop_night_or_failure(shop: Shop, fleet: Settings, day: dt.date | None, run_id: str) -> ShopNight:

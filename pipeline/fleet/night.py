@@ -186,6 +186,20 @@ def problems(result: dg.ExecuteInProcessResult) -> list[Problem]:
     return found
 
 
+def night_figures(result: dg.ExecuteInProcessResult) -> dict[str, int]:
+    """What a night did, in numbers a fleet's record keeps for each shop: its segments, and the numbers its
+    exports added to and removed from the destinations (a dry run's would-be figures)."""
+    figures = {"segments": 0, "added": 0, "removed": 0}
+    for event in result.get_asset_materialization_events():
+        metadata = event.event_specific_data.materialization.metadata
+        if event.asset_key.path[0] == "segments":
+            figures["segments"] += 1
+        elif event.asset_key.path[0] == "exports":
+            figures["added"] += metadata["added"].value if "added" in metadata else 0
+            figures["removed"] += metadata["removed"].value if "removed" in metadata else 0
+    return figures
+
+
 def failure_text(event: dg.DagsterEvent) -> str:
     """What failed, without Dagster's wrapper: a Failure's description, or the error's own message."""
     data = event.event_specific_data

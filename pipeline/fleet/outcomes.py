@@ -16,6 +16,7 @@ class ShopOutcome:
     day: str | None = None
     mode: str | None = None
     error: str | None = None
+    figures: dict[str, int] | None = None  # segments, added, removed (pipeline/fleet/night.py night_figures)
 
 
 def shop_outcomes(instance: dg.DagsterInstance, run_id: str, shops: list[Shop]) -> list[ShopOutcome]:
@@ -29,7 +30,7 @@ def shop_outcomes(instance: dg.DagsterInstance, run_id: str, shops: list[Shop]) 
             continue
         if event.is_step_materialization and event.asset_key == SHOP_NIGHT:
             metadata = event.event_specific_data.materialization.metadata
-            done[event.step_key] = {k: str(v.value) for k, v in metadata.items()}
+            done[event.step_key] = {k: v.value for k, v in metadata.items()}
         elif event.is_step_failure:
             errors[event.step_key] = failure_text(event)
         elif event.event_type == dg.DagsterEventType.RUN_FAILURE:
@@ -38,7 +39,9 @@ def shop_outcomes(instance: dg.DagsterInstance, run_id: str, shops: list[Shop]) 
     for shop in shops:
         step = shop_step_name(shop)
         if step in done:
-            outcomes.append(ShopOutcome(shop.name, True, done[step].get("day"), done[step].get("mode")))
+            record = done[step]
+            figures = {k: record[k] for k in ("segments", "added", "removed") if k in record}
+            outcomes.append(ShopOutcome(shop.name, True, record.get("day"), record.get("mode"), figures=figures))
         else:
             error = errors.get(step) or f"its night never finished: {run_error or 'the run ended first'}"
             outcomes.append(ShopOutcome(shop.name, False, error=error))

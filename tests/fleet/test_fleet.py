@@ -31,4 +31,22 @@ def test_three_shops_one_broken_the_healthy_ones_as_alone(tmp_path, fleet_env, c
 
     with dg.DagsterInstance.from_config(str(fleet_env / "dagster")) as instance:
         materialized = instance.get_materialized_partitions(SHOP_NIGHT)
+        records = instance.fetch_materializations(SHOP_NIGHT, limit=10).records
     assert materialized == {f"{DAY}|paris", f"{DAY}|rome"}
+    # each shop's record says what its night did, as its own folder shows it
+    for record in records:
+        name = record.partition_key.split("|")[1]
+        figures = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+        changes = [
+            line.split(",")[0]
+            for path, text in exported(fleet_env / "shops" / name).items()
+            if path.endswith(".changes.csv")
+            for line in text.splitlines()[1:]
+        ]
+        assert (figures["segments"], figures["added"], figures["removed"]) == (
+            len(memberships(fleet_env / "shops" / name)),
+            changes.count("add"),
+            changes.count("remove"),
+        ), name
+        assert figures["added"] > 0
+    assert f"{DAY}" in out and "rome" in out  # the table of shops
