@@ -2,9 +2,9 @@
 
 Each shop is a one-shop smsseg in its own folder (<data-dir>/shops/<name>/: its warehouse, ledger and
 exports), and its night is exactly `smsseg run`'s job (pipeline/fleet/night.py), run inside the step on an
-instance in memory. This instance records one asset, `shop_night`, partitioned by shop and day: the UI shows each shop's
-state, reruns one shop's day, backfills one shop. The `shops_nightly` job runs every shop's live day, a step
-per shop; a shop that fails fails its own step, and the others go on.
+instance in memory. The fleet's own instance records one asset, `shop_night`, partitioned by shop and day:
+the UI shows each shop's state, reruns one shop's day, backfills one shop. The `shops_nightly` job runs
+every shop's live day, a step per shop; a shop that fails fails its own step, and the others go on.
 
 Steps run on a dask.distributed cluster through dagster-dask: an existing scheduler (SMSSEG_DASK_SCHEDULER,
 workers anywhere that see the data directory) or a local cluster of SMSSEG_WORKERS processes. A worker that
