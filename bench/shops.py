@@ -77,9 +77,9 @@ def fixed_cost(work: Path, day: dt.date) -> dict:
     generate_store(work / "store", customers=TINY, seed=0, end_day=day)
     shop = Shop(name="tiny", source=f"jsonl:{work / 'store'}")
     fleet = Settings(data_dir=work / "data", as_of=day)
-    run_shop_night(shop, fleet, os.environ, day, {})  # imports, the first extraction
+    run_shop_night(shop, fleet, os.environ, day)  # imports, the first extraction
     started = time.monotonic()
-    warm = run_shop_night(shop, fleet, os.environ, day, {})
+    warm = run_shop_night(shop, fleet, os.environ, day)
     return {"fixed_cost_warm_s": round(time.monotonic() - started, 2), "fixed_cost_warm_ok": not warm.problems}
 
 

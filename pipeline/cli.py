@@ -64,8 +64,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                     "acknowledged for one shop with smsseg run --data-dir DATA/shops/NAME --source ... --ack-swing"
                 )
         return run_shops(settings, args.verbose)
-    day = settings.as_of or today_in(shop_timezone(settings.data_dir))
-    refuse_future(day, today_in(shop_timezone(settings.data_dir)), "--as-of")
+    today = today_in(shop_timezone(settings.data_dir))
+    day = settings.as_of or today
+    refuse_future(day, today, "--as-of")
     with cli_instance(settings) as instance:
         if instance is None:
             return 1

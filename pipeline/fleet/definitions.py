@@ -32,7 +32,6 @@ from pipeline.warehouse.build import first_order_day, shop_timezone
 
 SHOP_NIGHT = dg.AssetKey("shop_night")
 SHOPS_NIGHTLY = "shops_nightly"
-FLEET_TAG = "smsseg/fleet_run"  # on each shop's own run: the fleet run that started it
 
 
 @dataclass(frozen=True)
@@ -41,16 +40,15 @@ class ShopNight:
 
     shop: str
     day: dt.date
-    run_id: str
     mode: str
     problems: list[str]
     figures: dict[str, int]  # segments, and the numbers the exports added and removed (night_figures)
 
     def metadata(self) -> dict[str, str | int]:
-        return {"day": self.day.isoformat(), "shop_run": self.run_id, "mode": self.mode, **self.figures}
+        return {"day": self.day.isoformat(), "mode": self.mode, **self.figures}
 
 
-def run_shop_night(shop: Shop, fleet: Settings, env: Mapping[str, str], day: dt.date | None, tags: dict) -> ShopNight:
+def run_shop_night(shop: Shop, fleet: Settings, env: Mapping[str, str], day: dt.date | None) -> ShopNight:
     """`smsseg run` for one shop: its settings, its instance, its day (default its own today)."""
     settings = shop.settings(fleet, env)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -59,19 +57,22 @@ def run_shop_night(shop: Shop, fleet: Settings, env: Mapping[str, str], day: dt.
     refuse_future(day, today, f"shop {shop.name}: --as-of")
     settings = dataclasses.replace(settings, as_of=day)
     with shop_instance(settings.data_dir) as instance:
-        # a worker's console says nothing: the fleet's summary says how each shop ended, its instance keeps the log
-        result = execute_night(night_job(settings), settings, instance, tags=tags, console_level="CRITICAL")
+        # a worker's console says nothing: the fleet's summary says how each shop ended, and what it did
+        result = execute_night(night_job(settings), settings, instance, console_level="CRITICAL")
         run_tags = instance.get_run_by_id(result.run_id).tags
     found = [str(p) for p in problems(result)]
     if not result.success and not found:
-        found = ["the night failed before any step could say why; see the shop's own run"]
+        found = [
+            "the night failed before any step could say why; run the shop alone (smsseg run --data-dir "
+            f"{settings.data_dir} --source {settings.source}) for its log"
+        ]
     mode = run_tags.get(MODE_TAG, "not reached")
-    return ShopNight(shop.name, day, result.run_id, mode, found, night_figures(result))
+    return ShopNight(shop.name, day, mode, found, night_figures(result))
 
 
-def shop_night_or_failure(shop: Shop, fleet: Settings, day: dt.date | None, run_id: str) -> ShopNight:
+def shop_night_or_failure(shop: Shop, fleet: Settings, day: dt.date | None) -> ShopNight:
     """A step's shop night, in the worker's environment (its secrets); a night with problems fails the step."""
-    night = run_shop_night(shop, fleet, os.environ, day, {FLEET_TAG: run_id})
+    night = run_shop_night(shop, fleet, os.environ, day)
     if night.problems:
         raise dg.Failure(description="; ".join(night.problems), metadata=night.metadata())
     return night
@@ -126,7 +127,7 @@ def shop_op(shop: Shop, fleet: Settings) -> dg.OpDefinition:
         if config.due_hour is not None and local_hour(shop, fleet) != config.due_hour:
             context.log.info(f"shop {shop.name}: not its {config.due_hour:02}:00 yet where it is")
             return
-        night = shop_night_or_failure(shop, fleet, fleet.as_of, context.run.run_id)
+        night = shop_night_or_failure(shop, fleet, fleet.as_of)
         partition = dg.MultiPartitionKey({"shop": shop.name, "day": night.day.isoformat()})
         yield dg.AssetMaterialization(SHOP_NIGHT, partition=partition, metadata=night.metadata())
 
@@ -146,7 +147,7 @@ def shop_night_asset(shops: list[Shop], fleet: Settings) -> dg.AssetsDefinition:
         """One shop's night for one day, as `smsseg run --as-of DAY` in the shop's folder."""
         keys = context.partition_key.keys_by_dimension
         shop, day = by_name[keys["shop"]], dt.date.fromisoformat(keys["day"])
-        return dg.MaterializeResult(metadata=shop_night_or_failure(shop, fleet, day, context.run.run_id).metadata())
+        return dg.MaterializeResult(metadata=shop_night_or_failure(shop, fleet, day).metadata())
 
     return _shop_night
 

@@ -122,5 +122,5 @@ def test_a_shop_s_day_that_has_not_begun_is_refused_naming_the_shop(tmp_path: Pa
     (tmp_path / "stores" / "rome").mkdir(parents=True)
     (rome,) = shops(tmp_path, "shops:\n  - {name: rome, source: jsonl:stores/rome}\n")
     with pytest.raises(SettingsError, match=r"shop rome: --as-of 2999-01-01: that day has not begun"):
-        run_shop_night(rome, Settings(data_dir=tmp_path / "data"), {}, dt.date(2999, 1, 1), {})
+        run_shop_night(rome, Settings(data_dir=tmp_path / "data"), {}, dt.date(2999, 1, 1))
     assert not (tmp_path / "data" / "shops" / "rome" / "dagster").exists()  # refused before any run
