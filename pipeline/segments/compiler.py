@@ -360,17 +360,17 @@ def _matches(condition: t.Matches, as_of: dt.date) -> exp.Expression:
     there are none, and HAVING tests the totals: count = 0 holds for customers without any row."""
     function = FUNCTIONS[condition.function.text]
     alias = function.table.split(".")[1]
-    if function.name == "customer_within_distance":
-        found = _within_distance(condition, function, alias)
-        return negate(found) if condition.negated else found
     row_column, customer_column = function.join
     filters = [exp.EQ(this=column(row_column, alias), expression=column(customer_column, CUSTOMER))]
-    if function.event_type:
-        filters.append(exp.EQ(this=column("event_type", alias), expression=exp.Literal.string(function.event_type)))
     totals = []
-    for param in condition.params:
-        spec = function.params[param.name.text]
-        (totals if spec.aggregate else filters).append(_param(function, spec, param, alias, as_of))
+    if function.name == "customer_within_distance":  # its parameters are a point and a radius, not row filters
+        filters += _within_distance(condition, alias)
+    else:
+        if function.event_type:
+            filters.append(exp.EQ(this=column("event_type", alias), expression=exp.Literal.string(function.event_type)))
+        for param in condition.params:
+            spec = function.params[param.name.text]
+            (totals if spec.aggregate else filters).append(_param(function, spec, param, alias, as_of))
     rows = exp.select(exp.Literal.number(1)).from_(qualified(function.table).as_(identifier(alias)))
     rows = rows.where(balanced(exp.And, filters))
     if totals:
@@ -383,10 +383,10 @@ EARTH_RADIUS_KM = 6371.0088  # the IUGG mean radius
 KM_PER_MILE = 1.609344
 
 
-def _within_distance(condition: t.Matches, function: Function, alias: str) -> exp.Expression:
-    """One of the customer's addresses is within the radius of the point: the haversine great-circle
-    distance, which needs no care at the antimeridian (sin² of half the longitude step is the same
-    either way round). A customer without a geocoded address is within no distance."""
+def _within_distance(condition: t.Matches, alias: str) -> list[exp.Expression]:
+    """The filters of an address (a row of `alias`) within the radius of the point: the haversine
+    great-circle distance, which needs no care at the antimeridian (sin² of half the longitude step is
+    the same either way round). An address that is not geocoded is within no distance."""
     params = {p.name.text: p for p in condition.params}
     latitude, longitude = (float(v.value) for v in params["coordinates"].values)
     radius_param = params.get("distance_km") or params["distance_mi"]
@@ -418,15 +418,11 @@ def _within_distance(condition: t.Matches, function: Function, alias: str) -> ex
             this=exp.Sqrt(this=exp.Least(this=exp.Literal.number(1), expressions=[haversine], ignore_nulls=True))
         ),
     )
-    row_column, customer_column = function.join
-    filters = [
-        exp.EQ(this=column(row_column, alias), expression=column(customer_column, CUSTOMER)),
+    return [
         # DuckDB's least() skips a NULL: an address without coordinates is ruled out first
         exp.Not(this=exp.Is(this=column("latitude", alias), expression=exp.Null())),
         exp.LTE(this=distance, expression=exp.Literal.number(radius_km)),
     ]
-    rows = exp.select(exp.Literal.number(1)).from_(qualified(function.table).as_(identifier(alias)))
-    return exp.Exists(this=rows.where(balanced(exp.And, filters)))
 
 
 def _param(function: Function, spec: Param, param: t.Param, alias: str, as_of: dt.date) -> exp.Expression:
