@@ -3,6 +3,7 @@
 import dataclasses
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -77,17 +78,22 @@ def test_a_bulk_query_that_cannot_run_is_a_user_error(emulator, query, message):
     assert reply["data"]["bulkOperationRunQuery"] == {"bulkOperation": None, "userErrors": [{"message": message}]}
 
 
+def first_bulk_line(client, query: str, out: Path, what: str) -> dict:
+    """Runs `query` as a bulk operation, downloads its result to `out`, returns the first line."""
+    started = client.graphql(
+        "mutation($q: String!) { bulkOperationRunQuery(query: $q) { bulkOperation { id } } }", {"q": query}
+    )["bulkOperationRunQuery"]["bulkOperation"]
+    url = client.wait_for_bulk_operation(started["id"], what)["url"]
+    client.download(url, out, what)
+    return json.loads(out.read_text().splitlines()[0])
+
+
 def test_a_bulk_query_with_fragments_and_aliases_is_answered_field_for_field(client, emulator, tmp_path):
     inner = (
         "query { customers { edges { node { ...who ... on Customer { mail: defaultEmailAddress { emailAddress } }"
         " ... on Node { gid: id } __typename } } } } fragment who on Customer { id firstName }"
     )
-    started = client.graphql(
-        "mutation($q: String!) { bulkOperationRunQuery(query: $q) { bulkOperation { id } } }", {"q": inner}
-    )["bulkOperationRunQuery"]["bulkOperation"]
-    url = client.wait_for_bulk_operation(started["id"], "a bulk query with fragments")["url"]
-    client.download(url, tmp_path / "out.jsonl", "a bulk query with fragments")
-    first = json.loads((tmp_path / "out.jsonl").read_text().splitlines()[0])
+    first = first_bulk_line(client, inner, tmp_path / "out.jsonl", "a bulk query with fragments")
     assert first == {
         "id": "gid://shopify/Customer/1",
         "firstName": "Ada1",
@@ -103,12 +109,7 @@ def test_the_deprecated_addresses_are_still_served_but_not_asked_for(client, sto
     lines[0]["addresses"] = [{"countryCodeV2": "DE", "provinceCode": "BE", "city": "Berlin", "zip": "10115"}]
     (store_dir / "customers.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     inner = "{ customers { edges { node { id addresses { city } } } } }"
-    started = client.graphql(
-        "mutation($q: String!) { bulkOperationRunQuery(query: $q) { bulkOperation { id } } }", {"q": inner}
-    )["bulkOperationRunQuery"]["bulkOperation"]
-    url = client.wait_for_bulk_operation(started["id"], "a bulk query for addresses")["url"]
-    client.download(url, tmp_path / "out.jsonl", "a bulk query for addresses")
-    first = json.loads((tmp_path / "out.jsonl").read_text().splitlines()[0])
+    first = first_bulk_line(client, inner, tmp_path / "out.jsonl", "a bulk query for addresses")
     assert first == {"id": "gid://shopify/Customer/1", "addresses": [{"city": "Berlin"}]}
     customers = next(r for r in RESOURCES if r.file == "customers.jsonl")
     assert "addressesV2" in customers.node and " addresses " not in customers.node
