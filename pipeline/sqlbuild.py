@@ -35,6 +35,11 @@ def call(function: str, *args: exp.Expression) -> exp.Anonymous:
     return exp.Anonymous(this=function, expressions=list(args))
 
 
+def count_rows(source: exp.Expression) -> exp.Select:
+    """`select count(*) from source`: a table, or a subquery."""
+    return exp.select(exp.Count(this=exp.Star())).from_(source)
+
+
 def to_sql(expression: exp.Expression) -> str:
     return expression.sql(dialect=DIALECT)
 

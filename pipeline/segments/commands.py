@@ -15,7 +15,7 @@ from pipeline.segments.definitions import SegmentDefinition, load_definitions
 from pipeline.segments.empty import empty_reason
 from pipeline.segments.errors import SegmentErrors, Source
 from pipeline.settings import SettingsError, data_dir_from, parse_as_of, segments_dir_from, today_in
-from pipeline.sqlbuild import column, identifier, qualified
+from pipeline.sqlbuild import column, count_rows, identifier, qualified
 from pipeline.warehouse.build import shop_timezone
 
 
@@ -138,7 +138,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
         except SegmentErrors as e:
             print(e)
             return 1
-        count = exp.select(exp.Count(this=exp.Star())).from_(members)
+        count = count_rows(members)
         total = con.execute(render(count)).fetchall()[0][0]
         columns = ("customer_id", "first_name", "last_name", "phone_e164", "sms_subscription_status", "amount_spent")
         sample = (

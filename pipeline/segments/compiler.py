@@ -31,7 +31,7 @@ from pipeline.segments.checker import check, metafield_kind, product_id, segment
 from pipeline.segments.definitions import SegmentDefinition
 from pipeline.segments.errors import SegmentErrors, Source
 from pipeline.segments.parser import parse
-from pipeline.sqlbuild import column, identifier, qualified, table, temp
+from pipeline.sqlbuild import column, count_rows, identifier, qualified, table, temp
 from pipeline.warehouse.build import built_as_of, stamp, transaction
 from pipeline.warehouse.reach import ensure_reachable
 
@@ -120,7 +120,7 @@ def create_segment_view(con: duckdb.DuckDBPyConnection, defn: SegmentDefinition,
     """
     _create_view(con, defn, as_of)
     con.execute(render(temp(MEMBERS_TABLE, exp.select(column("customer_id")).from_(segment_table(defn.name)))))
-    return con.execute(render(exp.select(exp.Count(this=exp.Star())).from_(table(MEMBERS_TABLE)))).fetchall()[0][0]
+    return con.execute(render(count_rows(table(MEMBERS_TABLE)))).fetchall()[0][0]
 
 
 def bring_views_to_day(con: duckdb.DuckDBPyConnection, definitions: list[SegmentDefinition], day: dt.date) -> list[str]:

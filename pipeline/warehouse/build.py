@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from sqlglot import exp
 
 from pipeline.settings import DEFAULT_MEMORY_LIMIT
-from pipeline.sqlbuild import column, identifier, qualified, table, to_sql
+from pipeline.sqlbuild import column, count_rows, identifier, qualified, table, to_sql
 from pipeline.store.schema import RESOURCES
 from pipeline.warehouse.models import Model, load_macros, load_models
 
@@ -246,7 +246,7 @@ def run_model(con: duckdb.DuckDBPyConnection, model: Model) -> int | None:
             stamp(con, model.table, con.execute("select getvariable('as_of')").fetchall()[0][0])
     if kind == "view":
         return None  # counting would compute it: the reason it is a view is to compute it once, where it is read
-    return con.execute(to_sql(exp.select(exp.Count(this=exp.Star())).from_(qualified(model.table)))).fetchall()[0][0]
+    return con.execute(to_sql(count_rows(qualified(model.table)))).fetchall()[0][0]
 
 
 def stamp(con: duckdb.DuckDBPyConnection, table: str, day: dt.date) -> None:

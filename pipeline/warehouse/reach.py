@@ -18,7 +18,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from pipeline.phones import to_e164
-from pipeline.sqlbuild import column, qualified, table, temp, to_sql
+from pipeline.sqlbuild import column, count_rows, qualified, table, temp, to_sql
 from pipeline.warehouse.build import built_as_of, stamp
 from pipeline.warehouse.models import SQL_DIR
 
@@ -62,7 +62,7 @@ def refresh_reachable(con: duckdb.DuckDBPyConnection, day: dt.date, data_dir: Pa
     con.execute(to_sql(exp.Create(this=qualified(REACHABLE), kind="TABLE", replace=True, expression=eligible)))
     con.execute("drop table audience_classified")
     stamp(con, REACHABLE, day)
-    return con.execute(to_sql(exp.select(exp.Count(this=exp.Star())).from_(qualified(REACHABLE)))).fetchall()[0][0]
+    return con.execute(to_sql(count_rows(qualified(REACHABLE)))).fetchall()[0][0]
 
 
 def ensure_reachable(con: duckdb.DuckDBPyConnection, day: dt.date) -> None:
