@@ -17,19 +17,20 @@ from pipeline.settings import DEFAULT_MEMORY_LIMIT
 if TYPE_CHECKING:
     import dagster as dg
 
-STAGES = ("ingest_s", "phones_s", "warehouse_s", "segments_s", "export_s")
+STAGES = ("ingest_s", "warehouse_s", "segments_s", "export_s")
 
 
 def stage_of(step_key: str) -> str | None:
-    """Which figure of the report a Dagster step counts under (step keys are asset keys joined by __)."""
-    if step_key.startswith("raw__"):
+    """Which figure of the report a Dagster step counts under (a layer's step, or asset keys joined by __).
+
+    The phone table is made in the models' step since session 14, so it has no figure of its own.
+    """
+    if step_key.startswith("raw__") or step_key == "extract":
         return "ingest_s"
-    if step_key == "staging__stg_phone_numbers":
-        return "phones_s"
-    if step_key.startswith(("staging__", "marts__")) or step_key == "warehouse":
+    if step_key in ("models", "warehouse"):
         return "warehouse_s"
-    if step_key.startswith("segments__"):
-        return "segments_s"
+    if step_key.startswith("segments"):
+        return "segments_s" if not step_key.endswith("_size_swing") else None
     if step_key.startswith("exports__"):
         return "export_s"
     return None

@@ -205,7 +205,7 @@ def run_nightly(
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     job = night_job(settings, loggers)
     with progress:
-        progress.add_task("starting", total=len(job.graph.node_names()))
+        progress.add_task("starting", total=len(job.asset_layer.executable_asset_keys))
         result = execute_night(
             job,
             settings,

@@ -8,13 +8,13 @@ import os
 
 import dagster as dg
 
-from pipeline.defs.checks import data_test_checks, swing_check
+from pipeline.defs.checks import raw_data_tests, swing_check
 from pipeline.defs.exports import export_asset, gateway_resource, retired_asset
 from pipeline.defs.extract import extract_assets
 from pipeline.defs.resources import PipelineSettings, RunOptions, ShopifyResource
 from pipeline.defs.schedules import daily_partitions, first_day, nightly_schedule
 from pipeline.defs.segments import segment_assets, segment_key
-from pipeline.defs.warehouse import MARTS_KEYS, model_assets, phone_numbers, published_warehouse_asset
+from pipeline.defs.warehouse import MARTS_KEYS, models, published_warehouse_asset
 from pipeline.settings import Settings
 from pipeline.shopify.client import API_VERSION
 
@@ -47,7 +47,7 @@ def build_definitions(
     days = daily_partitions(timezone, first_day(settings, timezone))
     assets = dg.map_asset_specs(
         lambda spec: spec.replace_attributes(partitions_def=days),
-        [*extract_assets(settings.source), *model_assets, phone_numbers, *segments, *exports, retired, publish],
+        [*extract_assets(settings.source), models, *segments, *exports, retired, publish],
     )
     job = dg.define_asset_job(
         NIGHTLY,
@@ -56,7 +56,7 @@ def build_definitions(
     )
     return dg.Definitions(
         assets=assets,
-        asset_checks=[*data_test_checks, *(swing_check(e.key.path[-1]) for e in exports)],
+        asset_checks=[raw_data_tests, *(swing_check(e.key.path[-1]) for e in exports)],
         jobs=[job],
         schedules=[nightly_schedule(job, timezone)],
         loggers=loggers,

@@ -82,10 +82,10 @@ def test_bench_segments_are_valid_and_use_the_whole_language(tmp_path: Path) -> 
 
 
 def test_steps_count_under_their_stage() -> None:
-    assert stage_of("raw__orders") == "ingest_s"
-    assert stage_of("staging__stg_phone_numbers") == "phones_s"
-    assert stage_of("staging__stg_orders") == stage_of("marts__customers") == stage_of("warehouse") == "warehouse_s"
-    assert stage_of("segments__vip_big_spenders") == "segments_s"
+    assert stage_of("extract") == stage_of("raw__data_tests") == "ingest_s"
+    assert stage_of("models") == stage_of("warehouse") == "warehouse_s"
+    assert stage_of("segments") == stage_of("segments__broken") == "segments_s"
+    assert stage_of("segments__vip_big_spenders_size_swing") is None
     assert stage_of("exports__vip_big_spenders") == "export_s"
 
 

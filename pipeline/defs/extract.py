@@ -1,7 +1,10 @@
-"""Extraction assets: one per store file, each publishing its raw Parquet batch."""
+"""Extraction assets: one per store file, each publishing its raw Parquet batch, all made in one step."""
+
+from collections.abc import Iterator
 
 import dagster as dg
 
+from pipeline.defs.keys import raw_asset_key
 from pipeline.defs.resources import PipelineSettings, ShopifyResource
 from pipeline.shopify import downloads
 from pipeline.shopify.client import ShopifyError
@@ -9,17 +12,6 @@ from pipeline.store.ingest import StoreError, ingest_file
 from pipeline.store.redact import erase_redacted
 from pipeline.store.schema import STORE_FILES, resources_in
 from pipeline.warehouse.build import raw_dir
-
-
-def raw_asset_key(file: str) -> dg.AssetKey:
-    return dg.AssetKey(["raw", file.removesuffix(".jsonl")])
-
-
-def resource_asset_key(resource_name: str) -> dg.AssetKey:
-    """The extraction asset that writes a raw resource (order_lines come with orders)."""
-    file = next(f for f in STORE_FILES if any(r.name == resource_name for r in resources_in(f)))
-    return raw_asset_key(file)
-
 
 SHOPIFY_DOWNLOAD = dg.AssetKey(["raw", "shopify_download"])
 
@@ -44,50 +36,78 @@ def shopify_download(
     )
 
 
-def extract_asset(file: str, source: str) -> dg.AssetsDefinition:
-    resources = resources_in(file)
+FIRST = ("redactions.jsonl", "sms_events.jsonl")  # before customers.jsonl, which erases what they say
+ORDER = (*FIRST, *(file for file in STORE_FILES if file not in FIRST))
+
+
+def extract_spec(file: str, source: str) -> dg.AssetSpec:
     upstream = [SHOPIFY_DOWNLOAD] if source == "shopify" else []
     if file == "customers.jsonl":
         # redactions first, so a new request erases data already in raw; events first, so their
         # numbers are erased the same night
-        upstream += [raw_asset_key("redactions.jsonl"), raw_asset_key("sms_events.jsonl")]
-
-    @dg.asset(
-        key=raw_asset_key(file),
+        upstream += [raw_asset_key(f) for f in FIRST]
+    resources = ", ".join(r.name for r in resources_in(file))
+    return dg.AssetSpec(
+        raw_asset_key(file),
         deps=upstream,
         group_name="extract",
         kinds={"parquet"},
-        description=f"Raw Parquet batches of {file}: {', '.join(r.name for r in resources)}, typed and checked.",
+        description=f"Raw Parquet batches of {file}: {resources}, typed and checked.",
+        skippable=True,
     )
-    def _extract(context: dg.AssetExecutionContext, settings: PipelineSettings) -> dg.MaterializeResult:
+
+
+def extract_file(context: dg.AssetExecutionContext, settings: PipelineSettings, file: str) -> dg.MaterializeResult:
+    """One store file ingested into its raw Parquet batch (customers.jsonl then erases the redacted)."""
+    store = settings.store_source().directory(file)
+    ingested = ingest_file(store, file, raw_dir(settings.data_path), settings.memory_limit)
+    downloads.mark_published(store, file)
+    scrubbed = {}
+    if file == "customers.jsonl":
+        erased = erase_redacted(settings.data_path, settings.memory_limit)
+        scrubbed = {name: dg.MetadataValue.int(n) for name, n in erased.items()}
+    context.log.info(f"{file}: batch {ingested.batch}" + (" (unchanged, nothing new)" if ingested.skipped else ""))
+    for warning in ingested.warnings:  # counts, file, line and an enum value: no personal data
+        context.log.warning(warning)
+    return dg.MaterializeResult(
+        asset_key=raw_asset_key(file),
+        metadata={
+            "batch": ingested.batch,
+            "unchanged": ingested.skipped,
+            "warnings": dg.MetadataValue.int(len(ingested.warnings)),
+            **{f"rows_{name}": dg.MetadataValue.int(n) for name, n in ingested.rows.items()},
+            **scrubbed,
+        },
+    )
+
+
+def extract_asset(source: str) -> dg.AssetsDefinition:
+    """Every store file's raw Parquet, one asset each, extracted in one step (a run of some extracts those).
+
+    A file that cannot be read fails the step, with every such file named, once the others are extracted;
+    customers.jsonl waits for the redactions and SMS events, and is not extracted when they failed.
+    """
+
+    @dg.multi_asset(name="extract", specs=[extract_spec(file, source) for file in ORDER], can_subset=True)
+    def _extract(context: dg.AssetExecutionContext, settings: PipelineSettings) -> Iterator[dg.MaterializeResult]:
+        failed: dict[str, str] = {}  # file -> why
         with settings.memory_bound():
-            try:
-                store = settings.store_source().directory(file)
-                ingested = ingest_file(store, file, raw_dir(settings.data_path), settings.memory_limit)
-            except StoreError as e:
-                raise dg.Failure(str(e)) from None
-            downloads.mark_published(store, file)
-            scrubbed = {}
-            if file == "customers.jsonl":
-                erased = erase_redacted(settings.data_path, settings.memory_limit)
-                scrubbed = {name: dg.MetadataValue.int(n) for name, n in erased.items()}
-        context.log.info(f"{file}: batch {ingested.batch}" + (" (unchanged, nothing new)" if ingested.skipped else ""))
-        for warning in ingested.warnings:  # counts, file, line and an enum value: no personal data
-            context.log.warning(warning)
-        return dg.MaterializeResult(
-            metadata={
-                "batch": ingested.batch,
-                "unchanged": ingested.skipped,
-                "warnings": dg.MetadataValue.int(len(ingested.warnings)),
-                **{f"rows_{name}": dg.MetadataValue.int(n) for name, n in ingested.rows.items()},
-                **scrubbed,
-            }
-        )
+            for file in ORDER:
+                if raw_asset_key(file) not in context.selected_asset_keys:
+                    continue
+                if file == "customers.jsonl" and failed.keys() & set(FIRST):
+                    failed[file] = f"{file}: not extracted, as the redactions or SMS events could not be"
+                    continue
+                try:
+                    yield extract_file(context, settings, file)
+                except StoreError as e:
+                    failed[file] = str(e)
+        if failed:
+            raise dg.Failure("\n".join(failed.values()))
 
     return _extract
 
 
 def extract_assets(source: str) -> list[dg.AssetsDefinition]:
-    """One asset per store file, after the Shopify download when the source is a real shop."""
-    assets = [extract_asset(file, source) for file in STORE_FILES]
-    return [shopify_download, *assets] if source == "shopify" else assets
+    """The store files' assets, after the Shopify download when the source is a real shop."""
+    return [shopify_download, extract_asset(source)] if source == "shopify" else [extract_asset(source)]

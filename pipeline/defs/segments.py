@@ -1,12 +1,16 @@
-"""Segment assets: one per definition file, each a view segments.<name> in the build warehouse."""
+"""Segment assets: one per definition file, each a view segments.<name> in the build warehouse; the healthy
+ones evaluated in one step."""
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
+from pipeline.defs.keys import table_asset_key
 from pipeline.defs.resources import PipelineSettings, RunOptions
-from pipeline.defs.warehouse import ALL_MARTS, POOL, day_build, table_asset_key
+from pipeline.defs.warehouse import ALL_MARTS, POOL, day_build
 from pipeline.segments import (
     DefinitionSet,
     SegmentDefinition,
@@ -19,6 +23,7 @@ from pipeline.segments import (
     tables_read,
 )
 from pipeline.segments.history import previous_size, record_membership
+from pipeline.warehouse.days import Evaluation
 from pipeline.warehouse.models import load_models
 
 
@@ -60,49 +65,99 @@ def segment_reads(definition: SegmentDefinition | None) -> tuple[str, ...]:
     return tuple(sorted(tables_read(definition) & models))
 
 
-def segment_asset(name: str, path: Path, definitions: DefinitionSet) -> dg.AssetsDefinition:
+def segment_spec(name: str, path: Path, definitions: DefinitionSet) -> dg.AssetSpec:
     definition = definitions.definitions.get(name)
-    reads, uses = segment_reads(definition), definition.uses if definition else ()
-
-    @dg.asset(
-        key=segment_key(name),
-        deps=[*map(table_asset_key, reads), *map(segment_key, uses)],
+    return dg.AssetSpec(
+        segment_key(name),
+        deps=[
+            *map(table_asset_key, segment_reads(definition)),
+            *map(segment_key, definition.uses if definition else ()),
+        ],
         group_name="segments",
         kinds={"duckdb", "sql"},
-        pool=POOL,
         description=(definition.description if definition else None) or f"Segment defined in {path.name}",
         metadata={"definition": dg.MetadataValue.path(str(path))},
+        skippable=True,
+    )
+
+
+def evaluate_segment(
+    con: duckdb.DuckDBPyConnection,
+    definition: SegmentDefinition,
+    night: Evaluation,
+    run: RunOptions,
+    definitions: DefinitionSet,
+) -> dg.MaterializeResult:
+    """The segment's view as of the night's day, its membership recorded (not by a dry run), and what its
+    materialization records: dates, tags, collections and segment names, nothing personal."""
+    name, as_of = definition.name, night.day
+    before = previous_size(con, name, as_of)
+    size = create_segment_view(con, definition, as_of)
+    change = (
+        {}
+        if before is None
+        else {"previous_size": dg.MetadataValue.int(before), "size_change": dg.MetadataValue.int(size - before)}
+    )
+    if not run.dry_run:  # live or backfill, the day's membership is recorded
+        change |= {k: dg.MetadataValue.int(v) for k, v in record_membership(con, name, as_of).items()}
+    reason = empty_reason(con, definition, as_of, definitions.definitions) if size == 0 else None
+    return dg.MaterializeResult(
+        asset_key=segment_key(name),
+        metadata={
+            "size": dg.MetadataValue.int(size),
+            **change,
+            **({"empty_reason": reason} if reason else {}),
+            "as_of": as_of.isoformat(),
+            "mode": night.mode,
+            "exported": definition.export,
+            "sql": dg.MetadataValue.md(f"```sql\n{render(segment_view(definition, as_of), pretty=True)}\n```"),
+        },
+    )
+
+
+def healthy_segments_asset(definitions: DefinitionSet) -> dg.AssetsDefinition:
+    """Every healthy segment, one asset each, evaluated in one step that opens the build once.
+
+    A step per segment cost Dagster's own work and an opening of the build each, for views that take
+    milliseconds. The UI still shows, plots and reruns each segment: a run of some (a subset) evaluates
+    just those. A segment that fails at run time fails the step, and with it every export of the night:
+    the checker (smsseg segments check) is what keeps a valid definition from failing there.
+    """
+    healthy = [definitions.definitions[name] for name in definitions.healthy()]  # each after those it uses
+
+    @dg.multi_asset(
+        name="segments",
+        specs=[segment_spec(d.name, definitions.names[d.name], definitions) for d in healthy],
+        can_subset=True,
+        pool=POOL,
+    )
+    def _segments(
+        context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions
+    ) -> Iterator[dg.MaterializeResult]:
+        chosen = [d for d in healthy if segment_key(d.name) in context.selected_asset_keys]
+        reads = sorted({table for d in chosen for table in segment_reads(d)})
+        with day_build(context, settings, run, reads) as (con, night):
+            for definition in chosen:
+                yield evaluate_segment(con, definition, night, run, definitions)
+
+    return _segments
+
+
+def segment_asset(name: str, path: Path, definitions: DefinitionSet) -> dg.AssetsDefinition:
+    """A segment that is not healthy, in a step of its own: a definition with errors fails it, and one that
+    uses such a segment waits for it (and is skipped), so neither stops the healthy segments' step."""
+    definition = definitions.definitions.get(name)
+
+    @dg.multi_asset(
+        name=segment_key(name).to_python_identifier(), specs=[segment_spec(name, path, definitions)], pool=POOL
     )
     def _segment(
         context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult]:
         if definition is None:
             raise failure(path, definitions.errors_for(name))
-
-        with day_build(context, settings, run, reads) as (con, night):
-            as_of = night.day
-            before = previous_size(con, name, as_of)
-            size = create_segment_view(con, definition, as_of)
-            change = (
-                {}
-                if before is None
-                else {"previous_size": dg.MetadataValue.int(before), "size_change": dg.MetadataValue.int(size - before)}
-            )
-            if not run.dry_run:  # live or backfill, the day's membership is recorded
-                change |= {k: dg.MetadataValue.int(v) for k, v in record_membership(con, name, as_of).items()}
-            # dates, tags, collections and segment names: nothing personal reaches the event log
-            reason = empty_reason(con, definition, as_of, definitions.definitions) if size == 0 else None
-        return dg.MaterializeResult(
-            metadata={
-                "size": dg.MetadataValue.int(size),
-                **change,
-                **({"empty_reason": reason} if reason else {}),
-                "as_of": as_of.isoformat(),
-                "mode": night.mode,
-                "exported": definition.export,
-                "sql": dg.MetadataValue.md(f"```sql\n{render(segment_view(definition, as_of), pretty=True)}\n```"),
-            }
-        )
+        with day_build(context, settings, run, segment_reads(definition)) as (con, night):
+            yield evaluate_segment(con, definition, night, run, definitions)
 
     return _segment
 
@@ -125,7 +180,9 @@ def unreadable_asset(path: Path, key: dg.AssetKey, definitions: DefinitionSet) -
 
 def segment_assets(segments_dir: Path) -> tuple[list[dg.AssetsDefinition], DefinitionSet]:
     definitions = load_definitions(segments_dir)
+    healthy = definitions.healthy()
     return [
-        *(segment_asset(name, path, definitions) for name, path in definitions.names.items()),
+        *([healthy_segments_asset(definitions)] if healthy else []),
+        *(segment_asset(name, path, definitions) for name, path in definitions.names.items() if name not in healthy),
         *(unreadable_asset(path, key, definitions) for path, key in unreadable_keys(definitions.unnamed).items()),
     ], definitions

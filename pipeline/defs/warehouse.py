@@ -1,16 +1,19 @@
-"""Warehouse assets: one per sql/ model, the phone step, and the publish that swaps the warehouse in."""
+"""Warehouse assets: one per sql/ model and the phone table, made in one step, and the publish that swaps the
+warehouse in."""
 
 import datetime as dt
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from graphlib import TopologicalSorter
 
 import dagster as dg
 import duckdb
 
 from pipeline.audience.gateways import erase_from_exports
 from pipeline.audience.state import copy_audience_tables, forget_redacted, mark_compacted, record_erasures
-from pipeline.defs.extract import resource_asset_key
+from pipeline.defs.data_tests import DataTest, data_test_result, load_data_tests
+from pipeline.defs.keys import table_asset_key
 from pipeline.defs.resources import PipelineSettings, RunOptions, evaluation_day, run_evaluation
 from pipeline.segments import SegmentDefinition
 from pipeline.segments.compiler import bring_views_to_day
@@ -25,18 +28,13 @@ from pipeline.warehouse.build import (
     run_model,
 )
 from pipeline.warehouse.days import Evaluation
-from pipeline.warehouse.models import PYTHON_TABLES, Model, load_models
+from pipeline.warehouse.models import PYTHON_TABLES, load_models
 from pipeline.warehouse.phones import refresh_phone_table
 
 POOL = "duckdb"  # DuckDB has one writer: every asset that writes the build warehouse shares this pool
 PHONE_TABLE = PYTHON_TABLES[0]
-ALL_MARTS = tuple(m.table for m in load_models() if m.schema == "marts")
-
-
-def table_asset_key(table: str) -> dg.AssetKey:
-    """The asset that makes a warehouse table: raw.* come from extraction, the rest from models."""
-    schema, name = table.split(".")
-    return resource_asset_key(name) if schema == "raw" else dg.AssetKey([schema, name])
+MODELS = {m.table: m for m in load_models()}
+ALL_MARTS = tuple(table for table, m in MODELS.items() if m.schema == "marts")
 
 
 @contextmanager
@@ -61,47 +59,95 @@ def day_build(
         yield con, evaluation
 
 
-def model_asset(model: Model) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=table_asset_key(model.table),
-        deps=[table_asset_key(d) for d in model.deps],
-        group_name="warehouse",
+PHONE_DEPS = ("staging.stg_customers",)
+
+
+def warehouse_tables() -> dict[str, tuple[str, ...]]:
+    """Every table the models' step makes, each after the tables it reads: the sql/ models and the phone table
+    (made in Python, read by models)."""
+    reads = {m.table: m.deps for m in load_models()} | {PHONE_TABLE: PHONE_DEPS}
+    graph = {table: [d for d in deps if d in reads] for table, deps in reads.items()}
+    return {table: reads[table] for table in TopologicalSorter(graph).static_order()}
+
+
+def table_spec(table: str, reads: tuple[str, ...]) -> dg.AssetSpec:
+    model = MODELS.get(table)
+    common = {"key": table_asset_key(table), "deps": list(map(table_asset_key, reads)), "group_name": "warehouse"}
+    if model is None:
+        return dg.AssetSpec(
+            **common,
+            kinds={"duckdb", "python"},
+            description="Every customer's phone number in E.164 (NULL when invalid), each distinct number parsed "
+            "once ever.",
+            skippable=True,
+        )
+    return dg.AssetSpec(
+        **common,
         kinds={"duckdb", "sql"},
-        pool=POOL,
         description=model.description,
         code_version=hashlib.sha256(model.sql.encode()).hexdigest()[:12],
+        skippable=True,  # a table downstream of a failed blocking data test is not built
     )
-    def _model(context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions) -> dg.MaterializeResult:
-        with day_build(context, settings, run, reads=model.deps) as (con, _):
-            create_raw_views(con, settings.data_path, model.deps)
-            rows = run_model(con, model)
-        return dg.MaterializeResult(
-            metadata={
-                **({} if rows is None else {"rows": dg.MetadataValue.int(rows)}),
-                "materialized": model.materialized,
-                "sql": dg.MetadataValue.md(f"```sql\n{model.sql}\n```"),
-                "path": dg.MetadataValue.path(str(model.path)),
-            }
-        )
-
-    return _model
 
 
-@dg.asset(
-    key=table_asset_key(PHONE_TABLE),
-    deps=[table_asset_key("staging.stg_customers")],
-    group_name="warehouse",
-    kinds={"duckdb", "python"},
-    pool=POOL,
-)
-def phone_numbers(
-    context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions
-) -> dg.MaterializeResult:
-    """Every customer's phone number in E.164 (NULL when invalid), each distinct number parsed once ever."""
-    with day_build(context, settings, run, reads=()) as (con, _):
-        counts = refresh_phone_table(con)
-    context.log.info(f"phone numbers: {counts}")
-    return dg.MaterializeResult(metadata={k: dg.MetadataValue.int(v) for k, v in counts.items()})
+def build_table(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, dg.MetadataValue | str]:
+    """Makes one table of the build; returns what its materialization records."""
+    model = MODELS.get(table)
+    if model is None:
+        return {k: dg.MetadataValue.int(v) for k, v in refresh_phone_table(con).items()}
+    rows = run_model(con, model)
+    return {
+        **({} if rows is None else {"rows": dg.MetadataValue.int(rows)}),
+        "materialized": model.materialized,
+        "sql": dg.MetadataValue.md(f"```sql\n{model.sql}\n```"),
+        "path": dg.MetadataValue.path(str(model.path)),
+    }
+
+
+def models_asset(tests: list[DataTest]) -> dg.AssetsDefinition:
+    """Every staging and marts table, one asset each, made in one step that opens the build once, as dbt's
+    Dagster assets do; each table's data tests run right after it.
+
+    A step per table cost ~30 ms of Dagster's own work and an opening of the build each: most of a small
+    shop's night. The UI still shows, plots and reruns each table: a run of some tables (a subset) makes
+    just those, after bringing what they read to the run's day. A blocking test that fails leaves
+    everything downstream of its table unbuilt, and fails the step when it ends.
+    """
+    tables = warehouse_tables()
+    tests_of: dict[str, list[DataTest]] = {}
+    for test in tests:
+        tests_of.setdefault(test.table, []).append(test)
+
+    @dg.multi_asset(
+        name="models",
+        specs=[table_spec(table, reads) for table, reads in tables.items()],
+        check_specs=[test.spec() for test in tests],
+        can_subset=True,
+        pool=POOL,
+    )
+    def _models(
+        context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        chosen = [table for table in tables if table_asset_key(table) in context.selected_asset_keys]
+        reads = sorted({d for table in chosen for d in tables[table]} - set(chosen))
+        blocked: set[str] = set()
+        with day_build(context, settings, run, reads=reads) as (con, _):
+            create_raw_views(con, settings.data_path, reads)
+            for table in chosen:
+                if blocked.intersection(tables[table]):
+                    blocked.add(table)
+                    continue
+                yield dg.MaterializeResult(asset_key=table_asset_key(table), metadata=build_table(con, table))
+                for test in tests_of.get(table, []):
+                    if test.key in context.selected_asset_check_keys:
+                        result = data_test_result(con, test)
+                        if test.blocking and not result.passed:
+                            blocked.add(table)
+                        yield result
+        if blocked:
+            context.log.error(f"not built, downstream of a failed blocking data test: {', '.join(sorted(blocked))}")
+
+    return _models
 
 
 def copy_for_analysts(con: duckdb.DuckDBPyConnection, healthy: list[SegmentDefinition], day: dt.date) -> None:
@@ -169,5 +215,5 @@ def published_warehouse_asset(deps: Sequence[dg.AssetKey], healthy: list[Segment
     return _publish
 
 
-model_assets = [model_asset(m) for m in load_models()]
-MARTS_KEYS = [table_asset_key(m.table) for m in load_models() if m.schema == "marts"]
+models = models_asset([test for test in load_data_tests() if not test.table.startswith("raw.")])
+MARTS_KEYS = [table_asset_key(table) for table in ALL_MARTS]

@@ -137,7 +137,7 @@ def open_build(
 
 def _prepare(con: duckdb.DuckDBPyConnection) -> None:
     """The build's schemas, macros and day stamps, once per opening of the file: a held build is
-    prepared when first opened, not by each of the night's ~70 steps (recreating the macros made every
+    prepared when first opened, not by each of the night's steps (recreating the macros made every
     step's checkpoint write the catalog again: ~15 ms a step)."""
     for schema in SCHEMAS:
         con.execute(to_sql(exp.Create(this=exp.Table(db=identifier(schema)), kind="SCHEMA", exists=True)))
@@ -152,7 +152,7 @@ def _prepare(con: duckdb.DuckDBPyConnection) -> None:
 def held_open(data_dir: Path) -> Iterator[None]:
     """Keeps the build warehouse open in this process from the first `open_build` until the block ends.
 
-    `smsseg run` runs the night's ~60 steps in one process, each in its own `open_build`: opening
+    `smsseg run` runs the night's steps in one process, each in its own `open_build`: opening
     the file, reading its catalog and attaching state.duckdb took ~30 ms a step, and closing it
     dropped DuckDB's cache of the tables the step before had just written. Held, each step's
     connection joins the open database instead. Each step still ends with a checkpoint, so the

@@ -64,6 +64,10 @@ def started(result: dg.ExecuteInProcessResult) -> set[str]:
     return {e.step_key for e in result.all_events if e.is_step_start}
 
 
+def materialized(result: dg.ExecuteInProcessResult) -> set[str]:
+    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+
+
 def test_a_clean_store_passes_every_check(tmp_path: Path) -> None:
     result = run(tmp_path, Store(customers=[customer(1)], orders=[order(10, 1), line(1, 10, 5)]))
     assert result.success
@@ -78,17 +82,14 @@ def test_a_clean_store_passes_every_check(tmp_path: Path) -> None:
         **keys,
         "segments/buyers:size_swing": (True, "none"),
     }
-    # Each layer's data tests run together, opening the build once: in as few steps as the blocking order
-    # allows. A staging table read by another staging model (stg_customers by stg_phone_numbers) is
-    # checked before that model runs, so Dagster splits the layer by dependency depth.
-    assert {k for k in started(result) if "data_tests" in k or k.endswith(("unique_key", "one_row"))} == {
-        "raw__data_tests",
-        "staging__data_tests",
-        "staging__data_tests_2",
-        "staging__data_tests_3",
-        "marts__data_tests",
-        "marts__data_tests_2",
+    # The raw tables' data tests run together after extraction; every other table's in the models' step,
+    # right after the table: no step of their own.
+    checked_in = {
+        e.step_key
+        for e in result.all_events
+        if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION and e.step_key != "segments__buyers_size_swing"
     }
+    assert checked_in == {"raw__data_tests", "models"}
 
 
 def test_a_run_of_one_table_runs_only_that_tables_data_tests(tmp_path: Path) -> None:
@@ -130,7 +131,8 @@ def test_a_negative_total_blocks_everything_downstream(tmp_path: Path) -> None:
     result = run(tmp_path, store)
     assert not result.success
     assert checks(result)["staging/stg_orders:non_negative_total"] == (False, 1)
-    assert not {"marts__orders", "exports__buyers", "warehouse"} & started(result)
+    assert not {"marts/orders", "exports/buyers", "warehouse"} & materialized(result)
+    assert "marts/products" in materialized(result)  # not downstream of stg_orders: built all the same
     assert not (tmp_path / "data" / "exports").exists() and not (tmp_path / "data" / "warehouse.duckdb").exists()
 
 
@@ -145,7 +147,7 @@ def test_duplicate_customers_block_the_export(tmp_path: Path) -> None:
         state.execute("insert into phone_cache select * from phone_cache where phone = '+393470000002'")
     result = run(tmp_path, store)
     assert checks(result)["staging/stg_phone_numbers:unique_key"] == (False, 1)
-    assert not {"marts__customers", "segments__buyers", "exports__buyers", "warehouse"} & started(result)
+    assert not {"marts/customers", "segments/buyers", "exports/buyers", "warehouse"} & materialized(result)
 
 
 def test_a_size_swing_holds_the_export_until_acknowledged(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

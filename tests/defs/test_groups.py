@@ -6,8 +6,9 @@ from pathlib import Path
 
 from bench.segments import SEGMENTS, bench_segments, write_segment_defs
 from pipeline.definitions import build_definitions
+from pipeline.defs.keys import table_asset_key
 from pipeline.defs.segments import segment_key
-from pipeline.defs.warehouse import MARTS_KEYS, table_asset_key
+from pipeline.defs.warehouse import MARTS_KEYS
 from pipeline.segments import load_definitions, render, segment_view
 from pipeline.settings import PROJECT_DIR, Settings
 from pipeline.warehouse.models import load_models, referenced_tables

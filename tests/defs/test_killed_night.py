@@ -56,12 +56,12 @@ setattr(target, name, paused)
 sys.exit(main(sys.argv[4:]))
 """
 
-KILL_POINTS = {  # step -> (module, function of that step, what its arguments hold)
-    "raw__customers": ("pipeline.defs.extract", "ingest_file", "customers.jsonl"),
-    "staging__stg_customers": ("pipeline.defs.warehouse", "run_model", "schema='staging', name='stg_customers'"),
-    "marts__customers": ("pipeline.defs.warehouse", "run_model", "schema='marts', name='customers'"),
-    "segments__buyers": ("pipeline.defs.segments", "record_membership", f"'{SEGMENT}'"),
-    "warehouse": ("pipeline.defs.warehouse", "copy_history", ""),  # the publish, before the swap
+KILL_POINTS = {  # asset -> (its step, the module and function making it, what its arguments hold)
+    "raw__customers": ("extract", "pipeline.defs.extract", "ingest_file", "customers.jsonl"),
+    "staging__stg_customers": ("models", "pipeline.defs.warehouse", "run_model", "name='stg_customers'"),
+    "marts__customers": ("models", "pipeline.defs.warehouse", "run_model", "schema='marts', name='customers'"),
+    "segments__buyers": ("segments", "pipeline.defs.segments", "record_membership", f"'{SEGMENT}'"),
+    "warehouse": ("warehouse", "pipeline.defs.warehouse", "copy_history", ""),  # the publish, before the swap
 }
 
 
@@ -214,7 +214,7 @@ def test_a_run_killed_in_a_step_is_recovered_and_the_rerun_converges(tmp_path: P
         gateway.set_faults(Faults(slow_seconds=0.02))
         child = night.start()
     else:
-        child = night.start(*KILL_POINTS[step])
+        child = night.start(*KILL_POINTS[step][1:])
     try:
         if step == "exports__buyers":
             wait_for_posts(child, gateway, posts=25)  # into the second group of 20 batches
@@ -241,7 +241,7 @@ def test_a_run_killed_in_a_step_is_recovered_and_the_rerun_converges(tmp_path: P
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     recovered = next(line for line in rerun.stdout.splitlines() if line.startswith("recovered run"))
     assert f"recovered run {killed.run_id}: its process (pid {child.pid} on " in recovered
-    assert f"died in {step}; marked failed, " in recovered
+    assert f"died in {KILL_POINTS[step][0] if step in KILL_POINTS else step}; marked failed, " in recovered
     holds_a_slot = step != "raw__customers"  # extraction is outside the duckdb pool
     assert recovered.endswith("its duckdb pool slot freed" if holds_a_slot else "it held no pool slot")
     assert the_run_of(night, child).status == dg.DagsterRunStatus.FAILURE

@@ -63,31 +63,45 @@ def test_without_as_of_the_run_is_evaluated_today_in_the_shop_time_zone(tmp_path
     assert {r[2] for r in customers_in(tmp_path / "data" / "warehouse.duckdb")} == {today}
 
 
+def not_json(file: str):
+    return lambda d: (d / file).write_text("{not json\n")
+
+
+def atlantis(d: Path) -> None:
+    (d / "shop.jsonl").write_text('{"ianaTimezone": "Europe/Atlantis"}\n')
+
+
 @pytest.mark.parametrize(
-    ("break_store", "failing_step", "message"),
+    ("broken", "messages"),
     [
-        (lambda d: (d / "orders.jsonl").write_text("{not json\n"), "raw__orders", "orders.jsonl:1: not valid JSON"),
+        ([not_json("orders.jsonl")], ["orders.jsonl:1: not valid JSON"]),
+        ([atlantis], ["ianaTimezone 'Europe/Atlantis' is not an IANA time zone"]),
+        # every broken file named at once, after the others were extracted
+        ([not_json("orders.jsonl"), atlantis], ["orders.jsonl:1: not valid JSON", "is not an IANA time zone"]),
+        # customers.jsonl erases what the redactions say: without them it is not extracted at all
         (
-            lambda d: (d / "shop.jsonl").write_text('{"ianaTimezone": "Europe/Atlantis"}\n'),
-            "raw__shop",
-            "ianaTimezone 'Europe/Atlantis' is not an IANA time zone",
+            [not_json("redactions.jsonl")],
+            ["redactions.jsonl:1: not valid JSON", "customers.jsonl: not extracted, as the redactions"],
         ),
     ],
 )
-def test_broken_input_fails_and_the_previous_warehouse_survives(
-    tmp_path: Path, break_store, failing_step, message
-) -> None:
+def test_broken_input_fails_and_the_previous_warehouse_survives(tmp_path: Path, broken, messages) -> None:
     store = small_store().write(tmp_path / "store")
     assert run_nightly(tmp_path / "data", store).success
     live = tmp_path / "data" / "warehouse.duckdb"
     before = live.read_bytes()
 
     small_store(5).write(store)
-    break_store(store)
+    for break_store in broken:
+        break_store(store)
     result = run_nightly(tmp_path / "data", store)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
-    assert failure.step_key == failing_step and message in failure.event_specific_data.error.message
+    assert failure.step_key == "extract"
+    assert all(message in failure.event_specific_data.user_failure_data.description for message in messages)
+    extracted = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    assert "products" in extracted  # the readable files were extracted all the same
+    assert ("customers" in extracted) == ("redactions.jsonl:1: not valid JSON" not in messages)
     assert live.read_bytes() == before
     assert len(customers_in(live)) == 3
     assert any((tmp_path / "data" / "raw" / "customers").glob("*.parquet"))
@@ -190,7 +204,7 @@ def test_cli_run_prints_a_summary_and_fails_naming_the_asset(tmp_path: Path) -> 
     (store / "customers.jsonl").write_text(json.dumps({"id": "oops"}) + "\n")
     done = subprocess.run(smsseg, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
-    assert "raw__customers" in done.stdout and "customers.jsonl:1: id is 'oops'" in done.stdout
+    assert "failed: extract: " in done.stdout and "customers.jsonl:1: id is 'oops'" in done.stdout
     # the run shows up in the shared instance, as in the UI
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
         assert len(instance.get_runs()) == 2

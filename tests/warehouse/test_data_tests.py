@@ -6,7 +6,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.defs.checks import DataTest, load_data_tests
+from pipeline.defs.data_tests import DataTest, load_data_tests
 from pipeline.store.ingest import ingest_store
 from pipeline.warehouse.build import build_all, publish
 from tests.fixtures.stores import (
