@@ -14,7 +14,6 @@ from pipeline.defs.resources import PipelineSettings, RunOptions, evaluation_day
 from pipeline.defs.segments import segment_key
 from pipeline.defs.warehouse import POOL, day_build
 from pipeline.warehouse.build import create_raw_views, transaction
-from pipeline.warehouse.models import referenced_tables
 
 SIZE_LOOKBACK = 50  # materializations of a segment searched for an earlier day's size (reruns, dry runs)
 
@@ -38,7 +37,7 @@ def raw_checks(tests: list[DataTest]) -> dg.AssetChecksDefinition:
         context: dg.AssetCheckExecutionContext, settings: PipelineSettings, run: RunOptions
     ) -> Iterator[dg.AssetCheckResult]:
         selected = [test for test in tests if test.key in context.selected_asset_check_keys]
-        reads = sorted({table for test in selected for table in referenced_tables(test.sql)})
+        reads = sorted({table for test in selected for table in test.reads})
         with day_build(context, settings, run, reads=reads) as (con, _), transaction(con):
             create_raw_views(con, settings.data_path, reads)
             results = [data_test_result(con, test) for test in selected]

@@ -12,7 +12,7 @@ import dagster as dg
 import duckdb
 
 from pipeline.defs.keys import table_asset_key
-from pipeline.warehouse.models import SQL_DIR
+from pipeline.warehouse.models import SQL_DIR, referenced_tables
 
 SAMPLE_ROWS = 5
 
@@ -24,6 +24,11 @@ class DataTest:
     sql: str
     blocking: bool
     description: str
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """The tables its query reads: its own table, and any it looks others up in."""
+        return referenced_tables(self.sql)
 
     @property
     def key(self) -> dg.AssetCheckKey:

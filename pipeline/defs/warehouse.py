@@ -106,7 +106,7 @@ def build_table(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, dg.Meta
 
 def models_asset(tests: list[DataTest]) -> dg.AssetsDefinition:
     """Every staging and marts table, one asset each, made in one step that opens the build once, as dbt's
-    Dagster assets do; each table's data tests run right after it.
+    Dagster assets do; each table's data tests run as soon as it, and any table of the step they read, is made.
 
     A step per table cost ~30 ms of Dagster's own work and an opening of the build each: most of a small
     shop's night. The UI still shows, plots and reruns each table: a run of some tables (a subset) makes
@@ -114,9 +114,6 @@ def models_asset(tests: list[DataTest]) -> dg.AssetsDefinition:
     everything downstream of its table unbuilt, and fails the step when it ends.
     """
     tables = warehouse_tables()
-    tests_of: dict[str, list[DataTest]] = {}
-    for test in tests:
-        tests_of.setdefault(test.table, []).append(test)
 
     @dg.multi_asset(
         name="models",
@@ -129,8 +126,12 @@ def models_asset(tests: list[DataTest]) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         chosen = [table for table in tables if table_asset_key(table) in context.selected_asset_keys]
-        reads = sorted({d for table in chosen for d in tables[table]} - set(chosen))
+        checks = [test for test in tests if test.key in context.selected_asset_check_keys]
+        needed = {d for table in chosen for d in tables[table]} | {t for test in checks for t in test.reads}
+        reads = sorted(needed - set(chosen))
         blocked: set[str] = set()
+        # a test runs once every table it reads that this step makes is made (its own first)
+        waiting = {test: set(test.reads) & set(chosen) for test in checks}
         with day_build(context, settings, run, reads=reads) as (con, _):
             create_raw_views(con, settings.data_path, reads)
             for table in chosen:
@@ -138,12 +139,18 @@ def models_asset(tests: list[DataTest]) -> dg.AssetsDefinition:
                     blocked.add(table)
                     continue
                 yield dg.MaterializeResult(asset_key=table_asset_key(table), metadata=build_table(con, table))
-                for test in tests_of.get(table, []):
-                    if test.key in context.selected_asset_check_keys:
-                        result = data_test_result(con, test)
-                        if test.blocking and not result.passed:
-                            blocked.add(table)
-                        yield result
+                for unmade in waiting.values():
+                    unmade.discard(table)
+                ready = [test for test, unmade in waiting.items() if not unmade]
+                for test in ready:
+                    del waiting[test]
+                    result = data_test_result(con, test)
+                    if test.blocking and not result.passed:
+                        blocked.add(test.table)
+                    yield result
+            # tests of tables the step does not make (the UI's "Execute checks"): on the tables the build holds.
+            # Those still waiting for a table are downstream of a failed blocking test, as that table is.
+            yield from (data_test_result(con, test) for test, unmade in waiting.items() if not unmade)
         if blocked:
             context.log.error(f"not built, downstream of a failed blocking data test: {', '.join(sorted(blocked))}")
 

@@ -115,6 +115,27 @@ def test_a_run_of_one_table_runs_only_that_tables_data_tests(tmp_path: Path) -> 
     }
 
 
+def test_the_uis_execute_checks_runs_a_tables_data_test_on_the_table_the_build_holds(tmp_path: Path) -> None:
+    """A check selected without its table (the UI's "Execute checks") runs on the table as it is, and reports."""
+    store = Store(customers=[customer(1)], orders=[order(10, 1), line(1, 10, 5)])
+    with dg.DagsterInstance.ephemeral() as instance:
+        settings = Settings(
+            source=f"jsonl:{store.write(tmp_path / 'store')}",
+            data_dir=tmp_path / "data",
+            segments_dir=segment_defs(tmp_path / "defs"),
+        )
+        assert run_nightly_job(settings, as_of=AS_OF, instance=instance).success
+        with duckdb.connect(str(tmp_path / "data" / "build" / "warehouse.duckdb")) as con:
+            con.execute("update staging.stg_orders set order_total = -1")  # as a hand edit would
+        job = build_definitions(dataclasses.replace(settings, as_of=AS_OF)).resolve_job_def(NIGHTLY)
+        check = dg.AssetCheckKey(dg.AssetKey(["staging", "stg_orders"]), "non_negative_total")
+        rerun = job.get_subset(asset_selection=set(), asset_check_selection={check}).execute_in_process(
+            partition_key=AS_OF.isoformat(), instance=instance, raise_on_error=False
+        )
+    assert checks(rerun) == {"staging/stg_orders:non_negative_total": (False, 1)}
+    assert not materialized(rerun)  # the table was not made again
+
+
 def test_warnings_report_orphans_and_let_the_run_go_on(tmp_path: Path) -> None:
     store = Store(customers=[customer(1)], orders=[order(10, 1), order(11, 77), line(1, 10, 5), line(2, 999, 5)])
     result = run(tmp_path, store)
