@@ -129,7 +129,8 @@ def models_asset(tests: list[DataTest]) -> dg.AssetsDefinition:
         checks = [test for test in tests if test.key in context.selected_asset_check_keys]
         needed = {d for table in chosen for d in tables[table]} | {t for test in checks for t in test.reads}
         reads = sorted(needed - set(chosen))
-        blocked: set[str] = set()
+        blocked: set[str] = set()  # tables a failed blocking test found wrong, and what is made from them
+        unbuilt: list[str] = []
         # a test runs once every table it reads that this step makes is made (its own first)
         waiting = {test: set(test.reads) & set(chosen) for test in checks}
         with day_build(context, settings, run, reads=reads) as (con, _):
@@ -137,6 +138,7 @@ def models_asset(tests: list[DataTest]) -> dg.AssetsDefinition:
             for table in chosen:
                 if blocked.intersection(tables[table]):
                     blocked.add(table)
+                    unbuilt.append(table)
                     continue
                 metadata = build_table(con, table)
                 # as a step per table did: the blocks of the table it replaced are free for the next one
@@ -155,8 +157,8 @@ def models_asset(tests: list[DataTest]) -> dg.AssetsDefinition:
             # tests of tables the step does not make (the UI's "Execute checks"): on the tables the build holds.
             # Those still waiting for a table are downstream of a failed blocking test, as that table is.
             yield from (data_test_result(con, test) for test, unmade in waiting.items() if not unmade)
-        if blocked:
-            context.log.error(f"not built, downstream of a failed blocking data test: {', '.join(sorted(blocked))}")
+        if unbuilt:
+            context.log.error(f"not built, downstream of a failed blocking data test: {', '.join(unbuilt)}")
 
     return _models
 
