@@ -2,6 +2,8 @@
 
 import dataclasses
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -92,8 +94,9 @@ def test_a_clean_store_passes_every_check(tmp_path: Path) -> None:
     assert checked_in == {"raw__data_tests", "models"}
 
 
-def test_a_run_of_one_table_runs_only_that_tables_data_tests(tmp_path: Path) -> None:
-    """The UI's Materialize of one model runs its own checks, not the rest of its layer's."""
+@contextmanager
+def after_a_night(tmp_path: Path) -> Iterator[tuple[dg.DagsterInstance, dg.JobDefinition]]:
+    """A clean store's night on an instance in memory, and the nightly job, to run part of it again."""
     store = Store(customers=[customer(1)], orders=[order(10, 1), line(1, 10, 5)])
     with dg.DagsterInstance.ephemeral() as instance:
         settings = Settings(
@@ -102,7 +105,12 @@ def test_a_run_of_one_table_runs_only_that_tables_data_tests(tmp_path: Path) -> 
             segments_dir=segment_defs(tmp_path / "defs"),
         )
         assert run_nightly_job(settings, as_of=AS_OF, instance=instance).success
-        job = build_definitions(dataclasses.replace(settings, as_of=AS_OF)).resolve_job_def(NIGHTLY)
+        yield instance, build_definitions(dataclasses.replace(settings, as_of=AS_OF)).resolve_job_def(NIGHTLY)
+
+
+def test_a_run_of_one_table_runs_only_that_tables_data_tests(tmp_path: Path) -> None:
+    """The UI's Materialize of one model runs its own checks, not the rest of its layer's."""
+    with after_a_night(tmp_path) as (instance, job):
         rerun = job.execute_in_process(
             partition_key=AS_OF.isoformat(),
             instance=instance,
@@ -117,17 +125,9 @@ def test_a_run_of_one_table_runs_only_that_tables_data_tests(tmp_path: Path) -> 
 
 def test_the_uis_execute_checks_runs_a_tables_data_test_on_the_table_the_build_holds(tmp_path: Path) -> None:
     """A check selected without its table (the UI's "Execute checks") runs on the table as it is, and reports."""
-    store = Store(customers=[customer(1)], orders=[order(10, 1), line(1, 10, 5)])
-    with dg.DagsterInstance.ephemeral() as instance:
-        settings = Settings(
-            source=f"jsonl:{store.write(tmp_path / 'store')}",
-            data_dir=tmp_path / "data",
-            segments_dir=segment_defs(tmp_path / "defs"),
-        )
-        assert run_nightly_job(settings, as_of=AS_OF, instance=instance).success
+    with after_a_night(tmp_path) as (instance, job):
         with duckdb.connect(str(tmp_path / "data" / "build" / "warehouse.duckdb")) as con:
             con.execute("update staging.stg_orders set order_total = -1")  # as a hand edit would
-        job = build_definitions(dataclasses.replace(settings, as_of=AS_OF)).resolve_job_def(NIGHTLY)
         check = dg.AssetCheckKey(dg.AssetKey(["staging", "stg_orders"]), "non_negative_total")
         rerun = job.get_subset(asset_selection=set(), asset_check_selection={check}).execute_in_process(
             partition_key=AS_OF.isoformat(), instance=instance, raise_on_error=False
