@@ -6,6 +6,7 @@ never reaches the gateway.
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import dagster as dg
@@ -25,7 +26,7 @@ class DataTest:
     blocking: bool
     description: str
 
-    @property
+    @cached_property  # parsed once, not by each night's step that asks
     def reads(self) -> tuple[str, ...]:
         """The tables its query reads: its own table, and any it looks others up in."""
         return referenced_tables(self.sql)

@@ -40,12 +40,16 @@ FIRST = ("redactions.jsonl", "sms_events.jsonl")  # before customers.jsonl, whic
 ORDER = (*FIRST, *(file for file in STORE_FILES if file not in FIRST))
 
 
+def waits_for(file: str) -> tuple[str, ...]:
+    """The store files extracted before `file`, which it needs: customers.jsonl waits for the redactions,
+    so a new request erases data already in raw, and for the SMS events, so their numbers are erased the
+    same night."""
+    return FIRST if file == "customers.jsonl" else ()
+
+
 def extract_spec(file: str, source: str) -> dg.AssetSpec:
     upstream = [SHOPIFY_DOWNLOAD] if source == "shopify" else []
-    if file == "customers.jsonl":
-        # redactions first, so a new request erases data already in raw; events first, so their
-        # numbers are erased the same night
-        upstream += [raw_asset_key(f) for f in FIRST]
+    upstream += [raw_asset_key(f) for f in waits_for(file)]
     resources = ", ".join(r.name for r in resources_in(file))
     return dg.AssetSpec(
         raw_asset_key(file),
@@ -95,7 +99,7 @@ def extract_asset(source: str) -> dg.AssetsDefinition:
             for file in ORDER:
                 if raw_asset_key(file) not in context.selected_asset_keys:
                     continue
-                if file == "customers.jsonl" and failed.keys() & set(FIRST):
+                if failed.keys() & set(waits_for(file)):
                     failed[file] = f"{file}: not extracted, as the redactions or SMS events could not be"
                     continue
                 try:

@@ -65,14 +65,12 @@ def segment_reads(definition: SegmentDefinition | None) -> tuple[str, ...]:
     return tuple(sorted(tables_read(definition) & models))
 
 
-def segment_spec(name: str, path: Path, definitions: DefinitionSet) -> dg.AssetSpec:
+def segment_spec(name: str, path: Path, definitions: DefinitionSet, reads: tuple[str, ...]) -> dg.AssetSpec:
+    """The segment's asset, after the tables it `reads` (segment_reads) and the segments it uses."""
     definition = definitions.definitions.get(name)
     return dg.AssetSpec(
         segment_key(name),
-        deps=[
-            *map(table_asset_key, segment_reads(definition)),
-            *map(segment_key, definition.uses if definition else ()),
-        ],
+        deps=[*map(table_asset_key, reads), *map(segment_key, definition.uses if definition else ())],
         group_name="segments",
         kinds={"duckdb", "sql"},
         description=(definition.description if definition else None) or f"Segment defined in {path.name}",
@@ -124,10 +122,11 @@ def healthy_segments_asset(definitions: DefinitionSet) -> dg.AssetsDefinition:
     the checker (smsseg segments check) is what keeps a valid definition from failing there.
     """
     healthy = [definitions.definitions[name] for name in definitions.healthy()]  # each after those it uses
+    reads = {d.name: segment_reads(d) for d in healthy}  # compiled once, not again by every night's step
 
     @dg.multi_asset(
         name="segments",
-        specs=[segment_spec(d.name, definitions.names[d.name], definitions) for d in healthy],
+        specs=[segment_spec(d.name, definitions.names[d.name], definitions, reads[d.name]) for d in healthy],
         can_subset=True,
         pool=POOL,
     )
@@ -135,8 +134,7 @@ def healthy_segments_asset(definitions: DefinitionSet) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions
     ) -> Iterator[dg.MaterializeResult]:
         chosen = [d for d in healthy if segment_key(d.name) in context.selected_asset_keys]
-        reads = sorted({table for d in chosen for table in segment_reads(d)})
-        with day_build(context, settings, run, reads) as (con, night):
+        with day_build(context, settings, run, sorted({t for d in chosen for t in reads[d.name]})) as (con, night):
             for definition in chosen:
                 yield evaluate_segment(con, definition, night, run, definitions)
 
@@ -147,16 +145,17 @@ def segment_asset(name: str, path: Path, definitions: DefinitionSet) -> dg.Asset
     """A segment that is not healthy, in a step of its own: a definition with errors fails it, and one that
     uses such a segment waits for it (and is skipped), so neither stops the healthy segments' step."""
     definition = definitions.definitions.get(name)
+    reads = segment_reads(definition)
 
     @dg.multi_asset(
-        name=segment_key(name).to_python_identifier(), specs=[segment_spec(name, path, definitions)], pool=POOL
+        name=segment_key(name).to_python_identifier(), specs=[segment_spec(name, path, definitions, reads)], pool=POOL
     )
     def _segment(
         context: dg.AssetExecutionContext, settings: PipelineSettings, run: RunOptions
     ) -> Iterator[dg.MaterializeResult]:
         if definition is None:
             raise failure(path, definitions.errors_for(name))
-        with day_build(context, settings, run, segment_reads(definition)) as (con, night):
+        with day_build(context, settings, run, reads) as (con, night):
             yield evaluate_segment(con, definition, night, run, definitions)
 
     return _segment

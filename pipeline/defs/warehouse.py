@@ -65,7 +65,7 @@ PHONE_DEPS = ("staging.stg_customers",)
 def warehouse_tables() -> dict[str, tuple[str, ...]]:
     """Every table the models' step makes, each after the tables it reads: the sql/ models and the phone table
     (made in Python, read by models)."""
-    reads = {m.table: m.deps for m in load_models()} | {PHONE_TABLE: PHONE_DEPS}
+    reads = {table: m.deps for table, m in MODELS.items()} | {PHONE_TABLE: PHONE_DEPS}
     graph = {table: [d for d in deps if d in reads] for table, deps in reads.items()}
     return {table: reads[table] for table in TopologicalSorter(graph).static_order()}
 
